@@ -1,0 +1,50 @@
+//! The Sheaf kernel.
+//!
+//! Sheaf is a small x86_64 kernel built to learn, test and measure a modern slab allocator. This
+//! crate is the kernel proper: it boots through [`bootloader_api`], sets up the CPU and memory,
+//! and offers a serial shell and an on-target test harness. Logic that needs no hardware lives in
+//! `no_std` crates under `kernel/crates/` that also build and test on the host.
+//!
+//! Start-up order (see [`init`]): console → CPU tables (GDT, TSS, IDT) → memory (frames, page
+//! tables, heap) → clocks → initramfs and command line. After that `main.rs` either runs the
+//! on-target tests the command line asks for or starts the shell.
+#![no_std]
+#![feature(abi_x86_interrupt)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot;
+pub mod cmdline;
+pub mod console;
+pub mod initramfs;
+pub mod ktest;
+pub mod memory;
+pub mod panic;
+pub mod shell;
+pub mod time;
+
+pub use ktest_macros::ktest;
+
+use bootloader_api::BootInfo;
+
+/// Brings the kernel up: console, CPU tables, memory, clocks, initramfs and command line.
+///
+/// Called once, first thing, by the entry point with the boot information.
+pub fn init(boot_info: &'static mut BootInfo) {
+    time::mark_boot();
+    console::init();
+    log::info!("Sheaf {} booting", env!("CARGO_PKG_VERSION"));
+    arch::init();
+    boot::init(boot_info);
+    memory::init(boot::info());
+    time::init();
+    initramfs::init(boot::info());
+    cmdline::init();
+    log::info!(
+        "boot complete: {} firmware, {} MiB usable, initramfs {} bytes",
+        boot::firmware(),
+        memory::frame::stats().total * 4096 / (1024 * 1024),
+        initramfs::bytes().len()
+    );
+}

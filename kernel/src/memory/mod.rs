@@ -1,0 +1,32 @@
+//! Memory: physical frames, the kernel page tables and the kernel heap.
+//!
+//! The bootloader maps all physical memory at a fixed offset ([`phys_to_virt`]), so the kernel
+//! can touch any frame, including page-table frames, through an ordinary pointer.
+
+pub mod frame;
+pub mod heap;
+pub mod paging;
+
+use bootloader_api::BootInfo;
+use spin::Once;
+use x86_64::{PhysAddr, VirtAddr};
+
+static PHYS_OFFSET: Once<u64> = Once::new();
+
+/// Sets up the frame allocator, the page-table mapper and the heap, in that order.
+pub fn init(boot_info: &'static BootInfo) {
+    let offset = boot_info
+        .physical_memory_offset
+        .into_option()
+        .expect("the bootloader maps physical memory (BOOTLOADER_CONFIG asks it to)");
+    PHYS_OFFSET.call_once(|| offset);
+    frame::init(&boot_info.memory_regions);
+    paging::init();
+    heap::init().expect("the kernel heap must fit in memory");
+}
+
+/// The virtual address at which physical address `addr` is mapped.
+pub fn phys_to_virt(addr: PhysAddr) -> VirtAddr {
+    let offset = *PHYS_OFFSET.get().expect("memory::init has not run");
+    VirtAddr::new(offset + addr.as_u64())
+}
