@@ -3,11 +3,11 @@
 //! All output goes through one lock so lines from different places do not interleave mid-line.
 //! Log records are prefixed Linux-style with the time since boot: `[    0.012345] INFO message`.
 
+use crate::sync::{IrqSpinLock, WaitQueue};
 use core::fmt::{self, Write};
 use drivers::serial::{COM1, SerialPort};
-use spin::Mutex;
 
-static CONSOLE: Mutex<Option<SerialPort>> = Mutex::new(None);
+static CONSOLE: IrqSpinLock<Option<SerialPort>> = IrqSpinLock::new(None);
 
 /// Initialises COM1 and installs the console as the `log` backend.
 pub fn init() {
@@ -27,15 +27,80 @@ pub fn write_fmt(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Bytes received by the serial interrupt and not read yet.
+struct InputRing {
+    bytes: [u8; INPUT_RING],
+    head: usize,
+    len: usize,
+}
+
+/// Capacity of the input ring; bytes arriving when it is full are dropped.
+const INPUT_RING: usize = 1024;
+
+static INPUT: IrqSpinLock<InputRing> = IrqSpinLock::new(InputRing {
+    bytes: [0; INPUT_RING],
+    head: 0,
+    len: 0,
+});
+static INPUT_WAITERS: WaitQueue = WaitQueue::new();
+
+/// Switches console input to interrupts: COM1's IRQ 4 is routed to the boot CPU and every
+/// received byte wakes the readers.
+pub fn enable_input_interrupt() {
+    if let Some(port) = CONSOLE.lock().as_mut() {
+        port.enable_receive_interrupt();
+    }
+    let bsp = crate::cpu::cpu(0).expect("the boot CPU exists");
+    crate::arch::apic::route_isa_irq(
+        4,
+        crate::arch::vectors::SERIAL,
+        bsp.apic_id.load(core::sync::atomic::Ordering::Relaxed),
+    );
+    // Bytes that arrived before the interrupt was on would not raise one: collect them now.
+    handle_irq();
+}
+
+/// The serial interrupt handler's work: move received bytes into the input ring.
+pub fn handle_irq() {
+    let mut received = false;
+    {
+        let mut port = CONSOLE.lock();
+        let mut input = INPUT.lock();
+        while let Some(byte) = port.as_mut().and_then(SerialPort::try_receive) {
+            if input.len < INPUT_RING {
+                let tail = (input.head + input.len) % INPUT_RING;
+                input.bytes[tail] = byte;
+                input.len += 1;
+            }
+            received = true;
+        }
+    }
+    if received {
+        INPUT_WAITERS.wake_all();
+    }
+}
+
 /// Returns the next byte typed on the console, if one is waiting.
 pub fn try_read() -> Option<u8> {
-    CONSOLE.lock().as_mut().and_then(SerialPort::try_receive)
+    let mut input = INPUT.lock();
+    if input.len == 0 {
+        return None;
+    }
+    let byte = input.bytes[input.head];
+    input.head = (input.head + 1) % INPUT_RING;
+    input.len -= 1;
+    Some(byte)
+}
+
+/// Sleeps until a byte arrives on the console and returns it.
+pub fn read_byte() -> u8 {
+    INPUT_WAITERS.wait_until(try_read)
 }
 
 /// Breaks the console lock so a panic can still print, even if it struck while printing.
 ///
 /// # Safety
-/// Only for the panic path: whoever held the lock never runs again (only one CPU runs so far).
+/// Only for the panic path: whoever held the lock must never write again.
 pub unsafe fn force_unlock() {
     if CONSOLE.is_locked() {
         // SAFETY: the caller guarantees the holder will not touch the port again.

@@ -17,11 +17,14 @@ pub mod arch;
 pub mod boot;
 pub mod cmdline;
 pub mod console;
+pub mod cpu;
 pub mod initramfs;
 pub mod ktest;
 pub mod memory;
 pub mod panic;
+pub mod sched;
 pub mod shell;
+pub mod sync;
 pub mod time;
 
 pub use ktest_macros::ktest;
@@ -33,6 +36,7 @@ use bootloader_api::BootInfo;
 /// Called once, first thing, by the entry point with the boot information.
 pub fn init(boot_info: &'static mut BootInfo) {
     time::mark_boot();
+    cpu::init_boot_cpu();
     console::init();
     log::info!("Sheaf {} booting", env!("CARGO_PKG_VERSION"));
     arch::init();
@@ -41,6 +45,16 @@ pub fn init(boot_info: &'static mut BootInfo) {
     time::init();
     initramfs::init(boot::info());
     cmdline::init();
+    sched::init_cpu();
+    arch::acpi::init();
+    arch::apic::init_bsp();
+    cpu::this_cpu()
+        .online
+        .store(true, core::sync::atomic::Ordering::Release);
+    console::enable_input_interrupt();
+    x86_64::instructions::interrupts::enable();
+    let online = arch::smp::start_aps();
+    log::info!("{online} CPU(s) online");
     log::info!(
         "boot complete: {} firmware, {} MiB usable, initramfs {} bytes",
         boot::firmware(),

@@ -10,8 +10,11 @@ entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 /// Brings the kernel up, then runs the tests the command line asks for, or the shell.
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     kernel::init(boot_info);
-    if let Some(request) = kernel::cmdline::get("ktest") {
-        kernel::ktest::run_request(request);
-    }
-    kernel::shell::run()
+    // The boot context becomes this CPU's idle thread; the real work runs in a thread of its own.
+    let main = match kernel::cmdline::get("ktest") {
+        Some(request) => kernel::sched::spawn("ktest", move || kernel::ktest::run_request(request)),
+        None => kernel::sched::spawn("shell", || kernel::shell::run()),
+    };
+    main.expect("memory for the first thread");
+    kernel::sched::idle_loop()
 }

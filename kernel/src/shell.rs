@@ -122,11 +122,8 @@ fn next_byte() -> u8 {
     static LAST_WAS_CR: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     use core::sync::atomic::Ordering::Relaxed;
     loop {
-        // Polling for now; serial input by interrupt comes with the APIC work.
-        let Some(byte) = crate::console::try_read() else {
-            core::hint::spin_loop();
-            continue;
-        };
+        // Sleeps until the serial interrupt delivers a byte.
+        let byte = crate::console::read_byte();
         let after_cr = LAST_WAS_CR.swap(byte == b'\r', Relaxed);
         if !(after_cr && byte == b'\n') {
             return byte;

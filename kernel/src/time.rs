@@ -1,10 +1,93 @@
-//! Time since boot, from the CPU's time-stamp counter (TSC) calibrated against the PIT.
+//! Time: a monotonic clock, the timer tick, and sleeping.
 //!
-//! The TSC ticks at a constant rate on every CPU QEMU offers, but the rate is not announced, so
-//! boot measures it: count TSC cycles across 10 ms of the PIT's known 1.193182 MHz clock.
-//! (Per-CPU timer ticks and sleeping arrive with the local APIC timer.)
+//! Two clocks, as in Linux:
+//! - **`jiffies`**: timer ticks since the tick started, [`HZ`] per second. Every CPU's local
+//!   APIC timer interrupts it [`HZ`] times a second; the boot CPU's tick advances `jiffies` and
+//!   wakes sleepers whose time has come. Sleeping is measured in ticks.
+//! - **uptime**: the CPU's time-stamp counter (TSC), calibrated at boot against the PIT (count
+//!   TSC cycles across 10 ms of its known 1.193182 MHz clock), for fine-grained real time.
 
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+
+use crate::sched::{self, Thread};
+use crate::sync::IrqSpinLock;
+
+/// Timer ticks per second.
+pub const HZ: u32 = 100;
+
+static JIFFIES: AtomicU64 = AtomicU64::new(0);
+
+/// Sleeping threads by (deadline in jiffies, thread id).
+static SLEEPERS: IrqSpinLock<BTreeMap<(u64, u64), Arc<Thread>>> = IrqSpinLock::new(BTreeMap::new());
+
+/// Ticks since the timer started.
+pub fn jiffies() -> u64 {
+    JIFFIES.load(Ordering::Acquire)
+}
+
+/// Called by the timer interrupt on every CPU.
+pub fn tick() {
+    let cpu = crate::cpu::this_cpu();
+    cpu.ticks.fetch_add(1, Ordering::Relaxed);
+    if cpu.id == 0 {
+        let now = JIFFIES.fetch_add(1, Ordering::AcqRel) + 1;
+        wake_sleepers(now);
+    }
+    sched::tick();
+}
+
+fn wake_sleepers(now: u64) {
+    loop {
+        let due = {
+            let mut sleepers = SLEEPERS.lock();
+            match sleepers.first_entry() {
+                Some(entry) if entry.key().0 <= now => entry.remove(),
+                _ => return,
+            }
+        };
+        sched::wake(&due);
+    }
+}
+
+/// Sleeps for at least `ticks` timer ticks.
+pub fn sleep_ticks(ticks: u64) {
+    let deadline = jiffies() + ticks;
+    let me = sched::current();
+    loop {
+        {
+            let mut sleepers = SLEEPERS.lock();
+            if jiffies() >= deadline {
+                return;
+            }
+            me.mark_blocked();
+            sleepers.insert((deadline, me.id), me.clone());
+        }
+        sched::schedule();
+    }
+}
+
+/// Sleeps for at least `duration` (rounded up to whole ticks).
+pub fn sleep(duration: Duration) {
+    sleep_ticks(duration_to_ticks(duration));
+}
+
+/// The number of ticks that covers `duration`, rounded up.
+pub fn duration_to_ticks(duration: Duration) -> u64 {
+    let per_tick_ns = 1_000_000_000 / u128::from(HZ);
+    duration.as_nanos().div_ceil(per_tick_ns) as u64
+}
+
+/// Busy-waits for `us` microseconds (for hardware delays; threads should [`sleep`]).
+pub fn delay_us(us: u64) {
+    let per_us = TSC_PER_US.load(Ordering::Relaxed).max(1);
+    let end = rdtsc() + us * per_us;
+    while rdtsc() < end {
+        core::hint::spin_loop();
+    }
+}
 
 static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
 /// TSC cycles per microsecond; 0 until calibrated.
@@ -39,4 +122,24 @@ pub fn uptime_us() -> u64 {
         0 => 0,
         per_us => (rdtsc() - BOOT_TSC.load(Ordering::Relaxed)) / per_us,
     }
+}
+
+#[crate::ktest]
+fn sleep_wakes_within_a_tick_of_the_deadline() {
+    for ticks in [1u64, 3, 10] {
+        let start = jiffies();
+        sleep_ticks(ticks);
+        let late = jiffies() - (start + ticks);
+        assert!(
+            late <= 1,
+            "slept {ticks} ticks but woke {late} ticks after the deadline"
+        );
+    }
+    let start = jiffies();
+    sleep(Duration::from_millis(50));
+    let slept = jiffies() - start;
+    assert!(
+        (5..=6).contains(&slept),
+        "50 ms at {HZ} Hz is 5 ticks, slept {slept}"
+    );
 }

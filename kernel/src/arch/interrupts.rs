@@ -3,8 +3,9 @@
 //! Breakpoints (`int3`) are counted and return. Every other exception is fatal for now: the
 //! handler prints what happened (for a page fault: the faulting address, the error code and the
 //! instruction pointer) and hands over to [`fatal`], which lets a test that expects this very
-//! fault pass, or panics. Device interrupts come with the APIC work; until then the legacy PIC is
-//! masked so a stray IRQ cannot land on an exception vector.
+//! fault pass, or panics. Device interrupts and IPIs arrive through the APICs on the vectors of
+//! [`super::vectors`]; the legacy PIC is masked so a stray IRQ cannot land on an exception
+//! vector.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::LazyLock;
@@ -13,6 +14,7 @@ use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
 use super::gdt::DOUBLE_FAULT_IST_INDEX;
+use super::vectors;
 use crate::ktest::Fault;
 
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
@@ -106,6 +108,39 @@ fn fatal(fault: Fault, frame: &InterruptStackFrame, code: Option<u64>) -> ! {
     panic!("unhandled CPU exception: {}", fault.description());
 }
 
+extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
+    crate::time::tick();
+    super::apic::eoi();
+    crate::sched::irq_exit();
+}
+
+extern "x86-interrupt" fn reschedule(_frame: InterruptStackFrame) {
+    // The sender set this CPU's reschedule flag; switching happens on the way out.
+    super::apic::eoi();
+    crate::sched::irq_exit();
+}
+
+extern "x86-interrupt" fn call_function(_frame: InterruptStackFrame) {
+    super::smp::handle_call_function();
+    super::apic::eoi();
+    crate::sched::irq_exit();
+}
+
+extern "x86-interrupt" fn serial(_frame: InterruptStackFrame) {
+    crate::console::handle_irq();
+    super::apic::eoi();
+    crate::sched::irq_exit();
+}
+
+extern "x86-interrupt" fn apic_error(_frame: InterruptStackFrame) {
+    log::warn!("local APIC error interrupt");
+    super::apic::eoi();
+}
+
+extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {
+    // A spurious interrupt is not acknowledged (no EOI).
+}
+
 static IDT: LazyLock<InterruptDescriptorTable> = LazyLock::new(|| {
     let mut idt = InterruptDescriptorTable::new();
     idt.divide_error.set_handler_fn(divide_error);
@@ -140,12 +175,23 @@ static IDT: LazyLock<InterruptDescriptorTable> = LazyLock::new(|| {
     idt.vmm_communication_exception
         .set_handler_fn(vmm_communication);
     idt.security_exception.set_handler_fn(security);
+    idt[vectors::TIMER].set_handler_fn(timer);
+    idt[vectors::RESCHEDULE].set_handler_fn(reschedule);
+    idt[vectors::CALL_FUNCTION].set_handler_fn(call_function);
+    idt[vectors::SERIAL].set_handler_fn(serial);
+    idt[super::apic::ERROR_VECTOR].set_handler_fn(apic_error);
+    idt[vectors::SPURIOUS].set_handler_fn(spurious);
     idt
 });
 
-/// Loads the IDT and masks both legacy 8259 PICs.
-pub fn init() {
+/// Loads the IDT on the calling CPU (every CPU shares the one table).
+pub fn load_idt() {
     IDT.load();
+}
+
+/// Loads the IDT and masks both legacy 8259 PICs (the APICs take over).
+pub fn init() {
+    load_idt();
     let mut master = Port::<u8>::new(0x21);
     let mut slave = Port::<u8>::new(0xa1);
     // SAFETY: 0x21/0xa1 are the 8259 PICs' data ports; masking every line only stops delivery.

@@ -6,8 +6,8 @@
 //! eight bytes, reached through the physical-memory mapping). Both are O(1) and need no memory
 //! of their own. (The buddy allocator of the slab work replaces this with per-order free lists.)
 
+use crate::sync::SpinLock;
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
-use spin::Mutex;
 use x86_64::PhysAddr;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
@@ -95,7 +95,7 @@ fn link(frame: PhysAddr) -> *mut u64 {
     super::phys_to_virt(frame).as_mut_ptr()
 }
 
-static FRAMES: Mutex<Option<FrameAllocator>> = Mutex::new(None);
+static FRAMES: SpinLock<Option<FrameAllocator>> = SpinLock::new(None);
 
 /// Takes over the usable regions of the boot memory map.
 pub fn init(regions: &'static MemoryRegions) {

@@ -4,7 +4,11 @@
 //! to a first-fit linked-list allocator, so `Box`, `Vec` and `BTreeMap` work. It is simple and
 //! slow; the slab allocator (kmalloc) replaces it as the global allocator.
 
-use linked_list_allocator::LockedHeap;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+use linked_list_allocator::Heap;
+
+use crate::sync::IrqSpinLock;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::Size4KiB;
 use x86_64::structures::paging::mapper::MapToError;
@@ -14,20 +18,49 @@ pub const HEAP_START: u64 = 0xffff_c000_0000_0000;
 /// Size of the bootstrap heap.
 pub const HEAP_SIZE: u64 = 16 * 1024 * 1024;
 
+/// The heap behind an irq-safe lock: interrupt handlers may allocate (waking a thread can grow
+/// a run queue), and a thread holding the heap lock must not be preempted or interrupted by
+/// code that wants it too.
+struct KernelHeap(IrqSpinLock<Heap>);
+
+// SAFETY: allocation and deallocation go to the linked-list heap under its lock; the heap
+// returns blocks of at least `layout.size()` bytes aligned to `layout.align()`, or null.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.0
+            .lock()
+            .allocate_first_fit(layout)
+            .map_or(core::ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller passes a pointer this allocator returned for this layout.
+        unsafe {
+            self.0
+                .lock()
+                .deallocate(NonNull::new_unchecked(ptr), layout)
+        }
+    }
+}
+
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP: KernelHeap = KernelHeap(IrqSpinLock::new(Heap::empty()));
 
 /// Maps the heap range and hands it to the allocator.
 pub fn init() -> Result<(), MapToError<Size4KiB>> {
     super::paging::map_fresh(VirtAddr::new(HEAP_START), HEAP_SIZE / 4096)?;
     // SAFETY: the range was just mapped, writable, and nothing else uses it; `init` runs once.
-    unsafe { HEAP.lock().init(HEAP_START as *mut u8, HEAP_SIZE as usize) };
+    unsafe {
+        HEAP.0
+            .lock()
+            .init(HEAP_START as *mut u8, HEAP_SIZE as usize)
+    };
     Ok(())
 }
 
 /// Bytes of the heap in use and free.
 pub fn usage() -> (usize, usize) {
-    let heap = HEAP.lock();
+    let heap = HEAP.0.lock();
     (heap.used(), heap.free())
 }
 

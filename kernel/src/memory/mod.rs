@@ -6,6 +6,7 @@
 pub mod frame;
 pub mod heap;
 pub mod paging;
+pub mod stack;
 
 use bootloader_api::BootInfo;
 use spin::Once;

@@ -3,7 +3,7 @@
 //! Sheaf keeps the page tables the bootloader built and edits them with the `x86_64` crate's
 //! [`OffsetPageTable`], which walks the tables through the physical-memory mapping.
 
-use spin::Mutex;
+use crate::sync::SpinLock;
 use x86_64::VirtAddr;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::MapToError;
@@ -11,7 +11,7 @@ use x86_64::structures::paging::{
     FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
 };
 
-static MAPPER: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+static MAPPER: SpinLock<Option<OffsetPageTable<'static>>> = SpinLock::new(None);
 
 /// Takes hold of the active level-4 page table.
 pub fn init() {
@@ -49,13 +49,83 @@ pub fn map_fresh(start: VirtAddr, pages: u64) -> Result<(), MapToError<Size4KiB>
             .allocate_frame()
             .ok_or(MapToError::FrameAllocationFailed)?;
         // SAFETY: the frame is fresh and mapped nowhere else; it is zeroed before the new
-        // mapping is made visible, so the page never shows stale data.
+        // mapping is made visible, so the page never shows stale data. The page was not
+        // present, and x86 never caches a not-present translation, so no TLB flush is needed.
         unsafe {
             super::phys_to_virt(frame.start_address())
                 .as_mut_ptr::<u8>()
                 .write_bytes(0, 4096);
-            mapper.map_to(page, frame, flags, &mut Frames)?.flush();
+            mapper.map_to(page, frame, flags, &mut Frames)?.ignore();
         }
     }
     Ok(())
+}
+
+/// Start of the virtual range where device registers (MMIO) are mapped.
+const MMIO_START: u64 = 0xffff_d000_0000_0000;
+static MMIO_NEXT: SpinLock<u64> = SpinLock::new(MMIO_START);
+
+/// Maps `len` bytes of device registers at physical address `phys`, uncached, and returns
+/// the virtual address of `phys`.
+pub fn map_mmio(phys: x86_64::PhysAddr, len: u64) -> Result<VirtAddr, MapToError<Size4KiB>> {
+    let first = PhysFrame::<Size4KiB>::containing_address(phys);
+    let last = PhysFrame::<Size4KiB>::containing_address(phys + len.max(1) - 1u64);
+    let pages = last - first + 1;
+    let start = {
+        let mut next = MMIO_NEXT.lock();
+        let start = *next;
+        *next += pages * 4096;
+        start
+    };
+    let mut guard = MAPPER.lock();
+    let mapper = guard.as_mut().expect("paging::init has not run");
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_EXECUTE
+        | PageTableFlags::NO_CACHE
+        | PageTableFlags::WRITE_THROUGH;
+    let first_page = Page::<Size4KiB>::containing_address(VirtAddr::new(start));
+    for (i, frame) in PhysFrame::range_inclusive(first, last).enumerate() {
+        // SAFETY: the virtual range was just reserved for this mapping; mapping device
+        // registers uncached has no effect on memory the kernel uses.
+        unsafe {
+            mapper
+                .map_to(first_page + i as u64, frame, flags, &mut Frames)?
+                .ignore()
+        };
+    }
+    Ok(VirtAddr::new(start + (phys.as_u64() & 0xfff)))
+}
+
+/// Maps the 4 KiB page at physical address `phys` at the same virtual address, executable.
+/// Used for the application-processor start-up trampoline, which runs at its physical
+/// address while it switches paging on. Undo with [`unmap_identity`].
+pub fn map_identity(phys: x86_64::PhysAddr) -> Result<(), MapToError<Size4KiB>> {
+    let frame = PhysFrame::<Size4KiB>::containing_address(phys);
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(phys.as_u64()));
+    let mut guard = MAPPER.lock();
+    let mapper = guard.as_mut().expect("paging::init has not run");
+    // SAFETY: the page is in the lower half, which the kernel otherwise leaves unmapped, and
+    // maps memory the caller owns.
+    unsafe {
+        mapper
+            .map_to(
+                page,
+                frame,
+                PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
+                &mut Frames,
+            )?
+            .flush();
+    }
+    Ok(())
+}
+
+/// Removes a mapping made by [`map_identity`] (from this CPU's TLB too).
+pub fn unmap_identity(phys: x86_64::PhysAddr) {
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(phys.as_u64()));
+    let mut guard = MAPPER.lock();
+    let mapper = guard.as_mut().expect("paging::init has not run");
+    if let Ok((_, flush)) = mapper.unmap(page) {
+        flush.flush();
+    }
 }

@@ -1,0 +1,253 @@
+//! Multiprocessor support: starting the application processors (APs), and inter-processor
+//! interrupts (IPIs) to reschedule, call a function on another CPU, or flush its TLB.
+//!
+//! Start-up follows the classic INIT-SIPI-SIPI sequence: the boot CPU copies the trampoline
+//! ([`super::trampoline`]) to a page below 1 MiB, fills in the AP's stack and entry point,
+//! sends INIT, waits 10 ms, sends a start-up IPI naming the page, and waits for the AP to
+//! report in (a second start-up IPI follows if it has not). APs start one at a time, since
+//! they share the trampoline page.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use bootloader_api::info::MemoryRegionKind;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use x86_64::PhysAddr;
+
+use super::{apic, vectors};
+use crate::cpu::{self, Cpu, MAX_CPUS};
+use crate::memory::stack::KernelStack;
+use crate::sync::IrqSpinLock;
+
+/// Set by an AP once it runs kernel code on its own stack.
+static AP_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Starts every enabled CPU that ACPI reports. Returns how many CPUs are online in all.
+pub fn start_aps() -> usize {
+    let platform = super::acpi::platform();
+    let aps: alloc::vec::Vec<_> = platform.cpus.iter().filter(|c| !c.is_bsp).collect();
+    if aps.is_empty() {
+        return 1;
+    }
+    let Some(page) = trampoline_page() else {
+        log::error!("no free page below 1 MiB for the AP trampoline; running on one CPU");
+        return 1;
+    };
+    if crate::memory::paging::map_identity(page).is_err() {
+        log::error!("cannot map the AP trampoline; running on one CPU");
+        return 1;
+    }
+    log::debug!("AP trampoline at {:#x}", page.as_u64());
+    let base = crate::memory::phys_to_virt(page).as_mut_ptr::<u8>();
+    let code = super::trampoline::code();
+    let params = super::trampoline::params();
+    let (pml4, _) = x86_64::registers::control::Cr3::read();
+    assert!(
+        pml4.start_address().as_u64() < (1 << 32),
+        "the AP trampoline loads CR3 in 32-bit mode"
+    );
+    // SAFETY: `base` maps the trampoline page, which nothing else uses (it is free memory below
+    // 1 MiB, which the frame allocator never hands out); the code fits in one page.
+    unsafe {
+        assert!(code.len() <= 4096);
+        core::ptr::copy_nonoverlapping(code.as_ptr(), base, code.len());
+        base.add(params.cr3)
+            .cast::<u64>()
+            .write_unaligned(pml4.start_address().as_u64());
+        base.add(params.entry)
+            .cast::<u64>()
+            .write_unaligned(ap_entry as *const () as u64);
+    }
+
+    let mut next_id = 1;
+    for ap in aps {
+        if next_id >= MAX_CPUS {
+            log::warn!("more than {MAX_CPUS} CPUs: the rest stay offline");
+            break;
+        }
+        let Some(stack) = KernelStack::new() else {
+            log::error!("no memory for CPU {next_id}'s stack");
+            break;
+        };
+        let node = platform.node_of_apic(ap.apic_id) as usize;
+        let cpu = cpu::register(next_id, ap.apic_id, node);
+        // SAFETY: as above; the AP reads these only after the start-up IPI below.
+        unsafe {
+            base.add(params.stack)
+                .cast::<u64>()
+                .write_unaligned(stack.top().as_u64());
+            base.add(params.arg)
+                .cast::<u64>()
+                .write_unaligned(next_id as u64);
+        }
+        AP_STARTED.store(false, Ordering::SeqCst);
+        let vector = (page.as_u64() >> 12) as u8;
+        apic::send_init(ap.apic_id);
+        crate::time::delay_us(10_000);
+        apic::send_startup(ap.apic_id, vector);
+        if !wait_started(1_000) {
+            apic::send_startup(ap.apic_id, vector);
+        }
+        if wait_started(1_000_000) {
+            // The AP runs on this stack for ever.
+            core::mem::forget(stack);
+            while !cpu.online.load(Ordering::Acquire) {
+                core::hint::spin_loop();
+            }
+            next_id += 1;
+        } else {
+            log::error!("CPU with APIC id {} did not start", ap.apic_id);
+        }
+    }
+    crate::memory::paging::unmap_identity(page);
+    next_id
+}
+
+/// Waits up to `us` microseconds for the AP to report in.
+fn wait_started(us: u64) -> bool {
+    let deadline = crate::time::uptime_us() + us;
+    while crate::time::uptime_us() < deadline {
+        if AP_STARTED.load(Ordering::Acquire) {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    AP_STARTED.load(Ordering::Acquire)
+}
+
+/// The first usable page at or above 4 KiB and below 1 MiB.
+fn trampoline_page() -> Option<PhysAddr> {
+    crate::boot::info()
+        .memory_regions
+        .iter()
+        .filter(|r| r.kind == MemoryRegionKind::Usable)
+        .filter_map(|r| {
+            let start = r.start.max(0x1000).next_multiple_of(4096);
+            (start + 4096 <= r.end.min(0x10_0000)).then_some(start)
+        })
+        .next()
+        .map(PhysAddr::new)
+}
+
+/// Where an AP arrives from the trampoline, on its own stack, with the boot CPU's page table.
+extern "C" fn ap_entry(id: u64) -> ! {
+    let cpu = cpu::cpu(id as usize).expect("the boot CPU registered this AP");
+    cpu::install(cpu);
+    // Drop the trampoline's identity mapping from this CPU's TLB (reloading CR3 flushes it).
+    let (frame, flags) = x86_64::registers::control::Cr3::read();
+    // SAFETY: reloading the current page table changes no mapping.
+    unsafe { x86_64::registers::control::Cr3::write(frame, flags) };
+    super::gdt::init_ap();
+    super::interrupts::load_idt();
+    AP_STARTED.store(true, Ordering::Release);
+    apic::init_local();
+    apic::start_timer();
+    crate::sched::init_cpu();
+    cpu.online.store(true, Ordering::Release);
+    log::info!(
+        "CPU {} online (APIC id {}, node {})",
+        cpu.id,
+        apic::id(),
+        cpu.node.load(Ordering::Relaxed)
+    );
+    crate::sched::idle_loop()
+}
+
+/// Asks `cpu` to run its scheduler (a thread became runnable there).
+pub fn send_reschedule(cpu: &Cpu) {
+    if cpu.online.load(Ordering::Acquire) {
+        apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), vectors::RESCHEDULE);
+    }
+}
+
+/// A function queued for another CPU.
+struct CallRequest {
+    func: IrqSpinLock<Option<Box<dyn FnOnce() + Send>>>,
+    done: AtomicBool,
+}
+
+/// Per-CPU queues of function calls, run by the CALL_FUNCTION IPI handler.
+static CALL_QUEUES: [IrqSpinLock<VecDeque<Arc<CallRequest>>>; MAX_CPUS] =
+    [const { IrqSpinLock::new(VecDeque::new()) }; MAX_CPUS];
+
+/// Error from [`smp_call_function`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallError {
+    /// No such CPU, or it is not online.
+    Offline,
+}
+
+/// Runs `f` on CPU `target` (in its interrupt context, interrupts off) and waits until it has
+/// run. On the calling CPU itself it runs directly. Must be called with interrupts enabled,
+/// or two CPUs calling each other would wait for ever.
+pub fn smp_call_function(
+    target: usize,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<(), CallError> {
+    let cpu = cpu::cpu(target)
+        .filter(|c| c.online.load(Ordering::Acquire))
+        .ok_or(CallError::Offline)?;
+    let request = Arc::new(CallRequest {
+        func: IrqSpinLock::new(Some(Box::new(f))),
+        done: AtomicBool::new(false),
+    });
+    {
+        let _pin = cpu::PreemptGuard::new();
+        if cpu::current_id() == target {
+            let _irq = crate::sync::IrqSave::new();
+            run(&request);
+            return Ok(());
+        }
+        CALL_QUEUES[target].lock().push_back(request.clone());
+        apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), vectors::CALL_FUNCTION);
+    }
+    while !request.done.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    Ok(())
+}
+
+fn run(request: &CallRequest) {
+    let func = request.func.lock().take();
+    if let Some(func) = func {
+        func();
+    }
+    request.done.store(true, Ordering::Release);
+}
+
+/// The CALL_FUNCTION IPI handler's work: run everything queued for this CPU.
+pub fn handle_call_function() {
+    let id = cpu::current_id();
+    loop {
+        let request = CALL_QUEUES[id].lock().pop_front();
+        match request {
+            Some(request) => run(&request),
+            None => break,
+        }
+    }
+}
+
+/// Runs `f` on every online CPU (including this one) and waits for all.
+pub fn on_each_cpu(f: impl Fn() + Send + Sync + 'static) {
+    let f = Arc::new(f);
+    for c in cpu::all().filter(|c| c.online.load(Ordering::Acquire)) {
+        let f = f.clone();
+        // An online CPU stays online, so this cannot fail.
+        let _ = smp_call_function(c.id, move || f());
+    }
+}
+
+/// Number of TLB shoot-downs performed (for tests and statistics).
+pub static TLB_SHOOTDOWNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Flushes the TLB entries of `pages` kernel pages starting at `start` on every CPU: the
+/// shoot-down that must follow any change or removal of a kernel mapping that other CPUs may
+/// have cached.
+pub fn flush_tlb_kernel_range(start: x86_64::VirtAddr, pages: u64) {
+    TLB_SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
+    on_each_cpu(move || {
+        for i in 0..pages {
+            x86_64::instructions::tlb::flush(start + i * 4096);
+        }
+    });
+}

@@ -1,0 +1,209 @@
+//! Per-CPU data, reached through the GS segment base.
+//!
+//! Every CPU has one [`Cpu`] structure. Its address is written to the CPU's `GS_BASE` register
+//! and the structure's first field points at itself, so `mov rax, gs:[0]` yields "my `Cpu`" in
+//! one instruction on any CPU, with no table lookup and no lock.
+//!
+//! # The rules
+//!
+//! - A thread may be preempted and moved to another CPU at any instruction where preemption is
+//!   enabled. [`this_cpu`] tells which CPU the caller was on *when it asked*; to act on
+//!   CPU-local state, disable preemption first ([`preempt_disable`] or a [`PreemptGuard`]) and
+//!   keep it disabled until done.
+//! - State also touched by interrupt handlers on the same CPU needs interrupts off as well
+//!   ([`crate::sync::IrqSave`] or an irq-safe lock).
+//! - Other CPUs may read a `Cpu` (statistics for the `cpus` command): fields they can see are
+//!   atomics.
+//! - The preemption counter is changed with single `gs:`-relative instructions, so the update
+//!   can never land on another CPU's counter even if it races with an interrupt.
+
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// The most CPUs Sheaf supports.
+pub const MAX_CPUS: usize = 64;
+
+/// One CPU's private data. Reached through [`this_cpu`] on the CPU itself or [`cpu`] by index.
+#[repr(C)]
+pub struct Cpu {
+    /// Points at this structure: `gs:[0]`.
+    self_ptr: AtomicPtr<Cpu>,
+    /// Preemption-disable nesting count: `gs:[8]`. Preemption is allowed when zero.
+    preempt_count: AtomicU32,
+    /// Logical CPU number, 0 for the boot CPU.
+    pub id: usize,
+    /// Local APIC id.
+    pub apic_id: AtomicU32,
+    /// NUMA node this CPU belongs to.
+    pub node: AtomicUsize,
+    /// Set once the CPU runs kernel code and takes interrupts.
+    pub online: AtomicBool,
+    /// Timer ticks handled on this CPU.
+    pub ticks: AtomicU64,
+    /// Context switches made on this CPU.
+    pub context_switches: AtomicU64,
+    /// This CPU's scheduler state (run queue, current and idle threads).
+    pub sched: crate::sched::CpuSched,
+}
+
+impl Cpu {
+    /// A CPU structure for logical CPU `id`, not yet registered.
+    const fn new(id: usize, apic_id: u32, node: usize) -> Self {
+        Self {
+            self_ptr: AtomicPtr::new(core::ptr::null_mut()),
+            preempt_count: AtomicU32::new(0),
+            id,
+            apic_id: AtomicU32::new(apic_id),
+            node: AtomicUsize::new(node),
+            online: AtomicBool::new(false),
+            ticks: AtomicU64::new(0),
+            context_switches: AtomicU64::new(0),
+            sched: crate::sched::CpuSched::new(),
+        }
+    }
+
+    /// Publishes the structure as CPU `self.id`.
+    fn publish(&'static self) {
+        let ptr = core::ptr::from_ref(self).cast_mut();
+        self.self_ptr.store(ptr, Ordering::Release);
+        CPUS[self.id].store(ptr, Ordering::Release);
+        NR_CPUS.fetch_max(self.id + 1, Ordering::AcqRel);
+    }
+}
+
+const PREEMPT_COUNT_OFFSET: usize = 8;
+const _: () = assert!(core::mem::offset_of!(Cpu, preempt_count) == PREEMPT_COUNT_OFFSET);
+
+static CPUS: [AtomicPtr<Cpu>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+static NR_CPUS: AtomicUsize = AtomicUsize::new(0);
+
+/// The boot CPU's structure: static, so it exists before the heap does.
+static BOOT_CPU: Cpu = Cpu::new(0, 0, 0);
+
+/// Sets up the boot CPU's structure and points its GS base at it. The very first thing the
+/// kernel does: locks and the preemption counter need it.
+pub fn init_boot_cpu() {
+    BOOT_CPU.publish();
+    install(&BOOT_CPU);
+}
+
+/// Creates the structure of application processor `id` (it lives forever) and records it.
+pub fn register(id: usize, apic_id: u32, node: usize) -> &'static Cpu {
+    assert!(
+        id > 0 && id < MAX_CPUS,
+        "CPU {id} is the boot CPU or beyond MAX_CPUS"
+    );
+    let cpu: &'static Cpu =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(Cpu::new(id, apic_id, node)));
+    cpu.publish();
+    cpu
+}
+
+/// Makes `cpu` the structure `this_cpu` returns on the calling CPU (writes `GS_BASE`).
+pub fn install(cpu: &'static Cpu) {
+    x86_64::registers::model_specific::GsBase::write(x86_64::VirtAddr::from_ptr(cpu));
+}
+
+/// The calling CPU's structure. See the module rules about migration.
+#[inline]
+pub fn this_cpu() -> &'static Cpu {
+    let ptr: *const Cpu;
+    // SAFETY: `install` pointed GS_BASE at a `Cpu` whose first field points at itself, on every
+    // CPU before it runs code that can reach here; the structure is never freed.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags));
+        &*ptr
+    }
+}
+
+/// The calling CPU's logical id (see [`this_cpu`] on migration).
+#[inline]
+pub fn current_id() -> usize {
+    this_cpu().id
+}
+
+/// CPU `id`'s structure, if that CPU exists.
+pub fn cpu(id: usize) -> Option<&'static Cpu> {
+    // SAFETY: non-null entries point at leaked, never-freed `Cpu`s.
+    unsafe { CPUS.get(id)?.load(Ordering::Acquire).as_ref() }
+}
+
+/// Number of CPU structures registered (online or starting).
+pub fn count() -> usize {
+    NR_CPUS.load(Ordering::Acquire)
+}
+
+/// Every registered CPU, in id order.
+pub fn all() -> impl Iterator<Item = &'static Cpu> {
+    (0..count()).filter_map(cpu)
+}
+
+/// Disables preemption on this CPU (nests). Pair with [`preempt_enable`].
+#[inline]
+pub fn preempt_disable() {
+    // SAFETY: a single gs-relative increment of this CPU's own counter (see the module docs).
+    unsafe {
+        core::arch::asm!("inc dword ptr gs:[{off}]", off = const PREEMPT_COUNT_OFFSET, options(nostack))
+    };
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+}
+
+/// Re-enables preemption after [`preempt_disable`]. If this was the outermost level and a
+/// reschedule is pending, the scheduler runs now.
+#[inline]
+pub fn preempt_enable() {
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    // SAFETY: a single gs-relative decrement of this CPU's own counter.
+    unsafe {
+        core::arch::asm!("dec dword ptr gs:[{off}]", off = const PREEMPT_COUNT_OFFSET, options(nostack))
+    };
+    if preempt_count() == 0 {
+        crate::sched::preempt_point();
+    }
+}
+
+/// The calling CPU's preemption-disable depth.
+#[inline]
+pub fn preempt_count() -> u32 {
+    let count: u32;
+    // SAFETY: reads this CPU's own counter.
+    unsafe {
+        core::arch::asm!("mov {:e}, dword ptr gs:[{off}]", out(reg) count, off = const PREEMPT_COUNT_OFFSET, options(nostack, readonly, preserves_flags))
+    };
+    count
+}
+
+/// Keeps preemption disabled while alive: the CPU the holder runs on cannot change.
+pub struct PreemptGuard {
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+impl PreemptGuard {
+    /// Disables preemption until the guard is dropped.
+    #[inline]
+    pub fn new() -> Self {
+        preempt_disable();
+        Self {
+            _not_send: core::marker::PhantomData,
+        }
+    }
+
+    /// The CPU the holder is pinned to.
+    #[inline]
+    pub fn cpu(&self) -> &'static Cpu {
+        this_cpu()
+    }
+}
+
+impl Default for PreemptGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for PreemptGuard {
+    #[inline]
+    fn drop(&mut self) {
+        preempt_enable();
+    }
+}

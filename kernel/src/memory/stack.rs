@@ -1,0 +1,77 @@
+//! Kernel stacks with guard pages, for threads and application processors.
+//!
+//! Each stack lives in its own slot of a dedicated virtual range: the top [`STACK_SIZE`] bytes
+//! of the slot are mapped, the rest stays unmapped, so running off the bottom of a stack hits an
+//! unmapped page (a page fault, which becomes a double fault on the IST stack) instead of
+//! silently overwriting a neighbour. Freed stacks keep their mapping and are reused by the next
+//! thread, as Linux caches freed virtually-mapped stacks: no unmapping, no TLB shoot-down.
+
+use alloc::vec::Vec;
+use x86_64::VirtAddr;
+
+use crate::sync::SpinLock;
+
+/// Usable size of a kernel stack.
+pub const STACK_SIZE: u64 = 64 * 1024;
+/// Distance between two stacks: the unmapped rest of each slot is its guard.
+const SLOT_SIZE: u64 = 128 * 1024;
+/// Start of the kernel-stack range (after the heap's range).
+const STACKS_START: u64 = 0xffff_c800_0000_0000;
+/// How many stacks the range holds.
+const MAX_STACKS: u64 = 1 << 16;
+
+struct Slots {
+    /// Slots never used so far start at this index.
+    next: u64,
+    /// Freed slots, still mapped.
+    free: Vec<u64>,
+}
+
+static SLOTS: SpinLock<Slots> = SpinLock::new(Slots {
+    next: 0,
+    free: Vec::new(),
+});
+
+/// A kernel stack. Freed (and cached for reuse) when dropped.
+#[derive(Debug)]
+pub struct KernelStack {
+    slot: u64,
+}
+
+impl KernelStack {
+    /// Allocates a stack, or `None` when out of memory or stack slots.
+    pub fn new() -> Option<Self> {
+        let mut slots = SLOTS.lock();
+        if let Some(slot) = slots.free.pop() {
+            return Some(Self { slot });
+        }
+        if slots.next >= MAX_STACKS {
+            return None;
+        }
+        // A slot whose mapping fails half-way is abandoned, never reused half-mapped.
+        let slot = slots.next;
+        slots.next += 1;
+        super::paging::map_fresh(slot_bottom(slot), STACK_SIZE / 4096).ok()?;
+        Some(Self { slot })
+    }
+
+    /// Lowest usable address.
+    pub fn bottom(&self) -> VirtAddr {
+        slot_bottom(self.slot)
+    }
+
+    /// One past the highest usable address: the initial stack pointer.
+    pub fn top(&self) -> VirtAddr {
+        VirtAddr::new(STACKS_START + (self.slot + 1) * SLOT_SIZE)
+    }
+}
+
+fn slot_bottom(slot: u64) -> VirtAddr {
+    VirtAddr::new(STACKS_START + slot * SLOT_SIZE + SLOT_SIZE - STACK_SIZE)
+}
+
+impl Drop for KernelStack {
+    fn drop(&mut self) {
+        SLOTS.lock().free.push(self.slot);
+    }
+}

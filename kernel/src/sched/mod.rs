@@ -1,0 +1,254 @@
+//! The scheduler: kernel threads on per-CPU run queues, preempted on the timer tick.
+//!
+//! Each CPU has a run queue of threads ready to run, the thread it runs now and an idle thread
+//! (its boot context) that halts when there is nothing else. Scheduling is round robin with a
+//! time slice of one timer tick. A thread is either pinned to one CPU or placed, when spawned,
+//! on the CPU with the shortest run queue; threads do not migrate after that.
+//!
+//! Switching happens in [`schedule`], called when a thread yields or sleeps, when preemption is
+//! re-enabled with a reschedule pending, and on the way out of the timer and reschedule
+//! interrupts. A thread that was woken on one CPU may be resumed by another only after its
+//! context is saved: `on_cpu` guards that hand-over, as in Linux.
+
+mod switch;
+mod thread;
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+pub use thread::{JoinHandle, SpawnError, State, Thread, threads};
+
+use crate::cpu::{Cpu, this_cpu};
+use crate::sync::{IrqSave, IrqSpinLock};
+
+/// A CPU's scheduler state (part of [`Cpu`]).
+pub struct CpuSched {
+    rq: IrqSpinLock<RunQueue>,
+    need_resched: AtomicBool,
+}
+
+struct RunQueue {
+    queue: VecDeque<Arc<Thread>>,
+    current: Option<Arc<Thread>>,
+    idle: Option<Arc<Thread>>,
+    /// The thread switched away from, until the switch is finished.
+    prev: Option<Arc<Thread>>,
+}
+
+impl CpuSched {
+    /// An empty scheduler state, before the CPU adopts its idle thread.
+    pub const fn new() -> Self {
+        Self {
+            rq: IrqSpinLock::new(RunQueue {
+                queue: VecDeque::new(),
+                current: None,
+                idle: None,
+                prev: None,
+            }),
+            need_resched: AtomicBool::new(false),
+        }
+    }
+
+    /// Threads waiting in this CPU's run queue.
+    pub fn queued(&self) -> usize {
+        self.rq.lock().queue.len()
+    }
+
+    /// The thread running on this CPU.
+    pub fn current(&self) -> Option<Arc<Thread>> {
+        self.rq.lock().current.clone()
+    }
+}
+
+impl Default for CpuSched {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Makes the calling CPU's current context its idle thread. Called once per CPU at start-up,
+/// before it takes interrupts.
+pub fn init_cpu() {
+    let cpu = this_cpu();
+    let idle = thread::adopt_idle(cpu.id);
+    let mut rq = cpu.sched.rq.lock();
+    rq.current = Some(idle.clone());
+    rq.idle = Some(idle);
+}
+
+/// Spawns a kernel thread that may run on any CPU.
+pub fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, SpawnError> {
+    thread::create(name, None, f)
+}
+
+/// Spawns a kernel thread pinned to CPU `cpu`.
+pub fn spawn_on<T: Send + 'static>(
+    cpu: usize,
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, SpawnError> {
+    thread::create(name, Some(cpu), f)
+}
+
+/// The calling thread.
+pub fn current() -> Arc<Thread> {
+    this_cpu()
+        .sched
+        .current()
+        .expect("sched::init_cpu has run on this CPU")
+}
+
+/// Gives up the CPU to the next runnable thread, if any.
+pub fn yield_now() {
+    schedule();
+}
+
+/// Runs the idle loop of the calling CPU forever: halt until an interrupt, run what is ready.
+pub fn idle_loop() -> ! {
+    loop {
+        // Look for work with interrupts off, then `sti; hlt` as one step, so a wake-up
+        // interrupt arriving between the check and the halt still ends the halt.
+        x86_64::instructions::interrupts::disable();
+        if this_cpu().sched.queued() > 0 {
+            x86_64::instructions::interrupts::enable();
+            schedule();
+        } else {
+            x86_64::instructions::interrupts::enable_and_hlt();
+        }
+    }
+}
+
+/// Ends the calling thread.
+pub fn exit_current() -> ! {
+    current().set_state(State::Exited);
+    schedule();
+    unreachable!("an exited thread was scheduled again");
+}
+
+/// Picks the next thread on this CPU and switches to it.
+pub fn schedule() {
+    assert_eq!(
+        crate::cpu::preempt_count(),
+        0,
+        "scheduling while atomic (preemption disabled)"
+    );
+    let _irq = IrqSave::new();
+    let cpu = this_cpu();
+    cpu.sched.need_resched.store(false, Ordering::Relaxed);
+    let mut rq = cpu.sched.rq.lock();
+    let prev = rq
+        .current
+        .clone()
+        .expect("sched::init_cpu has run on this CPU");
+    // A running thread goes to the back of the queue; a blocked one stays off it; a Runnable
+    // one was woken before it got here and is already queued; an exited one is done.
+    if !prev.idle && prev.transition(State::Running, State::Runnable) {
+        rq.queue.push_back(prev.clone());
+    }
+    let next = match rq.queue.pop_front() {
+        Some(next) => next,
+        None if prev.state() == State::Running => return,
+        None => rq.idle.clone().expect("every CPU has an idle thread"),
+    };
+    next.set_state(State::Running);
+    if Arc::ptr_eq(&next, &prev) {
+        return;
+    }
+    // Wait until the CPU that ran `next` last has saved its context.
+    while next.on_cpu.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    next.on_cpu.store(true, Ordering::Relaxed);
+    next.cpu.store(cpu.id, Ordering::Relaxed);
+    let save = prev.rsp.get();
+    // SAFETY: `next` is not running anywhere (on_cpu was false), so its saved rsp is stable.
+    let load = unsafe { *next.rsp.get() };
+    rq.current = Some(next);
+    rq.prev = Some(prev);
+    cpu.context_switches.fetch_add(1, Ordering::Relaxed);
+    drop(rq);
+    // SAFETY: interrupts are off; `save` points into `prev`, kept alive by `rq.prev` until
+    // `finish_switch`; `load` was saved by `switch_stacks` or built by `initial_stack`.
+    unsafe { switch::switch_stacks(save, load) };
+    finish_switch();
+}
+
+/// Runs on the new thread right after a switch: lets the previous thread be resumed elsewhere
+/// and, if it exited, tells its joiners (its stack is no longer in use).
+fn finish_switch() {
+    let prev = this_cpu().sched.rq.lock().prev.take();
+    if let Some(prev) = prev {
+        prev.on_cpu.store(false, Ordering::Release);
+        if prev.state() == State::Exited {
+            prev.exited.complete();
+        }
+    }
+}
+
+/// Makes a blocked thread runnable again, on its CPU. Does nothing if it is not blocked.
+pub fn wake(thread: &Arc<Thread>) {
+    if thread.transition(State::Blocked, State::Runnable) {
+        enqueue(thread, thread.cpu());
+    }
+}
+
+/// Puts a runnable thread on CPU `cpu`'s run queue and makes sure that CPU notices.
+fn enqueue(thread: &Arc<Thread>, cpu_id: usize) {
+    let cpu = crate::cpu::cpu(cpu_id).expect("threads only live on existing CPUs");
+    thread.cpu.store(cpu_id, Ordering::Relaxed);
+    let idle = {
+        let mut rq = cpu.sched.rq.lock();
+        rq.queue.push_back(thread.clone());
+        rq.current.as_ref().is_none_or(|c| c.idle)
+    };
+    if idle {
+        kick(cpu);
+    }
+}
+
+/// Asks `cpu` to reschedule: at once if it is this CPU, by IPI otherwise.
+fn kick(cpu: &Cpu) {
+    cpu.sched.need_resched.store(true, Ordering::Release);
+    if cpu.id != this_cpu().id {
+        crate::arch::smp::send_reschedule(cpu);
+    }
+}
+
+/// The online CPU with the fewest queued threads.
+fn least_loaded_cpu() -> usize {
+    crate::cpu::all()
+        .filter(|c| c.online.load(Ordering::Acquire))
+        .min_by_key(|c| c.sched.queued())
+        .map_or(0, |c| c.id)
+}
+
+/// Called on every timer tick on every CPU: ends the current time slice if others wait.
+pub fn tick() {
+    let cpu = this_cpu();
+    if cpu.sched.queued() > 0 {
+        cpu.sched.need_resched.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Called at the end of an interrupt handler (interrupts still off): switches threads if a
+/// reschedule is pending and the interrupted code allowed preemption.
+pub fn irq_exit() {
+    let cpu = this_cpu();
+    if crate::cpu::preempt_count() == 0 && cpu.sched.need_resched.load(Ordering::Relaxed) {
+        schedule();
+    }
+}
+
+/// Called by `preempt_enable` when the count drops to zero: reschedules if one is pending and
+/// interrupts are on (with interrupts off, the next interrupt exit or enable will do it).
+pub fn preempt_point() {
+    if this_cpu().sched.need_resched.load(Ordering::Relaxed)
+        && x86_64::instructions::interrupts::are_enabled()
+    {
+        schedule();
+    }
+}

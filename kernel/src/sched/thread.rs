@@ -1,0 +1,214 @@
+//! Kernel threads: creation, start, exit and join.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use crate::memory::stack::KernelStack;
+use crate::sync::{Completion, SpinLock};
+
+/// What a thread is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// On a CPU right now.
+    Running = 0,
+    /// Waiting in a run queue for a CPU.
+    Runnable = 1,
+    /// Asleep until someone wakes it.
+    Blocked = 2,
+    /// Finished; waiting to be joined and freed.
+    Exited = 3,
+}
+
+impl State {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => State::Running,
+            1 => State::Runnable,
+            2 => State::Blocked,
+            _ => State::Exited,
+        }
+    }
+}
+
+/// A kernel thread.
+pub struct Thread {
+    /// Unique id (the boot CPU's idle thread is 0).
+    pub id: u64,
+    /// Name shown by `ps`.
+    pub name: String,
+    state: AtomicU8,
+    /// Whether this thread may only run on its CPU.
+    pub pinned: bool,
+    /// Whether this is a CPU's idle thread (never queued; runs when nothing else can).
+    pub(super) idle: bool,
+    /// The CPU whose run queue the thread belongs to.
+    pub(super) cpu: AtomicUsize,
+    /// True from the moment a CPU switches to the thread until its context is saved again;
+    /// another CPU must not resume it before (see `schedule`).
+    pub(super) on_cpu: AtomicBool,
+    /// Saved stack pointer while not running.
+    pub(super) rsp: UnsafeCell<u64>,
+    /// The thread's stack; `None` for a CPU's boot context adopted as its idle thread.
+    _stack: Option<KernelStack>,
+    /// The code to run, taken when the thread starts.
+    entry: SpinLock<Option<Box<dyn FnOnce() + Send>>>,
+    /// Completed when the thread has exited and is off its stack.
+    pub(super) exited: Completion,
+}
+
+// SAFETY: `rsp` is only touched by the scheduler of the CPU that owns the thread, with
+// interrupts off and ordered by `on_cpu`; all other fields are atomics, locks or immutable.
+unsafe impl Sync for Thread {}
+// SAFETY: as above; nothing in a thread is tied to the CPU that created it.
+unsafe impl Send for Thread {}
+
+impl Thread {
+    /// The thread's state.
+    pub fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(super) fn set_state(&self, state: State) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Moves `from` → `to` if the thread is in `from`; returns whether it did.
+    pub(super) fn transition(&self, from: State, to: State) -> bool {
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Marks the running thread as about to sleep. It stops being scheduled at its next call
+    /// to `schedule` unless woken first. Used by wait queues and timers.
+    pub fn mark_blocked(&self) {
+        self.set_state(State::Blocked);
+    }
+
+    /// The CPU the thread last ran on or is queued on.
+    pub fn cpu(&self) -> usize {
+        self.cpu.load(Ordering::Relaxed)
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Every thread that has not been freed, for `ps`.
+static THREADS: SpinLock<Vec<Weak<Thread>>> = SpinLock::new(Vec::new());
+
+/// Live threads, oldest first.
+pub fn threads() -> Vec<Arc<Thread>> {
+    let mut list = THREADS.lock();
+    list.retain(|t| t.strong_count() > 0);
+    list.iter().filter_map(Weak::upgrade).collect()
+}
+
+/// Wraps the current context of CPU `cpu` as its idle thread (it keeps its stack).
+pub(super) fn adopt_idle(cpu: usize) -> Arc<Thread> {
+    let thread = Arc::new(Thread {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        name: alloc::format!("idle/{cpu}"),
+        state: AtomicU8::new(State::Running as u8),
+        pinned: true,
+        idle: true,
+        cpu: AtomicUsize::new(cpu),
+        on_cpu: AtomicBool::new(true),
+        rsp: UnsafeCell::new(0),
+        _stack: None,
+        entry: SpinLock::new(None),
+        exited: Completion::new(),
+    });
+    THREADS.lock().push(Arc::downgrade(&thread));
+    thread
+}
+
+/// Error from [`spawn`] and friends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No memory for the thread's stack.
+    OutOfMemory,
+    /// The requested CPU does not exist or is not online.
+    NoSuchCpu,
+}
+
+/// Handle to a spawned thread: wait for it and take its result.
+pub struct JoinHandle<T> {
+    thread: Arc<Thread>,
+    result: Arc<SpinLock<Option<T>>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// The thread.
+    pub fn thread(&self) -> &Arc<Thread> {
+        &self.thread
+    }
+
+    /// Sleeps until the thread has exited and returns what it returned.
+    pub fn join(self) -> T {
+        self.thread.exited.wait();
+        self.result
+            .lock()
+            .take()
+            .expect("an exited thread has stored its result")
+    }
+}
+
+/// Creates a thread running `f`, on CPU `pin` (pinned) or on the least busy online CPU.
+pub(super) fn create<T: Send + 'static>(
+    name: &str,
+    pin: Option<usize>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, SpawnError> {
+    let cpu = match pin {
+        Some(cpu) if crate::cpu::cpu(cpu).is_some_and(|c| c.online.load(Ordering::Acquire)) => cpu,
+        Some(_) => return Err(SpawnError::NoSuchCpu),
+        None => super::least_loaded_cpu(),
+    };
+    let stack = KernelStack::new().ok_or(SpawnError::OutOfMemory)?;
+    let result = Arc::new(SpinLock::new(None));
+    let slot = result.clone();
+    let entry: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let value = f();
+        *slot.lock() = Some(value);
+    });
+    let top = stack.top().as_u64();
+    let thread = Arc::new(Thread {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        name: String::from(name),
+        state: AtomicU8::new(State::Runnable as u8),
+        pinned: pin.is_some(),
+        idle: false,
+        cpu: AtomicUsize::new(cpu),
+        on_cpu: AtomicBool::new(false),
+        rsp: UnsafeCell::new(0),
+        _stack: Some(stack),
+        entry: SpinLock::new(Some(entry)),
+        exited: Completion::new(),
+    });
+    // The new thread's first switch calls `thread_start(ptr)`. The pointer stays valid: the
+    // run queue holds a reference until the thread has exited and is off its stack.
+    let arg = Arc::as_ptr(&thread) as u64;
+    // SAFETY: `top` is the top of the fresh stack this thread owns; nothing else uses it.
+    unsafe { *thread.rsp.get() = super::switch::initial_stack(top, arg) };
+    THREADS.lock().push(Arc::downgrade(&thread));
+    super::enqueue(&thread, cpu);
+    Ok(JoinHandle { thread, result })
+}
+
+/// Where every new thread starts (called by the switch trampoline).
+pub(super) extern "C" fn thread_start(thread: *const Thread) -> ! {
+    super::finish_switch();
+    x86_64::instructions::interrupts::enable();
+    // SAFETY: `create` passed a pointer to the thread, which its run queue keeps alive.
+    let thread = unsafe { &*thread };
+    let entry = thread.entry.lock().take();
+    if let Some(entry) = entry {
+        entry();
+    }
+    super::exit_current()
+}
