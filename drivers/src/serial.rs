@@ -21,7 +21,10 @@ pub struct SerialPort {
 }
 
 /// How many bytes received before initialisation are kept.
-const EARLY_BYTES: usize = 16;
+const EARLY_BYTES: usize = 256;
+
+/// How long the receiver must stay empty before initialisation may reset it.
+const QUIET_POLLS: u32 = 20_000;
 
 impl SerialPort {
     /// Takes the UART at `base` and initialises it (115200 baud, 8N1, FIFOs on).
@@ -33,17 +36,25 @@ impl SerialPort {
     /// returned value lives.
     pub unsafe fn init(base: u16) -> Option<Self> {
         // Input may already be waiting (typed or piped while the firmware ran): initialising
-        // resets the receive FIFO, so take those bytes first.
+        // resets the receive FIFO, so take those bytes first. The emulator hands over the next
+        // byte only after the previous one is read, and not instantly, so keep polling until
+        // the receiver has stayed empty for a while.
         let mut early = [0; EARLY_BYTES];
         let mut early_len = 0;
         let mut lsr = Port::<u8>::new(base + 5);
         let mut data = Port::<u8>::new(base);
+        let mut quiet = 0;
         // SAFETY: the caller guarantees `base` is a 16550 UART; reading LSR has no side effect
         // and reading RBR only takes a received byte, which we keep.
         unsafe {
-            while early_len < EARLY_BYTES && lsr.read() & 1 != 0 {
-                early[early_len] = data.read();
-                early_len += 1;
+            while early_len < EARLY_BYTES && quiet < QUIET_POLLS {
+                if lsr.read() & 1 != 0 {
+                    early[early_len] = data.read();
+                    early_len += 1;
+                    quiet = 0;
+                } else {
+                    quiet += 1;
+                }
             }
         }
         // SAFETY: the caller guarantees `base` is an unshared 16550 UART.

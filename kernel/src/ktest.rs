@@ -14,7 +14,8 @@
 //! (`boot/src/ktest.rs`) talks to this module through the initramfs `cmdline` file and
 //! `@@ktest-` lines on the serial console:
 //!
-//! - `ktest=list`: print `@@ktest-list <name> <flags>` per test, then `@@ktest-end`.
+//! - `ktest=list`: print `@@ktest-list <name> <flags>` per test, then `@@ktest-end`. Flags are
+//!   `-` or a comma-separated list of `fault=<kind>`, `uefi`, `smp=<cpus>`, `numa=<nodes>`.
 //! - `ktest=run ktest.only=a,b`: run those tests in order, printing `@@ktest-start <name>` and
 //!   then `@@ktest-pass <name>` or `@@ktest-fail <name> <reason>`; `@@ktest-done` at the end.
 //!
@@ -39,6 +40,10 @@ pub struct KTest {
     pub fault: Option<&'static str>,
     /// Whether the test must run in a UEFI boot.
     pub uefi: bool,
+    /// The number of CPUs the test's machine must have (the runner's default otherwise).
+    pub smp: Option<u32>,
+    /// The number of NUMA nodes the test's machine must have (one otherwise).
+    pub numa: Option<u32>,
 }
 
 impl KTest {
@@ -167,20 +172,25 @@ pub fn run_request(request: &str) -> ! {
     match request {
         "list" => {
             for test in all() {
-                let mut flags = alloc::string::String::new();
+                use alloc::format;
+                let mut flags = alloc::vec::Vec::new();
                 if let Some(fault) = test.fault {
-                    flags.push_str("fault=");
-                    flags.push_str(fault);
+                    flags.push(format!("fault={fault}"));
                 }
                 if test.uefi {
-                    if !flags.is_empty() {
-                        flags.push(',');
-                    }
-                    flags.push_str("uefi");
+                    flags.push("uefi".into());
                 }
-                if flags.is_empty() {
-                    flags.push('-');
+                if let Some(n) = test.smp {
+                    flags.push(format!("smp={n}"));
                 }
+                if let Some(n) = test.numa {
+                    flags.push(format!("numa={n}"));
+                }
+                let flags = if flags.is_empty() {
+                    "-".into()
+                } else {
+                    flags.join(",")
+                };
                 crate::println!("@@ktest-list {} {}", test.full_name(), flags);
             }
             crate::println!("@@ktest-end");

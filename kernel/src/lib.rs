@@ -47,6 +47,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     cmdline::init();
     sched::init_cpu();
     arch::acpi::init();
+    memory::page_alloc::init_buddy(|addr| arch::acpi::platform().node_of_addr(addr) as usize);
     arch::apic::init_bsp();
     cpu::this_cpu()
         .online
@@ -58,7 +59,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     log::info!(
         "boot complete: {} firmware, {} MiB usable, initramfs {} bytes",
         boot::firmware(),
-        memory::frame::stats().total * 4096 / (1024 * 1024),
+        memory::page_alloc::stats().total * 4096 / (1024 * 1024),
         initramfs::bytes().len()
     );
 }

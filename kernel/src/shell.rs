@@ -62,6 +62,24 @@ const COMMANDS: &[Command] = &[
         run: uptime,
     },
     Command {
+        name: "cpus",
+        usage: "",
+        help: "CPUs: APIC id, node, ticks, context switches",
+        run: cpus,
+    },
+    Command {
+        name: "numa",
+        usage: "",
+        help: "NUMA nodes: their CPUs and free memory",
+        run: numa,
+    },
+    Command {
+        name: "ps",
+        usage: "",
+        help: "kernel threads: id, name, CPU, state",
+        run: ps,
+    },
+    Command {
         name: "poweroff",
         usage: "",
         help: "leave QEMU (exit status 0)",
@@ -173,7 +191,7 @@ fn cat(args: &[&str]) {
 }
 
 fn meminfo(_: &[&str]) {
-    let frames = crate::memory::frame::stats();
+    let frames = crate::memory::page_alloc::stats();
     let (heap_used, heap_free) = crate::memory::heap::usage();
     println!(
         "frames: {} total, {} used, {} free (4 KiB each)",
@@ -192,7 +210,66 @@ fn meminfo(_: &[&str]) {
 
 fn uptime(_: &[&str]) {
     let us = crate::time::uptime_us();
-    println!("up {}.{:03} s", us / 1_000_000, us % 1_000_000 / 1000);
+    let ticks = crate::time::jiffies();
+    println!(
+        "up {}.{:03} s ({ticks} ticks at {} Hz)",
+        us / 1_000_000,
+        us % 1_000_000 / 1000,
+        crate::time::HZ
+    );
+}
+
+fn cpus(_: &[&str]) {
+    use core::sync::atomic::Ordering::Relaxed;
+    println!(
+        "{:>4} {:>7} {:>5} {:>7} {:>10} {:>10}",
+        "CPU", "APIC id", "node", "online", "ticks", "switches"
+    );
+    for c in crate::cpu::all() {
+        println!(
+            "{:>4} {:>7} {:>5} {:>7} {:>10} {:>10}",
+            c.id,
+            c.apic_id.load(Relaxed),
+            c.node.load(Relaxed),
+            if c.online.load(Relaxed) { "yes" } else { "no" },
+            c.ticks.load(Relaxed),
+            c.context_switches.load(Relaxed)
+        );
+    }
+}
+
+fn numa(_: &[&str]) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let nodes = crate::memory::numa::node_count();
+    println!("{nodes} NUMA node(s)");
+    for node in 0..nodes {
+        let cpus: Vec<String> = crate::cpu::all()
+            .filter(|c| c.node.load(Relaxed) == node)
+            .map(|c| alloc::format!("{}", c.id))
+            .collect();
+        let mem = crate::memory::numa::node_memory(node);
+        println!(
+            "node {node}: CPUs [{}], memory {} MiB total, {} MiB free",
+            cpus.join(","),
+            mem.total_pages * 4 / 1024,
+            mem.free_pages * 4 / 1024
+        );
+    }
+}
+
+fn ps(_: &[&str]) {
+    println!("{:>5} {:<16} {:>4} {:<9}", "ID", "NAME", "CPU", "STATE");
+    for t in crate::sched::threads() {
+        let state = alloc::format!("{:?}", t.state());
+        println!(
+            "{:>5} {:<16} {:>4} {:<9}{}",
+            t.id,
+            t.name,
+            t.cpu(),
+            state,
+            if t.pinned { " pinned" } else { "" }
+        );
+    }
 }
 
 fn poweroff(_: &[&str]) {

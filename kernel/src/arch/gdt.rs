@@ -50,9 +50,10 @@ pub fn init() {
         "gdt::init runs once"
     );
     let top = VirtAddr::from_ptr(&raw const BOOT_DOUBLE_FAULT_STACK) + BOOT_IST_STACK_SIZE as u64;
+    let tables_ptr = &raw mut BOOT_TABLES;
     // SAFETY: this runs once (checked above), before any other code refers to BOOT_TABLES, so
     // this is the only reference to it for the rest of the kernel's life.
-    let tables = unsafe { &mut *(&raw mut BOOT_TABLES) };
+    let tables = unsafe { &mut *tables_ptr };
     activate(tables, top);
 }
 

@@ -251,3 +251,42 @@ pub fn flush_tlb_kernel_range(start: x86_64::VirtAddr, pages: u64) {
         }
     });
 }
+
+#[crate::ktest(smp = 4)]
+fn all_cpus_come_online_with_smp_4() {
+    let online = cpu::all()
+        .filter(|c| c.online.load(Ordering::Acquire))
+        .count();
+    assert_eq!(
+        super::acpi::platform().cpus.len(),
+        4,
+        "the machine has 4 CPUs"
+    );
+    assert_eq!(online, 4, "all 4 CPUs are online");
+}
+
+#[crate::ktest(smp = 8)]
+fn all_cpus_come_online_with_smp_8() {
+    let online: alloc::vec::Vec<u32> = cpu::all()
+        .filter(|c| c.online.load(Ordering::Acquire))
+        .map(|c| c.apic_id.load(Ordering::Relaxed))
+        .collect();
+    assert_eq!(online.len(), 8, "all 8 CPUs are online: {online:?}");
+}
+
+#[crate::ktest]
+fn ipi_function_call_runs_on_the_target_cpu() {
+    for target in cpu::all().map(|c| c.id) {
+        let ran_on = Arc::new(AtomicUsize::new(usize::MAX));
+        let out = ran_on.clone();
+        smp_call_function(target, move || {
+            out.store(cpu::current_id(), Ordering::SeqCst)
+        })
+        .expect("online");
+        assert_eq!(ran_on.load(Ordering::SeqCst), target);
+    }
+    assert_eq!(
+        smp_call_function(MAX_CPUS - 1, || {}),
+        Err(CallError::Offline)
+    );
+}

@@ -207,3 +207,37 @@ impl Drop for PreemptGuard {
         preempt_enable();
     }
 }
+
+#[crate::ktest]
+fn per_cpu_variables_are_distinct_per_cpu() {
+    use alloc::vec::Vec;
+    let handles: Vec<_> = all()
+        .map(|c| {
+            crate::sched::spawn_on(c.id, "percpu-test", || {
+                let _pin = PreemptGuard::new();
+                let me = this_cpu();
+                (me.id, core::ptr::from_ref(me) as usize, preempt_count())
+            })
+            .expect("spawn")
+        })
+        .collect();
+    let seen: Vec<(usize, usize, u32)> = handles.into_iter().map(|h| h.join()).collect();
+    for (cpu, (id, _, depth)) in seen.iter().enumerate() {
+        assert_eq!(
+            *id, cpu,
+            "a thread pinned to CPU {cpu} sees CPU {cpu}'s data"
+        );
+        assert_eq!(
+            *depth, 1,
+            "the preemption counter is per CPU and counts the guard"
+        );
+    }
+    let mut addresses: Vec<usize> = seen.iter().map(|s| s.1).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    assert_eq!(
+        addresses.len(),
+        seen.len(),
+        "every CPU has its own structure"
+    );
+}

@@ -1,10 +1,11 @@
-//! Memory: physical frames, the kernel page tables and the kernel heap.
+//! Memory: the page allocator, NUMA topology, the kernel page tables, stacks and the heap.
 //!
 //! The bootloader maps all physical memory at a fixed offset ([`phys_to_virt`]), so the kernel
 //! can touch any frame, including page-table frames, through an ordinary pointer.
 
-pub mod frame;
 pub mod heap;
+pub mod numa;
+pub mod page_alloc;
 pub mod paging;
 pub mod stack;
 
@@ -21,7 +22,7 @@ pub fn init(boot_info: &'static BootInfo) {
         .into_option()
         .expect("the bootloader maps physical memory (BOOTLOADER_CONFIG asks it to)");
     PHYS_OFFSET.call_once(|| offset);
-    frame::init(&boot_info.memory_regions);
+    page_alloc::init(&boot_info.memory_regions);
     paging::init();
     heap::init().expect("the kernel heap must fit in memory");
 }

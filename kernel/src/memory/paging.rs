@@ -31,7 +31,7 @@ struct Frames;
 // SAFETY: `alloc_frame` returns frames that are unused and owned by the caller.
 unsafe impl FrameAllocator<Size4KiB> for Frames {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        super::frame::alloc_frame()
+        super::page_alloc::alloc_frame()
     }
 }
 
@@ -127,5 +127,86 @@ pub fn unmap_identity(phys: x86_64::PhysAddr) {
     let mapper = guard.as_mut().expect("paging::init has not run");
     if let Ok((_, flush)) = mapper.unmap(page) {
         flush.flush();
+    }
+}
+
+/// Maps the kernel page at `virt` to `frame` (writable, not executable).
+pub fn map_page(virt: VirtAddr, frame: PhysFrame) -> Result<(), MapToError<Size4KiB>> {
+    let page = Page::<Size4KiB>::containing_address(virt);
+    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
+    let mut guard = MAPPER.lock();
+    let mapper = guard.as_mut().expect("paging::init has not run");
+    // SAFETY: the caller owns `frame`; a not-present page needs no TLB flush.
+    unsafe { mapper.map_to(page, frame, flags, &mut Frames)?.ignore() };
+    Ok(())
+}
+
+/// Unmaps the kernel page at `virt` and shoots its translation down on every CPU. Returns the
+/// frame it mapped, which the caller now owns.
+pub fn unmap_page(virt: VirtAddr) -> Option<PhysFrame> {
+    let page = Page::<Size4KiB>::containing_address(virt);
+    let frame = {
+        let mut guard = MAPPER.lock();
+        let mapper = guard.as_mut().expect("paging::init has not run");
+        let (frame, flush) = mapper.unmap(page).ok()?;
+        // Flushed on every CPU below, this one included.
+        flush.ignore();
+        frame
+    };
+    crate::arch::smp::flush_tlb_kernel_range(page.start_address(), 1);
+    Some(frame)
+}
+
+#[crate::ktest]
+fn tlb_shootdown_reaches_every_cpu() {
+    use alloc::vec::Vec;
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    const VIRT: u64 = 0xffff_d800_0000_0000;
+    let virt = VirtAddr::new(VIRT);
+    let frames: Vec<PhysFrame> = (0..2)
+        .map(|_| super::page_alloc::alloc_frame().expect("memory"))
+        .collect();
+    for (i, frame) in frames.iter().enumerate() {
+        // SAFETY: freshly allocated frames, written through the physical map before use.
+        unsafe {
+            super::phys_to_virt(frame.start_address())
+                .as_mut_ptr::<u64>()
+                .write(i as u64 + 1)
+        };
+    }
+    let read_everywhere = || -> Vec<u64> {
+        crate::cpu::all()
+            .map(|c| {
+                let seen = alloc::sync::Arc::new(AtomicU64::new(0));
+                let out = seen.clone();
+                crate::arch::smp::smp_call_function(c.id, move || {
+                    // SAFETY: VIRT is mapped (to one of the test frames) while this runs.
+                    out.store(
+                        unsafe { core::ptr::read_volatile(VIRT as *const u64) },
+                        Ordering::SeqCst,
+                    );
+                })
+                .expect("every CPU is online");
+                seen.load(Ordering::SeqCst)
+            })
+            .collect()
+    };
+    map_page(virt, frames[0]).expect("map");
+    assert!(
+        read_everywhere().iter().all(|&v| v == 1),
+        "every CPU sees the first frame"
+    );
+    assert_eq!(unmap_page(virt), Some(frames[0]));
+    map_page(virt, frames[1]).expect("remap");
+    let seen = read_everywhere();
+    assert!(
+        seen.iter().all(|&v| v == 2),
+        "after the shoot-down every CPU sees the new frame: {seen:?}"
+    );
+    assert_eq!(unmap_page(virt), Some(frames[1]));
+    for frame in frames {
+        // SAFETY: unmapped everywhere, unused.
+        unsafe { super::page_alloc::free_frame(frame) };
     }
 }

@@ -9,6 +9,9 @@
 //!
 //! #[ktest(uefi)]                       // runs in a boot of its own through UEFI firmware
 //! fn booted_through_uefi() { ... }
+//!
+//! #[ktest(smp = 8, numa = 2)]           // needs a machine with 8 CPUs on 2 NUMA nodes
+//! fn eight_cpus_on_two_nodes() { ... }
 //! ```
 //!
 //! The attribute leaves the function as it is and adds a `static` descriptor of type
@@ -24,7 +27,12 @@ use proc_macro::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenSt
 /// Registers the function that follows as an on-target kernel test. See the crate docs.
 #[proc_macro_attribute]
 pub fn ktest(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let (fault, uefi) = match parse_args(attr) {
+    let Args {
+        fault,
+        uefi,
+        smp,
+        numa,
+    } = match parse_args(attr) {
         Ok(args) => args,
         Err(msg) => return compile_error(msg),
     };
@@ -36,6 +44,8 @@ pub fn ktest(attr: TokenStream, item: TokenStream) -> TokenStream {
         Some(kind) => format!("::core::option::Option::Some({kind:?})"),
         None => "::core::option::Option::None".to_string(),
     };
+    let smp = optional_u32(smp);
+    let numa = optional_u32(numa);
     let descriptor = format!(
         "#[used]
          #[unsafe(link_section = \"ktests\")]
@@ -46,6 +56,8 @@ pub fn ktest(attr: TokenStream, item: TokenStream) -> TokenStream {
              func: {name},
              fault: {fault},
              uefi: {uefi},
+             smp: {smp},
+             numa: {numa},
          }};",
         upper = name.to_uppercase(),
     );
@@ -58,31 +70,60 @@ pub fn ktest(attr: TokenStream, item: TokenStream) -> TokenStream {
     out
 }
 
-/// Parses `fault = "kind"` and `uefi`, separated by commas.
-fn parse_args(attr: TokenStream) -> Result<(Option<String>, bool), &'static str> {
-    const USAGE: &str = "expected #[ktest], #[ktest(fault = \"kind\")] or #[ktest(uefi)]";
-    let mut fault = None;
-    let mut uefi = false;
+/// What the attribute's arguments ask for.
+struct Args {
+    fault: Option<String>,
+    uefi: bool,
+    smp: Option<u32>,
+    numa: Option<u32>,
+}
+
+/// `Some(n)` / `None` as Rust source.
+fn optional_u32(value: Option<u32>) -> String {
+    match value {
+        Some(n) => format!("::core::option::Option::Some({n})"),
+        None => "::core::option::Option::None".to_string(),
+    }
+}
+
+/// Parses `fault = "kind"`, `uefi`, `smp = N` and `numa = N`, separated by commas.
+fn parse_args(attr: TokenStream) -> Result<Args, &'static str> {
+    const USAGE: &str = "expected #[ktest] or #[ktest(fault = \"kind\", uefi, smp = N, numa = N)]";
+    let mut args = Args {
+        fault: None,
+        uefi: false,
+        smp: None,
+        numa: None,
+    };
     let mut tokens = attr.into_iter().peekable();
     while let Some(token) = tokens.next() {
-        match token {
-            TokenTree::Ident(id) if id.to_string() == "uefi" => uefi = true,
-            TokenTree::Ident(id) if id.to_string() == "fault" => {
-                match (tokens.next(), tokens.next()) {
-                    (Some(TokenTree::Punct(eq)), Some(TokenTree::Literal(lit)))
-                        if eq.as_char() == '=' =>
-                    {
-                        let text = lit.to_string();
-                        let kind = text
-                            .strip_prefix('"')
-                            .and_then(|t| t.strip_suffix('"'))
-                            .ok_or(USAGE)?;
-                        fault = Some(kind.to_string());
-                    }
-                    _ => return Err(USAGE),
+        let TokenTree::Ident(id) = token else {
+            return Err(USAGE);
+        };
+        let key = id.to_string();
+        if key == "uefi" {
+            args.uefi = true;
+        } else {
+            let value = match (tokens.next(), tokens.next()) {
+                (Some(TokenTree::Punct(eq)), Some(TokenTree::Literal(lit)))
+                    if eq.as_char() == '=' =>
+                {
+                    lit.to_string()
                 }
+                _ => return Err(USAGE),
+            };
+            match key.as_str() {
+                "fault" => {
+                    let kind = value
+                        .strip_prefix('"')
+                        .and_then(|t| t.strip_suffix('"'))
+                        .ok_or(USAGE)?;
+                    args.fault = Some(kind.to_string());
+                }
+                "smp" => args.smp = Some(value.parse().map_err(|_| USAGE)?),
+                "numa" => args.numa = Some(value.parse().map_err(|_| USAGE)?),
+                _ => return Err(USAGE),
             }
-            _ => return Err(USAGE),
         }
         match tokens.next() {
             None => break,
@@ -90,7 +131,7 @@ fn parse_args(attr: TokenStream) -> Result<(Option<String>, bool), &'static str>
             Some(_) => return Err(USAGE),
         }
     }
-    Ok((fault, uefi))
+    Ok(args)
 }
 
 /// The identifier after the `fn` keyword, if the item is a function.
