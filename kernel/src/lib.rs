@@ -48,6 +48,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     sched::init_cpu();
     arch::acpi::init();
     memory::page_alloc::init_buddy(|addr| arch::acpi::platform().node_of_addr(addr) as usize);
+    memory::kmalloc::init();
     arch::apic::init_bsp();
     cpu::this_cpu()
         .online

@@ -4,6 +4,7 @@
 //! can touch any frame, including page-table frames, through an ordinary pointer.
 
 pub mod heap;
+pub mod kmalloc;
 pub mod numa;
 pub mod page_alloc;
 pub mod paging;
@@ -26,6 +27,16 @@ pub fn init(boot_info: &'static BootInfo) {
     paging::init();
     heap::init().expect("the kernel heap must fit in memory");
 }
+
+/// The physical address behind `addr` if it lies in the physical-memory mapping.
+pub fn virt_to_phys(addr: VirtAddr) -> Option<PhysAddr> {
+    let offset = *PHYS_OFFSET.get()?;
+    let phys = addr.as_u64().checked_sub(offset)?;
+    (phys < PHYS_LIMIT).then(|| PhysAddr::new(phys))
+}
+
+/// Physical addresses the kernel treats as RAM (the direct map is at most this large).
+const PHYS_LIMIT: u64 = 1 << 46;
 
 /// The virtual address at which physical address `addr` is mapped.
 pub fn phys_to_virt(addr: PhysAddr) -> VirtAddr {

@@ -17,6 +17,7 @@
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use buddy::{AllocError, BuddyAllocator, FreeError, PageMeta};
 use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use x86_64::PhysAddr;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
@@ -99,6 +100,10 @@ struct PageAlloc {
 
 static PAGES: IrqSpinLock<Option<PageAlloc>> = IrqSpinLock::new(None);
 
+/// The buddy allocator's metadata array, for lock-free reads of a page's owner word.
+static META: AtomicPtr<PageMeta> = AtomicPtr::new(core::ptr::null_mut());
+static META_LEN: AtomicUsize = AtomicUsize::new(0);
+
 /// Starts the bootstrap allocator over the usable regions of the boot memory map.
 pub fn init(regions: &'static MemoryRegions) {
     let total = (0..regions.len())
@@ -160,6 +165,8 @@ pub fn init_buddy(node_of: impl Fn(u64) -> usize) {
     // physical-memory map; `PageMeta` needs 8-byte alignment and the start is page aligned.
     let storage = unsafe { core::slice::from_raw_parts_mut(storage_ptr, max_pfn as usize) };
     let meta: &'static mut [PageMeta] = buddy::init_metadata(storage);
+    META.store(meta.as_mut_ptr(), Ordering::Release);
+    META_LEN.store(meta.len(), Ordering::Release);
     let mut allocator = BuddyAllocator::new(meta, 0).expect("the metadata covers every frame");
     for i in 0..regions.len() {
         let Some((start, mut end)) = remaining(i) else {
@@ -244,6 +251,34 @@ pub unsafe fn free_pages(addr: PhysAddr, order: usize) -> Result<(), FreeError> 
     }
 }
 
+/// Records `owner` for every page of the allocated block at `addr` (0 clears it), so that
+/// [`owner`] maps any address inside the block back to it in O(1) (the slab allocator stores
+/// its cache or slab there).
+pub fn set_owner(addr: PhysAddr, order: usize, owner: usize) -> Result<(), FreeError> {
+    let pfn = (addr.as_u64() / FRAME_SIZE) as usize;
+    let mut guard = PAGES.lock();
+    match guard.as_mut().map(|p| &mut p.allocator) {
+        Some(Allocator::Buddy(buddy)) => buddy.set_owner(pfn, order, owner),
+        _ => Err(FreeError::NotManaged { pfn }),
+    }
+}
+
+/// The owner recorded for the page at `addr`, or 0. Lock-free: the owner word of a block only
+/// changes while its owner holds it, so whoever asks about memory it was given reads a stable
+/// value (the read is volatile, like Linux's `READ_ONCE` of `page->slab_cache`).
+pub fn owner(addr: PhysAddr) -> usize {
+    let pfn = (addr.as_u64() / FRAME_SIZE) as usize;
+    let meta = META.load(Ordering::Acquire);
+    if meta.is_null() || pfn >= META_LEN.load(Ordering::Acquire) {
+        return 0;
+    }
+    // SAFETY: `meta` points at the live metadata array of META_LEN entries and pfn is in
+    // bounds; copying the entry with a volatile read never creates a reference that a
+    // concurrent writer (holding the page allocator's lock) could alias.
+    let entry = unsafe { core::ptr::read_volatile(meta.add(pfn)) };
+    entry.owner()
+}
+
 /// Allocates one 4 KiB frame, or `None` when physical memory is exhausted.
 pub fn alloc_frame() -> Option<PhysFrame<Size4KiB>> {
     alloc_pages(0, None).ok().map(PhysFrame::containing_address)
@@ -300,27 +335,31 @@ pub fn free_blocks_per_order() -> [usize; MAX_ORDER + 1] {
 
 #[crate::ktest]
 fn frames_are_distinct_aligned_and_come_back() {
-    use alloc::collections::BTreeSet;
     use alloc::vec::Vec;
 
     const N: usize = 512;
+    // Reserve the bookkeeping first: kmalloc takes pages from this allocator too.
+    let mut frames = Vec::with_capacity(N);
     let before = stats();
-    let frames: Vec<_> = (0..N)
-        .map(|_| alloc_frame().expect("free memory"))
-        .collect();
-    let distinct: BTreeSet<u64> = frames.iter().map(|f| f.start_address().as_u64()).collect();
-    assert_eq!(distinct.len(), N, "no frame is handed out twice");
-    assert!(
-        distinct.iter().all(|a| a % FRAME_SIZE == 0),
-        "frames are 4 KiB aligned"
-    );
+    for _ in 0..N {
+        frames.push(alloc_frame().expect("free memory"));
+    }
     assert_eq!(stats().used, before.used + N as u64);
-
     for frame in &frames {
         // SAFETY: the frames were just allocated above and are not used.
         unsafe { free_frame(*frame) };
     }
     assert_eq!(stats(), before, "freeing every frame restores the counts");
+
+    frames.sort_unstable();
+    frames.dedup();
+    assert_eq!(frames.len(), N, "no frame is handed out twice");
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.start_address().as_u64() % FRAME_SIZE == 0),
+        "4 KiB aligned"
+    );
 }
 
 #[crate::ktest]

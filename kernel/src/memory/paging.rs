@@ -3,7 +3,7 @@
 //! Sheaf keeps the page tables the bootloader built and edits them with the `x86_64` crate's
 //! [`OffsetPageTable`], which walks the tables through the physical-memory mapping.
 
-use crate::sync::SpinLock;
+use crate::sync::{IrqSpinLock, SpinLock};
 use x86_64::VirtAddr;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::MapToError;
@@ -11,7 +11,7 @@ use x86_64::structures::paging::{
     FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
 };
 
-static MAPPER: SpinLock<Option<OffsetPageTable<'static>>> = SpinLock::new(None);
+static MAPPER: IrqSpinLock<Option<OffsetPageTable<'static>>> = IrqSpinLock::new(None);
 
 /// Takes hold of the active level-4 page table.
 pub fn init() {
@@ -209,4 +209,28 @@ fn tlb_shootdown_reaches_every_cpu() {
         // SAFETY: unmapped everywhere, unused.
         unsafe { super::page_alloc::free_frame(frame) };
     }
+}
+
+/// Makes sure the kernel page containing `virt` is mapped, mapping a fresh zeroed frame if it
+/// is not. For sparse tables (such as the slab descriptors) that are filled in on demand.
+pub fn ensure_mapped(virt: VirtAddr) -> Result<(), MapToError<Size4KiB>> {
+    use x86_64::structures::paging::Translate;
+    let page = Page::<Size4KiB>::containing_address(virt);
+    let mut guard = MAPPER.lock();
+    let mapper = guard.as_mut().expect("paging::init has not run");
+    if mapper.translate_addr(page.start_address()).is_some() {
+        return Ok(());
+    }
+    let frame = Frames
+        .allocate_frame()
+        .ok_or(MapToError::FrameAllocationFailed)?;
+    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
+    // SAFETY: the frame is fresh and zeroed before it becomes visible; the page was unmapped.
+    unsafe {
+        super::phys_to_virt(frame.start_address())
+            .as_mut_ptr::<u8>()
+            .write_bytes(0, 4096);
+        mapper.map_to(page, frame, flags, &mut Frames)?.ignore();
+    }
+    Ok(())
 }

@@ -1,0 +1,243 @@
+//! The kernel's slab allocator: Sheaf's `slab` crate on real pages and CPUs, and `kmalloc` as
+//! the global allocator.
+//!
+//! The `slab` crate is pure logic over a [`slab::Platform`]. [`KernelPlatform`] supplies:
+//! - **CPUs**: `pin()` disables local interrupts (on this kernel, with interrupts off nothing
+//!   can preempt or migrate the caller) and reads the CPU number from the per-CPU area.
+//! - **Pages**: the buddy page allocator, through the physical-memory map.
+//! - **Page owners**: the buddy allocator's per-frame owner word, read without a lock, so that
+//!   `kfree` maps any address to its cache in O(1), like Linux's `virt_to_slab()`.
+//! - **Slab descriptors**: a sparse array indexed by frame number in its own virtual range,
+//!   mapped on demand (Linux keeps `struct slab` in `struct page`, in the `vmemmap` array).
+//!
+//! After [`init`], `Box`, `Vec` and friends are served by `kmalloc`; blocks the bootstrap heap
+//! gave out before still go back to it.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+use slab::slab::Slab;
+use slab::{Gfp, SlabAllocator};
+use spin::Once;
+use x86_64::VirtAddr;
+
+use crate::sync::IrqSave;
+
+/// Start of the sparse array of slab descriptors (one per page frame).
+const SLAB_META_START: u64 = 0xffff_e000_0000_0000;
+
+/// The kernel's side of the slab allocator.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelPlatform;
+
+/// Keeps the caller on its CPU: local interrupts are off while it lives.
+pub struct Pinned {
+    _irq: IrqSave,
+}
+
+fn slab_meta_addr(pfn: usize) -> u64 {
+    SLAB_META_START + (pfn * core::mem::size_of::<Slab>()) as u64
+}
+
+/// Maps the slab-descriptor slot of frame `pfn`.
+fn map_slab_meta(pfn: usize) -> bool {
+    let start = slab_meta_addr(pfn);
+    let end = start + core::mem::size_of::<Slab>() as u64 - 1;
+    crate::memory::paging::ensure_mapped(VirtAddr::new(start)).is_ok()
+        && crate::memory::paging::ensure_mapped(VirtAddr::new(end)).is_ok()
+}
+
+fn pfn_of(ptr: *const u8) -> Option<usize> {
+    crate::memory::virt_to_phys(VirtAddr::from_ptr(ptr)).map(|p| (p.as_u64() / 4096) as usize)
+}
+
+// SAFETY: `pin` returns the current CPU's id with interrupts off, so nothing else runs on that
+// CPU until the guard drops (and ids are below `nr_cpus`, the CPUs ACPI reports); blocks come
+// from the buddy allocator, naturally aligned and exclusively owned; owners are the buddy's
+// per-frame owner words (0 for anything outside RAM); each slab descriptor slot belongs to the
+// frame whose number indexes it.
+unsafe impl slab::Platform for KernelPlatform {
+    type Guard = Pinned;
+
+    fn nr_cpus(&self) -> usize {
+        crate::arch::acpi::platform()
+            .cpus
+            .len()
+            .clamp(1, crate::cpu::MAX_CPUS)
+    }
+
+    fn nr_nodes(&self) -> usize {
+        crate::memory::numa::node_count()
+    }
+
+    fn cpu_to_node(&self, cpu: usize) -> usize {
+        let platform = crate::arch::acpi::platform();
+        platform
+            .cpus
+            .get(cpu)
+            .map_or(0, |c| platform.node_of_apic(c.apic_id) as usize)
+    }
+
+    #[inline]
+    fn pin(&self) -> (Pinned, usize) {
+        let irq = IrqSave::new();
+        (Pinned { _irq: irq }, crate::cpu::current_id())
+    }
+
+    fn alloc_pages(&self, order: u32, node: usize, _gfp: Gfp) -> Option<NonNull<u8>> {
+        let block = crate::memory::page_alloc::alloc_pages(order as usize, Some(node)).ok()?;
+        let pfn = (block.as_u64() / 4096) as usize;
+        if !map_slab_meta(pfn) {
+            // SAFETY: just allocated, never used.
+            let _ = unsafe { crate::memory::page_alloc::free_pages(block, order as usize) };
+            return None;
+        }
+        NonNull::new(crate::memory::phys_to_virt(block).as_mut_ptr())
+    }
+
+    unsafe fn free_pages(&self, ptr: NonNull<u8>, order: u32) {
+        let Some(phys) = crate::memory::virt_to_phys(VirtAddr::from_ptr(ptr.as_ptr())) else {
+            log::error!("slab: free_pages({:p}) outside the physical map", ptr);
+            return;
+        };
+        // SAFETY: the slab allocator gives back a block it got from `alloc_pages`.
+        if let Err(err) = unsafe { crate::memory::page_alloc::free_pages(phys, order as usize) } {
+            log::error!("slab: free_pages({:p}, {order}): {err}", ptr);
+        }
+    }
+
+    fn page_node(&self, addr: usize) -> usize {
+        crate::memory::virt_to_phys(VirtAddr::new(addr as u64))
+            .map_or(0, crate::memory::numa::page_to_nid)
+    }
+
+    unsafe fn set_page_owner(&self, ptr: NonNull<u8>, order: u32, owner: usize) {
+        if let Some(phys) = crate::memory::virt_to_phys(VirtAddr::from_ptr(ptr.as_ptr()))
+            && let Err(err) = crate::memory::page_alloc::set_owner(phys, order as usize, owner)
+        {
+            log::error!("slab: set_page_owner({:p}): {err}", ptr);
+        }
+    }
+
+    #[inline]
+    fn page_owner(&self, addr: usize) -> usize {
+        crate::memory::virt_to_phys(VirtAddr::new_truncate(addr as u64))
+            .map_or(0, crate::memory::page_alloc::owner)
+    }
+
+    fn slab_meta(&self, page: NonNull<u8>) -> NonNull<Slab> {
+        let pfn = pfn_of(page.as_ptr()).expect("slabs live in the physical map");
+        // Mapped by `alloc_pages` when the block was allocated.
+        NonNull::new(slab_meta_addr(pfn) as *mut Slab).expect("non-null")
+    }
+
+    fn random_seed(&self) -> u64 {
+        // The TSC at this moment: good enough to make free pointers unpredictable per boot.
+        crate::time::rdtsc().rotate_left(17) ^ 0x5eaf_5eaf_5eaf_5eaf
+    }
+
+    fn slab_error(&self, report: &slab::SlabReport) {
+        log::error!("slab: {report}");
+    }
+}
+
+static SLAB: Once<SlabAllocator<KernelPlatform>> = Once::new();
+
+/// Creates the kmalloc caches and makes `kmalloc` the global allocator. Needs the page
+/// allocator and ACPI (CPU and node counts).
+pub fn init() {
+    let allocator = SlabAllocator::new(KernelPlatform).expect("memory for the kmalloc caches");
+    SLAB.call_once(|| allocator);
+    log::info!("slab allocator up: kmalloc is the global allocator");
+}
+
+/// The slab allocator (after [`init`]).
+pub fn slab() -> &'static SlabAllocator<KernelPlatform> {
+    SLAB.get().expect("kmalloc::init has run")
+}
+
+/// `kmalloc` for a Rust layout: the size class must also satisfy the alignment.
+fn kmalloc_layout(slab: &SlabAllocator<KernelPlatform>, layout: Layout) -> Option<NonNull<u8>> {
+    let size = layout.size();
+    let align = layout.align();
+    // Objects of a class are aligned to the largest power of two dividing the class size (its
+    // slabs start on page boundaries); larger sizes come in naturally aligned pages.
+    let fits = match slab.kmalloc_cache(size) {
+        Some(cache) => cache.size().is_multiple_of(align),
+        None => align <= 4096,
+    };
+    let size = if fits {
+        size
+    } else {
+        size.max(align).next_power_of_two()
+    };
+    slab.kmalloc(size, Gfp::KERNEL)
+}
+
+/// The global allocator: the bootstrap heap until [`init`], then `kmalloc`.
+struct KernelAllocator;
+
+// SAFETY: blocks come from kmalloc (at least `size` bytes, aligned as `kmalloc_layout` ensures)
+// or from the bootstrap heap (which honours the layout); each is given back to where it came
+// from, told apart by address.
+unsafe impl GlobalAlloc for KernelAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match SLAB.get() {
+            Some(slab) => {
+                kmalloc_layout(slab, layout).map_or(core::ptr::null_mut(), NonNull::as_ptr)
+            }
+            None => super::heap::alloc(layout),
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if super::heap::contains(ptr) {
+            // SAFETY: the bootstrap heap gave out `ptr` for this layout.
+            unsafe { super::heap::dealloc(ptr, layout) };
+        } else if let Some(slab) = SLAB.get() {
+            // SAFETY: kmalloc gave out `ptr`; the caller does not use it again.
+            if let Err(report) = unsafe { slab.kfree(ptr) } {
+                log::error!("kfree from the global allocator: {report}");
+            }
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: KernelAllocator = KernelAllocator;
+
+#[crate::ktest]
+fn box_vec_and_btreemap_work_on_kmalloc() {
+    use alloc::boxed::Box;
+    use alloc::collections::BTreeMap;
+    use alloc::vec::Vec;
+
+    let b = Box::new(0x5eaf_u64);
+    assert_eq!(*b, 0x5eaf);
+    let ptr = NonNull::from(&*b).cast::<u8>();
+    assert!(
+        !super::heap::contains(ptr.as_ptr()),
+        "after boot, Box comes from kmalloc"
+    );
+    assert_eq!(slab().ksize(ptr), 8, "an 8-byte Box lives in kmalloc-8");
+
+    let v: Vec<u64> = (0..10_000).collect();
+    assert_eq!(v.iter().sum::<u64>(), 10_000 * 9_999 / 2);
+    assert!(
+        slab().ksize(NonNull::from(&v[0]).cast()) >= 80_000,
+        "a large Vec gets whole pages"
+    );
+
+    let mut map = BTreeMap::new();
+    for i in 0..1000u32 {
+        map.insert(i.wrapping_mul(2_654_435_761), i);
+    }
+    assert_eq!(map.len(), 1000);
+    assert_eq!(map.get(&7u32.wrapping_mul(2_654_435_761)), Some(&7));
+
+    // Over-aligned layouts get a class that honours the alignment.
+    #[repr(align(64))]
+    struct Aligned([u8; 96]);
+    let a = Box::new(Aligned([1; 96]));
+    assert_eq!(core::ptr::from_ref(&*a) as usize % 64, 0);
+    assert_eq!(a.0[95], 1);
+}
