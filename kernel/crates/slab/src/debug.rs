@@ -1,0 +1,320 @@
+//! Debugging by cache flag: red zones, poisoning, caller tracking, and the reports produced when
+//! something is wrong (Linux's `SLUB_DEBUG` checks).
+//!
+//! Debug caches (any of [`SlabFlags::SLAB_DEBUG_FLAGS`]) have no sheaves, so every allocation and
+//! free reaches the slab layer, where the checks below run under the node lock:
+//!
+//! * **Red zones** (`SLAB_RED_ZONE`): bytes before and after each object hold 0xbb while the
+//!   object is free and 0xcc while it is allocated. An overflow changes them; finding 0xbb when
+//!   freeing means the object was already free (double free).
+//! * **Poison** (`SLAB_POISON`): a freed object is filled with 0x6b and its last byte is 0xa5;
+//!   allocation checks the pattern, so a write after free is caught.
+//! * **Caller tracking** (`SLAB_STORE_USER`): the caller address of the last allocation and free
+//!   of each object, and the CPU, are stored after the object.
+//! * **Consistency**: a freed pointer must be an object of this cache: on a slab page, of this
+//!   cache, at an object boundary, not already on the free list.
+//!
+//! A problem is reported as a [`SlabReport`] naming the cache, the object and what was wrong; it
+//! is returned when the operation can report it and kept in the cache's report log
+//! ([`KmemCache::reports`]). The object is isolated: never handed out again and never freed.
+
+use core::fmt;
+use core::sync::atomic::Ordering;
+
+use crate::cache::KmemCache;
+use crate::flags::SlabFlags;
+use crate::layout::TRACK_SIZE;
+use crate::platform::Platform;
+use crate::slab::Slab;
+
+/// Red zone byte of a free object.
+pub const SLUB_RED_INACTIVE: u8 = 0xbb;
+/// Red zone byte of an allocated object.
+pub const SLUB_RED_ACTIVE: u8 = 0xcc;
+/// Poison byte of a free object.
+pub const POISON_FREE: u8 = 0x6b;
+/// Last byte of a poisoned object.
+pub const POISON_END: u8 = 0xa5;
+/// Number of reports each cache remembers.
+pub const REPORT_LOG_LEN: usize = 16;
+
+/// What was wrong with an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlabErrorKind {
+    /// The object was already free.
+    DoubleFree,
+    /// The pointer is an object of another cache (named).
+    WrongCache {
+        /// Name of the cache the object really belongs to.
+        owner: &'static str,
+    },
+    /// The pointer is inside a slab of this cache but not at the start of an object.
+    NotObjectBoundary,
+    /// The pointer is not in a slab page at all.
+    NotSlabPage,
+    /// A red zone byte was changed; `offset` is relative to the object (negative: left zone).
+    RedzoneOverwritten {
+        /// Offset of the first bad byte from the object start.
+        offset: isize,
+    },
+    /// A poisoned (free) object was written to: use after free.
+    PoisonOverwritten {
+        /// Offset of the first bad byte.
+        offset: usize,
+    },
+    /// A free pointer pointed outside its slab: the free list was corrupted.
+    FreelistCorrupted,
+    /// The object was still allocated when its cache was destroyed ("Objects remaining in
+    /// `<cache>` on `__kmem_cache_shutdown()`").
+    ObjectRemaining,
+}
+
+/// A structured report of an object problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlabReport {
+    /// Name of the cache that detected the problem.
+    pub cache: &'static str,
+    /// Address of the object (or of the bad pointer).
+    pub object: usize,
+    /// What was wrong.
+    pub kind: SlabErrorKind,
+}
+
+impl fmt::Display for SlabReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: object {:#x}: ", self.cache, self.object)?;
+        match self.kind {
+            SlabErrorKind::DoubleFree => write!(f, "double free"),
+            SlabErrorKind::WrongCache { owner } => write!(f, "object belongs to cache {owner}"),
+            SlabErrorKind::NotObjectBoundary => write!(f, "not at an object boundary"),
+            SlabErrorKind::NotSlabPage => write!(f, "not a slab page"),
+            SlabErrorKind::RedzoneOverwritten { offset } => {
+                write!(f, "red zone overwritten at offset {offset}")
+            }
+            SlabErrorKind::PoisonOverwritten { offset } => {
+                write!(f, "poison overwritten at offset {offset} (use after free)")
+            }
+            SlabErrorKind::FreelistCorrupted => write!(f, "free pointer corrupted"),
+            SlabErrorKind::ObjectRemaining => {
+                write!(f, "object remaining on __kmem_cache_shutdown()")
+            }
+        }
+    }
+}
+
+/// Ring of the last reports of a cache.
+pub(crate) struct ReportLog {
+    recent: [Option<SlabReport>; REPORT_LOG_LEN],
+    total: usize,
+}
+
+impl ReportLog {
+    pub(crate) const fn new() -> Self {
+        Self {
+            recent: [None; REPORT_LOG_LEN],
+            total: 0,
+        }
+    }
+}
+
+/// A caller-tracking record (`struct track`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Track {
+    /// Caller address passed to the allocation or free (`_RET_IP_` in Linux).
+    pub addr: usize,
+    /// CPU that did it.
+    pub cpu: usize,
+}
+
+impl<P: Platform> KmemCache<P> {
+    /// Builds a report about `object`.
+    pub(crate) fn make_report(&self, object: usize, kind: SlabErrorKind) -> SlabReport {
+        SlabReport {
+            cache: self.name(),
+            object,
+            kind,
+        }
+    }
+
+    /// Records a report in the log and tells the platform.
+    pub(crate) fn report(&self, object: usize, kind: SlabErrorKind) {
+        let r = self.make_report(object, kind);
+        {
+            let mut log = self.reports.lock();
+            let i = log.total % REPORT_LOG_LEN;
+            log.recent[i] = Some(r);
+            log.total += 1;
+        }
+        self.platform.slab_error(&r);
+    }
+
+    /// The most recent reports of this cache (at most [`REPORT_LOG_LEN`]), oldest first, and
+    /// the total number ever made.
+    pub fn reports(&self) -> (alloc::vec::Vec<SlabReport>, usize) {
+        let log = self.reports.lock();
+        let n = log.total.min(REPORT_LOG_LEN);
+        let start = log.total - n;
+        let v = (start..log.total)
+            .filter_map(|i| log.recent[i % REPORT_LOG_LEN])
+            .collect();
+        (v, log.total)
+    }
+
+    /// Number of objects isolated after a failed check (never handed out, never freed).
+    pub fn isolated_objects(&self) -> usize {
+        self.isolated.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_isolated(&self, n: usize) {
+        self.isolated.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn poisons(&self) -> bool {
+        self.flags.contains(SlabFlags::SLAB_POISON)
+            && self.ctor.is_none()
+            && !self.flags.contains(SlabFlags::SLAB_TYPESAFE_BY_RCU)
+    }
+
+    /// Writes the debug patterns of a free (`active == false`) or allocated object
+    /// (`init_object`).
+    pub(crate) fn init_object_debug(&self, obj: *mut u8, active: bool) {
+        if !self.debug {
+            return;
+        }
+        let l = &self.layout;
+        // SAFETY: the red zones and the object lie inside the object's slot, owned by the caller.
+        unsafe {
+            if self.flags.contains(SlabFlags::SLAB_RED_ZONE) {
+                let val = if active {
+                    SLUB_RED_ACTIVE
+                } else {
+                    SLUB_RED_INACTIVE
+                };
+                obj.sub(l.red_left_pad).write_bytes(val, l.red_left_pad);
+                obj.add(l.object_size)
+                    .write_bytes(val, l.inuse - l.object_size);
+            }
+            if !active && self.poisons() {
+                obj.write_bytes(POISON_FREE, l.object_size - 1);
+                obj.add(l.object_size - 1).write(POISON_END);
+            }
+        }
+    }
+
+    /// Checks the debug patterns of an object expected to be free or allocated (`check_object`).
+    fn check_object(&self, obj: *mut u8, active: bool) -> Result<(), SlabErrorKind> {
+        let l = &self.layout;
+        // SAFETY: we read inside the object's slot, which the node lock protects.
+        unsafe {
+            if self.flags.contains(SlabFlags::SLAB_RED_ZONE) {
+                let (want, other) = if active {
+                    (SLUB_RED_ACTIVE, SLUB_RED_INACTIVE)
+                } else {
+                    (SLUB_RED_INACTIVE, SLUB_RED_ACTIVE)
+                };
+                let left = core::slice::from_raw_parts(obj.sub(l.red_left_pad), l.red_left_pad);
+                let right =
+                    core::slice::from_raw_parts(obj.add(l.object_size), l.inuse - l.object_size);
+                if active && left.iter().chain(right).all(|&b| b == other) {
+                    return Err(SlabErrorKind::DoubleFree);
+                }
+                if let Some(i) = left.iter().position(|&b| b != want) {
+                    return Err(SlabErrorKind::RedzoneOverwritten {
+                        offset: i as isize - l.red_left_pad as isize,
+                    });
+                }
+                if let Some(i) = right.iter().position(|&b| b != want) {
+                    return Err(SlabErrorKind::RedzoneOverwritten {
+                        offset: (l.object_size + i) as isize,
+                    });
+                }
+            }
+            if !active && self.poisons() {
+                let body = core::slice::from_raw_parts(obj, l.object_size);
+                let bad = body[..l.object_size - 1]
+                    .iter()
+                    .position(|&b| b != POISON_FREE)
+                    .or_else(|| {
+                        (body[l.object_size - 1] != POISON_END).then_some(l.object_size - 1)
+                    });
+                if let Some(offset) = bad {
+                    return Err(SlabErrorKind::PoisonOverwritten { offset });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_track(&self, obj: *mut u8, free: bool, caller: usize) {
+        if let Some(t) = self.layout.track_offset {
+            let (_guard, cpu) = self.platform.pin();
+            // SAFETY: the tracking records lie in the object's slot (layout), owned by us.
+            unsafe {
+                let at = obj
+                    .add(t + if free { TRACK_SIZE } else { 0 })
+                    .cast::<Track>();
+                at.write_unaligned(Track { addr: caller, cpu });
+            }
+        }
+    }
+
+    /// The (allocation, free) tracking records of `obj` in a `SLAB_STORE_USER` cache.
+    ///
+    /// # Safety
+    /// `obj` must be an object of this cache (allocated or free).
+    pub unsafe fn object_track(&self, obj: *const u8) -> Option<(Track, Track)> {
+        let t = self.layout.track_offset?;
+        // SAFETY: caller contract; the records are inside the slot.
+        unsafe {
+            let at = obj.add(t).cast::<Track>();
+            Some((at.read_unaligned(), at.add(1).read_unaligned()))
+        }
+    }
+
+    /// Checks run when a debug cache hands out `obj` (`alloc_debug_processing`). `false` means
+    /// the object is bad: it was reported and must be isolated.
+    pub(crate) fn alloc_debug_checks(&self, obj: *mut u8, caller: usize) -> bool {
+        if let Err(kind) = self.check_object(obj, false) {
+            self.report(obj as usize, kind);
+            self.add_isolated(1);
+            return false;
+        }
+        self.init_object_debug(obj, true);
+        self.set_track(obj, false, caller);
+        true
+    }
+
+    /// Checks run when a debug cache gets `obj` back (`free_debug_processing`), node lock held.
+    pub(crate) fn free_debug_checks(
+        &self,
+        slab: &Slab,
+        obj: *mut u8,
+        caller: usize,
+    ) -> Result<(), SlabErrorKind> {
+        if self.on_freelist(slab, obj) {
+            return Err(SlabErrorKind::DoubleFree);
+        }
+        self.check_object(obj, true)?;
+        self.init_object_debug(obj, false);
+        self.set_track(obj, true, caller);
+        Ok(())
+    }
+
+    /// Is `obj` on the free list of `slab` (`on_freelist`)? Walks at most `objects` links.
+    fn on_freelist(&self, slab: &Slab, obj: *mut u8) -> bool {
+        let mut f = slab.freelist;
+        let mut n = 0;
+        while !f.is_null() && n < slab.objects {
+            if f == obj {
+                return true;
+            }
+            if !self.is_object_of(slab, f as usize) {
+                return false;
+            }
+            // SAFETY: `f` is a free object of the locked slab.
+            f = unsafe { self.get_freepointer(f) };
+            n += 1;
+        }
+        false
+    }
+}

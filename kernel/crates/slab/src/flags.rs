@@ -1,0 +1,71 @@
+//! Cache creation flags and arguments (`SLAB_*`, `struct kmem_cache_args`).
+
+bitflags::bitflags! {
+    /// Flags given to [`crate::SlabAllocator::kmem_cache_create`], named as in Linux.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct SlabFlags: u32 {
+        /// Full consistency checks on every free: the pointer must be an object of this cache.
+        const SLAB_CONSISTENCY_CHECKS = 1 << 0;
+        /// Red zones around every object: 0xbb while free, 0xcc while allocated.
+        const SLAB_RED_ZONE = 1 << 1;
+        /// Fill freed objects with 0x6b (last byte 0xa5) and check the pattern on allocation.
+        const SLAB_POISON = 1 << 2;
+        /// Align objects on cache lines (reduced for small objects, as Linux does).
+        const SLAB_HWCACHE_ALIGN = 1 << 3;
+        /// Never merge this cache with another one.
+        const SLAB_NO_MERGE = 1 << 4;
+        /// Record the caller of the last allocation and free of every object.
+        const SLAB_STORE_USER = 1 << 5;
+        /// Panic if the cache cannot be created (instead of returning an error).
+        const SLAB_PANIC = 1 << 6;
+        /// Slab pages are only freed after an RCU grace period, so an object's memory keeps its
+        /// type while a reader may still hold it (the free pointer must stay outside the object).
+        const SLAB_TYPESAFE_BY_RCU = 1 << 7;
+        /// Memory is reclaimable (merge only with caches that say the same).
+        const SLAB_RECLAIM_ACCOUNT = 1 << 8;
+        /// Objects are charged to a memory cgroup (merge only with caches that say the same).
+        const SLAB_ACCOUNT = 1 << 9;
+        /// Objects must come from DMA-able memory (merge only with caches that say the same).
+        const SLAB_CACHE_DMA = 1 << 10;
+    }
+}
+
+impl SlabFlags {
+    /// The debugging flags: a cache with any of them has no sheaves and checks every operation.
+    pub const SLAB_DEBUG_FLAGS: Self = Self::SLAB_CONSISTENCY_CHECKS
+        .union(Self::SLAB_RED_ZONE)
+        .union(Self::SLAB_POISON)
+        .union(Self::SLAB_STORE_USER);
+    /// Flags that make a cache unmergeable (`SLAB_NEVER_MERGE`).
+    pub const SLAB_NEVER_MERGE: Self = Self::SLAB_DEBUG_FLAGS
+        .union(Self::SLAB_TYPESAFE_BY_RCU)
+        .union(Self::SLAB_NO_MERGE);
+    /// Flags that must be equal for two caches to merge (`SLAB_MERGE_SAME`).
+    pub const SLAB_MERGE_SAME: Self = Self::SLAB_RECLAIM_ACCOUNT
+        .union(Self::SLAB_CACHE_DMA)
+        .union(Self::SLAB_ACCOUNT);
+}
+
+/// An object constructor: called once for every object when its slab is created (not on every
+/// allocation), so objects come back from the cache in their constructed state. Users must
+/// free objects in that state. A constructor runs inside the allocator's slow path and must not
+/// allocate from or free to the same cache.
+pub type Ctor = fn(*mut u8);
+
+/// Optional arguments of cache creation (Linux's `struct kmem_cache_args`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KmemCacheArgs {
+    /// Required alignment of every object (0: word alignment).
+    pub align: usize,
+    /// Start of the region that may be copied to/from user space (hardened usercopy).
+    pub useroffset: usize,
+    /// Size of that region; non-zero makes the cache unmergeable.
+    pub usersize: usize,
+    /// Where the free pointer lives inside a free object, for caches that would otherwise keep
+    /// it outside the object (constructor, `SLAB_TYPESAFE_BY_RCU`). Must be word aligned.
+    pub freeptr_offset: Option<usize>,
+    /// Object constructor; makes the cache unmergeable.
+    pub ctor: Option<Ctor>,
+    /// Minimum sheaf capacity; raises the default and makes the cache unmergeable.
+    pub sheaf_capacity: usize,
+}

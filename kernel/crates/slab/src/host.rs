@@ -1,0 +1,357 @@
+//! A [`Platform`] on the host, for tests (feature `std`).
+//!
+//! * **Pages** come from one arena of host memory, aligned to the largest block, split into
+//!   nodes of equal size, each managed by a small buddy allocator (free sets per order,
+//!   coalescing on free). A page limit lets tests simulate running out of memory.
+//! * **CPUs** are threads: a test thread calls [`HostPlatform::register_cpu`] and is that CPU
+//!   until the returned [`CpuRegistration`] is dropped. Since no two threads share a CPU id, the
+//!   per-CPU guard needs to do nothing: `pin()` only reads the thread's id.
+//! * **Per-page records** (`page_owner`, slab descriptors) are arrays indexed by page number,
+//!   the host's equivalent of the kernel's `struct page` array.
+
+use std::alloc::{Layout, alloc, dealloc};
+use std::boxed::Box;
+use std::cell::{Cell, UnsafeCell};
+use std::collections::BTreeSet;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::vec;
+use std::vec::Vec;
+
+use crate::debug::SlabReport;
+use crate::layout::MAX_PAGE_ORDER;
+use crate::platform::{Gfp, PAGE_SHIFT, PAGE_SIZE, Platform};
+use crate::slab::Slab;
+
+/// Shape of a host platform.
+#[derive(Clone, Copy, Debug)]
+pub struct HostConfig {
+    /// Number of CPUs (threads that may register).
+    pub cpus: usize,
+    /// Number of memory nodes; CPU `i` is on node `i % nodes`.
+    pub nodes: usize,
+    /// Pages per node (rounded up to a multiple of the largest block, 1024 pages).
+    pub pages_per_node: usize,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            cpus: 4,
+            nodes: 1,
+            pages_per_node: 4096,
+        }
+    }
+}
+
+struct HostInner {
+    cfg: HostConfig,
+    base: usize,
+    len: usize,
+    free: Vec<Mutex<Vec<BTreeSet<usize>>>>,
+    owners: Box<[AtomicUsize]>,
+    meta: Box<[UnsafeCell<MaybeUninit<Slab>>]>,
+    taken: Mutex<Vec<bool>>,
+    pages_in_use: AtomicUsize,
+    rcu_pending: Mutex<Vec<(usize, u32)>>,
+    page_limit: AtomicUsize,
+    errors: AtomicUsize,
+}
+
+// SAFETY: `meta` entries are only written by the owner of the corresponding block; everything
+// else is behind mutexes or atomics.
+unsafe impl Sync for HostInner {}
+// SAFETY: as above.
+unsafe impl Send for HostInner {}
+
+impl Drop for HostInner {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `HostPlatform::new` with this layout.
+        unsafe { dealloc(self.base as *mut u8, Self::arena_layout(self.len)) };
+    }
+}
+
+impl HostInner {
+    fn arena_layout(len: usize) -> Layout {
+        Layout::from_size_align(len, PAGE_SIZE << MAX_PAGE_ORDER).expect("arena layout")
+    }
+}
+
+/// The host platform: cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct HostPlatform(Arc<HostInner>, PlatformKey);
+
+/// The address of a platform's shared state, kept next to the `Arc` so that `pin()` compares it
+/// with the thread's registration without following the `Arc`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct PlatformKey(usize);
+
+std::thread_local! {
+    /// (platform key, CPU id) of the current thread; key 0: not registered.
+    static CURRENT: Cell<(PlatformKey, usize)> = const { Cell::new((PlatformKey(0), 0)) };
+}
+
+/// Proof that the current thread is registered as a CPU. Dropping it unregisters the thread.
+pub struct CpuRegistration {
+    platform: HostPlatform,
+    cpu: usize,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl CpuRegistration {
+    /// The CPU id this thread has.
+    pub fn cpu(&self) -> usize {
+        self.cpu
+    }
+}
+
+impl Drop for CpuRegistration {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set((PlatformKey(0), 0)));
+        self.platform.0.taken.lock().unwrap()[self.cpu] = false;
+    }
+}
+
+/// The per-CPU guard of the host: nothing to do, the thread *is* the CPU.
+pub struct HostGuard(PhantomData<*const ()>);
+
+impl HostPlatform {
+    /// Creates a platform with its arena.
+    pub fn new(cfg: HostConfig) -> Self {
+        assert!(cfg.cpus > 0 && cfg.nodes > 0);
+        let block = 1usize << MAX_PAGE_ORDER;
+        let ppn = cfg.pages_per_node.div_ceil(block).max(1) * block;
+        let cfg = HostConfig {
+            pages_per_node: ppn,
+            ..cfg
+        };
+        let pages = ppn * cfg.nodes;
+        let len = pages * PAGE_SIZE;
+        // SAFETY: the layout has a non-zero size.
+        let base = unsafe { alloc(HostInner::arena_layout(len)) };
+        assert!(!base.is_null(), "host arena allocation failed");
+        let free = (0..cfg.nodes)
+            .map(|_| {
+                let mut sets = vec![BTreeSet::new(); MAX_PAGE_ORDER as usize + 1];
+                for i in (0..ppn).step_by(block) {
+                    sets[MAX_PAGE_ORDER as usize].insert(i);
+                }
+                Mutex::new(sets)
+            })
+            .collect();
+        let inner = Arc::new(HostInner {
+            cfg,
+            base: base as usize,
+            len,
+            free,
+            owners: (0..pages).map(|_| AtomicUsize::new(0)).collect(),
+            meta: (0..pages)
+                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .collect(),
+            taken: Mutex::new(vec![false; cfg.cpus]),
+            pages_in_use: AtomicUsize::new(0),
+            rcu_pending: Mutex::new(Vec::new()),
+            page_limit: AtomicUsize::new(usize::MAX),
+            errors: AtomicUsize::new(0),
+        });
+        let key = PlatformKey(Arc::as_ptr(&inner) as usize);
+        Self(inner, key)
+    }
+
+    /// Registers the current thread as the lowest free CPU id. Panics if the thread is already
+    /// registered or all CPUs are taken.
+    pub fn register_cpu(&self) -> CpuRegistration {
+        let cpu = {
+            let taken = self.0.taken.lock().unwrap();
+            taken
+                .iter()
+                .position(|t| !t)
+                .expect("all host CPUs are taken")
+        };
+        self.register_cpu_as(cpu)
+    }
+
+    /// Registers the current thread as CPU `cpu`. Panics if the thread is already registered
+    /// or another thread is that CPU.
+    pub fn register_cpu_as(&self, cpu: usize) -> CpuRegistration {
+        {
+            let mut taken = self.0.taken.lock().unwrap();
+            assert!(!taken[cpu], "host CPU {cpu} is already taken");
+            taken[cpu] = true;
+        }
+        CURRENT.with(|c| {
+            assert!(
+                c.get().0 == PlatformKey(0),
+                "thread already registered as a CPU"
+            );
+            c.set((self.1, cpu));
+        });
+        CpuRegistration {
+            platform: self.clone(),
+            cpu,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Pages currently allocated from the arena.
+    pub fn pages_in_use(&self) -> usize {
+        self.0.pages_in_use.load(Ordering::Relaxed)
+    }
+
+    /// Makes `alloc_pages` fail once `limit` pages would be in use (`None`: no limit).
+    pub fn set_page_limit(&self, limit: Option<usize>) {
+        self.0
+            .page_limit
+            .store(limit.unwrap_or(usize::MAX), Ordering::Relaxed);
+    }
+
+    /// Ends the current RCU grace period: frees the pages of `SLAB_TYPESAFE_BY_RCU` slabs
+    /// given back since the last call (the host has no RCU readers, so a grace period is
+    /// whenever a test says so). Returns how many blocks were freed.
+    pub fn synchronize_rcu(&self) -> usize {
+        let pending = std::mem::take(&mut *self.0.rcu_pending.lock().unwrap());
+        for &(addr, order) in &pending {
+            // SAFETY: the block was handed to `free_pages_rcu` and not freed since.
+            unsafe { self.free_pages(NonNull::new(addr as *mut u8).expect("non-null"), order) };
+        }
+        pending.len()
+    }
+
+    /// Number of reports passed to [`Platform::slab_error`].
+    pub fn error_count(&self) -> usize {
+        self.0.errors.load(Ordering::Relaxed)
+    }
+
+    fn page_index(&self, addr: usize) -> Option<usize> {
+        let off = addr.wrapping_sub(self.0.base);
+        (off < self.0.len).then_some(off >> PAGE_SHIFT)
+    }
+
+    fn alloc_on_node(&self, order: u32, node: usize) -> Option<usize> {
+        let mut sets = self.0.free[node].lock().unwrap();
+        let o = order as usize;
+        let j = (o..sets.len()).find(|&j| !sets[j].is_empty())?;
+        let idx = sets[j].pop_first()?;
+        for k in (o..j).rev() {
+            sets[k].insert(idx + (1 << k));
+        }
+        Some(node * self.0.cfg.pages_per_node + idx)
+    }
+}
+
+// SAFETY: `pin` returns the id registered for this thread, unique per platform; blocks are
+// naturally aligned buddy blocks owned by the caller; owners are cleared by the allocator
+// before a block is reused and read as 0 outside the arena; descriptor storage is per page.
+unsafe impl Platform for HostPlatform {
+    type Guard = HostGuard;
+
+    fn nr_cpus(&self) -> usize {
+        self.0.cfg.cpus
+    }
+
+    fn nr_nodes(&self) -> usize {
+        self.0.cfg.nodes
+    }
+
+    fn cpu_to_node(&self, cpu: usize) -> usize {
+        cpu % self.0.cfg.nodes
+    }
+
+    #[inline(always)]
+    fn pin(&self) -> (HostGuard, usize) {
+        let (key, cpu) = CURRENT.with(|c| c.get());
+        if key != self.1 {
+            not_registered();
+        }
+        (HostGuard(PhantomData), cpu)
+    }
+
+    fn alloc_pages(&self, order: u32, node: usize, _gfp: Gfp) -> Option<NonNull<u8>> {
+        if order > MAX_PAGE_ORDER {
+            return None;
+        }
+        let n = 1usize << order;
+        let used = self.0.pages_in_use.fetch_add(n, Ordering::Relaxed);
+        if used + n > self.0.page_limit.load(Ordering::Relaxed) {
+            self.0.pages_in_use.fetch_sub(n, Ordering::Relaxed);
+            return None;
+        }
+        let nodes = self.0.cfg.nodes;
+        let page = (0..nodes).find_map(|i| self.alloc_on_node(order, (node + i) % nodes));
+        match page {
+            Some(p) => NonNull::new((self.0.base + (p << PAGE_SHIFT)) as *mut u8),
+            None => {
+                self.0.pages_in_use.fetch_sub(n, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    unsafe fn free_pages(&self, ptr: NonNull<u8>, order: u32) {
+        let page = self
+            .page_index(ptr.as_ptr() as usize)
+            .expect("free_pages outside the arena");
+        let ppn = self.0.cfg.pages_per_node;
+        let (node, mut idx) = (page / ppn, page % ppn);
+        let mut o = order as usize;
+        let mut sets = self.0.free[node].lock().unwrap();
+        while o < MAX_PAGE_ORDER as usize {
+            let buddy = idx ^ (1 << o);
+            if !sets[o].remove(&buddy) {
+                break;
+            }
+            idx = idx.min(buddy);
+            o += 1;
+        }
+        sets[o].insert(idx);
+        self.0.pages_in_use.fetch_sub(1 << order, Ordering::Relaxed);
+    }
+
+    unsafe fn free_pages_rcu(&self, ptr: NonNull<u8>, order: u32) {
+        self.0
+            .rcu_pending
+            .lock()
+            .unwrap()
+            .push((ptr.as_ptr() as usize, order));
+    }
+
+    fn page_node(&self, addr: usize) -> usize {
+        self.page_index(addr)
+            .map_or(0, |p| p / self.0.cfg.pages_per_node)
+    }
+
+    unsafe fn set_page_owner(&self, ptr: NonNull<u8>, order: u32, owner: usize) {
+        let page = self
+            .page_index(ptr.as_ptr() as usize)
+            .expect("set_page_owner outside the arena");
+        for o in &self.0.owners[page..page + (1 << order)] {
+            o.store(owner, Ordering::Release);
+        }
+    }
+
+    #[inline]
+    fn page_owner(&self, addr: usize) -> usize {
+        self.page_index(addr)
+            .map_or(0, |p| self.0.owners[p].load(Ordering::Acquire))
+    }
+
+    fn slab_meta(&self, page: NonNull<u8>) -> NonNull<Slab> {
+        let p = self
+            .page_index(page.as_ptr() as usize)
+            .expect("slab_meta outside the arena");
+        NonNull::new(self.0.meta[p].get().cast::<Slab>()).expect("non-null cell")
+    }
+
+    fn slab_error(&self, _report: &SlabReport) {
+        self.0.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_registered() -> ! {
+    panic!("this thread is not registered as a CPU of this HostPlatform (call register_cpu)")
+}

@@ -1,0 +1,184 @@
+//! `kmalloc` and friends: general-purpose allocation from size-class caches.
+//!
+//! Requests up to [`KMALLOC_MAX_CACHE_SIZE`] (8 KiB) are served by the smallest kmalloc cache
+//! that fits (8, 16, 32, 64, 96, 128, 192, 256, 512, 1k, 2k, 4k, 8k); larger ones get whole pages
+//! from the platform, marked in the per-page owner records so that `kfree` can tell them apart.
+//! Power-of-two sizes are naturally aligned because slabs are naturally aligned blocks and the
+//! object stride is the size itself. The 96- and 192-byte classes exist because many objects
+//! are just over 64 or 128 bytes; they fit 42 and 21 objects in a page (4032 of 4096 bytes).
+
+use core::ptr::NonNull;
+
+use crate::cache::KmemCache;
+use crate::debug::{SlabErrorKind, SlabReport};
+use crate::flags::SlabFlags;
+use crate::layout::{KMALLOC_MAX_CACHE_SIZE, MAX_PAGE_ORDER, kmalloc_index};
+use crate::platform::{Gfp, PAGE_SIZE, Platform, get_order};
+use crate::registry::SlabAllocator;
+use crate::slab::{OWNER_LARGE, Slab, decode_large_owner, large_owner};
+
+/// What `kmalloc(0)` returns: a non-null pointer that must not be dereferenced and that
+/// `kfree` accepts (Linux's `ZERO_SIZE_PTR`).
+pub const ZERO_SIZE_PTR: NonNull<u8> =
+    NonNull::without_provenance(core::num::NonZeroUsize::new(16).unwrap());
+
+/// Name used in reports about pointers given to `kfree` that no cache owns.
+const KFREE: &str = "kfree";
+
+impl<P: Platform> SlabAllocator<P> {
+    /// The kmalloc cache serving `size`-byte requests, if the size is not "large".
+    pub fn kmalloc_cache(&self, size: usize) -> Option<&KmemCache<P>> {
+        let i = kmalloc_index(size)?;
+        // SAFETY: kmalloc caches live as long as the allocator.
+        Some(unsafe { self.kmalloc_caches[i].as_ref() })
+    }
+
+    /// Allocates `size` bytes (`kmalloc`). `None` when out of memory; `kmalloc(0)` returns
+    /// [`ZERO_SIZE_PTR`].
+    #[inline]
+    pub fn kmalloc(&self, size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+        if size == 0 {
+            return Some(ZERO_SIZE_PTR);
+        }
+        match self.kmalloc_cache(size) {
+            Some(c) => c.alloc(gfp),
+            None => self.kmalloc_large(size, gfp),
+        }
+    }
+
+    /// Allocates `size` zeroed bytes (`kzalloc`).
+    pub fn kzalloc(&self, size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+        self.kmalloc(size, gfp | Gfp::ZERO)
+    }
+
+    /// Allocates a zeroed array of `n` elements of `size` bytes (`kcalloc`); `None` if the
+    /// total overflows.
+    pub fn kcalloc(&self, n: usize, size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+        self.kzalloc(n.checked_mul(size)?, gfp)
+    }
+
+    fn kmalloc_large(&self, size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+        debug_assert!(size > KMALLOC_MAX_CACHE_SIZE);
+        let order = get_order(size);
+        if order > MAX_PAGE_ORDER {
+            return None;
+        }
+        let node = {
+            let (_guard, cpu) = self.platform.pin();
+            self.platform.cpu_to_node(cpu)
+        };
+        let p = self.platform.alloc_pages(order, node, gfp)?;
+        // SAFETY: the block was just allocated with this order.
+        unsafe {
+            self.platform
+                .set_page_owner(p, order, large_owner(p.as_ptr() as usize, order))
+        };
+        if gfp.contains(Gfp::ZERO) {
+            // SAFETY: the whole block is ours.
+            unsafe { p.as_ptr().write_bytes(0, PAGE_SIZE << order) };
+        }
+        Some(p)
+    }
+
+    /// Usable size of a kmalloc'ed object (`ksize`): the whole slot for plain caches, the
+    /// requested-size class for debug ones, the whole block for large allocations. 0 for
+    /// pointers no cache owns.
+    pub fn ksize(&self, ptr: NonNull<u8>) -> usize {
+        if ptr == ZERO_SIZE_PTR {
+            return 0;
+        }
+        let owner = self.platform.page_owner(ptr.as_ptr() as usize);
+        if owner == 0 {
+            0
+        } else if owner & OWNER_LARGE != 0 {
+            PAGE_SIZE << decode_large_owner(owner).1
+        } else {
+            // SAFETY: a slab owner is a live descriptor whose cache is alive.
+            let s = unsafe { &*((*(owner as *const Slab)).cache as *const KmemCache<P>) };
+            if s.flags()
+                .intersects(SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON)
+            {
+                s.object_size()
+            } else if s
+                .flags()
+                .intersects(SlabFlags::SLAB_TYPESAFE_BY_RCU | SlabFlags::SLAB_STORE_USER)
+            {
+                s.layout().inuse
+            } else {
+                s.size()
+            }
+        }
+    }
+
+    /// Frees memory from [`Self::kmalloc`] (`kfree`); null and [`ZERO_SIZE_PTR`] are ignored.
+    /// Pointers that are not slab objects or large blocks are reported and ignored.
+    ///
+    /// # Safety
+    /// `ptr` must come from `kmalloc` (or a cache of this allocator) and not be used again.
+    pub unsafe fn kfree(&self, ptr: *mut u8) -> Result<(), SlabReport> {
+        let Some(p) = NonNull::new(ptr) else {
+            return Ok(());
+        };
+        if p == ZERO_SIZE_PTR {
+            return Ok(());
+        }
+        let owner = self.platform.page_owner(ptr as usize);
+        let report = |kind| {
+            Err(SlabReport {
+                cache: KFREE,
+                object: ptr as usize,
+                kind,
+            })
+        };
+        if owner == 0 {
+            return report(SlabErrorKind::NotSlabPage);
+        }
+        if owner & OWNER_LARGE != 0 {
+            let (head, order) = decode_large_owner(owner);
+            if head != ptr as usize {
+                return report(SlabErrorKind::NotObjectBoundary);
+            }
+            // SAFETY: `p` heads a large block of `order` that we allocated.
+            unsafe {
+                self.platform.set_page_owner(p, order, 0);
+                self.platform.free_pages(p, order);
+            }
+            return Ok(());
+        }
+        // SAFETY: a slab owner is a live descriptor; its cache is alive.
+        let cache = unsafe { &*((*(owner as *const Slab)).cache as *const KmemCache<P>) };
+        // SAFETY: forwarded contract (the cache checks the object boundary at the slab).
+        unsafe { cache.free(p) }
+    }
+
+    /// Resizes a kmalloc'ed object (`krealloc`): returns the same pointer when the new size still
+    /// fits the slot, else moves the contents to a new allocation and frees the old one. A new
+    /// size of 0 frees and returns [`ZERO_SIZE_PTR`]. `None` (old object untouched) when out of
+    /// memory.
+    ///
+    /// # Safety
+    /// `ptr` must be null, [`ZERO_SIZE_PTR`] or a live kmalloc'ed object.
+    pub unsafe fn krealloc(&self, ptr: *mut u8, new_size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+        let old = NonNull::new(ptr).filter(|&p| p != ZERO_SIZE_PTR);
+        let Some(old) = old else {
+            return self.kmalloc(new_size, gfp);
+        };
+        if new_size == 0 {
+            // SAFETY: forwarded contract.
+            let _ = unsafe { self.kfree(ptr) };
+            return Some(ZERO_SIZE_PTR);
+        }
+        let ks = self.ksize(old);
+        if new_size <= ks {
+            return Some(old);
+        }
+        let new = self.kmalloc(new_size, gfp)?;
+        // SAFETY: both are live allocations of at least `ks` bytes... the old one has `ks`, the
+        // new one `new_size > ks`; they do not overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(old.as_ptr(), new.as_ptr(), ks);
+            let _ = self.kfree(ptr);
+        }
+        Some(new)
+    }
+}

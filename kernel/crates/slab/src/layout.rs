@@ -1,0 +1,324 @@
+//! Object layout and slab geometry: Linux's `calculate_sizes`, `calculate_alignment`,
+//! `calculate_order` and the sheaf-capacity rules, as pure functions that tests can call directly.
+
+use crate::flags::{KmemCacheArgs, SlabFlags};
+use crate::platform::{PAGE_SIZE, get_order};
+
+/// Size of a machine word: free pointers and tracking records are word sized.
+pub const WORD: usize = core::mem::size_of::<usize>();
+/// Largest slab order tried by [`calculate_order`] (`slub_max_order`).
+pub const SLAB_MAX_ORDER: u32 = 3;
+/// Largest order the page source is asked for (`MAX_PAGE_ORDER`).
+pub const MAX_PAGE_ORDER: u32 = 10;
+/// Most objects one slab may hold (`MAX_OBJS_PER_PAGE`): `inuse` is 16 bits in Linux.
+pub const MAX_OBJS_PER_PAGE: usize = 32767;
+/// Cache line size used by `SLAB_HWCACHE_ALIGN`.
+pub const CACHE_LINE: usize = 64;
+/// Size of a sheaf header; see [`crate::sheaf::Sheaf`].
+pub const SHEAF_HEADER: usize = 32;
+/// Bytes of one caller-tracking record (`struct track`: caller address and CPU).
+pub const TRACK_SIZE: usize = 2 * WORD;
+
+/// Rounds `x` up to a multiple of the power of two `a`.
+pub const fn align_up(x: usize, a: usize) -> usize {
+    (x + a - 1) & !(a - 1)
+}
+
+/// Rounds `x` down to a multiple of the power of two `a`.
+pub const fn align_down(x: usize, a: usize) -> usize {
+    x & !(a - 1)
+}
+
+/// Position of the most significant set bit, counting from 1 (`fls(0) == 0`), as in Linux.
+pub const fn fls(x: usize) -> u32 {
+    usize::BITS - x.leading_zeros()
+}
+
+/// Object alignment for `flags` and a requested `align` (Linux's `calculate_alignment`).
+///
+/// `SLAB_HWCACHE_ALIGN` asks for cache-line alignment, but an object much smaller than a line
+/// only gets the largest power of two it fills more than half of, so that small objects are not
+/// padded to 64 bytes. The result is at least a word.
+pub fn calculate_alignment(flags: SlabFlags, align: usize, size: usize) -> usize {
+    let mut align = align;
+    if flags.contains(SlabFlags::SLAB_HWCACHE_ALIGN) {
+        let mut ralign = CACHE_LINE;
+        while size <= ralign / 2 {
+            ralign /= 2;
+        }
+        align = align.max(ralign);
+    }
+    align.max(WORD).next_power_of_two()
+}
+
+/// Number of objects of `size` bytes in a slab of `order`.
+pub const fn order_objects(order: u32, size: usize) -> usize {
+    (PAGE_SIZE << order) / size
+}
+
+/// Smallest order in `min_order..=max_order` whose leftover is at most `1/fract_leftover` of
+/// the slab; `max_order + 1` if none is (Linux's `calc_slab_order`).
+pub fn calc_slab_order(size: usize, min_order: u32, max_order: u32, fract_leftover: usize) -> u32 {
+    let mut order = min_order;
+    while order <= max_order {
+        let slab_size = PAGE_SIZE << order;
+        if slab_size % size <= slab_size / fract_leftover {
+            break;
+        }
+        order += 1;
+    }
+    order
+}
+
+/// Slab order for objects of `size` bytes (Linux's `calculate_order`).
+///
+/// A slab should hold at least `4 * (fls(nr_cpus) + 1)` objects so that the per-CPU layers can
+/// be refilled without touching the page allocator all the time, but should not be larger than
+/// `slab_max_order` (3). Among the orders that give enough objects, the smallest one whose wasted
+/// tail is at most 1/16 of the slab wins, then 1/8, 1/4, 1/2. Objects too big for that get the
+/// smallest order that holds one of them.
+pub fn calculate_order(size: usize, nr_cpus: usize) -> Option<u32> {
+    let mut min_objects = 4 * (fls(nr_cpus) as usize + 1);
+    let max_objects = order_objects(SLAB_MAX_ORDER, size);
+    min_objects = min_objects.min(max_objects).max(1);
+    let min_order = get_order(min_objects * size);
+    if order_objects(min_order, size) > MAX_OBJS_PER_PAGE {
+        return Some(get_order(size * MAX_OBJS_PER_PAGE) - 1);
+    }
+    for fraction in [16, 8, 4, 2] {
+        let order = calc_slab_order(size, min_order, SLAB_MAX_ORDER, fraction);
+        if order <= SLAB_MAX_ORDER {
+            return Some(order);
+        }
+    }
+    let order = get_order(size);
+    (order <= MAX_PAGE_ORDER).then_some(order)
+}
+
+/// `min_partial = clamp(ilog2(size) / 2, 5, 10)`: empty slabs kept per node before giving pages
+/// back, more for larger objects (whose slabs are more expensive to rebuild).
+pub fn min_partial(size: usize) -> usize {
+    (size.max(1).ilog2() as usize / 2).clamp(5, 10)
+}
+
+/// The kmalloc size classes, smallest first.
+pub const KMALLOC_SIZES: [usize; 13] = [
+    8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192,
+];
+/// Largest size served by a kmalloc cache (`KMALLOC_MAX_CACHE_SIZE`); larger requests get pages.
+pub const KMALLOC_MAX_CACHE_SIZE: usize = 8192;
+
+/// Index of the smallest kmalloc class holding `size` bytes (`kmalloc_index`), `None` above
+/// [`KMALLOC_MAX_CACHE_SIZE`].
+pub fn kmalloc_index(size: usize) -> Option<usize> {
+    KMALLOC_SIZES.iter().position(|&class| size <= class)
+}
+
+/// What a kmalloc of `size` bytes really gets (`kmalloc_size_roundup`).
+pub fn kmalloc_size_roundup(size: usize) -> usize {
+    match kmalloc_index(size) {
+        Some(i) => KMALLOC_SIZES[i],
+        None => PAGE_SIZE << get_order(size),
+    }
+}
+
+/// Default sheaf capacity for objects of `size` bytes, before rounding: 4 objects of 4 KiB or
+/// more, 12 of 1 KiB or more, 26 of 256 B or more, 60 smaller ones.
+pub fn default_sheaf_capacity(size: usize) -> usize {
+    match size {
+        4096.. => 4,
+        1024.. => 12,
+        256.. => 26,
+        _ => 60,
+    }
+}
+
+/// Rounds a capacity up so that the sheaf (header plus pointer array) exactly fills the kmalloc
+/// bucket it would be allocated from, as Linux does: 60 stays 60 (32 + 60*8 = 512 bytes).
+pub fn round_sheaf_capacity(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let bytes = kmalloc_size_roundup(SHEAF_HEADER + capacity * WORD);
+    (bytes - SHEAF_HEADER) / WORD
+}
+
+/// Where things are inside each object slot, and how slabs are shaped (the result of
+/// [`calculate_sizes`]). Offsets are relative to the object pointer handed to users, which sits
+/// `red_left_pad` bytes into its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Bytes the user asked for.
+    pub object_size: usize,
+    /// Stride of one object slot in the slab (`s->size`).
+    pub size: usize,
+    /// Offset of the metadata after the object: end of the right red zone (`s->inuse`).
+    pub inuse: usize,
+    /// Offset of the free pointer (`s->offset`).
+    pub offset: usize,
+    /// Left red zone before each object (`s->red_left_pad`).
+    pub red_left_pad: usize,
+    /// Object alignment.
+    pub align: usize,
+    /// Offset of the two caller-tracking records (`SLAB_STORE_USER`), if any.
+    pub track_offset: Option<usize>,
+    /// Preferred slab order and object count (`s->oo`).
+    pub order: u32,
+    /// Objects per slab of the preferred order.
+    pub objects: usize,
+    /// Fallback (minimum) slab order when the preferred one is not available (`s->min`).
+    pub min_order: u32,
+    /// Objects per slab of the fallback order.
+    pub min_objects: usize,
+}
+
+/// Why a cache layout cannot be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// Zero-sized objects are not supported.
+    ZeroSize,
+    /// `align` is not a power of two.
+    BadAlign,
+    /// `freeptr_offset` is not word aligned or does not fit in the object.
+    BadFreeptrOffset,
+    /// `useroffset + usersize` exceeds the object.
+    BadUsercopy,
+    /// The object is too large for any slab order.
+    TooLarge,
+}
+
+/// Lays out objects of `object_size` bytes (Linux's `calculate_sizes`).
+///
+/// In order, each slot holds: the left red zone (red-zone caches), the object, the right red
+/// zone up to the next word (at least one word), the free pointer when it must live outside the
+/// object, and the two tracking records (`SLAB_STORE_USER`); the slot is then rounded up to the
+/// alignment. The free pointer of other caches sits in the middle of the free object, at
+/// `ALIGN_DOWN(object_size / 2, word)`, where a small overflow from the previous object is less
+/// likely to corrupt it than at offset 0.
+pub fn calculate_sizes(
+    object_size: usize,
+    args: &KmemCacheArgs,
+    flags: SlabFlags,
+    nr_cpus: usize,
+) -> Result<Layout, LayoutError> {
+    if object_size == 0 {
+        return Err(LayoutError::ZeroSize);
+    }
+    if args.align != 0 && !args.align.is_power_of_two() {
+        return Err(LayoutError::BadAlign);
+    }
+    if args.usersize != 0
+        && args
+            .useroffset
+            .checked_add(args.usersize)
+            .is_none_or(|e| e > object_size)
+    {
+        return Err(LayoutError::BadUsercopy);
+    }
+    let align = calculate_alignment(flags, args.align, object_size);
+    let red = flags.contains(SlabFlags::SLAB_RED_ZONE);
+    let mut size = align_up(object_size, WORD);
+    if red && size == object_size {
+        size += WORD;
+    }
+    let inuse = size;
+    let outside = flags.contains(SlabFlags::SLAB_POISON)
+        || (red && object_size < WORD)
+        || (args.freeptr_offset.is_none()
+            && (args.ctor.is_some() || flags.contains(SlabFlags::SLAB_TYPESAFE_BY_RCU)));
+    let offset = if outside {
+        let o = size;
+        size += WORD;
+        o
+    } else if let Some(o) = args.freeptr_offset {
+        if o % WORD != 0 || o + WORD > object_size {
+            return Err(LayoutError::BadFreeptrOffset);
+        }
+        o
+    } else {
+        align_down(object_size / 2, WORD)
+    };
+    let track_offset = flags.contains(SlabFlags::SLAB_STORE_USER).then(|| {
+        let t = size;
+        size += 2 * TRACK_SIZE;
+        t
+    });
+    let red_left_pad = if red { align_up(WORD, align) } else { 0 };
+    size = align_up(size + red_left_pad, align);
+    let order = calculate_order(size, nr_cpus).ok_or(LayoutError::TooLarge)?;
+    let min_order = get_order(size);
+    Ok(Layout {
+        object_size,
+        size,
+        inuse,
+        offset,
+        red_left_pad,
+        align,
+        track_offset,
+        order,
+        objects: order_objects(order, size),
+        min_order,
+        min_objects: order_objects(min_order, size),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kmalloc_96_and_192_use_4032_bytes() {
+        for (size, objs) in [(96, 42), (192, 21)] {
+            let l =
+                calculate_sizes(size, &KmemCacheArgs::default(), SlabFlags::empty(), 2).unwrap();
+            assert_eq!((l.order, l.objects), (0, objs));
+            assert_eq!(l.objects * l.size, 4032);
+        }
+    }
+
+    #[test]
+    fn orders_and_min_partial() {
+        assert_eq!(calculate_order(8, 1), Some(0));
+        assert_eq!(calculate_order(4096, 4), Some(3));
+        assert_eq!(calculate_order(8192, 4), Some(3));
+        assert_eq!(calculate_order(700, 2), Some(2));
+        assert_eq!(calculate_order(1 << 20, 1), Some(8));
+        assert_eq!(min_partial(8), 5);
+        assert_eq!(min_partial(1 << 16), 8);
+        assert_eq!(min_partial(1 << 30), 10);
+    }
+
+    #[test]
+    fn sheaf_capacities() {
+        assert_eq!(round_sheaf_capacity(60), 60);
+        assert_eq!(round_sheaf_capacity(26), 28);
+        assert_eq!(round_sheaf_capacity(12), 12);
+        assert_eq!(round_sheaf_capacity(4), 4);
+        assert_eq!(default_sheaf_capacity(255), 60);
+        assert_eq!(default_sheaf_capacity(4096), 4);
+    }
+
+    #[test]
+    fn free_pointer_placement() {
+        let a = KmemCacheArgs::default();
+        let l = calculate_sizes(100, &a, SlabFlags::empty(), 1).unwrap();
+        assert_eq!(l.offset, 48);
+        let ctor = KmemCacheArgs {
+            ctor: Some(|_| {}),
+            ..a
+        };
+        let l = calculate_sizes(100, &ctor, SlabFlags::empty(), 1).unwrap();
+        assert_eq!((l.offset, l.size), (104, 112));
+        let given = KmemCacheArgs {
+            freeptr_offset: Some(8),
+            ..a
+        };
+        let l = calculate_sizes(100, &given, SlabFlags::SLAB_TYPESAFE_BY_RCU, 1).unwrap();
+        assert_eq!(l.offset, 8);
+        let l = calculate_sizes(32, &a, SlabFlags::SLAB_HWCACHE_ALIGN, 1).unwrap();
+        assert_eq!(l.align, 32);
+        let l =
+            calculate_sizes(8, &a, SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON, 1).unwrap();
+        assert_eq!((l.red_left_pad, l.inuse, l.offset, l.size), (8, 16, 16, 32));
+    }
+}

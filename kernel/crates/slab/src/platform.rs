@@ -1,0 +1,137 @@
+//! What the allocator needs from the machine it runs on.
+//!
+//! The slab allocator is pure logic: it never touches page tables, CPU registers or the interrupt
+//! flag itself. Everything machine-specific comes through the [`Platform`] trait, which the kernel
+//! implements with real page frames, CPU ids and a guard that disables preemption and interrupts,
+//! and which `host::HostPlatform` (feature `std`) implements on the host with an arena of
+//! ordinary memory and threads standing in for CPUs.
+//!
+//! Why this surface (compared with a bare page allocator):
+//! * `pin()` returns the CPU id *together with* the guard, so the id cannot be used after the guard
+//!   that makes it stable is dropped by accident in the middle of an operation.
+//! * Linux finds the `struct slab` of any address in O(1) through `virt_to_page()`; the per-page
+//!   records of this trait (`set_page_owner` / `page_owner` and the descriptor storage of
+//!   `slab_meta`) play the role of the kernel's `struct page` array. Keeping the slab descriptor
+//!   off the slab (not at the start of its memory) is what lets power-of-two kmalloc objects stay
+//!   naturally aligned and kmalloc-96 use 4032 of 4096 bytes, exactly as in Linux.
+//! * The lock type is not part of the trait: barns and node lists use a spinning lock on both
+//!   sides ([`crate::sync`]), which is correct in the kernel because every slow path already runs
+//!   with the CPU pinned (preemption and interrupts off), and on the host because threads are
+//!   never pinned by the OS.
+//!
+//! A kernel implementation in outline: `pin` disables interrupts (and preemption) and reads the
+//! CPU number from the per-CPU area; `alloc_pages`/`free_pages` call the buddy allocator;
+//! `set_page_owner`/`page_owner` and `slab_meta` index an array of per-frame records
+//! (`struct page`) by physical frame number, returning 0 for addresses outside RAM.
+
+use core::ptr::NonNull;
+
+use crate::debug::SlabReport;
+use crate::slab::Slab;
+
+/// Size of a page frame: 4 KiB.
+pub const PAGE_SIZE: usize = 4096;
+/// log2 of [`PAGE_SIZE`].
+pub const PAGE_SHIFT: u32 = 12;
+
+bitflags::bitflags! {
+    /// Allocation flags ("get free pages" flags), a tiny subset of Linux's `gfp_t`.
+    ///
+    /// They are passed down to [`Platform::alloc_pages`] unchanged, except [`Gfp::ZERO`], which the
+    /// slab allocator handles itself by clearing the object.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Gfp: u32 {
+        /// The caller may sleep (the default for process context).
+        const KERNEL = 1 << 0;
+        /// The caller must not sleep (interrupt context, spinlock held).
+        const ATOMIC = 1 << 1;
+        /// Return zeroed memory (`__GFP_ZERO`).
+        const ZERO = 1 << 2;
+        /// Do not warn when the allocation fails (`__GFP_NOWARN`).
+        const NOWARN = 1 << 3;
+    }
+}
+
+/// The services the slab allocator needs from the kernel (or from the host test harness).
+///
+/// A `Platform` value is a cheap handle (`Clone`): every cache keeps its own copy, so it is usually
+/// a reference to a static or an `Arc`.
+///
+/// # Safety
+///
+/// Implementors promise what the allocator relies on for memory safety:
+/// * `pin()` returns a CPU id `< nr_cpus()`, and while the returned guard lives no other execution
+///   context can obtain the same CPU id (in the kernel: preemption and interrupts are off; on the
+///   host: each thread is registered as a distinct CPU). Guards may nest.
+/// * `alloc_pages(order, ..)` returns `2^order` pages, naturally aligned to their total size,
+///   exclusively owned by the caller until given back to `free_pages`.
+/// * `page_owner(addr)` returns, for any address inside a block whose owner was set with
+///   `set_page_owner`, that owner, and `0` for every other address (including addresses that are
+///   not memory of the platform at all).
+/// * `slab_meta(page)` returns storage for one [`Slab`] descriptor, private to the block starting
+///   at `page`, valid (and not moved) until the block is freed.
+pub unsafe trait Platform: Clone + Send + Sync + 'static {
+    /// Proof that the current context stays on its CPU (preemption and interrupts off).
+    type Guard;
+
+    /// Number of possible CPUs (`nr_cpu_ids`).
+    fn nr_cpus(&self) -> usize;
+    /// Number of memory nodes (`nr_node_ids`).
+    fn nr_nodes(&self) -> usize;
+    /// The memory node nearest to `cpu`.
+    fn cpu_to_node(&self, cpu: usize) -> usize;
+    /// Stays on the current CPU until the guard is dropped, and says which CPU that is.
+    fn pin(&self) -> (Self::Guard, usize);
+
+    /// Allocates `2^order` naturally aligned pages, preferably from `node`. `None` when out of
+    /// memory: the allocator turns that into an error value, never a panic.
+    fn alloc_pages(&self, order: u32, node: usize, gfp: Gfp) -> Option<NonNull<u8>>;
+    /// Gives back a block obtained from [`Platform::alloc_pages`].
+    ///
+    /// # Safety
+    /// `ptr` and `order` must describe a block allocated by `alloc_pages` and not freed since.
+    unsafe fn free_pages(&self, ptr: NonNull<u8>, order: u32);
+    /// Gives back the pages of a `SLAB_TYPESAFE_BY_RCU` slab once an RCU grace period has
+    /// elapsed (Linux frees such slabs from an RCU callback), so that readers still holding a
+    /// pointer into them read memory of the same type. The default frees at once, which is only
+    /// right on a system without RCU readers.
+    ///
+    /// # Safety
+    /// As for [`Platform::free_pages`].
+    unsafe fn free_pages_rcu(&self, ptr: NonNull<u8>, order: u32) {
+        // SAFETY: forwarded contract.
+        unsafe { self.free_pages(ptr, order) }
+    }
+    /// The node whose memory contains `addr`.
+    fn page_node(&self, addr: usize) -> usize;
+
+    /// Records `owner` for every page of the block at `ptr` (`0` clears it).
+    ///
+    /// # Safety
+    /// `ptr` and `order` must describe a block currently allocated by `alloc_pages`.
+    unsafe fn set_page_owner(&self, ptr: NonNull<u8>, order: u32, owner: usize);
+    /// The owner recorded for the page containing `addr`, or `0`. Must be O(1): `kfree` and the
+    /// slow free paths call it for every object.
+    fn page_owner(&self, addr: usize) -> usize;
+    /// Storage for the descriptor of the slab whose first page is `page` (Linux keeps
+    /// `struct slab` inside `struct page`; the platform keeps an equivalent per-page record).
+    fn slab_meta(&self, page: NonNull<u8>) -> NonNull<Slab>;
+
+    /// A seed for the per-cache random value that hardens free pointers. The default is a
+    /// constant; a kernel should return something unpredictable (RDRAND, boot time stamp...).
+    fn random_seed(&self) -> u64 {
+        0x9e37_79b9_7f4a_7c15
+    }
+
+    /// Called for every problem the debug checks find, after it is logged in the cache (a
+    /// kernel prints it, like Linux's `slab_err`). The default does nothing.
+    fn slab_error(&self, report: &SlabReport) {
+        let _ = report;
+    }
+}
+
+/// The smallest order whose block holds `size` bytes (Linux's `get_order`).
+pub fn get_order(size: usize) -> u32 {
+    let pages = size.div_ceil(PAGE_SIZE).max(1);
+    pages.next_power_of_two().trailing_zeros()
+}

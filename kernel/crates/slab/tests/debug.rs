@@ -1,0 +1,255 @@
+//! Stage 4: every debug detection has a test, and the allocator keeps working afterwards.
+
+mod common;
+
+use std::collections::HashSet;
+use std::ptr::NonNull;
+
+use common::*;
+use slab::host::HostPlatform;
+use slab::{Gfp, KmemCache, SlabErrorKind, SlabFlags, Track};
+
+/// Allocates and frees a few objects to show the cache still works, and that `bad` is never
+/// handed out again.
+fn still_works(c: &KmemCache<HostPlatform>, bad: usize) {
+    let objs: Vec<_> = (0..200).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
+    let set: HashSet<_> = objs.iter().map(|o| o.as_ptr() as usize).collect();
+    assert_eq!(set.len(), objs.len());
+    assert!(!set.contains(&bad), "isolated object handed out again");
+    for o in objs {
+        // SAFETY: ours.
+        unsafe { c.free(o).unwrap() };
+    }
+}
+
+fn last_kind(c: &KmemCache<HostPlatform>) -> SlabErrorKind {
+    c.reports().0.last().expect("a report").kind
+}
+
+#[test]
+fn red_zone_right_overwrite() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("rz", 24, args(), SlabFlags::SLAB_RED_ZONE)
+        .unwrap();
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: deliberately one byte past the 24-byte object, inside the red zone.
+    unsafe { o.as_ptr().add(24).write(0) };
+    // SAFETY: our object (with a corrupted red zone, which the debug cache detects).
+    let r = unsafe { c.free(o) }.unwrap_err();
+    assert_eq!((r.cache, r.object), ("rz", o.as_ptr() as usize));
+    assert_eq!(r.kind, SlabErrorKind::RedzoneOverwritten { offset: 24 });
+    assert_eq!(c.isolated_objects(), 1);
+    still_works(c, o.as_ptr() as usize);
+}
+
+#[test]
+fn red_zone_left_overwrite() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("rzl", 32, args(), SlabFlags::SLAB_RED_ZONE)
+        .unwrap();
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: one byte before the object: the left red zone of its own slot.
+    unsafe { o.as_ptr().sub(1).write(0) };
+    // SAFETY: as above.
+    let r = unsafe { c.free(o) }.unwrap_err();
+    assert_eq!(r.kind, SlabErrorKind::RedzoneOverwritten { offset: -1 });
+    still_works(c, o.as_ptr() as usize);
+}
+
+#[test]
+fn poison_detects_use_after_free() {
+    let (p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("poison", 64, args(), SlabFlags::SLAB_POISON)
+        .unwrap();
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: ours.
+    unsafe { c.free(o).unwrap() };
+    // SAFETY: the freed object's memory is still a slab; the pattern is checked.
+    unsafe {
+        let body = std::slice::from_raw_parts(o.as_ptr(), 64);
+        assert!(body[..63].iter().all(|&b| b == 0x6b) && body[63] == 0xa5);
+        o.as_ptr().add(5).write(0); // use after free
+    }
+    let n = c.alloc(Gfp::KERNEL).unwrap();
+    assert_ne!(n, o, "the corrupted object is isolated");
+    assert_eq!(last_kind(c), SlabErrorKind::PoisonOverwritten { offset: 5 });
+    assert_eq!(p.error_count(), 1);
+    // SAFETY: ours.
+    unsafe { c.free(n).unwrap() };
+    still_works(c, o.as_ptr() as usize);
+}
+
+#[test]
+fn double_free_in_debug_caches() {
+    for flags in [
+        SlabFlags::SLAB_CONSISTENCY_CHECKS,
+        SlabFlags::SLAB_RED_ZONE,
+        SlabFlags::SLAB_POISON,
+    ] {
+        let (_p, _cpu, a) = setup(1, 1);
+        let c = a.kmem_cache_create("df", 48, args(), flags).unwrap();
+        let o = c.alloc(Gfp::KERNEL).unwrap();
+        let other = c.alloc(Gfp::KERNEL).unwrap();
+        // SAFETY: ours.
+        unsafe { c.free(o).unwrap() };
+        // SAFETY: ours; makes `o` not the free-list head, so only the full check can see it.
+        unsafe { c.free(other).unwrap() };
+        // SAFETY: deliberate double free, detected by the debug cache.
+        let r = unsafe { c.free(o) }.unwrap_err();
+        assert_eq!(r.kind, SlabErrorKind::DoubleFree, "{flags:?}");
+        // The object is free exactly once: it comes back once.
+        let objs: Vec<_> = (0..c.objs_per_slab() * 2)
+            .map(|_| c.alloc(Gfp::KERNEL).unwrap())
+            .collect();
+        assert_eq!(objs.iter().filter(|&&x| x == o).count(), 1);
+        for x in objs {
+            // SAFETY: ours.
+            unsafe { c.free(x).unwrap() };
+        }
+    }
+}
+
+#[test]
+fn naive_double_free_at_the_slab() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("naive", 64, args(), no_merge())
+        .unwrap();
+    // Empty the main sheaf so that the two frees below sit next to each other in it.
+    let objs: Vec<_> = (0..c.sheaf_capacity())
+        .map(|_| c.alloc(Gfp::KERNEL).unwrap())
+        .collect();
+    let o = objs[0];
+    // SAFETY: ours.
+    unsafe { c.free(o).unwrap() };
+    // SAFETY: deliberate double free: the sheaf accepts it, the slab notices on flush because
+    // the object is already the head of its slab's free list.
+    unsafe { c.free(o).unwrap() };
+    c.kmem_cache_shrink();
+    let (reports, total) = c.reports();
+    assert_eq!(total, 1);
+    assert_eq!(reports[0].kind, SlabErrorKind::DoubleFree);
+    assert_eq!(reports[0].object, o.as_ptr() as usize);
+    for &x in &objs[1..] {
+        // SAFETY: ours.
+        unsafe { c.free(x).unwrap() };
+    }
+    c.kmem_cache_shrink();
+    assert_eq!(c.slabinfo().active_objs, 0);
+    still_works(c, 0);
+}
+
+#[test]
+fn free_to_the_wrong_cache() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("checked", 64, args(), SlabFlags::SLAB_CONSISTENCY_CHECKS)
+        .unwrap();
+    let other = a
+        .kmem_cache_create("other", 64, args(), no_merge())
+        .unwrap();
+    let o = other.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: deliberately the wrong cache: detected and the object left alone.
+    let r = unsafe { c.free(o) }.unwrap_err();
+    assert_eq!(r.kind, SlabErrorKind::WrongCache { owner: "other" });
+    // SAFETY: the object is still valid in its own cache.
+    unsafe { other.free(o).unwrap() };
+    still_works(c, 0);
+}
+
+#[test]
+fn free_not_at_object_boundary_or_not_a_slab() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("bounds", 64, args(), SlabFlags::SLAB_CONSISTENCY_CHECKS)
+        .unwrap();
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: deliberately inside an object: detected.
+    let r = unsafe { c.free(NonNull::new(o.as_ptr().wrapping_add(8)).unwrap()) }.unwrap_err();
+    assert_eq!(r.kind, SlabErrorKind::NotObjectBoundary);
+    let mut local = 0u64;
+    // SAFETY: deliberately not slab memory: detected.
+    let r = unsafe { c.free(NonNull::from(&mut local).cast()) }.unwrap_err();
+    assert_eq!(r.kind, SlabErrorKind::NotSlabPage);
+    let big = a.kmalloc(100_000, Gfp::KERNEL).unwrap();
+    // SAFETY: a large kmalloc block is not a slab: detected.
+    let r = unsafe { c.free(big) }.unwrap_err();
+    assert_eq!(r.kind, SlabErrorKind::NotSlabPage);
+    // SAFETY: kfree of a stack address: detected by the page owner lookup.
+    let r = unsafe { a.kfree((&mut local as *mut u64).cast()) }.unwrap_err();
+    assert_eq!(r.kind, SlabErrorKind::NotSlabPage);
+    // SAFETY: ours.
+    unsafe {
+        a.kfree(big.as_ptr()).unwrap();
+        c.free(o).unwrap();
+    }
+    assert_eq!(c.reports().1, 3);
+    still_works(c, 0);
+}
+
+#[test]
+fn store_user_records_callers() {
+    let (_p, _cpu, a) = setup(2, 1);
+    let c = a
+        .kmem_cache_create("tracked", 40, args(), SlabFlags::SLAB_STORE_USER)
+        .unwrap();
+    let o = c.alloc_caller(Gfp::KERNEL, 0x1234).unwrap();
+    // SAFETY: `o` is an object of `c`.
+    let (alloc, _) = unsafe { c.object_track(o.as_ptr()) }.unwrap();
+    assert_eq!(
+        alloc,
+        Track {
+            addr: 0x1234,
+            cpu: 0
+        }
+    );
+    // SAFETY: ours.
+    unsafe { c.free_caller(o, 0x5678).unwrap() };
+    // SAFETY: still an object of `c` (free).
+    let (alloc, free) = unsafe { c.object_track(o.as_ptr()) }.unwrap();
+    assert_eq!((alloc.addr, free.addr, free.cpu), (0x1234, 0x5678, 0));
+}
+
+#[test]
+fn corrupted_free_list_is_isolated() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("fl", 64, args(), SlabFlags::SLAB_CONSISTENCY_CHECKS)
+        .unwrap();
+    let x = c.alloc(Gfp::KERNEL).unwrap();
+    let y = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: ours.
+    unsafe {
+        c.free(x).unwrap();
+        c.free(y).unwrap();
+        // Overwrite y's (hardened) free pointer, as a buffer overflow would.
+        y.as_ptr()
+            .add(c.layout().offset)
+            .cast::<usize>()
+            .write(0xdead_beef);
+    }
+    let z = c.alloc(Gfp::KERNEL).unwrap();
+    assert_ne!(z, y);
+    assert_eq!(last_kind(c), SlabErrorKind::FreelistCorrupted);
+    // SAFETY: ours.
+    unsafe { c.free(z).unwrap() };
+    still_works(c, y.as_ptr() as usize);
+}
+
+#[test]
+fn bulk_operations_on_a_debug_cache() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let flags = SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON;
+    let c = a.kmem_cache_create("dbgbulk", 40, args(), flags).unwrap();
+    let mut v = vec![std::ptr::null_mut(); 100];
+    assert!(c.alloc_bulk(Gfp::KERNEL, &mut v));
+    let set: HashSet<_> = v.iter().map(|&p| p as usize).collect();
+    assert_eq!(set.len(), 100);
+    // SAFETY: all ours.
+    unsafe { c.free_bulk(&v).unwrap() };
+    assert_eq!(c.reports().1, 0);
+    assert_eq!(c.slabinfo().active_objs, 0);
+}
