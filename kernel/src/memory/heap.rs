@@ -58,13 +58,19 @@ pub fn usage() -> (usize, usize) {
     (heap.used(), heap.free())
 }
 
-/// A `linked_list_allocator` heap of `size` bytes over fresh pages, for benchmarks that compare
-/// it with kmalloc (the pages are not given back).
-pub fn benchmark_heap(size: u64) -> Option<IrqSpinLock<Heap>> {
-    let order = (size.div_ceil(4096)).next_power_of_two().trailing_zeros() as usize;
-    let block = super::page_alloc::alloc_pages(order, None).ok()?;
-    let start = super::phys_to_virt(block).as_mut_ptr::<u8>();
-    // SAFETY: the block is fresh, mapped through the physical map, at least `size` bytes, and
-    // belongs to the returned heap for ever.
-    Some(IrqSpinLock::new(unsafe { Heap::new(start, size as usize) }))
+/// Where the benchmark heap lives (after the bootstrap heap, before the kernel stacks).
+const BENCH_HEAP_START: u64 = 0xffff_c400_0000_0000;
+/// Size of the benchmark heap.
+pub const BENCH_HEAP_SIZE: u64 = 24 * 1024 * 1024;
+
+/// A fresh `linked_list_allocator` heap over [`BENCH_HEAP_SIZE`] bytes, for benchmarks that
+/// compare it with kmalloc. Its pages are mapped on first use and kept.
+pub fn benchmark_heap() -> Option<Heap> {
+    static MAPPED: spin::Once<bool> = spin::Once::new();
+    let mapped = *MAPPED.call_once(|| {
+        super::paging::map_fresh(VirtAddr::new(BENCH_HEAP_START), BENCH_HEAP_SIZE / 4096).is_ok()
+    });
+    // SAFETY: the range is mapped for ever and used only by the heap returned here; callers
+    // (the benchmark) use one such heap at a time and drop it before asking for another.
+    mapped.then(|| unsafe { Heap::new(BENCH_HEAP_START as *mut u8, BENCH_HEAP_SIZE as usize) })
 }

@@ -5,6 +5,7 @@
 
 pub mod heap;
 pub mod kmalloc;
+pub mod kmalloc_stress;
 pub mod numa;
 pub mod page_alloc;
 pub mod paging;

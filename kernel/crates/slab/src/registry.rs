@@ -193,6 +193,18 @@ impl<P: Platform> SlabAllocator<P> {
         })
     }
 
+    /// Every cache on the list, oldest first, with its aliases (for `slabinfo`-style listings).
+    pub fn caches(&self) -> Vec<(&KmemCache<P>, Vec<&'static str>)> {
+        let list = self.slab_mutex.lock();
+        list.iter()
+            .map(|e| {
+                // SAFETY: caches on the list are alive as long as `self`.
+                let s = unsafe { &*e.cache.as_ptr() };
+                (s, e.aliases.clone())
+            })
+            .collect()
+    }
+
     /// Every name of `cache`: its own, then its aliases.
     pub fn cache_names(&self, cache: &KmemCache<P>) -> Vec<&'static str> {
         let list = self.slab_mutex.lock();

@@ -1,0 +1,123 @@
+//! The shell's general commands.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use drivers::qemu_exit::{ExitCode, exit};
+
+use crate::{print, println};
+
+pub(super) fn echo(args: &[&str]) {
+    println!("{}", args.join(" "));
+}
+
+pub(super) fn ls(_: &[&str]) {
+    for entry in crate::initramfs::archive().entries() {
+        match entry {
+            Ok(e) if e.is_dir() => println!("{:>10}  {}/", "-", e.name()),
+            Ok(e) => println!("{:>10}  {}", e.data().len(), e.name()),
+            Err(err) => {
+                println!("ls: initramfs is damaged: {err}");
+                return;
+            }
+        }
+    }
+}
+
+pub(super) fn cat(args: &[&str]) {
+    if args.is_empty() {
+        println!("usage: cat FILE...");
+    }
+    for path in args {
+        match crate::initramfs::file(path) {
+            Some(data) => print!("{}", String::from_utf8_lossy(data)),
+            None => println!("cat: {path}: no such file in the initramfs"),
+        }
+    }
+}
+
+pub(super) fn meminfo(_: &[&str]) {
+    let frames = crate::memory::page_alloc::stats();
+    let (heap_used, heap_free) = crate::memory::heap::usage();
+    println!(
+        "frames: {} total, {} used, {} free (4 KiB each)",
+        frames.total,
+        frames.used,
+        frames.free()
+    );
+    println!(
+        "memory: {} KiB total, {} KiB used, {} KiB free",
+        frames.total * 4,
+        frames.used * 4,
+        frames.free() * 4
+    );
+    println!("heap:   {} bytes used, {} bytes free", heap_used, heap_free);
+}
+
+pub(super) fn uptime(_: &[&str]) {
+    let us = crate::time::uptime_us();
+    let ticks = crate::time::jiffies();
+    println!(
+        "up {}.{:03} s ({ticks} ticks at {} Hz)",
+        us / 1_000_000,
+        us % 1_000_000 / 1000,
+        crate::time::HZ
+    );
+}
+
+pub(super) fn cpus(_: &[&str]) {
+    use core::sync::atomic::Ordering::Relaxed;
+    println!(
+        "{:>4} {:>7} {:>5} {:>7} {:>10} {:>10}",
+        "CPU", "APIC id", "node", "online", "ticks", "switches"
+    );
+    for c in crate::cpu::all() {
+        println!(
+            "{:>4} {:>7} {:>5} {:>7} {:>10} {:>10}",
+            c.id,
+            c.apic_id.load(Relaxed),
+            c.node.load(Relaxed),
+            if c.online.load(Relaxed) { "yes" } else { "no" },
+            c.ticks.load(Relaxed),
+            c.context_switches.load(Relaxed)
+        );
+    }
+}
+
+pub(super) fn numa(_: &[&str]) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let nodes = crate::memory::numa::node_count();
+    println!("{nodes} NUMA node(s)");
+    for node in 0..nodes {
+        let cpus: Vec<String> = crate::cpu::all()
+            .filter(|c| c.node.load(Relaxed) == node)
+            .map(|c| alloc::format!("{}", c.id))
+            .collect();
+        let mem = crate::memory::numa::node_memory(node);
+        println!(
+            "node {node}: CPUs [{}], memory {} MiB total, {} MiB free",
+            cpus.join(","),
+            mem.total_pages * 4 / 1024,
+            mem.free_pages * 4 / 1024
+        );
+    }
+}
+
+pub(super) fn ps(_: &[&str]) {
+    println!("{:>5} {:<16} {:>4} {:<9}", "ID", "NAME", "CPU", "STATE");
+    for t in crate::sched::threads() {
+        let state = alloc::format!("{:?}", t.state());
+        println!(
+            "{:>5} {:<16} {:>4} {:<9}{}",
+            t.id,
+            t.name,
+            t.cpu(),
+            state,
+            if t.pinned { " pinned" } else { "" }
+        );
+    }
+}
+
+pub(super) fn poweroff(_: &[&str]) {
+    println!("Powering off.");
+    exit(ExitCode::Success);
+}
