@@ -457,10 +457,10 @@ fn destroy_reports_leaked_objects_by_name_and_keeps_them_valid() {
     );
     for p in &leaked {
         // SAFETY: the cache was kept alive, so the objects are still valid memory.
+        let bytes = unsafe { core::slice::from_raw_parts(p.as_ptr(), 100) };
         assert!(
-            unsafe { core::slice::from_raw_parts(p.as_ptr(), 100) }
-                .iter()
-                .all(|&b| b == 0x77)
+            bytes.iter().all(|&b| b == 0x77),
+            "leaked objects keep their contents"
         );
     }
 }
