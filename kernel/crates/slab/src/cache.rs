@@ -66,7 +66,9 @@ pub enum SlabError {
 /// Created by [`crate::SlabAllocator::kmem_cache_create`]; shared by reference between CPUs.
 pub struct KmemCache<P: Platform> {
     // Hot: read by the fast paths.
-    /// Each CPU's `main` sheaf, densely packed: the fast path's only per-CPU lookup.
+    /// Each CPU's `main` sheaf, densely packed: the fast path's only per-CPU lookup. Indexed by
+    /// the slot of [`Platform::pin_fast`], CPU `cpu` at `cpu + 1`; slot 0 always holds the
+    /// static zero-capacity sheaf, which sends "CPU unknown" to the slow paths.
     pub(crate) main_sheaves: Box<[UnsafeCell<*mut Sheaf>]>,
     /// The rest of each CPU's sheaf state (spare, node).
     pub(crate) cpu_sheaves: Box<[PerCpu]>,
@@ -181,7 +183,7 @@ impl<P: Platform> KmemCache<P> {
             .into_boxed_slice();
         let serial = CACHE_SERIAL.fetch_add(1, Ordering::Relaxed) as u64;
         let cache = Box::new(Self {
-            main_sheaves: (0..nr_cpus)
+            main_sheaves: (0..=nr_cpus)
                 .map(|_| UnsafeCell::new(empty_sheaf()))
                 .collect(),
             cpu_sheaves,
@@ -216,21 +218,22 @@ impl<P: Platform> KmemCache<P> {
                 let node = cache.platform.cpu_to_node(cpu);
                 if let Some(s) = cache.alloc_empty_sheaf(node, Gfp::KERNEL) {
                     // SAFETY: the cache is not shared yet: nobody else sees its per-CPU data.
-                    unsafe { *cache.main_sheaves[cpu].get() = s.as_ptr() };
+                    unsafe { *cache.main_sheaves[cpu + 1].get() = s.as_ptr() };
                 }
             }
         }
         Ok(cache)
     }
 
-    /// Where `cpu`'s main sheaf pointer is stored.
+    /// Where the main sheaf pointer of `slot` (CPU `slot - 1`, see [`Self::main_sheaves`]) is
+    /// stored.
     ///
     /// # Safety
-    /// `cpu < nr_cpus`, as returned by [`Platform::pin`].
+    /// `slot <= nr_cpus`, as returned by [`Platform::pin_fast`] (or `pin()` plus one).
     #[inline(always)]
-    unsafe fn main_slot(&self, cpu: usize) -> *mut *mut Sheaf {
+    pub(crate) unsafe fn main_slot(&self, slot: usize) -> *mut *mut Sheaf {
         // SAFETY: the caller guarantees the index is in bounds.
-        unsafe { self.main_sheaves.get_unchecked(cpu).get() }
+        unsafe { self.main_sheaves.get_unchecked(slot).get() }
     }
 
     /// Adds `n` to statistic `stat` of the current CPU.
@@ -257,21 +260,21 @@ impl<P: Platform> KmemCache<P> {
     /// [`crate::sheaf`].
     #[inline]
     pub fn alloc_caller(&self, gfp: Gfp, caller: usize) -> Option<NonNull<u8>> {
-        let (guard, cpu) = self.platform.pin();
-        // SAFETY: `pin` returns a valid CPU id, and we are pinned to it, so its sheaves are
-        // ours until `guard` drops.
-        let main = unsafe { *self.main_slot(cpu) };
-        // SAFETY: `main` is always a valid sheaf; a non-zero size means it is a real one and
-        // slot `size - 1` holds an object.
+        let (guard, slot) = self.platform.pin_fast();
+        // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
+        // are pinned to, so its sheaves are ours until `guard` drops.
+        let main = unsafe { *self.main_slot(slot) };
+        // SAFETY: `main` is always a valid sheaf; a non-zero size means it is a real one of
+        // our CPU and slot `size - 1` holds an object.
         let obj = unsafe {
             let size = (*main).size;
             if size != 0 {
                 (*main).size = size - 1;
                 #[cfg(feature = "fastpath-stats")]
-                self.cpu_stats[cpu].add(Stat::AllocFastpath, 1);
+                self.cpu_stats[slot - 1].add(Stat::AllocFastpath, 1);
                 *Sheaf::objects(main).add(size as usize - 1)
             } else {
-                self.alloc_slow(cpu, gfp, caller)?
+                self.alloc_slow(slot, gfp, caller)?
             }
         };
         drop(guard);
@@ -332,24 +335,23 @@ impl<P: Platform> KmemCache<P> {
     #[inline]
     pub unsafe fn free_caller(&self, obj: NonNull<u8>, caller: usize) -> Result<(), SlabReport> {
         let obj = obj.as_ptr();
-        let (_guard, cpu) = self.platform.pin();
-        // SAFETY: `pin` returns a valid CPU id; pinned: the CPU's sheaves are ours.
-        let main = unsafe { *self.main_slot(cpu) };
-        // SAFETY: `main` is valid; `size < capacity` means it is a real sheaf with room.
+        let (_guard, slot) = self.platform.pin_fast();
+        // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
+        // are pinned to, whose sheaves are ours.
+        let main = unsafe { *self.main_slot(slot) };
+        // SAFETY: `main` is valid; `size < push_limit` (which is at most `capacity`, and 0 in
+        // the static empty sheaf and on multi-node machines) means a real local sheaf with room.
         unsafe {
             let size = (*main).size;
-            if size < (*main).capacity
-                && !(self.multi_node
-                    && self.platform.page_node(obj as usize) != self.cpu_sheaves[cpu].node)
-            {
+            if size < (*main).push_limit {
                 *Sheaf::objects(main).add(size as usize) = obj;
                 (*main).size = size + 1;
                 #[cfg(feature = "fastpath-stats")]
-                self.cpu_stats[cpu].add(Stat::FreeFastpath, 1);
+                self.cpu_stats[slot - 1].add(Stat::FreeFastpath, 1);
                 return Ok(());
             }
         }
-        self.free_slow(cpu, obj, caller)
+        self.free_slow(slot, obj, caller)
     }
 
     /// Allocates `out.len()` objects at once (`kmem_cache_alloc_bulk`): first from the main

@@ -5,7 +5,12 @@
 //!   coalescing on free). A page limit lets tests simulate running out of memory.
 //! * **CPUs** are threads: a test thread calls [`HostPlatform::register_cpu`] and is that CPU
 //!   until the returned [`CpuRegistration`] is dropped. Since no two threads share a CPU id, the
-//!   per-CPU guard needs to do nothing: `pin()` only reads the thread's id.
+//!   per-CPU guard needs to do nothing: `pin()` only reads the thread's id (and checks that the
+//!   thread is registered with this platform). The fast paths use `pin_fast()`, one
+//!   thread-local load with no check: each live platform has a small process-wide number, and
+//!   a thread-local array holds, per platform number, `cpu + 1` while the thread is registered
+//!   with that platform and 0 otherwise (0 sends the fast paths to the slow paths, which call
+//!   the checking `pin()`).
 //! * **Per-page records** (`page_owner`, slab descriptors) are arrays indexed by page number,
 //!   the host's equivalent of the kernel's `struct page` array.
 
@@ -59,6 +64,7 @@ struct HostInner {
     rcu_pending: Mutex<Vec<(usize, u32)>>,
     page_limit: AtomicUsize,
     errors: AtomicUsize,
+    fast_id: FastId,
 }
 
 // SAFETY: `meta` entries are only written by the owner of the corresponding block; everything
@@ -69,6 +75,7 @@ unsafe impl Send for HostInner {}
 
 impl Drop for HostInner {
     fn drop(&mut self) {
+        self.fast_id.release();
         // SAFETY: allocated in `HostPlatform::new` with this layout.
         unsafe { dealloc(self.base as *mut u8, Self::arena_layout(self.len)) };
     }
@@ -82,7 +89,44 @@ impl HostInner {
 
 /// The host platform: cheap to clone (an `Arc`).
 #[derive(Clone)]
-pub struct HostPlatform(Arc<HostInner>, PlatformKey);
+pub struct HostPlatform(Arc<HostInner>, PlatformKey, FastId);
+
+/// How many platforms can have a fast-path number at once; further ones get number 0, whose
+/// [`FAST_SLOT`] entry is never set (their fast paths always ask the checking `pin()`).
+const FAST_IDS: usize = 256;
+
+/// A platform's process-wide number: an index into [`FAST_SLOT`], `< FAST_IDS`, unique among
+/// live platforms (released when the platform's shared state is dropped). 0: none.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FastId(u32);
+
+/// Which fast-path numbers are taken (number 0 is never handed out).
+static FAST_IDS_TAKEN: Mutex<[bool; FAST_IDS]> = Mutex::new({
+    let mut t = [false; FAST_IDS];
+    t[0] = true;
+    t
+});
+
+impl FastId {
+    fn take() -> Self {
+        let mut taken = FAST_IDS_TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+        match taken.iter().position(|t| !t) {
+            Some(i) => {
+                taken[i] = true;
+                FastId(i as u32)
+            }
+            None => FastId(0),
+        }
+    }
+
+    /// Gives the number back (from `HostInner::drop`: no registration of the platform is left,
+    /// since each holds a clone of it).
+    fn release(self) {
+        if self.0 != 0 {
+            FAST_IDS_TAKEN.lock().unwrap_or_else(|e| e.into_inner())[self.0 as usize] = false;
+        }
+    }
+}
 
 /// The address of a platform's shared state, kept next to the `Arc` so that `pin()` compares it
 /// with the thread's registration without following the `Arc`.
@@ -92,6 +136,9 @@ struct PlatformKey(usize);
 std::thread_local! {
     /// (platform key, CPU id) of the current thread; key 0: not registered.
     static CURRENT: Cell<(PlatformKey, usize)> = const { Cell::new((PlatformKey(0), 0)) };
+    /// Per platform number ([`FastId`]): `cpu + 1` while this thread is registered as CPU
+    /// `cpu` of that platform, else 0. What `pin_fast` reads.
+    static FAST_SLOT: [Cell<u32>; FAST_IDS] = const { [const { Cell::new(0) }; FAST_IDS] };
 }
 
 /// Proof that the current thread is registered as a CPU. Dropping it unregisters the thread.
@@ -111,6 +158,7 @@ impl CpuRegistration {
 impl Drop for CpuRegistration {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set((PlatformKey(0), 0)));
+        FAST_SLOT.with(|f| f[self.platform.2.0 as usize].set(0));
         self.platform.0.taken.lock().unwrap()[self.cpu] = false;
     }
 }
@@ -156,9 +204,11 @@ impl HostPlatform {
             rcu_pending: Mutex::new(Vec::new()),
             page_limit: AtomicUsize::new(usize::MAX),
             errors: AtomicUsize::new(0),
+            fast_id: FastId::take(),
         });
         let key = PlatformKey(Arc::as_ptr(&inner) as usize);
-        Self(inner, key)
+        let fast_id = inner.fast_id;
+        Self(inner, key, fast_id)
     }
 
     /// Registers the current thread as the lowest free CPU id. Panics if the thread is already
@@ -189,6 +239,9 @@ impl HostPlatform {
             );
             c.set((self.1, cpu));
         });
+        if self.2.0 != 0 {
+            FAST_SLOT.with(|f| f[self.2.0 as usize].set(cpu as u32 + 1));
+        }
         CpuRegistration {
             platform: self.clone(),
             cpu,
@@ -242,7 +295,10 @@ impl HostPlatform {
     }
 }
 
-// SAFETY: `pin` returns the id registered for this thread, unique per platform; blocks are
+// SAFETY: `pin` returns the id registered for this thread, unique per platform; `pin_fast`
+// returns that id plus one, or 0: `FAST_SLOT[n]` is non-zero only while the thread holds a
+// registration with the platform numbered `n`, which keeps that platform alive (numbers are
+// unique among live platforms) and is cleared when the registration is dropped; blocks are
 // naturally aligned buddy blocks owned by the caller; owners are cleared by the allocator
 // before a block is reused and read as 0 outside the arena; descriptor storage is per page.
 unsafe impl Platform for HostPlatform {
@@ -267,6 +323,13 @@ unsafe impl Platform for HostPlatform {
             not_registered();
         }
         (HostGuard(PhantomData), cpu)
+    }
+
+    #[inline(always)]
+    fn pin_fast(&self) -> (HostGuard, usize) {
+        // SAFETY: a platform's number is below `FAST_IDS` (`FastId::take`).
+        let slot = FAST_SLOT.with(|f| unsafe { f.get_unchecked(self.2.0 as usize) }.get());
+        (HostGuard(PhantomData), slot as usize)
     }
 
     fn alloc_pages(&self, order: u32, node: usize, _gfp: Gfp) -> Option<NonNull<u8>> {

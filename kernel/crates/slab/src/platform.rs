@@ -63,6 +63,7 @@ bitflags::bitflags! {
 /// * `pin()` returns a CPU id `< nr_cpus()`, and while the returned guard lives no other execution
 ///   context can obtain the same CPU id (in the kernel: preemption and interrupts are off; on the
 ///   host: each thread is registered as a distinct CPU). Guards may nest.
+/// * `pin_fast()` returns `0` or `pin()`'s CPU id plus one, with the same guarantees.
 /// * `alloc_pages(order, ..)` returns `2^order` pages, naturally aligned to their total size,
 ///   exclusively owned by the caller until given back to `free_pages`.
 /// * `page_owner(addr)` returns, for any address inside a block whose owner was set with
@@ -82,6 +83,20 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     fn cpu_to_node(&self, cpu: usize) -> usize;
     /// Stays on the current CPU until the guard is dropped, and says which CPU that is.
     fn pin(&self) -> (Self::Guard, usize);
+
+    /// The fast paths' variant of [`Platform::pin`]: returns the guard and a *slot*, which is
+    /// either `cpu + 1` for the pinned CPU `cpu` (with every guarantee of `pin`), or `0`, which
+    /// means "not known to be a CPU here, ask [`Platform::pin`]". Slot 0 of every per-CPU
+    /// `main` sheaf array holds a zero-capacity sheaf, so a 0 sends both fast paths to their
+    /// slow paths, which call `pin()`: a platform can thereby move a check of the calling
+    /// context (the host's "is this thread registered?") off the fast path.
+    ///
+    /// The default (right for any platform) is `pin()` plus one.
+    #[inline(always)]
+    fn pin_fast(&self) -> (Self::Guard, usize) {
+        let (guard, cpu) = self.pin();
+        (guard, cpu + 1)
+    }
 
     /// Allocates `2^order` naturally aligned pages, preferably from `node`. `None` when out of
     /// memory: the allocator turns that into an error value, never a panic.

@@ -47,7 +47,11 @@ pub struct Sheaf {
     pub(crate) oversize_order: u32,
     /// Address of the owning cache.
     pub(crate) cache: usize,
-    _reserved: usize,
+    /// The free fast path pushes while `size < push_limit`: `capacity`, or 0 in caches of a
+    /// multi-node machine, whose frees all take the slow path for its remote-node test (so
+    /// that the single-node fast path does not pay for that test).
+    pub(crate) push_limit: u32,
+    _reserved: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<Sheaf>() == SHEAF_HEADER);
@@ -62,6 +66,7 @@ impl Sheaf {
             node: 0,
             oversize_order: NOT_OVERSIZE,
             cache: 0,
+            push_limit: capacity,
             _reserved: 0,
         }
     }
@@ -142,11 +147,16 @@ impl<P: Platform> KmemCache<P> {
         // SAFETY: caller contract: this CPU's sheaves are exclusively ours.
         unsafe {
             PerCpuSheaves {
-                main: &mut *self.main_sheaves[cpu].get(),
+                main: &mut *self.main_sheaves[cpu + 1].get(),
                 spare: &mut *slot.spare.get(),
                 node: slot.node,
             }
         }
+    }
+
+    /// The `push_limit` of this cache's sheaves of `capacity` (see [`Sheaf::push_limit`]).
+    fn push_limit(&self, capacity: usize) -> u32 {
+        if self.multi_node { 0 } else { capacity as u32 }
     }
 
     /// Allocates an empty sheaf of this cache's capacity from its sheaf cache
@@ -160,6 +170,7 @@ impl<P: Platform> KmemCache<P> {
                 capacity: self.sheaf_capacity as u32,
                 node: node as u32,
                 cache: self as *const Self as usize,
+                push_limit: self.push_limit(self.sheaf_capacity),
                 ..Sheaf::header(0, 0)
             });
         }
@@ -183,6 +194,7 @@ impl<P: Platform> KmemCache<P> {
                 node: node as u32,
                 oversize_order: order,
                 cache: self as *const Self as usize,
+                push_limit: self.push_limit(capacity),
                 ..Sheaf::header(0, 0)
             });
         }
@@ -271,13 +283,31 @@ impl<P: Platform> KmemCache<P> {
         }
     }
 
-    /// Allocation slow path: `main` is empty.
+    /// Allocation slow path: `main` of `slot` (from [`Platform::pin_fast`]) is empty, or
+    /// `slot` is 0 and the CPU still has to be asked for with [`Platform::pin`].
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn alloc_slow(&self, slot: usize, gfp: Gfp, caller: usize) -> Option<*mut u8> {
+        if slot != 0 {
+            return self.alloc_refill(slot - 1, gfp, caller);
+        }
+        let (_guard, cpu) = self.platform.pin();
+        // SAFETY: pinned to `cpu`: its main sheaf is ours, and always a valid sheaf.
+        unsafe {
+            let main = *self.main_slot(cpu + 1);
+            if (*main).size != 0 {
+                (*main).size -= 1;
+                return Some(*Sheaf::objects(main).add((*main).size as usize));
+            }
+        }
+        self.alloc_refill(cpu, gfp, caller)
+    }
+
+    /// Allocation with `main` empty, pinned to `cpu`.
     ///
     /// Swap with a non-empty spare; else trade the empty main for a full sheaf from the barn;
     /// else refill main from the slabs. A cache without sheaves takes one object from the slabs.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn alloc_slow(&self, cpu: usize, gfp: Gfp, caller: usize) -> Option<*mut u8> {
+    fn alloc_refill(&self, cpu: usize, gfp: Gfp, caller: usize) -> Option<*mut u8> {
         // SAFETY: the caller is pinned to `cpu`.
         let pcs = unsafe { self.pcs(cpu) };
         let stats = &self.cpu_stats[cpu];
@@ -322,28 +352,48 @@ impl<P: Platform> KmemCache<P> {
         }
     }
 
-    /// Free slow path: `main` is full (or absent), or the object belongs to another node.
-    ///
-    /// No spare: get an empty sheaf (barn, else a new one) and make main the spare. Spare not
-    /// full: swap. Both full: hand main to the barn for an empty sheaf; if the barn refuses,
-    /// flush the spare to the slabs and swap it in.
+    /// Free slow path: `main` of `slot` (from [`Platform::pin_fast`]) is full (or absent),
+    /// the cache is on a multi-node machine (remote-node test), or `slot` is 0 and the CPU
+    /// still has to be asked for with [`Platform::pin`].
     #[cold]
     #[inline(never)]
     pub(crate) fn free_slow(
         &self,
-        cpu: usize,
+        slot: usize,
         obj: *mut u8,
         caller: usize,
     ) -> Result<(), SlabReport> {
+        if slot != 0 {
+            return self.free_flush(slot - 1, obj, caller);
+        }
+        let (_guard, cpu) = self.platform.pin();
+        self.free_flush(cpu, obj, caller)
+    }
+
+    /// Free with the object remote or `main` full, pinned to `cpu` (also takes the defensive
+    /// case of a local object and room in `main`).
+    ///
+    /// No spare: get an empty sheaf (barn, else a new one) and make main the spare. Spare not
+    /// full: swap. Both full: hand main to the barn for an empty sheaf; if the barn refuses,
+    /// flush the spare to the slabs and swap it in.
+    fn free_flush(&self, cpu: usize, obj: *mut u8, caller: usize) -> Result<(), SlabReport> {
         // SAFETY: the caller is pinned to `cpu`.
         let pcs = unsafe { self.pcs(cpu) };
         let stats = &self.cpu_stats[cpu];
-        stats.add(Stat::FreeSlowpath, 1);
         let main = *pcs.main;
         // SAFETY: `main` is always valid, we are pinned, and the caller passes an object of
         // this cache that is no longer used (checked at the slab for slab-bound objects).
         unsafe {
             let remote = self.multi_node && self.platform.page_node(obj as usize) != pcs.node;
+            if !remote && (*main).size < (*main).capacity {
+                // What the fast path does, for a local object of a multi-node cache or when
+                // the fast path could not tell the CPU.
+                self.push(main, obj);
+                #[cfg(feature = "fastpath-stats")]
+                stats.add(Stat::FreeFastpath, 1);
+                return Ok(());
+            }
+            stats.add(Stat::FreeSlowpath, 1);
             if (*main).capacity == 0 || remote {
                 if remote {
                     stats.add(Stat::FreeRemoteNode, 1);
@@ -351,11 +401,6 @@ impl<P: Platform> KmemCache<P> {
                 return self
                     .free_to_slabs(&[obj], caller)
                     .map_err(|kind| self.make_report(obj as usize, kind));
-            }
-            if (*main).size < (*main).capacity {
-                // Defensive: the fast path only sends a full main or a remote object here.
-                self.push(main, obj);
-                return Ok(());
             }
             let spare = *pcs.spare;
             if spare.is_null() {
