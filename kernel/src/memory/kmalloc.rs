@@ -16,7 +16,7 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use slab::slab::Slab;
-use slab::{Gfp, SlabAllocator};
+use slab::{Gfp, SlabAllocator, SlabFlags};
 use spin::Once;
 use x86_64::VirtAddr;
 
@@ -143,11 +143,36 @@ unsafe impl slab::Platform for KernelPlatform {
 static SLAB: Once<SlabAllocator<KernelPlatform>> = Once::new();
 
 /// Creates the kmalloc caches and makes `kmalloc` the global allocator. Needs the page
-/// allocator and ACPI (CPU and node counts).
+/// allocator and ACPI (CPU and node counts). The `slub_debug` boot option turns debugging on
+/// for every cache.
 pub fn init() {
-    let allocator = SlabAllocator::new(KernelPlatform).expect("memory for the kmalloc caches");
+    let debug = crate::cmdline::get("slub_debug").map_or(SlabFlags::empty(), parse_slub_debug);
+    let allocator =
+        SlabAllocator::with_debug(KernelPlatform, debug).expect("memory for the kmalloc caches");
     SLAB.call_once(|| allocator);
-    log::info!("slab allocator up: kmalloc is the global allocator");
+    if debug.is_empty() {
+        log::info!("slab allocator up: kmalloc is the global allocator");
+    } else {
+        log::info!("slab allocator up, debugging every cache ({debug:?})");
+    }
+}
+
+/// The flags of Linux's `slub_debug=` letters: `F` consistency checks, `Z` red zones,
+/// `P` poisoning, `U` caller tracking; a bare `slub_debug` means all of them.
+pub fn parse_slub_debug(letters: &str) -> SlabFlags {
+    if letters.is_empty() {
+        return SlabFlags::SLAB_DEBUG_FLAGS;
+    }
+    letters.chars().fold(SlabFlags::empty(), |flags, c| {
+        flags
+            | match c.to_ascii_uppercase() {
+                'F' => SlabFlags::SLAB_CONSISTENCY_CHECKS,
+                'Z' => SlabFlags::SLAB_RED_ZONE,
+                'P' => SlabFlags::SLAB_POISON,
+                'U' => SlabFlags::SLAB_STORE_USER,
+                _ => SlabFlags::empty(),
+            }
+    })
 }
 
 /// The slab allocator (after [`init`]).
@@ -240,4 +265,15 @@ fn box_vec_and_btreemap_work_on_kmalloc() {
     let a = Box::new(Aligned([1; 96]));
     assert_eq!(core::ptr::from_ref(&*a) as usize % 64, 0);
     assert_eq!(a.0[95], 1);
+}
+
+#[crate::ktest]
+fn slub_debug_letters_select_the_checks() {
+    assert_eq!(parse_slub_debug(""), SlabFlags::SLAB_DEBUG_FLAGS);
+    assert_eq!(
+        parse_slub_debug("ZP"),
+        SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON
+    );
+    assert_eq!(parse_slub_debug("u"), SlabFlags::SLAB_STORE_USER);
+    assert_eq!(parse_slub_debug("-"), SlabFlags::empty());
 }

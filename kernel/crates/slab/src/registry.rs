@@ -44,6 +44,8 @@ struct CacheEntry<P: Platform> {
 /// is successfully destroyed).
 pub struct SlabAllocator<P: Platform> {
     pub(crate) platform: P,
+    /// Debug flags added to every cache (Linux's `slub_debug` boot option).
+    debug_flags: SlabFlags,
     slab_mutex: Mutex<Vec<CacheEntry<P>>>,
     pub(crate) kmalloc_caches: [NonNull<KmemCache<P>>; KMALLOC_SIZES.len()],
 }
@@ -72,6 +74,15 @@ const KMALLOC_NAMES: [&str; KMALLOC_SIZES.len()] = [
 impl<P: Platform> SlabAllocator<P> {
     /// Creates the allocator and its kmalloc caches (`kmem_cache_init` + `create_kmalloc_caches`).
     pub fn new(platform: P) -> Result<Self, SlabError> {
+        Self::with_debug(platform, SlabFlags::empty())
+    }
+
+    /// Like [`SlabAllocator::new`], with the debug flags `debug` (a subset of
+    /// [`SlabFlags::SLAB_DEBUG_FLAGS`]) turned on for every cache, the kmalloc caches included:
+    /// Linux's `slub_debug` boot option. Such caches have no sheaves and are never merged, so
+    /// every operation is checked (and slow).
+    pub fn with_debug(platform: P, debug: SlabFlags) -> Result<Self, SlabError> {
+        let debug = debug & SlabFlags::SLAB_DEBUG_FLAGS;
         let mut list = Vec::new();
         let mut kmalloc_caches = [NonNull::dangling(); KMALLOC_SIZES.len()];
         for (i, (&size, &name)) in KMALLOC_SIZES.iter().zip(KMALLOC_NAMES.iter()).enumerate() {
@@ -80,7 +91,7 @@ impl<P: Platform> SlabAllocator<P> {
                 name,
                 size,
                 &KmemCacheArgs::default(),
-                SlabFlags::empty(),
+                debug,
                 true,
             )?;
             let cache = NonNull::from(Box::leak(cache));
@@ -93,9 +104,15 @@ impl<P: Platform> SlabAllocator<P> {
         }
         Ok(Self {
             platform,
+            debug_flags: debug,
             slab_mutex: Mutex::new(list),
             kmalloc_caches,
         })
+    }
+
+    /// The debug flags every cache gets (see [`SlabAllocator::with_debug`]).
+    pub fn debug_flags(&self) -> SlabFlags {
+        self.debug_flags
     }
 
     /// The platform.
@@ -120,6 +137,7 @@ impl<P: Platform> SlabAllocator<P> {
         args: KmemCacheArgs,
         flags: SlabFlags,
     ) -> Result<&KmemCache<P>, SlabError> {
+        let flags = flags | self.debug_flags;
         let mut list = self.slab_mutex.lock();
         if let Some(i) = Self::find_mergeable(&list, size, &args, flags) {
             let e = &mut list[i];

@@ -253,3 +253,27 @@ fn bulk_operations_on_a_debug_cache() {
     assert_eq!(c.reports().1, 0);
     assert_eq!(c.slabinfo().active_objs, 0);
 }
+
+#[test]
+fn slub_debug_for_all_caches_checks_kmalloc_too() {
+    let platform = slab::host::HostPlatform::new(slab::host::HostConfig::default());
+    let _cpu = platform.register_cpu();
+    let a = slab::SlabAllocator::with_debug(
+        platform.clone(),
+        SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON,
+    )
+    .unwrap();
+    let k = a.kmalloc_cache(64).unwrap();
+    assert!(k.is_debug(), "kmalloc caches get the boot-time debug flags");
+    assert_eq!(k.sheaf_capacity(), 0, "debug caches have no sheaves");
+    let p = a.kmalloc(64, Gfp::KERNEL).unwrap();
+    // SAFETY: one byte past the 64-byte object, into its red zone.
+    unsafe { p.as_ptr().add(64).write(0) };
+    // SAFETY: our object; the corruption is reported, not followed.
+    let r = unsafe { a.kfree(p.as_ptr()) }.unwrap_err();
+    assert_eq!(r.kind, SlabErrorKind::RedzoneOverwritten { offset: 64 });
+    let c = a
+        .kmem_cache_create("later", 40, args(), SlabFlags::empty())
+        .unwrap();
+    assert!(c.is_debug(), "caches created later get them too");
+}
