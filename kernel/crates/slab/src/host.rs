@@ -1,4 +1,4 @@
-//! A [`Platform`] on the host, for tests (feature `std`).
+//! A [`Platform`] on the host, for tests and benchmarks (built on every target with `std`).
 //!
 //! * **Pages** come from one arena of host memory, aligned to the largest block, split into
 //!   nodes of equal size, each managed by a small buddy allocator (free sets per order,

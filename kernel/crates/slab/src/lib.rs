@@ -4,7 +4,7 @@
 //! design of Linux's slab allocator in the "sheaves for all" era, with Linux's names so that a
 //! Linux reader recognises every piece. The crate is `no_std` logic, generic over a
 //! [`Platform`] (pages, CPU ids, a per-CPU guard) that the kernel implements with real hardware
-//! and that `host::HostPlatform` (feature `std`) implements on the host for the tests.
+//! and that `host::HostPlatform` (on targets with `std`) implements on the host for the tests.
 //!
 //! ## The layers, from fast to slow
 //! 1. **Sheaves** ([`sheaf`]): each CPU has, per cache, a `main` sheaf, an array of free object
@@ -74,14 +74,17 @@
 #![deny(missing_docs)]
 
 extern crate alloc;
-#[cfg(any(feature = "std", all(test, loom)))]
+// The host platform needs std: it is built for every target that has one (not for the
+// kernel's `x86_64-unknown-none`), so no feature has to be switched on, and none can leak into
+// the kernel build through cargo's feature unification.
+#[cfg(any(not(target_os = "none"), all(test, loom)))]
 extern crate std;
 
 pub mod barn;
 pub mod cache;
 pub mod debug;
 pub mod flags;
-#[cfg(feature = "std")]
+#[cfg(not(target_os = "none"))]
 pub mod host;
 pub mod kmalloc;
 pub mod layout;

@@ -3,7 +3,7 @@
 //! The slab allocator is pure logic: it never touches page tables, CPU registers or the interrupt
 //! flag itself. Everything machine-specific comes through the [`Platform`] trait, which the kernel
 //! implements with real page frames, CPU ids and a guard that disables preemption and interrupts,
-//! and which `host::HostPlatform` (feature `std`) implements on the host with an arena of
+//! and which `host::HostPlatform` (on targets with `std`) implements on the host with an arena of
 //! ordinary memory and threads standing in for CPUs.
 //!
 //! Why this surface (compared with a bare page allocator):
