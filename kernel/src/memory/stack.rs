@@ -32,6 +32,11 @@ static SLOTS: SpinLock<Slots> = SpinLock::new(Slots {
     free: Vec::new(),
 });
 
+/// How many stack slots have ever been mapped (freed stacks are reused before a new slot is).
+pub fn slots_mapped() -> u64 {
+    SLOTS.lock().next
+}
+
 /// A kernel stack. Freed (and cached for reuse) when dropped.
 #[derive(Debug)]
 pub struct KernelStack {
