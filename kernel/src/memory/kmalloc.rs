@@ -16,7 +16,7 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use slab::slab::Slab;
-use slab::{Gfp, SlabAllocator, SlabFlags};
+use slab::{Gfp, SlabAllocator, SlabFlags, SlabOptions};
 use spin::Once;
 use x86_64::VirtAddr;
 
@@ -143,12 +143,14 @@ unsafe impl slab::Platform for KernelPlatform {
 static SLAB: Once<SlabAllocator<KernelPlatform>> = Once::new();
 
 /// Creates the kmalloc caches and makes `kmalloc` the global allocator. Needs the page
-/// allocator and ACPI (CPU and node counts). The `slub_debug` boot option turns debugging on
-/// for every cache.
+/// allocator and ACPI (CPU and node counts). Boot options: `slub_debug[=FZPU]` turns debugging
+/// on for every cache, `slab_nomerge` keeps caches from merging.
 pub fn init() {
     let debug = crate::cmdline::get("slub_debug").map_or(SlabFlags::empty(), parse_slub_debug);
-    let allocator =
-        SlabAllocator::with_debug(KernelPlatform, debug).expect("memory for the kmalloc caches");
+    let nomerge = crate::cmdline::get("slab_nomerge").is_some();
+    let options = SlabOptions { debug, nomerge };
+    let allocator = SlabAllocator::with_options(KernelPlatform, options)
+        .expect("memory for the kmalloc caches");
     SLAB.call_once(|| allocator);
     if debug.is_empty() {
         log::info!("slab allocator up: kmalloc is the global allocator");

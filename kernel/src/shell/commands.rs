@@ -50,7 +50,17 @@ pub(super) fn meminfo(_: &[&str]) {
         frames.used * 4,
         frames.free() * 4
     );
-    println!("heap:   {} bytes used, {} bytes free", heap_used, heap_free);
+    println!(
+        "bootstrap heap: {} bytes used, {} bytes free",
+        heap_used, heap_free
+    );
+    let blocks = crate::memory::page_alloc::free_blocks_per_order();
+    let orders: Vec<String> = blocks
+        .iter()
+        .enumerate()
+        .map(|(o, n)| alloc::format!("{o}:{n}"))
+        .collect();
+    println!("free blocks per order: {}", orders.join(" "));
 }
 
 pub(super) fn uptime(_: &[&str]) {

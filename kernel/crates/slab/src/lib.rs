@@ -101,6 +101,6 @@ pub use cache::{KmemCache, SlabError, SlabInfo};
 pub use debug::{SlabErrorKind, SlabReport, Track};
 pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
 pub use platform::{Gfp, PAGE_SIZE, Platform};
-pub use registry::{DestroyError, SlabAllocator};
+pub use registry::{DestroyError, SlabAllocator, SlabOptions};
 pub use sheaf::{OutOfMemory, PrefilledSheaf};
 pub use stats::Stat;

@@ -46,6 +46,8 @@ pub struct SlabAllocator<P: Platform> {
     pub(crate) platform: P,
     /// Debug flags added to every cache (Linux's `slub_debug` boot option).
     debug_flags: SlabFlags,
+    /// Whether caches may merge (Linux's `slab_nomerge` boot option turns it off).
+    merge: bool,
     slab_mutex: Mutex<Vec<CacheEntry<P>>>,
     pub(crate) kmalloc_caches: [NonNull<KmemCache<P>>; KMALLOC_SIZES.len()],
 }
@@ -71,18 +73,26 @@ const KMALLOC_NAMES: [&str; KMALLOC_SIZES.len()] = [
     "kmalloc-8k",
 ];
 
+/// Boot-time options of the slab allocator, as Linux takes them from the kernel command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlabOptions {
+    /// Debug flags (a subset of [`SlabFlags::SLAB_DEBUG_FLAGS`]) turned on for every cache, the
+    /// kmalloc caches included (`slub_debug`). Such caches have no sheaves and are never
+    /// merged, so every operation is checked (and slow).
+    pub debug: SlabFlags,
+    /// Never merge caches (`slab_nomerge`).
+    pub nomerge: bool,
+}
+
 impl<P: Platform> SlabAllocator<P> {
     /// Creates the allocator and its kmalloc caches (`kmem_cache_init` + `create_kmalloc_caches`).
     pub fn new(platform: P) -> Result<Self, SlabError> {
-        Self::with_debug(platform, SlabFlags::empty())
+        Self::with_options(platform, SlabOptions::default())
     }
 
-    /// Like [`SlabAllocator::new`], with the debug flags `debug` (a subset of
-    /// [`SlabFlags::SLAB_DEBUG_FLAGS`]) turned on for every cache, the kmalloc caches included:
-    /// Linux's `slub_debug` boot option. Such caches have no sheaves and are never merged, so
-    /// every operation is checked (and slow).
-    pub fn with_debug(platform: P, debug: SlabFlags) -> Result<Self, SlabError> {
-        let debug = debug & SlabFlags::SLAB_DEBUG_FLAGS;
+    /// Like [`SlabAllocator::new`], with boot-time options (see [`SlabOptions`]).
+    pub fn with_options(platform: P, options: SlabOptions) -> Result<Self, SlabError> {
+        let debug = options.debug & SlabFlags::SLAB_DEBUG_FLAGS;
         let mut list = Vec::new();
         let mut kmalloc_caches = [NonNull::dangling(); KMALLOC_SIZES.len()];
         for (i, (&size, &name)) in KMALLOC_SIZES.iter().zip(KMALLOC_NAMES.iter()).enumerate() {
@@ -105,12 +115,13 @@ impl<P: Platform> SlabAllocator<P> {
         Ok(Self {
             platform,
             debug_flags: debug,
+            merge: !options.nomerge,
             slab_mutex: Mutex::new(list),
             kmalloc_caches,
         })
     }
 
-    /// The debug flags every cache gets (see [`SlabAllocator::with_debug`]).
+    /// The debug flags every cache gets (see [`SlabOptions::debug`]).
     pub fn debug_flags(&self) -> SlabFlags {
         self.debug_flags
     }
@@ -139,7 +150,12 @@ impl<P: Platform> SlabAllocator<P> {
     ) -> Result<&KmemCache<P>, SlabError> {
         let flags = flags | self.debug_flags;
         let mut list = self.slab_mutex.lock();
-        if let Some(i) = Self::find_mergeable(&list, size, &args, flags) {
+        let mergeable = if self.merge {
+            Self::find_mergeable(&list, size, &args, flags)
+        } else {
+            None
+        };
+        if let Some(i) = mergeable {
             let e = &mut list[i];
             // SAFETY: caches on the list are alive.
             let s = unsafe { e.cache.as_ref() };

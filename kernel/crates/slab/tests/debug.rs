@@ -258,11 +258,11 @@ fn bulk_operations_on_a_debug_cache() {
 fn slub_debug_for_all_caches_checks_kmalloc_too() {
     let platform = slab::host::HostPlatform::new(slab::host::HostConfig::default());
     let _cpu = platform.register_cpu();
-    let a = slab::SlabAllocator::with_debug(
-        platform.clone(),
-        SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON,
-    )
-    .unwrap();
+    let options = slab::SlabOptions {
+        debug: SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON,
+        nomerge: false,
+    };
+    let a = slab::SlabAllocator::with_options(platform.clone(), options).unwrap();
     let k = a.kmalloc_cache(64).unwrap();
     assert!(k.is_debug(), "kmalloc caches get the boot-time debug flags");
     assert_eq!(k.sheaf_capacity(), 0, "debug caches have no sheaves");

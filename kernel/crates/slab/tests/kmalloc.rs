@@ -318,3 +318,23 @@ fn default_sheaf_capacities_by_size() {
         .unwrap();
     assert_eq!(c.sheaf_capacity(), 0);
 }
+
+#[test]
+fn slab_nomerge_boot_option_keeps_every_cache_apart() {
+    let platform = slab::host::HostPlatform::new(slab::host::HostConfig::default());
+    let _cpu = platform.register_cpu();
+    let options = slab::SlabOptions {
+        nomerge: true,
+        ..Default::default()
+    };
+    let a = slab::SlabAllocator::with_options(platform.clone(), options).unwrap();
+    let foo = a
+        .kmem_cache_create("foo", 64, args(), SlabFlags::empty())
+        .unwrap();
+    assert_eq!(
+        foo.name(),
+        "foo",
+        "with slab_nomerge a 64-byte cache is not kmalloc-64"
+    );
+    assert_eq!(foo.refcount(), 1);
+}
