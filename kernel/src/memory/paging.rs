@@ -35,6 +35,32 @@ unsafe impl FrameAllocator<Size4KiB> for Frames {
     }
 }
 
+/// Writable, not executable: the flags of every kernel data page.
+const DATA: PageTableFlags = PageTableFlags::PRESENT
+    .union(PageTableFlags::WRITABLE)
+    .union(PageTableFlags::NO_EXECUTE);
+
+/// Maps `page` to a fresh frame, zeroed before the mapping becomes visible so the page never
+/// shows stale data. The page must not be mapped; x86 never caches a not-present translation,
+/// so no TLB flush is needed.
+fn map_zeroed(
+    mapper: &mut OffsetPageTable<'static>,
+    page: Page<Size4KiB>,
+) -> Result<(), MapToError<Size4KiB>> {
+    let frame = Frames
+        .allocate_frame()
+        .ok_or(MapToError::FrameAllocationFailed)?;
+    // SAFETY: the frame is fresh and mapped nowhere else, and is zeroed through the physical
+    // map before `map_to` publishes it.
+    unsafe {
+        super::phys_to_virt(frame.start_address())
+            .as_mut_ptr::<u8>()
+            .write_bytes(0, 4096);
+        mapper.map_to(page, frame, DATA, &mut Frames)?.ignore();
+    }
+    Ok(())
+}
+
 /// Maps `pages` pages from `start` to fresh, zeroed frames, writable and not executable.
 ///
 /// Returns an error if memory runs out or a page is already mapped; the pages mapped before
@@ -43,20 +69,8 @@ pub fn map_fresh(start: VirtAddr, pages: u64) -> Result<(), MapToError<Size4KiB>
     let mut guard = MAPPER.lock();
     let mapper = guard.as_mut().expect("paging::init has not run");
     let first = Page::<Size4KiB>::containing_address(start);
-    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     for page in Page::range(first, first + pages) {
-        let frame = Frames
-            .allocate_frame()
-            .ok_or(MapToError::FrameAllocationFailed)?;
-        // SAFETY: the frame is fresh and mapped nowhere else; it is zeroed before the new
-        // mapping is made visible, so the page never shows stale data. The page was not
-        // present, and x86 never caches a not-present translation, so no TLB flush is needed.
-        unsafe {
-            super::phys_to_virt(frame.start_address())
-                .as_mut_ptr::<u8>()
-                .write_bytes(0, 4096);
-            mapper.map_to(page, frame, flags, &mut Frames)?.ignore();
-        }
+        map_zeroed(mapper, page)?;
     }
     Ok(())
 }
@@ -133,11 +147,10 @@ pub fn unmap_identity(phys: x86_64::PhysAddr) {
 /// Maps the kernel page at `virt` to `frame` (writable, not executable).
 pub fn map_page(virt: VirtAddr, frame: PhysFrame) -> Result<(), MapToError<Size4KiB>> {
     let page = Page::<Size4KiB>::containing_address(virt);
-    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     let mut guard = MAPPER.lock();
     let mapper = guard.as_mut().expect("paging::init has not run");
     // SAFETY: the caller owns `frame`; a not-present page needs no TLB flush.
-    unsafe { mapper.map_to(page, frame, flags, &mut Frames)?.ignore() };
+    unsafe { mapper.map_to(page, frame, DATA, &mut Frames)?.ignore() };
     Ok(())
 }
 
@@ -221,16 +234,5 @@ pub fn ensure_mapped(virt: VirtAddr) -> Result<(), MapToError<Size4KiB>> {
     if mapper.translate_addr(page.start_address()).is_some() {
         return Ok(());
     }
-    let frame = Frames
-        .allocate_frame()
-        .ok_or(MapToError::FrameAllocationFailed)?;
-    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
-    // SAFETY: the frame is fresh and zeroed before it becomes visible; the page was unmapped.
-    unsafe {
-        super::phys_to_virt(frame.start_address())
-            .as_mut_ptr::<u8>()
-            .write_bytes(0, 4096);
-        mapper.map_to(page, frame, flags, &mut Frames)?.ignore();
-    }
-    Ok(())
+    map_zeroed(mapper, page)
 }
