@@ -2,7 +2,7 @@
 //! few host-driven checks of the shell. Filters work as usual:
 //! `cargo test --test kernel -- memory`, `cargo test --test kernel -- --list`.
 //!
-//! Everything happens in `boot/src/ktest.rs`; this file only passes the kernel's path (an
+//! Everything happens in `boot/src/ktest/`; this file only passes the kernel's path (an
 //! artifact dependency, see the root `Cargo.toml`).
 
 use std::path::Path;

@@ -11,7 +11,7 @@
 //!
 //! The attribute (crate `ktest-macros`) places a [`KTest`] descriptor in the `ktests` linker
 //! section; [`all`] sees every descriptor in the kernel as one slice. The host runner
-//! (`boot/src/ktest.rs`) talks to this module through the initramfs `cmdline` file and
+//! (`boot/src/ktest/`) talks to this module through the initramfs `cmdline` file and
 //! `@@ktest-` lines on the serial console:
 //!
 //! - `ktest=list`: print `@@ktest-list <name> <flags>` per test, then `@@ktest-end`. Flags are
