@@ -1,0 +1,110 @@
+//! Runs exactly `N` fast-path alloc+free pairs, for instruction counting with callgrind
+//! (see `count_fastpath.sh`, which runs it for two values of `N` and divides the difference of
+//! the instruction counts by the difference of the `N`s, so that setup and exit cancel out).
+//!
+//! ```text
+//! count_fastpath N [cache|cache-inline|kmalloc|system|mimalloc]
+//! ```
+//! `cache` (the default): `alloc`/`free` of a `kmem_cache_create`d 64-byte cache, the same
+//! `alloc_free_pair` as `fastpath.rs`, called `N` times (so each pair also pays the call, the
+//! function's frame and the loop: about 10 instructions). `cache-inline`: the same alloc and
+//! free inlined into one loop (the count is then the allocator's instructions plus the loop's
+//! decrement and branch). `kmalloc`: `kmalloc(64)`/`kfree`. For scale, with the
+//! same loop: `system` (`std::alloc::System`, glibc) and `mimalloc` (`mimalloc::MiMalloc`),
+//! both called through `GlobalAlloc` with a 64-byte, 8-aligned layout.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+
+use mimalloc::MiMalloc;
+
+use slab::host::{HostConfig, HostPlatform};
+use slab::{Gfp, KmemCache, KmemCacheArgs, SlabAllocator, SlabFlags};
+
+/// One allocation and one free through the cache's fast paths.
+#[inline(never)]
+pub fn alloc_free_pair(c: &KmemCache<HostPlatform>) {
+    if let Some(o) = c.alloc(Gfp::KERNEL) {
+        // SAFETY: just allocated from `c`, not used afterwards.
+        let _ = unsafe { c.free(o) };
+    }
+}
+
+/// One `kmalloc(64)` and its `kfree`.
+#[inline(never)]
+pub fn kmalloc_kfree_pair(a: &SlabAllocator<HostPlatform>) {
+    if let Some(o) = a.kmalloc(black_box(64), Gfp::KERNEL) {
+        // SAFETY: from kmalloc, not used afterwards.
+        let _ = unsafe { a.kfree(o.as_ptr()) };
+    }
+}
+
+/// One 64-byte allocation and its free through a `GlobalAlloc`.
+#[inline(never)]
+pub fn global_pair<G: GlobalAlloc>(g: &G) {
+    let layout = Layout::new::<[u64; 8]>();
+    // SAFETY: the layout has a non-zero size.
+    let p = unsafe { g.alloc(layout) };
+    if !p.is_null() {
+        // SAFETY: just allocated with this layout, not used afterwards.
+        unsafe { g.dealloc(black_box(p), layout) };
+    }
+}
+
+/// `n` alloc+free pairs inlined into one loop.
+#[inline(never)]
+pub fn alloc_free_loop(c: &KmemCache<HostPlatform>, n: u64) {
+    for _ in 0..n {
+        if let Some(o) = c.alloc(Gfp::KERNEL) {
+            // SAFETY: just allocated from `c`, not used afterwards.
+            let _ = unsafe { c.free(o) };
+        }
+    }
+}
+
+/// Runs `n` calls of `pair` after one of warm-up.
+fn run<T: ?Sized>(n: u64, x: &T, pair: fn(&T)) {
+    pair(x);
+    for _ in 0..n {
+        pair(x);
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("usage: count_fastpath N [cache|cache-inline|kmalloc|system|mimalloc]");
+    let mode = args.next().unwrap_or_else(|| "cache".into());
+    match mode.as_str() {
+        "system" => return run(n, &System, global_pair),
+        "mimalloc" => return run(n, &MiMalloc, global_pair),
+        "cache" | "cache-inline" | "kmalloc" => {}
+        other => panic!("unknown mode {other:?}: cache, cache-inline, kmalloc, system, mimalloc"),
+    }
+    let p = HostPlatform::new(HostConfig {
+        cpus: 1,
+        nodes: 1,
+        pages_per_node: 4096,
+    });
+    let _cpu = p.register_cpu();
+    let a = SlabAllocator::new(p.clone()).expect("allocator");
+    let c = a
+        .kmem_cache_create(
+            "bench",
+            64,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .expect("cache");
+    // The warm-up refills the main sheaf (the same for every N).
+    if mode == "kmalloc" {
+        run(n, &a, kmalloc_kfree_pair);
+    } else if mode == "cache-inline" {
+        alloc_free_loop(c, 1);
+        alloc_free_loop(c, black_box(n));
+    } else {
+        run(n, c, alloc_free_pair);
+    }
+}
