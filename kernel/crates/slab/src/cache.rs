@@ -59,7 +59,14 @@ pub enum SlabError {
     Layout(LayoutError),
     /// Memory for the cache's structures could not be obtained.
     NoMemory,
+    /// The platform has more CPUs than [`MAX_CPUS`].
+    TooManyCpus,
 }
+
+/// The most CPUs a cache serves. The `main` sheaf pointers of all of them live inside the cache
+/// itself, so the fast path reaches its CPU's sheaf with one load from the cache instead of
+/// two (array pointer, then entry).
+pub const MAX_CPUS: usize = 64;
 
 /// A cache of objects of one size (Linux's `struct kmem_cache`).
 ///
@@ -69,7 +76,7 @@ pub struct KmemCache<P: Platform> {
     /// Each CPU's `main` sheaf, densely packed: the fast path's only per-CPU lookup. Indexed by
     /// the slot of [`Platform::pin_fast`], CPU `cpu` at `cpu + 1`; slot 0 always holds the
     /// static zero-capacity sheaf, which sends "CPU unknown" to the slow paths.
-    pub(crate) main_sheaves: Box<[UnsafeCell<*mut Sheaf>]>,
+    pub(crate) main_sheaves: [UnsafeCell<*mut Sheaf>; MAX_CPUS + 1],
     /// The rest of each CPU's sheaf state (spare, node).
     pub(crate) cpu_sheaves: Box<[PerCpu]>,
     /// Per-CPU statistics, apart from the sheaves to keep the hot slot small.
@@ -152,6 +159,9 @@ impl<P: Platform> KmemCache<P> {
         with_sheaves: bool,
     ) -> Result<Box<Self>, SlabError> {
         let nr_cpus = platform.nr_cpus();
+        if nr_cpus > MAX_CPUS {
+            return Err(SlabError::TooManyCpus);
+        }
         let nr_nodes = platform.nr_nodes();
         let layout = calculate_sizes(size, args, flags, nr_cpus).map_err(SlabError::Layout)?;
         let debug = flags.intersects(SlabFlags::SLAB_DEBUG_FLAGS);
@@ -183,9 +193,7 @@ impl<P: Platform> KmemCache<P> {
             .into_boxed_slice();
         let serial = CACHE_SERIAL.fetch_add(1, Ordering::Relaxed) as u64;
         let cache = Box::new(Self {
-            main_sheaves: (0..=nr_cpus)
-                .map(|_| UnsafeCell::new(empty_sheaf()))
-                .collect(),
+            main_sheaves: core::array::from_fn(|_| UnsafeCell::new(empty_sheaf())),
             cpu_sheaves,
             cpu_stats: (0..nr_cpus)
                 .map(|_| PaddedStats(CpuStats::default()))

@@ -108,10 +108,36 @@ pub const KMALLOC_SIZES: [usize; 13] = [
 /// Largest size served by a kmalloc cache (`KMALLOC_MAX_CACHE_SIZE`); larger requests get pages.
 pub const KMALLOC_MAX_CACHE_SIZE: usize = 8192;
 
+/// Class of each size from 1 to 192 bytes in steps of 8 (Linux's `kmalloc_size_index`): the
+/// classes there are not all powers of two (96, 192), so a table beats arithmetic.
+const SMALL_INDEX: [u8; 24] = {
+    let mut table = [0u8; 24];
+    let mut i = 0;
+    while i < 24 {
+        let size = (i + 1) * 8;
+        let mut class = 0;
+        while KMALLOC_SIZES[class] < size {
+            class += 1;
+        }
+        table[i] = class as u8;
+        i += 1;
+    }
+    table
+};
+
 /// Index of the smallest kmalloc class holding `size` bytes (`kmalloc_index`), `None` above
-/// [`KMALLOC_MAX_CACHE_SIZE`].
+/// [`KMALLOC_MAX_CACHE_SIZE`]. A table lookup up to 192 bytes, a power of two above: no search
+/// on the kmalloc fast path.
+#[inline]
 pub fn kmalloc_index(size: usize) -> Option<usize> {
-    KMALLOC_SIZES.iter().position(|&class| size <= class)
+    if size <= 192 {
+        return Some(SMALL_INDEX[size.saturating_sub(1) / 8] as usize);
+    }
+    if size > KMALLOC_MAX_CACHE_SIZE {
+        return None;
+    }
+    // 193..=8192: the power-of-two classes from 256 (index 7) up.
+    Some(7 + (size.next_power_of_two().trailing_zeros() as usize - 8))
 }
 
 /// What a kmalloc of `size` bytes really gets (`kmalloc_size_roundup`).
@@ -320,5 +346,22 @@ mod tests {
         let l =
             calculate_sizes(8, &a, SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON, 1).unwrap();
         assert_eq!((l.red_left_pad, l.inuse, l.offset, l.size), (8, 16, 16, 32));
+    }
+}
+
+#[cfg(test)]
+mod kmalloc_index_tests {
+    use super::*;
+
+    #[test]
+    fn kmalloc_index_matches_a_plain_search() {
+        assert_eq!(
+            KMALLOC_SIZES[7], 256,
+            "the arithmetic above 192 starts at kmalloc-256"
+        );
+        for size in 0..=KMALLOC_MAX_CACHE_SIZE + 1 {
+            let expected = KMALLOC_SIZES.iter().position(|&class| size <= class);
+            assert_eq!(kmalloc_index(size), expected, "size {size}");
+        }
     }
 }
