@@ -68,16 +68,18 @@ pub struct Options {
 }
 
 impl Default for Options {
+    /// The machine of [`Machine::default`], nothing added to the initramfs.
     fn default() -> Self {
+        let machine = Machine::default();
         Self {
-            firmware: Firmware::Bios,
-            smp: 4,
-            mem: "512M".to_owned(),
-            numa: None,
-            gdb: false,
+            firmware: machine.firmware,
+            smp: machine.smp,
+            mem: machine.mem,
+            numa: machine.numa,
+            gdb: machine.gdb,
             initrd_add: Vec::new(),
             append: String::new(),
-            display: false,
+            display: machine.display,
         }
     }
 }

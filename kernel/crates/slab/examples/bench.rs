@@ -2,8 +2,8 @@
 //!
 //! # Running it
 //! ```text
-//! cargo run -p slab --release --example bench          # everything, ~1 minute
-//! cargo run -p slab --release --example bench -- d     # only some workloads: a b c d
+//! cargo run -p sheaf-slab --release --example bench          # everything, ~1 minute
+//! cargo run -p sheaf-slab --release --example bench -- d     # only some workloads: a b c d
 //! ```
 //! No `--features std` (the crate no longer has that feature): the host platform
 //! (`slab::host`) is built on every target that has `std`. Peak memory is ~3 GiB (workload

@@ -34,7 +34,7 @@ fi
 n1=${2:-1000000}
 n2=${3:-2000000}
 cd "$(dirname "$0")"
-cargo build -q -p slab --release --example count_fastpath
+cargo build -q -p sheaf-slab --release --example count_fastpath
 target=$(cargo metadata --format-version 1 --no-deps |
     sed 's/.*"target_directory":"\([^"]*\)".*/\1/')
 bin=$target/release/examples/count_fastpath

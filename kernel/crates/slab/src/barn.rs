@@ -185,7 +185,7 @@ impl Barn {
 mod loom_tests {
     //! Loom explores every interleaving of CPUs trading sheaves with one barn and checks that no
     //! sheaf is lost or owned twice. Run with
-    //! `RUSTFLAGS="--cfg loom" cargo test -p slab --release loom`.
+    //! `RUSTFLAGS="--cfg loom" cargo test -p sheaf-slab --release loom`.
     use super::*;
     use loom::sync::Arc;
     use loom::thread;

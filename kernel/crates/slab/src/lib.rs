@@ -58,18 +58,19 @@
 //!   is no `kfree_rcu` / `rcu_free` sheaf yet.
 //!
 //! ## Testing and measuring
-//! `cargo test -p slab` runs unit tests, model-based property tests (`tests/model.rs`),
+//! `cargo test -p sheaf-slab` runs unit tests, model-based property tests (`tests/model.rs`),
 //! multi-threaded tests where threads register as CPUs (`tests/threads.rs`), one test per
 //! debug detection (`tests/debug.rs`) and the kmalloc/merging tests. The loom model tests of
 //! the sheaf/barn exchange (the barn alone, and a whole cache shared by two CPUs) run with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test -p slab --release loom
+//! RUSTFLAGS="--cfg loom" cargo test -p sheaf-slab --release loom
 //! ```
 //!
 //! (add `CARGO_TARGET_DIR=/tmp/loom-target` to keep the loom build apart from the normal one).
-//! `cargo run -p slab --release --example fastpath` times an allocation+free pair; disassemble
-//! its `alloc_free_pair` to count the fast path's instructions.
+//! `cargo run -p sheaf-slab --release --example bench` compares the sheaf fast path, kmalloc,
+//! `linked_list_allocator`, the system allocator and mimalloc on the same workloads, and
+//! `examples/count_fastpath.sh` counts the fast path's instructions with callgrind.
 #![no_std]
 #![deny(missing_docs)]
 

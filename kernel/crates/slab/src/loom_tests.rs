@@ -3,7 +3,7 @@
 //! of the barn and node lists, and the test checks that no object is handed out twice and that
 //! every object and sheaf is accounted for at the end.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test -p slab --release loom`.
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p sheaf-slab --release loom`.
 
 use std::alloc::{Layout, alloc, dealloc};
 use std::boxed::Box;
