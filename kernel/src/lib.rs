@@ -5,9 +5,12 @@
 //! and offers a serial shell and an on-target test harness. Logic that needs no hardware lives in
 //! `no_std` crates under `kernel/crates/` that also build and test on the host.
 //!
-//! Start-up order (see [`init`]): console → CPU tables (GDT, TSS, IDT) → memory (frames, page
-//! tables, heap) → clocks → initramfs and command line. After that `main.rs` either runs the
-//! on-target tests the command line asks for or starts the shell.
+//! Start-up order (see [`init`]): per-CPU area → console → CPU tables (GDT, TSS, IDT) → memory
+//! (bootstrap frames, page tables, bootstrap heap) → TSC clock → initramfs and command line →
+//! scheduler → ACPI → buddy page allocator (per NUMA node) → slab allocator (kmalloc becomes
+//! the global allocator) → local/I-O APICs and the timer tick → serial input interrupt → the
+//! other CPUs. After that `main.rs` starts a thread that runs the on-target tests the command
+//! line asks for, or the shell, and the boot context becomes CPU 0's idle thread.
 #![no_std]
 #![feature(abi_x86_interrupt)]
 
@@ -31,7 +34,8 @@ pub use ktest_macros::ktest;
 
 use bootloader_api::BootInfo;
 
-/// Brings the kernel up: console, CPU tables, memory, clocks, initramfs and command line.
+/// Brings the kernel up, in the order the crate documentation gives, ending with every CPU
+/// online.
 ///
 /// Called once, first thing, by the entry point with the boot information.
 pub fn init(boot_info: &'static mut BootInfo) {
