@@ -24,6 +24,7 @@ use core::sync::atomic::Ordering;
 use crate::cache::KmemCache;
 use crate::flags::SlabFlags;
 use crate::layout::TRACK_SIZE;
+use crate::platform::PAGE_SIZE;
 use crate::platform::Platform;
 use crate::slab::Slab;
 
@@ -35,6 +36,9 @@ pub const SLUB_RED_ACTIVE: u8 = 0xcc;
 pub const POISON_FREE: u8 = 0x6b;
 /// Last byte of a poisoned object.
 pub const POISON_END: u8 = 0xa5;
+/// Filler of the unused bytes at the end of a slab in poisoned caches (Linux's
+/// `POISON_INUSE`, checked by `slab_pad_check` when the slab is freed).
+pub const SLAB_PADDING: u8 = 0x5a;
 /// Number of reports each cache remembers.
 pub const REPORT_LOG_LEN: usize = 16;
 
@@ -64,6 +68,12 @@ pub enum SlabErrorKind {
     },
     /// A free pointer pointed outside its slab: the free list was corrupted.
     FreelistCorrupted,
+    /// The unused bytes at the end of a slab were written to (found when the slab is freed);
+    /// `object` is the first bad byte, `offset` its distance from the slab's start.
+    PaddingOverwritten {
+        /// Offset of the first bad byte from the start of the slab.
+        offset: usize,
+    },
     /// The object was still allocated when its cache was destroyed ("Objects remaining in
     /// `<cache>` on `__kmem_cache_shutdown()`").
     ObjectRemaining,
@@ -95,6 +105,9 @@ impl fmt::Display for SlabReport {
                 write!(f, "poison overwritten at offset {offset} (use after free)")
             }
             SlabErrorKind::FreelistCorrupted => write!(f, "free pointer corrupted"),
+            SlabErrorKind::PaddingOverwritten { offset } => {
+                write!(f, "slab padding overwritten at offset {offset}")
+            }
             SlabErrorKind::ObjectRemaining => {
                 write!(f, "object remaining on __kmem_cache_shutdown()")
             }
@@ -167,6 +180,40 @@ impl<P: Platform> KmemCache<P> {
 
     pub(crate) fn add_isolated(&self, n: usize) {
         self.isolated.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The unused tail of a slab of `objects` objects in a block of `order`: (offset, length).
+    fn slab_padding(&self, objects: usize, order: u32) -> (usize, usize) {
+        let used = objects * self.layout.size;
+        (used, (PAGE_SIZE << order).saturating_sub(used))
+    }
+
+    /// Fills a new slab's unused tail with [`SLAB_PADDING`] (poisoned caches only).
+    pub(crate) fn init_slab_padding(&self, base: *mut u8, objects: usize, order: u32) {
+        if !self.poisons() {
+            return;
+        }
+        let (offset, len) = self.slab_padding(objects, order);
+        // SAFETY: the tail lies inside the slab's own block, past its last object.
+        unsafe { base.add(offset).write_bytes(SLAB_PADDING, len) };
+    }
+
+    /// Checks a slab's unused tail before its pages go back (`slab_pad_check`): a changed byte
+    /// is reported; the pages are freed all the same, as Linux does (nothing lives there).
+    pub(crate) fn check_slab_padding(&self, base: *mut u8, objects: usize, order: u32) {
+        if !self.poisons() {
+            return;
+        }
+        let (offset, len) = self.slab_padding(objects, order);
+        // SAFETY: as in `init_slab_padding`; the slab is being discarded and is ours alone.
+        let tail = unsafe { core::slice::from_raw_parts(base.add(offset), len) };
+        if let Some(bad) = tail.iter().position(|&b| b != SLAB_PADDING) {
+            let offset = offset + bad;
+            self.report(
+                base as usize + offset,
+                SlabErrorKind::PaddingOverwritten { offset },
+            );
+        }
     }
 
     fn poisons(&self) -> bool {

@@ -284,6 +284,7 @@ impl<P: Platform> KmemCache<P> {
                 next: ptr::null_mut(),
             });
         }
+        self.init_slab_padding(base, objects, order);
         let mut next = ptr::null_mut();
         for i in (0..objects).rev() {
             // SAFETY: object `i` is inside the freshly allocated block, which we own.
@@ -312,6 +313,7 @@ impl<P: Platform> KmemCache<P> {
         // SAFETY: the slab is ours alone (caller contract); its block came from `alloc_pages`.
         unsafe {
             let (base, order) = ((*slab).base, (*slab).order);
+            self.check_slab_padding(base, (*slab).objects as usize, order);
             let base = NonNull::new_unchecked(base);
             self.platform.set_page_owner(base, order, 0);
             if self

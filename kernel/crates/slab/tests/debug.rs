@@ -277,3 +277,40 @@ fn slub_debug_for_all_caches_checks_kmalloc_too() {
         .unwrap();
     assert!(c.is_debug(), "caches created later get them too");
 }
+
+#[test]
+fn slab_padding_overwrite_is_reported_when_the_slab_is_freed() {
+    let (p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("pad", 40, args(), SlabFlags::SLAB_POISON)
+        .unwrap();
+    let used = c.objs_per_slab() * c.size();
+    assert!(
+        used < c.slab_size(),
+        "this geometry leaves padding at the end of the slab"
+    );
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    // Slabs are naturally aligned blocks: the slab starts at the object's address rounded down.
+    let base = o.as_ptr() as usize & !(c.slab_size() - 1);
+    // SAFETY: a byte of the slab's unused tail, inside the block the cache owns.
+    unsafe { ((base + used + 3) as *mut u8).write(0) };
+    // SAFETY: ours, freed once.
+    unsafe { c.free(o).unwrap() };
+    let errors = p.error_count();
+    c.kmem_cache_shrink();
+    assert_eq!(
+        p.error_count(),
+        errors + 1,
+        "freeing the slab checked its padding"
+    );
+    assert_eq!(
+        last_kind(c),
+        SlabErrorKind::PaddingOverwritten { offset: used + 3 }
+    );
+    // Untouched padding is not reported.
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: ours.
+    unsafe { c.free(o).unwrap() };
+    c.kmem_cache_shrink();
+    assert_eq!(p.error_count(), errors + 1);
+}
