@@ -92,7 +92,7 @@ pub fn start_aps() -> usize {
         if wait_started(1_000_000) {
             // The AP runs on this stack for ever.
             core::mem::forget(stack);
-            while !cpu.online.load(Ordering::Acquire) {
+            while !cpu.is_online() {
                 core::hint::spin_loop();
             }
             next_id += 1;
@@ -164,7 +164,7 @@ extern "C" fn ap_entry(id: u64) -> ! {
 
 /// Asks `cpu` to run its scheduler (a thread became runnable there).
 pub fn send_reschedule(cpu: &Cpu) {
-    if cpu.online.load(Ordering::Acquire) {
+    if cpu.is_online() {
         apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), vectors::RESCHEDULE);
     }
 }
@@ -194,7 +194,7 @@ pub fn smp_call_function(
     f: impl FnOnce() + Send + 'static,
 ) -> Result<(), CallError> {
     let cpu = cpu::cpu(target)
-        .filter(|c| c.online.load(Ordering::Acquire))
+        .filter(|c| c.is_online())
         .ok_or(CallError::Offline)?;
     let request = Arc::new(CallRequest {
         func: IrqSpinLock::new(Some(Box::new(f))),
@@ -239,7 +239,7 @@ pub fn handle_call_function() {
 /// Runs `f` on every online CPU (including this one) and waits for all.
 pub fn on_each_cpu(f: impl Fn() + Send + Sync + 'static) {
     let f = Arc::new(f);
-    for c in cpu::all().filter(|c| c.online.load(Ordering::Acquire)) {
+    for c in cpu::online() {
         let f = f.clone();
         // An online CPU stays online, so this cannot fail.
         let _ = smp_call_function(c.id, move || f());
@@ -263,9 +263,7 @@ pub fn flush_tlb_kernel_range(start: x86_64::VirtAddr, pages: u64) {
 
 #[crate::ktest(smp = 4)]
 fn all_cpus_come_online_with_smp_4() {
-    let online = cpu::all()
-        .filter(|c| c.online.load(Ordering::Acquire))
-        .count();
+    let online = cpu::online().count();
     assert_eq!(
         super::acpi::platform().cpus.len(),
         4,
@@ -276,8 +274,7 @@ fn all_cpus_come_online_with_smp_4() {
 
 #[crate::ktest(smp = 8)]
 fn all_cpus_come_online_with_smp_8() {
-    let online: alloc::vec::Vec<u32> = cpu::all()
-        .filter(|c| c.online.load(Ordering::Acquire))
+    let online: alloc::vec::Vec<u32> = cpu::online()
         .map(|c| c.apic_id.load(Ordering::Relaxed))
         .collect();
     assert_eq!(online.len(), 8, "all 8 CPUs are online: {online:?}");

@@ -61,6 +61,11 @@ impl Cpu {
         }
     }
 
+    /// Whether the CPU runs kernel code and takes interrupts.
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
     /// Publishes the structure as CPU `self.id`.
     fn publish(&'static self) {
         let ptr = core::ptr::from_ref(self).cast_mut();
@@ -136,6 +141,11 @@ pub fn count() -> usize {
 /// Every registered CPU, in id order.
 pub fn all() -> impl Iterator<Item = &'static Cpu> {
     (0..count()).filter_map(cpu)
+}
+
+/// Every online CPU, in id order.
+pub fn online() -> impl Iterator<Item = &'static Cpu> {
+    all().filter(|c| c.is_online())
 }
 
 /// Disables preemption on this CPU (nests). Pair with [`preempt_enable`].

@@ -91,10 +91,7 @@ pub struct StormReport {
 /// corrupted is reported. About a quarter of the objects are passed to another CPU and freed
 /// there.
 pub fn storm(rounds: usize) -> Result<StormReport, String> {
-    let cpus: Vec<usize> = crate::cpu::all()
-        .filter(|c| c.online.load(Ordering::Acquire))
-        .map(|c| c.id)
-        .collect();
+    let cpus: Vec<usize> = crate::cpu::online().map(|c| c.id).collect();
     let mailboxes: Arc<Vec<SpinLock<Vec<Obj>>>> =
         Arc::new(cpus.iter().map(|_| SpinLock::new(Vec::new())).collect());
     let next_tag = Arc::new(AtomicU64::new(1));
@@ -272,17 +269,10 @@ pub fn bench(live: usize, ops: usize) -> Option<BenchReport> {
     })
 }
 
-/// Number of CPUs online.
-pub fn online_cpus() -> usize {
-    crate::cpu::all()
-        .filter(|c| c.online.load(Ordering::Acquire))
-        .count()
-}
-
 #[crate::ktest]
 fn kmalloc_storm_on_every_cpu_keeps_every_object_intact() {
     let report = storm(20).expect("no object handed out twice or corrupted");
-    assert_eq!(report.allocs, 20 * 64 * online_cpus() as u64);
+    assert_eq!(report.allocs, 20 * 64 * crate::cpu::online().count() as u64);
     assert!(
         report.cross_cpu_frees > 0,
         "objects were freed on other CPUs"

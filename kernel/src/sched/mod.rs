@@ -220,8 +220,7 @@ fn kick(cpu: &Cpu) {
 
 /// The online CPU with the fewest queued threads.
 fn least_loaded_cpu() -> usize {
-    crate::cpu::all()
-        .filter(|c| c.online.load(Ordering::Acquire))
+    crate::cpu::online()
         .min_by_key(|c| c.sched.queued())
         .map_or(0, |c| c.id)
 }

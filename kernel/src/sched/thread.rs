@@ -165,7 +165,7 @@ pub(super) fn create<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<JoinHandle<T>, SpawnError> {
     let cpu = match pin {
-        Some(cpu) if crate::cpu::cpu(cpu).is_some_and(|c| c.online.load(Ordering::Acquire)) => cpu,
+        Some(cpu) if crate::cpu::cpu(cpu).is_some_and(|c| c.is_online()) => cpu,
         Some(_) => return Err(SpawnError::NoSuchCpu),
         None => super::least_loaded_cpu(),
     };

@@ -49,7 +49,7 @@ pub(super) fn kmalloc_test(args: &[&str]) {
         Ok(report) => println!(
             "ok: {} objects allocated on {} CPUs, {} freed on another CPU, every one intact ({} ms)",
             report.allocs,
-            crate::memory::kmalloc_stress::online_cpus(),
+            crate::cpu::online().count(),
             report.cross_cpu_frees,
             (crate::time::uptime_us() - start) / 1000
         ),
