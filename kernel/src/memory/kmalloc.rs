@@ -135,6 +135,10 @@ unsafe impl slab::Platform for KernelPlatform {
         crate::time::rdtsc().rotate_left(17) ^ 0x5eaf_5eaf_5eaf_5eaf
     }
 
+    fn on_each_cpu(&self, f: &(dyn Fn() + Sync)) -> bool {
+        crate::sched::run_on_each_cpu("slab-flush", f).is_ok()
+    }
+
     fn slab_error(&self, report: &slab::SlabReport) {
         log::error!("slab: {report}");
     }

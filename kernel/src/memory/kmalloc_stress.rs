@@ -477,3 +477,49 @@ fn out_of_memory_is_an_error_and_the_kernel_goes_on() {
     // SAFETY: just allocated.
     unsafe { slab().kfree(p.as_ptr()) }.expect("free");
 }
+
+#[crate::ktest]
+fn shrink_flushes_the_sheaves_of_every_cpu() {
+    use slab::{KmemCacheArgs, SlabFlags};
+    let cache = slab()
+        .kmem_cache_create(
+            "ktest-shrink",
+            64,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .expect("cache");
+    let cpus: Vec<usize> = crate::cpu::online().map(|c| c.id).collect();
+    assert!(cpus.len() >= 2, "the test needs several CPUs");
+    // Each CPU allocates and frees a few objects: they stay in that CPU's main sheaf, so
+    // their slabs are still in use as far as the slabs know.
+    for &cpu in &cpus {
+        crate::sched::spawn_on(cpu, "ktest-shrink", move || {
+            let objs: Vec<_> = (0..8)
+                .map(|_| cache.alloc(Gfp::KERNEL).expect("memory"))
+                .collect();
+            for o in objs {
+                // SAFETY: just allocated from `cache`, not used afterwards.
+                unsafe { cache.free(o) }.expect("free");
+            }
+        })
+        .expect("thread")
+        .join();
+    }
+    // (A refill fills the sheaf, so each CPU holds a whole sheaf of objects, not just 8.)
+    let before = cache.slabinfo();
+    assert!(
+        before.active_objs >= 8 * cpus.len(),
+        "every CPU's objects wait in its sheaves: {before:?}"
+    );
+    let freed = cache.kmem_cache_shrink();
+    let after = cache.slabinfo();
+    assert_eq!(
+        (after.active_objs, after.num_slabs),
+        (0, 0),
+        "shrink emptied the sheaves of all {} CPUs and freed every slab ({freed} freed)",
+        cpus.len()
+    );
+    // SAFETY: no object of the cache is live and nobody else uses it.
+    unsafe { slab().kmem_cache_destroy(cache) }.expect("empty cache");
+}

@@ -94,6 +94,43 @@ pub fn spawn_on<T: Send + 'static>(
     thread::create(name, Some(cpu), f)
 }
 
+/// Runs `f` once on every online CPU, each time in a kernel thread pinned to that CPU, and
+/// returns when all have finished (the role of Linux's per-CPU work items in `flush_all`).
+/// The threads run in process context, so `f` may take any lock a thread may take. If a
+/// thread cannot be created, the CPUs not yet reached are skipped and the error returned;
+/// the threads already started are still waited for.
+pub fn run_on_each_cpu(name: &str, f: &(dyn Fn() + Sync)) -> Result<(), SpawnError> {
+    /// `f`, sent to the threads without its lifetime.
+    struct Job(*const (dyn Fn() + Sync + 'static));
+    // SAFETY: the pointee is `Sync`, so calling it from other threads is allowed.
+    unsafe impl Send for Job {}
+    // SAFETY: only the lifetime is erased (same fat-pointer layout). Every thread that gets the
+    // pointer is joined below before this function returns, so `f` outlives all its uses; a
+    // panic in a thread stops the whole kernel, so no thread outlives us that way either.
+    let job: *const (dyn Fn() + Sync + 'static) = unsafe { core::mem::transmute(f) };
+    let mut handles = alloc::vec::Vec::new();
+    let mut result = Ok(());
+    for cpu in crate::cpu::online() {
+        let job = Job(job);
+        let run = move || {
+            let job = job;
+            // SAFETY: `f` is alive until every thread has been joined (see above).
+            unsafe { (*job.0)() }
+        };
+        match spawn_on(cpu.id, name, run) {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    for h in handles {
+        h.join();
+    }
+    result
+}
+
 /// The calling thread.
 pub fn current() -> Arc<Thread> {
     this_cpu()

@@ -26,13 +26,15 @@
 //! | part | instructions |
 //! |------|-------------:|
 //! | `pin_fast()`: the CPU's slot (platform number, thread-local slot; in the kernel a `gs` load) | 2-3 |
-//! | the CPU's `main` sheaf pointer, stored inside the cache (one indexed load) | 1 |
+//! | the CPU's `main` sheaf pointer, stored inside the cache at the slot's byte offset (one load) | 1 |
 //! | sheaf `size` against 0 (alloc) or `push_limit` (free): load, compare, branch | 3 |
 //! | pop / push: object load or store, new size, store | 3-4 |
 //!
-//! Keeping the `main` pointers inside the cache (not behind a pointer to an array) saves a
-//! load per operation; `push_limit` keeps the multi-node "is this object remote?" test off the
-//! single-node free path. Measured time on the host: about 3 ns per pair (`examples/bench.rs`).
+//! Keeping the per-CPU sheaves inside the cache (not behind a pointer to an array) saves a
+//! load per operation, and a slot that is already a byte offset saves a multiply. Each CPU's
+//! entry fills a cache line of its own: when CPUs' `main` pointers shared a line, every sheaf
+//! exchange on one CPU took that line away from the others' fast paths. `push_limit` keeps the
+//! multi-node "is this object remote?" test off the single-node free path. Measured time on the host: about 3 ns per pair (`examples/bench.rs`).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -74,12 +76,12 @@ pub const MAX_CPUS: usize = 64;
 /// Created by [`crate::SlabAllocator::kmem_cache_create`]; shared by reference between CPUs.
 pub struct KmemCache<P: Platform> {
     // Hot: read by the fast paths.
-    /// Each CPU's `main` sheaf, densely packed: the fast path's only per-CPU lookup. Indexed by
-    /// the slot of [`Platform::pin_fast`], CPU `cpu` at `cpu + 1`; slot 0 always holds the
-    /// static zero-capacity sheaf, which sends "CPU unknown" to the slow paths.
-    pub(crate) main_sheaves: [UnsafeCell<*mut Sheaf>; MAX_CPUS + 1],
-    /// The rest of each CPU's sheaf state (spare, node).
-    pub(crate) cpu_sheaves: Box<[PerCpu]>,
+    /// Each CPU's sheaves, one cache line per CPU (so that a CPU changing its `main` sheaf
+    /// does not steal the line other CPUs' fast paths read), inside the cache so that the fast
+    /// path finds its `main` sheaf with one load. CPU `cpu` is at index `cpu + 1`, the byte
+    /// offset [`Platform::pin_fast`] returns; index 0 always holds the static zero-capacity
+    /// sheaf, which sends "CPU unknown" to the slow paths.
+    pub(crate) cpu_sheaves: [PerCpu; MAX_CPUS + 1],
     /// Per-CPU statistics, apart from the sheaves to keep the hot slot small.
     pub(crate) cpu_stats: Box<[PaddedStats]>,
     pub(crate) platform: P,
@@ -185,16 +187,16 @@ impl<P: Platform> KmemCache<P> {
         } else {
             None
         };
-        let cpu_sheaves = (0..nr_cpus)
-            .map(|cpu| PerCpu {
-                spare: UnsafeCell::new(ptr::null_mut()),
-                node: platform.cpu_to_node(cpu),
-            })
-            .collect::<Vec<_>>()
-            .into_boxed_slice();
+        let cpu_sheaves = core::array::from_fn(|slot| PerCpu {
+            main: UnsafeCell::new(empty_sheaf()),
+            spare: UnsafeCell::new(ptr::null_mut()),
+            node: match slot {
+                1.. if slot <= nr_cpus => platform.cpu_to_node(slot - 1),
+                _ => 0,
+            },
+        });
         let serial = CACHE_SERIAL.fetch_add(1, Ordering::Relaxed) as u64;
         let cache = Box::new(Self {
-            main_sheaves: core::array::from_fn(|_| UnsafeCell::new(empty_sheaf())),
             cpu_sheaves,
             cpu_stats: (0..nr_cpus)
                 .map(|_| PaddedStats(CpuStats::default()))
@@ -227,22 +229,27 @@ impl<P: Platform> KmemCache<P> {
                 let node = cache.platform.cpu_to_node(cpu);
                 if let Some(s) = cache.alloc_empty_sheaf(node, Gfp::KERNEL) {
                     // SAFETY: the cache is not shared yet: nobody else sees its per-CPU data.
-                    unsafe { *cache.main_sheaves[cpu + 1].get() = s.as_ptr() };
+                    unsafe { *cache.cpu_sheaves[cpu + 1].main.get() = s.as_ptr() };
                 }
             }
         }
         Ok(cache)
     }
 
-    /// Where the main sheaf pointer of `slot` (CPU `slot - 1`, see [`Self::main_sheaves`]) is
-    /// stored.
+    /// Where the main sheaf pointer of the CPU at byte offset `slot` of
+    /// [`Self::cpu_sheaves`] is stored.
     ///
     /// # Safety
-    /// `slot <= nr_cpus`, as returned by [`Platform::pin_fast`] (or `pin()` plus one).
+    /// `slot` is `0` or `(cpu + 1) * CPU_SLOT_BYTES` for a `cpu < nr_cpus`, as returned by
+    /// [`Platform::pin_fast`].
     #[inline(always)]
     pub(crate) unsafe fn main_slot(&self, slot: usize) -> *mut *mut Sheaf {
-        // SAFETY: the caller guarantees the index is in bounds.
-        unsafe { self.main_sheaves.get_unchecked(slot).get() }
+        // SAFETY: the caller guarantees the offset is that of an element of the array (whose
+        // elements are `CPU_SLOT_BYTES` long): a byte offset saves the fast path a multiply.
+        unsafe {
+            let cpu = self.cpu_sheaves.as_ptr().byte_add(slot);
+            (*cpu).main.get()
+        }
     }
 
     /// Adds `n` to statistic `stat` of the current CPU.
@@ -280,7 +287,7 @@ impl<P: Platform> KmemCache<P> {
             if size != 0 {
                 (*main).size = size - 1;
                 #[cfg(feature = "fastpath-stats")]
-                self.cpu_stats[slot - 1].add(Stat::AllocFastpath, 1);
+                self.cpu_stats[crate::platform::slot_cpu(slot)].add(Stat::AllocFastpath, 1);
                 *Sheaf::objects(main).add(size as usize - 1)
             } else {
                 self.alloc_slow(slot, gfp, caller)?
@@ -302,7 +309,7 @@ impl<P: Platform> KmemCache<P> {
     pub fn alloc_node(&self, gfp: Gfp, node: usize) -> Option<NonNull<u8>> {
         let local = {
             let (_guard, cpu) = self.platform.pin();
-            self.cpu_sheaves[cpu].node
+            self.cpu_sheaves[cpu + 1].node
         };
         if node == local || node >= self.nodes.len() {
             return self.alloc(gfp);
@@ -356,7 +363,7 @@ impl<P: Platform> KmemCache<P> {
                 *Sheaf::objects(main).add(size as usize) = obj;
                 (*main).size = size + 1;
                 #[cfg(feature = "fastpath-stats")]
-                self.cpu_stats[slot - 1].add(Stat::FreeFastpath, 1);
+                self.cpu_stats[crate::platform::slot_cpu(slot)].add(Stat::FreeFastpath, 1);
                 return Ok(());
             }
         }
@@ -426,17 +433,20 @@ impl<P: Platform> KmemCache<P> {
         r
     }
 
-    /// Gives memory back (`kmem_cache_shrink`): flushes this CPU's sheaves and every barn to the
-    /// slabs and frees all empty slabs. Returns the number of slabs freed.
+    /// Gives memory back (`kmem_cache_shrink`): flushes every CPU's sheaves and every barn to
+    /// the slabs and frees all empty slabs. Returns the number of slabs freed.
     ///
-    /// Linux also flushes the other CPUs' sheaves by running work on each of them; Sheaf cannot
-    /// reach into another running CPU safely, so their sheaves stay (they are flushed when the
-    /// cache is destroyed).
+    /// Like Linux, it flushes each CPU's sheaves on that CPU ([`Platform::on_each_cpu`]); a
+    /// platform that cannot run code on other CPUs (the host) has only the calling CPU's
+    /// sheaves flushed, the others' stay until they drain or the cache is destroyed.
     pub fn kmem_cache_shrink(&self) -> usize {
-        {
+        let flush_local = || {
             let (_guard, cpu) = self.platform.pin();
             // SAFETY: `cpu` is the current pinned CPU.
             unsafe { self.pcs_flush(cpu, false) };
+        };
+        if !self.platform.on_each_cpu(&flush_local) {
+            flush_local();
         }
         self.barns_shrink();
         let freed = self.discard_empty_slabs();
@@ -452,7 +462,7 @@ impl<P: Platform> KmemCache<P> {
     /// # Safety
     /// No other context may use the cache during the call.
     pub(crate) unsafe fn shutdown(&self) -> Result<(), Vec<usize>> {
-        for cpu in 0..self.cpu_sheaves.len() {
+        for cpu in 0..self.platform.nr_cpus() {
             // SAFETY: nobody else uses the cache (caller contract).
             unsafe { self.pcs_flush(cpu, true) };
         }

@@ -8,7 +8,7 @@
 //!   per-CPU guard needs to do nothing: `pin()` only reads the thread's id (and checks that the
 //!   thread is registered with this platform). The fast paths use `pin_fast()`, one
 //!   thread-local load with no check: each live platform has a small process-wide number, and
-//!   a thread-local array holds, per platform number, `cpu + 1` while the thread is registered
+//!   a thread-local array holds, per platform number, its CPU slot while the thread is registered
 //!   with that platform and 0 otherwise (0 sends the fast paths to the slow paths, which call
 //!   the checking `pin()`).
 //! * **Per-page records** (`page_owner`, slab descriptors) are arrays indexed by page number,
@@ -28,7 +28,7 @@ use std::vec::Vec;
 
 use crate::debug::SlabReport;
 use crate::layout::MAX_PAGE_ORDER;
-use crate::platform::{Gfp, PAGE_SHIFT, PAGE_SIZE, Platform};
+use crate::platform::{Gfp, PAGE_SHIFT, PAGE_SIZE, Platform, cpu_slot};
 use crate::slab::Slab;
 
 /// Shape of a host platform.
@@ -136,8 +136,8 @@ struct PlatformKey(usize);
 std::thread_local! {
     /// (platform key, CPU id) of the current thread; key 0: not registered.
     static CURRENT: Cell<(PlatformKey, usize)> = const { Cell::new((PlatformKey(0), 0)) };
-    /// Per platform number ([`FastId`]): `cpu + 1` while this thread is registered as CPU
-    /// `cpu` of that platform, else 0. What `pin_fast` reads.
+    /// Per platform number ([`FastId`]): [`cpu_slot`]`(cpu)` while this thread is registered
+    /// as CPU `cpu` of that platform, else 0. What `pin_fast` reads.
     static FAST_SLOT: [Cell<u32>; FAST_IDS] = const { [const { Cell::new(0) }; FAST_IDS] };
 }
 
@@ -240,7 +240,7 @@ impl HostPlatform {
             c.set((self.1, cpu));
         });
         if self.2.0 != 0 {
-            FAST_SLOT.with(|f| f[self.2.0 as usize].set(cpu as u32 + 1));
+            FAST_SLOT.with(|f| f[self.2.0 as usize].set(cpu_slot(cpu) as u32));
         }
         CpuRegistration {
             platform: self.clone(),
@@ -296,7 +296,7 @@ impl HostPlatform {
 }
 
 // SAFETY: `pin` returns the id registered for this thread, unique per platform; `pin_fast`
-// returns that id plus one, or 0: `FAST_SLOT[n]` is non-zero only while the thread holds a
+// returns that id's `cpu_slot`, or 0: `FAST_SLOT[n]` is non-zero only while the thread holds a
 // registration with the platform numbered `n`, which keeps that platform alive (numbers are
 // unique among live platforms) and is cleared when the registration is dropped; blocks are
 // naturally aligned buddy blocks owned by the caller; owners are cleared by the allocator

@@ -52,6 +52,23 @@ bitflags::bitflags! {
     }
 }
 
+/// Bytes of one CPU's entry in a cache's per-CPU array: one cache line, so that CPUs never
+/// share a line there.
+pub const CPU_SLOT_BYTES: usize = 64;
+
+/// The slot [`Platform::pin_fast`] returns for `cpu`: the byte offset of its per-CPU entry
+/// (entry 0 is "no CPU", so CPU `cpu` is entry `cpu + 1`).
+#[inline(always)]
+pub const fn cpu_slot(cpu: usize) -> usize {
+    (cpu + 1) * CPU_SLOT_BYTES
+}
+
+/// The CPU of a non-zero slot from [`Platform::pin_fast`] (the inverse of [`cpu_slot`]).
+#[inline(always)]
+pub const fn slot_cpu(slot: usize) -> usize {
+    slot / CPU_SLOT_BYTES - 1
+}
+
 /// The services the slab allocator needs from the kernel (or from the host test harness).
 ///
 /// A `Platform` value is a cheap handle (`Clone`): every cache keeps its own copy, so it is usually
@@ -63,7 +80,7 @@ bitflags::bitflags! {
 /// * `pin()` returns a CPU id `< nr_cpus()`, and while the returned guard lives no other execution
 ///   context can obtain the same CPU id (in the kernel: preemption and interrupts are off; on the
 ///   host: each thread is registered as a distinct CPU). Guards may nest.
-/// * `pin_fast()` returns `0` or `pin()`'s CPU id plus one, with the same guarantees.
+/// * `pin_fast()` returns `0` or [`cpu_slot`] of `pin()`'s CPU id, with the same guarantees.
 /// * `alloc_pages(order, ..)` returns `2^order` pages, naturally aligned to their total size,
 ///   exclusively owned by the caller until given back to `free_pages`.
 /// * `page_owner(addr)` returns, for any address inside a block whose owner was set with
@@ -85,17 +102,19 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     fn pin(&self) -> (Self::Guard, usize);
 
     /// The fast paths' variant of [`Platform::pin`]: returns the guard and a *slot*, which is
-    /// either `cpu + 1` for the pinned CPU `cpu` (with every guarantee of `pin`), or `0`, which
-    /// means "not known to be a CPU here, ask [`Platform::pin`]". Slot 0 of every per-CPU
-    /// `main` sheaf array holds a zero-capacity sheaf, so a 0 sends both fast paths to their
+    /// either [`cpu_slot`]`(cpu)` for the pinned CPU `cpu` (with every guarantee of `pin`), or
+    /// `0`, which means "not known to be a CPU here, ask [`Platform::pin`]". The slot is the
+    /// byte offset of the CPU's entry in a cache's per-CPU array, so that the fast path needs no
+    /// multiply; entry 0 holds a zero-capacity sheaf, so a 0 sends both fast paths to their
     /// slow paths, which call `pin()`: a platform can thereby move a check of the calling
     /// context (the host's "is this thread registered?") off the fast path.
     ///
-    /// The default (right for any platform) is `pin()` plus one.
+    /// The default (right for any platform) is [`cpu_slot`] of `pin()`; a platform can keep
+    /// the scaled value per CPU to save the shift.
     #[inline(always)]
     fn pin_fast(&self) -> (Self::Guard, usize) {
         let (guard, cpu) = self.pin();
-        (guard, cpu + 1)
+        (guard, cpu_slot(cpu))
     }
 
     /// Allocates `2^order` naturally aligned pages, preferably from `node`. `None` when out of
@@ -131,6 +150,15 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     /// Storage for the descriptor of the slab whose first page is `page` (Linux keeps
     /// `struct slab` inside `struct page`; the platform keeps an equivalent per-page record).
     fn slab_meta(&self, page: NonNull<u8>) -> NonNull<Slab>;
+
+    /// Runs `f` once on every CPU that may hold sheaves, on that CPU, where `f` can pin it,
+    /// and returns when all calls have finished (Linux's `flush_all` queues a work item per
+    /// CPU). Returns `false` when it could not reach every CPU. The default cannot (a host
+    /// "CPU" is a thread that only runs its own code) and runs nothing.
+    fn on_each_cpu(&self, f: &(dyn Fn() + Sync)) -> bool {
+        let _ = f;
+        false
+    }
 
     /// A seed for the per-cache random value that hardens free pointers. The default is a
     /// constant; a kernel should return something unpredictable (RDRAND, boot time stamp...).

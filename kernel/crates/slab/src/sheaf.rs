@@ -24,7 +24,7 @@ use crate::barn::ReplaceFull;
 use crate::cache::KmemCache;
 use crate::debug::SlabReport;
 use crate::layout::{SHEAF_HEADER, WORD};
-use crate::platform::{Gfp, Platform, get_order};
+use crate::platform::{CPU_SLOT_BYTES, Gfp, Platform, cpu_slot, get_order, slot_cpu};
 use crate::stats::Stat;
 
 /// Objects moved per batch when a sheaf is flushed to slabs (`PCS_BATCH_MAX`).
@@ -98,9 +98,7 @@ pub(crate) fn empty_sheaf() -> *mut Sheaf {
 /// One CPU's sheaves of one cache (Linux's `struct slub_percpu_sheaves`), as seen by the slow
 /// paths while the CPU is pinned.
 ///
-/// The storage is split: `main` pointers of all CPUs sit in one dense array
-/// ([`KmemCache::main_sheaves`]) so the fast paths find theirs with one indexed load; the rest
-/// lives in a cache-line-aligned [`PerCpu`] slot only the slow paths touch.
+/// Borrowed from the CPU's [`PerCpu`] slot in [`KmemCache::cpu_sheaves`].
 pub(crate) struct PerCpuSheaves<'a> {
     /// Never null: a real sheaf or the static empty one.
     pub(crate) main: &'a mut *mut Sheaf,
@@ -110,12 +108,18 @@ pub(crate) struct PerCpuSheaves<'a> {
     pub(crate) node: usize,
 }
 
-/// The slow-path part of a CPU's slot in a cache.
-#[repr(align(64))]
+/// A CPU's slot in a cache: its sheaves and node, alone on a cache line.
+#[repr(C, align(64))]
 pub(crate) struct PerCpu {
+    /// Never null: a real sheaf or the static empty one. The fast paths read only this.
+    pub(crate) main: UnsafeCell<*mut Sheaf>,
+    /// Null, or a sheaf in any state.
     pub(crate) spare: UnsafeCell<*mut Sheaf>,
+    /// This CPU's node.
     pub(crate) node: usize,
 }
+
+const _: () = assert!(core::mem::size_of::<PerCpu>() == CPU_SLOT_BYTES);
 
 /// The page source could not provide the memory asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,11 +147,11 @@ impl<P: Platform> KmemCache<P> {
     /// reference to that CPU's sheaves.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn pcs(&self, cpu: usize) -> PerCpuSheaves<'_> {
-        let slot = &self.cpu_sheaves[cpu];
+        let slot = &self.cpu_sheaves[cpu + 1];
         // SAFETY: caller contract: this CPU's sheaves are exclusively ours.
         unsafe {
             PerCpuSheaves {
-                main: &mut *self.main_sheaves[cpu + 1].get(),
+                main: &mut *slot.main.get(),
                 spare: &mut *slot.spare.get(),
                 node: slot.node,
             }
@@ -289,12 +293,12 @@ impl<P: Platform> KmemCache<P> {
     #[inline(never)]
     pub(crate) fn alloc_slow(&self, slot: usize, gfp: Gfp, caller: usize) -> Option<*mut u8> {
         if slot != 0 {
-            return self.alloc_refill(slot - 1, gfp, caller);
+            return self.alloc_refill(slot_cpu(slot), gfp, caller);
         }
         let (_guard, cpu) = self.platform.pin();
         // SAFETY: pinned to `cpu`: its main sheaf is ours, and always a valid sheaf.
         unsafe {
-            let main = *self.main_slot(cpu + 1);
+            let main = *self.main_slot(cpu_slot(cpu));
             if (*main).size != 0 {
                 (*main).size -= 1;
                 return Some(*Sheaf::objects(main).add((*main).size as usize));
@@ -364,7 +368,7 @@ impl<P: Platform> KmemCache<P> {
         caller: usize,
     ) -> Result<(), SlabReport> {
         if slot != 0 {
-            return self.free_flush(slot - 1, obj, caller);
+            return self.free_flush(slot_cpu(slot), obj, caller);
         }
         let (_guard, cpu) = self.platform.pin();
         self.free_flush(cpu, obj, caller)
