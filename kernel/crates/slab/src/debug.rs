@@ -61,6 +61,15 @@ pub enum SlabErrorKind {
         /// Offset of the first bad byte from the object start.
         offset: isize,
     },
+    /// A byte between the size asked of `kmalloc` and the end of its size class was changed
+    /// (Linux's "kmalloc Redzone overwritten"): the caller wrote past what it asked for, though
+    /// still inside the object.
+    KmallocRedzoneOverwritten {
+        /// Offset of the first bad byte from the object start.
+        offset: usize,
+        /// The size the caller asked for.
+        orig_size: usize,
+    },
     /// A poisoned (free) object was written to: use after free.
     PoisonOverwritten {
         /// Offset of the first bad byte.
@@ -101,6 +110,10 @@ impl fmt::Display for SlabReport {
             SlabErrorKind::RedzoneOverwritten { offset } => {
                 write!(f, "red zone overwritten at offset {offset}")
             }
+            SlabErrorKind::KmallocRedzoneOverwritten { offset, orig_size } => write!(
+                f,
+                "kmalloc red zone overwritten at offset {offset} ({orig_size} bytes requested)"
+            ),
             SlabErrorKind::PoisonOverwritten { offset } => {
                 write!(f, "poison overwritten at offset {offset} (use after free)")
             }
@@ -275,6 +288,15 @@ impl<P: Platform> KmemCache<P> {
                         offset: (l.object_size + i) as isize,
                     });
                 }
+                if active && let Some(orig) = self.orig_size(obj) {
+                    let slack = core::slice::from_raw_parts(obj.add(orig), l.object_size - orig);
+                    if let Some(i) = slack.iter().position(|&b| b != SLUB_RED_ACTIVE) {
+                        return Err(SlabErrorKind::KmallocRedzoneOverwritten {
+                            offset: orig + i,
+                            orig_size: orig,
+                        });
+                    }
+                }
             }
             if !active && self.poisons() {
                 let body = core::slice::from_raw_parts(obj, l.object_size);
@@ -305,6 +327,34 @@ impl<P: Platform> KmemCache<P> {
         }
     }
 
+    /// The size asked of `kmalloc` for the allocated `obj`, in kmalloc caches that record it
+    /// (clamped to the object size, so a corrupted record cannot send a check out of the slot).
+    pub(crate) fn orig_size(&self, obj: *mut u8) -> Option<usize> {
+        let o = self.layout.orig_size_offset?;
+        // SAFETY: the record lies in the object's slot (layout), owned by the caller.
+        let size = unsafe { obj.add(o).cast::<usize>().read_unaligned() };
+        Some(size.min(self.layout.object_size))
+    }
+
+    /// Records that `size` bytes of the allocated `obj` were asked for (`set_orig_size`) and,
+    /// in a red-zoned cache, fills the rest of the object with the active red zone byte, so
+    /// that the free checks a write past `size` (`kmalloc` red zone). Nothing in caches that do
+    /// not record the size.
+    pub(crate) fn set_orig_size(&self, obj: *mut u8, size: usize) {
+        let Some(o) = self.layout.orig_size_offset else {
+            return;
+        };
+        let size = size.min(self.layout.object_size);
+        // SAFETY: the record and the object lie in the object's slot, owned by the caller.
+        unsafe {
+            obj.add(o).cast::<usize>().write_unaligned(size);
+            if self.flags.contains(SlabFlags::SLAB_RED_ZONE) {
+                obj.add(size)
+                    .write_bytes(SLUB_RED_ACTIVE, self.layout.object_size - size);
+            }
+        }
+    }
+
     /// The (allocation, free) tracking records of `obj` in a `SLAB_STORE_USER` cache.
     ///
     /// # Safety
@@ -328,6 +378,9 @@ impl<P: Platform> KmemCache<P> {
         }
         self.init_object_debug(obj, true);
         self.set_track(obj, false, caller);
+        // Until kmalloc says otherwise (an allocation straight from the cache), the whole
+        // object was asked for.
+        self.set_orig_size(obj, self.layout.object_size);
         true
     }
 

@@ -27,6 +27,10 @@ bitflags::bitflags! {
         const SLAB_ACCOUNT = 1 << 9;
         /// Objects must come from DMA-able memory (merge only with caches that say the same).
         const SLAB_CACHE_DMA = 1 << 10;
+        /// A kmalloc size-class cache (set by the allocator itself, as Linux's `SLAB_KMALLOC`).
+        /// With `SLAB_STORE_USER` each object also records the size asked of `kmalloc`, and with
+        /// `SLAB_RED_ZONE` the bytes between that size and the class size are red-zoned too.
+        const SLAB_KMALLOC = 1 << 11;
     }
 }
 

@@ -41,7 +41,13 @@ impl<P: Platform> SlabAllocator<P> {
             return Some(ZERO_SIZE_PTR);
         }
         match self.kmalloc_cache(size) {
-            Some(c) => c.alloc(gfp),
+            Some(c) => {
+                let p = c.alloc(gfp)?;
+                if c.debug {
+                    c.set_orig_size(p.as_ptr(), size);
+                }
+                Some(p)
+            }
             None => self.kmalloc_large(size, gfp),
         }
     }
@@ -83,7 +89,32 @@ impl<P: Platform> SlabAllocator<P> {
     /// Usable size of a kmalloc'ed object (`ksize`): the whole slot for plain caches, the
     /// requested-size class for debug ones, the whole block for large allocations. 0 for
     /// pointers no cache owns.
+    ///
+    /// The caller may then use all of it, so in a cache that red-zones the bytes past the
+    /// requested size, the object counts as having asked for its whole size from now on
+    /// (Linux's `skip_orig_size_check`).
     pub fn ksize(&self, ptr: NonNull<u8>) -> usize {
+        let size = self.usable_size(ptr);
+        if let Some(c) = self.kmalloc_object_cache(ptr)
+            && c.debug
+        {
+            c.set_orig_size(ptr.as_ptr(), size);
+        }
+        size
+    }
+
+    /// The cache of a slab object (`None` for large blocks and pointers no cache owns).
+    fn kmalloc_object_cache(&self, ptr: NonNull<u8>) -> Option<&KmemCache<P>> {
+        let owner = self.platform.page_owner(ptr.as_ptr() as usize);
+        if owner == 0 || owner & OWNER_LARGE != 0 {
+            return None;
+        }
+        // SAFETY: a slab owner is a live descriptor whose cache is alive.
+        Some(unsafe { &*((*(owner as *const Slab)).cache as *const KmemCache<P>) })
+    }
+
+    /// [`Self::ksize`] without its effect on the red zone.
+    fn usable_size(&self, ptr: NonNull<u8>) -> usize {
         if ptr == ZERO_SIZE_PTR {
             return 0;
         }
@@ -168,8 +199,14 @@ impl<P: Platform> SlabAllocator<P> {
             let _ = unsafe { self.kfree(ptr) };
             return Some(ZERO_SIZE_PTR);
         }
-        let ks = self.ksize(old);
+        let ks = self.usable_size(old);
         if new_size <= ks {
+            // Still fits: in a red-zoned kmalloc cache, move the red zone to the new size.
+            if let Some(c) = self.kmalloc_object_cache(old)
+                && c.debug
+            {
+                c.set_orig_size(old.as_ptr(), new_size);
+            }
             return Some(old);
         }
         let new = self.kmalloc(new_size, gfp)?;

@@ -188,6 +188,9 @@ pub struct Layout {
     pub align: usize,
     /// Offset of the two caller-tracking records (`SLAB_STORE_USER`), if any.
     pub track_offset: Option<usize>,
+    /// Offset of the word holding the size asked of `kmalloc` (`SLAB_KMALLOC` caches with
+    /// `SLAB_STORE_USER`, Linux's `orig_size`), if any.
+    pub orig_size_offset: Option<usize>,
     /// Preferred slab order and object count (`s->oo`).
     pub order: u32,
     /// Objects per slab of the preferred order.
@@ -217,7 +220,8 @@ pub enum LayoutError {
 ///
 /// In order, each slot holds: the left red zone (red-zone caches), the object, the right red
 /// zone up to the next word (at least one word), the free pointer when it must live outside the
-/// object, and the two tracking records (`SLAB_STORE_USER`); the slot is then rounded up to the
+/// object, the two tracking records (`SLAB_STORE_USER`) and, for kmalloc caches that track,
+/// the requested size (`orig_size`); the slot is then rounded up to the
 /// alignment. The free pointer of other caches sits in the middle of the free object, at
 /// `ALIGN_DOWN(object_size / 2, word)`, where a small overflow from the previous object is less
 /// likely to corrupt it than at offset 0.
@@ -269,6 +273,13 @@ pub fn calculate_sizes(
         size += 2 * TRACK_SIZE;
         t
     });
+    let orig_size_offset = (flags.contains(SlabFlags::SLAB_KMALLOC)
+        && flags.contains(SlabFlags::SLAB_STORE_USER))
+    .then(|| {
+        let o = size;
+        size += WORD;
+        o
+    });
     let red_left_pad = if red { align_up(WORD, align) } else { 0 };
     size = align_up(size + red_left_pad, align);
     let order = calculate_order(size, nr_cpus).ok_or(LayoutError::TooLarge)?;
@@ -281,6 +292,7 @@ pub fn calculate_sizes(
         red_left_pad,
         align,
         track_offset,
+        orig_size_offset,
         order,
         objects: order_objects(order, size),
         min_order,

@@ -101,7 +101,7 @@ impl<P: Platform> SlabAllocator<P> {
                 name,
                 size,
                 &KmemCacheArgs::default(),
-                debug,
+                debug | SlabFlags::SLAB_KMALLOC,
                 true,
             )?;
             let cache = NonNull::from(Box::leak(cache));

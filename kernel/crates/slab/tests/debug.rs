@@ -314,3 +314,93 @@ fn slab_padding_overwrite_is_reported_when_the_slab_is_freed() {
     c.kmem_cache_shrink();
     assert_eq!(p.error_count(), errors + 1);
 }
+
+/// An allocator whose every cache, kmalloc's included, red-zones and tracks (`slub_debug=ZU`).
+fn kmalloc_debug() -> (
+    slab::host::HostPlatform,
+    slab::host::CpuRegistration,
+    slab::SlabAllocator<slab::host::HostPlatform>,
+) {
+    let platform = slab::host::HostPlatform::new(slab::host::HostConfig::default());
+    let cpu = platform.register_cpu();
+    let options = slab::SlabOptions {
+        debug: SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_STORE_USER,
+        nomerge: false,
+    };
+    let a = slab::SlabAllocator::with_options(platform.clone(), options).unwrap();
+    (platform, cpu, a)
+}
+
+#[test]
+fn kmalloc_red_zone_catches_writes_past_the_requested_size() {
+    let (_p, _cpu, a) = kmalloc_debug();
+    // 13 bytes come from kmalloc-16: bytes 13..16 are red zone while the object is live.
+    let p = a.kmalloc(13, Gfp::KERNEL).unwrap();
+    // SAFETY: the 13 bytes asked for are ours.
+    unsafe { p.as_ptr().write_bytes(0x11, 13) };
+    // SAFETY: ours, written only where allowed.
+    unsafe { a.kfree(p.as_ptr()) }.expect("writes inside the request are fine");
+
+    let p = a.kmalloc(13, Gfp::KERNEL).unwrap();
+    // SAFETY: one byte past the request but inside the 16-byte object (still its memory).
+    unsafe { p.as_ptr().add(14).write(0) };
+    // SAFETY: ours; the overflow is reported, not followed.
+    let r = unsafe { a.kfree(p.as_ptr()) }.unwrap_err();
+    assert_eq!((r.cache, r.object), ("kmalloc-16", p.as_ptr() as usize));
+    assert_eq!(
+        r.kind,
+        SlabErrorKind::KmallocRedzoneOverwritten {
+            offset: 14,
+            orig_size: 13
+        }
+    );
+    let k = a.kmalloc_cache(16).unwrap();
+    assert_eq!(k.isolated_objects(), 1, "the bad object is isolated");
+    still_works(k, p.as_ptr() as usize);
+}
+
+#[test]
+fn ksize_and_krealloc_move_the_kmalloc_red_zone() {
+    let (_p, _cpu, a) = kmalloc_debug();
+    // After ksize() the caller may use the whole object.
+    let p = a.kmalloc(10, Gfp::KERNEL).unwrap();
+    assert_eq!(a.ksize(p), 16);
+    // SAFETY: ksize said 16 bytes are usable.
+    unsafe { p.as_ptr().write_bytes(0x22, 16) };
+    // SAFETY: ours.
+    unsafe { a.kfree(p.as_ptr()) }.expect("ksize widened the request");
+
+    // krealloc within the object moves the red zone both ways.
+    let p = a.kmalloc(10, Gfp::KERNEL).unwrap();
+    // SAFETY: a live kmalloc object; the new size fits its 16 bytes, so it stays in place.
+    let q = unsafe { a.krealloc(p.as_ptr(), 15, Gfp::KERNEL) }.unwrap();
+    assert_eq!(q, p);
+    // SAFETY: 15 bytes asked for now.
+    unsafe { q.as_ptr().write_bytes(0x33, 15) };
+    // SAFETY: as above, shrinking to 4 bytes.
+    let q = unsafe { a.krealloc(q.as_ptr(), 4, Gfp::KERNEL) }.unwrap();
+    assert_eq!(q, p);
+    // SAFETY: byte 4 is past the new request, inside the object.
+    unsafe { q.as_ptr().add(4).write(0) };
+    // SAFETY: ours; the overflow is reported.
+    let r = unsafe { a.kfree(q.as_ptr()) }.unwrap_err();
+    assert_eq!(
+        r.kind,
+        SlabErrorKind::KmallocRedzoneOverwritten {
+            offset: 4,
+            orig_size: 4
+        }
+    );
+}
+
+#[test]
+fn a_kmalloc_cache_used_directly_gives_whole_objects() {
+    let (_p, _cpu, a) = kmalloc_debug();
+    let k = a.kmalloc_cache(32).unwrap();
+    let o = k.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: a whole 32-byte object of the cache.
+    unsafe { o.as_ptr().write_bytes(0x44, 32) };
+    // SAFETY: ours.
+    unsafe { k.free(o) }.expect("no kmalloc red zone without a kmalloc request");
+    assert_eq!(k.reports().1, 0);
+}
