@@ -51,8 +51,9 @@
 //! * Every cache keeps a full-slab list (Linux: debug caches only) so that
 //!   `kmem_cache_destroy` can name every leftover object.
 //! * Debug caches have no sheaves, so every check runs synchronously at the slab.
-//! * `kmem_cache_shrink` flushes the calling CPU's sheaves and the barns; other CPUs' sheaves
-//!   are flushed at destruction (Linux runs work on every CPU).
+//! * `kmem_cache_shrink` flushes every CPU's sheaves on that CPU where the platform can run
+//!   code there ([`Platform::on_each_cpu`]: the kernel can, with a pinned thread per CPU, like
+//!   Linux's per-CPU work); on the host only the calling CPU's sheaves are flushed.
 //! * `SLAB_TYPESAFE_BY_RCU` keeps the free pointer outside the object, prevents merging and
 //!   gives slab pages back through [`Platform::free_pages_rcu`] (after a grace period), but there
 //!   is no `kfree_rcu` / `rcu_free` sheaf yet.
