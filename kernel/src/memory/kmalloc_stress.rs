@@ -523,3 +523,89 @@ fn shrink_flushes_the_sheaves_of_every_cpu() {
     // SAFETY: no object of the cache is live and nobody else uses it.
     unsafe { slab().kmem_cache_destroy(cache) }.expect("empty cache");
 }
+
+#[crate::ktest]
+fn atomic_kmalloc_in_interrupt_handlers_while_threads_allocate() {
+    use core::sync::atomic::AtomicBool;
+    /// One size class for everybody, so that handlers and threads share sheaves and slabs.
+    const SIZE: usize = 64;
+    /// Objects a thread holds at once: more than a sheaf, so its loop runs through the slow
+    /// paths (barn, slab lists and their locks) as often as through the fast ones.
+    const BATCH: usize = 150;
+    /// Interrupts sent to each of those CPUs (without interrupts off in the allocator's
+    /// per-CPU sections, the first few dozen already deadlock or corrupt a sheaf).
+    const ROUNDS: u64 = 300;
+    let me = crate::cpu::current_id();
+    let others: Vec<usize> = crate::cpu::online()
+        .map(|c| c.id)
+        .filter(|&c| c != me)
+        .collect();
+    assert!(!others.is_empty(), "the test needs several CPUs");
+    let stop = Arc::new(AtomicBool::new(false));
+    // On every other CPU a thread allocates a batch, tags each object, checks the tags and
+    // frees the batch, without pause: the interrupts below land inside its kmalloc and kfree.
+    let threads: Vec<_> = others
+        .iter()
+        .map(|&cpu| {
+            let stop = stop.clone();
+            crate::sched::spawn_on(cpu, "ktest-churn", move || -> Result<u64, String> {
+                let mut batch = Vec::with_capacity(BATCH);
+                let mut rounds = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    for i in 0..BATCH {
+                        let p = slab().kmalloc(SIZE, Gfp::KERNEL).ok_or("out of memory")?;
+                        let tag = (cpu << 32 | i) as u64;
+                        // SAFETY: a fresh object of `SIZE` bytes.
+                        unsafe { p.as_ptr().cast::<u64>().write(tag) };
+                        batch.push((p, tag));
+                    }
+                    for (p, tag) in batch.drain(..) {
+                        // SAFETY: ours since the loop above.
+                        if unsafe { p.as_ptr().cast::<u64>().read() } != tag {
+                            return Err(alloc::format!("object {p:p} handed out twice"));
+                        }
+                        // SAFETY: ours, not used afterwards.
+                        unsafe { slab().kfree(p.as_ptr()) }.map_err(|e| alloc::format!("{e}"))?;
+                    }
+                    rounds += 1;
+                }
+                Ok(rounds)
+            })
+            .expect("thread")
+        })
+        .collect();
+    // Interrupt handlers (IPI function calls) on those CPUs allocate with GFP_ATOMIC.
+    let in_irq = Arc::new(AtomicU64::new(0));
+    for round in 0..ROUNDS {
+        for &cpu in &others {
+            let in_irq = in_irq.clone();
+            crate::arch::smp::smp_call_function(cpu, move || {
+                let mut objs = [core::ptr::null_mut::<u64>(); 4];
+                for o in &mut objs {
+                    let p = slab()
+                        .kmalloc(SIZE, Gfp::ATOMIC)
+                        .expect("GFP_ATOMIC memory");
+                    *o = p.as_ptr().cast();
+                    // SAFETY: a fresh object of `SIZE` bytes.
+                    unsafe { o.write(!round) };
+                }
+                for o in objs {
+                    // SAFETY: ours since the loop above.
+                    assert_eq!(unsafe { o.read() }, !round, "handler's object intact");
+                    // SAFETY: ours, not used afterwards.
+                    unsafe { slab().kfree(o.cast()) }.expect("kfree in an interrupt handler");
+                }
+                in_irq.fetch_add(1, Ordering::Relaxed);
+            })
+            .expect("online CPU");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let rounds = t
+            .join()
+            .expect("the interrupted threads' objects stay intact");
+        assert!(rounds > 0, "each thread allocated while being interrupted");
+    }
+    assert_eq!(in_irq.load(Ordering::Relaxed), ROUNDS * others.len() as u64);
+}
