@@ -45,6 +45,10 @@ bitflags::bitflags! {
         const KERNEL = 1 << 0;
         /// The caller must not sleep (interrupt context, spinlock held).
         const ATOMIC = 1 << 1;
+        /// The caller must not sleep and would rather fail than use reserves (`GFP_NOWAIT`).
+        /// Sheaf never sleeps to allocate and keeps no reserves, so [`Gfp::ATOMIC`] and this
+        /// behave alike; both are safe in interrupt handlers.
+        const NOWAIT = 1 << 4;
         /// Return zeroed memory (`__GFP_ZERO`).
         const ZERO = 1 << 2;
         /// Do not warn when the allocation fails (`__GFP_NOWARN`).
