@@ -254,15 +254,27 @@ fn bulk_operations_on_a_debug_cache() {
     assert_eq!(c.slabinfo().active_objs, 0);
 }
 
-#[test]
-fn slub_debug_for_all_caches_checks_kmalloc_too() {
+/// A platform, its CPU 0 and an allocator booted with `slub_debug` set to `debug`.
+fn slub_debug(
+    debug: SlabFlags,
+) -> (
+    slab::host::HostPlatform,
+    slab::host::CpuRegistration,
+    slab::SlabAllocator<slab::host::HostPlatform>,
+) {
     let platform = slab::host::HostPlatform::new(slab::host::HostConfig::default());
-    let _cpu = platform.register_cpu();
+    let cpu = platform.register_cpu();
     let options = slab::SlabOptions {
-        debug: SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON,
+        debug,
         nomerge: false,
     };
     let a = slab::SlabAllocator::with_options(platform.clone(), options).unwrap();
+    (platform, cpu, a)
+}
+
+#[test]
+fn slub_debug_for_all_caches_checks_kmalloc_too() {
+    let (_p, _cpu, a) = slub_debug(SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON);
     let k = a.kmalloc_cache(64).unwrap();
     assert!(k.is_debug(), "kmalloc caches get the boot-time debug flags");
     assert_eq!(k.sheaf_capacity(), 0, "debug caches have no sheaves");
@@ -321,14 +333,7 @@ fn kmalloc_debug() -> (
     slab::host::CpuRegistration,
     slab::SlabAllocator<slab::host::HostPlatform>,
 ) {
-    let platform = slab::host::HostPlatform::new(slab::host::HostConfig::default());
-    let cpu = platform.register_cpu();
-    let options = slab::SlabOptions {
-        debug: SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_STORE_USER,
-        nomerge: false,
-    };
-    let a = slab::SlabAllocator::with_options(platform.clone(), options).unwrap();
-    (platform, cpu, a)
+    slub_debug(SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_STORE_USER)
 }
 
 #[test]
