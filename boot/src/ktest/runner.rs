@@ -303,6 +303,21 @@ pub(super) fn host_trials(runner: &Arc<Runner>) -> Vec<Trial> {
         .map_err(Into::into)
     }));
     let r = Arc::clone(runner);
+    trials.push(Trial::test("shell::sysfs_slab_view", move || {
+        let ls = "ls /sys/kernel/slab";
+        let cat = "cat /sys/kernel/slab/kmalloc-64/object_size";
+        r.shell(
+            "shell-sysfs",
+            Firmware::Bios,
+            &[ls, cat, "poweroff"],
+            |out| {
+                expect_words(out, ls, &[":0000064/", "kmalloc-64", "->", ":0000064"])?;
+                expect_words(out, cat, &["64"])
+            },
+        )
+        .map_err(Into::into)
+    }));
+    let r = Arc::clone(runner);
     trials.push(Trial::test("launcher::uefi_boots_to_shell", move || {
         r.shell("uefi-shell", Firmware::Uefi, &["poweroff"], |out| {
             if out.contains(PROMPT) {

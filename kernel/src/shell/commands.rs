@@ -10,7 +10,12 @@ pub(super) fn echo(args: &[&str]) {
     println!("{}", args.join(" "));
 }
 
-pub(super) fn ls(_: &[&str]) {
+pub(super) fn ls(args: &[&str]) {
+    if let [path] = args
+        && super::sysfs::is_sysfs(path)
+    {
+        return super::sysfs::ls(path);
+    }
     for entry in crate::initramfs::archive().entries() {
         match entry {
             Ok(e) if e.is_dir() => println!("{:>10}  {}/", "-", e.name()),
@@ -28,6 +33,10 @@ pub(super) fn cat(args: &[&str]) {
         println!("usage: cat FILE...");
     }
     for path in args {
+        if super::sysfs::is_sysfs(path) {
+            super::sysfs::cat(path);
+            continue;
+        }
         match crate::initramfs::file(path) {
             Some(data) => print!("{}", String::from_utf8_lossy(data)),
             None => println!("cat: {path}: no such file in the initramfs"),

@@ -11,6 +11,7 @@ use crate::{print, println};
 
 mod commands;
 mod slab;
+mod sysfs;
 
 use commands::*;
 use slab::{kmalloc_test, slabbench, slabinfo};
@@ -44,14 +45,14 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "ls",
-        usage: "",
-        help: "list the files in the initramfs",
+        usage: "[/sys/...]",
+        help: "list the initramfs, or a /sys directory",
         run: ls,
     },
     Command {
         name: "cat",
         usage: "FILE...",
-        help: "print files from the initramfs",
+        help: "print files from the initramfs or /sys",
         run: cat,
     },
     Command {

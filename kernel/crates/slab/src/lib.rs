@@ -98,6 +98,7 @@ pub mod sheaf;
 pub mod slab;
 pub mod stats;
 pub mod sync;
+pub mod sysfs;
 
 pub use cache::{KmemCache, SlabError, SlabInfo};
 pub use debug::{SlabErrorKind, SlabReport, Track};

@@ -121,6 +121,11 @@ impl<P: Platform> SlabAllocator<P> {
         })
     }
 
+    /// Whether new caches may become aliases of existing ones (false under `slab_nomerge`).
+    pub fn merge_enabled(&self) -> bool {
+        self.merge
+    }
+
     /// The debug flags every cache gets (see [`SlabOptions::debug`]).
     pub fn debug_flags(&self) -> SlabFlags {
         self.debug_flags

@@ -1,0 +1,613 @@
+//! A read-only `/sys/kernel/slab` view of the caches (Linux's SLUB sysfs in `mm/slub.c`:
+//! `sysfs_slab_add`, `sysfs_slab_alias` and the `*_show` functions).
+//!
+//! Linux gives every cache a directory of small text files under `/sys/kernel/slab`, one value
+//! per file. Merging makes the naming interesting: several names share one cache, so the
+//! directory of a **mergeable** cache is named after what the merged caches have in common, a
+//! unique id made of flag letters and the slot size (`create_unique_id`), and **every** name
+//! of the cache, the first one too, is a symbolic link to it. An **unmergeable** cache can never
+//! have a second name, so its directory simply carries its name:
+//!
+//! ```text
+//! /sys/kernel/slab/
+//!   :0000064/                 kmalloc-64's cache, and every cache merged into it
+//!   kmalloc-64 -> :0000064
+//!   dentry -> :0000064        an alias: kmem_cache_create("dentry", 60, ...) merged
+//!   :a-0000104/               a SLAB_RECLAIM_ACCOUNT cache of 104-byte slots
+//!   inode_cache/              unmergeable (a constructor): its own name, no link
+//!     object_size  objs_per_slab  order  aliases  alloc_slowpath  ...
+//! ```
+//!
+//! The id is `:`, then a letter for each flag that must match for merging (and for consistency
+//! checks, as Linux does): `d` `SLAB_CACHE_DMA`, `a` `SLAB_RECLAIM_ACCOUNT`, `F`
+//! `SLAB_CONSISTENCY_CHECKS`, `A` `SLAB_ACCOUNT`, then `-` if any letter was written, then the
+//! slot size (`s->size`, the object stride) as 7 digits ([`unique_id`]).
+//!
+//! Nothing is stored: every call takes a snapshot of the list of caches
+//! ([`SlabAllocator::caches`]) and renders values on the spot, as Linux's `show` functions do.
+//! [`list`] gives the top directory, [`attributes`] the files of a cache directory, [`resolve`]
+//! follows a name to its directory and [`read`] renders one file.
+//!
+//! ## Where this differs from Linux
+//! * Writable files (`shrink`, `validate`, `min_partial`, ...) are not there: the view is
+//!   read-only. `cpu_slabs`, `trace` and the like have no Sheaf counterpart.
+//! * `ctor` prints the constructor's address (Linux prints its symbol with `%pS`); like Linux,
+//!   the file is empty when the cache has none.
+//! * Linux refuses to create a cache whose sysfs name is taken; Sheaf creates it, so clashes are
+//!   resolved here (see [`list`]).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::cache::KmemCache;
+use crate::flags::SlabFlags;
+use crate::platform::Platform;
+use crate::registry::SlabAllocator;
+use crate::stats::Stat;
+
+/// One entry of the `/sys/kernel/slab` directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// A cache's directory: the unique id of a mergeable cache (`:0000064`) or the name of an
+    /// unmergeable one.
+    Dir(String),
+    /// A name of a mergeable cache (its first name or an alias): a symbolic link to the cache's
+    /// directory.
+    Link {
+        /// The cache name (`kmalloc-64`).
+        name: &'static str,
+        /// The directory it points at (`:0000064`).
+        target: String,
+    },
+}
+
+impl Entry {
+    /// The entry's name in the directory.
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Dir(name) => name,
+            Entry::Link { name, .. } => name,
+        }
+    }
+}
+
+/// Why a path cannot be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SysfsError {
+    /// No cache directory, link or attribute has that name (`ENOENT`).
+    NotFound,
+    /// The path names a directory, not a file (`EISDIR`).
+    IsADirectory,
+}
+
+impl fmt::Display for SysfsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SysfsError::NotFound => "No such file or directory",
+            SysfsError::IsADirectory => "Is a directory",
+        })
+    }
+}
+
+/// The attribute files of every cache directory other than the statistics, in `ls` order.
+const ATTRIBUTES: &[&str] = &[
+    "aliases",
+    "align",
+    "cache_dma",
+    "ctor",
+    "destroy_by_rcu",
+    "hwcache_align",
+    "min_partial",
+    "object_size",
+    "objects",
+    "objects_partial",
+    "objs_per_slab",
+    "order",
+    "partial",
+    "poison",
+    "reclaim_account",
+    "red_zone",
+    "sanity_checks",
+    "sheaf_capacity",
+    "slab_size",
+    "slabs",
+    "store_user",
+    "total_objects",
+    "usersize",
+];
+
+/// The files in every cache directory: the attributes, alphabetically, then one file per
+/// statistic ([`Stat::name`]) in [`Stat::ALL`] order.
+pub fn attributes() -> impl Iterator<Item = &'static str> {
+    ATTRIBUTES
+        .iter()
+        .copied()
+        .chain(Stat::ALL.iter().map(|s| s.name()))
+}
+
+/// The directory name of a mergeable cache (`create_unique_id`): `:`, the flag letters (`d`
+/// DMA, `a` reclaimable, `F` consistency checks, `A` accounted), `-` if there were any, and
+/// the slot size (`s->size`) in 7 digits: `:0000064`, `:a-0000104`, `:dA-0000192`.
+pub fn unique_id<P: Platform>(cache: &KmemCache<P>) -> String {
+    let mut id = String::from(":");
+    for (flag, letter) in [
+        (SlabFlags::SLAB_CACHE_DMA, 'd'),
+        (SlabFlags::SLAB_RECLAIM_ACCOUNT, 'a'),
+        (SlabFlags::SLAB_CONSISTENCY_CHECKS, 'F'),
+        (SlabFlags::SLAB_ACCOUNT, 'A'),
+    ] {
+        if cache.flags().contains(flag) {
+            id.push(letter);
+        }
+    }
+    if id.len() > 1 {
+        id.push('-');
+    }
+    id + &format!("{:07}", cache.size())
+}
+
+/// The directory tree at one moment: every cache's directory, then the links.
+struct Tree<'a, P: Platform> {
+    /// Directory names and their caches, oldest cache first.
+    dirs: Vec<(String, &'a KmemCache<P>)>,
+    /// Link names and the index of their directory in `dirs`.
+    links: Vec<(&'static str, usize)>,
+}
+
+impl<'a, P: Platform> Tree<'a, P> {
+    /// Builds the tree from the list of caches (Linux builds it as caches come and go, in
+    /// `sysfs_slab_add` and `sysfs_slab_alias`).
+    fn new(slab: &'a SlabAllocator<P>) -> Self {
+        let caches = slab.caches();
+        let by_id = |c: &KmemCache<P>| slab.merge_enabled() && c.mergeable();
+        let mut dirs: Vec<(String, &KmemCache<P>)> = Vec::with_capacity(caches.len());
+        for &(cache, _) in &caches {
+            // `KmemCache::mergeable` is the registry's own test of a merge candidate (Linux's
+            // `!slab_unmergeable`): debug flags, RCU, NO_MERGE, ctor, usercopy, sheaf capacity.
+            // Under `slab_nomerge` nothing is ever merged, so every cache goes by its own name.
+            let base = if by_id(cache) {
+                unique_id(cache)
+            } else {
+                String::from(cache.name())
+            };
+            // A name already taken (two mergeable caches with the same id, or two unmergeable
+            // caches with the same name) gets `.1`, `.2`, ...: the oldest keeps the plain name.
+            let taken = |name: &str| dirs.iter().any(|(d, _)| d == name);
+            let name = if taken(&base) {
+                (1..)
+                    .map(|n| format!("{base}.{n}"))
+                    .find(|n| !taken(n))
+                    .expect("some suffix is free")
+            } else {
+                base
+            };
+            dirs.push((name, cache));
+        }
+        // Newest cache first, so that a name used twice leads where `find_cache` looks it up
+        // (Linux's `sysfs_slab_alias` likewise replaces an older link).
+        let mut links: Vec<(&'static str, usize)> = Vec::new();
+        for (i, (cache, aliases)) in caches.iter().enumerate().rev() {
+            if !by_id(cache) {
+                continue;
+            }
+            for &name in core::iter::once(&cache.name()).chain(aliases.iter()) {
+                let taken =
+                    dirs.iter().any(|(d, _)| d == name) || links.iter().any(|l| l.0 == name);
+                if !taken {
+                    links.push((name, i));
+                }
+            }
+        }
+        Self { dirs, links }
+    }
+
+    /// The index of the directory that `name` (a directory or a link) leads to.
+    fn lookup(&self, name: &str) -> Option<usize> {
+        self.dirs
+            .iter()
+            .position(|(d, _)| d == name)
+            .or_else(|| self.links.iter().find(|l| l.0 == name).map(|l| l.1))
+    }
+}
+
+/// The entries of `/sys/kernel/slab`, sorted by name as `ls` shows them.
+///
+/// Name clashes, which Linux avoids by refusing to create the cache, are resolved so that every
+/// cache keeps a directory of its own:
+/// * two mergeable caches with the same id (they can coexist when merging was refused, e.g.
+///   under `slab_nomerge`), or two unmergeable caches with the same name: the oldest cache gets
+///   the plain name, later ones `.1`, `.2`, ... appended (`:0000064.1`);
+/// * a name given to several caches links to the newest one, the one
+///   [`SlabAllocator::find_cache`] returns;
+/// * a cache name equal to a directory's name has no link (a directory and a link cannot share a
+///   name); the cache is still reachable through its id.
+pub fn list<P: Platform>(slab: &SlabAllocator<P>) -> Vec<Entry> {
+    let tree = Tree::new(slab);
+    let mut entries: Vec<Entry> = tree
+        .links
+        .iter()
+        .map(|&(name, i)| Entry::Link {
+            name,
+            target: tree.dirs[i].0.clone(),
+        })
+        .collect();
+    entries.extend(tree.dirs.into_iter().map(|(name, _)| Entry::Dir(name)));
+    entries.sort_by(|a, b| a.name().cmp(b.name()));
+    entries
+}
+
+/// The directory that `name` (a directory or a link of `/sys/kernel/slab`) leads to: `:0000064`
+/// for `kmalloc-64`, the name itself for a directory. Slashes around the name are ignored.
+pub fn resolve<P: Platform>(slab: &SlabAllocator<P>, name: &str) -> Result<String, SysfsError> {
+    let tree = Tree::new(slab);
+    let i = tree
+        .lookup(name.trim_matches('/'))
+        .ok_or(SysfsError::NotFound)?;
+    Ok(tree.dirs[i].0.clone())
+}
+
+/// Reads `path`, relative to `/sys/kernel/slab`: `<dir-or-link>/<attribute>` gives the file's
+/// contents (`"64\n"`); links are followed. `<dir-or-link>` alone (or the empty path, the slab
+/// directory itself) is a directory, which cannot be read: see [`list`] and [`attributes`].
+pub fn read<P: Platform>(slab: &SlabAllocator<P>, path: &str) -> Result<String, SysfsError> {
+    let path = path.trim_matches('/');
+    if path.is_empty() {
+        return Err(SysfsError::IsADirectory);
+    }
+    let (name, attribute) = match path.split_once('/') {
+        Some((name, attribute)) => (name, Some(attribute)),
+        None => (path, None),
+    };
+    let tree = Tree::new(slab);
+    let i = tree.lookup(name).ok_or(SysfsError::NotFound)?;
+    let Some(attribute) = attribute else {
+        return Err(SysfsError::IsADirectory);
+    };
+    show(tree.dirs[i].1, attribute).ok_or(SysfsError::NotFound)
+}
+
+/// Renders attribute `name` of `cache` (the `*_show` functions), `None` for an unknown name.
+fn show<P: Platform>(s: &KmemCache<P>, name: &str) -> Option<String> {
+    let flag = |f: SlabFlags| format!("{}\n", s.flags().contains(f) as u8);
+    let counts = || (0..s.nodes.len()).map(|node| node_counts(s, node));
+    let per_node = |get: fn(&NodeCounts) -> usize| {
+        let counts: Vec<usize> = counts().map(|c| get(&c)).collect();
+        per_part(&counts, 'N')
+    };
+    Some(match name {
+        // Geometry. Linux's `slab_size` is the slot size `s->size`, not the bytes of a slab
+        // (that is `KmemCache::slab_size`).
+        "slab_size" => format!("{}\n", s.size()),
+        "object_size" => format!("{}\n", s.object_size()),
+        "objs_per_slab" => format!("{}\n", s.objs_per_slab()),
+        "order" => format!("{}\n", s.order()),
+        "align" => format!("{}\n", s.align()),
+        "min_partial" => format!("{}\n", s.min_partial()),
+        "sheaf_capacity" => format!("{}\n", s.sheaf_capacity()),
+        "usersize" => format!("{}\n", s.usercopy_region().1),
+        // Names sharing the cache besides the first (`s->refcount - 1`).
+        "aliases" => format!("{}\n", s.refcount().saturating_sub(1)),
+        "ctor" => match s.ctor {
+            Some(ctor) => format!("{:#x}\n", ctor as usize),
+            None => String::new(),
+        },
+        // Flags.
+        "cache_dma" => flag(SlabFlags::SLAB_CACHE_DMA),
+        "destroy_by_rcu" => flag(SlabFlags::SLAB_TYPESAFE_BY_RCU),
+        "hwcache_align" => flag(SlabFlags::SLAB_HWCACHE_ALIGN),
+        "poison" => flag(SlabFlags::SLAB_POISON),
+        "reclaim_account" => flag(SlabFlags::SLAB_RECLAIM_ACCOUNT),
+        "red_zone" => flag(SlabFlags::SLAB_RED_ZONE),
+        "sanity_checks" => flag(SlabFlags::SLAB_CONSISTENCY_CHECKS),
+        "store_user" => flag(SlabFlags::SLAB_STORE_USER),
+        // Slab and object counts, with a per-node breakdown (`show_slab_objects`).
+        "objects" => per_node(|c| c.objects),
+        "objects_partial" => per_node(|c| c.objects_partial),
+        "partial" => per_node(|c| c.partial),
+        "slabs" => per_node(|c| c.slabs),
+        "total_objects" => per_node(|c| c.total_objects),
+        // Statistics, with a per-CPU breakdown (`show_stat`).
+        _ => {
+            let stat = Stat::ALL.into_iter().find(|st| st.name() == name)?;
+            let cpus: Vec<u64> = (0..s.cpu_stats.len())
+                .map(|cpu| s.stat_cpu(stat, cpu))
+                .collect();
+            per_part(&cpus, 'C')
+        }
+    })
+}
+
+/// `total` followed by ` N0=5` (or ` C0=5`) for every non-zero part, and a newline, as Linux
+/// writes counts split by node (under `CONFIG_NUMA`) or by CPU.
+fn per_part<T: Copy + Default + PartialEq + fmt::Display + core::iter::Sum>(
+    parts: &[T],
+    letter: char,
+) -> String {
+    let mut out = format!("{}", parts.iter().copied().sum::<T>());
+    for (i, &x) in parts.iter().enumerate() {
+        if x != T::default() {
+            out += &format!(" {letter}{i}={x}");
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// Slab and object counts of one node of a cache.
+#[derive(Clone, Copy, Debug, Default)]
+struct NodeCounts {
+    /// Slabs (`nr_slabs`).
+    slabs: usize,
+    /// Objects in those slabs (`total_objects`).
+    total_objects: usize,
+    /// Objects in use: all objects but the free ones on partial slabs. Objects cached in
+    /// sheaves count as in use, as in Linux.
+    objects: usize,
+    /// Slabs on the partial list (`nr_partial`).
+    partial: usize,
+    /// Objects in use on the partial slabs.
+    objects_partial: usize,
+}
+
+/// Counts the slabs and objects of `node` under its `list_lock` (`count_partial` and
+/// friends).
+fn node_counts<P: Platform>(cache: &KmemCache<P>, node: usize) -> NodeCounts {
+    let n = cache.nodes[node].list_lock.lock();
+    let mut counts = NodeCounts {
+        slabs: n.nr_slabs,
+        total_objects: n.total_objects,
+        partial: n.partial.nr,
+        ..NodeCounts::default()
+    };
+    let mut free = 0;
+    let mut s = n.partial.first();
+    while !s.is_null() {
+        // SAFETY: `s` is on the node's partial list, whose lock we hold: it stays valid and
+        // unchanged until we let go (as in `KmemCache::slabinfo`).
+        let slab = unsafe { &*s };
+        counts.objects_partial += slab.inuse as usize;
+        free += (slab.objects - slab.inuse) as usize;
+        s = slab.next;
+    }
+    counts.objects = counts.total_objects - free;
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flags::KmemCacheArgs;
+    use crate::host::{CpuRegistration, HostConfig, HostPlatform};
+    use crate::platform::Gfp;
+    use crate::registry::SlabOptions;
+
+    fn setup(options: SlabOptions) -> (CpuRegistration, SlabAllocator<HostPlatform>) {
+        let p = HostPlatform::new(HostConfig {
+            cpus: 2,
+            nodes: 1,
+            pages_per_node: 4096,
+        });
+        let cpu = p.register_cpu();
+        let slab = SlabAllocator::with_options(p, options).expect("allocator");
+        (cpu, slab)
+    }
+
+    fn link(name: &'static str, target: &str) -> Entry {
+        Entry::Link {
+            name,
+            target: String::from(target),
+        }
+    }
+
+    fn ctor(_: *mut u8) {}
+
+    #[test]
+    fn kmalloc_caches_are_ids_with_links() {
+        let (_cpu, slab) = setup(SlabOptions::default());
+        let entries = list(&slab);
+        assert!(entries.contains(&Entry::Dir(String::from(":0000064"))));
+        assert!(entries.contains(&link("kmalloc-64", ":0000064")));
+        assert!(entries.contains(&link("kmalloc-8k", ":0008192")));
+        // Every kmalloc cache: one directory and one link, nothing else yet.
+        assert_eq!(entries.len(), 2 * slab.nr_caches());
+        assert!(entries.windows(2).all(|w| w[0].name() < w[1].name()));
+        assert_eq!(resolve(&slab, "kmalloc-64").as_deref(), Ok(":0000064"));
+        assert_eq!(resolve(&slab, ":0000064").as_deref(), Ok(":0000064"));
+        assert_eq!(read(&slab, "kmalloc-64/object_size").as_deref(), Ok("64\n"));
+        assert_eq!(read(&slab, ":0000064/slab_size").as_deref(), Ok("64\n"));
+        assert_eq!(read(&slab, "/kmalloc-64/aliases").as_deref(), Ok("0\n"));
+    }
+
+    #[test]
+    fn flag_letters_in_ids() {
+        let (_cpu, slab) = setup(SlabOptions::default());
+        let args = KmemCacheArgs::default();
+        let reclaim = slab
+            .kmem_cache_create("reclaim", 100, args, SlabFlags::SLAB_RECLAIM_ACCOUNT)
+            .unwrap();
+        assert_eq!(unique_id(reclaim), ":a-0000104");
+        let both = SlabFlags::SLAB_CACHE_DMA | SlabFlags::SLAB_ACCOUNT;
+        let dma = slab.kmem_cache_create("dma", 192, args, both).unwrap();
+        assert_eq!(unique_id(dma), ":dA-0000192");
+        let entries = list(&slab);
+        assert!(entries.contains(&link("reclaim", ":a-0000104")));
+        assert!(entries.contains(&link("dma", ":dA-0000192")));
+        assert_eq!(read(&slab, "reclaim/reclaim_account").as_deref(), Ok("1\n"));
+        assert_eq!(read(&slab, "dma/reclaim_account").as_deref(), Ok("0\n"));
+        assert_eq!(read(&slab, "dma/cache_dma").as_deref(), Ok("1\n"));
+    }
+
+    #[test]
+    fn a_merged_alias_is_a_link_to_the_same_directory() {
+        let (_cpu, slab) = setup(SlabOptions::default());
+        let args = KmemCacheArgs::default();
+        let dentry = slab
+            .kmem_cache_create("dentry", 60, args, SlabFlags::empty())
+            .unwrap();
+        assert_eq!(dentry.name(), "kmalloc-64", "merged into kmalloc-64");
+        let entries = list(&slab);
+        assert!(entries.contains(&link("dentry", ":0000064")));
+        assert!(entries.contains(&link("kmalloc-64", ":0000064")));
+        assert_eq!(
+            entries.iter().filter(|e| e.name() == ":0000064").count(),
+            1,
+            "one directory for both names"
+        );
+        assert_eq!(read(&slab, "dentry/aliases").as_deref(), Ok("1\n"));
+        assert_eq!(read(&slab, "kmalloc-64/aliases").as_deref(), Ok("1\n"));
+        assert_eq!(read(&slab, "dentry/object_size").as_deref(), Ok("64\n"));
+    }
+
+    #[test]
+    fn an_unmergeable_cache_uses_its_own_name() {
+        let (_cpu, slab) = setup(SlabOptions::default());
+        let args = KmemCacheArgs::default();
+        let flags = SlabFlags::SLAB_NO_MERGE | SlabFlags::SLAB_HWCACHE_ALIGN;
+        slab.kmem_cache_create("task_struct", 64, args, flags)
+            .unwrap();
+        let with_ctor = KmemCacheArgs {
+            ctor: Some(ctor),
+            ..args
+        };
+        slab.kmem_cache_create("inode_cache", 600, with_ctor, SlabFlags::empty())
+            .unwrap();
+        slab.kmem_cache_create("poisoned", 64, args, SlabFlags::SLAB_POISON)
+            .unwrap();
+        let entries = list(&slab);
+        for name in ["task_struct", "inode_cache", "poisoned"] {
+            let found: Vec<&Entry> = entries.iter().filter(|e| e.name() == name).collect();
+            assert_eq!(found, [&Entry::Dir(String::from(name))], "{name}");
+            assert_eq!(resolve(&slab, name).as_deref(), Ok(name));
+        }
+        assert_eq!(
+            read(&slab, "task_struct/hwcache_align").as_deref(),
+            Ok("1\n")
+        );
+        assert_eq!(read(&slab, "task_struct/ctor").as_deref(), Ok(""));
+        let shown = read(&slab, "inode_cache/ctor").unwrap();
+        assert_eq!(shown, format!("{:#x}\n", ctor as fn(*mut u8) as usize));
+        assert_eq!(read(&slab, "poisoned/poison").as_deref(), Ok("1\n"));
+        assert_eq!(read(&slab, "poisoned/sheaf_capacity").as_deref(), Ok("0\n"));
+    }
+
+    #[test]
+    fn geometry_agrees_with_the_cache() {
+        let (_cpu, slab) = setup(SlabOptions::default());
+        slab.kmem_cache_create(
+            "big",
+            3000,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .unwrap();
+        for (cache, _) in slab.caches() {
+            let dir = resolve(&slab, cache.name()).unwrap();
+            let file = |attr: &str| read(&slab, &format!("{dir}/{attr}")).unwrap();
+            assert_eq!(file("object_size"), format!("{}\n", cache.object_size()));
+            assert_eq!(
+                file("objs_per_slab"),
+                format!("{}\n", cache.objs_per_slab())
+            );
+            assert_eq!(file("order"), format!("{}\n", cache.order()));
+            assert_eq!(file("slab_size"), format!("{}\n", cache.size()));
+            assert_eq!(file("align"), format!("{}\n", cache.align()));
+            assert_eq!(file("min_partial"), format!("{}\n", cache.min_partial()));
+            assert_eq!(
+                file("sheaf_capacity"),
+                format!("{}\n", cache.sheaf_capacity())
+            );
+        }
+        assert_eq!(read(&slab, "big/order").as_deref(), Ok("3\n"));
+    }
+
+    #[test]
+    fn statistics_and_counts_follow_allocations() {
+        let (_cpu, slab) = setup(SlabOptions::default());
+        let args = KmemCacheArgs::default();
+        let c = slab
+            .kmem_cache_create("counted", 40, args, SlabFlags::SLAB_NO_MERGE)
+            .unwrap();
+        for stat in ["alloc_slowpath", "sheaf_refill", "alloc_slab"] {
+            assert_eq!(
+                read(&slab, &format!("counted/{stat}")).as_deref(),
+                Ok("0\n")
+            );
+        }
+        assert_eq!(read(&slab, "counted/objects").as_deref(), Ok("0\n"));
+        let objs: Vec<_> = (0..10).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
+        let slow = read(&slab, "counted/alloc_slowpath").unwrap();
+        let n = c.stat(Stat::AllocSlowpath);
+        assert!(n > 0);
+        assert_eq!(slow, format!("{n} C0={n}\n"), "total, then CPU 0's part");
+        let info = c.slabinfo();
+        let active = info.active_objs;
+        assert_eq!(
+            read(&slab, "counted/objects").unwrap(),
+            format!("{active} N0={active}\n")
+        );
+        let total = info.num_objs;
+        assert_eq!(
+            read(&slab, "counted/total_objects").unwrap(),
+            format!("{total} N0={total}\n")
+        );
+        assert_eq!(read(&slab, "counted/slabs").as_deref(), Ok("1 N0=1\n"));
+        for o in objs {
+            // SAFETY: allocated above, not used afterwards.
+            unsafe { c.free(o).unwrap() };
+        }
+        c.kmem_cache_shrink();
+        assert_ne!(read(&slab, "counted/sheaf_flush").as_deref(), Ok("0\n"));
+        assert_eq!(read(&slab, "counted/objects").as_deref(), Ok("0\n"));
+    }
+
+    #[test]
+    fn every_attribute_reads() {
+        let (_cpu, slab) = setup(SlabOptions::default());
+        assert_eq!(attributes().count(), ATTRIBUTES.len() + Stat::COUNT);
+        for attr in attributes() {
+            let value = read(&slab, &format!("kmalloc-96/{attr}")).unwrap();
+            assert!(attr == "ctor" || value.ends_with('\n'), "{attr}: {value:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_errors() {
+        let (_cpu, slab) = setup(SlabOptions::default());
+        assert_eq!(read(&slab, "nope"), Err(SysfsError::NotFound));
+        assert_eq!(read(&slab, "nope/order"), Err(SysfsError::NotFound));
+        assert_eq!(read(&slab, "kmalloc-64/nope"), Err(SysfsError::NotFound));
+        assert_eq!(read(&slab, "kmalloc-64/order/x"), Err(SysfsError::NotFound));
+        assert_eq!(read(&slab, "kmalloc-64"), Err(SysfsError::IsADirectory));
+        assert_eq!(read(&slab, ":0000064/"), Err(SysfsError::IsADirectory));
+        assert_eq!(read(&slab, ""), Err(SysfsError::IsADirectory));
+        assert_eq!(resolve(&slab, "nope"), Err(SysfsError::NotFound));
+    }
+
+    #[test]
+    fn under_slab_nomerge_every_cache_goes_by_its_name() {
+        let options = SlabOptions {
+            nomerge: true,
+            ..SlabOptions::default()
+        };
+        let (_cpu, slab) = setup(options);
+        let args = KmemCacheArgs::default();
+        slab.kmem_cache_create("dentry", 64, args, SlabFlags::empty())
+            .unwrap();
+        slab.kmem_cache_create("filp", 64, args, SlabFlags::empty())
+            .unwrap();
+        let entries = list(&slab);
+        for name in ["kmalloc-64", "dentry", "filp"] {
+            assert!(entries.contains(&Entry::Dir(name.into())), "{name}");
+        }
+        assert!(!entries.iter().any(|e| matches!(e, Entry::Link { .. })));
+        assert_eq!(read(&slab, "filp/aliases").as_deref(), Ok("0\n"));
+        // A name given twice: the newer cache gets `.1`, and the name leads to the older one,
+        // its directory.
+        slab.kmem_cache_create("filp", 64, args, SlabFlags::empty())
+            .unwrap();
+        assert_eq!(resolve(&slab, "filp").as_deref(), Ok("filp"));
+        assert!(list(&slab).contains(&Entry::Dir("filp.1".into())));
+    }
+}
