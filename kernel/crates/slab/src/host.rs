@@ -214,24 +214,32 @@ impl HostPlatform {
     /// Registers the current thread as the lowest free CPU id. Panics if the thread is already
     /// registered or all CPUs are taken.
     pub fn register_cpu(&self) -> CpuRegistration {
-        let cpu = {
-            let taken = self.0.taken.lock().unwrap();
+        self.register(|taken| {
             taken
                 .iter()
                 .position(|t| !t)
                 .expect("all host CPUs are taken")
-        };
-        self.register_cpu_as(cpu)
+        })
     }
 
     /// Registers the current thread as CPU `cpu`. Panics if the thread is already registered
     /// or another thread is that CPU.
     pub fn register_cpu_as(&self, cpu: usize) -> CpuRegistration {
-        {
-            let mut taken = self.0.taken.lock().unwrap();
+        self.register(|taken| {
             assert!(!taken[cpu], "host CPU {cpu} is already taken");
+            cpu
+        })
+    }
+
+    /// Registers the current thread as the CPU `pick` chooses among the free ones. Choosing
+    /// and taking happen under one lock, so threads registering at once never pick the same.
+    fn register(&self, pick: impl FnOnce(&[bool]) -> usize) -> CpuRegistration {
+        let cpu = {
+            let mut taken = self.0.taken.lock().unwrap();
+            let cpu = pick(&taken);
             taken[cpu] = true;
-        }
+            cpu
+        };
         CURRENT.with(|c| {
             assert!(
                 c.get().0 == PlatformKey(0),

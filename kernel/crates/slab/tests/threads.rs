@@ -180,3 +180,35 @@ fn kmalloc_from_many_threads() {
         }
     });
 }
+
+#[test]
+fn threads_registering_at_once_get_distinct_cpus() {
+    const CPUS: usize = 8;
+    let platform = HostPlatform::new(HostConfig {
+        cpus: CPUS,
+        ..HostConfig::default()
+    });
+    for _ in 0..2000 {
+        let (start, hold) = (std::sync::Barrier::new(CPUS), std::sync::Barrier::new(CPUS));
+        let mut cpus: Vec<usize> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..CPUS)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        let cpu = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            platform.register_cpu()
+                        }));
+                        // Keep the registration until every thread has one (and let a thread
+                        // whose registration failed reach the barrier too, so the test fails
+                        // rather than hangs).
+                        hold.wait();
+                        cpu.expect("registration").cpu()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        cpus.sort_unstable();
+        assert_eq!(cpus, (0..CPUS).collect::<Vec<_>>());
+    }
+}
