@@ -438,7 +438,9 @@ impl<P: Platform> KmemCache<P> {
     ///
     /// Like Linux, it flushes each CPU's sheaves on that CPU ([`Platform::on_each_cpu`]); a
     /// platform that cannot run code on other CPUs (the host) has only the calling CPU's
-    /// sheaves flushed, the others' stay until they drain or the cache is destroyed.
+    /// sheaves flushed, the others' stay until they drain or the cache is destroyed. As in
+    /// Linux, the caller may have to sleep (the kernel waits for a thread on each CPU): call it
+    /// from process context, not with interrupts off.
     pub fn kmem_cache_shrink(&self) -> usize {
         let flush_local = || {
             let (_guard, cpu) = self.platform.pin();
