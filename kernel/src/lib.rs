@@ -25,6 +25,7 @@ pub mod initramfs;
 pub mod ktest;
 pub mod memory;
 pub mod panic;
+pub mod rcu;
 pub mod sched;
 pub mod shell;
 pub mod sync;
@@ -53,14 +54,17 @@ pub fn init(boot_info: &'static mut BootInfo) {
     arch::acpi::init();
     memory::page_alloc::init_buddy(|addr| arch::acpi::platform().node_of_addr(addr) as usize);
     memory::kmalloc::init();
+    rcu::init();
     arch::apic::init_bsp();
     cpu::this_cpu()
         .online
         .store(true, core::sync::atomic::Ordering::Release);
+    rcu::cpu_online(cpu::current_id());
     console::enable_input_interrupt();
     x86_64::instructions::interrupts::enable();
     let online = arch::smp::start_aps();
     log::info!("{online} CPU(s) online");
+    rcu::start_callback_threads();
     log::info!(
         "boot complete: {} firmware, {} MiB usable, initramfs {} bytes",
         boot::firmware(),

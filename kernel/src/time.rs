@@ -37,6 +37,7 @@ pub fn tick() {
         wake_sleepers(now);
     }
     sched::tick();
+    crate::rcu::tick();
 }
 
 fn wake_sleepers(now: u64) {

@@ -153,6 +153,7 @@ extern "C" fn ap_entry(id: u64) -> ! {
     apic::start_timer();
     crate::sched::init_cpu();
     cpu.online.store(true, Ordering::Release);
+    crate::rcu::cpu_online(cpu.id);
     log::info!(
         "CPU {} online (APIC id {}, node {})",
         cpu.id,

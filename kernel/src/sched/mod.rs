@@ -174,6 +174,7 @@ pub fn schedule() {
         "scheduling while atomic (preemption disabled)"
     );
     let _irq = IrqSave::new();
+    crate::rcu::note_context_switch();
     let cpu = this_cpu();
     cpu.sched.need_resched.store(false, Ordering::Relaxed);
     let mut rq = cpu.sched.rq.lock();

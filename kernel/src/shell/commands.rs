@@ -121,6 +121,19 @@ pub(super) fn numa(_: &[&str]) {
     }
 }
 
+pub(super) fn rcu(_: &[&str]) {
+    let (gp_seq, completed, pending) = crate::rcu::stats();
+    let state = if gp_seq % 2 == 1 {
+        "in progress"
+    } else {
+        "idle"
+    };
+    println!("gp_seq {gp_seq} (grace period {state}), {completed} grace periods completed");
+    for (cpu, n) in pending {
+        println!("CPU {cpu}: {n} callbacks queued");
+    }
+}
+
 pub(super) fn ps(_: &[&str]) {
     println!("{:>5} {:<16} {:>4} {:<9}", "ID", "NAME", "CPU", "STATE");
     for t in crate::sched::threads() {

@@ -86,6 +86,12 @@ const COMMANDS: &[Command] = &[
         run: ps,
     },
     Command {
+        name: "rcu",
+        usage: "",
+        help: "RCU: grace periods completed, callbacks queued per CPU",
+        run: rcu,
+    },
+    Command {
         name: "slabinfo",
         usage: "[-s]",
         help: "slab caches (-s: statistics too)",
