@@ -96,7 +96,11 @@ pub fn read_lock() -> RcuReadGuard {
 /// Runs `f` in process context after a grace period (`call_rcu`): after every read-side
 /// section that may have begun before this call has ended.
 pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
-    let cb: rcu::Callback = Box::new(f);
+    call_rcu_boxed(Box::new(f));
+}
+
+/// [`call_rcu`] for a callback already boxed (the slab allocator's `kfree_rcu`).
+pub fn call_rcu_boxed(cb: rcu::Callback) {
     let _irq = IrqSave::new();
     state().rcu.call_rcu(crate::cpu::current_id(), cb);
 }

@@ -135,6 +135,14 @@ unsafe impl slab::Platform for KernelPlatform {
         crate::time::rdtsc().rotate_left(17) ^ 0x5eaf_5eaf_5eaf_5eaf
     }
 
+    fn call_rcu(&self, cb: alloc::boxed::Box<dyn FnOnce() + Send>) {
+        crate::rcu::call_rcu_boxed(cb);
+    }
+
+    fn rcu_barrier(&self) {
+        crate::rcu::rcu_barrier();
+    }
+
     fn on_each_cpu(&self, f: &(dyn Fn() + Sync)) -> bool {
         crate::sched::run_on_each_cpu("slab-flush", f).is_ok()
     }

@@ -609,3 +609,84 @@ fn atomic_kmalloc_in_interrupt_handlers_while_threads_allocate() {
     }
     assert_eq!(in_irq.load(Ordering::Relaxed), ROUNDS * others.len() as u64);
 }
+
+#[crate::ktest]
+fn kfree_rcu_keeps_objects_intact_for_readers_on_other_cpus() {
+    use core::sync::atomic::AtomicU32;
+    use slab::{KmemCacheArgs, SlabFlags};
+    const SIZE: usize = 128;
+    let cache = slab()
+        .kmem_cache_create(
+            "ktest-rcu",
+            SIZE,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .expect("cache");
+    let me = crate::cpu::current_id();
+    let other = crate::cpu::online()
+        .map(|c| c.id)
+        .find(|&c| c != me)
+        .expect("the test needs two CPUs");
+    // Enough objects to fill several `rcu_free` sheaves, so that whole sheaves go to RCU.
+    let n = 3 * cache.sheaf_capacity();
+    let objs: Vec<usize> = (0..n)
+        .map(|_| {
+            let o = cache.alloc(Gfp::KERNEL).expect("memory");
+            // SAFETY: a fresh object of `SIZE` bytes.
+            unsafe { o.as_ptr().write_bytes(0x5c, SIZE) };
+            o.as_ptr() as usize
+        })
+        .collect();
+    // 0: not reading yet, 1: inside the read-side section, 2: left it.
+    let phase = Arc::new(AtomicU32::new(0));
+    let (p, seen) = (phase.clone(), objs.clone());
+    let reader = crate::sched::spawn_on(other, "ktest-rcu-reader", move || {
+        let guard = crate::rcu::read_lock();
+        p.store(1, Ordering::SeqCst);
+        // Keep checking for several ticks while the writer frees and allocates.
+        let start = crate::time::uptime_us();
+        while crate::time::uptime_us() - start < 40_000 {
+            for &o in &seen {
+                // SAFETY: freed only with kfree_rcu after we entered: still valid memory.
+                let bytes = unsafe { core::slice::from_raw_parts(o as *const u8, SIZE) };
+                assert!(
+                    bytes.iter().all(|&b| b == 0x5c),
+                    "object {o:#x} was reused during a read-side section"
+                );
+            }
+        }
+        p.store(2, Ordering::SeqCst);
+        drop(guard);
+    })
+    .expect("thread");
+    while phase.load(Ordering::SeqCst) == 0 {
+        core::hint::spin_loop();
+    }
+    for &o in &objs {
+        // SAFETY: ours; only the reader still looks at it, inside its read-side section.
+        unsafe { cache.kfree_rcu(core::ptr::NonNull::new(o as *mut u8).expect("object")) };
+    }
+    // Allocate and scribble while the reader is inside: none of its objects may come back.
+    let fresh: Vec<_> = (0..2 * n)
+        .map(|_| {
+            let f = cache.alloc(Gfp::KERNEL).expect("memory");
+            // SAFETY: a fresh object of `SIZE` bytes.
+            unsafe { f.as_ptr().write_bytes(0xee, SIZE) };
+            f
+        })
+        .collect();
+    assert_eq!(
+        phase.load(Ordering::SeqCst),
+        1,
+        "the reader was inside all along"
+    );
+    for f in fresh {
+        // SAFETY: ours.
+        unsafe { cache.free(f) }.expect("free");
+    }
+    reader.join();
+    // Destroy waits for the objects still in flight: none is left over.
+    // SAFETY: nobody else uses the cache; every object was freed.
+    unsafe { slab().kmem_cache_destroy(cache) }.expect("no object remains");
+}

@@ -190,6 +190,7 @@ impl<P: Platform> KmemCache<P> {
         let cpu_sheaves = core::array::from_fn(|slot| PerCpu {
             main: UnsafeCell::new(empty_sheaf()),
             spare: UnsafeCell::new(ptr::null_mut()),
+            rcu_free: UnsafeCell::new(ptr::null_mut()),
             node: match slot {
                 1.. if slot <= nr_cpus => platform.cpu_to_node(slot - 1),
                 _ => 0,
@@ -464,6 +465,9 @@ impl<P: Platform> KmemCache<P> {
     /// # Safety
     /// No other context may use the cache during the call.
     pub(crate) unsafe fn shutdown(&self) -> Result<(), Vec<usize>> {
+        // Objects freed with `kfree_rcu` are still allocated until their grace period ends.
+        // SAFETY: nobody else uses the cache (caller contract).
+        unsafe { self.rcu_free_barrier() };
         for cpu in 0..self.platform.nr_cpus() {
             // SAFETY: nobody else uses the cache (caller contract).
             unsafe { self.pcs_flush(cpu, true) };

@@ -52,6 +52,9 @@ impl Default for HostConfig {
     }
 }
 
+/// A callback given to [`Platform::call_rcu`].
+type RcuCallback = Box<dyn FnOnce() + Send>;
+
 struct HostInner {
     cfg: HostConfig,
     base: usize,
@@ -62,6 +65,7 @@ struct HostInner {
     taken: Mutex<Vec<bool>>,
     pages_in_use: AtomicUsize,
     rcu_pending: Mutex<Vec<(usize, u32)>>,
+    rcu_callbacks: Mutex<Vec<RcuCallback>>,
     page_limit: AtomicUsize,
     errors: AtomicUsize,
     fast_id: FastId,
@@ -202,6 +206,7 @@ impl HostPlatform {
             taken: Mutex::new(vec![false; cfg.cpus]),
             pages_in_use: AtomicUsize::new(0),
             rcu_pending: Mutex::new(Vec::new()),
+            rcu_callbacks: Mutex::new(Vec::new()),
             page_limit: AtomicUsize::new(usize::MAX),
             errors: AtomicUsize::new(0),
             fast_id: FastId::take(),
@@ -269,16 +274,26 @@ impl HostPlatform {
             .store(limit.unwrap_or(usize::MAX), Ordering::Relaxed);
     }
 
-    /// Ends the current RCU grace period: frees the pages of `SLAB_TYPESAFE_BY_RCU` slabs
-    /// given back since the last call (the host has no RCU readers, so a grace period is
-    /// whenever a test says so). Returns how many blocks were freed.
+    /// Ends the current RCU grace period: runs the callbacks given to `call_rcu` and frees the
+    /// pages of `SLAB_TYPESAFE_BY_RCU` slabs given back since the last call (the host has no
+    /// RCU readers, so a grace period is whenever a test says so). Callbacks run on the
+    /// calling thread, which must be registered as a CPU. Returns how many blocks were freed.
     pub fn synchronize_rcu(&self) -> usize {
+        let callbacks = std::mem::take(&mut *self.0.rcu_callbacks.lock().unwrap());
+        for cb in callbacks {
+            cb();
+        }
         let pending = std::mem::take(&mut *self.0.rcu_pending.lock().unwrap());
         for &(addr, order) in &pending {
             // SAFETY: the block was handed to `free_pages_rcu` and not freed since.
             unsafe { self.free_pages(NonNull::new(addr as *mut u8).expect("non-null"), order) };
         }
         pending.len()
+    }
+
+    /// Number of callbacks given to `call_rcu` that have not run yet.
+    pub fn rcu_callbacks_pending(&self) -> usize {
+        self.0.rcu_callbacks.lock().unwrap().len()
     }
 
     /// Number of reports passed to [`Platform::slab_error`].
@@ -379,6 +394,16 @@ unsafe impl Platform for HostPlatform {
         }
         sets[o].insert(idx);
         self.0.pages_in_use.fetch_sub(1 << order, Ordering::Relaxed);
+    }
+
+    fn call_rcu(&self, cb: RcuCallback) {
+        self.0.rcu_callbacks.lock().unwrap().push(cb);
+    }
+
+    fn rcu_barrier(&self) {
+        while self.rcu_callbacks_pending() > 0 {
+            self.synchronize_rcu();
+        }
     }
 
     unsafe fn free_pages_rcu(&self, ptr: NonNull<u8>, order: u32) {

@@ -182,6 +182,54 @@ impl<P: Platform> SlabAllocator<P> {
         unsafe { cache.free(p) }
     }
 
+    /// Frees memory from [`Self::kmalloc`] after an RCU grace period (`kfree_rcu`; see
+    /// [`crate::rcu_free`]). Null and [`ZERO_SIZE_PTR`] are ignored; pointers that are not slab
+    /// objects or large blocks are reported and ignored.
+    ///
+    /// # Safety
+    /// As for [`Self::kfree`], except that RCU readers may use the memory until they leave
+    /// their read-side sections.
+    pub unsafe fn kfree_rcu(&self, ptr: *mut u8) -> Result<(), SlabReport> {
+        let Some(p) = NonNull::new(ptr).filter(|&p| p != ZERO_SIZE_PTR) else {
+            return Ok(());
+        };
+        let owner = self.platform.page_owner(ptr as usize);
+        if owner == 0 {
+            return Err(SlabReport {
+                cache: KFREE,
+                object: ptr as usize,
+                kind: SlabErrorKind::NotSlabPage,
+            });
+        }
+        if owner & OWNER_LARGE != 0 {
+            let (head, order) = decode_large_owner(owner);
+            if head != ptr as usize {
+                return Err(SlabReport {
+                    cache: KFREE,
+                    object: ptr as usize,
+                    kind: SlabErrorKind::NotObjectBoundary,
+                });
+            }
+            // A whole block of pages: give it back after the grace period.
+            let platform = self.platform.clone();
+            let addr = ptr as usize;
+            self.platform.call_rcu(alloc::boxed::Box::new(move || {
+                // SAFETY: `addr` heads a large block of `order` that the caller gave up.
+                unsafe {
+                    let p = NonNull::new_unchecked(addr as *mut u8);
+                    platform.set_page_owner(p, order, 0);
+                    platform.free_pages(p, order);
+                }
+            }));
+            return Ok(());
+        }
+        // SAFETY: a slab owner is a live descriptor; its cache is alive.
+        let cache = unsafe { &*((*(owner as *const Slab)).cache as *const KmemCache<P>) };
+        // SAFETY: forwarded contract.
+        unsafe { cache.kfree_rcu(p) };
+        Ok(())
+    }
+
     /// Resizes a kmalloc'ed object (`krealloc`): returns the same pointer when the new size still
     /// fits the slot, else moves the contents to a new allocation and frees the old one. A new
     /// size of 0 frees and returns [`ZERO_SIZE_PTR`]. `None` (old object untouched) when out of

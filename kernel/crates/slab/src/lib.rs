@@ -55,8 +55,10 @@
 //!   code there ([`Platform::on_each_cpu`]: the kernel can, with a pinned thread per CPU, like
 //!   Linux's per-CPU work); on the host only the calling CPU's sheaves are flushed.
 //! * `SLAB_TYPESAFE_BY_RCU` keeps the free pointer outside the object, prevents merging and
-//!   gives slab pages back through [`Platform::free_pages_rcu`] (after a grace period), but there
-//!   is no `kfree_rcu` / `rcu_free` sheaf yet.
+//!   gives slab pages back through [`Platform::free_pages_rcu`] (after a grace period).
+//!   `kfree_rcu` collects objects in a per-CPU `rcu_free` sheaf handed to
+//!   [`Platform::call_rcu`] when full ([`rcu_free`]); a partly filled one waits until it fills
+//!   or the cache is destroyed (Linux also flushes them in `kvfree_rcu_barrier`).
 //!
 //! ## Testing and measuring
 //! `cargo test -p sheaf-slab` runs unit tests, model-based property tests (`tests/model.rs`),
@@ -93,6 +95,7 @@ pub mod layout;
 #[cfg(all(test, loom))]
 mod loom_tests;
 pub mod platform;
+pub mod rcu_free;
 pub mod registry;
 pub mod sheaf;
 pub mod slab;

@@ -140,6 +140,17 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
         // SAFETY: forwarded contract.
         unsafe { self.free_pages(ptr, order) }
     }
+    /// Runs `cb` after an RCU grace period (`call_rcu`): once every reader that might hold a
+    /// pointer it frees is done. The default runs it at once, which is only right on a system
+    /// without RCU readers.
+    fn call_rcu(&self, cb: alloc::boxed::Box<dyn FnOnce() + Send>) {
+        cb();
+    }
+
+    /// Waits until every callback given to [`Platform::call_rcu`] so far has run
+    /// (`rcu_barrier`). May sleep. The default has nothing to wait for.
+    fn rcu_barrier(&self) {}
+
     /// The node whose memory contains `addr`.
     fn page_node(&self, addr: usize) -> usize;
 

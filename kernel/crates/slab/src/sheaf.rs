@@ -104,6 +104,9 @@ pub(crate) struct PerCpuSheaves<'a> {
     pub(crate) main: &'a mut *mut Sheaf,
     /// Null, or a sheaf in any state (empty, partially filled or full).
     pub(crate) spare: &'a mut *mut Sheaf,
+    /// Null, or the sheaf collecting `kfree_rcu` objects (never full: a full one is handed
+    /// to RCU at once).
+    pub(crate) rcu_free: &'a mut *mut Sheaf,
     /// This CPU's node.
     pub(crate) node: usize,
 }
@@ -115,6 +118,8 @@ pub(crate) struct PerCpu {
     pub(crate) main: UnsafeCell<*mut Sheaf>,
     /// Null, or a sheaf in any state.
     pub(crate) spare: UnsafeCell<*mut Sheaf>,
+    /// Null, or the sheaf collecting `kfree_rcu` objects.
+    pub(crate) rcu_free: UnsafeCell<*mut Sheaf>,
     /// This CPU's node.
     pub(crate) node: usize,
 }
@@ -153,6 +158,7 @@ impl<P: Platform> KmemCache<P> {
             PerCpuSheaves {
                 main: &mut *slot.main.get(),
                 spare: &mut *slot.spare.get(),
+                rcu_free: &mut *slot.rcu_free.get(),
                 node: slot.node,
             }
         }

@@ -44,11 +44,16 @@ pub enum Stat {
     SheafPrefill,
     /// Prefilled sheaf returned (`kmem_cache_return_sheaf`).
     SheafReturn,
+    /// Object freed by `kfree_rcu` into the CPU's `rcu_free` sheaf.
+    FreeRcuSheaf,
+    /// Object freed by `kfree_rcu` that could not go into an `rcu_free` sheaf (a cache
+    /// without sheaves, a remote-node object, no memory for a sheaf): queued on its own.
+    FreeRcuSheafFail,
 }
 
 impl Stat {
     /// Number of statistics.
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 19;
     /// Every statistic, in order.
     pub const ALL: [Stat; Self::COUNT] = [
         Stat::AllocFastpath,
@@ -68,6 +73,8 @@ impl Stat {
         Stat::FreeRemoteNode,
         Stat::SheafPrefill,
         Stat::SheafReturn,
+        Stat::FreeRcuSheaf,
+        Stat::FreeRcuSheafFail,
     ];
 
     /// The Linux sysfs name of the statistic.
@@ -90,6 +97,8 @@ impl Stat {
             Stat::FreeRemoteNode => "free_remote_node",
             Stat::SheafPrefill => "sheaf_prefill",
             Stat::SheafReturn => "sheaf_return",
+            Stat::FreeRcuSheaf => "free_rcu_sheaf",
+            Stat::FreeRcuSheafFail => "free_rcu_sheaf_fail",
         }
     }
 }

@@ -1,0 +1,123 @@
+//! `kfree_rcu`: objects come back only after a grace period, through `rcu_free` sheaves.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use slab::{Gfp, SlabErrorKind, SlabFlags, Stat};
+
+#[test]
+fn kfree_rcu_objects_wait_for_the_grace_period_then_are_reused() {
+    let (p, _cpu, a) = setup(1, 1);
+    let c = a.kmem_cache_create("rcu", 64, args(), no_merge()).unwrap();
+    let cap = c.sheaf_capacity();
+    // Two and a half sheaves' worth: two full `rcu_free` sheaves go to RCU, half of one waits.
+    let n = 2 * cap + cap / 2;
+    let old: Vec<_> = (0..n).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
+    for &o in &old {
+        // SAFETY: ours, not used afterwards.
+        unsafe { c.kfree_rcu(o) };
+    }
+    assert_eq!(c.stat(Stat::FreeRcuSheaf), n as u64);
+    assert_eq!(p.rcu_callbacks_pending(), 2, "one callback per full sheaf");
+    let old: HashSet<usize> = old.iter().map(|o| o.as_ptr() as usize).collect();
+    // Before the grace period none of them is handed out again.
+    let fresh: Vec<_> = (0..n).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
+    assert!(
+        fresh.iter().all(|f| !old.contains(&(f.as_ptr() as usize))),
+        "an object freed with kfree_rcu came back before its grace period"
+    );
+    for f in fresh {
+        // SAFETY: ours.
+        unsafe { c.free(f) }.unwrap();
+    }
+    // After it, the two full sheaves are in the barn: their objects are served again.
+    let full_before = c.barn_counts(0).0;
+    p.synchronize_rcu();
+    assert_eq!(p.rcu_callbacks_pending(), 0);
+    assert_eq!(
+        c.barn_counts(0).0,
+        full_before + 2,
+        "both rcu_free sheaves went to the barn"
+    );
+    // Take everything the sheaves and the barn hold, and more.
+    let again: Vec<_> = (0..8 * cap)
+        .map(|_| c.alloc(Gfp::KERNEL).unwrap())
+        .collect();
+    let reused = again
+        .iter()
+        .filter(|o| old.contains(&(o.as_ptr() as usize)))
+        .count();
+    assert_eq!(
+        reused,
+        2 * cap,
+        "the objects of both full sheaves came back, those of the half-full one did not"
+    );
+    for o in again {
+        // SAFETY: ours.
+        unsafe { c.free(o) }.unwrap();
+    }
+    // Destroy hands in the half-full sheaf and waits for it: nothing is left over.
+    // SAFETY: no other user; every object is freed (some through kfree_rcu).
+    unsafe { a.kmem_cache_destroy(c) }.expect("no object remains");
+}
+
+#[test]
+fn kfree_rcu_on_a_debug_cache_goes_object_by_object_and_keeps_its_checks() {
+    let (p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("rcu-debug", 48, args(), SlabFlags::SLAB_POISON)
+        .unwrap();
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: ours; then (deliberately) freed a second time.
+    unsafe {
+        c.kfree_rcu(o);
+        c.kfree_rcu(o);
+    }
+    assert_eq!(
+        c.stat(Stat::FreeRcuSheafFail),
+        2,
+        "no sheaves in debug caches"
+    );
+    assert_eq!(p.rcu_callbacks_pending(), 2);
+    assert_eq!(
+        c.slabinfo().active_objs,
+        1,
+        "still allocated during the grace period"
+    );
+    p.synchronize_rcu();
+    assert_eq!(c.slabinfo().active_objs, 0);
+    let (reports, _) = c.reports();
+    assert_eq!(
+        reports.last().map(|r| r.kind),
+        Some(SlabErrorKind::DoubleFree)
+    );
+}
+
+#[test]
+fn kmalloc_kfree_rcu_small_and_large() {
+    let (p, _cpu, a) = setup(1, 1);
+    let small = a.kmalloc(100, Gfp::KERNEL).unwrap();
+    let large = a.kmalloc(64 << 10, Gfp::KERNEL).unwrap();
+    let pages = p.pages_in_use();
+    // SAFETY: ours, not used afterwards.
+    unsafe {
+        a.kfree_rcu(small.as_ptr()).unwrap();
+        a.kfree_rcu(large.as_ptr()).unwrap();
+    }
+    assert_eq!(
+        p.pages_in_use(),
+        pages,
+        "the large block waits for its grace period"
+    );
+    p.synchronize_rcu();
+    assert_eq!(p.pages_in_use(), pages - 16, "then its 16 pages are free");
+    // A pointer inside a large block is refused at once.
+    let large = a.kmalloc(64 << 10, Gfp::KERNEL).unwrap();
+    // SAFETY: deliberately not the block's start; nothing is freed.
+    let r = unsafe { a.kfree_rcu(large.as_ptr().add(8)) }.unwrap_err();
+    assert_eq!(r.kind, SlabErrorKind::NotObjectBoundary);
+    // SAFETY: ours.
+    unsafe { a.kfree(large.as_ptr()) }.unwrap();
+}
