@@ -107,6 +107,8 @@ pub struct KmemCache<P: Platform> {
     name: &'static str,
     pub(crate) reports: Mutex<ReportLog>,
     pub(crate) isolated: AtomicUsize,
+    /// Set by the first `kfree_rcu` on the cache: only then must destruction wait for RCU.
+    pub(crate) rcu_used: core::sync::atomic::AtomicBool,
 }
 
 // SAFETY: per-CPU sheaves are only touched by the CPU they belong to while it is pinned (or by
@@ -221,6 +223,7 @@ impl<P: Platform> KmemCache<P> {
             name,
             reports: Mutex::new(ReportLog::new()),
             isolated: AtomicUsize::new(0),
+            rcu_used: core::sync::atomic::AtomicBool::new(false),
             platform,
         });
         if sheaf_capacity > 0 {

@@ -21,6 +21,7 @@
 
 use alloc::boxed::Box;
 use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
 
 use crate::cache::KmemCache;
 use crate::platform::{Gfp, Platform};
@@ -46,6 +47,10 @@ impl<P: Platform> KmemCache<P> {
     /// As for [`KmemCache::free`]: `obj` is an object of this cache that its owner no longer
     /// uses (only RCU readers may still look at it), freed once.
     pub unsafe fn kfree_rcu(&self, obj: NonNull<u8>) {
+        // Read first: after the first call the line stays shared instead of bouncing.
+        if !self.rcu_used.load(Ordering::Relaxed) {
+            self.rcu_used.store(true, Ordering::Relaxed);
+        }
         let pushed = {
             let (_guard, cpu) = self.platform.pin();
             // SAFETY: pinned to `cpu`.
@@ -149,6 +154,11 @@ impl<P: Platform> KmemCache<P> {
     /// # Safety
     /// No other context uses the cache (cache destruction).
     pub(crate) unsafe fn rcu_free_barrier(&self) {
+        // A cache never given to `kfree_rcu` has nothing in flight (whoever called it last
+        // made that visible to the caller of destroy, as for any other use of the cache).
+        if !self.rcu_used.load(Ordering::Relaxed) {
+            return;
+        }
         for cpu in 0..self.platform.nr_cpus() {
             // SAFETY: nobody else uses the cache (caller contract).
             let rcu_free = unsafe { self.pcs(cpu).rcu_free };
