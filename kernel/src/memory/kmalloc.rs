@@ -105,6 +105,18 @@ unsafe impl slab::Platform for KernelPlatform {
         }
     }
 
+    unsafe fn free_pages_rcu(&self, ptr: NonNull<u8>, order: u32) {
+        // The pages of a SLAB_TYPESAFE_BY_RCU slab: a reader may still look at an object in
+        // them, so they become free memory only after a grace period.
+        let addr = ptr.as_ptr() as usize;
+        crate::rcu::call_rcu(move || {
+            // SAFETY: the slab allocator gave up this block (`free_pages_rcu`'s contract).
+            unsafe {
+                KernelPlatform.free_pages(NonNull::new_unchecked(addr as *mut u8), order);
+            }
+        });
+    }
+
     fn page_node(&self, addr: usize) -> usize {
         crate::memory::virt_to_phys(VirtAddr::new(addr as u64))
             .map_or(0, crate::memory::numa::page_to_nid)
