@@ -101,8 +101,12 @@ pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
 
 /// [`call_rcu`] for a callback already boxed (the slab allocator's `kfree_rcu`).
 pub fn call_rcu_boxed(cb: rcu::Callback) {
+    let Some(s) = STATE.get() else {
+        // Before RCU is set up no CPU is online, so nobody can be reading: run it now.
+        return cb();
+    };
     let _irq = IrqSave::new();
-    state().rcu.call_rcu(crate::cpu::current_id(), cb);
+    s.rcu.call_rcu(crate::cpu::current_id(), cb);
 }
 
 /// Waits for a grace period (`synchronize_rcu`). Sleeps: process context only.
@@ -115,6 +119,9 @@ pub fn synchronize_rcu() {
 
 /// Waits until every callback queued so far, on any CPU, has run (`rcu_barrier`). Sleeps.
 pub fn rcu_barrier() {
+    if STATE.get().is_none() {
+        return; // Nothing can have been queued.
+    }
     let done: Vec<Arc<Completion>> = crate::cpu::online()
         .map(|cpu| {
             let done = Arc::new(Completion::new());
