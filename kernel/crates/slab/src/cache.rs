@@ -34,13 +34,14 @@
 //! load per operation, and a slot that is already a byte offset saves a multiply. Each CPU's
 //! entry fills a cache line of its own: when CPUs' `main` pointers shared a line, every sheaf
 //! exchange on one CPU took that line away from the others' fast paths. `push_limit` keeps the
-//! multi-node "is this object remote?" test off the single-node free path. Measured time on the host: about 3 ns per pair (`examples/bench.rs`).
+//! multi-node "is this object remote?" test off the single-node free path. Measured time on the
+//! host: about 3 ns per pair (`examples/bench.rs`).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::barn::Barn;
 use crate::debug::{ReportLog, SlabReport};
@@ -108,7 +109,7 @@ pub struct KmemCache<P: Platform> {
     pub(crate) reports: Mutex<ReportLog>,
     pub(crate) isolated: AtomicUsize,
     /// Set by the first `kfree_rcu` on the cache: only then must destruction wait for RCU.
-    pub(crate) rcu_used: core::sync::atomic::AtomicBool,
+    pub(crate) rcu_used: AtomicBool,
 }
 
 // SAFETY: per-CPU sheaves are only touched by the CPU they belong to while it is pinned (or by
@@ -223,7 +224,7 @@ impl<P: Platform> KmemCache<P> {
             name,
             reports: Mutex::new(ReportLog::new()),
             isolated: AtomicUsize::new(0),
-            rcu_used: core::sync::atomic::AtomicBool::new(false),
+            rcu_used: AtomicBool::new(false),
             platform,
         });
         if sheaf_capacity > 0 {
