@@ -25,6 +25,37 @@ pub const ZERO_SIZE_PTR: NonNull<u8> =
 /// Name used in reports about pointers given to `kfree` that no cache owns.
 const KFREE: &str = "kfree";
 
+/// Who owns the page of a kmalloc'ed address, decoded from its page-owner record.
+enum PageOwner<'a, P: Platform> {
+    /// Nobody: not memory of this allocator.
+    None,
+    /// A large kmalloc block of `2^order` pages starting at `head`.
+    Large { head: usize, order: u32 },
+    /// A slab of this cache.
+    Slab(&'a KmemCache<P>),
+}
+
+/// A report by `kfree` about `ptr`.
+fn kfree_report(ptr: *mut u8, kind: SlabErrorKind) -> SlabReport {
+    SlabReport {
+        cache: KFREE,
+        object: ptr as usize,
+        kind,
+    }
+}
+
+/// Gives back a large kmalloc block of `order` starting at `p`.
+///
+/// # Safety
+/// `p` heads a large block of `order` allocated by kmalloc and not freed since.
+unsafe fn free_large<P: Platform>(platform: &P, p: NonNull<u8>, order: u32) {
+    // SAFETY: caller contract.
+    unsafe {
+        platform.set_page_owner(p, order, 0);
+        platform.free_pages(p, order);
+    }
+}
+
 impl<P: Platform> SlabAllocator<P> {
     /// The kmalloc cache serving `size`-byte requests, if the size is not "large".
     pub fn kmalloc_cache(&self, size: usize) -> Option<&KmemCache<P>> {
@@ -103,14 +134,26 @@ impl<P: Platform> SlabAllocator<P> {
         size
     }
 
+    /// Who owns the page of `addr` (`virt_to_slab`, or a large block's head and order).
+    fn page_owner_of(&self, addr: usize) -> PageOwner<'_, P> {
+        let owner = self.platform.page_owner(addr);
+        if owner == 0 {
+            PageOwner::None
+        } else if owner & OWNER_LARGE != 0 {
+            let (head, order) = decode_large_owner(owner);
+            PageOwner::Large { head, order }
+        } else {
+            // SAFETY: a slab owner is a live descriptor whose cache is alive.
+            PageOwner::Slab(unsafe { &*((*(owner as *const Slab)).cache as *const KmemCache<P>) })
+        }
+    }
+
     /// The cache of a slab object (`None` for large blocks and pointers no cache owns).
     fn kmalloc_object_cache(&self, ptr: NonNull<u8>) -> Option<&KmemCache<P>> {
-        let owner = self.platform.page_owner(ptr.as_ptr() as usize);
-        if owner == 0 || owner & OWNER_LARGE != 0 {
-            return None;
+        match self.page_owner_of(ptr.as_ptr() as usize) {
+            PageOwner::Slab(c) => Some(c),
+            _ => None,
         }
-        // SAFETY: a slab owner is a live descriptor whose cache is alive.
-        Some(unsafe { &*((*(owner as *const Slab)).cache as *const KmemCache<P>) })
     }
 
     /// [`Self::ksize`] without its effect on the red zone.
@@ -118,25 +161,22 @@ impl<P: Platform> SlabAllocator<P> {
         if ptr == ZERO_SIZE_PTR {
             return 0;
         }
-        let owner = self.platform.page_owner(ptr.as_ptr() as usize);
-        if owner == 0 {
-            0
-        } else if owner & OWNER_LARGE != 0 {
-            PAGE_SIZE << decode_large_owner(owner).1
-        } else {
-            // SAFETY: a slab owner is a live descriptor whose cache is alive.
-            let s = unsafe { &*((*(owner as *const Slab)).cache as *const KmemCache<P>) };
-            if s.flags()
-                .intersects(SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON)
-            {
-                s.object_size()
-            } else if s
-                .flags()
-                .intersects(SlabFlags::SLAB_TYPESAFE_BY_RCU | SlabFlags::SLAB_STORE_USER)
-            {
-                s.layout().inuse
-            } else {
-                s.size()
+        match self.page_owner_of(ptr.as_ptr() as usize) {
+            PageOwner::None => 0,
+            PageOwner::Large { order, .. } => PAGE_SIZE << order,
+            PageOwner::Slab(s) => {
+                if s.flags()
+                    .intersects(SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON)
+                {
+                    s.object_size()
+                } else if s
+                    .flags()
+                    .intersects(SlabFlags::SLAB_TYPESAFE_BY_RCU | SlabFlags::SLAB_STORE_USER)
+                {
+                    s.layout().inuse
+                } else {
+                    s.size()
+                }
             }
         }
     }
@@ -153,33 +193,19 @@ impl<P: Platform> SlabAllocator<P> {
         if p == ZERO_SIZE_PTR {
             return Ok(());
         }
-        let owner = self.platform.page_owner(ptr as usize);
-        let report = |kind| {
-            Err(SlabReport {
-                cache: KFREE,
-                object: ptr as usize,
-                kind,
-            })
-        };
-        if owner == 0 {
-            return report(SlabErrorKind::NotSlabPage);
-        }
-        if owner & OWNER_LARGE != 0 {
-            let (head, order) = decode_large_owner(owner);
-            if head != ptr as usize {
-                return report(SlabErrorKind::NotObjectBoundary);
+        match self.page_owner_of(ptr as usize) {
+            PageOwner::None => Err(kfree_report(ptr, SlabErrorKind::NotSlabPage)),
+            PageOwner::Large { head, .. } if head != ptr as usize => {
+                Err(kfree_report(ptr, SlabErrorKind::NotObjectBoundary))
             }
-            // SAFETY: `p` heads a large block of `order` that we allocated.
-            unsafe {
-                self.platform.set_page_owner(p, order, 0);
-                self.platform.free_pages(p, order);
+            PageOwner::Large { order, .. } => {
+                // SAFETY: `p` heads a large block of `order` that we allocated.
+                unsafe { free_large(&self.platform, p, order) };
+                Ok(())
             }
-            return Ok(());
+            // SAFETY: forwarded contract (the cache checks the object boundary at the slab).
+            PageOwner::Slab(cache) => unsafe { cache.free(p) },
         }
-        // SAFETY: a slab owner is a live descriptor; its cache is alive.
-        let cache = unsafe { &*((*(owner as *const Slab)).cache as *const KmemCache<P>) };
-        // SAFETY: forwarded contract (the cache checks the object boundary at the slab).
-        unsafe { cache.free(p) }
     }
 
     /// Frees memory from [`Self::kmalloc`] after an RCU grace period (`kfree_rcu`; see
@@ -193,41 +219,29 @@ impl<P: Platform> SlabAllocator<P> {
         let Some(p) = NonNull::new(ptr).filter(|&p| p != ZERO_SIZE_PTR) else {
             return Ok(());
         };
-        let owner = self.platform.page_owner(ptr as usize);
-        if owner == 0 {
-            return Err(SlabReport {
-                cache: KFREE,
-                object: ptr as usize,
-                kind: SlabErrorKind::NotSlabPage,
-            });
-        }
-        if owner & OWNER_LARGE != 0 {
-            let (head, order) = decode_large_owner(owner);
-            if head != ptr as usize {
-                return Err(SlabReport {
-                    cache: KFREE,
-                    object: ptr as usize,
-                    kind: SlabErrorKind::NotObjectBoundary,
-                });
+        match self.page_owner_of(ptr as usize) {
+            PageOwner::None => Err(kfree_report(ptr, SlabErrorKind::NotSlabPage)),
+            PageOwner::Large { head, .. } if head != ptr as usize => {
+                Err(kfree_report(ptr, SlabErrorKind::NotObjectBoundary))
             }
-            // A whole block of pages: give it back after the grace period.
-            let platform = self.platform.clone();
-            let addr = ptr as usize;
-            self.platform.call_rcu(alloc::boxed::Box::new(move || {
-                // SAFETY: `addr` heads a large block of `order` that the caller gave up.
-                unsafe {
-                    let p = NonNull::new_unchecked(addr as *mut u8);
-                    platform.set_page_owner(p, order, 0);
-                    platform.free_pages(p, order);
-                }
-            }));
-            return Ok(());
+            PageOwner::Large { order, .. } => {
+                // A whole block of pages: give it back after the grace period.
+                let platform = self.platform.clone();
+                let addr = ptr as usize;
+                self.platform.call_rcu(alloc::boxed::Box::new(move || {
+                    // SAFETY: `addr` heads a large block of `order` that the caller gave up.
+                    unsafe {
+                        free_large(&platform, NonNull::new_unchecked(addr as *mut u8), order)
+                    };
+                }));
+                Ok(())
+            }
+            PageOwner::Slab(cache) => {
+                // SAFETY: forwarded contract.
+                unsafe { cache.kfree_rcu(p) };
+                Ok(())
+            }
         }
-        // SAFETY: a slab owner is a live descriptor; its cache is alive.
-        let cache = unsafe { &*((*(owner as *const Slab)).cache as *const KmemCache<P>) };
-        // SAFETY: forwarded contract.
-        unsafe { cache.kfree_rcu(p) };
-        Ok(())
     }
 
     /// Resizes a kmalloc'ed object (`krealloc`): returns the same pointer when the new size still
