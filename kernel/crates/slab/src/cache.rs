@@ -131,6 +131,8 @@ pub struct SlabInfo {
     pub num_slabs: usize,
     /// Slabs on partial lists.
     pub nr_partial: usize,
+    /// Objects in use on the partial slabs (`count_partial`).
+    pub partial_objs: usize,
 }
 
 /// One CPU's statistics on their own cache lines (no false sharing between CPUs).
@@ -565,21 +567,38 @@ impl<P: Platform> KmemCache<P> {
     }
     /// Slab and object counts, summed over nodes.
     pub fn slabinfo(&self) -> SlabInfo {
-        let mut info = SlabInfo::default();
-        for node in self.nodes.iter() {
-            let n = node.list_lock.lock();
-            info.num_slabs += n.nr_slabs;
-            info.num_objs += n.total_objects;
-            info.nr_partial += n.partial.nr;
-            for list in [&n.partial, &n.full] {
-                let mut s = list.first();
-                while !s.is_null() {
-                    // SAFETY: `s` is on a locked list.
-                    let slab = unsafe { &*s };
-                    info.active_objs += slab.inuse as usize;
-                    info.active_slabs += (slab.inuse != 0) as usize;
-                    s = slab.next;
+        (0..self.nodes.len())
+            .map(|node| self.node_slabinfo(node))
+            .fold(SlabInfo::default(), |a, n| SlabInfo {
+                active_objs: a.active_objs + n.active_objs,
+                num_objs: a.num_objs + n.num_objs,
+                active_slabs: a.active_slabs + n.active_slabs,
+                num_slabs: a.num_slabs + n.num_slabs,
+                nr_partial: a.nr_partial + n.nr_partial,
+                partial_objs: a.partial_objs + n.partial_objs,
+            })
+    }
+
+    /// [`Self::slabinfo`] of node `node` alone, counted under its list lock.
+    pub fn node_slabinfo(&self, node: usize) -> SlabInfo {
+        let n = self.nodes[node].list_lock.lock();
+        let mut info = SlabInfo {
+            num_slabs: n.nr_slabs,
+            num_objs: n.total_objects,
+            nr_partial: n.partial.nr,
+            ..SlabInfo::default()
+        };
+        for (list, partial) in [(&n.partial, true), (&n.full, false)] {
+            let mut s = list.first();
+            while !s.is_null() {
+                // SAFETY: `s` is on a locked list.
+                let slab = unsafe { &*s };
+                info.active_objs += slab.inuse as usize;
+                info.active_slabs += (slab.inuse != 0) as usize;
+                if partial {
+                    info.partial_objs += slab.inuse as usize;
                 }
+                s = slab.next;
             }
         }
         info

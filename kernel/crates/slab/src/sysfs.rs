@@ -41,7 +41,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::cache::KmemCache;
+use crate::cache::{KmemCache, SlabInfo};
 use crate::flags::SlabFlags;
 use crate::platform::Platform;
 use crate::registry::SlabAllocator;
@@ -271,9 +271,10 @@ pub fn read<P: Platform>(slab: &SlabAllocator<P>, path: &str) -> Result<String, 
 /// Renders attribute `name` of `cache` (the `*_show` functions), `None` for an unknown name.
 fn show<P: Platform>(s: &KmemCache<P>, name: &str) -> Option<String> {
     let flag = |f: SlabFlags| format!("{}\n", s.flags().contains(f) as u8);
-    let counts = || (0..s.nodes.len()).map(|node| node_counts(s, node));
-    let per_node = |get: fn(&NodeCounts) -> usize| {
-        let counts: Vec<usize> = counts().map(|c| get(&c)).collect();
+    let per_node = |get: fn(&SlabInfo) -> usize| {
+        let counts: Vec<usize> = (0..s.nodes.len())
+            .map(|node| get(&s.node_slabinfo(node)))
+            .collect();
         per_part(&counts, 'N')
     };
     Some(match name {
@@ -303,11 +304,12 @@ fn show<P: Platform>(s: &KmemCache<P>, name: &str) -> Option<String> {
         "sanity_checks" => flag(SlabFlags::SLAB_CONSISTENCY_CHECKS),
         "store_user" => flag(SlabFlags::SLAB_STORE_USER),
         // Slab and object counts, with a per-node breakdown (`show_slab_objects`).
-        "objects" => per_node(|c| c.objects),
-        "objects_partial" => per_node(|c| c.objects_partial),
-        "partial" => per_node(|c| c.partial),
-        "slabs" => per_node(|c| c.slabs),
-        "total_objects" => per_node(|c| c.total_objects),
+        // `objects`: objects in use, sheaf-cached ones included, as in Linux.
+        "objects" => per_node(|c| c.active_objs),
+        "objects_partial" => per_node(|c| c.partial_objs),
+        "partial" => per_node(|c| c.nr_partial),
+        "slabs" => per_node(|c| c.num_slabs),
+        "total_objects" => per_node(|c| c.num_objs),
         // Statistics, with a per-CPU breakdown (`show_stat`).
         _ => {
             let stat = Stat::ALL.into_iter().find(|st| st.name() == name)?;
@@ -333,46 +335,6 @@ fn per_part<T: Copy + Default + PartialEq + fmt::Display + core::iter::Sum>(
     }
     out.push('\n');
     out
-}
-
-/// Slab and object counts of one node of a cache.
-#[derive(Clone, Copy, Debug, Default)]
-struct NodeCounts {
-    /// Slabs (`nr_slabs`).
-    slabs: usize,
-    /// Objects in those slabs (`total_objects`).
-    total_objects: usize,
-    /// Objects in use: all objects but the free ones on partial slabs. Objects cached in
-    /// sheaves count as in use, as in Linux.
-    objects: usize,
-    /// Slabs on the partial list (`nr_partial`).
-    partial: usize,
-    /// Objects in use on the partial slabs.
-    objects_partial: usize,
-}
-
-/// Counts the slabs and objects of `node` under its `list_lock` (`count_partial` and
-/// friends).
-fn node_counts<P: Platform>(cache: &KmemCache<P>, node: usize) -> NodeCounts {
-    let n = cache.nodes[node].list_lock.lock();
-    let mut counts = NodeCounts {
-        slabs: n.nr_slabs,
-        total_objects: n.total_objects,
-        partial: n.partial.nr,
-        ..NodeCounts::default()
-    };
-    let mut free = 0;
-    let mut s = n.partial.first();
-    while !s.is_null() {
-        // SAFETY: `s` is on the node's partial list, whose lock we hold: it stays valid and
-        // unchanged until we let go (as in `KmemCache::slabinfo`).
-        let slab = unsafe { &*s };
-        counts.objects_partial += slab.inuse as usize;
-        free += (slab.objects - slab.inuse) as usize;
-        s = slab.next;
-    }
-    counts.objects = counts.total_objects - free;
-    counts
 }
 
 #[cfg(test)]
