@@ -173,10 +173,8 @@ pub fn stats() -> (u64, u64, Vec<(usize, usize)>) {
 #[crate::ktest]
 fn synchronize_rcu_waits_for_a_reader_on_another_cpu() {
     use core::sync::atomic::{AtomicU32, Ordering};
-    let me = crate::cpu::current_id();
-    let other = crate::cpu::online()
-        .map(|c| c.id)
-        .find(|&c| c != me)
+    let other = crate::cpu::other_online_ids()
+        .next()
         .expect("the test needs two CPUs");
     // 0: not yet reading, 1: inside the read-side section, 2: left it.
     let phase = Arc::new(AtomicU32::new(0));
@@ -247,12 +245,10 @@ fn readers_never_see_an_object_freed_after_a_grace_period() {
         value: 0,
     }))));
     let stop = Arc::new(AtomicBool::new(false));
-    let me = crate::cpu::current_id();
-    let readers: Vec<_> = crate::cpu::online()
-        .filter(|c| c.id != me)
-        .map(|c| {
+    let readers: Vec<_> = crate::cpu::other_online_ids()
+        .map(|cpu| {
             let (current, stop) = (current.clone(), stop.clone());
-            crate::sched::spawn_on(c.id, "ktest-rcu-reader", move || -> u64 {
+            crate::sched::spawn_on(cpu, "ktest-rcu-reader", move || -> u64 {
                 let mut reads = 0;
                 while !stop.load(Ordering::Relaxed) {
                     {

@@ -148,6 +148,13 @@ pub fn online() -> impl Iterator<Item = &'static Cpu> {
     all().filter(|c| c.is_online())
 }
 
+/// The ids of the online CPUs other than the calling one (the one it runs on now: pin the
+/// caller if that must stay true).
+pub fn other_online_ids() -> impl Iterator<Item = usize> {
+    let me = current_id();
+    online().map(|c| c.id).filter(move |&c| c != me)
+}
+
 /// Disables preemption on this CPU (nests). Pair with [`preempt_enable`].
 #[inline]
 pub fn preempt_disable() {

@@ -535,11 +535,7 @@ fn atomic_kmalloc_in_interrupt_handlers_while_threads_allocate() {
     /// Interrupts sent to each of those CPUs (without interrupts off in the allocator's
     /// per-CPU sections, the first few dozen already deadlock or corrupt a sheaf).
     const ROUNDS: u64 = 300;
-    let me = crate::cpu::current_id();
-    let others: Vec<usize> = crate::cpu::online()
-        .map(|c| c.id)
-        .filter(|&c| c != me)
-        .collect();
+    let others: Vec<usize> = crate::cpu::other_online_ids().collect();
     assert!(!others.is_empty(), "the test needs several CPUs");
     let stop = Arc::new(AtomicBool::new(false));
     // On every other CPU a thread allocates a batch, tags each object, checks the tags and
@@ -623,10 +619,8 @@ fn kfree_rcu_keeps_objects_intact_for_readers_on_other_cpus() {
             SlabFlags::SLAB_NO_MERGE,
         )
         .expect("cache");
-    let me = crate::cpu::current_id();
-    let other = crate::cpu::online()
-        .map(|c| c.id)
-        .find(|&c| c != me)
+    let other = crate::cpu::other_online_ids()
+        .next()
         .expect("the test needs two CPUs");
     // Enough objects to fill several `rcu_free` sheaves, so that whole sheaves go to RCU.
     let n = 3 * cache.sheaf_capacity();
