@@ -34,7 +34,7 @@ Options:
 In the console, Ctrl-A X quits QEMU and Ctrl-A C switches to the QEMU monitor.
 Exit status: 0 when the kernel powers off, 1 when it panics or QEMU fails, 2 for usage errors.";
 
-/// The virtual address the kernel is loaded at (`KERNEL_BASE` in `kernel/src/boot.rs`).
+/// The virtual address the kernel is loaded at (`KERNEL_IMAGE` in `kernel/core/src/memory/layout.rs`).
 pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
 
 /// What the command line asks for.

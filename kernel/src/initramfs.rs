@@ -3,22 +3,14 @@
 //! The host launcher packs it (`boot/src/initramfs.rs`), the bootloader maps it, and the kernel
 //! reads it in place with the `cpio` crate: nothing is copied.
 
-use bootloader_api::BootInfo;
 use spin::Once;
 
 static BYTES: Once<&'static [u8]> = Once::new();
 
-/// Finds the ramdisk the bootloader mapped. Without one, the initramfs is empty.
-pub fn init(boot_info: &'static BootInfo) {
-    let bytes = match boot_info.ramdisk_addr.into_option() {
-        // SAFETY: the bootloader mapped `ramdisk_len` bytes of ramdisk at `addr`, read-only
-        // for the kernel's whole life, and nothing writes them.
-        Some(addr) => unsafe {
-            core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
-        },
-        None => &[],
-    };
-    BYTES.call_once(|| bytes);
+/// Finds the ramdisk the bootloader mapped ([`kcore::boot::ramdisk`]). Without one, the
+/// initramfs is empty.
+pub fn init() {
+    BYTES.call_once(kcore::boot::ramdisk);
 }
 
 /// The raw archive.

@@ -1,37 +1,41 @@
-//! The Sheaf kernel.
+//! The Sheaf kernel's services, in safe Rust over the core.
 //!
-//! Sheaf is a small x86_64 kernel built to learn, test and measure a modern slab allocator. This
-//! crate is the kernel proper: it boots through [`bootloader_api`], sets up the CPU and memory,
-//! and offers a serial shell and an on-target test harness. Logic that needs no hardware lives in
-//! `no_std` crates under `kernel/crates/` that also build and test on the host.
+//! Sheaf is a small x86_64 kernel built to learn, test and measure a modern slab allocator. The
+//! kernel is three layers (docs/README.md draws them):
+//! - [`kcore`] (`kernel/core`): the only kernel crate with `unsafe`: CPUs, interrupts, memory,
+//!   threads, locks, the console, behind a safe API;
+//! - this crate: the services built on that API: RCU's grace periods ([`rcu`]), sleeping
+//!   ([`time`]), the initramfs and command line, kmalloc's boot options ([`kmalloc`]), the
+//!   shell, and the on-target tests that need services ([`selftest`]). `unsafe_code` is
+//!   forbidden here, so the compiler checks that every service is safe code;
+//! - `kernel/entry`: the binary: the entry point the bootloader jumps to (and, to come, the
+//!   `extern "C"` surface for loadable modules).
+//!
+//! The core's modules that services use by name are re-exported here (`crate::sched`,
+//! `crate::cpu`, ...), so a service reads the same whichever layer a name comes from. Logic that
+//! needs no hardware lives in `no_std` crates under `kernel/crates/` that also build and test on
+//! the host.
 //!
 //! Start-up order (see [`init`]): per-CPU area → console → CPU tables (GDT, TSS, IDT) → memory
 //! (bootstrap frames, page tables, bootstrap heap) → TSC clock → initramfs and command line →
 //! scheduler → ACPI → buddy page allocator (per NUMA node) → slab allocator (kmalloc becomes
-//! the global allocator) → local/I-O APICs and the timer tick → serial input interrupt → the
-//! other CPUs. After that `main.rs` starts a thread that runs the on-target tests the command
-//! line asks for, or the shell, and the boot context becomes CPU 0's idle thread.
+//! the global allocator) → RCU → local/I-O APICs and the timer tick → serial input interrupt →
+//! the other CPUs. After that the entry point starts a thread that runs the on-target tests the
+//! command line asks for, or the shell, and the boot context becomes CPU 0's idle thread.
 #![no_std]
-#![feature(abi_x86_interrupt)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
-pub mod arch;
-pub mod boot;
 pub mod cmdline;
-pub mod console;
-pub mod cpu;
 pub mod initramfs;
-pub mod ktest;
-pub mod memory;
-pub mod panic;
+pub mod kmalloc;
 pub mod rcu;
-pub mod sched;
+pub mod selftest;
 pub mod shell;
-pub mod sync;
 pub mod time;
 
-pub use ktest_macros::ktest;
+pub use kcore::{arch, boot, console, cpu, ktest, memory, print, println, sched, sync};
 
 use bootloader_api::BootInfo;
 
@@ -40,35 +44,52 @@ use bootloader_api::BootInfo;
 ///
 /// Called once, first thing, by the entry point with the boot information.
 pub fn init(boot_info: &'static mut BootInfo) {
-    time::mark_boot();
+    kcore::time::mark_boot();
     cpu::init_boot_cpu();
     console::init();
     log::info!("Sheaf {} booting", env!("CARGO_PKG_VERSION"));
     arch::init();
     boot::init(boot_info);
     memory::init(boot::info());
-    time::init();
-    initramfs::init(boot::info());
+    kcore::time::init();
+    initramfs::init();
     cmdline::init();
     sched::init_cpu();
     arch::acpi::init();
     memory::page_alloc::init_buddy(|addr| arch::acpi::platform().node_of_addr(addr) as usize);
-    memory::kmalloc::init();
+    kmalloc::init();
     rcu::init();
+    kcore::time::TICK_HOOK.set(tick);
     arch::apic::init_bsp();
-    cpu::this_cpu()
-        .online
-        .store(true, core::sync::atomic::Ordering::Release);
-    rcu::cpu_online(cpu::current_id());
+    cpu::set_online();
     console::enable_input_interrupt();
-    x86_64::instructions::interrupts::enable();
+    arch::enable_interrupts();
     let online = arch::smp::start_aps();
     log::info!("{online} CPU(s) online");
     rcu::start_callback_threads();
     log::info!(
         "boot complete: {} firmware, {} MiB usable, initramfs {} bytes",
         boot::firmware(),
-        memory::page_alloc::stats().total * 4096 / (1024 * 1024),
+        memory::page_alloc::stats().total * memory::PAGE_SIZE as u64 / (1024 * 1024),
         initramfs::bytes().len()
     );
+}
+
+/// The services' share of every timer tick, on every CPU (interrupt context): sleepers first,
+/// so a thread woken now can be scheduled at this very tick, then RCU.
+fn tick() {
+    time::tick();
+    rcu::tick();
+}
+
+/// Runs what the command line asks for in a thread of its own: the on-target tests
+/// (`ktest=...`) or the shell. Called by the entry point once [`init`] is done.
+pub fn start_main_thread() {
+    let main = match cmdline::get("ktest") {
+        Some(request) => sched::spawn("ktest", move || {
+            ktest::run_request(request, cmdline::get("ktest.only").unwrap_or(""))
+        }),
+        None => sched::spawn("shell", shell::run),
+    };
+    main.expect("memory for the first thread");
 }

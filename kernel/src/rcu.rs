@@ -25,8 +25,12 @@ use alloc::vec::Vec;
 use rcu::Rcu;
 use spin::Once;
 
-use crate::cpu::{MAX_CPUS, PreemptGuard};
-use crate::sync::{Completion, IrqSave, WaitQueue};
+use kcore::cpu::MAX_CPUS;
+use kcore::sync::rcu::{Callback, RcuBackend};
+pub use kcore::sync::rcu::{
+    RcuReadGuard, call_rcu, call_rcu_boxed, rcu_barrier, read_lock, synchronize_rcu,
+};
+use kcore::sync::{Completion, IrqSave, WaitQueue};
 
 /// The grace-period machine, and each CPU's callback thread's wait queue.
 struct State {
@@ -46,6 +50,9 @@ pub fn init() {
         rcu: Rcu::new(MAX_CPUS),
         callback_waiters: [const { WaitQueue::new() }; MAX_CPUS],
     });
+    kcore::sync::rcu::set_backend(&Backend);
+    kcore::sched::CONTEXT_SWITCH_HOOK.set(note_context_switch);
+    kcore::cpu::ONLINE_HOOK.set(cpu_online);
 }
 
 /// Grace periods wait for CPU `cpu` from now on. Called by each CPU as it comes online, once
@@ -57,10 +64,10 @@ pub fn cpu_online(cpu: usize) {
 
 /// Starts the callback thread of every online CPU (after SMP bring-up).
 pub fn start_callback_threads() {
-    for cpu in crate::cpu::online() {
+    for cpu in kcore::cpu::online() {
         let id = cpu.id;
         let name = alloc::format!("rcuc/{id}");
-        crate::sched::spawn_on(id, &name, move || callback_thread(id))
+        kcore::sched::spawn_on(id, &name, move || callback_thread(id))
             .expect("memory for the RCU callback threads at boot");
     }
 }
@@ -80,49 +87,24 @@ fn callback_thread(cpu: usize) -> ! {
     }
 }
 
-/// A read-side critical section: preemption stays off until the guard is dropped.
-pub struct RcuReadGuard {
-    _preempt: PreemptGuard,
-}
+/// The grace-period machinery, as the core's RCU calls reach it.
+struct Backend;
 
-/// Enters a read-side critical section (`rcu_read_lock`); leaving it is dropping the guard
-/// (`rcu_read_unlock`). The section must not sleep.
-pub fn read_lock() -> RcuReadGuard {
-    RcuReadGuard {
-        _preempt: PreemptGuard::new(),
+impl RcuBackend for Backend {
+    fn call_rcu(&self, cb: Callback) {
+        let _irq = IrqSave::new();
+        state().rcu.call_rcu(kcore::cpu::current_id(), cb);
+    }
+
+    fn rcu_barrier(&self) {
+        rcu_barrier_all();
     }
 }
 
-/// Runs `f` in process context after a grace period (`call_rcu`): after every read-side
-/// section that may have begun before this call has ended.
-pub fn call_rcu(f: impl FnOnce() + Send + 'static) {
-    call_rcu_boxed(Box::new(f));
-}
-
-/// [`call_rcu`] for a callback already boxed (the slab allocator's `kfree_rcu`).
-pub fn call_rcu_boxed(cb: rcu::Callback) {
-    let Some(s) = STATE.get() else {
-        // Before RCU is set up no CPU is online, so nobody can be reading: run it now.
-        return cb();
-    };
-    let _irq = IrqSave::new();
-    s.rcu.call_rcu(crate::cpu::current_id(), cb);
-}
-
-/// Waits for a grace period (`synchronize_rcu`). Sleeps: process context only.
-pub fn synchronize_rcu() {
-    let done = Arc::new(Completion::new());
-    let signal = done.clone();
-    call_rcu(move || signal.complete());
-    done.wait();
-}
-
-/// Waits until every callback queued so far, on any CPU, has run (`rcu_barrier`). Sleeps.
-pub fn rcu_barrier() {
-    if STATE.get().is_none() {
-        return; // Nothing can have been queued.
-    }
-    let done: Vec<Arc<Completion>> = crate::cpu::online()
+/// Queues one callback on every online CPU and waits for all of them: since each CPU runs its
+/// list in order, every callback queued before has run.
+fn rcu_barrier_all() {
+    let done: Vec<Arc<Completion>> = kcore::cpu::online()
         .map(|cpu| {
             let done = Arc::new(Completion::new());
             let signal = done.clone();
@@ -142,7 +124,7 @@ pub fn rcu_barrier() {
 /// off).
 pub fn note_context_switch() {
     if let Some(s) = STATE.get() {
-        s.rcu.quiescent_state(crate::cpu::current_id());
+        s.rcu.quiescent_state(kcore::cpu::current_id());
     }
 }
 
@@ -150,8 +132,8 @@ pub fn note_context_switch() {
 /// code had preemption enabled, and a wake-up for the callback thread if callbacks are ready.
 pub fn tick() {
     let Some(s) = STATE.get() else { return };
-    let cpu = crate::cpu::current_id();
-    if crate::cpu::preempt_count() == 0 {
+    let cpu = kcore::cpu::current_id();
+    if kcore::cpu::preempt_count() == 0 {
         s.rcu.quiescent_state(cpu);
     }
     if s.rcu.has_ready_callbacks(cpu) {
@@ -164,7 +146,7 @@ pub fn tick() {
 pub fn stats() -> (u64, u64, Vec<(usize, usize)>) {
     let s = state();
     let _irq = IrqSave::new();
-    let pending = crate::cpu::online()
+    let pending = kcore::cpu::online()
         .map(|c| (c.id, s.rcu.pending_callbacks(c.id)))
         .collect();
     (s.rcu.gp_seq(), s.rcu.completed_gps(), pending)
@@ -173,13 +155,13 @@ pub fn stats() -> (u64, u64, Vec<(usize, usize)>) {
 #[crate::ktest]
 fn synchronize_rcu_waits_for_a_reader_on_another_cpu() {
     use core::sync::atomic::{AtomicU32, Ordering};
-    let other = crate::cpu::other_online_ids()
+    let other = kcore::cpu::other_online_ids()
         .next()
         .expect("the test needs two CPUs");
     // 0: not yet reading, 1: inside the read-side section, 2: left it.
     let phase = Arc::new(AtomicU32::new(0));
     let p = phase.clone();
-    let reader = crate::sched::spawn_on(other, "ktest-reader", move || {
+    let reader = kcore::sched::spawn_on(other, "ktest-reader", move || {
         let guard = read_lock();
         p.store(1, Ordering::SeqCst);
         // Stay inside for several ticks: their interrupts must not count as quiescent.
@@ -205,10 +187,10 @@ fn rcu_barrier_waits_for_every_queued_callback() {
     use core::sync::atomic::{AtomicUsize, Ordering};
     let ran = Arc::new(AtomicUsize::new(0));
     let before = stats().1;
-    let threads: Vec<_> = crate::cpu::online()
+    let threads: Vec<_> = kcore::cpu::online()
         .map(|c| {
             let ran = ran.clone();
-            crate::sched::spawn_on(c.id, "ktest-call-rcu", move || {
+            kcore::sched::spawn_on(c.id, "ktest-call-rcu", move || {
                 for _ in 0..25 {
                     let ran = ran.clone();
                     call_rcu(move || {
@@ -230,33 +212,38 @@ fn rcu_barrier_waits_for_every_queued_callback() {
 
 #[crate::ktest]
 fn readers_never_see_an_object_freed_after_a_grace_period() {
-    use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-    /// An RCU-protected object; `magic` is cleared just before it is freed.
+    use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    /// An RCU-protected object; `magic` is cleared when it is "freed", a grace period after it
+    /// was replaced (the objects live in one array, so the test needs no raw pointers).
     struct Obj {
         magic: AtomicU64,
         value: u64,
     }
     const MAGIC: u64 = 0x5eaf_0bec_7000_0000;
+    const VERSIONS: u64 = 40;
     /// Half a read-side section: longer than a tick (10 ms), so a grace period that ended too
     /// early would free the object under the reader.
     const SECTION_US: u64 = 12_000;
-    let current = Arc::new(AtomicPtr::new(Box::into_raw(Box::new(Obj {
-        magic: AtomicU64::new(MAGIC),
-        value: 0,
-    }))));
+    let objs: Arc<Vec<Obj>> = Arc::new(
+        (0..=VERSIONS)
+            .map(|value| Obj {
+                magic: AtomicU64::new(MAGIC ^ value),
+                value,
+            })
+            .collect(),
+    );
+    // The published version: an index into `objs`.
+    let current = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = crate::cpu::other_online_ids()
+    let readers: Vec<_> = kcore::cpu::other_online_ids()
         .map(|cpu| {
-            let (current, stop) = (current.clone(), stop.clone());
-            crate::sched::spawn_on(cpu, "ktest-rcu-reader", move || -> u64 {
+            let (objs, current, stop) = (objs.clone(), current.clone(), stop.clone());
+            kcore::sched::spawn_on(cpu, "ktest-rcu-reader", move || -> u64 {
                 let mut reads = 0;
                 while !stop.load(Ordering::Relaxed) {
                     {
                         let _guard = read_lock();
-                        let p = current.load(Ordering::Acquire);
-                        // SAFETY: `p` was published and is only freed a grace period after
-                        // it was replaced; we are inside a read-side section.
-                        let obj = unsafe { &*p };
+                        let obj = &objs[current.load(Ordering::Acquire)];
                         // Look twice, more than a tick apart: the object must stay alive in
                         // between, although the writer replaces it meanwhile.
                         for _ in 0..2 {
@@ -268,25 +255,18 @@ fn readers_never_see_an_object_freed_after_a_grace_period() {
                     reads += 1;
                     // Like Linux's `cond_resched()` in a long loop: a quiescent state, and a
                     // chance for this CPU's callback thread to run.
-                    crate::sched::yield_now();
+                    kcore::sched::yield_now();
                 }
                 reads
             })
             .expect("thread")
         })
         .collect();
-    for value in 1..=40u64 {
-        let new = Box::into_raw(Box::new(Obj {
-            magic: AtomicU64::new(MAGIC ^ value),
-            value,
-        }));
-        let old = current.swap(new, Ordering::AcqRel) as usize;
-        call_rcu(move || {
-            // SAFETY: `old` was replaced a grace period ago: no reader holds it any more.
-            let old = unsafe { Box::from_raw(old as *mut Obj) };
-            old.magic.store(0, Ordering::Relaxed);
-            drop(old);
-        });
+    for value in 1..=VERSIONS as usize {
+        let old = current.swap(value, Ordering::AcqRel);
+        let objs = objs.clone();
+        // Replaced a grace period ago: no reader can hold it any more.
+        call_rcu(move || objs[old].magic.store(0, Ordering::Relaxed));
         crate::time::sleep_ticks(1);
     }
     rcu_barrier();
@@ -294,6 +274,10 @@ fn readers_never_see_an_object_freed_after_a_grace_period() {
     for r in readers {
         assert!(r.join() > 0, "every reader read");
     }
-    // SAFETY: the last object was never replaced and nobody reads it any more.
-    drop(unsafe { Box::from_raw(current.load(Ordering::Acquire)) });
+    let freed = objs.iter().filter(|o| o.magic.load(Ordering::Relaxed) == 0);
+    assert_eq!(
+        freed.count(),
+        VERSIONS as usize,
+        "every replaced version was freed"
+    );
 }

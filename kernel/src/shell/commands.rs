@@ -2,7 +2,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use drivers::qemu_exit::{ExitCode, exit};
 
 use crate::{print, println};
 
@@ -94,8 +93,8 @@ pub(super) fn cpus(_: &[&str]) {
             "{:>4} {:>7} {:>5} {:>7} {:>10} {:>10}",
             c.id,
             c.apic_id.load(Relaxed),
-            c.node.load(Relaxed),
-            if c.online.load(Relaxed) { "yes" } else { "no" },
+            c.node(),
+            if c.is_online() { "yes" } else { "no" },
             c.ticks.load(Relaxed),
             c.context_switches.load(Relaxed)
         );
@@ -103,12 +102,11 @@ pub(super) fn cpus(_: &[&str]) {
 }
 
 pub(super) fn numa(_: &[&str]) {
-    use core::sync::atomic::Ordering::Relaxed;
     let nodes = crate::memory::numa::node_count();
     println!("{nodes} NUMA node(s)");
     for node in 0..nodes {
         let cpus: Vec<String> = crate::cpu::all()
-            .filter(|c| c.node.load(Relaxed) == node)
+            .filter(|c| c.node() == node)
             .map(|c| alloc::format!("{}", c.id))
             .collect();
         let mem = crate::memory::numa::node_memory(node);
@@ -151,5 +149,5 @@ pub(super) fn ps(_: &[&str]) {
 
 pub(super) fn poweroff(_: &[&str]) {
     println!("Powering off.");
-    exit(ExitCode::Success);
+    kcore::arch::poweroff()
 }

@@ -4,8 +4,8 @@ use alloc::string::String;
 use slab::Stat;
 
 use crate::memory::kmalloc::slab;
-use crate::memory::kmalloc_stress;
 use crate::println;
+use kcore::selftest::kmalloc as kmalloc_stress;
 
 /// `slabinfo [-s]`: every cache with its geometry, aliases and sheaf capacity; `-s` adds the
 /// statistics.

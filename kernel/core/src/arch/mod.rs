@@ -8,6 +8,16 @@ pub mod smp;
 mod trampoline;
 pub mod vectors;
 
+/// Powers the machine off: leaves QEMU with success (its `isa-debug-exit` device).
+pub fn poweroff() -> ! {
+    drivers::qemu_exit::exit(drivers::qemu_exit::ExitCode::Success)
+}
+
+/// Lets the calling CPU take interrupts (`sti`).
+pub fn enable_interrupts() {
+    x86_64::instructions::interrupts::enable();
+}
+
 /// Loads the GDT and TSS, then the IDT, and masks the legacy PIC.
 pub fn init() {
     gdt::init();

@@ -1,18 +1,18 @@
 //! NUMA topology: which CPUs and which memory belong to which node.
 //!
-//! The ACPI SRAT says so; without one, everything is node 0. `cpu_to_node` is a field of each
-//! CPU's structure; `page_to_nid` asks the page allocator's view of the SRAT.
-
-use core::sync::atomic::Ordering;
+//! The ACPI SRAT says so; without one, everything is node 0. Both answers come from the ACPI
+//! tables read at boot (`arch::acpi`), the one source of topology: `cpu_to_node` through the
+//! CPU's logical id, `page_to_nid` through the memory ranges.
 
 /// Number of NUMA nodes (at least 1).
 pub fn node_count() -> usize {
     crate::arch::acpi::platform().node_count()
 }
 
-/// The node of CPU `cpu` (0 if it does not exist).
+/// The node of CPU `cpu` (0 if it does not exist). Valid from ACPI's set-up on, before the
+/// CPU itself is started (the slab allocator sizes its per-node state with it at boot).
 pub fn cpu_to_node(cpu: usize) -> usize {
-    crate::cpu::cpu(cpu).map_or(0, |c| c.node.load(Ordering::Relaxed))
+    crate::arch::acpi::platform().node_of_cpu(cpu)
 }
 
 /// The node of the page at physical address `addr`.

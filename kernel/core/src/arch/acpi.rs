@@ -95,6 +95,16 @@ impl Platform {
             .map_or(0, |(_, n)| *n)
     }
 
+    /// The NUMA node of logical CPU `id` (0 if there is no such CPU or no SRAT). Logical ids
+    /// follow [`Platform::cpus`]: the boot CPU is 0 and the others are numbered in table order,
+    /// as `smp::start_aps` starts them. This is the kernel's one source of CPU-to-node topology
+    /// (`memory::numa::cpu_to_node`).
+    pub fn node_of_cpu(&self, id: usize) -> usize {
+        self.cpus
+            .get(id)
+            .map_or(0, |c| self.node_of_apic(c.apic_id) as usize)
+    }
+
     /// The NUMA node of physical address `addr` (0 if no range claims it).
     pub fn node_of_addr(&self, addr: u64) -> u32 {
         self.memory_nodes

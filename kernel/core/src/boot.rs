@@ -5,21 +5,15 @@ use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::info::MemoryRegionKind;
 use spin::Once;
 
-/// Where the kernel image is mapped: the top 2 GiB of the address space, where code built with
-/// the kernel code model (such as loadable modules) can reach it with 32-bit displacements.
-pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
-
-/// Where the bootloader may place its own mappings (physical memory, boot info, stack, ramdisk).
-/// Everything above, up to [`KERNEL_BASE`], is the kernel's to lay out (heap, ...).
-const DYNAMIC_RANGE: (u64, u64) = (0xffff_8000_0000_0000, 0xffff_bfff_ffff_ffff);
+use crate::memory::layout::{BOOTLOADER_DYNAMIC, KERNEL_IMAGE};
 
 /// The bootloader's configuration, embedded in the kernel ELF by `entry_point!`.
 pub static BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut config = BootloaderConfig::new_default();
     config.mappings.physical_memory = Some(Mapping::Dynamic);
-    config.mappings.kernel_base = Mapping::FixedAddress(KERNEL_BASE);
-    config.mappings.dynamic_range_start = Some(DYNAMIC_RANGE.0);
-    config.mappings.dynamic_range_end = Some(DYNAMIC_RANGE.1);
+    config.mappings.kernel_base = Mapping::FixedAddress(KERNEL_IMAGE.start);
+    config.mappings.dynamic_range_start = Some(BOOTLOADER_DYNAMIC.start);
+    config.mappings.dynamic_range_end = Some(BOOTLOADER_DYNAMIC.end - 1);
     config.kernel_stack_size = 256 * 1024;
     config
 };
@@ -34,6 +28,20 @@ pub fn init(boot_info: &'static BootInfo) {
 /// The boot information. Panics if called before [`init`].
 pub fn info() -> &'static BootInfo {
     BOOT_INFO.get().expect("boot::init has not run")
+}
+
+/// The ramdisk the bootloader loaded (the initramfs), empty if there is none. Panics if called
+/// before [`init`].
+pub fn ramdisk() -> &'static [u8] {
+    let info = info();
+    match info.ramdisk_addr.into_option() {
+        // SAFETY: the bootloader mapped `ramdisk_len` bytes of ramdisk at `addr`, read-only
+        // for the kernel's whole life, and nothing writes them.
+        Some(addr) => unsafe {
+            core::slice::from_raw_parts(addr as *const u8, info.ramdisk_len as usize)
+        },
+        None => &[],
+    }
 }
 
 /// Which firmware started the machine.

@@ -17,6 +17,7 @@ use x86_64::PhysAddr;
 
 use super::{apic, vectors};
 use crate::cpu::{self, Cpu, MAX_CPUS};
+use crate::memory::PAGE_SIZE;
 use crate::memory::stack::KernelStack;
 use crate::sync::IrqSpinLock;
 
@@ -50,7 +51,7 @@ pub fn start_aps() -> usize {
     // SAFETY: `base` maps the trampoline page, which nothing else uses (it is free memory below
     // 1 MiB, which the frame allocator never hands out); the code fits in one page.
     unsafe {
-        assert!(code.len() <= 4096);
+        assert!(code.len() <= PAGE_SIZE);
         core::ptr::copy_nonoverlapping(code.as_ptr(), base, code.len());
         base.add(params.cr3)
             .cast::<u64>()
@@ -70,8 +71,7 @@ pub fn start_aps() -> usize {
             log::error!("no memory for CPU {next_id}'s stack");
             break;
         };
-        let node = platform.node_of_apic(ap.apic_id) as usize;
-        let cpu = cpu::register(next_id, ap.apic_id, node);
+        let cpu = cpu::register(next_id, ap.apic_id);
         // SAFETY: as above; the AP reads these only after the start-up IPI below.
         unsafe {
             base.add(params.stack)
@@ -131,8 +131,8 @@ fn trampoline_page() -> Option<PhysAddr> {
         .iter()
         .filter(|r| r.kind == MemoryRegionKind::Usable)
         .filter_map(|r| {
-            let start = r.start.max(0x1000).next_multiple_of(4096);
-            (start + 4096 <= r.end.min(0x10_0000)).then_some(start)
+            let start = r.start.max(0x1000).next_multiple_of(PAGE_SIZE as u64);
+            (start + PAGE_SIZE as u64 <= r.end.min(0x10_0000)).then_some(start)
         })
         .next()
         .map(PhysAddr::new)
@@ -152,14 +152,15 @@ extern "C" fn ap_entry(id: u64) -> ! {
     apic::init_local();
     apic::start_timer();
     crate::sched::init_cpu();
-    cpu.online.store(true, Ordering::Release);
-    crate::rcu::cpu_online(cpu.id);
+    // Log before marking the CPU online: the boot CPU waits for that mark, so the line cannot
+    // land in the middle of what the boot CPU prints next (the shell's first prompt).
     log::info!(
         "CPU {} online (APIC id {}, node {})",
         cpu.id,
         apic::id(),
-        cpu.node.load(Ordering::Relaxed)
+        cpu.node()
     );
+    cpu::set_online();
     crate::sched::idle_loop()
 }
 
@@ -257,7 +258,7 @@ pub fn flush_tlb_kernel_range(start: x86_64::VirtAddr, pages: u64) {
     TLB_SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
     on_each_cpu(move || {
         for i in 0..pages {
-            x86_64::instructions::tlb::flush(start + i * 4096);
+            x86_64::instructions::tlb::flush(start + i * PAGE_SIZE as u64);
         }
     });
 }

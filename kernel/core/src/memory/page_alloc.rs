@@ -23,8 +23,8 @@ use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
 use crate::sync::IrqSpinLock;
 
-/// Size of a page frame.
-pub const FRAME_SIZE: u64 = 4096;
+/// [`PAGE_SIZE`](super::PAGE_SIZE) as a physical-address quantity.
+const FRAME_SIZE: u64 = super::PAGE_SIZE as u64;
 
 /// The largest block order (2^10 frames = 4 MiB).
 pub const MAX_ORDER: usize = buddy::MAX_ORDER;
@@ -216,11 +216,7 @@ fn add_by_node(
 /// Allocates 2^`order` contiguous, naturally aligned frames, from `node` if it has them (the
 /// calling CPU's node when `None`), else from another node.
 pub fn alloc_pages(order: usize, node: Option<usize>) -> Result<PhysAddr, AllocError> {
-    let node = node.unwrap_or_else(|| {
-        crate::cpu::this_cpu()
-            .node
-            .load(core::sync::atomic::Ordering::Relaxed)
-    });
+    let node = node.unwrap_or_else(|| crate::cpu::this_cpu().node());
     let mut guard = PAGES.lock();
     let pages = guard.as_mut().ok_or(AllocError::OutOfMemory)?;
     match &mut pages.allocator {

@@ -14,6 +14,7 @@ use x86_64::PhysAddr;
 
 use super::vectors;
 use crate::cpu::MAX_CPUS;
+use crate::memory::PAGE_SIZE;
 use crate::sync::{IrqSave, SpinLock};
 
 /// Vector for local APIC errors.
@@ -58,21 +59,22 @@ fn with_local<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
 /// every I/O APIC input.
 pub fn init_bsp() {
     let platform = super::acpi::platform();
-    let base = crate::memory::paging::map_mmio(PhysAddr::new(platform.local_apic_address), 4096)
-        .expect("memory to map the local APIC");
+    let base = crate::memory::paging::map_mmio(
+        PhysAddr::new(platform.local_apic_address),
+        PAGE_SIZE as u64,
+    )
+    .expect("memory to map the local APIC");
     XAPIC_BASE.store(base.as_u64(), Ordering::Relaxed);
     init_local();
     let bsp = crate::cpu::this_cpu();
     let apic_id = id();
     bsp.apic_id.store(apic_id, Ordering::Relaxed);
-    bsp.node
-        .store(platform.node_of_apic(apic_id) as usize, Ordering::Relaxed);
     calibrate_timer();
     start_timer();
 
     let mut list = alloc::vec::Vec::new();
     for io in &platform.io_apics {
-        let virt = crate::memory::paging::map_mmio(PhysAddr::new(io.address), 4096)
+        let virt = crate::memory::paging::map_mmio(PhysAddr::new(io.address), PAGE_SIZE as u64)
             .expect("memory to map an I/O APIC");
         // SAFETY: `virt` maps this I/O APIC's registers uncached, for ever; this is the only
         // `IoApic` for them.

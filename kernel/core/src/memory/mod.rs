@@ -5,7 +5,7 @@
 
 pub mod heap;
 pub mod kmalloc;
-pub mod kmalloc_stress;
+pub mod layout;
 pub mod numa;
 pub mod page_alloc;
 pub mod paging;
@@ -14,6 +14,8 @@ pub mod stack;
 use bootloader_api::BootInfo;
 use spin::Once;
 use x86_64::{PhysAddr, VirtAddr};
+
+pub use layout::{PAGE_SHIFT, PAGE_SIZE};
 
 static PHYS_OFFSET: Once<u64> = Once::new();
 

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use slab::Gfp;
 
-use super::kmalloc::slab;
+use crate::memory::kmalloc::slab;
 use crate::sync::SpinLock;
 
 /// A small deterministic random number generator (xorshift64*).
@@ -211,7 +211,7 @@ pub struct BenchReport {
 /// with kmalloc and with a `linked_list_allocator` heap, in the same run on this CPU.
 pub fn bench(live: usize, ops: usize) -> Option<BenchReport> {
     use core::alloc::Layout;
-    let heap = SpinLock::new(super::heap::benchmark_heap()?);
+    let heap = SpinLock::new(crate::memory::heap::benchmark_heap()?);
     let mut results = [0u64; 2];
     for (which, result) in results.iter_mut().enumerate() {
         let mut rng = Rng::new(42);
@@ -243,7 +243,7 @@ pub fn bench(live: usize, ops: usize) -> Option<BenchReport> {
             Some(())
         };
         // Sizes small enough that both allocators hold `live` objects in the benchmark heap.
-        let max = (super::heap::BENCH_HEAP_SIZE as usize / 2 / live).clamp(16, 2048);
+        let max = (crate::memory::heap::BENCH_HEAP_SIZE as usize / 2 / live).clamp(16, 2048);
         for _ in 0..live {
             let size = rng.range(8, max);
             objs.push((alloc(size)?, size));
@@ -636,7 +636,7 @@ fn kfree_rcu_keeps_objects_intact_for_readers_on_other_cpus() {
     let phase = Arc::new(AtomicU32::new(0));
     let (p, seen) = (phase.clone(), objs.clone());
     let reader = crate::sched::spawn_on(other, "ktest-rcu-reader", move || {
-        let guard = crate::rcu::read_lock();
+        let guard = crate::sync::rcu::read_lock();
         p.store(1, Ordering::SeqCst);
         // Keep checking for several ticks while the writer frees and allocates.
         let start = crate::time::uptime_us();

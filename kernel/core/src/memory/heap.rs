@@ -14,10 +14,13 @@ use x86_64::structures::paging::mapper::MapToError;
 
 use crate::sync::IrqSpinLock;
 
-/// Start of the heap's virtual range (just above the bootloader's dynamic range).
-pub const HEAP_START: u64 = 0xffff_c000_0000_0000;
+use super::PAGE_SIZE;
+use super::layout;
+
+/// Start of the heap's virtual range ([`layout::HEAP`] in the address map).
+pub const HEAP_START: u64 = layout::HEAP.start;
 /// Size of the bootstrap heap.
-pub const HEAP_SIZE: u64 = 4 * 1024 * 1024;
+pub const HEAP_SIZE: u64 = layout::HEAP.size();
 
 /// Behind an irq-safe lock: interrupt handlers may allocate, and a thread holding the heap
 /// lock must not be preempted or interrupted by code that wants it too.
@@ -25,7 +28,7 @@ static HEAP: IrqSpinLock<Heap> = IrqSpinLock::new(Heap::empty());
 
 /// Maps the heap range and hands it to the allocator.
 pub fn init() -> Result<(), MapToError<Size4KiB>> {
-    super::paging::map_fresh(VirtAddr::new(HEAP_START), HEAP_SIZE / 4096)?;
+    super::paging::map_fresh(VirtAddr::new(HEAP_START), HEAP_SIZE / PAGE_SIZE as u64)?;
     // SAFETY: the range was just mapped, writable, and nothing else uses it; `init` runs once.
     unsafe { HEAP.lock().init(HEAP_START as *mut u8, HEAP_SIZE as usize) };
     Ok(())
@@ -58,17 +61,21 @@ pub fn usage() -> (usize, usize) {
     (heap.used(), heap.free())
 }
 
-/// Where the benchmark heap lives (after the bootstrap heap, before the kernel stacks).
-const BENCH_HEAP_START: u64 = 0xffff_c400_0000_0000;
+/// Where the benchmark heap lives ([`layout::BENCH_HEAP`] in the address map).
+const BENCH_HEAP_START: u64 = layout::BENCH_HEAP.start;
 /// Size of the benchmark heap.
-pub const BENCH_HEAP_SIZE: u64 = 24 * 1024 * 1024;
+pub const BENCH_HEAP_SIZE: u64 = layout::BENCH_HEAP.size();
 
 /// A fresh `linked_list_allocator` heap over [`BENCH_HEAP_SIZE`] bytes, for benchmarks that
 /// compare it with kmalloc. Its pages are mapped on first use and kept.
 pub fn benchmark_heap() -> Option<Heap> {
     static MAPPED: spin::Once<bool> = spin::Once::new();
     let mapped = *MAPPED.call_once(|| {
-        super::paging::map_fresh(VirtAddr::new(BENCH_HEAP_START), BENCH_HEAP_SIZE / 4096).is_ok()
+        super::paging::map_fresh(
+            VirtAddr::new(BENCH_HEAP_START),
+            BENCH_HEAP_SIZE / PAGE_SIZE as u64,
+        )
+        .is_ok()
     });
     // SAFETY: the range is mapped for ever and used only by the heap returned here; callers
     // (the benchmark) use one such heap at a time and drop it before asking for another.

@@ -16,14 +16,16 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use slab::slab::Slab;
-use slab::{Gfp, SlabAllocator, SlabFlags, SlabOptions};
+use slab::{Gfp, SlabAllocator, SlabOptions};
 use spin::Once;
 use x86_64::VirtAddr;
 
+use super::PAGE_SIZE;
+use super::layout::SLAB_META;
 use crate::sync::IrqSave;
 
-/// Start of the sparse array of slab descriptors (one per page frame).
-const SLAB_META_START: u64 = 0xffff_e000_0000_0000;
+/// Start of the sparse array of slab descriptors ([`SLAB_META`] in the address map).
+const SLAB_META_START: u64 = SLAB_META.start;
 
 /// The kernel's side of the slab allocator.
 #[derive(Clone, Copy, Debug, Default)]
@@ -47,7 +49,8 @@ fn map_slab_meta(pfn: usize) -> bool {
 }
 
 fn pfn_of(ptr: *const u8) -> Option<usize> {
-    crate::memory::virt_to_phys(VirtAddr::from_ptr(ptr)).map(|p| (p.as_u64() / 4096) as usize)
+    crate::memory::virt_to_phys(VirtAddr::from_ptr(ptr))
+        .map(|p| (p.as_u64() / PAGE_SIZE as u64) as usize)
 }
 
 // SAFETY: `pin` returns the current CPU's id with interrupts off, so nothing else runs on that
@@ -70,11 +73,7 @@ unsafe impl slab::Platform for KernelPlatform {
     }
 
     fn cpu_to_node(&self, cpu: usize) -> usize {
-        let platform = crate::arch::acpi::platform();
-        platform
-            .cpus
-            .get(cpu)
-            .map_or(0, |c| platform.node_of_apic(c.apic_id) as usize)
+        crate::memory::numa::cpu_to_node(cpu)
     }
 
     #[inline]
@@ -85,7 +84,7 @@ unsafe impl slab::Platform for KernelPlatform {
 
     fn alloc_pages(&self, order: u32, node: usize, _gfp: Gfp) -> Option<NonNull<u8>> {
         let block = crate::memory::page_alloc::alloc_pages(order as usize, Some(node)).ok()?;
-        let pfn = (block.as_u64() / 4096) as usize;
+        let pfn = (block.as_u64() / PAGE_SIZE as u64) as usize;
         if !map_slab_meta(pfn) {
             // SAFETY: just allocated, never used.
             let _ = unsafe { crate::memory::page_alloc::free_pages(block, order as usize) };
@@ -109,7 +108,7 @@ unsafe impl slab::Platform for KernelPlatform {
         // The pages of a SLAB_TYPESAFE_BY_RCU slab: a reader may still look at an object in
         // them, so they become free memory only after a grace period.
         let addr = ptr.as_ptr() as usize;
-        crate::rcu::call_rcu(move || {
+        crate::sync::rcu::call_rcu(move || {
             // SAFETY: the slab allocator gave up this block (`free_pages_rcu`'s contract).
             unsafe {
                 KernelPlatform.free_pages(NonNull::new_unchecked(addr as *mut u8), order);
@@ -148,11 +147,11 @@ unsafe impl slab::Platform for KernelPlatform {
     }
 
     fn call_rcu(&self, cb: alloc::boxed::Box<dyn FnOnce() + Send>) {
-        crate::rcu::call_rcu_boxed(cb);
+        crate::sync::rcu::call_rcu_boxed(cb);
     }
 
     fn rcu_barrier(&self) {
-        crate::rcu::rcu_barrier();
+        crate::sync::rcu::rcu_barrier();
     }
 
     fn on_each_cpu(&self, f: &(dyn Fn() + Sync)) -> bool {
@@ -167,12 +166,10 @@ unsafe impl slab::Platform for KernelPlatform {
 static SLAB: Once<SlabAllocator<KernelPlatform>> = Once::new();
 
 /// Creates the kmalloc caches and makes `kmalloc` the global allocator. Needs the page
-/// allocator and ACPI (CPU and node counts). Boot options: `slub_debug[=FZPU]` turns debugging
-/// on for every cache, `slab_nomerge` keeps caches from merging.
-pub fn init() {
-    let debug = crate::cmdline::get("slub_debug").map_or(SlabFlags::empty(), parse_slub_debug);
-    let nomerge = crate::cmdline::get("slab_nomerge").is_some();
-    let options = SlabOptions { debug, nomerge };
+/// allocator and ACPI (CPU and node counts). The options come from the boot command line
+/// (the services' `kmalloc` module reads `slub_debug` and `slab_nomerge`).
+pub fn init(options: SlabOptions) {
+    let debug = options.debug;
     let allocator = SlabAllocator::with_options(KernelPlatform, options)
         .expect("memory for the kmalloc caches");
     SLAB.call_once(|| allocator);
@@ -181,24 +178,6 @@ pub fn init() {
     } else {
         log::info!("slab allocator up, debugging every cache ({debug:?})");
     }
-}
-
-/// The flags of Linux's `slub_debug=` letters: `F` consistency checks, `Z` red zones,
-/// `P` poisoning, `U` caller tracking; a bare `slub_debug` means all of them.
-pub fn parse_slub_debug(letters: &str) -> SlabFlags {
-    if letters.is_empty() {
-        return SlabFlags::SLAB_DEBUG_FLAGS;
-    }
-    letters.chars().fold(SlabFlags::empty(), |flags, c| {
-        flags
-            | match c.to_ascii_uppercase() {
-                'F' => SlabFlags::SLAB_CONSISTENCY_CHECKS,
-                'Z' => SlabFlags::SLAB_RED_ZONE,
-                'P' => SlabFlags::SLAB_POISON,
-                'U' => SlabFlags::SLAB_STORE_USER,
-                _ => SlabFlags::empty(),
-            }
-    })
 }
 
 /// The slab allocator (after [`init`]).
@@ -214,7 +193,7 @@ fn kmalloc_layout(slab: &SlabAllocator<KernelPlatform>, layout: Layout) -> Optio
     // slabs start on page boundaries); larger sizes come in naturally aligned pages.
     let fits = match slab.kmalloc_cache(size) {
         Some(cache) => cache.size().is_multiple_of(align),
-        None => align <= 4096,
+        None => align <= PAGE_SIZE,
     };
     let size = if fits {
         size
@@ -291,15 +270,4 @@ fn box_vec_and_btreemap_work_on_kmalloc() {
     let a = Box::new(Aligned([1; 96]));
     assert_eq!(core::ptr::from_ref(&*a) as usize % 64, 0);
     assert_eq!(a.0[95], 1);
-}
-
-#[crate::ktest]
-fn slub_debug_letters_select_the_checks() {
-    assert_eq!(parse_slub_debug(""), SlabFlags::SLAB_DEBUG_FLAGS);
-    assert_eq!(
-        parse_slub_debug("ZP"),
-        SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON
-    );
-    assert_eq!(parse_slub_debug("u"), SlabFlags::SLAB_STORE_USER);
-    assert_eq!(parse_slub_debug("-"), SlabFlags::empty());
 }

@@ -9,16 +9,18 @@
 use alloc::vec::Vec;
 use x86_64::VirtAddr;
 
+use super::PAGE_SIZE;
+use super::layout::KERNEL_STACKS;
 use crate::sync::SpinLock;
 
 /// Usable size of a kernel stack.
 pub const STACK_SIZE: u64 = 64 * 1024;
 /// Distance between two stacks: the unmapped rest of each slot is its guard.
 const SLOT_SIZE: u64 = 128 * 1024;
-/// Start of the kernel-stack range (after the heap's range).
-const STACKS_START: u64 = 0xffff_c800_0000_0000;
+/// Start of the kernel-stack range ([`KERNEL_STACKS`] in the address map).
+const STACKS_START: u64 = KERNEL_STACKS.start;
 /// How many stacks the range holds.
-const MAX_STACKS: u64 = 1 << 16;
+const MAX_STACKS: u64 = KERNEL_STACKS.size() / SLOT_SIZE;
 
 struct Slots {
     /// Slots never used so far start at this index.
@@ -56,7 +58,7 @@ impl KernelStack {
         // A slot whose mapping fails half-way is abandoned, never reused half-mapped.
         let slot = slots.next;
         slots.next += 1;
-        super::paging::map_fresh(slot_bottom(slot), STACK_SIZE / 4096).ok()?;
+        super::paging::map_fresh(slot_bottom(slot), STACK_SIZE / PAGE_SIZE as u64).ok()?;
         Some(Self { slot })
     }
 

@@ -167,8 +167,9 @@ fn current() -> Option<&'static KTest> {
     unsafe { CURRENT.load(Ordering::SeqCst).as_ref() }
 }
 
-/// Serves a `ktest=...` request from the command line. Never returns: exits QEMU.
-pub fn run_request(request: &str) -> ! {
+/// Serves a `ktest=...` request from the command line (`only` is the value of `ktest.only`,
+/// the comma-separated names to run). Never returns: exits QEMU.
+pub fn run_request(request: &str, only: &str) -> ! {
     match request {
         "list" => {
             for test in all() {
@@ -197,7 +198,7 @@ pub fn run_request(request: &str) -> ! {
             exit(ExitCode::Success)
         }
         "run" => {
-            let names = crate::cmdline::get("ktest.only").unwrap_or("");
+            let names = only;
             for name in names.split(',').filter(|n| !n.is_empty()) {
                 run_one(name);
             }

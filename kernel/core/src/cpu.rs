@@ -33,10 +33,8 @@ pub struct Cpu {
     pub id: usize,
     /// Local APIC id.
     pub apic_id: AtomicU32,
-    /// NUMA node this CPU belongs to.
-    pub node: AtomicUsize,
-    /// Set once the CPU runs kernel code and takes interrupts.
-    pub online: AtomicBool,
+    /// Set once the CPU runs kernel code and takes interrupts ([`set_online`]).
+    online: AtomicBool,
     /// Timer ticks handled on this CPU.
     pub ticks: AtomicU64,
     /// Context switches made on this CPU.
@@ -47,18 +45,22 @@ pub struct Cpu {
 
 impl Cpu {
     /// A CPU structure for logical CPU `id`, not yet registered.
-    const fn new(id: usize, apic_id: u32, node: usize) -> Self {
+    const fn new(id: usize, apic_id: u32) -> Self {
         Self {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
             preempt_count: AtomicU32::new(0),
             id,
             apic_id: AtomicU32::new(apic_id),
-            node: AtomicUsize::new(node),
             online: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
             context_switches: AtomicU64::new(0),
             sched: crate::sched::CpuSched::new(),
         }
+    }
+
+    /// The NUMA node this CPU belongs to ([`crate::memory::numa::cpu_to_node`]).
+    pub fn node(&self) -> usize {
+        crate::memory::numa::cpu_to_node(self.id)
     }
 
     /// Whether the CPU runs kernel code and takes interrupts.
@@ -83,7 +85,7 @@ static CPUS: [AtomicPtr<Cpu>; MAX_CPUS] =
 static NR_CPUS: AtomicUsize = AtomicUsize::new(0);
 
 /// The boot CPU's structure: static, so it exists before the heap does.
-static BOOT_CPU: Cpu = Cpu::new(0, 0, 0);
+static BOOT_CPU: Cpu = Cpu::new(0, 0);
 
 /// Sets up the boot CPU's structure and points its GS base at it. The very first thing the
 /// kernel does: locks and the preemption counter need it.
@@ -93,13 +95,12 @@ pub fn init_boot_cpu() {
 }
 
 /// Creates the structure of application processor `id` (it lives forever) and records it.
-pub fn register(id: usize, apic_id: u32, node: usize) -> &'static Cpu {
+pub(crate) fn register(id: usize, apic_id: u32) -> &'static Cpu {
     assert!(
         id > 0 && id < MAX_CPUS,
         "CPU {id} is the boot CPU or beyond MAX_CPUS"
     );
-    let cpu: &'static Cpu =
-        alloc::boxed::Box::leak(alloc::boxed::Box::new(Cpu::new(id, apic_id, node)));
+    let cpu: &'static Cpu = alloc::boxed::Box::leak(alloc::boxed::Box::new(Cpu::new(id, apic_id)));
     cpu.publish();
     cpu
 }
@@ -131,6 +132,20 @@ pub fn current_id() -> usize {
 pub fn cpu(id: usize) -> Option<&'static Cpu> {
     // SAFETY: non-null entries point at leaked, never-freed `Cpu`s.
     unsafe { CPUS.get(id)?.load(Ordering::Acquire).as_ref() }
+}
+
+/// The services' share of a CPU coming online (RCU starts waiting for it), registered once at
+/// start-up. Runs on that CPU, right after it is marked online.
+pub static ONLINE_HOOK: crate::Hook<fn(usize)> = crate::Hook::new();
+
+/// Marks the calling CPU online (it runs kernel code, its timer ticks and it takes interrupts)
+/// and runs the [`ONLINE_HOOK`]. Called once per CPU at start-up.
+pub fn set_online() {
+    let cpu = this_cpu();
+    cpu.online.store(true, Ordering::Release);
+    if let Some(hook) = ONLINE_HOOK.get() {
+        hook(cpu.id);
+    }
 }
 
 /// Number of CPU structures registered (online or starting).

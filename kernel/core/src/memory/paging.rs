@@ -3,6 +3,7 @@
 //! Sheaf keeps the page tables the bootloader built and edits them with the `x86_64` crate's
 //! [`OffsetPageTable`], which walks the tables through the physical-memory mapping.
 
+use super::{PAGE_SIZE, layout};
 use crate::sync::{IrqSpinLock, SpinLock};
 use x86_64::VirtAddr;
 use x86_64::registers::control::Cr3;
@@ -55,7 +56,7 @@ fn map_zeroed(
     unsafe {
         super::phys_to_virt(frame.start_address())
             .as_mut_ptr::<u8>()
-            .write_bytes(0, 4096);
+            .write_bytes(0, PAGE_SIZE);
         mapper.map_to(page, frame, DATA, &mut Frames)?.ignore();
     }
     Ok(())
@@ -75,9 +76,8 @@ pub fn map_fresh(start: VirtAddr, pages: u64) -> Result<(), MapToError<Size4KiB>
     Ok(())
 }
 
-/// Start of the virtual range where device registers (MMIO) are mapped.
-const MMIO_START: u64 = 0xffff_d000_0000_0000;
-static MMIO_NEXT: SpinLock<u64> = SpinLock::new(MMIO_START);
+/// The next free address of the [`layout::MMIO`] range, where device registers are mapped.
+static MMIO_NEXT: SpinLock<u64> = SpinLock::new(layout::MMIO.start);
 
 /// Maps `len` bytes of device registers at physical address `phys`, uncached, and returns
 /// the virtual address of `phys`.
@@ -88,7 +88,7 @@ pub fn map_mmio(phys: x86_64::PhysAddr, len: u64) -> Result<VirtAddr, MapToError
     let start = {
         let mut next = MMIO_NEXT.lock();
         let start = *next;
-        *next += pages * 4096;
+        *next += pages * PAGE_SIZE as u64;
         start
     };
     let mut guard = MAPPER.lock();
@@ -175,7 +175,7 @@ fn tlb_shootdown_reaches_every_cpu() {
     use alloc::vec::Vec;
     use core::sync::atomic::{AtomicU64, Ordering};
 
-    const VIRT: u64 = 0xffff_d800_0000_0000;
+    const VIRT: u64 = layout::SCRATCH.start;
     let virt = VirtAddr::new(VIRT);
     let frames: Vec<PhysFrame> = (0..2)
         .map(|_| super::page_alloc::alloc_frame().expect("memory"))

@@ -166,6 +166,10 @@ pub fn exit_current() -> ! {
     unreachable!("an exited thread was scheduled again");
 }
 
+/// The services' share of every pass through [`schedule`] (RCU's quiescent state), registered
+/// once at start-up. Runs with interrupts off, before the next thread is picked.
+pub static CONTEXT_SWITCH_HOOK: crate::Hook<fn()> = crate::Hook::new();
+
 /// Picks the next thread on this CPU and switches to it.
 pub fn schedule() {
     assert_eq!(
@@ -174,7 +178,9 @@ pub fn schedule() {
         "scheduling while atomic (preemption disabled)"
     );
     let _irq = IrqSave::new();
-    crate::rcu::note_context_switch();
+    if let Some(hook) = CONTEXT_SWITCH_HOOK.get() {
+        hook();
+    }
     let cpu = this_cpu();
     cpu.sched.need_resched.store(false, Ordering::Relaxed);
     let mut rq = cpu.sched.rq.lock();
@@ -288,91 +294,4 @@ pub fn preempt_point() {
     {
         schedule();
     }
-}
-
-#[crate::ktest]
-fn a_thread_spawned_on_each_cpu_runs_there() {
-    use alloc::vec::Vec;
-    let handles: Vec<_> = crate::cpu::all()
-        .map(|c| {
-            let target = c.id;
-            spawn_on(target, "pinned-test", move || {
-                // Stay put across yields and a sleep: pinned threads never migrate.
-                let mut seen = Vec::new();
-                for _ in 0..5 {
-                    seen.push(crate::cpu::current_id());
-                    yield_now();
-                }
-                crate::time::sleep_ticks(1);
-                seen.push(crate::cpu::current_id());
-                (target, seen)
-            })
-            .expect("spawn")
-        })
-        .collect();
-    for handle in handles {
-        let (target, seen) = handle.join();
-        assert!(
-            seen.iter().all(|&c| c == target),
-            "pinned to {target}, ran on {seen:?}"
-        );
-    }
-    assert_eq!(
-        spawn_on(crate::cpu::MAX_CPUS - 1, "nowhere", || ()).err(),
-        Some(SpawnError::NoSuchCpu)
-    );
-}
-
-#[crate::ktest]
-fn preemption_takes_a_busy_thread_off_the_cpu() {
-    use alloc::sync::Arc;
-    use core::sync::atomic::AtomicBool;
-
-    // Two threads on one CPU that never yield: the first spins until the second has run. Only
-    // the timer tick can give the second one the CPU.
-    let cpu = crate::cpu::count() - 1;
-    let second_ran = Arc::new(AtomicBool::new(false));
-    let flag = second_ran.clone();
-    let first = spawn_on(cpu, "busy-1", move || {
-        let deadline = crate::time::uptime_us() + 10_000_000;
-        while !flag.load(Ordering::Acquire) {
-            assert!(
-                crate::time::uptime_us() < deadline,
-                "never preempted in 10 s"
-            );
-            core::hint::spin_loop();
-        }
-    })
-    .expect("spawn");
-    let flag = second_ran.clone();
-    let second =
-        spawn_on(cpu, "busy-2", move || flag.store(true, Ordering::Release)).expect("spawn");
-    second.join();
-    first.join();
-    assert!(second_ran.load(Ordering::Acquire));
-}
-
-#[crate::ktest]
-fn joined_threads_return_their_values_and_their_stacks_are_reused() {
-    use alloc::vec::Vec;
-    for round in 0..3u64 {
-        let handles: Vec<_> = (0..16u64)
-            .map(|i| spawn("worker", move || i * round).expect("spawn"))
-            .collect();
-        let sum: u64 = handles.into_iter().map(JoinHandle::join).sum();
-        assert_eq!(sum, (0..16).sum::<u64>() * round);
-    }
-    // Stacks are cached for reuse: another round of threads maps no new stack. (A CPU drops
-    // its last reference to an exited thread just after waking the joiner: give it a tick.)
-    crate::time::sleep_ticks(2);
-    let slots = crate::memory::stack::slots_mapped();
-    let handles: Vec<_> = (0..16)
-        .map(|_| spawn("again", || ()).expect("spawn"))
-        .collect();
-    handles.into_iter().for_each(JoinHandle::join);
-    assert_eq!(
-        crate::memory::stack::slots_mapped(),
-        slots,
-        "exited threads' stacks are reused"
-    );
 }

@@ -1,0 +1,55 @@
+//! The Sheaf kernel's core: the one kernel crate that may use `unsafe`.
+//!
+//! Sheaf follows the rule of Asterinas' OSTD: everything that touches the hardware or raw memory
+//! lives here, behind a small safe API, and the kernel's services (the `kernel` crate: RCU,
+//! timers, the shell, the initramfs, the command line, kmalloc's set-up, the tests) are written
+//! in safe Rust on top of it, with `unsafe_code` forbidden by the compiler. A service that needs
+//! `unsafe` gets a small safe API here instead.
+//!
+//! ```text
+//!   kernel/entry  entry point; the extern "C" surface for modules (to come)     unsafe allowed
+//!        │
+//!   kernel        services: rcu, timer, shell, initramfs, cmdline, slab set-up  unsafe forbidden
+//!        │
+//!   kcore         this crate: arch, cpu, sched, sync, memory, time, console     unsafe allowed
+//!        │
+//!   crates/*      no_std logic tested on the host: slab, buddy, rcu, cpio
+//! ```
+//!
+//! Imports run one way, down. Where the core must call up into a service (the timer tick's
+//! work, a context switch or a CPU coming online for RCU, the RCU calls the slab allocator
+//! makes), the service registers a function with the core at start-up ([`Hook`],
+//! [`sync::rcu::set_backend`]): the core never names a service.
+//!
+//! Modules, in the order a reader can take them:
+//! - [`memory::layout`]: the virtual-address map and the page size (one owner of each);
+//! - [`cpu`]: per-CPU data through `GS`, preemption counting, CPU numbers;
+//! - [`sync`]: spin locks, sleeping locks, wait queues, completions, RCU's read side;
+//! - [`arch`]: GDT/TSS, IDT and exception handlers, APICs, ACPI tables, SMP start-up, IPIs;
+//! - [`sched`]: kernel threads, run queues and the context switch;
+//! - [`memory`]: the frame and page allocator, page tables, stacks, the bootstrap heap and the
+//!   slab allocator's platform (kmalloc as the global allocator);
+//! - [`time`], [`console`], [`boot`]: the clock and tick, the serial console, boot information;
+//! - [`ktest`], [`panic`], [`selftest`]: the on-target test harness, the panic handler, and the
+//!   core's self-tests that need raw memory (deliberate corruption, raw frees).
+#![no_std]
+#![feature(abi_x86_interrupt)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot;
+pub mod console;
+pub mod cpu;
+pub mod ktest;
+pub mod memory;
+pub mod panic;
+pub mod sched;
+pub mod selftest;
+pub mod sync;
+pub mod time;
+
+mod hook;
+
+pub use hook::Hook;
+pub use ktest_macros::ktest;

@@ -1,0 +1,22 @@
+//! The kernel binary: what the bootloader jumps to.
+//!
+//! This is the top layer (docs/README.md): it links the core (`kcore`) and the services
+//! (`kernel`) into one image. It is also where the kernel's `extern "C"` surface for loadable
+//! modules will live ([`export`]), since exported functions call into both layers below.
+#![no_std]
+#![no_main]
+
+mod export;
+
+use bootloader_api::{BootInfo, entry_point};
+use kcore::boot::BOOTLOADER_CONFIG;
+
+entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
+
+/// Brings the kernel up, then runs the tests the command line asks for, or the shell.
+fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    kernel::init(boot_info);
+    // The boot context becomes this CPU's idle thread; the real work runs in a thread of its own.
+    kernel::start_main_thread();
+    kcore::sched::idle_loop()
+}
