@@ -16,11 +16,12 @@
 //! needs no hardware lives in `no_std` crates under `kernel/crates/` that also build and test on
 //! the host.
 //!
-//! Start-up order (see [`init`]): per-CPU area → console → CPU tables (GDT, TSS, IDT) → memory
-//! (bootstrap frames, page tables, bootstrap heap) → TSC clock → initramfs and command line →
-//! scheduler → ACPI → buddy page allocator (per NUMA node) → slab allocator (kmalloc becomes
-//! the global allocator) → RCU → local/I-O APICs and the timer tick → serial input interrupt →
-//! the other CPUs. After that the entry point starts a thread that runs the on-target tests the
+//! Start-up order (see [`init`]): the core's part ([`kcore::init`]: per-CPU area → console →
+//! CPU tables (GDT, TSS, IDT) → memory (bootstrap frames, page tables, bootstrap heap) → TSC
+//! clock → scheduler → ACPI → buddy page allocator (per NUMA node)) → initramfs and command
+//! line → slab allocator (kmalloc becomes the global allocator) → RCU and the services' hooks →
+//! [`kcore::start_cpus`] (local/I-O APICs and the timer tick → serial input interrupt → the
+//! other CPUs). After that the entry point starts a thread that runs the on-target tests the
 //! command line asks for, or the shell, and the boot context becomes CPU 0's idle thread.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -44,27 +45,13 @@ use bootloader_api::BootInfo;
 ///
 /// Called once, first thing, by the entry point with the boot information.
 pub fn init(boot_info: &'static mut BootInfo) {
-    kcore::time::mark_boot();
-    cpu::init_boot_cpu();
-    console::init();
-    log::info!("Sheaf {} booting", env!("CARGO_PKG_VERSION"));
-    arch::init();
-    boot::init(boot_info);
-    memory::init(boot::info());
-    kcore::time::init();
+    kcore::init(boot_info);
     initramfs::init();
     cmdline::init();
-    sched::init_cpu();
-    arch::acpi::init();
-    memory::page_alloc::init_buddy(|addr| arch::acpi::platform().node_of_addr(addr) as usize);
     kmalloc::init();
     rcu::init();
     kcore::time::TICK_HOOK.set(tick);
-    arch::apic::init_bsp();
-    cpu::set_online();
-    console::enable_input_interrupt();
-    arch::enable_interrupts();
-    let online = arch::smp::start_aps();
+    let online = kcore::start_cpus();
     log::info!("{online} CPU(s) online");
     rcu::start_callback_threads();
     log::info!(

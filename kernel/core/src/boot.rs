@@ -21,7 +21,7 @@ pub static BOOTLOADER_CONFIG: BootloaderConfig = {
 static BOOT_INFO: Once<&'static BootInfo> = Once::new();
 
 /// Keeps the boot information for the rest of the kernel's life.
-pub fn init(boot_info: &'static BootInfo) {
+pub(crate) fn init(boot_info: &'static BootInfo) {
     BOOT_INFO.call_once(|| boot_info);
 }
 

@@ -10,7 +10,7 @@ use drivers::serial::{COM1, SerialPort};
 static CONSOLE: IrqSpinLock<Option<SerialPort>> = IrqSpinLock::new(None);
 
 /// Initialises COM1 and installs the console as the `log` backend.
-pub fn init() {
+pub(crate) fn init() {
     // SAFETY: COM1 is the PC's first UART and the console is its only driver.
     let port = unsafe { SerialPort::init(COM1) };
     *CONSOLE.lock() = port;
@@ -46,7 +46,7 @@ static INPUT_WAITERS: WaitQueue = WaitQueue::new();
 
 /// Switches console input to interrupts: COM1's IRQ 4 is routed to the boot CPU and every
 /// received byte wakes the readers.
-pub fn enable_input_interrupt() {
+pub(crate) fn enable_input_interrupt() {
     if let Some(port) = CONSOLE.lock().as_mut() {
         port.enable_receive_interrupt();
     }
@@ -61,7 +61,7 @@ pub fn enable_input_interrupt() {
 }
 
 /// The serial interrupt handler's work: move received bytes into the input ring.
-pub fn handle_irq() {
+pub(crate) fn handle_irq() {
     let mut received = false;
     {
         let mut port = CONSOLE.lock();
@@ -101,7 +101,7 @@ pub fn read_byte() -> u8 {
 ///
 /// # Safety
 /// Only for the panic path: whoever held the lock must never write again.
-pub unsafe fn force_unlock() {
+pub(crate) unsafe fn force_unlock() {
     if CONSOLE.is_locked() {
         // SAFETY: the caller guarantees the holder will not touch the port again.
         unsafe { CONSOLE.force_unlock() };

@@ -89,7 +89,7 @@ static BOOT_CPU: Cpu = Cpu::new(0, 0);
 
 /// Sets up the boot CPU's structure and points its GS base at it. The very first thing the
 /// kernel does: locks and the preemption counter need it.
-pub fn init_boot_cpu() {
+pub(crate) fn init_boot_cpu() {
     BOOT_CPU.publish();
     install(&BOOT_CPU);
 }
@@ -106,7 +106,7 @@ pub(crate) fn register(id: usize, apic_id: u32) -> &'static Cpu {
 }
 
 /// Makes `cpu` the structure `this_cpu` returns on the calling CPU (writes `GS_BASE`).
-pub fn install(cpu: &'static Cpu) {
+pub(crate) fn install(cpu: &'static Cpu) {
     x86_64::registers::model_specific::GsBase::write(x86_64::VirtAddr::from_ptr(cpu));
 }
 

@@ -53,3 +53,37 @@ mod hook;
 
 pub use hook::Hook;
 pub use ktest_macros::ktest;
+
+use bootloader_api::BootInfo;
+
+/// Brings up what the services stand on, on the boot CPU: per-CPU area → console → CPU tables
+/// (GDT, TSS, IDT) → memory (bootstrap frames, page tables, bootstrap heap) → TSC clock →
+/// scheduler → ACPI → buddy page allocator (per NUMA node). Interrupts stay off.
+///
+/// Called once, first thing, by the services' `init`; the slab allocator
+/// ([`memory::kmalloc::init`]) and [`start_cpus`] follow.
+pub fn init(boot_info: &'static mut BootInfo) {
+    time::mark_boot();
+    cpu::init_boot_cpu();
+    console::init();
+    log::info!("Sheaf {} booting", env!("CARGO_PKG_VERSION"));
+    arch::init();
+    boot::init(boot_info);
+    memory::init(boot::info());
+    time::init();
+    sched::init_cpu();
+    arch::acpi::init();
+    memory::page_alloc::init_buddy(|addr| arch::acpi::platform().node_of_addr(addr) as usize);
+}
+
+/// Starts the machine running: the boot CPU's local APIC and timer tick, the console's input
+/// interrupt, interrupts on, then every other CPU. Returns how many CPUs are online. Called once
+/// by the services' `init`, after they have registered their hooks (a CPU coming online and the
+/// tick call them at once).
+pub fn start_cpus() -> usize {
+    arch::apic::init_bsp();
+    cpu::set_online();
+    console::enable_input_interrupt();
+    x86_64::instructions::interrupts::enable();
+    arch::smp::start_aps()
+}

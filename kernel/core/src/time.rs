@@ -58,12 +58,12 @@ pub fn rdtsc() -> u64 {
 }
 
 /// Marks the moment the kernel started: uptime counts from here. Called first thing at boot.
-pub fn mark_boot() {
+pub(crate) fn mark_boot() {
     BOOT_TSC.store(rdtsc(), Ordering::Relaxed);
 }
 
 /// Calibrates the TSC against the PIT (takes 10 ms) and starts the uptime clock.
-pub fn init() {
+pub(crate) fn init() {
     const PIT_TICKS: u16 = 11_932; // 10 ms at 1.193182 MHz
     let start = rdtsc();
     drivers::pit::wait_ticks(PIT_TICKS);

@@ -125,7 +125,7 @@ static PLATFORM: Once<Platform> = Once::new();
 
 /// Reads the ACPI tables. Without usable tables (no RSDP), the machine is taken to have one CPU,
 /// one node and the standard PC interrupt controllers.
-pub fn init() {
+pub(crate) fn init() {
     let platform = match crate::boot::info().rsdp_addr.into_option() {
         Some(rsdp) => read_tables(rsdp).unwrap_or_else(|err| {
             log::warn!("ACPI tables unusable ({err:?}); assuming a single-CPU PC");
@@ -147,7 +147,12 @@ pub fn init() {
 
 /// The platform description. Panics before [`init`].
 pub fn platform() -> &'static Platform {
-    PLATFORM.get().expect("acpi::init has not run")
+    try_platform().expect("acpi::init has not run")
+}
+
+/// The platform description, or `None` before [`init`].
+pub fn try_platform() -> Option<&'static Platform> {
+    PLATFORM.get()
 }
 
 fn fallback() -> Platform {

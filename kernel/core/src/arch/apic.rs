@@ -57,7 +57,7 @@ fn with_local<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
 
 /// Boot CPU: maps the APIC registers, enables its local APIC, calibrates the timer and masks
 /// every I/O APIC input.
-pub fn init_bsp() {
+pub(crate) fn init_bsp() {
     let platform = super::acpi::platform();
     let base = crate::memory::paging::map_mmio(
         PhysAddr::new(platform.local_apic_address),
@@ -108,7 +108,7 @@ pub fn is_x2apic() -> bool {
 }
 
 /// Enables the calling CPU's local APIC (timer stopped). Every CPU calls this once.
-pub fn init_local() {
+pub(crate) fn init_local() {
     let lapic = LocalApicBuilder::new()
         .timer_vector(vectors::TIMER as usize)
         .error_vector(ERROR_VECTOR as usize)
@@ -153,7 +153,7 @@ fn calibrate_timer() {
 }
 
 /// Starts the calling CPU's periodic tick.
-pub fn start_timer() {
+pub(crate) fn start_timer() {
     let count = TIMER_COUNT.load(Ordering::Relaxed);
     with_local(|lapic| {
         // SAFETY: the timer vector has a handler; periodic mode at the calibrated count.

@@ -43,7 +43,7 @@ impl CpuTables {
 static mut BOOT_TABLES: CpuTables = CpuTables::new();
 
 /// Loads the boot CPU's GDT and TSS. Called once, first thing at boot.
-pub fn init() {
+pub(crate) fn init() {
     static DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     assert!(
         !DONE.swap(true, core::sync::atomic::Ordering::AcqRel),
@@ -58,7 +58,7 @@ pub fn init() {
 }
 
 /// Builds and loads a fresh GDT and TSS for an application processor.
-pub fn init_ap() {
+pub(crate) fn init_ap() {
     let stack = crate::memory::stack::KernelStack::new().expect("memory for a double-fault stack");
     let top = stack.top();
     // The stack serves this CPU for ever.

@@ -185,12 +185,12 @@ static IDT: LazyLock<InterruptDescriptorTable> = LazyLock::new(|| {
 });
 
 /// Loads the IDT on the calling CPU (every CPU shares the one table).
-pub fn load_idt() {
+pub(crate) fn load_idt() {
     IDT.load();
 }
 
 /// Loads the IDT and masks both legacy 8259 PICs (the APICs take over).
-pub fn init() {
+pub(crate) fn init() {
     load_idt();
     let mut master = Port::<u8>::new(0x21);
     let mut slave = Port::<u8>::new(0xa1);

@@ -13,13 +13,8 @@ pub fn poweroff() -> ! {
     drivers::qemu_exit::exit(drivers::qemu_exit::ExitCode::Success)
 }
 
-/// Lets the calling CPU take interrupts (`sti`).
-pub fn enable_interrupts() {
-    x86_64::instructions::interrupts::enable();
-}
-
 /// Loads the GDT and TSS, then the IDT, and masks the legacy PIC.
-pub fn init() {
+pub(crate) fn init() {
     gdt::init();
     interrupts::init();
 }

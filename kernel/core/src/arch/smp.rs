@@ -25,7 +25,7 @@ use crate::sync::IrqSpinLock;
 static AP_STARTED: AtomicBool = AtomicBool::new(false);
 
 /// Starts every enabled CPU that ACPI reports. Returns how many CPUs are online in all.
-pub fn start_aps() -> usize {
+pub(crate) fn start_aps() -> usize {
     let platform = super::acpi::platform();
     let aps: alloc::vec::Vec<_> = platform.cpus.iter().filter(|c| !c.is_bsp).collect();
     if aps.is_empty() {
@@ -227,7 +227,7 @@ fn run(request: &CallRequest) {
 }
 
 /// The CALL_FUNCTION IPI handler's work: run everything queued for this CPU.
-pub fn handle_call_function() {
+pub(crate) fn handle_call_function() {
     let id = cpu::current_id();
     loop {
         let request = CALL_QUEUES[id].lock().pop_front();

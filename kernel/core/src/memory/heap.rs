@@ -27,7 +27,7 @@ pub const HEAP_SIZE: u64 = layout::HEAP.size();
 static HEAP: IrqSpinLock<Heap> = IrqSpinLock::new(Heap::empty());
 
 /// Maps the heap range and hands it to the allocator.
-pub fn init() -> Result<(), MapToError<Size4KiB>> {
+pub(crate) fn init() -> Result<(), MapToError<Size4KiB>> {
     super::paging::map_fresh(VirtAddr::new(HEAP_START), HEAP_SIZE / PAGE_SIZE as u64)?;
     // SAFETY: the range was just mapped, writable, and nothing else uses it; `init` runs once.
     unsafe { HEAP.lock().init(HEAP_START as *mut u8, HEAP_SIZE as usize) };

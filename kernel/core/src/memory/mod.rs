@@ -20,7 +20,7 @@ pub use layout::{PAGE_SHIFT, PAGE_SIZE};
 static PHYS_OFFSET: Once<u64> = Once::new();
 
 /// Sets up the frame allocator, the page-table mapper and the heap, in that order.
-pub fn init(boot_info: &'static BootInfo) {
+pub(crate) fn init(boot_info: &'static BootInfo) {
     let offset = boot_info
         .physical_memory_offset
         .into_option()

@@ -9,10 +9,11 @@ pub fn node_count() -> usize {
     crate::arch::acpi::platform().node_count()
 }
 
-/// The node of CPU `cpu` (0 if it does not exist). Valid from ACPI's set-up on, before the
-/// CPU itself is started (the slab allocator sizes its per-node state with it at boot).
+/// The node of CPU `cpu` (0 if it does not exist). Known from ACPI's set-up on, before the
+/// CPU itself is started (the slab allocator sizes its per-node state with it at boot); before
+/// that only the boot CPU runs, and everything is node 0.
 pub fn cpu_to_node(cpu: usize) -> usize {
-    crate::arch::acpi::platform().node_of_cpu(cpu)
+    crate::arch::acpi::try_platform().map_or(0, |p| p.node_of_cpu(cpu))
 }
 
 /// The node of the page at physical address `addr`.

@@ -105,7 +105,7 @@ static META: AtomicPtr<PageMeta> = AtomicPtr::new(core::ptr::null_mut());
 static META_LEN: AtomicUsize = AtomicUsize::new(0);
 
 /// Starts the bootstrap allocator over the usable regions of the boot memory map.
-pub fn init(regions: &'static MemoryRegions) {
+pub(crate) fn init(regions: &'static MemoryRegions) {
     let total = (0..regions.len())
         .filter_map(|i| usable_range(regions, i))
         .map(|(start, end)| (end - start) / FRAME_SIZE)
@@ -124,7 +124,7 @@ pub fn init(regions: &'static MemoryRegions) {
 
 /// Hands all memory the bootstrap allocator has not used to the buddy allocator, with each
 /// range on its NUMA node (`node_of` maps a physical address to its node).
-pub fn init_buddy(node_of: impl Fn(u64) -> usize) {
+pub(crate) fn init_buddy(node_of: impl Fn(u64) -> usize) {
     let mut guard = PAGES.lock();
     let pages = guard.as_mut().expect("page_alloc::init has run");
     let Allocator::Boot(boot) = &pages.allocator else {

@@ -15,7 +15,7 @@ use x86_64::structures::paging::{
 static MAPPER: IrqSpinLock<Option<OffsetPageTable<'static>>> = IrqSpinLock::new(None);
 
 /// Takes hold of the active level-4 page table.
-pub fn init() {
+pub(crate) fn init() {
     let (frame, _) = Cr3::read();
     let table = super::phys_to_virt(frame.start_address()).as_mut_ptr::<PageTable>();
     let offset = super::phys_to_virt(x86_64::PhysAddr::new(0));

@@ -69,7 +69,7 @@ impl Default for CpuSched {
 
 /// Makes the calling CPU's current context its idle thread. Called once per CPU at start-up,
 /// before it takes interrupts.
-pub fn init_cpu() {
+pub(crate) fn init_cpu() {
     let cpu = this_cpu();
     let idle = thread::adopt_idle(cpu.id);
     let mut rq = cpu.sched.rq.lock();
@@ -270,7 +270,7 @@ fn least_loaded_cpu() -> usize {
 }
 
 /// Called on every timer tick on every CPU: ends the current time slice if others wait.
-pub fn tick() {
+pub(crate) fn tick() {
     let cpu = this_cpu();
     if cpu.sched.queued() > 0 {
         cpu.sched.need_resched.store(true, Ordering::Relaxed);
@@ -279,7 +279,7 @@ pub fn tick() {
 
 /// Called at the end of an interrupt handler (interrupts still off): switches threads if a
 /// reschedule is pending and the interrupted code allowed preemption.
-pub fn irq_exit() {
+pub(crate) fn irq_exit() {
     let cpu = this_cpu();
     if crate::cpu::preempt_count() == 0 && cpu.sched.need_resched.load(Ordering::Relaxed) {
         schedule();
@@ -288,7 +288,7 @@ pub fn irq_exit() {
 
 /// Called by `preempt_enable` when the count drops to zero: reschedules if one is pending and
 /// interrupts are on (with interrupts off, the next interrupt exit or enable will do it).
-pub fn preempt_point() {
+pub(crate) fn preempt_point() {
     if this_cpu().sched.need_resched.load(Ordering::Relaxed)
         && x86_64::instructions::interrupts::are_enabled()
     {
