@@ -32,6 +32,9 @@ pub use kcore::sync::rcu::{
 };
 use kcore::sync::{Completion, IrqSave, WaitQueue};
 
+// The grace-period crate tracks at most `rcu::MAX_CPUS` CPUs; the kernel's limit must fit.
+const _: () = assert!(MAX_CPUS <= rcu::MAX_CPUS);
+
 /// The grace-period machine, and each CPU's callback thread's wait queue.
 struct State {
     rcu: Rcu,

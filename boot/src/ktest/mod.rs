@@ -1,6 +1,6 @@
 //! The on-target test runner behind `cargo test` (`tests/kernel.rs`).
 //!
-//! Kernel tests (`#[ktest]` functions, see `kernel/src/ktest.rs`) can only run inside the VM,
+//! Kernel tests (`#[ktest]` functions, see `kernel/core/src/ktest.rs`) can only run inside the VM,
 //! but we want them to look like ordinary Rust tests: listed by `cargo test -- --list`,
 //! filtered by name, reported one by one. `libtest-mimic` provides that face; this module
 //! supplies the trials and runs them by booting the kernel.
