@@ -5,9 +5,10 @@
 //! - [`kcore`] (`kernel/core`): the only kernel crate with `unsafe`: CPUs, interrupts, memory,
 //!   threads, locks, the console, behind a safe API;
 //! - this crate: the services built on that API: RCU's grace periods ([`rcu`]), sleeping
-//!   ([`time`]), the initramfs and command line, kmalloc's boot options ([`kmalloc`]), the
-//!   shell, and the on-target tests that need services ([`selftest`]). `unsafe_code` is
-//!   forbidden here, so the compiler checks that every service is safe code;
+//!   ([`time`]), the scheduling policy ([`sched_policy`]), the initramfs and command line,
+//!   kmalloc's boot options ([`kmalloc`]), the shell, and the on-target tests that need
+//!   services ([`selftest`]). `unsafe_code` is forbidden here, so the compiler checks that
+//!   every service is safe code;
 //! - `kernel/entry`: the binary: the entry point the bootloader jumps to (and, to come, the
 //!   `extern "C"` surface for loadable modules).
 //!
@@ -32,6 +33,7 @@ pub mod cmdline;
 pub mod initramfs;
 pub mod kmalloc;
 pub mod rcu;
+pub mod sched_policy;
 pub mod selftest;
 pub mod shell;
 pub mod time;
@@ -49,6 +51,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     initramfs::init();
     cmdline::init();
     kmalloc::init();
+    sched_policy::init();
     rcu::init();
     kcore::time::TICK_HOOK.set(tick);
     let online = kcore::start_cpus();

@@ -1,15 +1,18 @@
 //! The scheduler: kernel threads on per-CPU run queues, preempted on the timer tick.
 //!
 //! Each CPU has a run queue of threads ready to run, the thread it runs now and an idle thread
-//! (its boot context) that halts when there is nothing else. Scheduling is round robin with a
-//! time slice of one timer tick. A thread is either pinned to one CPU or placed, when spawned,
-//! on the CPU with the shortest run queue; threads do not migrate after that.
+//! (its boot context) that halts when there is nothing else. A thread is either pinned to one
+//! CPU or placed, when spawned, on the CPU the policy picks; threads do not migrate after that.
+//! The policy ([`SchedPolicy`], registered by the services: round robin with a time slice of
+//! one tick, new threads on the least loaded CPU) decides placement and time slices; this module
+//! is the mechanism.
 //!
 //! Switching happens in [`schedule`], called when a thread yields or sleeps, when preemption is
 //! re-enabled with a reschedule pending, and on the way out of the timer and reschedule
 //! interrupts. A thread that was woken on one CPU may be resumed by another only after its
 //! context is saved: `on_cpu` guards that hand-over, as in Linux.
 
+mod policy;
 mod switch;
 mod thread;
 
@@ -17,7 +20,10 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+pub use policy::{SchedPolicy, set_policy};
 pub use thread::{JoinHandle, SpawnError, State, Thread, threads};
+
+use policy::POLICY;
 
 use crate::cpu::{Cpu, this_cpu};
 use crate::sync::{IrqSave, IrqSpinLock};
@@ -262,17 +268,27 @@ fn kick(cpu: &Cpu) {
     }
 }
 
-/// The online CPU with the fewest queued threads.
-fn least_loaded_cpu() -> usize {
-    crate::cpu::online()
-        .min_by_key(|c| c.sched.queued())
-        .map_or(0, |c| c.id)
+/// Where a new thread that is not pinned starts: on the CPU the policy picks if that CPU is
+/// online, else (no policy yet, or a bad answer) on the calling CPU.
+fn place_new_thread() -> usize {
+    let here = crate::cpu::current_id();
+    match POLICY.get() {
+        Some(policy) => {
+            let cpu = policy.select_cpu();
+            if crate::cpu::cpu(cpu).is_some_and(Cpu::is_online) {
+                cpu
+            } else {
+                here
+            }
+        }
+        None => here,
+    }
 }
 
-/// Called on every timer tick on every CPU: ends the current time slice if others wait.
+/// Called on every timer tick on every CPU: ends the current time slice if the policy says so.
 pub(crate) fn tick() {
     let cpu = this_cpu();
-    if cpu.sched.queued() > 0 {
+    if POLICY.get().is_some_and(|policy| policy.tick_preempts(cpu)) {
         cpu.sched.need_resched.store(true, Ordering::Relaxed);
     }
 }

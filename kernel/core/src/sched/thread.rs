@@ -167,7 +167,7 @@ pub(super) fn create<T: Send + 'static>(
     let cpu = match pin {
         Some(cpu) if crate::cpu::cpu(cpu).is_some_and(|c| c.is_online()) => cpu,
         Some(_) => return Err(SpawnError::NoSuchCpu),
-        None => super::least_loaded_cpu(),
+        None => super::place_new_thread(),
     };
     let stack = KernelStack::new().ok_or(SpawnError::OutOfMemory)?;
     let result = Arc::new(SpinLock::new(None));
