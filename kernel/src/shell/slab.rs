@@ -5,7 +5,7 @@ use slab::Stat;
 
 use crate::memory::kmalloc::slab;
 use crate::println;
-use kcore::selftest::kmalloc as kmalloc_stress;
+use kcore::selftest::{bench, storm};
 
 /// `slabinfo [-s]`: every cache with its geometry, aliases and sheaf capacity; `-s` adds the
 /// statistics.
@@ -45,7 +45,7 @@ pub(super) fn slabinfo(args: &[&str]) {
 pub(super) fn kmalloc_test(args: &[&str]) {
     let rounds = args.first().and_then(|a| a.parse().ok()).unwrap_or(50);
     let start = crate::time::uptime_us();
-    match kmalloc_stress::storm(rounds) {
+    match storm::storm(rounds) {
         Ok(report) => println!(
             "ok: {} objects allocated on {} CPUs, {} freed on another CPU, every one intact ({} ms)",
             report.allocs,
@@ -62,9 +62,9 @@ pub(super) fn slabbench(_: &[&str]) {
     let _pin = crate::cpu::PreemptGuard::new();
     println!(
         "kmalloc(64)+kfree fast path: {} cycles/pair",
-        kmalloc_stress::fastpath_pair_cycles(100_000)
+        bench::fastpath_pair_cycles(100_000)
     );
-    match kmalloc_stress::bench(10_000, 10_000) {
+    match bench::bench(10_000, 10_000) {
         Some(r) => println!(
             "{} live objects, {} replace operations: kmalloc {} cycles/op, linked_list_allocator {} cycles/op ({}x)",
             r.live,

@@ -60,24 +60,3 @@ pub fn usage() -> (usize, usize) {
     let heap = HEAP.lock();
     (heap.used(), heap.free())
 }
-
-/// Where the benchmark heap lives ([`layout::BENCH_HEAP`] in the address map).
-const BENCH_HEAP_START: u64 = layout::BENCH_HEAP.start;
-/// Size of the benchmark heap.
-pub const BENCH_HEAP_SIZE: u64 = layout::BENCH_HEAP.size();
-
-/// A fresh `linked_list_allocator` heap over [`BENCH_HEAP_SIZE`] bytes, for benchmarks that
-/// compare it with kmalloc. Its pages are mapped on first use and kept.
-pub fn benchmark_heap() -> Option<Heap> {
-    static MAPPED: spin::Once<bool> = spin::Once::new();
-    let mapped = *MAPPED.call_once(|| {
-        super::paging::map_fresh(
-            VirtAddr::new(BENCH_HEAP_START),
-            BENCH_HEAP_SIZE / PAGE_SIZE as u64,
-        )
-        .is_ok()
-    });
-    // SAFETY: the range is mapped for ever and used only by the heap returned here; callers
-    // (the benchmark) use one such heap at a time and drop it before asking for another.
-    mapped.then(|| unsafe { Heap::new(BENCH_HEAP_START as *mut u8, BENCH_HEAP_SIZE as usize) })
-}

@@ -1,5 +1,36 @@
 //! The core's self-tests and benchmarks: on-target tests and shell workloads that need raw
 //! memory (deliberate corruption, raw frees, another allocator to compare with), which is why
 //! they live in the core and not with the services' tests (`kernel/src/selftest`).
+//!
+//! - [`storm`]: a checked kmalloc/kfree storm on every CPU (the shell's `kmalloc-test`);
+//! - [`bench`]: kmalloc against `linked_list_allocator`, and the fast path in cycles (the
+//!   shell's `slabbench`);
+//! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
+//!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
 
-pub mod kmalloc;
+pub mod bench;
+mod slab;
+pub mod storm;
+
+/// A small deterministic random number generator (xorshift64*).
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed` (any value but 0 works; 0 is replaced).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A random value in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
+    }
+}

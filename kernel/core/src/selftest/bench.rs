@@ -1,0 +1,119 @@
+//! Benchmarks of kmalloc on the real machine: against `linked_list_allocator` on the same
+//! workload, and the fast path alone, in TSC cycles (the shell's `slabbench`).
+
+use alloc::vec::Vec;
+use linked_list_allocator::Heap;
+use slab::Gfp;
+use x86_64::VirtAddr;
+
+use super::Rng;
+use crate::memory::kmalloc::slab;
+use crate::memory::{PAGE_SIZE, layout};
+use crate::sync::SpinLock;
+
+/// TSC cycles per kmalloc(64)+kfree pair on the sheaf fast path (the same object every time).
+pub fn fastpath_pair_cycles(pairs: u64) -> u64 {
+    let start = crate::time::rdtsc();
+    for _ in 0..pairs {
+        let p = slab().kmalloc(64, Gfp::KERNEL).expect("memory");
+        // SAFETY: just allocated, not used again.
+        let _ = unsafe { slab().kfree(core::hint::black_box(p.as_ptr())) };
+    }
+    (crate::time::rdtsc() - start) / pairs
+}
+
+/// Cycles per operation of kmalloc and of `linked_list_allocator` on the same workload.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchReport {
+    /// Live objects during the measurement.
+    pub live: usize,
+    /// Operations (one free + one allocation each) measured.
+    pub ops: usize,
+    /// TSC cycles per operation with kmalloc.
+    pub kmalloc_cycles: u64,
+    /// TSC cycles per operation with linked_list_allocator.
+    pub linked_list_cycles: u64,
+}
+
+/// Keeps `live` objects of mixed sizes (8..=2048 bytes) and replaces a random one `ops` times,
+/// with kmalloc and with a `linked_list_allocator` heap, in the same run on this CPU.
+pub fn bench(live: usize, ops: usize) -> Option<BenchReport> {
+    use core::alloc::Layout;
+    let heap = SpinLock::new(benchmark_heap()?);
+    let mut results = [0u64; 2];
+    for (which, result) in results.iter_mut().enumerate() {
+        let mut rng = Rng::new(42);
+        let mut objs: Vec<(usize, usize)> = Vec::with_capacity(live);
+        let alloc = |size: usize| -> Option<usize> {
+            if which == 0 {
+                slab()
+                    .kmalloc(size, Gfp::KERNEL)
+                    .map(|p| p.as_ptr() as usize)
+            } else {
+                heap.lock()
+                    .allocate_first_fit(Layout::from_size_align(size, 8).ok()?)
+                    .ok()
+                    .map(|p| p.as_ptr() as usize)
+            }
+        };
+        let free = |ptr: usize, size: usize| {
+            if which == 0 {
+                // SAFETY: allocated by kmalloc above, not used again.
+                let _ = unsafe { slab().kfree(ptr as *mut u8) };
+            } else {
+                let layout = Layout::from_size_align(size, 8).expect("valid");
+                // SAFETY: allocated from this heap with this layout above.
+                unsafe {
+                    heap.lock()
+                        .deallocate(core::ptr::NonNull::new(ptr as *mut u8)?, layout)
+                };
+            }
+            Some(())
+        };
+        // Sizes small enough that both allocators hold `live` objects in the benchmark heap.
+        let max = (BENCH_HEAP_SIZE as usize / 2 / live).clamp(16, 2048);
+        for _ in 0..live {
+            let size = rng.range(8, max);
+            objs.push((alloc(size)?, size));
+        }
+        let start = crate::time::rdtsc();
+        for _ in 0..ops {
+            let i = rng.range(0, live - 1);
+            let (ptr, size) = objs[i];
+            free(ptr, size)?;
+            let size = rng.range(8, max);
+            objs[i] = (alloc(size)?, size);
+        }
+        *result = (crate::time::rdtsc() - start) / ops as u64;
+        for (ptr, size) in objs {
+            free(ptr, size)?;
+        }
+    }
+    Some(BenchReport {
+        live,
+        ops,
+        kmalloc_cycles: results[0],
+        linked_list_cycles: results[1],
+    })
+}
+
+/// Where the benchmark heap lives ([`layout::BENCH_HEAP`] in the address map).
+const BENCH_HEAP_START: u64 = layout::BENCH_HEAP.start;
+/// Size of the benchmark heap.
+pub const BENCH_HEAP_SIZE: u64 = layout::BENCH_HEAP.size();
+
+/// A fresh `linked_list_allocator` heap over [`BENCH_HEAP_SIZE`] bytes, for benchmarks that
+/// compare it with kmalloc. Its pages are mapped on first use and kept.
+pub fn benchmark_heap() -> Option<Heap> {
+    static MAPPED: spin::Once<bool> = spin::Once::new();
+    let mapped = *MAPPED.call_once(|| {
+        crate::memory::paging::map_fresh(
+            VirtAddr::new(BENCH_HEAP_START),
+            BENCH_HEAP_SIZE / PAGE_SIZE as u64,
+        )
+        .is_ok()
+    });
+    // SAFETY: the range is mapped for ever and used only by the heap returned here; callers
+    // (the benchmark) use one such heap at a time and drop it before asking for another.
+    mapped.then(|| unsafe { Heap::new(BENCH_HEAP_START as *mut u8, BENCH_HEAP_SIZE as usize) })
+}
