@@ -22,6 +22,8 @@
 //! Written against `proc_macro` alone (no `syn`): the input is a plain `fn name() { .. }`, so
 //! finding the name is a scan for the `fn` keyword.
 
+#![forbid(unsafe_code)]
+
 use proc_macro::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
 
 /// Registers the function that follows as an on-target kernel test. See the crate docs.
