@@ -84,9 +84,11 @@ extern crate alloc;
 #[cfg(any(not(target_os = "none"), all(test, loom)))]
 extern crate std;
 
+// The layers, bottom to top, are listed in the crate docs ("Reading order"); rustfmt keeps
+// the declarations alphabetical.
 pub mod barn;
+pub mod base;
 pub mod cache;
-pub mod debug;
 pub mod flags;
 #[cfg(not(target_os = "none"))]
 pub mod host;
@@ -95,18 +97,20 @@ pub mod layout;
 #[cfg(all(test, loom))]
 mod loom_tests;
 pub mod platform;
-pub mod rcu_free;
 pub mod registry;
+pub mod report;
 pub mod sheaf;
-pub mod slab;
+pub mod slabs;
 pub mod stats;
 pub mod sync;
 pub mod sysfs;
 
+pub use base::{Gfp, PAGE_SIZE};
 pub use cache::{KmemCache, SlabError, SlabInfo};
-pub use debug::{SlabErrorKind, SlabReport, Track};
 pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
-pub use platform::{Gfp, PAGE_SIZE, Platform};
+pub use platform::Platform;
 pub use registry::{DestroyError, SlabAllocator, SlabOptions};
+pub use report::{SlabErrorKind, SlabReport, Track};
 pub use sheaf::{OutOfMemory, PrefilledSheaf};
+pub use slabs::Slab;
 pub use stats::Stat;

@@ -23,8 +23,9 @@ use alloc::boxed::Box;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
-use crate::cache::KmemCache;
-use crate::platform::{Gfp, Platform};
+use super::KmemCache;
+use crate::base::Gfp;
+use crate::platform::Platform;
 use crate::sheaf::Sheaf;
 use crate::stats::Stat;
 
