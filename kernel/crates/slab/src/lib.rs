@@ -109,7 +109,7 @@ pub use base::{Gfp, PAGE_SIZE};
 pub use cache::{KmemCache, SlabError, SlabInfo};
 pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
 pub use platform::Platform;
-pub use registry::{DestroyError, SlabAllocator, SlabOptions};
+pub use registry::{DestroyError, KmemCacheHandle, SlabAllocator, SlabOptions};
 pub use report::{SlabErrorKind, SlabReport, Track};
 pub use sheaf::{OutOfMemory, PrefilledSheaf};
 pub use slabs::Slab;

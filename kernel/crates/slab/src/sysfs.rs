@@ -160,7 +160,7 @@ impl<'a, P: Platform> Tree<'a, P> {
     /// Builds the tree from the list of caches (Linux builds it as caches come and go, in
     /// `sysfs_slab_add` and `sysfs_slab_alias`).
     fn new(slab: &'a SlabAllocator<P>) -> Self {
-        let caches = slab.caches();
+        let caches = slab.caches_with_names();
         let by_id = |c: &KmemCache<P>| slab.merge_enabled() && c.mergeable();
         let mut dirs: Vec<(String, &KmemCache<P>)> = Vec::with_capacity(caches.len());
         for &(cache, _) in &caches {
@@ -188,11 +188,11 @@ impl<'a, P: Platform> Tree<'a, P> {
         // Newest cache first, so that a name used twice leads where `find_cache` looks it up
         // (Linux's `sysfs_slab_alias` likewise replaces an older link).
         let mut links: Vec<(&'static str, usize)> = Vec::new();
-        for (i, (cache, aliases)) in caches.iter().enumerate().rev() {
+        for (i, (cache, names)) in caches.iter().enumerate().rev() {
             if !by_id(cache) {
                 continue;
             }
-            for &name in core::iter::once(&cache.name()).chain(aliases.iter()) {
+            for &name in names {
                 let taken =
                     dirs.iter().any(|(d, _)| d == name) || links.iter().any(|l| l.0 == name);
                 if !taken {

@@ -256,16 +256,22 @@ fn destroy_reports_leftover_objects_and_keeps_cache() {
     }
     // SAFETY: nobody else uses the cache; it is kept on error.
     let err = unsafe { a.kmem_cache_destroy(c) }.unwrap_err();
-    match err {
-        DestroyError::ObjectsRemaining { name, mut objects } => {
+    // The error gives the kept cache back.
+    let c = match err {
+        DestroyError::ObjectsRemaining {
+            name,
+            mut objects,
+            cache,
+        } => {
             assert_eq!(name, "leaky");
             objects.sort_unstable();
             let mut want: Vec<usize> = keep.iter().map(|o| o.as_ptr() as usize).collect();
             want.sort_unstable();
             assert_eq!(objects, want);
+            cache
         }
         e => panic!("unexpected {e:?}"),
-    }
+    };
     assert!(a.find_cache("leaky").is_none());
     let (reports, total) = c.reports();
     assert_eq!(total, 3);

@@ -50,10 +50,10 @@ fn flag_letters_in_ids() {
     let reclaim = slab
         .kmem_cache_create("reclaim", 100, args, SlabFlags::SLAB_RECLAIM_ACCOUNT)
         .unwrap();
-    assert_eq!(unique_id(reclaim), ":a-0000104");
+    assert_eq!(unique_id(&reclaim), ":a-0000104");
     let both = SlabFlags::SLAB_CACHE_DMA | SlabFlags::SLAB_ACCOUNT;
     let dma = slab.kmem_cache_create("dma", 192, args, both).unwrap();
-    assert_eq!(unique_id(dma), ":dA-0000192");
+    assert_eq!(unique_id(&dma), ":dA-0000192");
     let entries = list(&slab);
     assert!(entries.contains(&link("reclaim", ":a-0000104")));
     assert!(entries.contains(&link("dma", ":dA-0000192")));
