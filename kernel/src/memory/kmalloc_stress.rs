@@ -518,7 +518,7 @@ fn shrink_flushes_the_sheaves_of_every_cpu() {
         before.active_objs >= 8 * cpus.len(),
         "every CPU's objects wait in its sheaves: {before:?}"
     );
-    let freed = cache.kmem_cache_shrink();
+    let freed = cache.shrink();
     let after = cache.slabinfo();
     assert_eq!(
         (after.active_objs, after.num_slabs),
@@ -665,7 +665,7 @@ fn kfree_rcu_keeps_objects_intact_for_readers_on_other_cpus() {
     }
     for &o in &objs {
         // SAFETY: ours; only the reader still looks at it, inside its read-side section.
-        unsafe { cache.kfree_rcu(core::ptr::NonNull::new(o as *mut u8).expect("object")) };
+        unsafe { cache.free_rcu(core::ptr::NonNull::new(o as *mut u8).expect("object")) };
     }
     // Allocate and scribble while the reader is inside: none of its objects may come back.
     let fresh: Vec<_> = (0..2 * n)

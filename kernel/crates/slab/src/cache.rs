@@ -14,8 +14,8 @@
 //!
 //! The fast paths ([`KmemCache::alloc`], [`KmemCache::free`]) pin the CPU, look at the CPU's
 //! `main` sheaf and pop or push one pointer: no shared lock, no atomic read-modify-write. Every
-//! other case is in a `#[cold]` slow path in [`crate::sheaf`], which trades sheaves with the
-//! spare, the barn or the slabs ([`crate::slab`]).
+//! other case is in a `#[cold]` slow path in [`sheaves`], which trades sheaves with the
+//! spare, the barn or the slabs (`cache/slabs.rs`, on the [`crate::slabs`] types).
 //!
 //! ## What the fast path costs
 //! Counted with callgrind (`examples/count_fastpath.sh`, host, release): an allocation
@@ -262,12 +262,14 @@ impl<P: Platform> KmemCache<P> {
     }
 
     /// Allocates one object (`kmem_cache_alloc`). `None` when out of memory.
+    #[doc(alias = "kmem_cache_alloc")]
     #[inline]
     pub fn alloc(&self, gfp: Gfp) -> Option<NonNull<u8>> {
         self.alloc_caller(gfp, 0)
     }
 
     /// Allocates one zeroed object (`kmem_cache_zalloc`).
+    #[doc(alias = "kmem_cache_zalloc")]
     #[inline]
     pub fn zalloc(&self, gfp: Gfp) -> Option<NonNull<u8>> {
         self.alloc_caller(gfp | Gfp::ZERO, 0)
@@ -276,7 +278,7 @@ impl<P: Platform> KmemCache<P> {
     /// Allocates one object, recording `caller` in `SLAB_STORE_USER` caches.
     ///
     /// The fast path: pop the CPU's main sheaf. Everything else is the `#[cold]` `alloc_slow` in
-    /// [`crate::sheaf`].
+    /// [`sheaves`].
     #[inline]
     pub fn alloc_caller(&self, gfp: Gfp, caller: usize) -> Option<NonNull<u8>> {
         let (guard, slot) = self.platform.pin_fast();
@@ -309,6 +311,7 @@ impl<P: Platform> KmemCache<P> {
     /// Allocates one object from memory of `node` (`kmem_cache_alloc_node`). The local node
     /// goes through the sheaves; another node is served straight from that node's slabs, as
     /// Linux does, since sheaves only hold local objects.
+    #[doc(alias = "kmem_cache_alloc_node")]
     pub fn alloc_node(&self, gfp: Gfp, node: usize) -> Option<NonNull<u8>> {
         let local = {
             let (_guard, cpu) = self.platform.pin();
@@ -338,6 +341,7 @@ impl<P: Platform> KmemCache<P> {
     /// `obj` must be an object allocated from this cache and not used afterwards. Debug caches
     /// (and the slab-level checks of every cache) detect and survive violations of this, but a
     /// cache without debug flags may have handed the pointer out again before noticing.
+    #[doc(alias = "kmem_cache_free")]
     #[inline]
     pub unsafe fn free(&self, obj: NonNull<u8>) -> Result<(), SlabReport> {
         // SAFETY: forwarded contract.
@@ -347,7 +351,7 @@ impl<P: Platform> KmemCache<P> {
     /// [`Self::free`] recording `caller` in `SLAB_STORE_USER` caches.
     ///
     /// The fast path: push on the CPU's main sheaf. Everything else is the `#[cold]` `free_slow` in
-    /// [`crate::sheaf`].
+    /// [`sheaves`].
     ///
     /// # Safety
     /// As for [`Self::free`].
@@ -376,6 +380,7 @@ impl<P: Platform> KmemCache<P> {
     /// Allocates `out.len()` objects at once (`kmem_cache_alloc_bulk`): first from the main
     /// sheaf, then straight from the slabs. All or nothing: returns `false` (and allocates
     /// nothing) when memory is short.
+    #[doc(alias = "kmem_cache_alloc_bulk")]
     pub fn alloc_bulk(&self, gfp: Gfp, out: &mut [*mut u8]) -> bool {
         let mut got = 0;
         {
@@ -420,6 +425,7 @@ impl<P: Platform> KmemCache<P> {
     ///
     /// # Safety
     /// As for [`Self::free`], for every object.
+    #[doc(alias = "kmem_cache_free_bulk")]
     pub unsafe fn free_bulk(&self, objs: &[*mut u8]) -> Result<(), SlabReport> {
         let mut r = Ok(());
         for &o in objs {

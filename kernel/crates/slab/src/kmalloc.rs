@@ -209,7 +209,7 @@ impl<P: Platform> SlabAllocator<P> {
     }
 
     /// Frees memory from [`Self::kmalloc`] after an RCU grace period (`kfree_rcu`; see
-    /// [`crate::rcu_free`]). Null and [`ZERO_SIZE_PTR`] are ignored; pointers that are not slab
+    /// [`crate::cache::rcu_free`]). Null and [`ZERO_SIZE_PTR`] are ignored; pointers that are not slab
     /// objects or large blocks are reported and ignored.
     ///
     /// # Safety
@@ -238,7 +238,7 @@ impl<P: Platform> SlabAllocator<P> {
             }
             Owner::Slab(cache) => {
                 // SAFETY: forwarded contract.
-                unsafe { cache.kfree_rcu(p) };
+                unsafe { cache.free_rcu(p) };
                 Ok(())
             }
         }

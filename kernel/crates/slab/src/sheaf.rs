@@ -127,11 +127,11 @@ const _: () = assert!(core::mem::size_of::<PerCpu>() == CPU_SLOT_BYTES);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutOfMemory;
 
-/// A sheaf handed to a caller by [`KmemCache::kmem_cache_prefill_sheaf`](crate::KmemCache::kmem_cache_prefill_sheaf): allocations from it
+/// A sheaf handed to a caller by [`KmemCache::prefill_sheaf`](crate::KmemCache::prefill_sheaf): allocations from it
 /// cannot fail until it is empty, which lets a caller reserve objects before entering a section
 /// that must not fail (Linux uses this for maple tree nodes).
 ///
-/// Give it back with [`KmemCache::kmem_cache_return_sheaf`](crate::KmemCache::kmem_cache_return_sheaf); dropping it leaks its objects.
+/// Give it back with [`KmemCache::return_sheaf`](crate::KmemCache::return_sheaf); dropping it leaks its objects.
 #[must_use = "return the sheaf with kmem_cache_return_sheaf"]
 #[derive(Debug)]
 pub struct PrefilledSheaf {

@@ -29,9 +29,9 @@ pub(crate) enum SlabListId {
 
 /// The descriptor of one slab (Linux's `struct slab`, which overlays `struct page`).
 ///
-/// It lives in per-page storage provided by the platform ([`Platform::slab_meta`]), not in the
+/// It lives in per-page storage provided by the platform ([`Platform::slab_meta`](crate::Platform::slab_meta)), not in the
 /// slab's own memory, and the platform maps every page of the slab to it
-/// ([`Platform::page_owner`]), so finding the slab of any object is O(1).
+/// ([`Platform::page_owner`](crate::Platform::page_owner)), so finding the slab of any object is O(1).
 pub struct Slab {
     /// Address of the owning [`KmemCache`](crate::KmemCache) (its identity; also used to name it in reports).
     pub(crate) cache: usize,

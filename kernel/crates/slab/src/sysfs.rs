@@ -337,5 +337,7 @@ fn per_part<T: Copy + Default + PartialEq + fmt::Display + core::iter::Sum>(
     out
 }
 
+// The tests free objects, which is unsafe.
+#[allow(unsafe_code)]
 #[cfg(test)]
 mod tests;

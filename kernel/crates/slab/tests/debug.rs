@@ -131,7 +131,7 @@ fn naive_double_free_at_the_slab() {
     // SAFETY: deliberate double free: the sheaf accepts it, the slab notices on flush because
     // the object is already the head of its slab's free list.
     unsafe { c.free(o).unwrap() };
-    c.kmem_cache_shrink();
+    c.shrink();
     let (reports, total) = c.reports();
     assert_eq!(total, 1);
     assert_eq!(reports[0].kind, SlabErrorKind::DoubleFree);
@@ -140,7 +140,7 @@ fn naive_double_free_at_the_slab() {
         // SAFETY: ours.
         unsafe { c.free(x).unwrap() };
     }
-    c.kmem_cache_shrink();
+    c.shrink();
     assert_eq!(c.slabinfo().active_objs, 0);
     still_works(&c, 0);
 }
@@ -312,7 +312,7 @@ fn slab_padding_overwrite_is_reported_when_the_slab_is_freed() {
     // SAFETY: ours, freed once.
     unsafe { c.free(o).unwrap() };
     let errors = p.error_count();
-    c.kmem_cache_shrink();
+    c.shrink();
     assert_eq!(
         p.error_count(),
         errors + 1,
@@ -326,7 +326,7 @@ fn slab_padding_overwrite_is_reported_when_the_slab_is_freed() {
     let o = c.alloc(Gfp::KERNEL).unwrap();
     // SAFETY: ours.
     unsafe { c.free(o).unwrap() };
-    c.kmem_cache_shrink();
+    c.shrink();
     assert_eq!(p.error_count(), errors + 1);
 }
 

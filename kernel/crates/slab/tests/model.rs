@@ -166,7 +166,7 @@ impl<'a> Model<'a> {
                 }
             }
             Op::Shrink(c) => {
-                self.cache(c).kmem_cache_shrink();
+                self.cache(c).shrink();
                 let info = self.cache(c).slabinfo();
                 assert!(info.active_objs >= self.live_in(c).len());
                 assert!(info.active_objs <= info.num_objs);

@@ -13,7 +13,8 @@ impl<P: Platform> KmemCache<P> {
     /// Returns a sheaf holding at least `count` objects, for allocations that must not fail
     /// (`kmem_cache_prefill_sheaf`). `count` above the cache's sheaf capacity gives an oversize
     /// sheaf allocated for the occasion. `None` when memory is short.
-    pub fn kmem_cache_prefill_sheaf(&self, gfp: Gfp, count: usize) -> Option<PrefilledSheaf> {
+    #[doc(alias = "kmem_cache_prefill_sheaf")]
+    pub fn prefill_sheaf(&self, gfp: Gfp, count: usize) -> Option<PrefilledSheaf> {
         let (_guard, cpu) = self.platform.pin();
         let node = self.platform.cpu_to_node(cpu);
         self.stat_add(Stat::SheafPrefill, 1);
@@ -35,8 +36,8 @@ impl<P: Platform> KmemCache<P> {
             }
         };
         let mut p = PrefilledSheaf { sheaf };
-        if self.kmem_cache_refill_sheaf(gfp, &mut p, count).is_err() {
-            self.kmem_cache_return_sheaf(p);
+        if self.refill_sheaf(gfp, &mut p, count).is_err() {
+            self.return_sheaf(p);
             return None;
         }
         Some(p)
@@ -46,7 +47,8 @@ impl<P: Platform> KmemCache<P> {
     /// (`kmem_cache_refill_sheaf`). A regular sheaf is filled to capacity; if `count` exceeds
     /// its capacity, the sheaf is exchanged for a bigger one. `Err` when memory is short (the
     /// sheaf keeps what it had).
-    pub fn kmem_cache_refill_sheaf(
+    #[doc(alias = "kmem_cache_refill_sheaf")]
+    pub fn refill_sheaf(
         &self,
         gfp: Gfp,
         sheaf: &mut PrefilledSheaf,
@@ -65,18 +67,16 @@ impl<P: Platform> KmemCache<P> {
             return Ok(());
         }
         if count > cap {
-            let bigger = self
-                .kmem_cache_prefill_sheaf(gfp, count)
-                .ok_or(OutOfMemory)?;
+            let bigger = self.prefill_sheaf(gfp, count).ok_or(OutOfMemory)?;
             let old = core::mem::replace(sheaf, bigger);
-            self.kmem_cache_return_sheaf(old);
+            self.return_sheaf(old);
             return Ok(());
         }
         let (_guard, cpu) = self.platform.pin();
         let node = self.platform.cpu_to_node(cpu);
         let target = if regular { cap } else { count };
         // SAFETY: the caller owns the sheaf and `target <= capacity`.
-        unsafe { self.refill_sheaf(s, target, node, gfp) };
+        unsafe { self.refill_from_slabs(s, target, node, gfp) };
         // SAFETY: as above.
         if (unsafe { (*s).size } as usize) < count {
             Err(OutOfMemory)
@@ -87,11 +87,8 @@ impl<P: Platform> KmemCache<P> {
 
     /// Allocates from a prefilled sheaf (`kmem_cache_alloc_from_sheaf`): cannot fail while the
     /// sheaf holds objects, and returns `None` (no fallback to the cache) once it is empty.
-    pub fn kmem_cache_alloc_from_sheaf(
-        &self,
-        gfp: Gfp,
-        sheaf: &mut PrefilledSheaf,
-    ) -> Option<NonNull<u8>> {
+    #[doc(alias = "kmem_cache_alloc_from_sheaf")]
+    pub fn alloc_from_sheaf(&self, gfp: Gfp, sheaf: &mut PrefilledSheaf) -> Option<NonNull<u8>> {
         let s = sheaf.sheaf.as_ptr();
         // SAFETY: the caller owns the sheaf; popping stays within `size`.
         let obj = unsafe {
@@ -109,7 +106,8 @@ impl<P: Platform> KmemCache<P> {
     }
 
     /// Number of objects left in a prefilled sheaf (`kmem_cache_sheaf_size`).
-    pub fn kmem_cache_sheaf_size(&self, sheaf: &PrefilledSheaf) -> usize {
+    #[doc(alias = "kmem_cache_sheaf_size")]
+    pub fn sheaf_size(&self, sheaf: &PrefilledSheaf) -> usize {
         // SAFETY: the caller owns the sheaf.
         unsafe { sheaf.sheaf.as_ref().size as usize }
     }
@@ -118,7 +116,8 @@ impl<P: Platform> KmemCache<P> {
     /// there is none; else it is refilled and put in the barn if the barn has room; else its
     /// objects are flushed to the slabs and it is freed. Oversize sheaves are always flushed
     /// and freed.
-    pub fn kmem_cache_return_sheaf(&self, sheaf: PrefilledSheaf) {
+    #[doc(alias = "kmem_cache_return_sheaf")]
+    pub fn return_sheaf(&self, sheaf: PrefilledSheaf) {
         let s = sheaf.sheaf;
         self.stat_add(Stat::SheafReturn, 1);
         // SAFETY: the caller gave us the sheaf.
@@ -134,7 +133,7 @@ impl<P: Platform> KmemCache<P> {
             // SAFETY: we own the sheaf.
             unsafe {
                 let cap = s.as_ref().capacity as usize;
-                self.refill_sheaf(s.as_ptr(), cap, pcs.node, Gfp::ATOMIC);
+                self.refill_from_slabs(s.as_ptr(), cap, pcs.node, Gfp::ATOMIC);
                 if s.as_ref().size as usize == cap && self.barns[pcs.node].put_full_sheaf(s).is_ok()
                 {
                     return;

@@ -108,7 +108,7 @@ impl<P: Platform> KmemCache<P> {
     ///
     /// # Safety
     /// The caller owns `sheaf`, a real sheaf of this cache, and `target <= capacity`.
-    pub(crate) unsafe fn refill_sheaf(
+    pub(crate) unsafe fn refill_from_slabs(
         &self,
         sheaf: *mut Sheaf,
         target: usize,
@@ -219,7 +219,7 @@ impl<P: Platform> KmemCache<P> {
                     Err(_) => {
                         stats.add(Stat::BarnGetFail, 1);
                         let cap = (*main).capacity as usize;
-                        if self.refill_sheaf(main, cap, pcs.node, gfp) == 0 {
+                        if self.refill_from_slabs(main, cap, pcs.node, gfp) == 0 {
                             return None;
                         }
                     }

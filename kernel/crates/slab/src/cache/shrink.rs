@@ -15,7 +15,8 @@ impl<P: Platform> KmemCache<P> {
     /// sheaves flushed, the others' stay until they drain or the cache is destroyed. As in
     /// Linux, the caller may have to sleep (the kernel waits for a thread on each CPU): call it
     /// from process context, not with interrupts off.
-    pub fn kmem_cache_shrink(&self) -> usize {
+    #[doc(alias = "kmem_cache_shrink")]
+    pub fn shrink(&self) -> usize {
         let flush_local = || {
             let (_guard, cpu) = self.platform.pin();
             // SAFETY: `cpu` is the current pinned CPU.

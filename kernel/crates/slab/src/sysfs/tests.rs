@@ -180,7 +180,7 @@ fn statistics_and_counts_follow_allocations() {
         // SAFETY: allocated above, not used afterwards.
         unsafe { c.free(o).unwrap() };
     }
-    c.kmem_cache_shrink();
+    c.shrink();
     assert_ne!(read(&slab, "counted/sheaf_flush").as_deref(), Ok("0\n"));
     assert_eq!(read(&slab, "counted/objects").as_deref(), Ok("0\n"));
 }
