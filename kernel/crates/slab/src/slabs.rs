@@ -205,6 +205,7 @@ const OWNER_LARGE: usize = 1;
 
 impl PageOwner {
     /// The page-owner word of `self`.
+    #[inline]
     pub(crate) fn encode(self) -> usize {
         match self {
             PageOwner::None => 0,
@@ -214,6 +215,7 @@ impl PageOwner {
     }
 
     /// Decodes a page-owner word.
+    #[inline]
     pub(crate) fn decode(owner: usize) -> Self {
         if owner == 0 {
             PageOwner::None

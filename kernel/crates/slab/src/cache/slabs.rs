@@ -51,6 +51,7 @@ impl<P: Platform> KmemCache<P> {
     /// that platform decoded as [`PageOwner::Slab`] is one: owners are set in
     /// `allocate_slab` and cleared before the descriptor dies in `discard_slab`, and a slab's
     /// cache outlives it). The cache must stay alive for `'a`.
+    #[inline]
     pub(crate) unsafe fn of_slab<'a>(slab: NonNull<Slab>) -> &'a Self {
         // SAFETY: caller contract.
         unsafe { &*(slab.as_ref().cache as *const Self) }
