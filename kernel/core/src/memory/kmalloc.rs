@@ -15,7 +15,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
-use slab::slab::Slab;
+use slab::Slab;
 use slab::{Gfp, SlabAllocator, SlabOptions};
 use spin::Once;
 use x86_64::VirtAddr;

@@ -132,7 +132,9 @@ fn debug_detections_are_reported_and_survived() {
     // isolated (never freed, never reused), so destroy names exactly them and keeps the cache.
     unsafe {
         match slab().kmem_cache_destroy(cache) {
-            Err(slab::DestroyError::ObjectsRemaining { name, mut objects }) => {
+            Err(slab::DestroyError::ObjectsRemaining {
+                name, mut objects, ..
+            }) => {
                 objects.sort_unstable();
                 let mut isolated = alloc::vec![red_zoned, poisoned];
                 isolated.sort_unstable();
@@ -164,7 +166,9 @@ fn destroy_reports_leaked_objects_by_name_and_keeps_them_valid() {
     }
     // SAFETY: the cache is not used by anyone else; it is kept alive because objects remain.
     match unsafe { slab().kmem_cache_destroy(cache) } {
-        Err(DestroyError::ObjectsRemaining { name, mut objects }) => {
+        Err(DestroyError::ObjectsRemaining {
+            name, mut objects, ..
+        }) => {
             assert_eq!(name, "ktest-leaky");
             let mut expected: Vec<usize> = leaked.iter().map(|p| p.as_ptr() as usize).collect();
             objects.sort_unstable();
@@ -223,16 +227,18 @@ fn shrink_flushes_the_sheaves_of_every_cpu() {
         .expect("cache");
     let cpus: Vec<usize> = crate::cpu::online().map(|c| c.id).collect();
     assert!(cpus.len() >= 2, "the test needs several CPUs");
+    // SAFETY: every thread using this reference is joined before the cache is destroyed.
+    let shared = unsafe { cache.as_ref_unchecked() };
     // Each CPU allocates and frees a few objects: they stay in that CPU's main sheaf, so
     // their slabs are still in use as far as the slabs know.
     for &cpu in &cpus {
         crate::sched::spawn_on(cpu, "ktest-shrink", move || {
             let objs: Vec<_> = (0..8)
-                .map(|_| cache.alloc(Gfp::KERNEL).expect("memory"))
+                .map(|_| shared.alloc(Gfp::KERNEL).expect("memory"))
                 .collect();
             for o in objs {
                 // SAFETY: just allocated from `cache`, not used afterwards.
-                unsafe { cache.free(o) }.expect("free");
+                unsafe { shared.free(o) }.expect("free");
             }
         })
         .expect("thread")
@@ -244,7 +250,7 @@ fn shrink_flushes_the_sheaves_of_every_cpu() {
         before.active_objs >= 8 * cpus.len(),
         "every CPU's objects wait in its sheaves: {before:?}"
     );
-    let freed = cache.kmem_cache_shrink();
+    let freed = cache.shrink();
     let after = cache.slabinfo();
     assert_eq!(
         (after.active_objs, after.num_slabs),
@@ -391,7 +397,7 @@ fn kfree_rcu_keeps_objects_intact_for_readers_on_other_cpus() {
     }
     for &o in &objs {
         // SAFETY: ours; only the reader still looks at it, inside its read-side section.
-        unsafe { cache.kfree_rcu(core::ptr::NonNull::new(o as *mut u8).expect("object")) };
+        unsafe { cache.free_rcu(core::ptr::NonNull::new(o as *mut u8).expect("object")) };
     }
     // Allocate and scribble while the reader is inside: none of its objects may come back.
     let fresh: Vec<_> = (0..2 * n)

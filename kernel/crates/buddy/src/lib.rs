@@ -97,6 +97,11 @@
 //! assert_eq!(pages.alloc_pages(0, None), Err(AllocError::OutOfMemory));
 //! pages.free_pages(big, 10).unwrap();
 //! ```
+//!
+//! # Tests
+//!
+//! Unit tests are in `src/tests.rs` (a child module `tests` of the crate root, in its own file,
+//! as in every host crate of the kernel) and the model-based property test in `tests/model.rs`.
 
 #![no_std]
 #![warn(missing_docs, missing_debug_implementations)]

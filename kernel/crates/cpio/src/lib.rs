@@ -62,6 +62,12 @@
 //!
 //! With the `alloc` feature, `Builder` produces archives (always `070701`, with `mtime` 0 and
 //! owner root, so the output depends only on the input) that GNU `cpio` and Linux accept.
+//!
+//! # Tests
+//!
+//! `src/tests.rs` (a child module `tests` of the crate root in its own file, as in every host
+//! crate of the kernel) holds the unit and property tests: they use the crate-private
+//! `read::normalize`, so they cannot live in `tests/`.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]

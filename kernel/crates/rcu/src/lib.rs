@@ -70,6 +70,11 @@
 //!
 //! # Testing
 //!
+//! Test layout (the same in every host crate of the kernel): unit tests sit in a child module
+//! `tests` in a file of its own (`src/<module>/tests.rs`: `src/gp/tests.rs`, `src/seq/tests.rs`),
+//! model-based property tests in `tests/model.rs` (other integration tests beside it), loom
+//! tests in `src/loom_tests.rs`.
+//!
 //! `cargo test -p sheaf-rcu` runs the unit tests, a model-based property test
 //! (`tests/model.rs`: random read sections, `call_rcu`, QS reports and callback runs on up to
 //! four CPUs, checking that no callback becomes ready while a reader that predates it is still
@@ -81,6 +86,8 @@
 //! ```
 #![no_std]
 #![deny(missing_docs)]
+// Pure logic over atomics and locks: no unsafe code at all.
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 #[cfg(test)]

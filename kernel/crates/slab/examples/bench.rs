@@ -728,7 +728,8 @@ fn workload_a(ll: &LinkedList) {
                 KmemCacheArgs::default(),
                 SlabFlags::SLAB_NO_MERGE,
             )
-            .expect("cache");
+            .expect("cache")
+            .leak();
         let c = Cache(&sheaf, cache);
         row("sheaf kmem_cache", &cell(|| pairs(&c, PAIR_SIZE, PAIRS)));
         row(

@@ -97,7 +97,8 @@ fn main() {
             KmemCacheArgs::default(),
             SlabFlags::SLAB_NO_MERGE,
         )
-        .expect("cache");
+        .expect("cache")
+        .leak();
     // The warm-up refills the main sheaf (the same for every N).
     if mode == "kmalloc" {
         run(n, &a, kmalloc_kfree_pair);

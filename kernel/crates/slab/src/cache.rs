@@ -14,8 +14,8 @@
 //!
 //! The fast paths ([`KmemCache::alloc`], [`KmemCache::free`]) pin the CPU, look at the CPU's
 //! `main` sheaf and pop or push one pointer: no shared lock, no atomic read-modify-write. Every
-//! other case is in a `#[cold]` slow path in [`crate::sheaf`], which trades sheaves with the
-//! spare, the barn or the slabs ([`crate::slab`]).
+//! other case is in a `#[cold]` slow path in [`sheaves`], which trades sheaves with the
+//! spare, the barn or the slabs (`cache/slabs.rs`, on the [`crate::slabs`] types).
 //!
 //! ## What the fast path costs
 //! Counted with callgrind (`examples/count_fastpath.sh`, host, release): an allocation
@@ -38,23 +38,30 @@
 //! host: about 3 ns per pair (`examples/bench.rs`).
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::barn::Barn;
-use crate::debug::{ReportLog, SlabReport};
+use crate::base::{Gfp, PAGE_SIZE};
 use crate::flags::{Ctor, KmemCacheArgs, SlabFlags};
 use crate::layout::{
     Layout, LayoutError, SHEAF_HEADER, WORD, calculate_sizes, default_sheaf_capacity, min_partial,
     round_sheaf_capacity,
 };
-use crate::platform::{Gfp, PAGE_SIZE, Platform};
+use crate::platform::Platform;
+use crate::report::{ReportLog, SlabReport};
 use crate::sheaf::{PerCpu, Sheaf, empty_sheaf};
-use crate::slab::KmemCacheNode;
-use crate::stats::{CpuStats, Stat};
+use crate::slabs::KmemCacheNode;
+use crate::stats::{CpuStats, PaddedStats, Stat};
 use crate::sync::Mutex;
+
+pub mod debug;
+mod prefill;
+pub mod rcu_free;
+pub mod sheaves;
+mod shrink;
+mod slabs;
 
 /// Why a cache could not be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,17 +140,6 @@ pub struct SlabInfo {
     pub nr_partial: usize,
     /// Objects in use on the partial slabs (`count_partial`).
     pub partial_objs: usize,
-}
-
-/// One CPU's statistics on their own cache lines (no false sharing between CPUs).
-#[repr(align(64))]
-pub(crate) struct PaddedStats(pub(crate) CpuStats);
-
-impl core::ops::Deref for PaddedStats {
-    type Target = CpuStats;
-    fn deref(&self) -> &CpuStats {
-        &self.0
-    }
 }
 
 fn splitmix64(mut z: u64) -> u64 {
@@ -266,12 +262,14 @@ impl<P: Platform> KmemCache<P> {
     }
 
     /// Allocates one object (`kmem_cache_alloc`). `None` when out of memory.
+    #[doc(alias = "kmem_cache_alloc")]
     #[inline]
     pub fn alloc(&self, gfp: Gfp) -> Option<NonNull<u8>> {
         self.alloc_caller(gfp, 0)
     }
 
     /// Allocates one zeroed object (`kmem_cache_zalloc`).
+    #[doc(alias = "kmem_cache_zalloc")]
     #[inline]
     pub fn zalloc(&self, gfp: Gfp) -> Option<NonNull<u8>> {
         self.alloc_caller(gfp | Gfp::ZERO, 0)
@@ -280,7 +278,7 @@ impl<P: Platform> KmemCache<P> {
     /// Allocates one object, recording `caller` in `SLAB_STORE_USER` caches.
     ///
     /// The fast path: pop the CPU's main sheaf. Everything else is the `#[cold]` `alloc_slow` in
-    /// [`crate::sheaf`].
+    /// [`sheaves`].
     #[inline]
     pub fn alloc_caller(&self, gfp: Gfp, caller: usize) -> Option<NonNull<u8>> {
         let (guard, slot) = self.platform.pin_fast();
@@ -313,6 +311,7 @@ impl<P: Platform> KmemCache<P> {
     /// Allocates one object from memory of `node` (`kmem_cache_alloc_node`). The local node
     /// goes through the sheaves; another node is served straight from that node's slabs, as
     /// Linux does, since sheaves only hold local objects.
+    #[doc(alias = "kmem_cache_alloc_node")]
     pub fn alloc_node(&self, gfp: Gfp, node: usize) -> Option<NonNull<u8>> {
         let local = {
             let (_guard, cpu) = self.platform.pin();
@@ -342,6 +341,7 @@ impl<P: Platform> KmemCache<P> {
     /// `obj` must be an object allocated from this cache and not used afterwards. Debug caches
     /// (and the slab-level checks of every cache) detect and survive violations of this, but a
     /// cache without debug flags may have handed the pointer out again before noticing.
+    #[doc(alias = "kmem_cache_free")]
     #[inline]
     pub unsafe fn free(&self, obj: NonNull<u8>) -> Result<(), SlabReport> {
         // SAFETY: forwarded contract.
@@ -351,7 +351,7 @@ impl<P: Platform> KmemCache<P> {
     /// [`Self::free`] recording `caller` in `SLAB_STORE_USER` caches.
     ///
     /// The fast path: push on the CPU's main sheaf. Everything else is the `#[cold]` `free_slow` in
-    /// [`crate::sheaf`].
+    /// [`sheaves`].
     ///
     /// # Safety
     /// As for [`Self::free`].
@@ -380,6 +380,7 @@ impl<P: Platform> KmemCache<P> {
     /// Allocates `out.len()` objects at once (`kmem_cache_alloc_bulk`): first from the main
     /// sheaf, then straight from the slabs. All or nothing: returns `false` (and allocates
     /// nothing) when memory is short.
+    #[doc(alias = "kmem_cache_alloc_bulk")]
     pub fn alloc_bulk(&self, gfp: Gfp, out: &mut [*mut u8]) -> bool {
         let mut got = 0;
         {
@@ -424,6 +425,7 @@ impl<P: Platform> KmemCache<P> {
     ///
     /// # Safety
     /// As for [`Self::free`], for every object.
+    #[doc(alias = "kmem_cache_free_bulk")]
     pub unsafe fn free_bulk(&self, objs: &[*mut u8]) -> Result<(), SlabReport> {
         let mut r = Ok(());
         for &o in objs {
@@ -438,56 +440,6 @@ impl<P: Platform> KmemCache<P> {
             }
         }
         r
-    }
-
-    /// Gives memory back (`kmem_cache_shrink`): flushes every CPU's sheaves and every barn to
-    /// the slabs and frees all empty slabs. Returns the number of slabs freed.
-    ///
-    /// Like Linux, it flushes each CPU's sheaves on that CPU ([`Platform::on_each_cpu`]); a
-    /// platform that cannot run code on other CPUs (the host) has only the calling CPU's
-    /// sheaves flushed, the others' stay until they drain or the cache is destroyed. As in
-    /// Linux, the caller may have to sleep (the kernel waits for a thread on each CPU): call it
-    /// from process context, not with interrupts off.
-    pub fn kmem_cache_shrink(&self) -> usize {
-        let flush_local = || {
-            let (_guard, cpu) = self.platform.pin();
-            // SAFETY: `cpu` is the current pinned CPU.
-            unsafe { self.pcs_flush(cpu, false) };
-        };
-        if !self.platform.on_each_cpu(&flush_local) {
-            flush_local();
-        }
-        self.barns_shrink();
-        let freed = self.discard_empty_slabs();
-        if let Some(sc) = &self.sheaf_cache {
-            sc.discard_empty_slabs();
-        }
-        freed
-    }
-
-    /// Flushes everything and checks for leftovers (`__kmem_cache_shutdown`). `Err` lists the
-    /// objects still allocated; the cache then stays usable (without sheaves).
-    ///
-    /// # Safety
-    /// No other context may use the cache during the call.
-    pub(crate) unsafe fn shutdown(&self) -> Result<(), Vec<usize>> {
-        // Objects freed with `kfree_rcu` are still allocated until their grace period ends.
-        // SAFETY: nobody else uses the cache (caller contract).
-        unsafe { self.rcu_free_barrier() };
-        for cpu in 0..self.platform.nr_cpus() {
-            // SAFETY: nobody else uses the cache (caller contract).
-            unsafe { self.pcs_flush(cpu, true) };
-        }
-        self.barns_shrink();
-        self.discard_empty_slabs();
-        let live = self.allocated_objects();
-        for &o in &live {
-            self.report(o, crate::debug::SlabErrorKind::ObjectRemaining);
-        }
-        if let Some(sc) = &self.sheaf_cache {
-            sc.discard_empty_slabs();
-        }
-        if live.is_empty() { Ok(()) } else { Err(live) }
     }
 
     /// The cache's name (the first name it was created with).
@@ -564,44 +516,6 @@ impl<P: Platform> KmemCache<P> {
     /// (full, empty) sheaves in the barn of `node`.
     pub fn barn_counts(&self, node: usize) -> (usize, usize) {
         self.barns[node].counts()
-    }
-    /// Slab and object counts, summed over nodes.
-    pub fn slabinfo(&self) -> SlabInfo {
-        (0..self.nodes.len())
-            .map(|node| self.node_slabinfo(node))
-            .fold(SlabInfo::default(), |a, n| SlabInfo {
-                active_objs: a.active_objs + n.active_objs,
-                num_objs: a.num_objs + n.num_objs,
-                active_slabs: a.active_slabs + n.active_slabs,
-                num_slabs: a.num_slabs + n.num_slabs,
-                nr_partial: a.nr_partial + n.nr_partial,
-                partial_objs: a.partial_objs + n.partial_objs,
-            })
-    }
-
-    /// [`Self::slabinfo`] of node `node` alone, counted under its list lock.
-    pub fn node_slabinfo(&self, node: usize) -> SlabInfo {
-        let n = self.nodes[node].list_lock.lock();
-        let mut info = SlabInfo {
-            num_slabs: n.nr_slabs,
-            num_objs: n.total_objects,
-            nr_partial: n.partial.nr,
-            ..SlabInfo::default()
-        };
-        for (list, partial) in [(&n.partial, true), (&n.full, false)] {
-            let mut s = list.first();
-            while !s.is_null() {
-                // SAFETY: `s` is on a locked list.
-                let slab = unsafe { &*s };
-                info.active_objs += slab.inuse as usize;
-                info.active_slabs += (slab.inuse != 0) as usize;
-                if partial {
-                    info.partial_objs += slab.inuse as usize;
-                }
-                s = slab.next;
-            }
-        }
-        info
     }
     /// Whether this cache may absorb others (`slab_unmergeable` is false).
     pub(crate) fn mergeable(&self) -> bool {

@@ -26,10 +26,11 @@ use std::sync::{Arc, Mutex};
 use std::vec;
 use std::vec::Vec;
 
-use crate::debug::SlabReport;
+use crate::base::{Gfp, PAGE_SHIFT, PAGE_SIZE, cpu_slot};
 use crate::layout::MAX_PAGE_ORDER;
-use crate::platform::{Gfp, PAGE_SHIFT, PAGE_SIZE, Platform, cpu_slot};
-use crate::slab::Slab;
+use crate::platform::Platform;
+use crate::report::SlabReport;
+use crate::slabs::Slab;
 
 /// Shape of a host platform.
 #[derive(Clone, Copy, Debug)]

@@ -9,13 +9,14 @@
 
 use core::ptr::NonNull;
 
+use crate::base::{Gfp, PAGE_SIZE, get_order};
 use crate::cache::KmemCache;
-use crate::debug::{SlabErrorKind, SlabReport};
 use crate::flags::SlabFlags;
 use crate::layout::{KMALLOC_MAX_CACHE_SIZE, MAX_PAGE_ORDER, kmalloc_index};
-use crate::platform::{Gfp, PAGE_SIZE, Platform, get_order};
+use crate::platform::Platform;
 use crate::registry::SlabAllocator;
-use crate::slab::{OWNER_LARGE, Slab, decode_large_owner, large_owner};
+use crate::report::{SlabErrorKind, SlabReport};
+use crate::slabs::PageOwner;
 
 /// What `kmalloc(0)` returns: a non-null pointer that must not be dereferenced and that
 /// `kfree` accepts (Linux's `ZERO_SIZE_PTR`).
@@ -25,8 +26,9 @@ pub const ZERO_SIZE_PTR: NonNull<u8> =
 /// Name used in reports about pointers given to `kfree` that no cache owns.
 const KFREE: &str = "kfree";
 
-/// Who owns the page of a kmalloc'ed address, decoded from its page-owner record.
-enum PageOwner<'a, P: Platform> {
+/// Who owns the page of a kmalloc'ed address ([`PageOwner`], with a slab's cache in place of
+/// its descriptor).
+enum Owner<'a, P: Platform> {
     /// Nobody: not memory of this allocator.
     None,
     /// A large kmalloc block of `2^order` pages starting at `head`.
@@ -107,8 +109,9 @@ impl<P: Platform> SlabAllocator<P> {
         let p = self.platform.alloc_pages(order, node, gfp)?;
         // SAFETY: the block was just allocated with this order.
         unsafe {
-            self.platform
-                .set_page_owner(p, order, large_owner(p.as_ptr() as usize, order))
+            let head = p.as_ptr() as usize;
+            let owner = PageOwner::Large { head, order }.encode();
+            self.platform.set_page_owner(p, order, owner)
         };
         if gfp.contains(Gfp::ZERO) {
             // SAFETY: the whole block is ours.
@@ -135,23 +138,20 @@ impl<P: Platform> SlabAllocator<P> {
     }
 
     /// Who owns the page of `addr` (`virt_to_slab`, or a large block's head and order).
-    fn page_owner_of(&self, addr: usize) -> PageOwner<'_, P> {
-        let owner = self.platform.page_owner(addr);
-        if owner == 0 {
-            PageOwner::None
-        } else if owner & OWNER_LARGE != 0 {
-            let (head, order) = decode_large_owner(owner);
-            PageOwner::Large { head, order }
-        } else {
-            // SAFETY: a slab owner is a live descriptor whose cache is alive.
-            PageOwner::Slab(unsafe { &*((*(owner as *const Slab)).cache as *const KmemCache<P>) })
+    fn page_owner_of(&self, addr: usize) -> Owner<'_, P> {
+        match PageOwner::decode(self.platform.page_owner(addr)) {
+            PageOwner::None => Owner::None,
+            PageOwner::Large { head, order } => Owner::Large { head, order },
+            // SAFETY: a slab owner of our platform is a live descriptor whose cache is alive
+            // (caches with live objects are never freed).
+            PageOwner::Slab(slab) => Owner::Slab(unsafe { KmemCache::of_slab(slab) }),
         }
     }
 
     /// The cache of a slab object (`None` for large blocks and pointers no cache owns).
     fn kmalloc_object_cache(&self, ptr: NonNull<u8>) -> Option<&KmemCache<P>> {
         match self.page_owner_of(ptr.as_ptr() as usize) {
-            PageOwner::Slab(c) => Some(c),
+            Owner::Slab(c) => Some(c),
             _ => None,
         }
     }
@@ -162,9 +162,9 @@ impl<P: Platform> SlabAllocator<P> {
             return 0;
         }
         match self.page_owner_of(ptr.as_ptr() as usize) {
-            PageOwner::None => 0,
-            PageOwner::Large { order, .. } => PAGE_SIZE << order,
-            PageOwner::Slab(s) => {
+            Owner::None => 0,
+            Owner::Large { order, .. } => PAGE_SIZE << order,
+            Owner::Slab(s) => {
                 if s.flags()
                     .intersects(SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON)
                 {
@@ -194,22 +194,22 @@ impl<P: Platform> SlabAllocator<P> {
             return Ok(());
         }
         match self.page_owner_of(ptr as usize) {
-            PageOwner::None => Err(kfree_report(ptr, SlabErrorKind::NotSlabPage)),
-            PageOwner::Large { head, .. } if head != ptr as usize => {
+            Owner::None => Err(kfree_report(ptr, SlabErrorKind::NotSlabPage)),
+            Owner::Large { head, .. } if head != ptr as usize => {
                 Err(kfree_report(ptr, SlabErrorKind::NotObjectBoundary))
             }
-            PageOwner::Large { order, .. } => {
+            Owner::Large { order, .. } => {
                 // SAFETY: `p` heads a large block of `order` that we allocated.
                 unsafe { free_large(&self.platform, p, order) };
                 Ok(())
             }
             // SAFETY: forwarded contract (the cache checks the object boundary at the slab).
-            PageOwner::Slab(cache) => unsafe { cache.free(p) },
+            Owner::Slab(cache) => unsafe { cache.free(p) },
         }
     }
 
     /// Frees memory from [`Self::kmalloc`] after an RCU grace period (`kfree_rcu`; see
-    /// [`crate::rcu_free`]). Null and [`ZERO_SIZE_PTR`] are ignored; pointers that are not slab
+    /// [`crate::cache::rcu_free`]). Null and [`ZERO_SIZE_PTR`] are ignored; pointers that are not slab
     /// objects or large blocks are reported and ignored.
     ///
     /// # Safety
@@ -220,11 +220,11 @@ impl<P: Platform> SlabAllocator<P> {
             return Ok(());
         };
         match self.page_owner_of(ptr as usize) {
-            PageOwner::None => Err(kfree_report(ptr, SlabErrorKind::NotSlabPage)),
-            PageOwner::Large { head, .. } if head != ptr as usize => {
+            Owner::None => Err(kfree_report(ptr, SlabErrorKind::NotSlabPage)),
+            Owner::Large { head, .. } if head != ptr as usize => {
                 Err(kfree_report(ptr, SlabErrorKind::NotObjectBoundary))
             }
-            PageOwner::Large { order, .. } => {
+            Owner::Large { order, .. } => {
                 // A whole block of pages: give it back after the grace period.
                 let platform = self.platform.clone();
                 let addr = ptr as usize;
@@ -236,9 +236,9 @@ impl<P: Platform> SlabAllocator<P> {
                 }));
                 Ok(())
             }
-            PageOwner::Slab(cache) => {
+            Owner::Slab(cache) => {
                 // SAFETY: forwarded contract.
-                unsafe { cache.kfree_rcu(p) };
+                unsafe { cache.free_rcu(p) };
                 Ok(())
             }
         }

@@ -12,15 +12,65 @@
 //!    atomic instruction ([`KmemCache::alloc`], [`KmemCache::free`]).
 //! 2. **Spare and barn** ([`barn`]): when `main` is empty or full, it is swapped with the CPU's
 //!    `spare`, or traded at the node's barn for a full or empty sheaf (one lock per sheaf).
-//! 3. **Slabs** ([`slab`]): blocks of pages cut into objects, with a hardened free list inside
+//! 3. **Slabs** ([`slabs`]): blocks of pages cut into objects, with a hardened free list inside
 //!    the free objects, kept on per-node partial lists under a lock. Sheaves are refilled from
 //!    them and flushed back to them in batches of 32.
 //! 4. **Pages** ([`Platform::alloc_pages`]): new slabs; empty slabs beyond `min_partial` go back.
 //!
 //! On top: [`SlabAllocator`] keeps the list of caches (`slab_caches` under `slab_mutex`),
 //! merges compatible caches ([`SlabAllocator::kmem_cache_create`]) and provides `kmalloc`
-//! ([`kmalloc`]). Debug flags ([`debug`]) add red zones, poisoning and caller tracking.
+//! ([`kmalloc`]). Debug flags ([`cache::debug`]) add red zones, poisoning and caller tracking.
 //! [`layout`] holds the pure geometry functions (`calculate_sizes`, `calculate_order`, ...).
+//!
+//! ## Reading order: the files in layers
+//! Each file uses only files listed before it (`use crate::` lines; no import cycle):
+//!
+//! | layer | file | what |
+//! |------:|------|------|
+//! | 0 | `sync.rs`, `base.rs` | the lock type; `PAGE_SIZE`, [`Gfp`], `get_order`, CPU slots |
+//! | 1 | `report.rs`, `stats.rs`, `flags.rs` | plain data: [`SlabReport`], [`Stat`], [`SlabFlags`] |
+//! | 2 | `layout.rs` | object and slab geometry, pure functions |
+//! | 3 | `slabs.rs` | [`Slab`] descriptors, slab lists, `KmemCacheNode`, the free-pointer codec, the page-owner word |
+//! | 3 | `sheaf.rs` | the sheaf header, the per-CPU slot, [`PrefilledSheaf`] |
+//! | 4 | `platform.rs` | the [`Platform`] trait |
+//! | 5 | `barn.rs` | the per-node store of full and empty sheaves |
+//! | 6 | `cache.rs` | [`KmemCache`]: the struct, its creation, the fast paths, accessors |
+//! | 7 | `cache/*.rs` | the rest of `impl KmemCache`, by concern: `slabs` (new slabs, refill from and free to slabs), `sheaves` (slow paths), `prefill`, `debug`, `rcu_free`, `shrink` |
+//! | 8 | `registry.rs` | [`SlabAllocator`]: the list of caches, merging, [`KmemCacheHandle`], destroy |
+//! | 9 | `kmalloc.rs`, then `sysfs.rs` | size classes and `kfree`; the `/sys/kernel/slab` view |
+//! | – | `host.rs` | the host [`Platform`] for tests (uses layers 0-4 only) |
+//!
+//! The one dependency that points up is inside `cache`: `cache.rs`'s fast paths call the slow
+//! paths its children (`cache/sheaves.rs`) define on the same type. They are one `impl
+//! KmemCache` split over files (the children `use super::KmemCache`; the parent imports
+//! nothing from them), so the cycle is between parts of one type, not between layers.
+//!
+//! ## Naming
+//! Linux's names, one convention: a Linux function that takes the cache as its first argument,
+//! `kmem_cache_X(s, ...)`, is the method `s.X(...)` of [`KmemCache`] (`alloc`, `free`,
+//! `alloc_bulk`, `shrink`, `prefill_sheaf`, ...; `kfree_rcu` of a cache object is
+//! [`KmemCache::free_rcu`]); functions without a cache argument keep their full Linux names
+//! as methods of [`SlabAllocator`] (`kmem_cache_create`, `kmem_cache_destroy`, `kmalloc`,
+//! `kfree`, `ksize`, ...). Every renamed method carries its Linux name as a `#[doc(alias)]`,
+//! so searching the docs for `kmem_cache_alloc` finds [`KmemCache::alloc`].
+//!
+//! ## Where the unsafe code is
+//! The crate root denies `unsafe_code`; these modules allow it, and nothing else has any:
+//! * `slabs.rs`: slab descriptors and their intrusive lists (raw pointers followed under the
+//!   node lock), and the free-pointer codec that reads and writes inside free objects;
+//! * `sheaf.rs`: the sheaf header with its trailing pointer array, the shared static empty
+//!   sheaf, `Send` for prefilled sheaves;
+//! * `platform.rs`: the `unsafe trait Platform` and its `unsafe fn`s (page ownership);
+//! * `barn.rs`: only `unsafe impl Send` for the sheaf pointers it stores;
+//! * `cache.rs` and `cache/*.rs`: the fast paths (per-CPU slots reached by byte offset, sheaf
+//!   pop and push), the slow paths and the slab layer still handle sheaf, slab and object
+//!   pointers directly, and the object-writing debug checks;
+//! * `registry.rs`: caches leaked from and rebuilt into `Box`es, and the `unsafe fn
+//!   kmem_cache_destroy`; `kmalloc.rs`: large blocks, `kfree`, `krealloc`'s copy;
+//! * `host.rs` (and the loom test platform): the host's pages, page records and CPU ids.
+//!
+//! Every `unsafe` block has a `// SAFETY:` comment. Freeing is `unsafe` by nature (the caller
+//! promises the object is no longer used).
 //!
 //! ## Using it
 //! ```
@@ -33,7 +83,7 @@
 //! let cache = slab
 //!     .kmem_cache_create("inode", 600, KmemCacheArgs::default(), SlabFlags::SLAB_HWCACHE_ALIGN)
 //!     .unwrap();
-//! let obj = cache.alloc(Gfp::KERNEL).expect("out of memory");
+//! let obj = cache.alloc(Gfp::KERNEL).expect("out of memory"); // `cache` is a KmemCacheHandle
 //! // SAFETY: `obj` came from `cache` and is not used afterwards.
 //! unsafe { cache.free(obj).unwrap() };
 //! let buf = slab.kmalloc(100, Gfp::KERNEL).unwrap(); // from kmalloc-128
@@ -57,10 +107,15 @@
 //! * `SLAB_TYPESAFE_BY_RCU` keeps the free pointer outside the object, prevents merging and
 //!   gives slab pages back through [`Platform::free_pages_rcu`] (after a grace period).
 //!   `kfree_rcu` collects objects in a per-CPU `rcu_free` sheaf handed to
-//!   [`Platform::call_rcu`] when full ([`rcu_free`]); a partly filled one waits until it fills
+//!   [`Platform::call_rcu`] when full ([`cache::rcu_free`]); a partly filled one waits until it fills
 //!   or the cache is destroyed (Linux also flushes them in `kvfree_rcu_barrier`).
 //!
 //! ## Testing and measuring
+//! Test layout (the same in every host crate of the kernel): unit tests sit in a child module
+//! `tests` in a file of its own (`src/layout/tests.rs`, `src/sysfs/tests.rs`), the model-based
+//! property test in `tests/model.rs` with the other integration tests beside it, and every loom
+//! test in `src/loom_tests.rs`.
+//!
 //! `cargo test -p sheaf-slab` runs unit tests, model-based property tests (`tests/model.rs`),
 //! multi-threaded tests where threads register as CPUs (`tests/threads.rs`), one test per
 //! debug detection (`tests/debug.rs`) and the kmalloc/merging tests. The loom model tests of
@@ -76,6 +131,8 @@
 //! `examples/count_fastpath.sh` counts the fast path's instructions with callgrind.
 #![no_std]
 #![deny(missing_docs)]
+// Unsafe code only where the crate's raw memory lives (see "Where the unsafe code is").
+#![deny(unsafe_code)]
 
 extern crate alloc;
 // The host platform needs std: it is built for every target that has one (not for the
@@ -84,29 +141,42 @@ extern crate alloc;
 #[cfg(any(not(target_os = "none"), all(test, loom)))]
 extern crate std;
 
+// The layers, bottom to top, are listed in the crate docs ("Reading order"); rustfmt keeps
+// the declarations alphabetical.
+#[allow(unsafe_code)]
 pub mod barn;
+pub mod base;
+#[allow(unsafe_code)]
 pub mod cache;
-pub mod debug;
 pub mod flags;
+#[allow(unsafe_code)]
 #[cfg(not(target_os = "none"))]
 pub mod host;
+#[allow(unsafe_code)]
 pub mod kmalloc;
 pub mod layout;
+#[allow(unsafe_code)]
 #[cfg(all(test, loom))]
 mod loom_tests;
+#[allow(unsafe_code)]
 pub mod platform;
-pub mod rcu_free;
+#[allow(unsafe_code)]
 pub mod registry;
+pub mod report;
+#[allow(unsafe_code)]
 pub mod sheaf;
-pub mod slab;
+#[allow(unsafe_code)]
+pub mod slabs;
 pub mod stats;
 pub mod sync;
 pub mod sysfs;
 
+pub use base::{Gfp, PAGE_SIZE};
 pub use cache::{KmemCache, SlabError, SlabInfo};
-pub use debug::{SlabErrorKind, SlabReport, Track};
 pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
-pub use platform::{Gfp, PAGE_SIZE, Platform};
-pub use registry::{DestroyError, SlabAllocator, SlabOptions};
+pub use platform::Platform;
+pub use registry::{DestroyError, KmemCacheHandle, SlabAllocator, SlabOptions};
+pub use report::{SlabErrorKind, SlabReport, Track};
 pub use sheaf::{OutOfMemory, PrefilledSheaf};
+pub use slabs::Slab;
 pub use stats::Stat;

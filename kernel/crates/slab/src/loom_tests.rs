@@ -1,7 +1,9 @@
-//! Loom model of a whole cache: two CPUs trading sheaves through the barn while objects cross
-//! between them. Loom runs every interleaving (up to a preemption bound) of the lock operations
-//! of the barn and node lists, and the test checks that no object is handed out twice and that
-//! every object and sheaf is accounted for at the end.
+//! Loom model tests, all in this file: the barn alone ([`barn`]: every interleaving of CPUs
+//! trading sheaves with one barn; no sheaf is lost or owned twice), and a whole cache: two CPUs
+//! trading sheaves through the barn while objects cross between them. Loom runs every
+//! interleaving (up to a preemption bound) of the lock operations of the barn and node lists,
+//! and the test checks that no object is handed out twice and that every object and sheaf is
+//! accounted for at the end.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p sheaf-slab --release loom`.
 
@@ -14,10 +16,11 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 use std::vec::Vec;
 
+use crate::base::{Gfp, PAGE_SHIFT, PAGE_SIZE};
 use crate::cache::KmemCache;
 use crate::flags::{KmemCacheArgs, SlabFlags};
-use crate::platform::{Gfp, PAGE_SHIFT, PAGE_SIZE, Platform};
-use crate::slab::Slab;
+use crate::platform::Platform;
+use crate::slabs::Slab;
 use crate::stats::Stat;
 
 loom::thread_local! {
@@ -183,4 +186,91 @@ fn loom_cache_sheaf_barn_exchange() {
         "loom explored {} interleavings",
         ITERATIONS.load(std::sync::atomic::Ordering::Relaxed)
     );
+}
+
+/// The barn alone: CPUs trading sheaves with one barn.
+mod barn {
+    use core::ptr::NonNull;
+
+    use crate::barn::{Barn, MAX_FULL_SHEAVES, ReplaceFull};
+    use crate::sheaf::Sheaf;
+    use loom::sync::Arc;
+    use loom::thread;
+    use std::boxed::Box;
+    use std::vec::Vec;
+
+    fn sheaf(size: u32) -> NonNull<Sheaf> {
+        NonNull::from(Box::leak(Box::new(Sheaf::header(4, size))))
+    }
+
+    /// A CPU's free path: its main sheaf is full, so it hands it to the barn in exchange for an
+    /// empty one, while another CPU's alloc path trades an empty sheaf for a full one.
+    #[test]
+    fn loom_barn_exchange_conserves_sheaves() {
+        loom::model(|| {
+            let barn = Arc::new(Barn::new());
+            barn.put_full_sheaf(sheaf(4)).unwrap();
+            barn.put_empty_sheaf(sheaf(0)).unwrap();
+            let b1 = barn.clone();
+            let freeing = thread::spawn(move || match b1.replace_full_sheaf(sheaf(4)) {
+                Ok(empty) => empty,
+                Err(ReplaceFull::Refused(f) | ReplaceFull::NoEmpty(f)) => f,
+            });
+            let b2 = barn.clone();
+            let allocating = thread::spawn(move || match b2.replace_empty_sheaf(sheaf(0)) {
+                Ok((full, extra)) => {
+                    assert!(extra.is_none());
+                    full
+                }
+                Err(e) => e,
+            });
+            let mine = [freeing.join().unwrap(), allocating.join().unwrap()];
+            let mut all: Vec<NonNull<Sheaf>> = mine.to_vec();
+            barn.shrink(|s| all.push(s));
+            // Four sheaves existed; each is in exactly one place.
+            assert_eq!(all.len(), 4);
+            let mut addrs: Vec<usize> = all.iter().map(|p| p.as_ptr() as usize).collect();
+            addrs.sort_unstable();
+            addrs.dedup();
+            assert_eq!(addrs.len(), 4);
+            let full: u32 = all.iter().map(|s| unsafe_size(*s)).sum();
+            assert_eq!(full, 8, "objects conserved: two full sheaves of 4");
+            for s in all {
+                // SAFETY: every sheaf was leaked from a Box above and is owned once.
+                drop(unsafe { Box::from_raw(s.as_ptr()) });
+            }
+        });
+    }
+
+    /// Two CPUs put full sheaves into a barn that has room for only one more.
+    #[test]
+    fn loom_barn_refuses_beyond_limit() {
+        loom::model(|| {
+            let barn = Arc::new(Barn::new());
+            for _ in 0..MAX_FULL_SHEAVES - 1 {
+                barn.put_full_sheaf(sheaf(4)).unwrap();
+            }
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let b = barn.clone();
+                    thread::spawn(move || b.put_full_sheaf(sheaf(4)).is_ok())
+                })
+                .collect();
+            let ok: usize = handles
+                .into_iter()
+                .map(|h| h.join().unwrap() as usize)
+                .sum();
+            assert_eq!(ok, 1);
+            assert_eq!(barn.counts(), (MAX_FULL_SHEAVES, 0));
+            barn.shrink(|s| {
+                // SAFETY: leaked from a Box above.
+                drop(unsafe { Box::from_raw(s.as_ptr()) })
+            });
+        });
+    }
+
+    fn unsafe_size(s: NonNull<Sheaf>) -> u32 {
+        // SAFETY: the sheaf is a live header owned by the test.
+        unsafe { s.as_ref().size }
+    }
 }

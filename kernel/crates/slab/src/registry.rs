@@ -2,6 +2,8 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::fmt;
+use core::ops::Deref;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
@@ -12,8 +14,7 @@ use crate::platform::Platform;
 use crate::sync::Mutex;
 
 /// Why [`SlabAllocator::kmem_cache_destroy`] did not release a cache.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DestroyError {
+pub enum DestroyError<'a, P: Platform> {
     /// Objects are still allocated ("Objects remaining on `__kmem_cache_shutdown()`"): every
     /// one is listed; the cache is kept alive (deliberately leaked) so they stay valid and can
     /// still be freed, but it is removed from the list of caches.
@@ -22,6 +23,8 @@ pub enum DestroyError {
         name: &'static str,
         /// Addresses of the objects still allocated.
         objects: Vec<usize>,
+        /// The cache, kept for as long as the allocator, so that those objects can be freed.
+        cache: &'a KmemCache<P>,
     },
     /// The kmalloc caches live as long as the allocator.
     Permanent {
@@ -30,11 +33,135 @@ pub enum DestroyError {
     },
 }
 
+impl<P: Platform> fmt::Debug for DestroyError<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DestroyError::ObjectsRemaining { name, objects, .. } => f
+                .debug_struct("ObjectsRemaining")
+                .field("name", name)
+                .field("objects", objects)
+                .finish_non_exhaustive(),
+            DestroyError::Permanent { name } => {
+                f.debug_struct("Permanent").field("name", name).finish()
+            }
+        }
+    }
+}
+
+/// Equal when they name the same cache (the same one, for `ObjectsRemaining`) and objects.
+impl<P: Platform> PartialEq for DestroyError<'_, P> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                DestroyError::ObjectsRemaining {
+                    name: a,
+                    objects: x,
+                    cache: c,
+                },
+                DestroyError::ObjectsRemaining {
+                    name: b,
+                    objects: y,
+                    cache: d,
+                },
+            ) => a == b && x == y && core::ptr::eq(*c, *d),
+            (DestroyError::Permanent { name: a }, DestroyError::Permanent { name: b }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl<P: Platform> Eq for DestroyError<'_, P> {}
+
+/// Which name of its cache a [`KmemCacheHandle`] stands for: [`FIRST_NAME`] for the name the
+/// cache was created with, a number unique in the allocator for a merged alias.
+type NameId = u64;
+/// The [`NameId`] of a cache's first name.
+const FIRST_NAME: NameId = 0;
+
 struct CacheEntry<P: Platform> {
     cache: NonNull<KmemCache<P>>,
-    /// Names merged into this cache after its creation (newest last).
-    aliases: Vec<&'static str>,
+    /// The names in use, one per live handle (plus a kmalloc cache's own, for ever), oldest
+    /// first: the first name (while its handle lives), then the merged aliases.
+    names: Vec<(NameId, &'static str)>,
     kmalloc: bool,
+}
+
+impl<P: Platform> CacheEntry<P> {
+    fn has_name(&self, name: &str) -> bool {
+        self.names.iter().any(|&(_, n)| n == name)
+    }
+
+    /// The names of merged aliases (every name but a live first name).
+    fn aliases(&self) -> Vec<&'static str> {
+        self.names
+            .iter()
+            .filter(|&&(id, _)| id != FIRST_NAME)
+            .map(|&(_, n)| n)
+            .collect()
+    }
+}
+
+/// The owner of one name of a cache: what [`SlabAllocator::kmem_cache_create`] returns and
+/// [`SlabAllocator::kmem_cache_destroy`] takes back (Linux's `struct kmem_cache *`, with the
+/// ownership spelled out). It dereferences to the [`KmemCache`].
+///
+/// Neither `Clone` nor `Copy`: once destroyed, the handle is gone, so a destroyed cache cannot
+/// be used through it. Each call of `kmem_cache_create` gives its own handle, also when it
+/// merges into an existing cache (the handle then owns that alias's name). A cache that lives
+/// as long as the allocator can give up its handle for a plain reference with
+/// [`KmemCacheHandle::leak`]; dropping a handle likewise keeps the cache and the name.
+pub struct KmemCacheHandle<'a, P: Platform> {
+    cache: &'a KmemCache<P>,
+    name: NameId,
+}
+
+impl<'a, P: Platform> KmemCacheHandle<'a, P> {
+    /// Keeps the cache (and this name) for as long as the allocator: the handle becomes a
+    /// plain shared reference, for caches that are never destroyed.
+    pub fn leak(self) -> &'a KmemCache<P> {
+        self.cache
+    }
+
+    /// A reference to the cache that outlives the handle, for sharing the cache with other
+    /// contexts (threads on other CPUs) that the borrow checker cannot see end before the
+    /// cache is destroyed.
+    ///
+    /// # Safety
+    /// The reference must not be used once the handle has been given to
+    /// [`SlabAllocator::kmem_cache_destroy`].
+    pub unsafe fn as_ref_unchecked(&self) -> &'a KmemCache<P> {
+        self.cache
+    }
+
+    /// A handle for the first name of `cache`, as `kmem_cache_create` returned it (for a
+    /// reference obtained by [`KmemCacheHandle::leak`], [`SlabAllocator::find_cache`] or
+    /// [`SlabAllocator::kmalloc_cache`]).
+    ///
+    /// # Safety
+    /// No other handle for that name may exist or be made, and `cache` must belong to the
+    /// allocator the handle is given back to.
+    pub unsafe fn from_ref(cache: &'a KmemCache<P>) -> Self {
+        Self {
+            cache,
+            name: FIRST_NAME,
+        }
+    }
+}
+
+impl<P: Platform> Deref for KmemCacheHandle<'_, P> {
+    type Target = KmemCache<P>;
+    fn deref(&self) -> &KmemCache<P> {
+        self.cache
+    }
+}
+
+impl<P: Platform> fmt::Debug for KmemCacheHandle<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KmemCacheHandle")
+            .field("cache", &self.cache.name())
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 /// The slab allocator: the caches (`slab_caches` under `slab_mutex`) and the kmalloc caches.
@@ -49,6 +176,8 @@ pub struct SlabAllocator<P: Platform> {
     /// Whether caches may merge (Linux's `slab_nomerge` boot option turns it off).
     merge: bool,
     slab_mutex: Mutex<Vec<CacheEntry<P>>>,
+    /// The last [`NameId`] handed out to an alias.
+    last_name: core::sync::atomic::AtomicU64,
     pub(crate) kmalloc_caches: [NonNull<KmemCache<P>>; KMALLOC_SIZES.len()],
 }
 
@@ -108,7 +237,7 @@ impl<P: Platform> SlabAllocator<P> {
             kmalloc_caches[i] = cache;
             list.push(CacheEntry {
                 cache,
-                aliases: Vec::new(),
+                names: alloc::vec![(FIRST_NAME, name)],
                 kmalloc: true,
             });
         }
@@ -117,6 +246,7 @@ impl<P: Platform> SlabAllocator<P> {
             debug_flags: debug,
             merge: !options.nomerge,
             slab_mutex: Mutex::new(list),
+            last_name: core::sync::atomic::AtomicU64::new(FIRST_NAME),
             kmalloc_caches,
         })
     }
@@ -152,7 +282,7 @@ impl<P: Platform> SlabAllocator<P> {
         size: usize,
         args: KmemCacheArgs,
         flags: SlabFlags,
-    ) -> Result<&KmemCache<P>, SlabError> {
+    ) -> Result<KmemCacheHandle<'_, P>, SlabError> {
         let flags = flags | self.debug_flags;
         let mut list = self.slab_mutex.lock();
         let mergeable = if self.merge {
@@ -166,20 +296,27 @@ impl<P: Platform> SlabAllocator<P> {
             let s = unsafe { e.cache.as_ref() };
             s.refcount.fetch_add(1, Ordering::Relaxed);
             s.widen_object_size(size);
-            e.aliases.push(name);
-            // SAFETY: the cache lives as long as `self` (or until destroyed by the caller).
-            return Ok(unsafe { &*e.cache.as_ptr() });
+            let id = self.last_name.fetch_add(1, Ordering::Relaxed) + 1;
+            e.names.push((id, name));
+            return Ok(KmemCacheHandle {
+                // SAFETY: the cache lives until its last handle is destroyed.
+                cache: unsafe { &*e.cache.as_ptr() },
+                name: id,
+            });
         }
         match KmemCache::new(self.platform.clone(), name, size, &args, flags, true) {
             Ok(cache) => {
                 let cache = NonNull::from(Box::leak(cache));
                 list.push(CacheEntry {
                     cache,
-                    aliases: Vec::new(),
+                    names: alloc::vec![(FIRST_NAME, name)],
                     kmalloc: false,
                 });
-                // SAFETY: as above.
-                Ok(unsafe { &*cache.as_ptr() })
+                Ok(KmemCacheHandle {
+                    // SAFETY: as above.
+                    cache: unsafe { &*cache.as_ptr() },
+                    name: FIRST_NAME,
+                })
             }
             Err(e) if flags.contains(SlabFlags::SLAB_PANIC) => {
                 panic!("kmem_cache_create({name}) failed: {e:?}")
@@ -228,7 +365,7 @@ impl<P: Platform> SlabAllocator<P> {
         list.iter().rev().find_map(|e| {
             // SAFETY: caches on the list are alive as long as `self`.
             let s = unsafe { &*e.cache.as_ptr() };
-            (s.name() == name || e.aliases.contains(&name)).then_some(s)
+            e.has_name(name).then_some(s)
         })
     }
 
@@ -239,20 +376,32 @@ impl<P: Platform> SlabAllocator<P> {
             .map(|e| {
                 // SAFETY: caches on the list are alive as long as `self`.
                 let s = unsafe { &*e.cache.as_ptr() };
-                (s, e.aliases.clone())
+                (s, e.aliases())
             })
             .collect()
     }
 
-    /// Every name of `cache`: its own, then its aliases.
+    /// Every cache on the list, oldest first, with every name in use (its first name while its
+    /// handle lives, then the aliases), for the sysfs links.
+    pub(crate) fn caches_with_names(&self) -> Vec<(&KmemCache<P>, Vec<&'static str>)> {
+        let list = self.slab_mutex.lock();
+        list.iter()
+            .map(|e| {
+                // SAFETY: caches on the list are alive as long as `self`.
+                let s = unsafe { &*e.cache.as_ptr() };
+                (s, e.names.iter().map(|&(_, n)| n).collect())
+            })
+            .collect()
+    }
+
+    /// Every name of `cache` in use: its own (until its handle is destroyed), then its
+    /// aliases.
     pub fn cache_names(&self, cache: &KmemCache<P>) -> Vec<&'static str> {
         let list = self.slab_mutex.lock();
-        let mut names = Vec::new();
-        if let Some(e) = list.iter().find(|e| core::ptr::eq(e.cache.as_ptr(), cache)) {
-            names.push(cache.name());
-            names.extend_from_slice(&e.aliases);
-        }
-        names
+        list.iter()
+            .find(|e| core::ptr::eq(e.cache.as_ptr(), cache))
+            .map(|e| e.names.iter().map(|&(_, n)| n).collect())
+            .unwrap_or_default()
     }
 
     /// Writes `/proc/slabinfo` (version 2.1) for every cache: active and total objects, slot
@@ -295,17 +444,27 @@ impl<P: Platform> SlabAllocator<P> {
         self.slab_mutex.lock().len()
     }
 
-    /// Destroys a cache (`kmem_cache_destroy`).
+    /// Destroys a cache (`kmem_cache_destroy`), taking back the handle
+    /// [`Self::kmem_cache_create`] returned.
     ///
-    /// Drops one reference; if aliases remain, that is all. Otherwise flushes every CPU's
-    /// sheaves and the barns, frees the empty slabs and, if no object is left, releases the
-    /// cache. If objects remain, each is listed in the error, and the cache is removed from the
-    /// list but kept alive (Linux warns "Slab cache still has objects" and leaks it likewise).
+    /// Drops one reference and the handle's name (the alias's own name, or the first name);
+    /// if other names remain, that is all. Otherwise flushes every CPU's sheaves and the barns,
+    /// frees the empty slabs and, if no object is left, releases the cache. If objects remain,
+    /// each is listed in the error, and the cache is removed from the list but kept alive
+    /// (Linux warns "Slab cache still has objects" and leaks it likewise); the error gives it
+    /// back so that they can still be freed.
     ///
     /// # Safety
-    /// `cache` must come from this allocator. No other context may use it during the call, and
-    /// after `Ok(())` it must not be used again (it is freed).
-    pub unsafe fn kmem_cache_destroy(&self, cache: &KmemCache<P>) -> Result<(), DestroyError> {
+    /// `cache` must come from this allocator. The handle guarantees that nothing borrowed from
+    /// it is still in use; references to the cache obtained otherwise
+    /// ([`Self::find_cache`], [`Self::caches`], [`KmemCacheHandle::as_ref_unchecked`]) must not
+    /// be used during the call, nor after `Ok(())` (the cache is freed then), and no object of
+    /// the cache may be freed during the call.
+    pub unsafe fn kmem_cache_destroy<'a>(
+        &'a self,
+        cache: KmemCacheHandle<'a, P>,
+    ) -> Result<(), DestroyError<'a, P>> {
+        let KmemCacheHandle { cache, name } = cache;
         let mut list = self.slab_mutex.lock();
         let Some(i) = list
             .iter()
@@ -313,11 +472,14 @@ impl<P: Platform> SlabAllocator<P> {
         else {
             return Ok(());
         };
-        if list[i].kmalloc && cache.refcount() == 1 {
+        if list[i].kmalloc && name == FIRST_NAME {
             return Err(DestroyError::Permanent { name: cache.name() });
         }
+        let names = &mut list[i].names;
+        if let Some(j) = names.iter().position(|&(id, _)| id == name) {
+            names.remove(j);
+        }
         if cache.refcount.fetch_sub(1, Ordering::Relaxed) > 1 {
-            list[i].aliases.pop();
             return Ok(());
         }
         let entry = list.remove(i);
@@ -332,6 +494,7 @@ impl<P: Platform> SlabAllocator<P> {
             Err(objects) => Err(DestroyError::ObjectsRemaining {
                 name: cache.name(),
                 objects,
+                cache,
             }),
         }
     }

@@ -120,3 +120,14 @@ impl CpuStats {
         self.0[stat as usize].load(Ordering::Relaxed)
     }
 }
+
+/// One CPU's statistics on their own cache lines (no false sharing between CPUs).
+#[repr(align(64))]
+pub(crate) struct PaddedStats(pub(crate) CpuStats);
+
+impl core::ops::Deref for PaddedStats {
+    type Target = CpuStats;
+    fn deref(&self) -> &CpuStats {
+        &self.0
+    }
+}

@@ -160,7 +160,7 @@ impl<'a, P: Platform> Tree<'a, P> {
     /// Builds the tree from the list of caches (Linux builds it as caches come and go, in
     /// `sysfs_slab_add` and `sysfs_slab_alias`).
     fn new(slab: &'a SlabAllocator<P>) -> Self {
-        let caches = slab.caches();
+        let caches = slab.caches_with_names();
         let by_id = |c: &KmemCache<P>| slab.merge_enabled() && c.mergeable();
         let mut dirs: Vec<(String, &KmemCache<P>)> = Vec::with_capacity(caches.len());
         for &(cache, _) in &caches {
@@ -188,11 +188,11 @@ impl<'a, P: Platform> Tree<'a, P> {
         // Newest cache first, so that a name used twice leads where `find_cache` looks it up
         // (Linux's `sysfs_slab_alias` likewise replaces an older link).
         let mut links: Vec<(&'static str, usize)> = Vec::new();
-        for (i, (cache, aliases)) in caches.iter().enumerate().rev() {
+        for (i, (cache, names)) in caches.iter().enumerate().rev() {
             if !by_id(cache) {
                 continue;
             }
-            for &name in core::iter::once(&cache.name()).chain(aliases.iter()) {
+            for &name in names {
                 let taken =
                     dirs.iter().any(|(d, _)| d == name) || links.iter().any(|l| l.0 == name);
                 if !taken {
@@ -337,239 +337,7 @@ fn per_part<T: Copy + Default + PartialEq + fmt::Display + core::iter::Sum>(
     out
 }
 
+// The tests free objects, which is unsafe.
+#[allow(unsafe_code)]
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::flags::KmemCacheArgs;
-    use crate::host::{CpuRegistration, HostConfig, HostPlatform};
-    use crate::platform::Gfp;
-    use crate::registry::SlabOptions;
-
-    fn setup(options: SlabOptions) -> (CpuRegistration, SlabAllocator<HostPlatform>) {
-        let p = HostPlatform::new(HostConfig {
-            cpus: 2,
-            nodes: 1,
-            pages_per_node: 4096,
-        });
-        let cpu = p.register_cpu();
-        let slab = SlabAllocator::with_options(p, options).expect("allocator");
-        (cpu, slab)
-    }
-
-    fn link(name: &'static str, target: &str) -> Entry {
-        Entry::Link {
-            name,
-            target: String::from(target),
-        }
-    }
-
-    fn ctor(_: *mut u8) {}
-
-    #[test]
-    fn kmalloc_caches_are_ids_with_links() {
-        let (_cpu, slab) = setup(SlabOptions::default());
-        let entries = list(&slab);
-        assert!(entries.contains(&Entry::Dir(String::from(":0000064"))));
-        assert!(entries.contains(&link("kmalloc-64", ":0000064")));
-        assert!(entries.contains(&link("kmalloc-8k", ":0008192")));
-        // Every kmalloc cache: one directory and one link, nothing else yet.
-        assert_eq!(entries.len(), 2 * slab.nr_caches());
-        assert!(entries.windows(2).all(|w| w[0].name() < w[1].name()));
-        assert_eq!(resolve(&slab, "kmalloc-64").as_deref(), Ok(":0000064"));
-        assert_eq!(resolve(&slab, ":0000064").as_deref(), Ok(":0000064"));
-        assert_eq!(read(&slab, "kmalloc-64/object_size").as_deref(), Ok("64\n"));
-        assert_eq!(read(&slab, ":0000064/slab_size").as_deref(), Ok("64\n"));
-        assert_eq!(read(&slab, "/kmalloc-64/aliases").as_deref(), Ok("0\n"));
-    }
-
-    #[test]
-    fn flag_letters_in_ids() {
-        let (_cpu, slab) = setup(SlabOptions::default());
-        let args = KmemCacheArgs::default();
-        let reclaim = slab
-            .kmem_cache_create("reclaim", 100, args, SlabFlags::SLAB_RECLAIM_ACCOUNT)
-            .unwrap();
-        assert_eq!(unique_id(reclaim), ":a-0000104");
-        let both = SlabFlags::SLAB_CACHE_DMA | SlabFlags::SLAB_ACCOUNT;
-        let dma = slab.kmem_cache_create("dma", 192, args, both).unwrap();
-        assert_eq!(unique_id(dma), ":dA-0000192");
-        let entries = list(&slab);
-        assert!(entries.contains(&link("reclaim", ":a-0000104")));
-        assert!(entries.contains(&link("dma", ":dA-0000192")));
-        assert_eq!(read(&slab, "reclaim/reclaim_account").as_deref(), Ok("1\n"));
-        assert_eq!(read(&slab, "dma/reclaim_account").as_deref(), Ok("0\n"));
-        assert_eq!(read(&slab, "dma/cache_dma").as_deref(), Ok("1\n"));
-    }
-
-    #[test]
-    fn a_merged_alias_is_a_link_to_the_same_directory() {
-        let (_cpu, slab) = setup(SlabOptions::default());
-        let args = KmemCacheArgs::default();
-        let dentry = slab
-            .kmem_cache_create("dentry", 60, args, SlabFlags::empty())
-            .unwrap();
-        assert_eq!(dentry.name(), "kmalloc-64", "merged into kmalloc-64");
-        let entries = list(&slab);
-        assert!(entries.contains(&link("dentry", ":0000064")));
-        assert!(entries.contains(&link("kmalloc-64", ":0000064")));
-        assert_eq!(
-            entries.iter().filter(|e| e.name() == ":0000064").count(),
-            1,
-            "one directory for both names"
-        );
-        assert_eq!(read(&slab, "dentry/aliases").as_deref(), Ok("1\n"));
-        assert_eq!(read(&slab, "kmalloc-64/aliases").as_deref(), Ok("1\n"));
-        assert_eq!(read(&slab, "dentry/object_size").as_deref(), Ok("64\n"));
-    }
-
-    #[test]
-    fn an_unmergeable_cache_uses_its_own_name() {
-        let (_cpu, slab) = setup(SlabOptions::default());
-        let args = KmemCacheArgs::default();
-        let flags = SlabFlags::SLAB_NO_MERGE | SlabFlags::SLAB_HWCACHE_ALIGN;
-        slab.kmem_cache_create("task_struct", 64, args, flags)
-            .unwrap();
-        let with_ctor = KmemCacheArgs {
-            ctor: Some(ctor),
-            ..args
-        };
-        slab.kmem_cache_create("inode_cache", 600, with_ctor, SlabFlags::empty())
-            .unwrap();
-        slab.kmem_cache_create("poisoned", 64, args, SlabFlags::SLAB_POISON)
-            .unwrap();
-        let entries = list(&slab);
-        for name in ["task_struct", "inode_cache", "poisoned"] {
-            let found: Vec<&Entry> = entries.iter().filter(|e| e.name() == name).collect();
-            assert_eq!(found, [&Entry::Dir(String::from(name))], "{name}");
-            assert_eq!(resolve(&slab, name).as_deref(), Ok(name));
-        }
-        assert_eq!(
-            read(&slab, "task_struct/hwcache_align").as_deref(),
-            Ok("1\n")
-        );
-        assert_eq!(read(&slab, "task_struct/ctor").as_deref(), Ok(""));
-        let shown = read(&slab, "inode_cache/ctor").unwrap();
-        assert_eq!(shown, format!("{:#x}\n", ctor as fn(*mut u8) as usize));
-        assert_eq!(read(&slab, "poisoned/poison").as_deref(), Ok("1\n"));
-        assert_eq!(read(&slab, "poisoned/sheaf_capacity").as_deref(), Ok("0\n"));
-    }
-
-    #[test]
-    fn geometry_agrees_with_the_cache() {
-        let (_cpu, slab) = setup(SlabOptions::default());
-        slab.kmem_cache_create(
-            "big",
-            3000,
-            KmemCacheArgs::default(),
-            SlabFlags::SLAB_NO_MERGE,
-        )
-        .unwrap();
-        for (cache, _) in slab.caches() {
-            let dir = resolve(&slab, cache.name()).unwrap();
-            let file = |attr: &str| read(&slab, &format!("{dir}/{attr}")).unwrap();
-            assert_eq!(file("object_size"), format!("{}\n", cache.object_size()));
-            assert_eq!(
-                file("objs_per_slab"),
-                format!("{}\n", cache.objs_per_slab())
-            );
-            assert_eq!(file("order"), format!("{}\n", cache.order()));
-            assert_eq!(file("slab_size"), format!("{}\n", cache.size()));
-            assert_eq!(file("align"), format!("{}\n", cache.align()));
-            assert_eq!(file("min_partial"), format!("{}\n", cache.min_partial()));
-            assert_eq!(
-                file("sheaf_capacity"),
-                format!("{}\n", cache.sheaf_capacity())
-            );
-        }
-        assert_eq!(read(&slab, "big/order").as_deref(), Ok("3\n"));
-    }
-
-    #[test]
-    fn statistics_and_counts_follow_allocations() {
-        let (_cpu, slab) = setup(SlabOptions::default());
-        let args = KmemCacheArgs::default();
-        let c = slab
-            .kmem_cache_create("counted", 40, args, SlabFlags::SLAB_NO_MERGE)
-            .unwrap();
-        for stat in ["alloc_slowpath", "sheaf_refill", "alloc_slab"] {
-            assert_eq!(
-                read(&slab, &format!("counted/{stat}")).as_deref(),
-                Ok("0\n")
-            );
-        }
-        assert_eq!(read(&slab, "counted/objects").as_deref(), Ok("0\n"));
-        let objs: Vec<_> = (0..10).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
-        let slow = read(&slab, "counted/alloc_slowpath").unwrap();
-        let n = c.stat(Stat::AllocSlowpath);
-        assert!(n > 0);
-        assert_eq!(slow, format!("{n} C0={n}\n"), "total, then CPU 0's part");
-        let info = c.slabinfo();
-        let active = info.active_objs;
-        assert_eq!(
-            read(&slab, "counted/objects").unwrap(),
-            format!("{active} N0={active}\n")
-        );
-        let total = info.num_objs;
-        assert_eq!(
-            read(&slab, "counted/total_objects").unwrap(),
-            format!("{total} N0={total}\n")
-        );
-        assert_eq!(read(&slab, "counted/slabs").as_deref(), Ok("1 N0=1\n"));
-        for o in objs {
-            // SAFETY: allocated above, not used afterwards.
-            unsafe { c.free(o).unwrap() };
-        }
-        c.kmem_cache_shrink();
-        assert_ne!(read(&slab, "counted/sheaf_flush").as_deref(), Ok("0\n"));
-        assert_eq!(read(&slab, "counted/objects").as_deref(), Ok("0\n"));
-    }
-
-    #[test]
-    fn every_attribute_reads() {
-        let (_cpu, slab) = setup(SlabOptions::default());
-        assert_eq!(attributes().count(), ATTRIBUTES.len() + Stat::COUNT);
-        for attr in attributes() {
-            let value = read(&slab, &format!("kmalloc-96/{attr}")).unwrap();
-            assert!(attr == "ctor" || value.ends_with('\n'), "{attr}: {value:?}");
-        }
-    }
-
-    #[test]
-    fn unknown_paths_are_errors() {
-        let (_cpu, slab) = setup(SlabOptions::default());
-        assert_eq!(read(&slab, "nope"), Err(SysfsError::NotFound));
-        assert_eq!(read(&slab, "nope/order"), Err(SysfsError::NotFound));
-        assert_eq!(read(&slab, "kmalloc-64/nope"), Err(SysfsError::NotFound));
-        assert_eq!(read(&slab, "kmalloc-64/order/x"), Err(SysfsError::NotFound));
-        assert_eq!(read(&slab, "kmalloc-64"), Err(SysfsError::IsADirectory));
-        assert_eq!(read(&slab, ":0000064/"), Err(SysfsError::IsADirectory));
-        assert_eq!(read(&slab, ""), Err(SysfsError::IsADirectory));
-        assert_eq!(resolve(&slab, "nope"), Err(SysfsError::NotFound));
-    }
-
-    #[test]
-    fn under_slab_nomerge_every_cache_goes_by_its_name() {
-        let options = SlabOptions {
-            nomerge: true,
-            ..SlabOptions::default()
-        };
-        let (_cpu, slab) = setup(options);
-        let args = KmemCacheArgs::default();
-        slab.kmem_cache_create("dentry", 64, args, SlabFlags::empty())
-            .unwrap();
-        slab.kmem_cache_create("filp", 64, args, SlabFlags::empty())
-            .unwrap();
-        let entries = list(&slab);
-        for name in ["kmalloc-64", "dentry", "filp"] {
-            assert!(entries.contains(&Entry::Dir(name.into())), "{name}");
-        }
-        assert!(!entries.iter().any(|e| matches!(e, Entry::Link { .. })));
-        assert_eq!(read(&slab, "filp/aliases").as_deref(), Ok("0\n"));
-        // A name given twice: the newer cache gets `.1`, and the name leads to the older one,
-        // its directory.
-        slab.kmem_cache_create("filp", 64, args, SlabFlags::empty())
-            .unwrap();
-        assert_eq!(resolve(&slab, "filp").as_deref(), Ok("filp"));
-        assert!(list(&slab).contains(&Entry::Dir("filp.1".into())));
-    }
-}
+mod tests;

@@ -84,7 +84,7 @@ fn free_pointer_is_hardened() {
         // SAFETY: ours.
         unsafe { c.free(o).unwrap() };
     }
-    c.kmem_cache_shrink();
+    c.shrink();
     let off = c.layout().offset;
     assert_eq!(off, 32);
     for &o in &objs {
@@ -120,7 +120,7 @@ fn empty_slabs_beyond_min_partial_go_back() {
         info.num_slabs < slabs,
         "empty slabs were freed while freeing"
     );
-    c.kmem_cache_shrink();
+    c.shrink();
     let info = c.slabinfo();
     assert_eq!(info.num_slabs, 0);
     assert_eq!(info.active_objs, 0);
@@ -210,7 +210,7 @@ fn bulk_alloc_and_free() {
     // SAFETY: all ours.
     unsafe { c.free_bulk(&v).unwrap() };
     // All-or-nothing under memory pressure.
-    c.kmem_cache_shrink();
+    c.shrink();
     p.set_page_limit(Some(p.pages_in_use() + 1));
     let mut big = vec![std::ptr::null_mut(); 5000];
     assert!(!c.alloc_bulk(Gfp::KERNEL, &mut big));
@@ -256,16 +256,22 @@ fn destroy_reports_leftover_objects_and_keeps_cache() {
     }
     // SAFETY: nobody else uses the cache; it is kept on error.
     let err = unsafe { a.kmem_cache_destroy(c) }.unwrap_err();
-    match err {
-        DestroyError::ObjectsRemaining { name, mut objects } => {
+    // The error gives the kept cache back.
+    let c = match err {
+        DestroyError::ObjectsRemaining {
+            name,
+            mut objects,
+            cache,
+        } => {
             assert_eq!(name, "leaky");
             objects.sort_unstable();
             let mut want: Vec<usize> = keep.iter().map(|o| o.as_ptr() as usize).collect();
             want.sort_unstable();
             assert_eq!(objects, want);
+            cache
         }
         e => panic!("unexpected {e:?}"),
-    }
+    };
     assert!(a.find_cache("leaky").is_none());
     let (reports, total) = c.reports();
     assert_eq!(total, 3);
@@ -291,24 +297,24 @@ fn prefilled_sheaves() {
         .kmem_cache_create("prefill", 256, args(), no_merge())
         .unwrap();
     assert_eq!(c.sheaf_capacity(), 28);
-    let mut s = c.kmem_cache_prefill_sheaf(Gfp::KERNEL, 10).unwrap();
-    assert!(c.kmem_cache_sheaf_size(&s) >= 10);
+    let mut s = c.prefill_sheaf(Gfp::KERNEL, 10).unwrap();
+    assert!(c.sheaf_size(&s) >= 10);
     p.set_page_limit(Some(0));
-    let n = c.kmem_cache_sheaf_size(&s);
+    let n = c.sheaf_size(&s);
     let mut got = Vec::new();
     for _ in 0..n {
         got.push(
-            c.kmem_cache_alloc_from_sheaf(Gfp::KERNEL, &mut s)
+            c.alloc_from_sheaf(Gfp::KERNEL, &mut s)
                 .expect("cannot fail until empty"),
         );
     }
-    assert!(c.kmem_cache_alloc_from_sheaf(Gfp::KERNEL, &mut s).is_none());
+    assert!(c.alloc_from_sheaf(Gfp::KERNEL, &mut s).is_none());
     p.set_page_limit(None);
-    c.kmem_cache_return_sheaf(s);
+    c.return_sheaf(s);
     // Oversize.
-    let big = c.kmem_cache_prefill_sheaf(Gfp::KERNEL, 100).unwrap();
-    assert_eq!(c.kmem_cache_sheaf_size(&big), 100);
-    c.kmem_cache_return_sheaf(big);
+    let big = c.prefill_sheaf(Gfp::KERNEL, 100).unwrap();
+    assert_eq!(c.sheaf_size(&big), 100);
+    c.return_sheaf(big);
     for o in got {
         // SAFETY: ours.
         unsafe { c.free(o).unwrap() };
@@ -372,7 +378,7 @@ fn typesafe_by_rcu_slabs_wait_for_a_grace_period() {
         // SAFETY: ours.
         unsafe { c.free(o).unwrap() };
     }
-    let freed = c.kmem_cache_shrink();
+    let freed = c.shrink();
     assert!(freed > 0);
     assert_eq!(
         p.pages_in_use(),
@@ -424,5 +430,5 @@ fn exactly_min_partial_empty_slabs_are_kept() {
         pages - (20 - c.min_partial()) * (c.slab_size() / 4096)
     );
     assert_eq!(c.stat(Stat::FreeSlab), (20 - c.min_partial()) as u64);
-    assert_eq!(c.kmem_cache_shrink(), c.min_partial());
+    assert_eq!(c.shrink(), c.min_partial());
 }

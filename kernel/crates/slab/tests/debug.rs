@@ -40,7 +40,7 @@ fn red_zone_right_overwrite() {
     assert_eq!((r.cache, r.object), ("rz", o.as_ptr() as usize));
     assert_eq!(r.kind, SlabErrorKind::RedzoneOverwritten { offset: 24 });
     assert_eq!(c.isolated_objects(), 1);
-    still_works(c, o.as_ptr() as usize);
+    still_works(&c, o.as_ptr() as usize);
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn red_zone_left_overwrite() {
     // SAFETY: as above.
     let r = unsafe { c.free(o) }.unwrap_err();
     assert_eq!(r.kind, SlabErrorKind::RedzoneOverwritten { offset: -1 });
-    still_works(c, o.as_ptr() as usize);
+    still_works(&c, o.as_ptr() as usize);
 }
 
 #[test]
@@ -75,11 +75,14 @@ fn poison_detects_use_after_free() {
     }
     let n = c.alloc(Gfp::KERNEL).unwrap();
     assert_ne!(n, o, "the corrupted object is isolated");
-    assert_eq!(last_kind(c), SlabErrorKind::PoisonOverwritten { offset: 5 });
+    assert_eq!(
+        last_kind(&c),
+        SlabErrorKind::PoisonOverwritten { offset: 5 }
+    );
     assert_eq!(p.error_count(), 1);
     // SAFETY: ours.
     unsafe { c.free(n).unwrap() };
-    still_works(c, o.as_ptr() as usize);
+    still_works(&c, o.as_ptr() as usize);
 }
 
 #[test]
@@ -128,7 +131,7 @@ fn naive_double_free_at_the_slab() {
     // SAFETY: deliberate double free: the sheaf accepts it, the slab notices on flush because
     // the object is already the head of its slab's free list.
     unsafe { c.free(o).unwrap() };
-    c.kmem_cache_shrink();
+    c.shrink();
     let (reports, total) = c.reports();
     assert_eq!(total, 1);
     assert_eq!(reports[0].kind, SlabErrorKind::DoubleFree);
@@ -137,9 +140,9 @@ fn naive_double_free_at_the_slab() {
         // SAFETY: ours.
         unsafe { c.free(x).unwrap() };
     }
-    c.kmem_cache_shrink();
+    c.shrink();
     assert_eq!(c.slabinfo().active_objs, 0);
-    still_works(c, 0);
+    still_works(&c, 0);
 }
 
 #[test]
@@ -157,7 +160,7 @@ fn free_to_the_wrong_cache() {
     assert_eq!(r.kind, SlabErrorKind::WrongCache { owner: "other" });
     // SAFETY: the object is still valid in its own cache.
     unsafe { other.free(o).unwrap() };
-    still_works(c, 0);
+    still_works(&c, 0);
 }
 
 #[test]
@@ -187,7 +190,7 @@ fn free_not_at_object_boundary_or_not_a_slab() {
         c.free(o).unwrap();
     }
     assert_eq!(c.reports().1, 3);
-    still_works(c, 0);
+    still_works(&c, 0);
 }
 
 #[test]
@@ -233,10 +236,10 @@ fn corrupted_free_list_is_isolated() {
     }
     let z = c.alloc(Gfp::KERNEL).unwrap();
     assert_ne!(z, y);
-    assert_eq!(last_kind(c), SlabErrorKind::FreelistCorrupted);
+    assert_eq!(last_kind(&c), SlabErrorKind::FreelistCorrupted);
     // SAFETY: ours.
     unsafe { c.free(z).unwrap() };
-    still_works(c, y.as_ptr() as usize);
+    still_works(&c, y.as_ptr() as usize);
 }
 
 #[test]
@@ -309,21 +312,21 @@ fn slab_padding_overwrite_is_reported_when_the_slab_is_freed() {
     // SAFETY: ours, freed once.
     unsafe { c.free(o).unwrap() };
     let errors = p.error_count();
-    c.kmem_cache_shrink();
+    c.shrink();
     assert_eq!(
         p.error_count(),
         errors + 1,
         "freeing the slab checked its padding"
     );
     assert_eq!(
-        last_kind(c),
+        last_kind(&c),
         SlabErrorKind::PaddingOverwritten { offset: used + 3 }
     );
     // Untouched padding is not reported.
     let o = c.alloc(Gfp::KERNEL).unwrap();
     // SAFETY: ours.
     unsafe { c.free(o).unwrap() };
-    c.kmem_cache_shrink();
+    c.shrink();
     assert_eq!(p.error_count(), errors + 1);
 }
 

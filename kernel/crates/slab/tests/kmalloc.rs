@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use slab::kmalloc::ZERO_SIZE_PTR;
 use slab::layout::KMALLOC_SIZES;
-use slab::{DestroyError, Gfp, KmemCacheArgs, SlabFlags};
+use slab::{DestroyError, Gfp, KmemCacheArgs, KmemCacheHandle, SlabFlags};
 
 #[test]
 fn size_classes_and_natural_alignment() {
@@ -112,7 +112,7 @@ fn merging_rules() {
     let f60 = a
         .kmem_cache_create("f60", 60, args(), SlabFlags::empty())
         .unwrap();
-    assert!(std::ptr::eq(f60, foo));
+    assert!(std::ptr::eq(&*f60, &*foo));
     // 56 bytes: 64 - 56 = 8 is not less than a word: a new cache...
     let c56 = a
         .kmem_cache_create("c56", 56, args(), SlabFlags::empty())
@@ -122,8 +122,8 @@ fn merging_rules() {
     let d56 = a
         .kmem_cache_create("d56", 49, args(), SlabFlags::empty())
         .unwrap();
-    assert!(std::ptr::eq(d56, c56));
-    assert_eq!(a.cache_names(c56), ["c56", "d56"]);
+    assert!(std::ptr::eq(&*d56, &*c56));
+    assert_eq!(a.cache_names(&c56), ["c56", "d56"]);
     assert_eq!(a.nr_caches(), n0 + 1);
     // Never merged.
     fn ctor(_: *mut u8) {}
@@ -201,7 +201,7 @@ fn merging_rules() {
         let k64 = a.kmalloc_cache(64).unwrap();
         assert_eq!(k64.refcount(), 1);
         assert_eq!(
-            a.kmem_cache_destroy(k64),
+            a.kmem_cache_destroy(KmemCacheHandle::from_ref(k64)),
             Err(DestroyError::Permanent { name: "kmalloc-64" })
         );
     }
@@ -217,7 +217,7 @@ fn alias_widens_object_size() {
     let w1 = a
         .kmem_cache_create("w1", 55, args(), SlabFlags::empty())
         .unwrap();
-    assert!(std::ptr::eq(c, w1));
+    assert!(std::ptr::eq(&*c, &*w1));
     assert_eq!(c.object_size(), 55, "the alias widened object_size");
     let c = a
         .kmem_cache_create("w2", 180, args(), SlabFlags::SLAB_HWCACHE_ALIGN)
@@ -337,4 +337,56 @@ fn slab_nomerge_boot_option_keeps_every_cache_apart() {
         "with slab_nomerge a 64-byte cache is not kmalloc-64"
     );
     assert_eq!(foo.refcount(), 1);
+}
+
+#[test]
+fn destroying_an_alias_drops_that_alias_name() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let x = a
+        .kmem_cache_create("x100", 100, args(), SlabFlags::empty())
+        .unwrap();
+    let y = a
+        .kmem_cache_create("y100", 100, args(), SlabFlags::empty())
+        .unwrap();
+    assert!(std::ptr::eq(&*x, &*y), "y100 merged into x100");
+    let z = a
+        .kmem_cache_create("z100", 100, args(), SlabFlags::empty())
+        .unwrap();
+    assert_eq!(a.cache_names(&x), ["x100", "y100", "z100"]);
+    // SAFETY: no one else uses these caches.
+    unsafe { a.kmem_cache_destroy(y) }.unwrap();
+    assert_eq!(a.cache_names(&x), ["x100", "z100"], "the middle alias went");
+    // SAFETY: as above.
+    unsafe { a.kmem_cache_destroy(x) }.unwrap();
+    assert!(a.find_cache("x100").is_none(), "the destroyed name is gone");
+    assert!(a.find_cache("y100").is_none());
+    let still = a.find_cache("z100").expect("the other alias stays");
+    assert_eq!(still.name(), "x100", "the cache keeps its first name");
+    assert_eq!(still.refcount(), 1);
+    // The cache still works for the alias left.
+    let o = z.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: ours.
+    unsafe { z.free(o).unwrap() };
+    let n = a.nr_caches();
+    // SAFETY: as above.
+    unsafe { a.kmem_cache_destroy(z) }.unwrap();
+    assert_eq!(a.nr_caches(), n - 1, "the last name took the cache with it");
+}
+
+#[test]
+fn destroying_the_first_name_keeps_the_alias() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let x = a
+        .kmem_cache_create("x100", 100, args(), SlabFlags::empty())
+        .unwrap();
+    let y = a
+        .kmem_cache_create("y100", 100, args(), SlabFlags::empty())
+        .unwrap();
+    // SAFETY: no one else uses these caches.
+    unsafe { a.kmem_cache_destroy(x) }.unwrap();
+    assert!(a.find_cache("y100").is_some());
+    assert!(a.find_cache("x100").is_none());
+    // SAFETY: as above.
+    unsafe { a.kmem_cache_destroy(y) }.unwrap();
+    assert!(a.find_cache("y100").is_none());
 }

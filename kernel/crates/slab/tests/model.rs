@@ -12,7 +12,9 @@ use std::ptr::NonNull;
 
 use proptest::prelude::*;
 use slab::host::{CpuRegistration, HostConfig, HostPlatform};
-use slab::{DestroyError, Gfp, KmemCache, KmemCacheArgs, SlabAllocator, SlabFlags};
+use slab::{
+    DestroyError, Gfp, KmemCache, KmemCacheArgs, KmemCacheHandle, SlabAllocator, SlabFlags,
+};
 
 /// The caches of the model: sizes and flags.
 const CACHES: [(usize, SlabFlags); 4] = [
@@ -70,13 +72,17 @@ struct Model<'a> {
     p: &'a HostPlatform,
     cpu: Option<CpuRegistration>,
     a: &'a SlabAllocator<HostPlatform>,
-    caches: Vec<&'a KmemCache<HostPlatform>>,
+    caches: Vec<Option<KmemCacheHandle<'a, HostPlatform>>>,
     generation: Vec<u32>,
     live: BTreeMap<usize, Live>,
     counter: u8,
 }
 
 impl<'a> Model<'a> {
+    fn cache(&self, c: usize) -> &KmemCache<HostPlatform> {
+        self.caches[c].as_deref().expect("cache")
+    }
+
     fn insert(&mut self, o: NonNull<u8>, src: Src, size: usize, zeroed: bool) {
         let addr = o.as_ptr() as usize;
         // No overlap with the neighbours (and not handed out twice).
@@ -117,7 +123,7 @@ impl<'a> Model<'a> {
             .collect()
     }
 
-    fn create(a: &'a SlabAllocator<HostPlatform>, c: usize) -> &'a KmemCache<HostPlatform> {
+    fn create(a: &'a SlabAllocator<HostPlatform>, c: usize) -> KmemCacheHandle<'a, HostPlatform> {
         let (size, flags) = CACHES[c];
         a.kmem_cache_create(NAMES[c], size, KmemCacheArgs::default(), flags)
             .unwrap()
@@ -128,7 +134,7 @@ impl<'a> Model<'a> {
             Op::Alloc(c) | Op::Zalloc(c) => {
                 let zero = matches!(op, Op::Zalloc(_));
                 let gfp = if zero { Gfp::ZERO } else { Gfp::KERNEL };
-                let o = self.caches[c].alloc(gfp).expect("arena is large enough");
+                let o = self.cache(c).alloc(gfp).expect("arena is large enough");
                 self.insert(o, Src::Cache(c, self.generation[c]), CACHES[c].0, zero);
             }
             Op::Kmalloc(size) => {
@@ -147,7 +153,7 @@ impl<'a> Model<'a> {
                 match l.src {
                     // SAFETY: a live object of that cache.
                     Src::Cache(c, g) if g == self.generation[c] => unsafe {
-                        self.caches[c].free(p).unwrap()
+                        self.cache(c).free(p).unwrap()
                     },
                     Src::Cache(..) => {
                         // An object left over from a destroyed (kept-alive) cache.
@@ -160,8 +166,8 @@ impl<'a> Model<'a> {
                 }
             }
             Op::Shrink(c) => {
-                self.caches[c].kmem_cache_shrink();
-                let info = self.caches[c].slabinfo();
+                self.cache(c).shrink();
+                let info = self.cache(c).slabinfo();
                 assert!(info.active_objs >= self.live_in(c).len());
                 assert!(info.active_objs <= info.num_objs);
             }
@@ -171,11 +177,15 @@ impl<'a> Model<'a> {
             }
             Op::Destroy(c) => {
                 let mut want = self.live_in(c);
-                let cache = self.caches[c];
+                let cache = self.caches[c].take().expect("cache");
                 // SAFETY: single-threaded test; the cache is replaced below.
                 match unsafe { self.a.kmem_cache_destroy(cache) } {
                     Ok(()) => assert!(want.is_empty(), "destroy succeeded with live objects"),
-                    Err(DestroyError::ObjectsRemaining { name, mut objects }) => {
+                    Err(DestroyError::ObjectsRemaining {
+                        name,
+                        mut objects,
+                        cache,
+                    }) => {
                         assert_eq!(name, NAMES[c]);
                         objects.sort_unstable();
                         want.sort_unstable();
@@ -190,7 +200,7 @@ impl<'a> Model<'a> {
                     Err(e) => panic!("{e:?}"),
                 }
                 self.generation[c] += 1;
-                self.caches[c] = Self::create(self.a, c);
+                self.caches[c] = Some(Self::create(self.a, c));
             }
         }
     }
@@ -204,7 +214,7 @@ proptest! {
         let p = HostPlatform::new(HostConfig { cpus: CPUS, nodes: 2, pages_per_node: 8192 });
         let cpu = p.register_cpu();
         let a = SlabAllocator::new(p.clone()).unwrap();
-        let caches = (0..CACHES.len()).map(|c| Model::create(&a, c)).collect();
+        let caches = (0..CACHES.len()).map(|c| Some(Model::create(&a, c))).collect();
         let mut m = Model {
             p: &p,
             cpu: Some(cpu),
@@ -222,7 +232,7 @@ proptest! {
         while !m.live.is_empty() {
             m.step(Op::Free(0), &mut leaked);
         }
-        for &cache in &m.caches {
+        for cache in std::mem::take(&mut m.caches).into_iter().flatten() {
             // SAFETY: single-threaded; nothing is live.
             let r = unsafe { a.kmem_cache_destroy(cache) };
             prop_assert!(r.is_ok());

@@ -17,7 +17,7 @@ fn kfree_rcu_objects_wait_for_the_grace_period_then_are_reused() {
     let old: Vec<_> = (0..n).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
     for &o in &old {
         // SAFETY: ours, not used afterwards.
-        unsafe { c.kfree_rcu(o) };
+        unsafe { c.free_rcu(o) };
     }
     assert_eq!(c.stat(Stat::FreeRcuSheaf), n as u64);
     assert_eq!(p.rcu_callbacks_pending(), 2, "one callback per full sheaf");
@@ -72,8 +72,8 @@ fn kfree_rcu_on_a_debug_cache_goes_object_by_object_and_keeps_its_checks() {
     let o = c.alloc(Gfp::KERNEL).unwrap();
     // SAFETY: ours; then (deliberately) freed a second time.
     unsafe {
-        c.kfree_rcu(o);
-        c.kfree_rcu(o);
+        c.free_rcu(o);
+        c.free_rcu(o);
     }
     assert_eq!(
         c.stat(Stat::FreeRcuSheafFail),

@@ -42,7 +42,7 @@ fn stress(cpus: usize, nodes: usize, flags: SlabFlags, size: usize) {
     std::thread::scope(|s| {
         for (t, rx) in rxs.into_iter().enumerate() {
             let txs = txs.clone();
-            let (p, c, live) = (&p, c, &live);
+            let (p, c, live) = (&p, &*c, &live);
             s.spawn(move || {
                 let _cpu = p.register_cpu_as(t);
                 let mut rng = Rng(0x9e37_79b9 + t as u64);

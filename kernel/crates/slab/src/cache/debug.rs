@@ -18,15 +18,16 @@
 //! is returned when the operation can report it and kept in the cache's report log
 //! ([`KmemCache::reports`]). The object is isolated: never handed out again and never freed.
 
-use core::fmt;
+use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use crate::cache::KmemCache;
+use super::KmemCache;
+use crate::base::PAGE_SIZE;
 use crate::flags::SlabFlags;
 use crate::layout::TRACK_SIZE;
-use crate::platform::PAGE_SIZE;
 use crate::platform::Platform;
-use crate::slab::Slab;
+use crate::report::{SlabErrorKind, SlabReport, Track};
+use crate::slabs::Slab;
 
 /// Red zone byte of a free object.
 pub const SLUB_RED_INACTIVE: u8 = 0xbb;
@@ -39,119 +40,6 @@ pub const POISON_END: u8 = 0xa5;
 /// Filler of the unused bytes at the end of a slab in poisoned caches (Linux's
 /// `POISON_INUSE`, checked by `slab_pad_check` when the slab is freed).
 pub const SLAB_PADDING: u8 = 0x5a;
-/// Number of reports each cache remembers.
-pub const REPORT_LOG_LEN: usize = 16;
-
-/// What was wrong with an object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SlabErrorKind {
-    /// The object was already free.
-    DoubleFree,
-    /// The pointer is an object of another cache (named).
-    WrongCache {
-        /// Name of the cache the object really belongs to.
-        owner: &'static str,
-    },
-    /// The pointer is inside a slab of this cache but not at the start of an object.
-    NotObjectBoundary,
-    /// The pointer is not in a slab page at all.
-    NotSlabPage,
-    /// A red zone byte was changed; `offset` is relative to the object (negative: left zone).
-    RedzoneOverwritten {
-        /// Offset of the first bad byte from the object start.
-        offset: isize,
-    },
-    /// A byte between the size asked of `kmalloc` and the end of its size class was changed
-    /// (Linux's "kmalloc Redzone overwritten"): the caller wrote past what it asked for, though
-    /// still inside the object.
-    KmallocRedzoneOverwritten {
-        /// Offset of the first bad byte from the object start.
-        offset: usize,
-        /// The size the caller asked for.
-        orig_size: usize,
-    },
-    /// A poisoned (free) object was written to: use after free.
-    PoisonOverwritten {
-        /// Offset of the first bad byte.
-        offset: usize,
-    },
-    /// A free pointer pointed outside its slab: the free list was corrupted.
-    FreelistCorrupted,
-    /// The unused bytes at the end of a slab were written to (found when the slab is freed);
-    /// `object` is the first bad byte, `offset` its distance from the slab's start.
-    PaddingOverwritten {
-        /// Offset of the first bad byte from the start of the slab.
-        offset: usize,
-    },
-    /// The object was still allocated when its cache was destroyed ("Objects remaining in
-    /// `<cache>` on `__kmem_cache_shutdown()`").
-    ObjectRemaining,
-}
-
-/// A structured report of an object problem.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlabReport {
-    /// Name of the cache that detected the problem.
-    pub cache: &'static str,
-    /// Address of the object (or of the bad pointer).
-    pub object: usize,
-    /// What was wrong.
-    pub kind: SlabErrorKind,
-}
-
-impl fmt::Display for SlabReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: object {:#x}: ", self.cache, self.object)?;
-        match self.kind {
-            SlabErrorKind::DoubleFree => write!(f, "double free"),
-            SlabErrorKind::WrongCache { owner } => write!(f, "object belongs to cache {owner}"),
-            SlabErrorKind::NotObjectBoundary => write!(f, "not at an object boundary"),
-            SlabErrorKind::NotSlabPage => write!(f, "not a slab page"),
-            SlabErrorKind::RedzoneOverwritten { offset } => {
-                write!(f, "red zone overwritten at offset {offset}")
-            }
-            SlabErrorKind::KmallocRedzoneOverwritten { offset, orig_size } => write!(
-                f,
-                "kmalloc red zone overwritten at offset {offset} ({orig_size} bytes requested)"
-            ),
-            SlabErrorKind::PoisonOverwritten { offset } => {
-                write!(f, "poison overwritten at offset {offset} (use after free)")
-            }
-            SlabErrorKind::FreelistCorrupted => write!(f, "free pointer corrupted"),
-            SlabErrorKind::PaddingOverwritten { offset } => {
-                write!(f, "slab padding overwritten at offset {offset}")
-            }
-            SlabErrorKind::ObjectRemaining => {
-                write!(f, "object remaining on __kmem_cache_shutdown()")
-            }
-        }
-    }
-}
-
-/// Ring of the last reports of a cache.
-pub(crate) struct ReportLog {
-    recent: [Option<SlabReport>; REPORT_LOG_LEN],
-    total: usize,
-}
-
-impl ReportLog {
-    pub(crate) const fn new() -> Self {
-        Self {
-            recent: [None; REPORT_LOG_LEN],
-            total: 0,
-        }
-    }
-}
-
-/// A caller-tracking record (`struct track`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Track {
-    /// Caller address passed to the allocation or free (`_RET_IP_` in Linux).
-    pub addr: usize,
-    /// CPU that did it.
-    pub cpu: usize,
-}
-
 impl<P: Platform> KmemCache<P> {
     /// Builds a report about `object`.
     pub(crate) fn make_report(&self, object: usize, kind: SlabErrorKind) -> SlabReport {
@@ -165,25 +53,14 @@ impl<P: Platform> KmemCache<P> {
     /// Records a report in the log and tells the platform.
     pub(crate) fn report(&self, object: usize, kind: SlabErrorKind) {
         let r = self.make_report(object, kind);
-        {
-            let mut log = self.reports.lock();
-            let i = log.total % REPORT_LOG_LEN;
-            log.recent[i] = Some(r);
-            log.total += 1;
-        }
+        self.reports.lock().push(r);
         self.platform.slab_error(&r);
     }
 
-    /// The most recent reports of this cache (at most [`REPORT_LOG_LEN`]), oldest first, and
+    /// The most recent reports of this cache (at most [`REPORT_LOG_LEN`](crate::report::REPORT_LOG_LEN)), oldest first, and
     /// the total number ever made.
-    pub fn reports(&self) -> (alloc::vec::Vec<SlabReport>, usize) {
-        let log = self.reports.lock();
-        let n = log.total.min(REPORT_LOG_LEN);
-        let start = log.total - n;
-        let v = (start..log.total)
-            .filter_map(|i| log.recent[i % REPORT_LOG_LEN])
-            .collect();
-        (v, log.total)
+    pub fn reports(&self) -> (Vec<SlabReport>, usize) {
+        self.reports.lock().recent()
     }
 
     /// Number of objects isolated after a failed check (never handed out, never freed).

@@ -8,7 +8,7 @@
 //! 1. `kfree_rcu(obj)` pushes `obj` on the CPU's `rcu_free` sheaf (allocating an empty one if
 //!    there is none) — a few instructions, under the CPU pin.
 //! 2. When that sheaf is full, it is detached and handed to RCU as a whole (one callback).
-//! 3. After the grace period the callback ([`KmemCache::rcu_free_sheaf`]) offers the full
+//! 3. After the grace period the callback (`KmemCache::rcu_free_sheaf`) offers the full
 //!    sheaf to the barn, where the next CPU short of objects takes it: the objects are reused
 //!    without ever going back to their slabs. If the barn is full, they are flushed to the
 //!    slabs and the sheaf is freed.
@@ -23,8 +23,9 @@ use alloc::boxed::Box;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
-use crate::cache::KmemCache;
-use crate::platform::{Gfp, Platform};
+use super::KmemCache;
+use crate::base::Gfp;
+use crate::platform::Platform;
 use crate::sheaf::Sheaf;
 use crate::stats::Stat;
 
@@ -46,7 +47,8 @@ impl<P: Platform> KmemCache<P> {
     /// # Safety
     /// As for [`KmemCache::free`]: `obj` is an object of this cache that its owner no longer
     /// uses (only RCU readers may still look at it), freed once.
-    pub unsafe fn kfree_rcu(&self, obj: NonNull<u8>) {
+    #[doc(alias = "kfree_rcu")]
+    pub unsafe fn free_rcu(&self, obj: NonNull<u8>) {
         // Read first: after the first call the line stays shared instead of bouncing.
         if !self.rcu_used.load(Ordering::Relaxed) {
             self.rcu_used.store(true, Ordering::Relaxed);
@@ -79,7 +81,7 @@ impl<P: Platform> KmemCache<P> {
     /// Pushes `obj` on `cpu`'s `rcu_free` sheaf (`__kfree_rcu_sheaf`).
     ///
     /// # Safety
-    /// Pinned to `cpu` (or nobody else uses the cache); `obj` as for [`Self::kfree_rcu`].
+    /// Pinned to `cpu` (or nobody else uses the cache); `obj` as for [`Self::free_rcu`].
     unsafe fn rcu_free_push(&self, cpu: usize, obj: *mut u8) -> Pushed {
         // SAFETY: caller contract: the CPU's sheaves are ours.
         let pcs = unsafe { self.pcs(cpu) };

@@ -1,210 +1,37 @@
-//! Slabs: blocks of `2^order` pages cut into objects, their free lists and the per-node lists
-//! that hold them (Linux's `struct slab` and `struct kmem_cache_node`).
-//!
-//! A slab's free objects are chained through a *free pointer* stored in each free object at
-//! `cache.offset`. The pointer is hardened like `CONFIG_SLAB_FREELIST_HARDENED`: it is stored as
-//! `next ^ cache.random ^ swap_bytes(address where it is stored)`, so an attacker who overwrites
-//! a free object cannot forge a useful pointer without knowing the per-cache secret, and a stray
-//! write of a plausible pointer decodes to garbage that the bounds check below rejects.
-//!
-//! All slab state (free list, `inuse`, list membership) is protected by the `list_lock` of the
-//! node the slab's memory belongs to. Slabs are reached only through the slow paths: the fast
-//! paths work on sheaves.
+//! The slab layer of a cache: new slabs, taking objects from and freeing them to the slabs of
+//! a node, giving empty slabs back (Linux's `allocate_slab`, `get_partial`, `__slab_free`,
+//! `discard_slab`).
 
+use alloc::vec::Vec;
 use core::ptr::{self, NonNull};
 
-use crate::cache::KmemCache;
-use crate::debug::SlabErrorKind;
-use crate::platform::{Gfp, PAGE_SIZE, Platform};
+use super::{KmemCache, SlabInfo};
+use crate::base::Gfp;
+use crate::flags::SlabFlags;
+use crate::platform::Platform;
+use crate::report::SlabErrorKind;
+use crate::slabs::{FreePointer, NodeLists, PageOwner, Slab, SlabListId};
 use crate::stats::Stat;
-use crate::sync::Mutex;
-
-/// Which node list a slab is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SlabListId {
-    /// On no list (being built or being freed).
-    None,
-    /// On the partial list: some objects are free.
-    Partial,
-    /// On the full list: no object is free.
-    Full,
-}
-
-/// The descriptor of one slab (Linux's `struct slab`, which overlays `struct page`).
-///
-/// It lives in per-page storage provided by the platform ([`Platform::slab_meta`]), not in the
-/// slab's own memory, and the platform maps every page of the slab to it
-/// ([`Platform::page_owner`]), so finding the slab of any object is O(1).
-pub struct Slab {
-    /// Address of the owning [`KmemCache`] (its identity; also used to name it in reports).
-    pub(crate) cache: usize,
-    /// First byte of the slab's pages.
-    pub(crate) base: *mut u8,
-    /// First free object (raw pointer; the links inside objects are hardened).
-    pub(crate) freelist: *mut u8,
-    /// Objects handed out (to users or to sheaves).
-    pub(crate) inuse: u32,
-    /// Objects in the slab.
-    pub(crate) objects: u32,
-    /// Page order of the slab.
-    pub(crate) order: u32,
-    /// Node of the slab's memory.
-    pub(crate) node: u32,
-    /// Which list the slab is on.
-    pub(crate) list: SlabListId,
-    /// Intrusive list links.
-    pub(crate) prev: *mut Slab,
-    pub(crate) next: *mut Slab,
-}
-
-/// A doubly-linked intrusive list of slabs.
-pub(crate) struct SlabList {
-    head: *mut Slab,
-    tail: *mut Slab,
-    /// Number of slabs on the list (`nr_partial` for the partial list).
-    pub(crate) nr: usize,
-}
-
-impl SlabList {
-    const fn new() -> Self {
-        Self {
-            head: ptr::null_mut(),
-            tail: ptr::null_mut(),
-            nr: 0,
-        }
-    }
-
-    /// First slab, or null.
-    pub(crate) fn first(&self) -> *mut Slab {
-        self.head
-    }
-
-    /// Adds `s` at the front (Linux adds partial slabs at the head: they are used first).
-    ///
-    /// # Safety
-    /// `s` must be a valid slab on no list, and the list's lock must be held.
-    pub(crate) unsafe fn push_front(&mut self, s: *mut Slab, id: SlabListId) {
-        // SAFETY: the caller guarantees `s` and every slab on the list are valid and locked.
-        unsafe {
-            (*s).prev = ptr::null_mut();
-            (*s).next = self.head;
-            (*s).list = id;
-            if self.head.is_null() {
-                self.tail = s;
-            } else {
-                (*self.head).prev = s;
-            }
-        }
-        self.head = s;
-        self.nr += 1;
-    }
-
-    /// Adds `s` at the back.
-    ///
-    /// # Safety
-    /// As for [`SlabList::push_front`].
-    pub(crate) unsafe fn push_back(&mut self, s: *mut Slab, id: SlabListId) {
-        // SAFETY: the caller guarantees `s` and every slab on the list are valid and locked.
-        unsafe {
-            (*s).next = ptr::null_mut();
-            (*s).prev = self.tail;
-            (*s).list = id;
-            if self.tail.is_null() {
-                self.head = s;
-            } else {
-                (*self.tail).next = s;
-            }
-        }
-        self.tail = s;
-        self.nr += 1;
-    }
-
-    /// Unlinks `s`.
-    ///
-    /// # Safety
-    /// `s` must be on this list, and the list's lock must be held.
-    pub(crate) unsafe fn remove(&mut self, s: *mut Slab) {
-        // SAFETY: `s` is on this list, so its neighbours are valid slabs of the list.
-        unsafe {
-            let (prev, next) = ((*s).prev, (*s).next);
-            if prev.is_null() {
-                self.head = next;
-            } else {
-                (*prev).next = next;
-            }
-            if next.is_null() {
-                self.tail = prev;
-            } else {
-                (*next).prev = prev;
-            }
-            (*s).list = SlabListId::None;
-            (*s).prev = ptr::null_mut();
-            (*s).next = ptr::null_mut();
-        }
-        self.nr -= 1;
-    }
-}
-
-/// The lists of one node, protected by its `list_lock`.
-pub(crate) struct NodeLists {
-    /// Slabs with free objects (`n->partial`, `n->nr_partial`).
-    pub(crate) partial: SlabList,
-    /// Slabs without free objects. Linux keeps this list only for debug caches; Sheaf keeps it
-    /// always so that `kmem_cache_destroy` can name every leftover object.
-    pub(crate) full: SlabList,
-    /// Slabs of this node (`nr_slabs`).
-    pub(crate) nr_slabs: usize,
-    /// Objects in those slabs (`total_objects`).
-    pub(crate) total_objects: usize,
-}
-
-// SAFETY: the raw slab pointers are only followed while the owning mutex is held.
-unsafe impl Send for NodeLists {}
-
-/// Per-node state of a cache (Linux's `struct kmem_cache_node`).
-pub struct KmemCacheNode {
-    pub(crate) list_lock: Mutex<NodeLists>,
-}
-
-impl KmemCacheNode {
-    pub(crate) fn new() -> Self {
-        Self {
-            list_lock: Mutex::new(NodeLists {
-                partial: SlabList::new(),
-                full: SlabList::new(),
-                nr_slabs: 0,
-                total_objects: 0,
-            }),
-        }
-    }
-}
-
-/// Tag bit of a page owner that is a large kmalloc block rather than a slab descriptor.
-pub(crate) const OWNER_LARGE: usize = 1;
-
-/// Encodes the page owner of a large kmalloc block of `order` starting at `head`.
-pub(crate) fn large_owner(head: usize, order: u32) -> usize {
-    head | ((order as usize) << 1) | OWNER_LARGE
-}
-
-/// Decodes a large kmalloc owner into (head address, order).
-pub(crate) fn decode_large_owner(owner: usize) -> (usize, u32) {
-    (owner & !(PAGE_SIZE - 1), ((owner >> 1) & 0x1f) as u32)
-}
+use crate::sync::MutexGuard;
 
 impl<P: Platform> KmemCache<P> {
+    /// How this cache hardens its free pointers.
+    #[inline]
+    fn free_pointer(&self) -> FreePointer {
+        FreePointer {
+            offset: self.layout.offset,
+            random: self.random,
+        }
+    }
+
     /// Stores the hardened free pointer `next` in the free object `obj` (`set_freepointer`).
     ///
     /// # Safety
     /// `obj` must be a free object of this cache that the caller owns.
     #[inline]
     pub(crate) unsafe fn set_freepointer(&self, obj: *mut u8, next: *mut u8) {
-        // SAFETY: `offset` is word aligned and inside the object slot (layout invariant), and
-        // the caller owns the object.
-        unsafe {
-            let at = obj.add(self.layout.offset).cast::<usize>();
-            at.write(next as usize ^ self.random ^ (at as usize).swap_bytes());
-        }
+        // SAFETY: forwarded contract.
+        unsafe { self.free_pointer().set(obj, next) }
     }
 
     /// Reads the free pointer stored in the free object `obj` (`get_freepointer`).
@@ -213,11 +40,21 @@ impl<P: Platform> KmemCache<P> {
     /// `obj` must be an object of this cache whose memory the caller may read.
     #[inline]
     pub(crate) unsafe fn get_freepointer(&self, obj: *mut u8) -> *mut u8 {
-        // SAFETY: as for `set_freepointer`.
-        unsafe {
-            let at = obj.add(self.layout.offset).cast::<usize>();
-            (at.read() ^ self.random ^ (at as usize).swap_bytes()) as *mut u8
-        }
+        // SAFETY: forwarded contract.
+        unsafe { self.free_pointer().get(obj) }
+    }
+
+    /// The cache a slab descriptor belongs to.
+    ///
+    /// # Safety
+    /// `slab` is a live slab descriptor of a cache with platform type `P` (a page owner of
+    /// that platform decoded as [`PageOwner::Slab`] is one: owners are set in
+    /// `allocate_slab` and cleared before the descriptor dies in `discard_slab`, and a slab's
+    /// cache outlives it). The cache must stay alive for `'a`.
+    #[inline]
+    pub(crate) unsafe fn of_slab<'a>(slab: NonNull<Slab>) -> &'a Self {
+        // SAFETY: caller contract.
+        unsafe { &*(slab.as_ref().cache as *const Self) }
     }
 
     /// Is `addr` the address of an object slot of `slab`?
@@ -231,18 +68,14 @@ impl<P: Platform> KmemCache<P> {
     /// Finds the slab of `addr`, checking that it is a slab page of this cache and that `addr`
     /// is at an object boundary.
     pub(crate) fn obj_to_slab(&self, addr: usize) -> Result<*mut Slab, SlabErrorKind> {
-        let owner = self.platform.page_owner(addr);
-        if owner == 0 || owner & OWNER_LARGE != 0 {
+        let PageOwner::Slab(slab) = PageOwner::decode(self.platform.page_owner(addr)) else {
             return Err(SlabErrorKind::NotSlabPage);
-        }
-        let slab = owner as *mut Slab;
-        // SAFETY: a non-large page owner is always a live slab descriptor (set in
-        // `allocate_slab`, cleared before the descriptor dies in `discard_slab`).
-        let s = unsafe { &*slab };
+        };
+        // SAFETY: a slab owner of our platform is a live descriptor (see `of_slab`).
+        let s = unsafe { slab.as_ref() };
         if s.cache != self as *const Self as usize {
-            // SAFETY: a slab's cache outlives the slab; caches sharing a platform have the same
-            // platform type `P`.
-            let other = unsafe { &*(s.cache as *const KmemCache<P>) };
+            // SAFETY: as above; caches sharing a platform have the same platform type `P`.
+            let other = unsafe { Self::of_slab(slab) };
             return Err(SlabErrorKind::WrongCache {
                 owner: other.name(),
             });
@@ -250,7 +83,7 @@ impl<P: Platform> KmemCache<P> {
         if !self.is_object_of(s, addr) {
             return Err(SlabErrorKind::NotObjectBoundary);
         }
-        Ok(slab)
+        Ok(slab.as_ptr())
     }
 
     /// Allocates and initialises a new slab (`allocate_slab`): pages from the platform (the
@@ -300,7 +133,8 @@ impl<P: Platform> KmemCache<P> {
         // SAFETY: the descriptor was initialised above; the block belongs to us.
         unsafe {
             (*desc).freelist = next;
-            self.platform.set_page_owner(pages, order, desc as usize);
+            let owner = PageOwner::Slab(NonNull::new_unchecked(desc)).encode();
+            self.platform.set_page_owner(pages, order, owner);
         }
         Some(desc)
     }
@@ -316,10 +150,7 @@ impl<P: Platform> KmemCache<P> {
             self.check_slab_padding(base, (*slab).objects as usize, order);
             let base = NonNull::new_unchecked(base);
             self.platform.set_page_owner(base, order, 0);
-            if self
-                .flags
-                .contains(crate::flags::SlabFlags::SLAB_TYPESAFE_BY_RCU)
-            {
+            if self.flags.contains(SlabFlags::SLAB_TYPESAFE_BY_RCU) {
                 self.platform.free_pages_rcu(base, order);
             } else {
                 self.platform.free_pages(base, order);
@@ -432,7 +263,7 @@ impl<P: Platform> KmemCache<P> {
     ) -> Result<(), SlabErrorKind> {
         let mut result = Ok(());
         let mut discard: *mut Slab = ptr::null_mut();
-        let mut locked: Option<(usize, crate::sync::MutexGuard<'_, NodeLists>)> = None;
+        let mut locked: Option<(usize, MutexGuard<'_, NodeLists>)> = None;
         for &obj in objs {
             let slab = match self.obj_to_slab(obj as usize) {
                 Ok(s) => s,
@@ -543,8 +374,8 @@ impl<P: Platform> KmemCache<P> {
     }
 
     /// Addresses of every object still allocated, slab by slab (for `kmem_cache_destroy`).
-    pub(crate) fn allocated_objects(&self) -> alloc::vec::Vec<usize> {
-        let mut live = alloc::vec::Vec::new();
+    pub(crate) fn allocated_objects(&self) -> Vec<usize> {
+        let mut live = Vec::new();
         for node in self.nodes.iter() {
             let n = node.list_lock.lock();
             for list in [&n.partial, &n.full] {
@@ -579,5 +410,44 @@ impl<P: Platform> KmemCache<P> {
             }
         }
         live
+    }
+
+    /// Slab and object counts, summed over nodes.
+    pub fn slabinfo(&self) -> SlabInfo {
+        (0..self.nodes.len())
+            .map(|node| self.node_slabinfo(node))
+            .fold(SlabInfo::default(), |a, n| SlabInfo {
+                active_objs: a.active_objs + n.active_objs,
+                num_objs: a.num_objs + n.num_objs,
+                active_slabs: a.active_slabs + n.active_slabs,
+                num_slabs: a.num_slabs + n.num_slabs,
+                nr_partial: a.nr_partial + n.nr_partial,
+                partial_objs: a.partial_objs + n.partial_objs,
+            })
+    }
+
+    /// [`Self::slabinfo`] of node `node` alone, counted under its list lock.
+    pub fn node_slabinfo(&self, node: usize) -> SlabInfo {
+        let n = self.nodes[node].list_lock.lock();
+        let mut info = SlabInfo {
+            num_slabs: n.nr_slabs,
+            num_objs: n.total_objects,
+            nr_partial: n.partial.nr,
+            ..SlabInfo::default()
+        };
+        for (list, partial) in [(&n.partial, true), (&n.full, false)] {
+            let mut s = list.first();
+            while !s.is_null() {
+                // SAFETY: `s` is on a locked list.
+                let slab = unsafe { &*s };
+                info.active_objs += slab.inuse as usize;
+                info.active_slabs += (slab.inuse != 0) as usize;
+                if partial {
+                    info.partial_objs += slab.inuse as usize;
+                }
+                s = slab.next;
+            }
+        }
+        info
     }
 }

@@ -1,0 +1,54 @@
+//! The bottom layer: page size, allocation flags and CPU slots, which every other file uses.
+//!
+//! Nothing here depends on the rest of the crate.
+
+/// Size of a page frame: 4 KiB.
+pub const PAGE_SIZE: usize = 4096;
+/// log2 of [`PAGE_SIZE`].
+pub const PAGE_SHIFT: u32 = 12;
+
+bitflags::bitflags! {
+    /// Allocation flags ("get free pages" flags), a tiny subset of Linux's `gfp_t`.
+    ///
+    /// They are passed down to [`Platform::alloc_pages`](crate::Platform::alloc_pages)
+    /// unchanged, except [`Gfp::ZERO`], which the slab allocator handles itself by clearing the
+    /// object.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Gfp: u32 {
+        /// The caller may sleep (the default for process context).
+        const KERNEL = 1 << 0;
+        /// The caller must not sleep (interrupt context, spinlock held).
+        const ATOMIC = 1 << 1;
+        /// The caller must not sleep and would rather fail than use reserves (`GFP_NOWAIT`).
+        /// Sheaf never sleeps to allocate and keeps no reserves, so [`Gfp::ATOMIC`] and this
+        /// behave alike; both are safe in interrupt handlers.
+        const NOWAIT = 1 << 4;
+        /// Return zeroed memory (`__GFP_ZERO`).
+        const ZERO = 1 << 2;
+        /// Do not warn when the allocation fails (`__GFP_NOWARN`).
+        const NOWARN = 1 << 3;
+    }
+}
+
+/// Bytes of one CPU's entry in a cache's per-CPU array: one cache line, so that CPUs never
+/// share a line there.
+pub const CPU_SLOT_BYTES: usize = 64;
+
+/// The slot [`Platform::pin_fast`](crate::Platform::pin_fast) returns for `cpu`: the byte offset
+/// of its per-CPU entry (entry 0 is "no CPU", so CPU `cpu` is entry `cpu + 1`).
+#[inline(always)]
+pub const fn cpu_slot(cpu: usize) -> usize {
+    (cpu + 1) * CPU_SLOT_BYTES
+}
+
+/// The CPU of a non-zero slot from [`Platform::pin_fast`](crate::Platform::pin_fast) (the
+/// inverse of [`cpu_slot`]).
+#[inline(always)]
+pub const fn slot_cpu(slot: usize) -> usize {
+    slot / CPU_SLOT_BYTES - 1
+}
+/// The smallest order whose block holds `size` bytes (Linux's `get_order`).
+pub fn get_order(size: usize) -> u32 {
+    let pages = size.div_ceil(PAGE_SIZE).max(1);
+    pages.next_power_of_two().trailing_zeros()
+}

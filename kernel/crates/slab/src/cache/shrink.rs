@@ -1,0 +1,60 @@
+//! Giving memory back: `kmem_cache_shrink`, and the shutdown of a cache being destroyed.
+
+use alloc::vec::Vec;
+
+use super::KmemCache;
+use crate::platform::Platform;
+use crate::report::SlabErrorKind;
+
+impl<P: Platform> KmemCache<P> {
+    /// Gives memory back (`kmem_cache_shrink`): flushes every CPU's sheaves and every barn to
+    /// the slabs and frees all empty slabs. Returns the number of slabs freed.
+    ///
+    /// Like Linux, it flushes each CPU's sheaves on that CPU ([`Platform::on_each_cpu`]); a
+    /// platform that cannot run code on other CPUs (the host) has only the calling CPU's
+    /// sheaves flushed, the others' stay until they drain or the cache is destroyed. As in
+    /// Linux, the caller may have to sleep (the kernel waits for a thread on each CPU): call it
+    /// from process context, not with interrupts off.
+    #[doc(alias = "kmem_cache_shrink")]
+    pub fn shrink(&self) -> usize {
+        let flush_local = || {
+            let (_guard, cpu) = self.platform.pin();
+            // SAFETY: `cpu` is the current pinned CPU.
+            unsafe { self.pcs_flush(cpu, false) };
+        };
+        if !self.platform.on_each_cpu(&flush_local) {
+            flush_local();
+        }
+        self.barns_shrink();
+        let freed = self.discard_empty_slabs();
+        if let Some(sc) = &self.sheaf_cache {
+            sc.discard_empty_slabs();
+        }
+        freed
+    }
+
+    /// Flushes everything and checks for leftovers (`__kmem_cache_shutdown`). `Err` lists the
+    /// objects still allocated; the cache then stays usable (without sheaves).
+    ///
+    /// # Safety
+    /// No other context may use the cache during the call.
+    pub(crate) unsafe fn shutdown(&self) -> Result<(), Vec<usize>> {
+        // Objects freed with `kfree_rcu` are still allocated until their grace period ends.
+        // SAFETY: nobody else uses the cache (caller contract).
+        unsafe { self.rcu_free_barrier() };
+        for cpu in 0..self.platform.nr_cpus() {
+            // SAFETY: nobody else uses the cache (caller contract).
+            unsafe { self.pcs_flush(cpu, true) };
+        }
+        self.barns_shrink();
+        self.discard_empty_slabs();
+        let live = self.allocated_objects();
+        for &o in &live {
+            self.report(o, SlabErrorKind::ObjectRemaining);
+        }
+        if let Some(sc) = &self.sheaf_cache {
+            sc.discard_empty_slabs();
+        }
+        if live.is_empty() { Ok(()) } else { Err(live) }
+    }
+}

@@ -1,0 +1,69 @@
+//! Unit tests of the geometry functions.
+
+use super::*;
+
+#[test]
+fn kmalloc_96_and_192_use_4032_bytes() {
+    for (size, objs) in [(96, 42), (192, 21)] {
+        let l = calculate_sizes(size, &KmemCacheArgs::default(), SlabFlags::empty(), 2).unwrap();
+        assert_eq!((l.order, l.objects), (0, objs));
+        assert_eq!(l.objects * l.size, 4032);
+    }
+}
+
+#[test]
+fn orders_and_min_partial() {
+    assert_eq!(calculate_order(8, 1), Some(0));
+    assert_eq!(calculate_order(4096, 4), Some(3));
+    assert_eq!(calculate_order(8192, 4), Some(3));
+    assert_eq!(calculate_order(700, 2), Some(2));
+    assert_eq!(calculate_order(1 << 20, 1), Some(8));
+    assert_eq!(min_partial(8), 5);
+    assert_eq!(min_partial(1 << 16), 8);
+    assert_eq!(min_partial(1 << 30), 10);
+}
+
+#[test]
+fn sheaf_capacities() {
+    assert_eq!(round_sheaf_capacity(60), 60);
+    assert_eq!(round_sheaf_capacity(26), 28);
+    assert_eq!(round_sheaf_capacity(12), 12);
+    assert_eq!(round_sheaf_capacity(4), 4);
+    assert_eq!(default_sheaf_capacity(255), 60);
+    assert_eq!(default_sheaf_capacity(4096), 4);
+}
+
+#[test]
+fn free_pointer_placement() {
+    let a = KmemCacheArgs::default();
+    let l = calculate_sizes(100, &a, SlabFlags::empty(), 1).unwrap();
+    assert_eq!(l.offset, 48);
+    let ctor = KmemCacheArgs {
+        ctor: Some(|_| {}),
+        ..a
+    };
+    let l = calculate_sizes(100, &ctor, SlabFlags::empty(), 1).unwrap();
+    assert_eq!((l.offset, l.size), (104, 112));
+    let given = KmemCacheArgs {
+        freeptr_offset: Some(8),
+        ..a
+    };
+    let l = calculate_sizes(100, &given, SlabFlags::SLAB_TYPESAFE_BY_RCU, 1).unwrap();
+    assert_eq!(l.offset, 8);
+    let l = calculate_sizes(32, &a, SlabFlags::SLAB_HWCACHE_ALIGN, 1).unwrap();
+    assert_eq!(l.align, 32);
+    let l = calculate_sizes(8, &a, SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON, 1).unwrap();
+    assert_eq!((l.red_left_pad, l.inuse, l.offset, l.size), (8, 16, 16, 32));
+}
+
+#[test]
+fn kmalloc_index_matches_a_plain_search() {
+    assert_eq!(
+        KMALLOC_SIZES[7], 256,
+        "the arithmetic above 192 starts at kmalloc-256"
+    );
+    for size in 0..=KMALLOC_MAX_CACHE_SIZE + 1 {
+        let expected = KMALLOC_SIZES.iter().position(|&class| size <= class);
+        assert_eq!(kmalloc_index(size), expected, "size {size}");
+    }
+}

@@ -1,0 +1,136 @@
+//! What the debug checks report: the kinds of object problems, the report itself, the per-cache
+//! log of recent reports and the caller-tracking record (Linux's `slab_err` / `object_err`
+//! output and `struct track`).
+//!
+//! Plain data, below the [`Platform`](crate::Platform) (whose `slab_error` receives reports) and
+//! the caches (which produce them in [`crate::cache::debug`]).
+
+use core::fmt;
+
+/// Number of reports each cache remembers.
+pub const REPORT_LOG_LEN: usize = 16;
+
+/// What was wrong with an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlabErrorKind {
+    /// The object was already free.
+    DoubleFree,
+    /// The pointer is an object of another cache (named).
+    WrongCache {
+        /// Name of the cache the object really belongs to.
+        owner: &'static str,
+    },
+    /// The pointer is inside a slab of this cache but not at the start of an object.
+    NotObjectBoundary,
+    /// The pointer is not in a slab page at all.
+    NotSlabPage,
+    /// A red zone byte was changed; `offset` is relative to the object (negative: left zone).
+    RedzoneOverwritten {
+        /// Offset of the first bad byte from the object start.
+        offset: isize,
+    },
+    /// A byte between the size asked of `kmalloc` and the end of its size class was changed
+    /// (Linux's "kmalloc Redzone overwritten"): the caller wrote past what it asked for, though
+    /// still inside the object.
+    KmallocRedzoneOverwritten {
+        /// Offset of the first bad byte from the object start.
+        offset: usize,
+        /// The size the caller asked for.
+        orig_size: usize,
+    },
+    /// A poisoned (free) object was written to: use after free.
+    PoisonOverwritten {
+        /// Offset of the first bad byte.
+        offset: usize,
+    },
+    /// A free pointer pointed outside its slab: the free list was corrupted.
+    FreelistCorrupted,
+    /// The unused bytes at the end of a slab were written to (found when the slab is freed);
+    /// `object` is the first bad byte, `offset` its distance from the slab's start.
+    PaddingOverwritten {
+        /// Offset of the first bad byte from the start of the slab.
+        offset: usize,
+    },
+    /// The object was still allocated when its cache was destroyed ("Objects remaining in
+    /// `<cache>` on `__kmem_cache_shutdown()`").
+    ObjectRemaining,
+}
+
+/// A structured report of an object problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlabReport {
+    /// Name of the cache that detected the problem.
+    pub cache: &'static str,
+    /// Address of the object (or of the bad pointer).
+    pub object: usize,
+    /// What was wrong.
+    pub kind: SlabErrorKind,
+}
+
+impl fmt::Display for SlabReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: object {:#x}: ", self.cache, self.object)?;
+        match self.kind {
+            SlabErrorKind::DoubleFree => write!(f, "double free"),
+            SlabErrorKind::WrongCache { owner } => write!(f, "object belongs to cache {owner}"),
+            SlabErrorKind::NotObjectBoundary => write!(f, "not at an object boundary"),
+            SlabErrorKind::NotSlabPage => write!(f, "not a slab page"),
+            SlabErrorKind::RedzoneOverwritten { offset } => {
+                write!(f, "red zone overwritten at offset {offset}")
+            }
+            SlabErrorKind::KmallocRedzoneOverwritten { offset, orig_size } => write!(
+                f,
+                "kmalloc red zone overwritten at offset {offset} ({orig_size} bytes requested)"
+            ),
+            SlabErrorKind::PoisonOverwritten { offset } => {
+                write!(f, "poison overwritten at offset {offset} (use after free)")
+            }
+            SlabErrorKind::FreelistCorrupted => write!(f, "free pointer corrupted"),
+            SlabErrorKind::PaddingOverwritten { offset } => {
+                write!(f, "slab padding overwritten at offset {offset}")
+            }
+            SlabErrorKind::ObjectRemaining => {
+                write!(f, "object remaining on __kmem_cache_shutdown()")
+            }
+        }
+    }
+}
+
+/// Ring of the last reports of a cache.
+pub(crate) struct ReportLog {
+    recent: [Option<SlabReport>; REPORT_LOG_LEN],
+    total: usize,
+}
+
+impl ReportLog {
+    pub(crate) const fn new() -> Self {
+        Self {
+            recent: [None; REPORT_LOG_LEN],
+            total: 0,
+        }
+    }
+
+    /// Remembers `r`, forgetting the oldest report once [`REPORT_LOG_LEN`] are kept.
+    pub(crate) fn push(&mut self, r: SlabReport) {
+        self.recent[self.total % REPORT_LOG_LEN] = Some(r);
+        self.total += 1;
+    }
+
+    /// The reports kept, oldest first, and the total number ever pushed.
+    pub(crate) fn recent(&self) -> (alloc::vec::Vec<SlabReport>, usize) {
+        let n = self.total.min(REPORT_LOG_LEN);
+        let v = (self.total - n..self.total)
+            .filter_map(|i| self.recent[i % REPORT_LOG_LEN])
+            .collect();
+        (v, self.total)
+    }
+}
+
+/// A caller-tracking record (`struct track`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Track {
+    /// Caller address passed to the allocation or free (`_RET_IP_` in Linux).
+    pub addr: usize,
+    /// CPU that did it.
+    pub cpu: usize,
+}

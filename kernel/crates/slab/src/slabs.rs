@@ -1,0 +1,271 @@
+//! Slabs: blocks of `2^order` pages cut into objects, their free lists and the per-node lists
+//! that hold them (Linux's `struct slab` and `struct kmem_cache_node`).
+//!
+//! A slab's free objects are chained through a *free pointer* stored in each free object at
+//! `cache.offset`. The pointer is hardened like `CONFIG_SLAB_FREELIST_HARDENED`: it is stored as
+//! `next ^ cache.random ^ swap_bytes(address where it is stored)`, so an attacker who overwrites
+//! a free object cannot forge a useful pointer without knowing the per-cache secret, and a stray
+//! write of a plausible pointer decodes to garbage that the bounds check below rejects.
+//!
+//! All slab state (free list, `inuse`, list membership) is protected by the `list_lock` of the
+//! node the slab's memory belongs to. Slabs are reached only through the slow paths: the fast
+//! paths work on sheaves.
+
+use core::ptr::{self, NonNull};
+
+use crate::base::PAGE_SIZE;
+use crate::sync::Mutex;
+
+/// Which node list a slab is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlabListId {
+    /// On no list (being built or being freed).
+    None,
+    /// On the partial list: some objects are free.
+    Partial,
+    /// On the full list: no object is free.
+    Full,
+}
+
+/// The descriptor of one slab (Linux's `struct slab`, which overlays `struct page`).
+///
+/// It lives in per-page storage provided by the platform ([`Platform::slab_meta`](crate::Platform::slab_meta)), not in the
+/// slab's own memory, and the platform maps every page of the slab to it
+/// ([`Platform::page_owner`](crate::Platform::page_owner)), so finding the slab of any object is O(1).
+pub struct Slab {
+    /// Address of the owning [`KmemCache`](crate::KmemCache) (its identity; also used to name it in reports).
+    pub(crate) cache: usize,
+    /// First byte of the slab's pages.
+    pub(crate) base: *mut u8,
+    /// First free object (raw pointer; the links inside objects are hardened).
+    pub(crate) freelist: *mut u8,
+    /// Objects handed out (to users or to sheaves).
+    pub(crate) inuse: u32,
+    /// Objects in the slab.
+    pub(crate) objects: u32,
+    /// Page order of the slab.
+    pub(crate) order: u32,
+    /// Node of the slab's memory.
+    pub(crate) node: u32,
+    /// Which list the slab is on.
+    pub(crate) list: SlabListId,
+    /// Intrusive list links.
+    pub(crate) prev: *mut Slab,
+    pub(crate) next: *mut Slab,
+}
+
+/// A doubly-linked intrusive list of slabs.
+pub(crate) struct SlabList {
+    head: *mut Slab,
+    tail: *mut Slab,
+    /// Number of slabs on the list (`nr_partial` for the partial list).
+    pub(crate) nr: usize,
+}
+
+impl SlabList {
+    const fn new() -> Self {
+        Self {
+            head: ptr::null_mut(),
+            tail: ptr::null_mut(),
+            nr: 0,
+        }
+    }
+
+    /// First slab, or null.
+    pub(crate) fn first(&self) -> *mut Slab {
+        self.head
+    }
+
+    /// Adds `s` at the front (Linux adds partial slabs at the head: they are used first).
+    ///
+    /// # Safety
+    /// `s` must be a valid slab on no list, and the list's lock must be held.
+    pub(crate) unsafe fn push_front(&mut self, s: *mut Slab, id: SlabListId) {
+        // SAFETY: the caller guarantees `s` and every slab on the list are valid and locked.
+        unsafe {
+            (*s).prev = ptr::null_mut();
+            (*s).next = self.head;
+            (*s).list = id;
+            if self.head.is_null() {
+                self.tail = s;
+            } else {
+                (*self.head).prev = s;
+            }
+        }
+        self.head = s;
+        self.nr += 1;
+    }
+
+    /// Adds `s` at the back.
+    ///
+    /// # Safety
+    /// As for [`SlabList::push_front`].
+    pub(crate) unsafe fn push_back(&mut self, s: *mut Slab, id: SlabListId) {
+        // SAFETY: the caller guarantees `s` and every slab on the list are valid and locked.
+        unsafe {
+            (*s).next = ptr::null_mut();
+            (*s).prev = self.tail;
+            (*s).list = id;
+            if self.tail.is_null() {
+                self.head = s;
+            } else {
+                (*self.tail).next = s;
+            }
+        }
+        self.tail = s;
+        self.nr += 1;
+    }
+
+    /// Unlinks `s`.
+    ///
+    /// # Safety
+    /// `s` must be on this list, and the list's lock must be held.
+    pub(crate) unsafe fn remove(&mut self, s: *mut Slab) {
+        // SAFETY: `s` is on this list, so its neighbours are valid slabs of the list.
+        unsafe {
+            let (prev, next) = ((*s).prev, (*s).next);
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                (*prev).next = next;
+            }
+            if next.is_null() {
+                self.tail = prev;
+            } else {
+                (*next).prev = prev;
+            }
+            (*s).list = SlabListId::None;
+            (*s).prev = ptr::null_mut();
+            (*s).next = ptr::null_mut();
+        }
+        self.nr -= 1;
+    }
+}
+
+/// The lists of one node, protected by its `list_lock`.
+pub(crate) struct NodeLists {
+    /// Slabs with free objects (`n->partial`, `n->nr_partial`).
+    pub(crate) partial: SlabList,
+    /// Slabs without free objects. Linux keeps this list only for debug caches; Sheaf keeps it
+    /// always so that `kmem_cache_destroy` can name every leftover object.
+    pub(crate) full: SlabList,
+    /// Slabs of this node (`nr_slabs`).
+    pub(crate) nr_slabs: usize,
+    /// Objects in those slabs (`total_objects`).
+    pub(crate) total_objects: usize,
+}
+
+// SAFETY: the raw slab pointers are only followed while the owning mutex is held.
+unsafe impl Send for NodeLists {}
+
+/// Per-node state of a cache (Linux's `struct kmem_cache_node`).
+pub struct KmemCacheNode {
+    pub(crate) list_lock: Mutex<NodeLists>,
+}
+
+impl KmemCacheNode {
+    pub(crate) fn new() -> Self {
+        Self {
+            list_lock: Mutex::new(NodeLists {
+                partial: SlabList::new(),
+                full: SlabList::new(),
+                nr_slabs: 0,
+                total_objects: 0,
+            }),
+        }
+    }
+}
+
+/// Who owns a page, as recorded in its page-owner word ([`Platform::set_page_owner`]): the one
+/// place that encodes and decodes that word.
+///
+/// * `0`: nobody (not memory of this allocator, or a free page);
+/// * a slab descriptor's address (descriptors are word aligned, so bit 0 is clear): a slab;
+/// * `head | order << 1 | 1`: a large kmalloc block of `2^order` pages starting at the
+///   page-aligned `head`.
+///
+/// [`Platform::set_page_owner`]: crate::Platform::set_page_owner
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PageOwner {
+    /// Nobody.
+    None,
+    /// A large kmalloc block of `2^order` pages starting at `head`.
+    Large {
+        /// First byte of the block.
+        head: usize,
+        /// Page order of the block.
+        order: u32,
+    },
+    /// A slab, by its descriptor.
+    Slab(NonNull<Slab>),
+}
+
+/// Tag bit of a page owner that is a large kmalloc block rather than a slab descriptor.
+const OWNER_LARGE: usize = 1;
+
+impl PageOwner {
+    /// The page-owner word of `self`.
+    #[inline]
+    pub(crate) fn encode(self) -> usize {
+        match self {
+            PageOwner::None => 0,
+            PageOwner::Large { head, order } => head | ((order as usize) << 1) | OWNER_LARGE,
+            PageOwner::Slab(s) => s.as_ptr() as usize,
+        }
+    }
+
+    /// Decodes a page-owner word.
+    #[inline]
+    pub(crate) fn decode(owner: usize) -> Self {
+        if owner == 0 {
+            PageOwner::None
+        } else if owner & OWNER_LARGE != 0 {
+            PageOwner::Large {
+                head: owner & !(PAGE_SIZE - 1),
+                order: ((owner >> 1) & 0x1f) as u32,
+            }
+        } else {
+            PageOwner::Slab(NonNull::new(owner as *mut Slab).expect("non-zero"))
+        }
+    }
+}
+
+/// How a cache hardens the free pointers inside its free objects: where the pointer is stored
+/// (`s->offset`) and the per-cache secret mixed into it (`s->random`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FreePointer {
+    /// Offset of the free pointer from the object's start (word aligned, inside the slot).
+    pub(crate) offset: usize,
+    /// The per-cache secret.
+    pub(crate) random: usize,
+}
+
+impl FreePointer {
+    /// Stores the hardened free pointer `next` in the free object `obj` (`set_freepointer`).
+    ///
+    /// # Safety
+    /// `obj` must be a free object of a cache with this free-pointer layout that the caller
+    /// owns.
+    #[inline]
+    pub(crate) unsafe fn set(self, obj: *mut u8, next: *mut u8) {
+        // SAFETY: `offset` is word aligned and inside the object slot (layout invariant), and
+        // the caller owns the object.
+        unsafe {
+            let at = obj.add(self.offset).cast::<usize>();
+            at.write(next as usize ^ self.random ^ (at as usize).swap_bytes());
+        }
+    }
+
+    /// Reads the free pointer stored in the free object `obj` (`get_freepointer`).
+    ///
+    /// # Safety
+    /// `obj` must be an object of a cache with this layout whose memory the caller may read.
+    #[inline]
+    pub(crate) unsafe fn get(self, obj: *mut u8) -> *mut u8 {
+        // SAFETY: as for `set`.
+        unsafe {
+            let at = obj.add(self.offset).cast::<usize>();
+            (at.read() ^ self.random ^ (at as usize).swap_bytes()) as *mut u8
+        }
+    }
+}
