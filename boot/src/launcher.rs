@@ -23,7 +23,8 @@ Usage: cargo run -- [OPTIONS]
 Options:
   --uefi              boot with UEFI firmware (OVMF) instead of BIOS
   --smp N             number of CPUs (default 4)
-  --mem SIZE          memory size, e.g. 512M or 1G (default 512M)
+  --mem SIZE          memory size, e.g. 512M or 1G (default 512M; at least 24M,
+                      or 48M with --uefi: the boot path needs that much)
   --numa N            split CPUs and memory evenly into N NUMA nodes (default: no NUMA)
   --gdb               wait for GDB on localhost:1234 before starting (prints how to attach)
   --initrd-add FILE   add FILE to the initramfs root under its file name (repeatable)
@@ -191,6 +192,18 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Usage
             }
             _ => return Err(UsageError(format!("unexpected argument `{name}`"))),
         }
+    }
+    let floor = options.firmware.min_memory_mib();
+    if crate::qemu::size_in_kib(&options.mem).is_some_and(|kib| kib < floor * 1024) {
+        let with = match options.firmware {
+            Firmware::Bios => "",
+            Firmware::Uefi => " with --uefi",
+        };
+        return Err(UsageError(format!(
+            "--mem {} is too little to boot: Sheaf needs at least {floor}M{with} (the \
+             bootloader stops before the kernel runs with less)",
+            options.mem
+        )));
     }
     if let Some(nodes) = options.numa
         && crate::qemu::size_in_mib(&options.mem).is_none_or(|mib| mib < u64::from(nodes))
@@ -426,6 +439,26 @@ mod tests {
         assert_eq!(options(&["--numa", "2"]).machine().numa, Some(2));
         assert!(parse(&["--append"]).is_err());
         assert!(parse(&["--initrd-add"]).is_err());
+    }
+
+    #[test]
+    fn memory_below_the_boot_floor_is_refused() {
+        // Below these the bootloader hangs before the kernel prints anything (issue #9).
+        for small in ["12M", "20M", "21M", "23M", "20480K", "16"] {
+            let err = parse(&["--mem", small]).unwrap_err().to_string();
+            assert!(err.contains("at least 24M"), "--mem {small}: {err}");
+        }
+        for small in ["24M", "32M", "44M", "47M"] {
+            let err = parse(&["--uefi", "--mem", small]).unwrap_err().to_string();
+            assert!(
+                err.contains("at least 48M with --uefi"),
+                "--uefi --mem {small}: {err}"
+            );
+        }
+        assert_eq!(options(&["--mem", "24M"]).mem, "24M");
+        assert_eq!(options(&["--mem", "24576K"]).mem, "24576K");
+        assert_eq!(options(&["--uefi", "--mem", "48M"]).mem, "48M");
+        assert!(USAGE.contains("at least 24M"), "--help names the floor");
     }
 
     #[test]

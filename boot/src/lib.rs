@@ -41,6 +41,24 @@ pub enum Firmware {
 }
 
 impl Firmware {
+    /// The least memory, in MiB, a machine with this firmware needs to boot Sheaf; the launcher
+    /// refuses less.
+    ///
+    /// The floor is the boot path's, not the kernel's: the BIOS bootloader loads the kernel at
+    /// 16 MiB and its last stage needs frames above it for the kernel's segments, the ramdisk,
+    /// the boot information and the page tables of the physical-memory map; with too little it
+    /// halts before the kernel runs, with no output at all. Measured on QEMU 7.2 with today's
+    /// kernel: BIOS boots with 22M and hangs with 21M; UEFI (OVMF, then the UEFI bootloader)
+    /// boots with 45M and hangs with 44M. The floors leave 2–3 MiB for the kernel to grow.
+    /// The kernel itself needs less (`kcore::memory::MIN_USABLE_MEMORY`) and says so if it
+    /// finds too little.
+    pub fn min_memory_mib(self) -> u64 {
+        match self {
+            Firmware::Bios => 24,
+            Firmware::Uefi => 48,
+        }
+    }
+
     /// A short lowercase name, used in file names (`bios`, `uefi`).
     pub fn name(self) -> &'static str {
         match self {

@@ -223,6 +223,12 @@ pub fn qemu_args(machine: &Machine, image: &Path, firmware_args: &[OsString]) ->
 /// A memory size in QEMU's syntax (digits, then an optional `K`, `M`, `G` or `T`; no unit
 /// means MiB) converted to whole MiB. `None` if it is malformed or not a whole number of MiB.
 pub fn size_in_mib(size: &str) -> Option<u64> {
+    size_in_kib(size).and_then(|kib| kib.is_multiple_of(1024).then_some(kib / 1024))
+}
+
+/// A QEMU memory size (`512M`, `2G`, `65536K`, `1024` = MiB) in KiB, or `None` if it is not
+/// one.
+pub fn size_in_kib(size: &str) -> Option<u64> {
     let (digits, unit) = match size.char_indices().last()? {
         (at, unit) if unit.is_ascii_alphabetic() => (&size[..at], unit.to_ascii_uppercase()),
         _ => (size, 'M'),
@@ -232,10 +238,10 @@ pub fn size_in_mib(size: &str) -> Option<u64> {
     }
     let n: u64 = digits.parse().ok()?;
     match unit {
-        'K' => n.is_multiple_of(1024).then_some(n / 1024),
-        'M' => Some(n),
-        'G' => n.checked_mul(1024),
-        'T' => n.checked_mul(1024 * 1024),
+        'K' => Some(n),
+        'M' => n.checked_mul(1024),
+        'G' => n.checked_mul(1024 * 1024),
+        'T' => n.checked_mul(1024 * 1024 * 1024),
         _ => None,
     }
 }

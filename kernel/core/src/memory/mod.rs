@@ -19,7 +19,42 @@ pub use layout::{PAGE_SHIFT, PAGE_SIZE};
 
 static PHYS_OFFSET: Once<u64> = Once::new();
 
-/// Sets up the frame allocator, the page-table mapper and the heap, in that order.
+/// The least usable memory the kernel needs to come up: the bootstrap heap (4 MiB), the buddy
+/// allocator's metadata, page tables, the kmalloc caches' first slabs, and the stacks of the
+/// idle, RCU and shell threads, with room to run. (The boot path needs more than this on QEMU:
+/// see the launcher's `Firmware::min_memory_mib`.)
+pub const MIN_USABLE_MEMORY: u64 = 8 * 1024 * 1024;
+
+/// The kernel was handed less usable memory than [`MIN_USABLE_MEMORY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLittleMemory {
+    /// Usable bytes the boot memory map reports.
+    pub usable: u64,
+}
+
+impl core::fmt::Display for TooLittleMemory {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "too little memory: {} KiB usable, the kernel needs at least {} KiB",
+            self.usable / 1024,
+            MIN_USABLE_MEMORY / 1024
+        )
+    }
+}
+
+/// Whether `usable` bytes of RAM are enough for the kernel to come up.
+pub fn check_usable_memory(usable: u64) -> Result<(), TooLittleMemory> {
+    if usable < MIN_USABLE_MEMORY {
+        Err(TooLittleMemory { usable })
+    } else {
+        Ok(())
+    }
+}
+
+/// Sets up the frame allocator, the page-table mapper and the heap, in that order. With less
+/// usable memory than the kernel needs, it says so and powers off (with the failure status)
+/// rather than failing somewhere later with no clear reason.
 pub(crate) fn init(boot_info: &'static BootInfo) {
     let offset = boot_info
         .physical_memory_offset
@@ -27,6 +62,11 @@ pub(crate) fn init(boot_info: &'static BootInfo) {
         .expect("the bootloader maps physical memory (BOOTLOADER_CONFIG asks it to)");
     PHYS_OFFSET.call_once(|| offset);
     page_alloc::init(&boot_info.memory_regions);
+    let usable = page_alloc::stats().total * PAGE_SIZE as u64;
+    if let Err(err) = check_usable_memory(usable) {
+        log::error!("{err}: powering off (give the machine more memory, e.g. --mem 512M)");
+        drivers::qemu_exit::exit(drivers::qemu_exit::ExitCode::Failure);
+    }
     paging::init();
     heap::init().expect("the kernel heap must fit in memory");
 }
@@ -45,4 +85,17 @@ const PHYS_LIMIT: u64 = 1 << 46;
 pub fn phys_to_virt(addr: PhysAddr) -> VirtAddr {
     let offset = *PHYS_OFFSET.get().expect("memory::init has not run");
     VirtAddr::new(offset + addr.as_u64())
+}
+
+#[crate::ktest]
+fn too_little_memory_is_refused_with_the_reason() {
+    let err = check_usable_memory(MIN_USABLE_MEMORY - PAGE_SIZE as u64).unwrap_err();
+    assert_eq!(
+        alloc::format!("{err}"),
+        "too little memory: 8188 KiB usable, the kernel needs at least 8192 KiB"
+    );
+    assert_eq!(check_usable_memory(MIN_USABLE_MEMORY), Ok(()));
+    // This machine booted, so it has what the kernel needs.
+    let usable = page_alloc::stats().total * PAGE_SIZE as u64;
+    assert_eq!(check_usable_memory(usable), Ok(()));
 }
