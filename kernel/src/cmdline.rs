@@ -18,6 +18,22 @@ pub fn init() {
     if !text.is_empty() {
         log::info!("command line: {text}");
     }
+    for word in unknown(text) {
+        log::warn!("unknown kernel command line parameter `{word}`: ignored");
+    }
+}
+
+/// Every parameter the kernel reads (Linux registers them with `__setup`; Sheaf lists them
+/// here, so that a typo is reported instead of silently ignored). A module that reads a new
+/// parameter with [`get`] adds it here.
+pub const PARAMETERS: &[&str] = &["ktest", "ktest.only", "slub_debug", "slab_nomerge"];
+
+/// The words of `text` whose key is not one of [`PARAMETERS`], in order.
+fn unknown(text: &str) -> impl Iterator<Item = &str> {
+    text.split_ascii_whitespace().filter(|word| {
+        let key = word.split_once('=').map_or(*word, |(key, _)| key);
+        !PARAMETERS.contains(&key)
+    })
 }
 
 /// The whole command line.
@@ -39,6 +55,16 @@ fn lookup<'a>(text: &'a str, key: &str) -> Option<&'a str> {
             None if word == key => Some(""),
             _ => None,
         })
+}
+
+#[crate::ktest]
+fn unknown_parameters_are_found() {
+    let line = "slub_debug=FZ slab_nomerge ktest=run slub_debgu=P quiet=1";
+    assert_eq!(
+        unknown(line).collect::<alloc::vec::Vec<_>>(),
+        ["slub_debgu=P", "quiet=1"]
+    );
+    assert_eq!(unknown("slub_debug ktest.only=a,b").count(), 0);
 }
 
 #[crate::ktest]
