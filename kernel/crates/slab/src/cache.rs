@@ -173,6 +173,7 @@ impl<P: Platform> KmemCache<P> {
             0
         } else {
             round_sheaf_capacity(default_sheaf_capacity(size).max(args.sheaf_capacity))
+                .ok_or(SlabError::Layout(LayoutError::BadSheafCapacity))?
         };
         let sheaf_cache = if sheaf_capacity > 0 {
             let bytes = SHEAF_HEADER + sheaf_capacity * WORD;

@@ -159,14 +159,27 @@ pub fn default_sheaf_capacity(size: usize) -> usize {
     }
 }
 
+/// The largest object any cache may have: the largest block the page source hands out (4 MiB).
+/// Every size computed from a caller's request is bounded by it, so no layout arithmetic can
+/// overflow.
+pub const MAX_OBJECT_SIZE: usize = PAGE_SIZE << MAX_PAGE_ORDER;
+
+/// The largest sheaf capacity: a sheaf (header plus pointer array) must itself fit in a
+/// [`MAX_OBJECT_SIZE`] object.
+pub const MAX_SHEAF_CAPACITY: usize = (MAX_OBJECT_SIZE - SHEAF_HEADER) / WORD;
+
 /// Rounds a capacity up so that the sheaf (header plus pointer array) exactly fills the kmalloc
 /// bucket it would be allocated from, as Linux does: 60 stays 60 (32 + 60*8 = 512 bytes).
-pub fn round_sheaf_capacity(capacity: usize) -> usize {
+/// `None` above [`MAX_SHEAF_CAPACITY`].
+pub fn round_sheaf_capacity(capacity: usize) -> Option<usize> {
     if capacity == 0 {
-        return 0;
+        return Some(0);
+    }
+    if capacity > MAX_SHEAF_CAPACITY {
+        return None;
     }
     let bytes = kmalloc_size_roundup(SHEAF_HEADER + capacity * WORD);
-    (bytes - SHEAF_HEADER) / WORD
+    Some((bytes - SHEAF_HEADER) / WORD)
 }
 
 /// Where things are inside each object slot, and how slabs are shaped (the result of
@@ -206,17 +219,70 @@ pub struct Layout {
 pub enum LayoutError {
     /// Zero-sized objects are not supported.
     ZeroSize,
-    /// `align` is not a power of two.
+    /// `align` is not a power of two, or is larger than any slab.
     BadAlign,
-    /// `freeptr_offset` is not word aligned or does not fit in the object.
+    /// `freeptr_offset` is not word aligned, does not fit in the object, or overlaps the
+    /// usercopy region (`useroffset`, `usersize`).
     BadFreeptrOffset,
     /// `useroffset + usersize` exceeds the object.
     BadUsercopy,
-    /// The object is too large for any slab order.
+    /// The object is too large for any slab order (over [`MAX_OBJECT_SIZE`]).
     TooLarge,
+    /// `sheaf_capacity` is over [`MAX_SHEAF_CAPACITY`].
+    BadSheafCapacity,
 }
 
-/// Lays out objects of `object_size` bytes (Linux's `calculate_sizes`).
+impl core::fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            LayoutError::ZeroSize => "zero-sized objects are not supported",
+            LayoutError::BadAlign => "the alignment is not a power of two or exceeds 4 MiB",
+            LayoutError::BadFreeptrOffset => {
+                "freeptr_offset is unaligned, outside the object or inside the usercopy region"
+            }
+            LayoutError::BadUsercopy => "the usercopy region exceeds the object",
+            LayoutError::TooLarge => "the object exceeds 4 MiB, the largest slab",
+            LayoutError::BadSheafCapacity => "sheaf_capacity is too large",
+        })
+    }
+}
+
+/// Checks a cache's size and arguments as every creation does first, before merging or laying
+/// out (Linux's `kmem_cache_sanity_check` and the checks of `__kmem_cache_create_args`): a
+/// non-zero size of at most [`MAX_OBJECT_SIZE`], a power-of-two alignment no larger, a usercopy
+/// region inside the object, a word-aligned `freeptr_offset` inside the object and outside the
+/// usercopy region, and a sheaf capacity of at most [`MAX_SHEAF_CAPACITY`]. Every later size
+/// computation relies on these bounds, so none of it can overflow.
+pub fn check_args(object_size: usize, args: &KmemCacheArgs) -> Result<(), LayoutError> {
+    if object_size == 0 {
+        return Err(LayoutError::ZeroSize);
+    }
+    if object_size > MAX_OBJECT_SIZE {
+        return Err(LayoutError::TooLarge);
+    }
+    if args.align != 0 && (!args.align.is_power_of_two() || args.align > MAX_OBJECT_SIZE) {
+        return Err(LayoutError::BadAlign);
+    }
+    let usercopy_end = args.useroffset.checked_add(args.usersize);
+    if args.usersize != 0 && usercopy_end.is_none_or(|e| e > object_size) {
+        return Err(LayoutError::BadUsercopy);
+    }
+    if let Some(o) = args.freeptr_offset {
+        let end = o.checked_add(WORD);
+        let overlaps_usercopy = args.usersize != 0
+            && usercopy_end.is_some_and(|u| o < u)
+            && end.is_some_and(|e| args.useroffset < e);
+        if o % WORD != 0 || end.is_none_or(|e| e > object_size) || overlaps_usercopy {
+            return Err(LayoutError::BadFreeptrOffset);
+        }
+    }
+    if args.sheaf_capacity > MAX_SHEAF_CAPACITY {
+        return Err(LayoutError::BadSheafCapacity);
+    }
+    Ok(())
+}
+
+/// Lays out objects of `object_size` bytes (Linux's `calculate_sizes`), after [`check_args`].
 ///
 /// In order, each slot holds: the left red zone (red-zone caches), the object, the right red
 /// zone up to the next word (at least one word), the free pointer when it must live outside the
@@ -231,20 +297,7 @@ pub fn calculate_sizes(
     flags: SlabFlags,
     nr_cpus: usize,
 ) -> Result<Layout, LayoutError> {
-    if object_size == 0 {
-        return Err(LayoutError::ZeroSize);
-    }
-    if args.align != 0 && !args.align.is_power_of_two() {
-        return Err(LayoutError::BadAlign);
-    }
-    if args.usersize != 0
-        && args
-            .useroffset
-            .checked_add(args.usersize)
-            .is_none_or(|e| e > object_size)
-    {
-        return Err(LayoutError::BadUsercopy);
-    }
+    check_args(object_size, args)?;
     let align = calculate_alignment(flags, args.align, object_size);
     let red = flags.contains(SlabFlags::SLAB_RED_ZONE);
     let mut size = align_up(object_size, WORD);
@@ -261,10 +314,7 @@ pub fn calculate_sizes(
         size += WORD;
         o
     } else if let Some(o) = args.freeptr_offset {
-        if o % WORD != 0 || o + WORD > object_size {
-            return Err(LayoutError::BadFreeptrOffset);
-        }
-        o
+        o // checked by `check_args`
     } else {
         align_down(object_size / 2, WORD)
     };
@@ -282,6 +332,9 @@ pub fn calculate_sizes(
     });
     let red_left_pad = if red { align_up(WORD, align) } else { 0 };
     size = align_up(size + red_left_pad, align);
+    if size > MAX_OBJECT_SIZE {
+        return Err(LayoutError::TooLarge);
+    }
     let order = calculate_order(size, nr_cpus).ok_or(LayoutError::TooLarge)?;
     let min_order = get_order(size);
     Ok(Layout {

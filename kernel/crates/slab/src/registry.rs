@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering;
 
 use crate::cache::{KmemCache, SlabError};
 use crate::flags::{KmemCacheArgs, SlabFlags};
-use crate::layout::{KMALLOC_SIZES, WORD, align_up, calculate_alignment};
+use crate::layout::{KMALLOC_SIZES, WORD, align_up, calculate_alignment, check_args};
 use crate::platform::Platform;
 use crate::sync::Mutex;
 
@@ -284,6 +284,10 @@ impl<P: Platform> SlabAllocator<P> {
         flags: SlabFlags,
     ) -> Result<KmemCacheHandle<'_, P>, SlabError> {
         let flags = flags | self.debug_flags;
+        // Bad arguments are refused before anything else, merging included.
+        if let Err(e) = check_args(size, &args) {
+            return Self::create_failed(name, flags, SlabError::Layout(e));
+        }
         let mut list = self.slab_mutex.lock();
         let mergeable = if self.merge {
             Self::find_mergeable(&list, size, &args, flags)
@@ -318,11 +322,16 @@ impl<P: Platform> SlabAllocator<P> {
                     name: FIRST_NAME,
                 })
             }
-            Err(e) if flags.contains(SlabFlags::SLAB_PANIC) => {
-                panic!("kmem_cache_create({name}) failed: {e:?}")
-            }
-            Err(e) => Err(e),
+            Err(e) => Self::create_failed(name, flags, e),
         }
+    }
+
+    /// A failed creation: the error, or a panic with `SLAB_PANIC` (as Linux).
+    fn create_failed<T>(name: &str, flags: SlabFlags, e: SlabError) -> Result<T, SlabError> {
+        if flags.contains(SlabFlags::SLAB_PANIC) {
+            panic!("kmem_cache_create({name}) failed: {e:?}");
+        }
+        Err(e)
     }
 
     /// Finds an existing cache that a new cache can alias (`find_mergeable`), newest first.

@@ -25,10 +25,10 @@ fn orders_and_min_partial() {
 
 #[test]
 fn sheaf_capacities() {
-    assert_eq!(round_sheaf_capacity(60), 60);
-    assert_eq!(round_sheaf_capacity(26), 28);
-    assert_eq!(round_sheaf_capacity(12), 12);
-    assert_eq!(round_sheaf_capacity(4), 4);
+    assert_eq!(round_sheaf_capacity(60), Some(60));
+    assert_eq!(round_sheaf_capacity(26), Some(28));
+    assert_eq!(round_sheaf_capacity(12), Some(12));
+    assert_eq!(round_sheaf_capacity(4), Some(4));
     assert_eq!(default_sheaf_capacity(255), 60);
     assert_eq!(default_sheaf_capacity(4096), 4);
 }
