@@ -39,10 +39,57 @@ enum Owner<'a, P: Platform> {
 
 /// A report by `kfree` about `ptr`.
 fn kfree_report(ptr: *mut u8, kind: SlabErrorKind) -> SlabReport {
+    report(KFREE, ptr, kind)
+}
+
+/// A report by the kmalloc function `api` (`kfree`, `ksize`, `krealloc`) about `ptr`.
+fn report(api: &'static str, ptr: *mut u8, kind: SlabErrorKind) -> SlabReport {
     SlabReport {
-        cache: KFREE,
+        cache: api,
         object: ptr as usize,
         kind,
+    }
+}
+
+/// A kmalloc'ed object, found from its start address and checked.
+enum KmallocObject<'a, P: Platform> {
+    /// An object of this slab cache (at an object boundary).
+    Slab(&'a KmemCache<P>),
+    /// A large block of `2^order` pages (its head).
+    Large { order: u32 },
+}
+
+impl<P: Platform> KmallocObject<'_, P> {
+    /// Bytes the owner of the object may use (what `ksize` reports): the whole slot for plain
+    /// caches, the object size for red-zoned or poisoned ones (the rest of the slot is
+    /// metadata), the whole block for large allocations.
+    fn usable_size(&self) -> usize {
+        match self {
+            KmallocObject::Large { order } => PAGE_SIZE << order,
+            KmallocObject::Slab(s) => {
+                if s.flags()
+                    .intersects(SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON)
+                {
+                    s.object_size()
+                } else if s
+                    .flags()
+                    .intersects(SlabFlags::SLAB_TYPESAFE_BY_RCU | SlabFlags::SLAB_STORE_USER)
+                {
+                    s.layout().inuse
+                } else {
+                    s.size()
+                }
+            }
+        }
+    }
+
+    /// The cache, if it records the size asked of kmalloc (`orig_size`) and maybe red-zones
+    /// the rest.
+    fn debug_cache(&self) -> Option<&KmemCache<P>> {
+        match self {
+            KmallocObject::Slab(c) if c.debug => Some(c),
+            _ => None,
+        }
     }
 }
 
@@ -121,20 +168,37 @@ impl<P: Platform> SlabAllocator<P> {
     }
 
     /// Usable size of a kmalloc'ed object (`ksize`): the whole slot for plain caches, the
-    /// requested-size class for debug ones, the whole block for large allocations. 0 for
-    /// pointers no cache owns.
+    /// object size for debug ones, the whole block for large allocations; 0 for
+    /// [`ZERO_SIZE_PTR`]. A pointer that is not the start of a kmalloc'ed object (inside one, of
+    /// another allocator, anywhere else) gets the report and nothing is written.
     ///
     /// The caller may then use all of it, so in a cache that red-zones the bytes past the
     /// requested size, the object counts as having asked for its whole size from now on
     /// (Linux's `skip_orig_size_check`).
-    pub fn ksize(&self, ptr: NonNull<u8>) -> usize {
-        let size = self.usable_size(ptr);
-        if let Some(c) = self.kmalloc_object_cache(ptr)
-            && c.debug
-        {
+    pub fn ksize(&self, ptr: NonNull<u8>) -> Result<usize, SlabReport> {
+        if ptr == ZERO_SIZE_PTR {
+            return Ok(0);
+        }
+        let obj = self
+            .kmalloc_object(ptr)
+            .map_err(|kind| report("ksize", ptr.as_ptr(), kind))?;
+        let size = obj.usable_size();
+        if let Some(c) = obj.debug_cache() {
             c.set_orig_size(ptr.as_ptr(), size);
         }
-        size
+        Ok(size)
+    }
+
+    /// The kmalloc'ed object that starts at `ptr`: a slab object at an object boundary, or the
+    /// head of a large block.
+    fn kmalloc_object(&self, ptr: NonNull<u8>) -> Result<KmallocObject<'_, P>, SlabErrorKind> {
+        let addr = ptr.as_ptr() as usize;
+        match self.page_owner_of(addr) {
+            Owner::None => Err(SlabErrorKind::NotSlabPage),
+            Owner::Large { head, order } if head == addr => Ok(KmallocObject::Large { order }),
+            Owner::Large { .. } => Err(SlabErrorKind::NotObjectBoundary),
+            Owner::Slab(c) => c.obj_to_slab(addr).map(|_| KmallocObject::Slab(c)),
+        }
     }
 
     /// Who owns the page of `addr` (`virt_to_slab`, or a large block's head and order).
@@ -145,39 +209,6 @@ impl<P: Platform> SlabAllocator<P> {
             // SAFETY: a slab owner of our platform is a live descriptor whose cache is alive
             // (caches with live objects are never freed).
             PageOwner::Slab(slab) => Owner::Slab(unsafe { KmemCache::of_slab(slab) }),
-        }
-    }
-
-    /// The cache of a slab object (`None` for large blocks and pointers no cache owns).
-    fn kmalloc_object_cache(&self, ptr: NonNull<u8>) -> Option<&KmemCache<P>> {
-        match self.page_owner_of(ptr.as_ptr() as usize) {
-            Owner::Slab(c) => Some(c),
-            _ => None,
-        }
-    }
-
-    /// [`Self::ksize`] without its effect on the red zone.
-    fn usable_size(&self, ptr: NonNull<u8>) -> usize {
-        if ptr == ZERO_SIZE_PTR {
-            return 0;
-        }
-        match self.page_owner_of(ptr.as_ptr() as usize) {
-            Owner::None => 0,
-            Owner::Large { order, .. } => PAGE_SIZE << order,
-            Owner::Slab(s) => {
-                if s.flags()
-                    .intersects(SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_POISON)
-                {
-                    s.object_size()
-                } else if s
-                    .flags()
-                    .intersects(SlabFlags::SLAB_TYPESAFE_BY_RCU | SlabFlags::SLAB_STORE_USER)
-                {
-                    s.layout().inuse
-                } else {
-                    s.size()
-                }
-            }
         }
     }
 
@@ -247,7 +278,13 @@ impl<P: Platform> SlabAllocator<P> {
     /// Resizes a kmalloc'ed object (`krealloc`): returns the same pointer when the new size still
     /// fits the slot, else moves the contents to a new allocation and frees the old one. A new
     /// size of 0 frees and returns [`ZERO_SIZE_PTR`]. `None` (old object untouched) when out of
-    /// memory.
+    /// memory, or when `ptr` is not the start of a kmalloc'ed object (reported to the platform).
+    ///
+    /// With [`Gfp::ZERO`], everything past `new_size` that the caller may later reach is zero,
+    /// as Linux guarantees when every call passes `__GFP_ZERO`: growing in place zeroes from the
+    /// old requested size (debug caches know it) to the new one, shrinking zeroes from the new
+    /// size to the end of the slot, and a move copies only the old requested size into a
+    /// zeroed object. A red zone is then re-established past the new size.
     ///
     /// # Safety
     /// `ptr` must be null, [`ZERO_SIZE_PTR`] or a live kmalloc'ed object.
@@ -261,21 +298,39 @@ impl<P: Platform> SlabAllocator<P> {
             let _ = unsafe { self.kfree(ptr) };
             return Some(ZERO_SIZE_PTR);
         }
-        let ks = self.usable_size(old);
+        let obj = match self.kmalloc_object(old) {
+            Ok(obj) => obj,
+            Err(kind) => {
+                self.platform.slab_error(&report("krealloc", ptr, kind));
+                return None;
+            }
+        };
+        let ks = obj.usable_size();
+        let debug = obj.debug_cache();
+        // What the caller asked for last time, where the cache records it.
+        let orig = debug.and_then(|c| c.orig_size(ptr)).filter(|&o| o <= ks);
         if new_size <= ks {
-            // Still fits: in a red-zoned kmalloc cache, move the red zone to the new size.
-            if let Some(c) = self.kmalloc_object_cache(old)
-                && c.debug
-            {
-                c.set_orig_size(old.as_ptr(), new_size);
+            if gfp.contains(Gfp::ZERO) {
+                let (from, to) = match orig {
+                    Some(o) if o < new_size => (o, new_size),
+                    _ => (new_size, ks),
+                };
+                // SAFETY: `from..to` lies inside the object's `ks` usable bytes, which the
+                // caller owns.
+                unsafe { ptr.add(from).write_bytes(0, to - from) };
+            }
+            // In a red-zoned kmalloc cache, move the red zone to the new size.
+            if let Some(c) = debug {
+                c.set_orig_size(ptr, new_size);
             }
             return Some(old);
         }
         let new = self.kmalloc(new_size, gfp)?;
-        // SAFETY: both are live allocations of at least `ks` bytes... the old one has `ks`, the
-        // new one `new_size > ks`; they do not overlap.
+        let keep = orig.unwrap_or(ks);
+        // SAFETY: both are live allocations; the old one has `ks >= keep` usable bytes, the new
+        // one `new_size > ks`; they do not overlap. The old one is not used afterwards.
         unsafe {
-            core::ptr::copy_nonoverlapping(old.as_ptr(), new.as_ptr(), ks);
+            core::ptr::copy_nonoverlapping(old.as_ptr(), new.as_ptr(), keep);
             let _ = self.kfree(ptr);
         }
         Some(new)

@@ -87,7 +87,7 @@
 //! // SAFETY: `obj` came from `cache` and is not used afterwards.
 //! unsafe { cache.free(obj).unwrap() };
 //! let buf = slab.kmalloc(100, Gfp::KERNEL).unwrap(); // from kmalloc-128
-//! assert_eq!(slab.ksize(buf), 128);
+//! assert_eq!(slab.ksize(buf), Ok(128));
 //! // SAFETY: from kmalloc, not used afterwards.
 //! unsafe { slab.kfree(buf.as_ptr()).unwrap() };
 //! ```

@@ -1,12 +1,15 @@
-//! Hostile input to the creation API (issue #9): arguments that once panicked or were accepted
-//! and corrupted memory must come back as errors, and any cache that is created must work.
+//! Hostile input (issue #9): creation arguments, pointers and sizes that once panicked, were
+//! accepted and corrupted memory, or gave wrong results must come back as errors or right
+//! results, and any cache that is created must work.
 
 mod common;
+
+use std::ptr::NonNull;
 
 use common::{args, setup};
 use proptest::prelude::*;
 use slab::layout::{LayoutError, MAX_OBJECT_SIZE, MAX_SHEAF_CAPACITY};
-use slab::{Gfp, KmemCacheArgs, SlabError, SlabFlags};
+use slab::{Gfp, KmemCacheArgs, SlabError, SlabErrorKind, SlabFlags};
 
 fn refused(size: usize, a: KmemCacheArgs, flags: SlabFlags) -> LayoutError {
     let (_p, _cpu, slab) = setup(1, 1);
@@ -200,4 +203,110 @@ proptest! {
             }
         }
     }
+}
+
+/// `slub_debug=ZU`: red zones and caller tracking (with `orig_size` in kmalloc caches).
+fn red_zoned() -> (
+    slab::host::HostPlatform,
+    slab::host::CpuRegistration,
+    slab::SlabAllocator<slab::host::HostPlatform>,
+) {
+    common::slub_debug(SlabFlags::SLAB_RED_ZONE | SlabFlags::SLAB_STORE_USER)
+}
+
+#[test]
+fn ksize_of_anything_but_an_object_start_writes_nothing() {
+    let (_p, _cpu, a) = red_zoned();
+    // Neighbours in kmalloc-16 (a new slab hands out objects in address order).
+    let x = a.kmalloc(16, Gfp::KERNEL).unwrap();
+    let y = a.kmalloc(16, Gfp::KERNEL).unwrap();
+    for offset in [8, 1, 15] {
+        // SAFETY: only the address is computed; ksize must not write through it.
+        let inside = unsafe { x.add(offset) };
+        let r = a.ksize(inside).expect_err("not an object start");
+        assert_eq!(r.kind, SlabErrorKind::NotObjectBoundary, "x + {offset}");
+    }
+    // Once: ksize(x + 8) wrote the size into y's left red zone, and freeing y reported it.
+    // SAFETY: ours, not used afterwards.
+    unsafe { a.kfree(y.as_ptr()) }.expect("y's red zone is intact");
+    // SAFETY: as above.
+    unsafe { a.kfree(x.as_ptr()) }.expect("x is intact");
+    // Memory that is no kmalloc object at all.
+    let on_stack = 0u64;
+    let r = a
+        .ksize(NonNull::from(&on_stack).cast())
+        .expect_err("not kmalloc memory");
+    assert_eq!(r.kind, SlabErrorKind::NotSlabPage);
+    // Inside a large block.
+    let big = a.kmalloc(20_000, Gfp::KERNEL).unwrap();
+    // SAFETY: an address inside the block; nothing is written.
+    let r = a
+        .ksize(unsafe { big.add(4096) })
+        .expect_err("not the block's head");
+    assert_eq!(r.kind, SlabErrorKind::NotObjectBoundary);
+    assert_eq!(a.ksize(big), Ok(32768));
+    // SAFETY: ours.
+    unsafe { a.kfree(big.as_ptr()) }.expect("free");
+}
+
+fn bytes(p: NonNull<u8>, range: std::ops::Range<usize>) -> Vec<u8> {
+    // SAFETY: the tests read only bytes of objects they own, inside their usable size.
+    unsafe { std::slice::from_raw_parts(p.as_ptr().add(range.start), range.len()) }.to_vec()
+}
+
+#[test]
+fn krealloc_with_zero_zeroes_everything_past_the_requested_size() {
+    // Linux's test_krealloc_redzone_zeroing, on a red-zoned kmalloc-64.
+    let (_p, _cpu, a) = red_zoned();
+    let p = a.kmalloc(48, Gfp::KERNEL).unwrap();
+    // SAFETY: the 48 bytes asked for are ours.
+    unsafe { p.as_ptr().write_bytes(0xaa, 48) };
+    // SAFETY: `p` is a live kmalloc object; the results are used in its place.
+    let p = unsafe { a.krealloc(p.as_ptr(), 40, Gfp::KERNEL | Gfp::ZERO) }.unwrap();
+    // SAFETY: as above.
+    let p = unsafe { a.krealloc(p.as_ptr(), 56, Gfp::KERNEL | Gfp::ZERO) }.unwrap();
+    assert_eq!(bytes(p, 0..40), vec![0xaa; 40], "the contents stay");
+    assert_eq!(
+        bytes(p, 40..56),
+        vec![0; 16],
+        "grown in place: zeroes, not the red zone"
+    );
+    // SAFETY: as above.
+    let q = unsafe { a.krealloc(p.as_ptr(), 100, Gfp::KERNEL | Gfp::ZERO) }.unwrap();
+    assert_ne!(q, p, "moved to kmalloc-128");
+    assert_eq!(bytes(q, 0..40), vec![0xaa; 40]);
+    assert_eq!(
+        bytes(q, 40..100),
+        vec![0; 60],
+        "moved: nothing past 56 was copied"
+    );
+    // SAFETY: ours.
+    unsafe { a.kfree(q.as_ptr()) }.expect("the red zone past 100 is intact");
+}
+
+#[test]
+fn krealloc_with_zero_in_a_plain_cache_leaves_no_stale_bytes() {
+    // A plain cache knows no requested size: shrinking with ZERO clears the rest of the slot.
+    let (_p, _cpu, a) = setup(1, 1);
+    let p = a.kmalloc(48, Gfp::KERNEL).unwrap();
+    // SAFETY: kmalloc-64: the 64 bytes are usable.
+    unsafe { p.as_ptr().write_bytes(0xbb, 64) };
+    // SAFETY: as above.
+    let p = unsafe { a.krealloc(p.as_ptr(), 50, Gfp::KERNEL | Gfp::ZERO) }.unwrap();
+    // SAFETY: as above.
+    let q = unsafe { a.krealloc(p.as_ptr(), 100, Gfp::KERNEL | Gfp::ZERO) }.unwrap();
+    assert_eq!(bytes(q, 0..50), vec![0xbb; 50]);
+    assert_eq!(bytes(q, 50..100), vec![0; 50], "no stale bytes past 50");
+    // SAFETY: ours.
+    unsafe { a.kfree(q.as_ptr()) }.expect("free");
+}
+
+#[test]
+fn krealloc_of_a_pointer_inside_an_object_is_refused() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let p = a.kmalloc(64, Gfp::KERNEL).unwrap();
+    // SAFETY: refused before anything is read or written.
+    assert!(unsafe { a.krealloc(p.as_ptr().add(8), 200, Gfp::KERNEL) }.is_none());
+    // SAFETY: ours.
+    unsafe { a.kfree(p.as_ptr()) }.expect("untouched");
 }

@@ -139,7 +139,7 @@ impl<'a> Model<'a> {
             }
             Op::Kmalloc(size) => {
                 let o = self.a.kmalloc(size, Gfp::KERNEL).unwrap();
-                assert!(self.a.ksize(o) >= size);
+                assert!(self.a.ksize(o).expect("a kmalloc object") >= size);
                 self.insert(o, Src::Kmalloc, size, false);
             }
             Op::Free(i) => {

@@ -27,3 +27,21 @@ pub fn args() -> KmemCacheArgs {
 pub fn no_merge() -> SlabFlags {
     SlabFlags::SLAB_NO_MERGE
 }
+
+/// A platform, its CPU 0 and an allocator booted with `slub_debug` set to `debug`.
+pub fn slub_debug(
+    debug: SlabFlags,
+) -> (
+    slab::host::HostPlatform,
+    slab::host::CpuRegistration,
+    slab::SlabAllocator<slab::host::HostPlatform>,
+) {
+    let platform = HostPlatform::new(slab::host::HostConfig::default());
+    let cpu = platform.register_cpu();
+    let options = slab::SlabOptions {
+        debug,
+        nomerge: false,
+    };
+    let a = slab::SlabAllocator::with_options(platform.clone(), options).unwrap();
+    (platform, cpu, a)
+}
