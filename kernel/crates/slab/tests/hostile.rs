@@ -310,3 +310,26 @@ fn krealloc_of_a_pointer_inside_an_object_is_refused() {
     // SAFETY: ours.
     unsafe { a.kfree(p.as_ptr()) }.expect("untouched");
 }
+
+#[test]
+fn a_kmalloc_cache_is_permanent_whatever_its_aliases() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let foo = a
+        .kmem_cache_create("foo64", 64, args(), SlabFlags::empty())
+        .unwrap();
+    let k64 = a.kmalloc_cache(64).unwrap();
+    assert!(std::ptr::eq(&*foo, k64), "foo64 is an alias of kmalloc-64");
+    assert_eq!(k64.refcount(), 2);
+    // Once: this returned Ok and removed the alias's name instead.
+    // SAFETY: a second handle for kmalloc-64's own name; it is refused, nothing is freed.
+    let r = unsafe { a.kmem_cache_destroy(slab::KmemCacheHandle::from_ref(k64)) };
+    assert_eq!(r, Err(slab::DestroyError::Permanent { name: "kmalloc-64" }));
+    assert_eq!(k64.refcount(), 2);
+    assert!(a.find_cache("foo64").is_some(), "the alias keeps its name");
+    assert!(a.find_cache("kmalloc-64").is_some());
+    // Destroying the alias is an ordinary destroy.
+    // SAFETY: no object of foo64 is live.
+    unsafe { a.kmem_cache_destroy(foo) }.expect("the alias goes");
+    assert!(a.find_cache("foo64").is_none());
+    assert_eq!(k64.refcount(), 1);
+}
