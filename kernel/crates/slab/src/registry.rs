@@ -511,6 +511,9 @@ impl<P: Platform> SlabAllocator<P> {
 
 impl<P: Platform> Drop for SlabAllocator<P> {
     fn drop(&mut self) {
+        // RCU callbacks still queued (`kfree_rcu` sheaves and objects, `SLAB_TYPESAFE_BY_RCU`
+        // pages) point into the caches: let them run before the caches go.
+        self.platform.rcu_barrier();
         // The structures of the caches go; their pages stay with the platform (a kernel never
         // drops its allocator; the host platform frees its whole arena).
         for e in self.slab_mutex.lock().drain(..) {

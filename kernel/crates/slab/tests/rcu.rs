@@ -121,3 +121,34 @@ fn kmalloc_kfree_rcu_small_and_large() {
     // SAFETY: ours.
     unsafe { a.kfree(large.as_ptr()) }.unwrap();
 }
+
+#[test]
+fn dropping_the_allocator_waits_for_its_rcu_callbacks() {
+    // Issue #9: the allocator was dropped with callbacks still queued that point into its
+    // caches; the next grace period ran them on freed memory.
+    let (p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("rcu-drop", 64, args(), no_merge())
+        .unwrap();
+    let cap = c.sheaf_capacity();
+    for _ in 0..2 * cap {
+        let o = c.alloc(Gfp::KERNEL).unwrap();
+        // SAFETY: ours, not used afterwards.
+        unsafe { c.free_rcu(o) };
+    }
+    let big = a.kmalloc(20_000, Gfp::KERNEL).unwrap();
+    // SAFETY: ours, not used afterwards.
+    unsafe { a.kfree_rcu(big.as_ptr()) }.unwrap();
+    assert_eq!(
+        p.rcu_callbacks_pending(),
+        3,
+        "two full sheaves and a large block"
+    );
+    drop(a);
+    assert_eq!(
+        p.rcu_callbacks_pending(),
+        0,
+        "the drop ran them while the caches were alive"
+    );
+    p.synchronize_rcu(); // nothing left to run on freed caches
+}
