@@ -16,6 +16,48 @@ use core::ptr::{self, NonNull};
 use crate::base::PAGE_SIZE;
 use crate::sync::Mutex;
 
+/// An object of a cache that nobody uses any more: on a slab's free list, in a sheaf, or on
+/// its way between them (or, freshly freed by a user, about to be checked at the slab).
+///
+/// The token that lets policy code move objects around in safe code: only the allocator makes
+/// one ([`FreeObject::new`], where an object comes off a slab's free list or is given back by
+/// a caller of an `unsafe` free function), it is not `Copy` (moving it moves the right to hand
+/// the object out or write into it), and it is consumed when the object leaves the allocator
+/// ([`FreeObject::into_allocated`]) or goes back to a slab. Its layout is that of a non-null
+/// pointer, so `Option<FreeObject>` is a nullable object pointer (the sheaves' array).
+#[repr(transparent)]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FreeObject(NonNull<u8>);
+
+// SAFETY: a free object is plain memory that nobody uses; the token only moves the right to
+// use it (for example into an RCU callback that runs on another CPU).
+unsafe impl Send for FreeObject {}
+
+impl FreeObject {
+    /// Makes the token of the free object `obj`.
+    ///
+    /// # Safety
+    /// `obj` is an object of a cache that nobody uses any more (and that no other token
+    /// names), or, for objects handed to [`free_to_slabs`](crate::KmemCache), a pointer that
+    /// the slab-level checks reject (see the contract of [`crate::KmemCache::free`]).
+    #[inline(always)]
+    pub(crate) unsafe fn new(obj: NonNull<u8>) -> Self {
+        Self(obj)
+    }
+
+    /// The object's address.
+    #[inline(always)]
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.0.as_ptr()
+    }
+
+    /// Hands the object out: it is allocated from now on, the token is gone.
+    #[inline(always)]
+    pub(crate) fn into_allocated(self) -> NonNull<u8> {
+        self.0
+    }
+}
+
 /// Which node list a slab is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SlabListId {

@@ -10,7 +10,7 @@ use crate::base::Gfp;
 use crate::flags::SlabFlags;
 use crate::platform::Platform;
 use crate::report::SlabErrorKind;
-use crate::slabs::{FreePointer, NodeLists, PageOwner, Slab, SlabListId};
+use crate::slabs::{FreeObject, FreePointer, NodeLists, PageOwner, Slab, SlabListId};
 use crate::stats::Stat;
 use crate::sync::MutexGuard;
 
@@ -165,7 +165,12 @@ impl<P: Platform> KmemCache<P> {
     ///
     /// # Safety
     /// The slab's node lock must be held and `slab` valid.
-    unsafe fn take_from_slab(&self, slab: *mut Slab, out: &mut [*mut u8], caller: usize) -> usize {
+    unsafe fn take_from_slab(
+        &self,
+        slab: *mut Slab,
+        out: &mut [Option<FreeObject>],
+        caller: usize,
+    ) -> usize {
         // SAFETY: the node lock is held (caller contract), so the slab is ours to modify.
         let s = unsafe { &mut *slab };
         let mut got = 0;
@@ -185,20 +190,21 @@ impl<P: Platform> KmemCache<P> {
             if self.debug && !self.alloc_debug_checks(obj, caller) {
                 continue; // isolated: stays counted as in use, never handed out
             }
-            out[got] = obj;
+            // SAFETY: `obj` came off the slab's free list: nobody uses it, no token names it.
+            out[got] = Some(unsafe { FreeObject::new(NonNull::new_unchecked(obj)) });
             got += 1;
         }
         got
     }
 
     /// Fills `out` with objects from the slabs of `node` (`get_partial` + `new_slab`): partial
-    /// slabs first, then fresh slabs. Returns how many objects were obtained; fewer than asked
-    /// only when the page source is out of memory.
+    /// slabs first, then fresh slabs. Returns how many objects were obtained (in `out[..n]`);
+    /// fewer than asked only when the page source is out of memory.
     pub(crate) fn alloc_from_slabs(
         &self,
         node: usize,
         gfp: Gfp,
-        out: &mut [*mut u8],
+        out: &mut [Option<FreeObject>],
         caller: usize,
     ) -> usize {
         let mut got = 0;
@@ -252,19 +258,19 @@ impl<P: Platform> KmemCache<P> {
     /// bytes) are reported and left alone (leaked): the allocator keeps working. Returns the last
     /// problem found, if any.
     ///
-    /// # Safety
-    /// Every object must either be an allocated object of this cache no longer in use, or be
-    /// something the checks reject (debug caches check everything; other caches check the page,
-    /// the cache, the object boundary and the free-list head).
-    pub(crate) unsafe fn free_to_slabs(
+    /// Every object is an object of this cache no longer in use or something the checks
+    /// reject ([`FreeObject`]'s contract: debug caches check everything; other caches check
+    /// the page, the cache, the object boundary and the free-list head).
+    pub(crate) fn free_to_slabs(
         &self,
-        objs: &[*mut u8],
+        objs: impl IntoIterator<Item = FreeObject>,
         caller: usize,
     ) -> Result<(), SlabErrorKind> {
         let mut result = Ok(());
         let mut discard: *mut Slab = ptr::null_mut();
         let mut locked: Option<(usize, MutexGuard<'_, NodeLists>)> = None;
-        for &obj in objs {
+        for obj in objs {
+            let obj = obj.as_ptr();
             let slab = match self.obj_to_slab(obj as usize) {
                 Ok(s) => s,
                 Err(kind) => {
