@@ -63,6 +63,9 @@
 //! * `FreeObject` (`slabs.rs`): the token of an object nobody uses, what sheaves hold and slab
 //!   free lists take back; made where an object leaves a slab's free list or a caller of an
 //!   `unsafe` free gives it up;
+//! * a slab's free list (`slabs.rs`: `Slab::freelist_pop`, `freelist_push`, `freelist_iter`):
+//!   the hardened free pointers inside free objects, each link checked against the slab's
+//!   object slots before it is followed, on a descriptor borrowed under the node lock;
 //! * `OnCpu` and `Pinned` (`platform.rs`): proof that the context is pinned to a CPU, which
 //!   `KmemCache::pcs` takes; `Exclusive` (`cache.rs`): the cache to oneself (destroy).
 //!
@@ -73,16 +76,17 @@
 //! * `sheaf.rs`: the sheaf header with its trailing pointer array behind `SheafBox` and
 //!   `MainSheaf`, the shared static empty sheaf, the per-CPU slots;
 //! * `slabs.rs`: slab descriptors and their intrusive lists (raw pointers followed under the
-//!   node lock), the free-pointer codec that reads and writes inside free objects, and
-//!   `FreeObject`'s constructor;
+//!   node lock), the free-pointer codec and the free-list methods that read and write inside
+//!   free objects, and `FreeObject`'s constructor;
 //! * `platform.rs`: the `unsafe trait Platform` and its `unsafe fn`s (page ownership), and
 //!   `OnCpu`'s constructor;
 //! * `cache.rs`: the fast paths (per-CPU slots reached by byte offset, sheaf pop and push on
 //!   raw pointers, to stay at 20 instructions), and the primitives listed in its docs: the
 //!   per-CPU borrow, sheaf memory, zeroing, the cache pointer in RCU callbacks, the `unsafe`
 //!   free entry points;
-//! * `cache/slabs.rs`: new slabs (descriptor, page owner, constructor), slab free lists and
-//!   list membership under the node lock, giving pages back; `cache/debug.rs`: red zones,
+//! * `cache/slabs.rs`: new slabs (descriptor, page owner, constructor, first free list),
+//!   descriptors reached from raw list and page-owner pointers under the node lock, list
+//!   membership, giving pages back; `cache/debug.rs`: red zones,
 //!   poison, padding and tracking records, bytes inside objects and slabs;
 //! * `registry.rs`: caches leaked from and rebuilt into `Box`es, and the `unsafe fn
 //!   kmem_cache_destroy`; `kmalloc.rs`: large blocks, `kfree`, `krealloc`'s copy;
