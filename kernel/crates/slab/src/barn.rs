@@ -5,10 +5,10 @@
 //! sheaf of objects. The barn holds at most [`MAX_FULL_SHEAVES`] full and [`MAX_EMPTY_SHEAVES`]
 //! empty sheaves, in fixed arrays, so it never allocates; when it refuses a sheaf the CPU falls
 //! back to the slabs.
+//!
+//! Safe code: the barn stores [`SheafBox`]es, whose ownership moves in and out with them.
 
-use core::ptr::NonNull;
-
-use crate::sheaf::Sheaf;
+use crate::sheaf::SheafBox;
 use crate::sync::Mutex;
 
 /// Most full sheaves a barn keeps.
@@ -17,27 +17,23 @@ pub const MAX_FULL_SHEAVES: usize = 10;
 pub const MAX_EMPTY_SHEAVES: usize = 10;
 
 /// A full sheaf taken from the barn, and the caller's empty sheaf if the barn had no room for it.
-pub type FullAndLeftover = (NonNull<Sheaf>, Option<NonNull<Sheaf>>);
+pub type FullAndLeftover = (SheafBox, Option<SheafBox>);
 
 /// Why [`Barn::replace_full_sheaf`] gave the full sheaf back.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReplaceFull {
     /// The barn already holds [`MAX_FULL_SHEAVES`] full sheaves.
-    Refused(NonNull<Sheaf>),
+    Refused(SheafBox),
     /// The barn would take it but has no empty sheaf to give in exchange.
-    NoEmpty(NonNull<Sheaf>),
+    NoEmpty(SheafBox),
 }
 
 struct BarnLists {
-    full: [Option<NonNull<Sheaf>>; MAX_FULL_SHEAVES],
+    full: [Option<SheafBox>; MAX_FULL_SHEAVES],
     nr_full: usize,
-    empty: [Option<NonNull<Sheaf>>; MAX_EMPTY_SHEAVES],
+    empty: [Option<SheafBox>; MAX_EMPTY_SHEAVES],
     nr_empty: usize,
 }
-
-// SAFETY: the barn owns the sheaves it stores; they are only touched by whoever takes them out
-// under the lock.
-unsafe impl Send for BarnLists {}
 
 /// A node's barn (Linux's `struct node_barn`).
 pub struct Barn {
@@ -55,9 +51,9 @@ impl Barn {
     pub fn new() -> Self {
         Self {
             lock: Mutex::new(BarnLists {
-                full: [None; MAX_FULL_SHEAVES],
+                full: [const { None }; MAX_FULL_SHEAVES],
                 nr_full: 0,
-                empty: [None; MAX_EMPTY_SHEAVES],
+                empty: [const { None }; MAX_EMPTY_SHEAVES],
                 nr_empty: 0,
             }),
         }
@@ -73,10 +69,7 @@ impl Barn {
     /// (`barn_replace_empty_sheaf`). Returns the full sheaf and, when the barn had no room for
     /// the empty one, gives that back too so the caller can keep or free it. `Err` hands the
     /// empty sheaf back when the barn has no full sheaf.
-    pub fn replace_empty_sheaf(
-        &self,
-        empty: NonNull<Sheaf>,
-    ) -> Result<FullAndLeftover, NonNull<Sheaf>> {
+    pub fn replace_empty_sheaf(&self, empty: SheafBox) -> Result<FullAndLeftover, SheafBox> {
         let mut b = self.lock.lock();
         if b.nr_full == 0 {
             return Err(empty);
@@ -98,7 +91,7 @@ impl Barn {
     /// under one lock. Refused when the barn already holds [`MAX_FULL_SHEAVES`]; when it has no
     /// empty sheaf to give, the full one is handed back too so the caller can allocate an
     /// empty sheaf and try [`Barn::put_full_sheaf`].
-    pub fn replace_full_sheaf(&self, full: NonNull<Sheaf>) -> Result<NonNull<Sheaf>, ReplaceFull> {
+    pub fn replace_full_sheaf(&self, full: SheafBox) -> Result<SheafBox, ReplaceFull> {
         let mut b = self.lock.lock();
         if b.nr_full >= MAX_FULL_SHEAVES {
             return Err(ReplaceFull::Refused(full));
@@ -116,7 +109,7 @@ impl Barn {
     }
 
     /// Takes a full sheaf, if any (`barn_get_full_sheaf`).
-    pub fn get_full_sheaf(&self) -> Option<NonNull<Sheaf>> {
+    pub fn get_full_sheaf(&self) -> Option<SheafBox> {
         let mut b = self.lock.lock();
         if b.nr_full == 0 {
             return None;
@@ -128,7 +121,7 @@ impl Barn {
 
     /// Stores a full sheaf; `Err` gives it back when the barn already holds
     /// [`MAX_FULL_SHEAVES`] (`barn_put_full_sheaf`).
-    pub fn put_full_sheaf(&self, full: NonNull<Sheaf>) -> Result<(), NonNull<Sheaf>> {
+    pub fn put_full_sheaf(&self, full: SheafBox) -> Result<(), SheafBox> {
         let mut b = self.lock.lock();
         if b.nr_full >= MAX_FULL_SHEAVES {
             return Err(full);
@@ -140,7 +133,7 @@ impl Barn {
     }
 
     /// Takes an empty sheaf, if any (`barn_get_empty_sheaf`).
-    pub fn get_empty_sheaf(&self) -> Option<NonNull<Sheaf>> {
+    pub fn get_empty_sheaf(&self) -> Option<SheafBox> {
         let mut b = self.lock.lock();
         if b.nr_empty == 0 {
             return None;
@@ -152,7 +145,7 @@ impl Barn {
 
     /// Stores an empty sheaf; `Err` gives it back when the barn already holds
     /// [`MAX_EMPTY_SHEAVES`] (`barn_put_empty_sheaf`).
-    pub fn put_empty_sheaf(&self, empty: NonNull<Sheaf>) -> Result<(), NonNull<Sheaf>> {
+    pub fn put_empty_sheaf(&self, empty: SheafBox) -> Result<(), SheafBox> {
         let mut b = self.lock.lock();
         if b.nr_empty >= MAX_EMPTY_SHEAVES {
             return Err(empty);
@@ -165,18 +158,18 @@ impl Barn {
 
     /// Takes every sheaf out of the barn (`barn_shrink`): full ones then empty ones are passed
     /// to `f` after the lock is dropped.
-    pub fn shrink(&self, mut f: impl FnMut(NonNull<Sheaf>)) {
-        let (full, nr_full, empty, nr_empty) = {
+    pub fn shrink(&self, mut f: impl FnMut(SheafBox)) {
+        let (full, empty) = {
             let mut b = self.lock.lock();
-            let r = (b.full, b.nr_full, b.empty, b.nr_empty);
-            b.full = [None; MAX_FULL_SHEAVES];
-            b.empty = [None; MAX_EMPTY_SHEAVES];
             b.nr_full = 0;
             b.nr_empty = 0;
-            r
+            (
+                core::mem::replace(&mut b.full, [const { None }; MAX_FULL_SHEAVES]),
+                core::mem::replace(&mut b.empty, [const { None }; MAX_EMPTY_SHEAVES]),
+            )
         };
-        for s in full[..nr_full].iter().chain(&empty[..nr_empty]).flatten() {
-            f(*s);
+        for s in full.into_iter().chain(empty).flatten() {
+            f(s);
         }
     }
 }

@@ -17,6 +17,13 @@
 //! other case is in a `#[cold]` slow path in [`sheaves`], which trades sheaves with the
 //! spare, the barn or the slabs (`cache/slabs.rs`, on the [`crate::slabs`] types).
 //!
+//! This file also holds the raw primitives the slow paths build on in safe code: a CPU's
+//! sheaves under a pin (`KmemCache::pcs`, or every CPU's with the cache to oneself,
+//! `Exclusive`), the `#[cold]` entry points that turn the fast paths' slot into a pin, the
+//! memory of sheaves (`alloc_empty_sheaf`, `free_sheaf`), handing an object out (zeroing it),
+//! the cache reference in RCU callbacks (`call_rcu`), and the `unsafe` free entry points that
+//! make a `FreeObject` of a caller's pointer.
+//!
 //! ## What the fast path costs
 //! Counted with callgrind (`examples/count_fastpath.sh`, host, release): an allocation
 //! followed by a free of the same object, both hitting the main sheaf, is **20 instructions**
@@ -38,21 +45,20 @@
 //! host: about 3 ns per pair (`examples/bench.rs`).
 
 use alloc::boxed::Box;
-use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::barn::Barn;
-use crate::base::{Gfp, PAGE_SIZE};
+use crate::base::{Gfp, PAGE_SIZE, get_order, slot_cpu};
 use crate::flags::{Ctor, KmemCacheArgs, SlabFlags};
 use crate::layout::{
     Layout, LayoutError, SHEAF_HEADER, WORD, calculate_sizes, default_sheaf_capacity, min_partial,
     round_sheaf_capacity,
 };
-use crate::platform::Platform;
+use crate::platform::{OnCpu, Pinned, Platform};
 use crate::report::{ReportLog, SlabReport};
-use crate::sheaf::{PerCpu, Sheaf, empty_sheaf};
-use crate::slabs::KmemCacheNode;
+use crate::sheaf::{NOT_OVERSIZE, PerCpu, PerCpuSheaves, Sheaf, SheafBox};
+use crate::slabs::{FreeObject, KmemCacheNode};
 use crate::stats::{CpuStats, PaddedStats, Stat};
 use crate::sync::Mutex;
 
@@ -189,17 +195,14 @@ impl<P: Platform> KmemCache<P> {
         } else {
             None
         };
-        let cpu_sheaves = core::array::from_fn(|slot| PerCpu {
-            main: UnsafeCell::new(empty_sheaf()),
-            spare: UnsafeCell::new(ptr::null_mut()),
-            rcu_free: UnsafeCell::new(ptr::null_mut()),
-            node: match slot {
+        let cpu_sheaves = core::array::from_fn(|slot| {
+            PerCpu::new(match slot {
                 1.. if slot <= nr_cpus => platform.cpu_to_node(slot - 1),
                 _ => 0,
-            },
+            })
         });
         let serial = CACHE_SERIAL.fetch_add(1, Ordering::Relaxed) as u64;
-        let cache = Box::new(Self {
+        let mut cache = Box::new(Self {
             cpu_sheaves,
             cpu_stats: (0..nr_cpus)
                 .map(|_| PaddedStats(CpuStats::default()))
@@ -232,8 +235,7 @@ impl<P: Platform> KmemCache<P> {
             for cpu in 0..nr_cpus {
                 let node = cache.platform.cpu_to_node(cpu);
                 if let Some(s) = cache.alloc_empty_sheaf(node, Gfp::KERNEL) {
-                    // SAFETY: the cache is not shared yet: nobody else sees its per-CPU data.
-                    unsafe { *cache.cpu_sheaves[cpu + 1].main.get() = s.as_ptr() };
+                    cache.cpu_sheaves[cpu + 1].main.get_mut().put(s);
                 }
             }
         }
@@ -250,10 +252,159 @@ impl<P: Platform> KmemCache<P> {
     pub(crate) unsafe fn main_slot(&self, slot: usize) -> *mut *mut Sheaf {
         // SAFETY: the caller guarantees the offset is that of an element of the array (whose
         // elements are `CPU_SLOT_BYTES` long): a byte offset saves the fast path a multiply.
+        // A `MainSheaf` is a transparent non-null sheaf pointer.
         unsafe {
             let cpu = self.cpu_sheaves.as_ptr().byte_add(slot);
-            (*cpu).main.get()
+            (*cpu).main.get().cast()
         }
+    }
+
+    /// The sheaves of the CPU this context is pinned to (`this_cpu_ptr(s->cpu_sheaves)`),
+    /// until the result is dropped. Panics if they are already borrowed (a slow path that
+    /// re-entered itself on the same cache: a bug).
+    pub(crate) fn pcs<'a>(&'a self, on: OnCpu<'a>) -> PerCpuSheaves<'a> {
+        // SAFETY: pinned to `on.cpu()` for `'a`: only this context uses that CPU's slot (the
+        // other user of a slot, destruction, has the cache to itself).
+        unsafe { self.cpu_sheaves[on.cpu() + 1].borrow() }
+    }
+
+    /// Claims that no other context uses the cache any more, which lets the caller reach
+    /// every CPU's sheaves (cache destruction).
+    ///
+    /// # Safety
+    /// While the result lives, no other context uses the cache (nor frees its objects).
+    pub(crate) unsafe fn assume_exclusive(&self) -> Exclusive<'_, P> {
+        Exclusive(self)
+    }
+
+    /// Allocation slow path: `main` of `slot` (from [`Platform::pin_fast`]) is empty, or
+    /// `slot` is 0 and the CPU still has to be asked for with [`Platform::pin`].
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, slot: usize, gfp: Gfp, caller: usize) -> Option<FreeObject> {
+        if slot != 0 {
+            // SAFETY: `slot` came from `pin_fast`, whose guard the caller holds for the call.
+            let on = unsafe { OnCpu::new(slot_cpu(slot)) };
+            return self.alloc_refill(on, gfp, caller);
+        }
+        let pin = Pinned::new(&self.platform);
+        self.alloc_pinned(pin.on_cpu(), gfp, caller)
+    }
+
+    /// Free slow path: `main` of `slot` (from [`Platform::pin_fast`]) is full (or absent),
+    /// the cache is on a multi-node machine (remote-node test), or `slot` is 0 and the CPU
+    /// still has to be asked for with [`Platform::pin`].
+    #[cold]
+    #[inline(never)]
+    fn free_slow(&self, slot: usize, obj: FreeObject, caller: usize) -> Result<(), SlabReport> {
+        if slot != 0 {
+            // SAFETY: `slot` came from `pin_fast`, whose guard the caller holds for the call.
+            let on = unsafe { OnCpu::new(slot_cpu(slot)) };
+            return self.free_flush(on, obj, caller);
+        }
+        let pin = Pinned::new(&self.platform);
+        self.free_flush(pin.on_cpu(), obj, caller)
+    }
+
+    /// Frees an object the allocator holds the token of (`kmem_cache_free` from inside the
+    /// allocator, e.g. an RCU callback).
+    pub(crate) fn free_object(&self, obj: FreeObject) -> Result<(), SlabReport> {
+        // SAFETY: the token says the object is an unused object of this cache (or one the
+        // slab checks reject), which is `free`'s contract.
+        unsafe { self.free(obj.into_allocated()) }
+    }
+
+    /// Hands `obj` out to a caller, zeroed if `gfp` asks for it.
+    pub(crate) fn hand_out(&self, obj: FreeObject, gfp: Gfp) -> NonNull<u8> {
+        let obj = obj.into_allocated();
+        if gfp.contains(Gfp::ZERO) {
+            // SAFETY: the object was free and is now the caller's, `object_size` bytes long.
+            unsafe { obj.as_ptr().write_bytes(0, self.object_size()) };
+        }
+        obj
+    }
+
+    /// The `push_limit` of this cache's sheaves of `capacity` (see [`Sheaf::push_limit`]).
+    fn push_limit(&self, capacity: usize) -> u32 {
+        if self.multi_node { 0 } else { capacity as u32 }
+    }
+
+    /// The header of a new empty sheaf of this cache.
+    fn sheaf_header(&self, capacity: usize, node: usize, oversize_order: u32) -> Sheaf {
+        Sheaf {
+            capacity: capacity as u32,
+            node: node as u32,
+            oversize_order,
+            cache: self as *const Self as usize,
+            push_limit: self.push_limit(capacity),
+            ..Sheaf::header(0, 0)
+        }
+    }
+
+    /// Allocates an empty sheaf of this cache's capacity from its sheaf cache
+    /// (`alloc_empty_sheaf`).
+    pub(crate) fn alloc_empty_sheaf(&self, node: usize, gfp: Gfp) -> Option<SheafBox> {
+        let sc = self.sheaf_cache.as_ref()?;
+        let mem = sc.alloc(gfp)?;
+        let header = self.sheaf_header(self.sheaf_capacity, node, NOT_OVERSIZE);
+        // SAFETY: an object of the sheaf cache is ours, word aligned, and exactly a header and
+        // `sheaf_capacity` pointers long.
+        let s = unsafe { SheafBox::init(mem, header) };
+        self.stat_add(Stat::SheafAlloc, 1);
+        Some(s)
+    }
+
+    /// Allocates an oversize sheaf for `capacity` objects from whole pages.
+    pub(crate) fn alloc_oversize_sheaf(
+        &self,
+        capacity: usize,
+        node: usize,
+        gfp: Gfp,
+    ) -> Option<SheafBox> {
+        let order = get_order(SHEAF_HEADER + capacity * WORD);
+        let mem = self.platform.alloc_pages(order, node, gfp)?;
+        let header = self.sheaf_header(capacity, node, order);
+        // SAFETY: the block is ours, page aligned, and holds the header and `capacity`
+        // pointers.
+        let s = unsafe { SheafBox::init(mem, header) };
+        self.stat_add(Stat::SheafAlloc, 1);
+        Some(s)
+    }
+
+    /// Frees an empty sheaf of this cache (`free_empty_sheaf`).
+    pub(crate) fn free_sheaf(&self, s: SheafBox) {
+        debug_assert!(s.is_empty());
+        let order = s.oversize_order();
+        let mem = s.into_raw().cast::<u8>();
+        match order {
+            None => {
+                let sc = self
+                    .sheaf_cache
+                    .as_ref()
+                    .expect("regular sheaf implies a sheaf cache");
+                // SAFETY: a regular sheaf of this cache is an object of its sheaf cache, and
+                // the box was its only owner.
+                let _ = unsafe { sc.free(mem) };
+            }
+            // SAFETY: an oversize sheaf is a block of `order` pages, and the box was its
+            // only owner.
+            Some(order) => unsafe { self.platform.free_pages(mem, order) },
+        }
+        self.stat_add(Stat::SheafFree, 1);
+    }
+
+    /// Runs `f` on this cache after an RCU grace period ([`Platform::call_rcu`]); destruction
+    /// waits for it.
+    pub(crate) fn call_rcu(&self, f: impl FnOnce(&Self) + Send + 'static) {
+        if !self.rcu_used.load(Ordering::Relaxed) {
+            self.rcu_used.store(true, Ordering::Relaxed);
+        }
+        let cache = self as *const Self as usize;
+        self.platform.call_rcu(Box::new(move || {
+            // SAFETY: a cache outlives the callbacks queued for it: with `rcu_used` set,
+            // destruction waits for them (`rcu_free_barrier`) before it frees the cache.
+            f(unsafe { &*(cache as *const Self) })
+        }));
     }
 
     /// Adds `n` to statistic `stat` of the current CPU.
@@ -278,8 +429,8 @@ impl<P: Platform> KmemCache<P> {
 
     /// Allocates one object, recording `caller` in `SLAB_STORE_USER` caches.
     ///
-    /// The fast path: pop the CPU's main sheaf. Everything else is the `#[cold]` `alloc_slow` in
-    /// [`sheaves`].
+    /// The fast path: pop the CPU's main sheaf. Everything else is the `#[cold]` `alloc_slow`,
+    /// which pins and goes on in [`sheaves`].
     #[inline]
     pub fn alloc_caller(&self, gfp: Gfp, caller: usize) -> Option<NonNull<u8>> {
         let (guard, slot) = self.platform.pin_fast();
@@ -297,6 +448,8 @@ impl<P: Platform> KmemCache<P> {
                 *Sheaf::objects(main).add(size as usize - 1)
             } else {
                 self.alloc_slow(slot, gfp, caller)?
+                    .into_allocated()
+                    .as_ptr()
             }
         };
         drop(guard);
@@ -321,16 +474,9 @@ impl<P: Platform> KmemCache<P> {
         if node == local || node >= self.nodes.len() {
             return self.alloc(gfp);
         }
-        let mut one = [ptr::null_mut()];
-        if self.alloc_from_slabs(node, gfp, &mut one, 0) != 1 {
-            return None;
-        }
-        let obj = NonNull::new(one[0])?;
-        if gfp.contains(Gfp::ZERO) {
-            // SAFETY: the object is ours and `object_size` bytes long.
-            unsafe { obj.as_ptr().write_bytes(0, self.object_size()) };
-        }
-        Some(obj)
+        let mut one = [None];
+        self.alloc_from_slabs(node, gfp, &mut one, 0);
+        Some(self.hand_out(one[0].take()?, gfp))
     }
 
     /// Frees an object (`kmem_cache_free`).
@@ -351,14 +497,13 @@ impl<P: Platform> KmemCache<P> {
 
     /// [`Self::free`] recording `caller` in `SLAB_STORE_USER` caches.
     ///
-    /// The fast path: push on the CPU's main sheaf. Everything else is the `#[cold]` `free_slow` in
-    /// [`sheaves`].
+    /// The fast path: push on the CPU's main sheaf. Everything else is the `#[cold]` `free_slow`,
+    /// which pins and goes on in [`sheaves`].
     ///
     /// # Safety
     /// As for [`Self::free`].
     #[inline]
     pub unsafe fn free_caller(&self, obj: NonNull<u8>, caller: usize) -> Result<(), SlabReport> {
-        let obj = obj.as_ptr();
         let (_guard, slot) = self.platform.pin_fast();
         // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
         // are pinned to, whose sheaves are ours.
@@ -368,14 +513,15 @@ impl<P: Platform> KmemCache<P> {
         unsafe {
             let size = (*main).size;
             if size < (*main).push_limit {
-                *Sheaf::objects(main).add(size as usize) = obj;
+                *Sheaf::objects(main).add(size as usize) = obj.as_ptr();
                 (*main).size = size + 1;
                 #[cfg(feature = "fastpath-stats")]
                 self.cpu_stats[crate::platform::slot_cpu(slot)].add(Stat::FreeFastpath, 1);
                 return Ok(());
             }
         }
-        self.free_slow(slot, obj, caller)
+        // SAFETY: the caller gives the object up (contract).
+        self.free_slow(slot, unsafe { FreeObject::new(obj) }, caller)
     }
 
     /// Allocates `out.len()` objects at once (`kmem_cache_alloc_bulk`): first from the main
@@ -383,34 +529,25 @@ impl<P: Platform> KmemCache<P> {
     /// nothing) when memory is short.
     #[doc(alias = "kmem_cache_alloc_bulk")]
     pub fn alloc_bulk(&self, gfp: Gfp, out: &mut [*mut u8]) -> bool {
+        out.fill(ptr::null_mut());
+        // SAFETY: `Option<FreeObject>` has the layout of a nullable pointer, and every entry is
+        // null (`None`); the tokens written become the caller's pointers.
+        let slots = unsafe { &mut *(ptr::from_mut(out) as *mut [Option<FreeObject>]) };
         let mut got = 0;
         {
-            let (_guard, cpu) = self.platform.pin();
-            // SAFETY: pinned to a valid CPU.
-            let pcs = unsafe { self.pcs(cpu) };
-            let main = *pcs.main;
-            // SAFETY: we own the CPU's main sheaf; we copy its top `n` objects. Nothing is
-            // written when `n == 0`: `main` may be the read-only static empty sheaf.
-            unsafe {
-                let size = (*main).size as usize;
-                let n = size.min(out.len());
-                if n != 0 {
-                    ptr::copy_nonoverlapping(
-                        Sheaf::objects(main).add(size - n),
-                        out.as_mut_ptr(),
-                        n,
-                    );
-                    (*main).size = (size - n) as u32;
-                    got += n;
-                }
+            let pin = Pinned::new(&self.platform);
+            let pcs = self.pcs(pin.on_cpu());
+            if let Some(main) = pcs.main.get() {
+                got += main.take_batch(slots);
             }
-            if got < out.len() {
-                got += self.alloc_from_slabs(pcs.node, gfp, &mut out[got..], 0);
+            if got < slots.len() {
+                got += self.alloc_from_slabs(pcs.node, gfp, &mut slots[got..], 0);
             }
         }
-        if got < out.len() {
-            // SAFETY: these objects were just allocated from this cache.
-            let _ = unsafe { self.free_bulk(&out[..got]) };
+        if got < slots.len() {
+            for obj in slots[..got].iter_mut().filter_map(Option::take) {
+                let _ = self.free_object(obj);
+            }
             return false;
         }
         if gfp.contains(Gfp::ZERO) {
@@ -441,6 +578,20 @@ impl<P: Platform> KmemCache<P> {
             }
         }
         r
+    }
+
+    /// Frees `obj` after an RCU grace period (`kfree_rcu`): readers in read-side sections that
+    /// began before this call may keep using it until they leave. Usable in any context that
+    /// may call [`KmemCache::free`]. How: [`rcu_free`].
+    ///
+    /// # Safety
+    /// As for [`KmemCache::free`]: `obj` is an object of this cache that its owner no longer
+    /// uses (only RCU readers may still look at it), freed once.
+    #[doc(alias = "kfree_rcu")]
+    pub unsafe fn free_rcu(&self, obj: NonNull<u8>) {
+        // SAFETY: the caller gives the object up (contract); until the grace period ends it
+        // waits in an `rcu_free` sheaf or an RCU callback, where nothing writes to it.
+        self.free_rcu_object(unsafe { FreeObject::new(obj) });
     }
 
     /// The cache's name (the first name it was created with).
@@ -524,5 +675,22 @@ impl<P: Platform> KmemCache<P> {
             && self.ctor.is_none()
             && self.usersize == 0
             && !self.explicit_capacity
+    }
+}
+
+/// Proof that no other context uses a cache (its destruction): lets the holder reach every
+/// CPU's sheaves. Made by [`KmemCache::assume_exclusive`].
+pub(crate) struct Exclusive<'a, P: Platform>(&'a KmemCache<P>);
+
+impl<'a, P: Platform> Exclusive<'a, P> {
+    /// The cache.
+    pub(crate) fn cache(&self) -> &'a KmemCache<P> {
+        self.0
+    }
+
+    /// The sheaves of `cpu`, until the result is dropped.
+    pub(crate) fn pcs(&self, cpu: usize) -> PerCpuSheaves<'a> {
+        // SAFETY: no other context uses the cache (the contract of `assume_exclusive`).
+        unsafe { self.0.cpu_sheaves[cpu + 1].borrow() }
     }
 }

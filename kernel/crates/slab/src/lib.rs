@@ -55,16 +55,39 @@
 //! so searching the docs for `kmem_cache_alloc` finds [`KmemCache::alloc`].
 //!
 //! ## Where the unsafe code is
-//! The crate root denies `unsafe_code`; these modules allow it, and nothing else has any:
+//! Raw pointers are behind small types whose invariants are set up once, in an `unsafe`
+//! constructor with a `# Safety` section, and relied on by safe methods:
+//! * [`sheaf::SheafBox`] (`sheaf.rs`): an owned sheaf (`len`, `capacity`, `pop`, `push`,
+//!   `take_batch`, `fill`); `MainSheaf` is a CPU's `main` slot (a `SheafBox` or the static
+//!   empty sheaf) and `PerCpu::borrow` hands out a CPU's slots once at a time (a flag);
+//! * `FreeObject` (`slabs.rs`): the token of an object nobody uses, what sheaves hold and slab
+//!   free lists take back; made where an object leaves a slab's free list or a caller of an
+//!   `unsafe` free gives it up;
+//! * a slab's free list (`slabs.rs`: `Slab::freelist_pop`, `freelist_push`, `freelist_iter`):
+//!   the hardened free pointers inside free objects, each link checked against the slab's
+//!   object slots before it is followed, on a descriptor borrowed under the node lock;
+//! * `OnCpu` and `Pinned` (`platform.rs`): proof that the context is pinned to a CPU, which
+//!   `KmemCache::pcs` takes; `Exclusive` (`cache.rs`): the cache to oneself (destroy).
+//!
+//! The crate root denies `unsafe_code`. These files allow it, for the reasons given; every
+//! other file has none, and `cache/sheaves.rs`, `cache/prefill.rs`, `cache/rcu_free.rs` and
+//! `cache/shrink.rs` (the sheaf policy: refill, flush, barn trades, prefilled sheaves,
+//! `kfree_rcu`, shrink) deny it again explicitly, since their parent module allows it:
+//! * `sheaf.rs`: the sheaf header with its trailing pointer array behind `SheafBox` and
+//!   `MainSheaf`, the shared static empty sheaf, the per-CPU slots;
 //! * `slabs.rs`: slab descriptors and their intrusive lists (raw pointers followed under the
-//!   node lock), and the free-pointer codec that reads and writes inside free objects;
-//! * `sheaf.rs`: the sheaf header with its trailing pointer array, the shared static empty
-//!   sheaf, `Send` for prefilled sheaves;
-//! * `platform.rs`: the `unsafe trait Platform` and its `unsafe fn`s (page ownership);
-//! * `barn.rs`: only `unsafe impl Send` for the sheaf pointers it stores;
-//! * `cache.rs` and `cache/*.rs`: the fast paths (per-CPU slots reached by byte offset, sheaf
-//!   pop and push), the slow paths and the slab layer still handle sheaf, slab and object
-//!   pointers directly, and the object-writing debug checks;
+//!   node lock), the free-pointer codec and the free-list methods that read and write inside
+//!   free objects, and `FreeObject`'s constructor;
+//! * `platform.rs`: the `unsafe trait Platform` and its `unsafe fn`s (page ownership), and
+//!   `OnCpu`'s constructor;
+//! * `cache.rs`: the fast paths (per-CPU slots reached by byte offset, sheaf pop and push on
+//!   raw pointers, to stay at 20 instructions), and the primitives listed in its docs: the
+//!   per-CPU borrow, sheaf memory, zeroing, the cache pointer in RCU callbacks, the `unsafe`
+//!   free entry points;
+//! * `cache/slabs.rs`: new slabs (descriptor, page owner, constructor, first free list),
+//!   descriptors reached from raw list and page-owner pointers under the node lock, list
+//!   membership, giving pages back; `cache/debug.rs`: red zones,
+//!   poison, padding and tracking records, bytes inside objects and slabs;
 //! * `registry.rs`: caches leaked from and rebuilt into `Box`es, and the `unsafe fn
 //!   kmem_cache_destroy`; `kmalloc.rs`: large blocks, `kfree`, `krealloc`'s copy;
 //! * `host.rs` (and the loom test platform): the host's pages, page records and CPU ids.
@@ -143,7 +166,6 @@ extern crate std;
 
 // The layers, bottom to top, are listed in the crate docs ("Reading order"); rustfmt keeps
 // the declarations alphabetical.
-#[allow(unsafe_code)]
 pub mod barn;
 pub mod base;
 #[allow(unsafe_code)]

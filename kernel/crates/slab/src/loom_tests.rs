@@ -178,7 +178,8 @@ fn loom_cache_sheaf_barn_exchange() {
         }
         // Everything was freed: shutting down finds no object left.
         // SAFETY: both CPUs are done with the cache.
-        assert_eq!(unsafe { cache.shutdown() }, Ok(()));
+        let exclusive = unsafe { cache.assume_exclusive() };
+        assert_eq!(KmemCache::shutdown(&exclusive), Ok(()));
         // SAFETY: leaked above, unused from now on.
         drop(unsafe { Box::from_raw(cache as *const _ as *mut KmemCache<LoomPlatform>) });
     });
@@ -193,14 +194,33 @@ mod barn {
     use core::ptr::NonNull;
 
     use crate::barn::{Barn, MAX_FULL_SHEAVES, ReplaceFull};
-    use crate::sheaf::Sheaf;
+    use crate::sheaf::{Sheaf, SheafBox};
+    use crate::slabs::FreeObject;
     use loom::sync::Arc;
     use loom::thread;
     use std::boxed::Box;
     use std::vec::Vec;
 
-    fn sheaf(size: u32) -> NonNull<Sheaf> {
-        NonNull::from(Box::leak(Box::new(Sheaf::header(4, size))))
+    /// Memory of a sheaf of capacity 4: the 32-byte header and 4 pointers.
+    type SheafMemory = [usize; 8];
+
+    /// A sheaf of capacity 4 holding `size` (dangling, never dereferenced) objects.
+    fn sheaf(size: u32) -> SheafBox {
+        let mem = NonNull::from(Box::leak(Box::new([0usize; 8]))).cast::<u8>();
+        // SAFETY: the memory is ours, word aligned and holds a header and 4 pointers.
+        let mut s = unsafe { SheafBox::init(mem, Sheaf::header(4, 0)) };
+        for _ in 0..size {
+            // SAFETY: the barn never looks at the objects, and nothing dereferences them.
+            let obj = unsafe { FreeObject::new(NonNull::dangling()) };
+            s.push(obj).unwrap();
+        }
+        s
+    }
+
+    /// Frees the memory of a sheaf made by [`sheaf`].
+    fn free(s: SheafBox) {
+        // SAFETY: leaked from a Box of `SheafMemory` in `sheaf`, owned once.
+        drop(unsafe { Box::from_raw(s.into_raw().as_ptr().cast::<SheafMemory>()) });
     }
 
     /// A CPU's free path: its main sheaf is full, so it hands it to the barn in exchange for an
@@ -224,21 +244,17 @@ mod barn {
                 }
                 Err(e) => e,
             });
-            let mine = [freeing.join().unwrap(), allocating.join().unwrap()];
-            let mut all: Vec<NonNull<Sheaf>> = mine.to_vec();
+            let mut all: Vec<SheafBox> =
+                Vec::from([freeing.join().unwrap(), allocating.join().unwrap()]);
             barn.shrink(|s| all.push(s));
             // Four sheaves existed; each is in exactly one place.
             assert_eq!(all.len(), 4);
-            let mut addrs: Vec<usize> = all.iter().map(|p| p.as_ptr() as usize).collect();
-            addrs.sort_unstable();
-            addrs.dedup();
-            assert_eq!(addrs.len(), 4);
-            let full: u32 = all.iter().map(|s| unsafe_size(*s)).sum();
-            assert_eq!(full, 8, "objects conserved: two full sheaves of 4");
-            for s in all {
-                // SAFETY: every sheaf was leaked from a Box above and is owned once.
-                drop(unsafe { Box::from_raw(s.as_ptr()) });
+            for (i, a) in all.iter().enumerate() {
+                assert!(all[i + 1..].iter().all(|b| a != b), "a sheaf owned twice");
             }
+            let full: usize = all.iter().map(SheafBox::len).sum();
+            assert_eq!(full, 8, "objects conserved: two full sheaves of 4");
+            all.into_iter().for_each(free);
         });
     }
 
@@ -253,7 +269,13 @@ mod barn {
             let handles: Vec<_> = (0..2)
                 .map(|_| {
                     let b = barn.clone();
-                    thread::spawn(move || b.put_full_sheaf(sheaf(4)).is_ok())
+                    thread::spawn(move || match b.put_full_sheaf(sheaf(4)) {
+                        Ok(()) => true,
+                        Err(s) => {
+                            free(s);
+                            false
+                        }
+                    })
                 })
                 .collect();
             let ok: usize = handles
@@ -262,15 +284,7 @@ mod barn {
                 .sum();
             assert_eq!(ok, 1);
             assert_eq!(barn.counts(), (MAX_FULL_SHEAVES, 0));
-            barn.shrink(|s| {
-                // SAFETY: leaked from a Box above.
-                drop(unsafe { Box::from_raw(s.as_ptr()) })
-            });
+            barn.shrink(free);
         });
-    }
-
-    fn unsafe_size(s: NonNull<Sheaf>) -> u32 {
-        // SAFETY: the sheaf is a live header owned by the test.
-        unsafe { s.as_ref().size }
     }
 }

@@ -24,6 +24,7 @@
 //! `set_page_owner`/`page_owner` and `slab_meta` index an array of per-frame records
 //! (`struct page`) by physical frame number, returning 0 for addresses outside RAM.
 
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use crate::base::{Gfp, cpu_slot};
@@ -141,5 +142,62 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     /// kernel prints it, like Linux's `slab_err`). The default does nothing.
     fn slab_error(&self, report: &SlabReport) {
         let _ = report;
+    }
+}
+
+/// Proof that the current context stays on CPU `cpu` for `'g` (while a guard of
+/// [`Platform::pin`] or [`Platform::pin_fast`] lives): what reaching a CPU's sheaves without a
+/// lock takes (`KmemCache::pcs`).
+#[derive(Clone, Copy)]
+pub(crate) struct OnCpu<'g> {
+    cpu: usize,
+    _pin: PhantomData<&'g ()>,
+}
+
+impl OnCpu<'_> {
+    /// The proof for `cpu`.
+    ///
+    /// # Safety
+    /// The current context is pinned to `cpu` for all of `'g`: a guard that
+    /// [`Platform::pin`] returned with `cpu` (or [`Platform::pin_fast`] with
+    /// [`cpu_slot`]`(cpu)`) lives at least that long.
+    #[inline(always)]
+    pub(crate) unsafe fn new(cpu: usize) -> Self {
+        Self {
+            cpu,
+            _pin: PhantomData,
+        }
+    }
+
+    /// The CPU.
+    #[inline(always)]
+    pub(crate) fn cpu(self) -> usize {
+        self.cpu
+    }
+}
+
+/// A pin of the current CPU: [`Platform::pin`]'s guard and CPU id kept together, so that the
+/// proof [`Pinned::on_cpu`] cannot outlive the guard.
+pub(crate) struct Pinned<P: Platform> {
+    _guard: P::Guard,
+    cpu: usize,
+}
+
+impl<P: Platform> Pinned<P> {
+    /// Pins the current CPU until the result is dropped.
+    pub(crate) fn new(platform: &P) -> Self {
+        let (guard, cpu) = platform.pin();
+        Self { _guard: guard, cpu }
+    }
+
+    /// The pinned CPU.
+    pub(crate) fn cpu(&self) -> usize {
+        self.cpu
+    }
+
+    /// The proof that this context stays on [`Pinned::cpu`] while `self` lives.
+    pub(crate) fn on_cpu(&self) -> OnCpu<'_> {
+        // SAFETY: `self` holds the guard `pin` returned with `cpu`, for as long as the borrow.
+        unsafe { OnCpu::new(self.cpu) }
     }
 }

@@ -494,7 +494,8 @@ impl<P: Platform> SlabAllocator<P> {
         let entry = list.remove(i);
         drop(list);
         // SAFETY: nobody else uses the cache (caller contract).
-        match unsafe { cache.shutdown() } {
+        let exclusive = unsafe { cache.assume_exclusive() };
+        match KmemCache::shutdown(&exclusive) {
             Ok(()) => {
                 // SAFETY: the cache was leaked from a Box at creation and is unreachable now.
                 drop(unsafe { Box::from_raw(entry.cache.as_ptr()) });

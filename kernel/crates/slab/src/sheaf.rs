@@ -18,11 +18,12 @@
 //! served. Capacities are still rounded as Linux does, so that a sheaf would exactly fill its
 //! kmalloc bucket (60 pointers: 512 bytes). Oversize prefilled sheaves get whole pages.
 
-use core::cell::UnsafeCell;
-use core::ptr::{self, NonNull};
+use core::cell::{Cell, UnsafeCell};
+use core::ptr::NonNull;
 
 use crate::base::CPU_SLOT_BYTES;
 use crate::layout::SHEAF_HEADER;
+use crate::slabs::FreeObject;
 
 /// Objects moved per batch when a sheaf is flushed to slabs (`PCS_BATCH_MAX`).
 pub const SHEAF_FLUSH_BATCH: usize = 32;
@@ -88,40 +89,298 @@ unsafe impl Sync for StaticSheaf {}
 static EMPTY_SHEAF: StaticSheaf = StaticSheaf(Sheaf::header(0, 0));
 
 /// Pointer to the shared zero-capacity sheaf. Only ever read through.
-pub(crate) fn empty_sheaf() -> *mut Sheaf {
-    ptr::addr_of!(EMPTY_SHEAF.0).cast_mut()
+fn empty_sheaf() -> NonNull<Sheaf> {
+    NonNull::from(&EMPTY_SHEAF.0)
+}
+
+/// An owned sheaf: the one handle to a real sheaf (header and pointer array), through which
+/// safe code pops, pushes and counts its objects.
+///
+/// Invariants, established by `SheafBox::init` and kept by every method:
+/// * the handle is the sheaf's only owner: nobody else reads or writes the sheaf while the
+///   handle exists (a per-CPU slot, the barn, a [`PrefilledSheaf`] or an RCU callback holds it;
+///   giving it to one of them moves it);
+/// * the array has room for exactly `capacity` pointers, all initialised: slots `0..size` hold
+///   free objects of the sheaf's cache, the others null or stale pointers that are never read
+///   as objects.
+///
+/// Dropping a `SheafBox` leaks the sheaf (and its objects): sheaves go back to their cache with
+/// `KmemCache::free_sheaf`.
+#[derive(Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct SheafBox(NonNull<Sheaf>);
+
+// SAFETY: the handle is the sheaf's only owner (invariant), and the sheaf holds plain
+// pointers to free objects: moving the handle to another CPU moves all of it.
+unsafe impl Send for SheafBox {}
+
+impl SheafBox {
+    /// Makes a sheaf with the header `header` (size 0) in the memory at `mem`, its array
+    /// initialised to nulls.
+    ///
+    /// # Safety
+    /// `mem` is aligned for [`Sheaf`], valid for writes of [`SHEAF_HEADER`] bytes plus
+    /// `header.capacity` pointers, and owned by the caller: nobody else uses it until the
+    /// sheaf is given back with [`SheafBox::into_raw`].
+    pub(crate) unsafe fn init(mem: NonNull<u8>, header: Sheaf) -> Self {
+        assert_eq!(header.size, 0, "a new sheaf is empty");
+        let s = mem.cast::<Sheaf>();
+        let capacity = header.capacity as usize;
+        // SAFETY: the memory is ours and big enough (caller contract); a null pointer is
+        // all-zero bytes.
+        unsafe {
+            s.as_ptr().write(header);
+            Sheaf::objects(s.as_ptr()).write_bytes(0, capacity);
+        }
+        Self(s)
+    }
+
+    /// Gives the sheaf's memory back (to free it).
+    pub(crate) fn into_raw(self) -> NonNull<Sheaf> {
+        self.0
+    }
+
+    #[inline(always)]
+    fn header(&self) -> &Sheaf {
+        // SAFETY: the handle owns a live sheaf (invariant).
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline(always)]
+    fn header_mut(&mut self) -> &mut Sheaf {
+        // SAFETY: as above, and `&mut self` is the only access.
+        unsafe { self.0.as_mut() }
+    }
+
+    /// The whole pointer array (`capacity` slots).
+    #[inline(always)]
+    fn slots(&mut self) -> &mut [Option<FreeObject>] {
+        let capacity = self.header().capacity as usize;
+        // SAFETY: the array follows the header and holds `capacity` initialised pointers
+        // (invariant); `Option<FreeObject>` has the layout of a nullable pointer; `&mut self`
+        // is the only access to the sheaf.
+        unsafe {
+            let objects = Sheaf::objects(self.0.as_ptr()).cast::<Option<FreeObject>>();
+            core::slice::from_raw_parts_mut(objects, capacity)
+        }
+    }
+
+    /// Number of objects in the sheaf.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.header().size as usize
+    }
+
+    /// Number of objects the sheaf has room for.
+    #[inline(always)]
+    pub fn capacity(&self) -> usize {
+        self.header().capacity as usize
+    }
+
+    /// Whether the sheaf holds no object.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the sheaf has no room left.
+    #[inline(always)]
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.capacity()
+    }
+
+    /// The node the sheaf was allocated for.
+    pub(crate) fn node(&self) -> usize {
+        self.header().node as usize
+    }
+
+    /// The page order of an oversize sheaf (allocated from whole pages), `None` for a regular
+    /// one (an object of the cache's sheaf cache).
+    pub(crate) fn oversize_order(&self) -> Option<u32> {
+        let order = self.header().oversize_order;
+        (order != NOT_OVERSIZE).then_some(order)
+    }
+
+    /// Takes the top object.
+    #[inline(always)]
+    pub(crate) fn pop(&mut self) -> Option<FreeObject> {
+        let size = self.len();
+        if size == 0 {
+            return None;
+        }
+        let obj = self.slots()[size - 1].take();
+        debug_assert!(obj.is_some(), "slots below size hold objects");
+        self.header_mut().size = size as u32 - 1;
+        obj
+    }
+
+    /// Puts `obj` on top; `Err` gives it back when the sheaf is full.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, obj: FreeObject) -> Result<(), FreeObject> {
+        let size = self.len();
+        if size >= self.capacity() {
+            return Err(obj);
+        }
+        self.slots()[size] = Some(obj);
+        self.header_mut().size = size as u32 + 1;
+        Ok(())
+    }
+
+    /// Moves the top `n = min(len, out.len())` objects into `out[..n]`, in the order they
+    /// have in the sheaf (the deepest first); returns `n`.
+    pub(crate) fn take_batch(&mut self, out: &mut [Option<FreeObject>]) -> usize {
+        let size = self.len();
+        let n = size.min(out.len());
+        for (dst, src) in out[..n].iter_mut().zip(&mut self.slots()[size - n..size]) {
+            *dst = src.take();
+        }
+        self.header_mut().size = (size - n) as u32;
+        n
+    }
+
+    /// Adds objects up to `target` (at most the capacity): `fill` gets the free slots
+    /// `len..target`, all `None`, and fills a prefix of them; returns how many were added.
+    pub(crate) fn fill(
+        &mut self,
+        target: usize,
+        fill: impl FnOnce(&mut [Option<FreeObject>]),
+    ) -> usize {
+        let size = self.len();
+        let target = target.min(self.capacity());
+        if size >= target {
+            return 0;
+        }
+        let free = &mut self.slots()[size..target];
+        free.iter_mut().for_each(|s| *s = None);
+        fill(free);
+        let got = free.iter().take_while(|s| s.is_some()).count();
+        self.header_mut().size = (size + got) as u32;
+        got
+    }
+}
+
+/// A CPU's `main` sheaf: an owned sheaf (a [`SheafBox`] moved in), or the shared static
+/// zero-capacity sheaf, which sends both fast paths to the slow paths (a CPU without sheaves,
+/// or the "CPU unknown" entry 0). Never null, so the fast paths need no test for that.
+#[repr(transparent)]
+pub(crate) struct MainSheaf(NonNull<Sheaf>);
+
+impl MainSheaf {
+    /// The static empty sheaf.
+    pub(crate) fn none() -> Self {
+        Self(empty_sheaf())
+    }
+
+    /// Whether it holds a real sheaf.
+    #[inline(always)]
+    fn is_real(&self) -> bool {
+        self.0 != empty_sheaf()
+    }
+
+    /// The real sheaf, if any.
+    #[inline(always)]
+    pub(crate) fn get(&mut self) -> Option<&mut SheafBox> {
+        if !self.is_real() {
+            return None;
+        }
+        // SAFETY: both types are a transparent `NonNull<Sheaf>`, and a real main sheaf is a
+        // `SheafBox` moved in by `put`, owned by the slot.
+        Some(unsafe { &mut *(self as *mut Self).cast::<SheafBox>() })
+    }
+
+    /// Takes the real sheaf out, leaving the static one.
+    pub(crate) fn take(&mut self) -> Option<SheafBox> {
+        let real = if self.is_real() {
+            Some(SheafBox(self.0))
+        } else {
+            None
+        };
+        self.0 = empty_sheaf();
+        real
+    }
+
+    /// Moves `s` in. The slot must hold the static sheaf (else its sheaf would leak).
+    pub(crate) fn put(&mut self, s: SheafBox) {
+        debug_assert!(!self.is_real(), "main sheaf replaced without being taken");
+        self.0 = s.into_raw();
+    }
 }
 
 /// One CPU's sheaves of one cache (Linux's `struct slub_percpu_sheaves`), as seen by the slow
-/// paths while the CPU is pinned.
-///
-/// Borrowed from the CPU's [`PerCpu`] slot in `KmemCache::cpu_sheaves`.
+/// paths while the CPU is pinned: borrowed from the CPU's [`PerCpu`] slot in
+/// `KmemCache::cpu_sheaves` (see `KmemCache::pcs`), given back when dropped.
 pub(crate) struct PerCpuSheaves<'a> {
-    /// Never null: a real sheaf or the static empty one.
-    pub(crate) main: &'a mut *mut Sheaf,
-    /// Null, or a sheaf in any state (empty, partially filled or full).
-    pub(crate) spare: &'a mut *mut Sheaf,
-    /// Null, or the sheaf collecting `kfree_rcu` objects (never full: a full one is handed
-    /// to RCU at once).
-    pub(crate) rcu_free: &'a mut *mut Sheaf,
+    /// A real sheaf or the static empty one.
+    pub(crate) main: &'a mut MainSheaf,
+    /// A sheaf in any state (empty, partially filled or full), if any.
+    pub(crate) spare: &'a mut Option<SheafBox>,
+    /// The sheaf collecting `kfree_rcu` objects (never full: a full one is handed to RCU at
+    /// once), if any.
+    pub(crate) rcu_free: &'a mut Option<SheafBox>,
     /// This CPU's node.
     pub(crate) node: usize,
+    borrowed: &'a Cell<bool>,
+}
+
+impl Drop for PerCpuSheaves<'_> {
+    fn drop(&mut self) {
+        self.borrowed.set(false);
+    }
 }
 
 /// A CPU's slot in a cache: its sheaves and node, alone on a cache line.
 #[repr(C, align(64))]
 pub(crate) struct PerCpu {
-    /// Never null: a real sheaf or the static empty one. The fast paths read only this.
-    pub(crate) main: UnsafeCell<*mut Sheaf>,
-    /// Null, or a sheaf in any state.
-    pub(crate) spare: UnsafeCell<*mut Sheaf>,
-    /// Null, or the sheaf collecting `kfree_rcu` objects.
-    pub(crate) rcu_free: UnsafeCell<*mut Sheaf>,
+    /// A real sheaf or the static empty one. The fast paths read only this.
+    pub(crate) main: UnsafeCell<MainSheaf>,
+    /// A sheaf in any state, if any.
+    spare: UnsafeCell<Option<SheafBox>>,
+    /// The sheaf collecting `kfree_rcu` objects, if any.
+    rcu_free: UnsafeCell<Option<SheafBox>>,
     /// This CPU's node.
     pub(crate) node: usize,
+    /// Whether a [`PerCpuSheaves`] of this slot exists (a second one would alias it).
+    borrowed: Cell<bool>,
 }
 
 const _: () = assert!(core::mem::size_of::<PerCpu>() == CPU_SLOT_BYTES);
+
+impl PerCpu {
+    /// A slot of a CPU of `node` without sheaves.
+    pub(crate) fn new(node: usize) -> Self {
+        Self {
+            main: UnsafeCell::new(MainSheaf::none()),
+            spare: UnsafeCell::new(None),
+            rcu_free: UnsafeCell::new(None),
+            node,
+            borrowed: Cell::new(false),
+        }
+    }
+
+    /// The sheaves of this slot, borrowed until the result is dropped. Panics if they are
+    /// already borrowed (a slow path re-entering itself on the same CPU and cache: a bug).
+    ///
+    /// # Safety
+    /// No other context accesses this slot (its `main` included) while the result lives: the
+    /// caller is pinned to the slot's CPU, or has the whole cache to itself.
+    pub(crate) unsafe fn borrow(&self) -> PerCpuSheaves<'_> {
+        assert!(
+            !self.borrowed.replace(true),
+            "per-CPU sheaves borrowed twice"
+        );
+        // SAFETY: no other context touches the slot (caller contract), and the flag makes
+        // this the only borrow in this one.
+        unsafe {
+            PerCpuSheaves {
+                main: &mut *self.main.get(),
+                spare: &mut *self.spare.get(),
+                rcu_free: &mut *self.rcu_free.get(),
+                node: self.node,
+                borrowed: &self.borrowed,
+            }
+        }
+    }
+}
 
 /// The page source could not provide the memory asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,8 +394,5 @@ pub struct OutOfMemory;
 #[must_use = "return the sheaf with kmem_cache_return_sheaf"]
 #[derive(Debug)]
 pub struct PrefilledSheaf {
-    pub(crate) sheaf: NonNull<Sheaf>,
+    pub(crate) sheaf: SheafBox,
 }
-
-// SAFETY: a prefilled sheaf is owned by whoever holds this handle; it is not per-CPU state.
-unsafe impl Send for PrefilledSheaf {}

@@ -16,6 +16,48 @@ use core::ptr::{self, NonNull};
 use crate::base::PAGE_SIZE;
 use crate::sync::Mutex;
 
+/// An object of a cache that nobody uses any more: on a slab's free list, in a sheaf, or on
+/// its way between them (or, freshly freed by a user, about to be checked at the slab).
+///
+/// The token that lets policy code move objects around in safe code: only the allocator makes
+/// one ([`FreeObject::new`], where an object comes off a slab's free list or is given back by
+/// a caller of an `unsafe` free function), it is not `Copy` (moving it moves the right to hand
+/// the object out or write into it), and it is consumed when the object leaves the allocator
+/// ([`FreeObject::into_allocated`]) or goes back to a slab. Its layout is that of a non-null
+/// pointer, so `Option<FreeObject>` is a nullable object pointer (the sheaves' array).
+#[repr(transparent)]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FreeObject(NonNull<u8>);
+
+// SAFETY: a free object is plain memory that nobody uses; the token only moves the right to
+// use it (for example into an RCU callback that runs on another CPU).
+unsafe impl Send for FreeObject {}
+
+impl FreeObject {
+    /// Makes the token of the free object `obj`.
+    ///
+    /// # Safety
+    /// `obj` is an object of a cache that nobody uses any more (and that no other token
+    /// names), or, for objects handed to [`free_to_slabs`](crate::KmemCache), a pointer that
+    /// the slab-level checks reject (see the contract of [`crate::KmemCache::free`]).
+    #[inline(always)]
+    pub(crate) unsafe fn new(obj: NonNull<u8>) -> Self {
+        Self(obj)
+    }
+
+    /// The object's address.
+    #[inline(always)]
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.0.as_ptr()
+    }
+
+    /// Hands the object out: it is allocated from now on, the token is gone.
+    #[inline(always)]
+    pub(crate) fn into_allocated(self) -> NonNull<u8> {
+        self.0
+    }
+}
+
 /// Which node list a slab is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SlabListId {
@@ -231,13 +273,18 @@ impl PageOwner {
 }
 
 /// How a cache hardens the free pointers inside its free objects: where the pointer is stored
-/// (`s->offset`) and the per-cache secret mixed into it (`s->random`).
+/// (`s->offset`) and the per-cache secret mixed into it (`s->random`), and where its object
+/// slots are (to check a link before following it).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FreePointer {
     /// Offset of the free pointer from the object's start (word aligned, inside the slot).
     pub(crate) offset: usize,
     /// The per-cache secret.
     pub(crate) random: usize,
+    /// Stride of the object slots (`s->size`).
+    pub(crate) size: usize,
+    /// Left red zone before each object (`red_left_pad`).
+    pub(crate) red_left_pad: usize,
 }
 
 impl FreePointer {
@@ -267,5 +314,78 @@ impl FreePointer {
             let at = obj.add(self.offset).cast::<usize>();
             (at.read() ^ self.random ^ (at as usize).swap_bytes()) as *mut u8
         }
+    }
+}
+
+/// A slab's free list, reached through the descriptor: `&Slab` or `&mut Slab` is had only with
+/// the node's `list_lock` held (the descriptors are reached through the locked node lists or,
+/// for a new slab, before anybody else can see it).
+///
+/// Invariant of every descriptor (set up by `allocate_slab`, kept by these methods, the only
+/// ones that write `freelist`): `freelist` is null or the first of a chain of free objects of
+/// this slab, linked by hardened free pointers ([`FreePointer`]) and ended by null. A link
+/// is checked to be an object slot of the slab before it is followed, so a corrupted object
+/// cannot send the walk outside the slab.
+impl Slab {
+    /// Is `addr` the address of an object slot of this slab?
+    pub(crate) fn is_object(&self, fp: FreePointer, addr: usize) -> bool {
+        let first = self.base as usize + fp.red_left_pad;
+        addr >= first
+            && (addr - first).is_multiple_of(fp.size)
+            && (addr - first) / fp.size < self.objects as usize
+    }
+
+    /// The first free object (null when the slab is full).
+    pub(crate) fn freelist_head(&self) -> *mut u8 {
+        self.freelist
+    }
+
+    /// Pops the first free object. `Err(obj)` when the link stored in `obj` is not an object
+    /// of the slab (a corrupted free list): the list is then cut (empty) and `obj`, whose
+    /// memory cannot be trusted, is not handed out.
+    pub(crate) fn freelist_pop(&mut self, fp: FreePointer) -> Result<Option<FreeObject>, *mut u8> {
+        let Some(obj) = NonNull::new(self.freelist) else {
+            return Ok(None);
+        };
+        // SAFETY: `obj` heads the free list: a free object of this slab (invariant).
+        let next = unsafe { fp.get(obj.as_ptr()) };
+        if !next.is_null() && !self.is_object(fp, next as usize) {
+            self.freelist = ptr::null_mut();
+            return Err(obj.as_ptr());
+        }
+        self.freelist = next;
+        // SAFETY: the object came off the free list: nobody uses it, no token names it.
+        Ok(Some(unsafe { FreeObject::new(obj) }))
+    }
+
+    /// Pushes `obj`, an object of this slab, on the free list.
+    pub(crate) fn freelist_push(&mut self, fp: FreePointer, obj: FreeObject) {
+        debug_assert!(self.is_object(fp, obj.as_ptr() as usize));
+        // SAFETY: nobody uses `obj` (token), an object of a cache with this layout: its
+        // free-pointer word is ours to write.
+        unsafe { fp.set(obj.as_ptr(), self.freelist) };
+        self.freelist = obj.as_ptr();
+    }
+
+    /// The free list, in order: at most `objects` entries, ending after the first one that
+    /// is not an object slot of the slab (which is yielded but not followed).
+    pub(crate) fn freelist_iter(&self, fp: FreePointer) -> impl Iterator<Item = *mut u8> + '_ {
+        let mut f = self.freelist;
+        let mut steps = 0;
+        core::iter::from_fn(move || {
+            if f.is_null() || steps >= self.objects {
+                return None;
+            }
+            let cur = f;
+            steps += 1;
+            f = if self.is_object(fp, cur as usize) {
+                // SAFETY: `cur` is an object slot of this slab on its free list: a free
+                // object (invariant).
+                unsafe { fp.get(cur) }
+            } else {
+                ptr::null_mut()
+            };
+            Some(cur)
+        })
     }
 }

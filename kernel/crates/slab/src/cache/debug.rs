@@ -279,19 +279,6 @@ impl<P: Platform> KmemCache<P> {
 
     /// Is `obj` on the free list of `slab` (`on_freelist`)? Walks at most `objects` links.
     fn on_freelist(&self, slab: &Slab, obj: *mut u8) -> bool {
-        let mut f = slab.freelist;
-        let mut n = 0;
-        while !f.is_null() && n < slab.objects {
-            if f == obj {
-                return true;
-            }
-            if !self.is_object_of(slab, f as usize) {
-                return false;
-            }
-            // SAFETY: `f` is a free object of the locked slab.
-            f = unsafe { self.get_freepointer(f) };
-            n += 1;
-        }
-        false
+        slab.freelist_iter(self.free_pointer()).any(|f| f == obj)
     }
 }

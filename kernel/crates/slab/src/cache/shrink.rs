@@ -1,9 +1,15 @@
 //! Giving memory back: `kmem_cache_shrink`, and the shutdown of a cache being destroyed.
+//!
+//! Safe code: a CPU's sheaves are reached under a pin ([`Pinned`]) or, at destruction, with
+//! the cache to ourselves ([`Exclusive`]).
+
+// No unsafe code: the raw pointers are behind the types this file uses (see `lib.rs`).
+#![deny(unsafe_code)]
 
 use alloc::vec::Vec;
 
-use super::KmemCache;
-use crate::platform::Platform;
+use super::{Exclusive, KmemCache};
+use crate::platform::{Pinned, Platform};
 use crate::report::SlabErrorKind;
 
 impl<P: Platform> KmemCache<P> {
@@ -18,9 +24,8 @@ impl<P: Platform> KmemCache<P> {
     #[doc(alias = "kmem_cache_shrink")]
     pub fn shrink(&self) -> usize {
         let flush_local = || {
-            let (_guard, cpu) = self.platform.pin();
-            // SAFETY: `cpu` is the current pinned CPU.
-            unsafe { self.pcs_flush(cpu, false) };
+            let pin = Pinned::new(&self.platform);
+            self.pcs_flush(&mut self.pcs(pin.on_cpu()), false);
         };
         if !self.platform.on_each_cpu(&flush_local) {
             flush_local();
@@ -35,17 +40,18 @@ impl<P: Platform> KmemCache<P> {
 
     /// Flushes everything and checks for leftovers (`__kmem_cache_shutdown`). `Err` lists the
     /// objects still allocated; the cache then stays usable (without sheaves).
-    ///
-    /// # Safety
-    /// No other context may use the cache during the call.
-    pub(crate) unsafe fn shutdown(&self) -> Result<(), Vec<usize>> {
+    pub(crate) fn shutdown(ex: &Exclusive<'_, P>) -> Result<(), Vec<usize>> {
+        let s = ex.cache();
         // Objects freed with `kfree_rcu` are still allocated until their grace period ends.
-        // SAFETY: nobody else uses the cache (caller contract).
-        unsafe { self.rcu_free_barrier() };
-        for cpu in 0..self.platform.nr_cpus() {
-            // SAFETY: nobody else uses the cache (caller contract).
-            unsafe { self.pcs_flush(cpu, true) };
+        Self::rcu_free_barrier(ex);
+        for cpu in 0..s.platform.nr_cpus() {
+            s.pcs_flush(&mut ex.pcs(cpu), true);
         }
+        s.shutdown_slabs()
+    }
+
+    /// The slab part of [`Self::shutdown`], with the sheaves flushed.
+    fn shutdown_slabs(&self) -> Result<(), Vec<usize>> {
         self.barns_shrink();
         self.discard_empty_slabs();
         let live = self.allocated_objects();

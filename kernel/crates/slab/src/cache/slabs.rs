@@ -10,38 +10,20 @@ use crate::base::Gfp;
 use crate::flags::SlabFlags;
 use crate::platform::Platform;
 use crate::report::SlabErrorKind;
-use crate::slabs::{FreePointer, NodeLists, PageOwner, Slab, SlabListId};
+use crate::slabs::{FreeObject, FreePointer, NodeLists, PageOwner, Slab, SlabListId};
 use crate::stats::Stat;
 use crate::sync::MutexGuard;
 
 impl<P: Platform> KmemCache<P> {
     /// How this cache hardens its free pointers.
     #[inline]
-    fn free_pointer(&self) -> FreePointer {
+    pub(crate) fn free_pointer(&self) -> FreePointer {
         FreePointer {
             offset: self.layout.offset,
             random: self.random,
+            size: self.layout.size,
+            red_left_pad: self.layout.red_left_pad,
         }
-    }
-
-    /// Stores the hardened free pointer `next` in the free object `obj` (`set_freepointer`).
-    ///
-    /// # Safety
-    /// `obj` must be a free object of this cache that the caller owns.
-    #[inline]
-    pub(crate) unsafe fn set_freepointer(&self, obj: *mut u8, next: *mut u8) {
-        // SAFETY: forwarded contract.
-        unsafe { self.free_pointer().set(obj, next) }
-    }
-
-    /// Reads the free pointer stored in the free object `obj` (`get_freepointer`).
-    ///
-    /// # Safety
-    /// `obj` must be an object of this cache whose memory the caller may read.
-    #[inline]
-    pub(crate) unsafe fn get_freepointer(&self, obj: *mut u8) -> *mut u8 {
-        // SAFETY: forwarded contract.
-        unsafe { self.free_pointer().get(obj) }
     }
 
     /// The cache a slab descriptor belongs to.
@@ -59,10 +41,7 @@ impl<P: Platform> KmemCache<P> {
 
     /// Is `addr` the address of an object slot of `slab`?
     pub(crate) fn is_object_of(&self, slab: &Slab, addr: usize) -> bool {
-        let first = slab.base as usize + self.layout.red_left_pad;
-        addr >= first
-            && (addr - first).is_multiple_of(self.layout.size)
-            && (addr - first) / self.layout.size < slab.objects as usize
+        slab.is_object(self.free_pointer(), addr)
     }
 
     /// Finds the slab of `addr`, checking that it is a slab page of this cache and that `addr`
@@ -127,7 +106,7 @@ impl<P: Platform> KmemCache<P> {
                 ctor(obj);
             }
             // SAFETY: the object is free and ours.
-            unsafe { self.set_freepointer(obj, next) };
+            unsafe { self.free_pointer().set(obj, next) };
             next = obj;
         }
         // SAFETY: the descriptor was initialised above; the block belongs to us.
@@ -165,40 +144,45 @@ impl<P: Platform> KmemCache<P> {
     ///
     /// # Safety
     /// The slab's node lock must be held and `slab` valid.
-    unsafe fn take_from_slab(&self, slab: *mut Slab, out: &mut [*mut u8], caller: usize) -> usize {
+    unsafe fn take_from_slab(
+        &self,
+        slab: *mut Slab,
+        out: &mut [Option<FreeObject>],
+        caller: usize,
+    ) -> usize {
         // SAFETY: the node lock is held (caller contract), so the slab is ours to modify.
         let s = unsafe { &mut *slab };
+        let fp = self.free_pointer();
         let mut got = 0;
-        while got < out.len() && !s.freelist.is_null() {
-            let obj = s.freelist;
-            // SAFETY: `obj` is a free object of this slab.
-            let next = unsafe { self.get_freepointer(obj) };
-            if !next.is_null() && !self.is_object_of(s, next as usize) {
-                self.report(obj as usize, SlabErrorKind::FreelistCorrupted);
-                s.freelist = ptr::null_mut();
-                self.add_isolated((s.objects - s.inuse) as usize);
-                s.inuse = s.objects;
-                break;
-            }
-            s.freelist = next;
+        while got < out.len() {
+            let obj = match s.freelist_pop(fp) {
+                Ok(Some(obj)) => obj,
+                Ok(None) => break,
+                Err(obj) => {
+                    self.report(obj as usize, SlabErrorKind::FreelistCorrupted);
+                    self.add_isolated((s.objects - s.inuse) as usize);
+                    s.inuse = s.objects;
+                    break;
+                }
+            };
             s.inuse += 1;
-            if self.debug && !self.alloc_debug_checks(obj, caller) {
+            if self.debug && !self.alloc_debug_checks(obj.as_ptr(), caller) {
                 continue; // isolated: stays counted as in use, never handed out
             }
-            out[got] = obj;
+            out[got] = Some(obj);
             got += 1;
         }
         got
     }
 
     /// Fills `out` with objects from the slabs of `node` (`get_partial` + `new_slab`): partial
-    /// slabs first, then fresh slabs. Returns how many objects were obtained; fewer than asked
-    /// only when the page source is out of memory.
+    /// slabs first, then fresh slabs. Returns how many objects were obtained (in `out[..n]`);
+    /// fewer than asked only when the page source is out of memory.
     pub(crate) fn alloc_from_slabs(
         &self,
         node: usize,
         gfp: Gfp,
-        out: &mut [*mut u8],
+        out: &mut [Option<FreeObject>],
         caller: usize,
     ) -> usize {
         let mut got = 0;
@@ -252,19 +236,19 @@ impl<P: Platform> KmemCache<P> {
     /// bytes) are reported and left alone (leaked): the allocator keeps working. Returns the last
     /// problem found, if any.
     ///
-    /// # Safety
-    /// Every object must either be an allocated object of this cache no longer in use, or be
-    /// something the checks reject (debug caches check everything; other caches check the page,
-    /// the cache, the object boundary and the free-list head).
-    pub(crate) unsafe fn free_to_slabs(
+    /// Every object is an object of this cache no longer in use or something the checks
+    /// reject ([`FreeObject`]'s contract: debug caches check everything; other caches check
+    /// the page, the cache, the object boundary and the free-list head).
+    pub(crate) fn free_to_slabs(
         &self,
-        objs: &[*mut u8],
+        objs: impl IntoIterator<Item = FreeObject>,
         caller: usize,
     ) -> Result<(), SlabErrorKind> {
         let mut result = Ok(());
         let mut discard: *mut Slab = ptr::null_mut();
         let mut locked: Option<(usize, MutexGuard<'_, NodeLists>)> = None;
-        for &obj in objs {
+        for free_obj in objs {
+            let obj = free_obj.as_ptr();
             let slab = match self.obj_to_slab(obj as usize) {
                 Ok(s) => s,
                 Err(kind) => {
@@ -282,7 +266,7 @@ impl<P: Platform> KmemCache<P> {
             let n = &mut locked.as_mut().expect("locked above").1;
             // SAFETY: the slab's node lock is held.
             let s = unsafe { &mut *slab };
-            if s.freelist == obj || s.inuse == 0 {
+            if s.freelist_head() == obj || s.inuse == 0 {
                 self.report(obj as usize, SlabErrorKind::DoubleFree);
                 result = Err(SlabErrorKind::DoubleFree);
                 continue;
@@ -297,9 +281,7 @@ impl<P: Platform> KmemCache<P> {
                 result = Err(kind);
                 continue;
             }
-            // SAFETY: the object is allocated and being freed: we may write its free pointer.
-            unsafe { self.set_freepointer(obj, s.freelist) };
-            s.freelist = obj;
+            s.freelist_push(self.free_pointer(), free_obj);
             let was_full = s.inuse == s.objects;
             s.inuse -= 1;
             // SAFETY: list membership follows `s.list`; the node lock is held.
@@ -384,17 +366,13 @@ impl<P: Platform> KmemCache<P> {
                     // SAFETY: `s` is on a locked list of this node.
                     let slab = unsafe { &*s };
                     let mut free = alloc::vec![false; slab.objects as usize];
-                    let mut f = slab.freelist;
-                    let mut steps = 0;
-                    while !f.is_null() && steps < slab.objects {
-                        if !self.is_object_of(slab, f as usize) {
+                    let fp = self.free_pointer();
+                    for f in slab.freelist_iter(fp) {
+                        if !slab.is_object(fp, f as usize) {
                             break;
                         }
                         let first = slab.base as usize + self.layout.red_left_pad;
                         free[(f as usize - first) / self.layout.size] = true;
-                        // SAFETY: `f` is a free object of the slab.
-                        f = unsafe { self.get_freepointer(f) };
-                        steps += 1;
                     }
                     for (i, is_free) in free.iter().enumerate() {
                         if !is_free {
