@@ -109,8 +109,7 @@ impl<P: Platform> SlabAllocator<P> {
     /// The kmalloc cache serving `size`-byte requests, if the size is not "large".
     pub fn kmalloc_cache(&self, size: usize) -> Option<&KmemCache<P>> {
         let i = kmalloc_index(size)?;
-        // SAFETY: kmalloc caches live as long as the allocator.
-        Some(unsafe { self.kmalloc_caches[i].as_ref() })
+        Some(self.kmalloc_caches[i].get(self))
     }
 
     /// Allocates `size` bytes (`kmalloc`). `None` when out of memory; `kmalloc(0)` returns

@@ -88,8 +88,11 @@
 //!   descriptors reached from raw list and page-owner pointers under the node lock, list
 //!   membership, giving pages back; `cache/debug.rs`: red zones,
 //!   poison, padding and tracking records, bytes inside objects and slabs;
-//! * `registry.rs`: caches leaked from and rebuilt into `Box`es, and the `unsafe fn
-//!   kmem_cache_destroy`; `kmalloc.rs`: large blocks, `kfree`, `krealloc`'s copy;
+//! * `registry/owned.rs` (not `registry.rs`, whose list, merging and listings are safe code):
+//!   `CachePtr`, the allocator's ownership of its boxed caches, with the invariant that a cache
+//!   held by an allocator is valid while the allocator is borrowed; the handles' `unsafe`
+//!   escape hatches; the `unsafe fn kmem_cache_destroy` and the allocator's `Drop`, the only
+//!   two places that free a cache; `kmalloc.rs`: large blocks, `kfree`, `krealloc`'s copy;
 //! * `host.rs` (and the loom test platform): the host's pages, page records and CPU ids.
 //!
 //! Every `unsafe` block has a `// SAFETY:` comment. Freeing is `unsafe` by nature (the caller
@@ -182,7 +185,6 @@ pub mod layout;
 mod loom_tests;
 #[allow(unsafe_code)]
 pub mod platform;
-#[allow(unsafe_code)]
 pub mod registry;
 pub mod report;
 #[allow(unsafe_code)]

@@ -1,10 +1,8 @@
 //! The list of caches, cache creation with merging, and destruction (Linux's `slab_common.c`).
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Deref;
-use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
 use crate::cache::{KmemCache, SlabError};
@@ -12,6 +10,11 @@ use crate::flags::{KmemCacheArgs, SlabFlags};
 use crate::layout::{KMALLOC_SIZES, WORD, align_up, calculate_alignment, check_args};
 use crate::platform::Platform;
 use crate::sync::Mutex;
+
+#[allow(unsafe_code)]
+mod owned;
+
+use owned::CachePtr;
 
 /// Why [`SlabAllocator::kmem_cache_destroy`] did not release a cache.
 pub enum DestroyError<'a, P: Platform> {
@@ -79,7 +82,7 @@ type NameId = u64;
 const FIRST_NAME: NameId = 0;
 
 struct CacheEntry<P: Platform> {
-    cache: NonNull<KmemCache<P>>,
+    cache: CachePtr<P>,
     /// The names in use, one per live handle (plus a kmalloc cache's own, for ever), oldest
     /// first: the first name (while its handle lives), then the merged aliases.
     names: Vec<(NameId, &'static str)>,
@@ -121,31 +124,6 @@ impl<'a, P: Platform> KmemCacheHandle<'a, P> {
     pub fn leak(self) -> &'a KmemCache<P> {
         self.cache
     }
-
-    /// A reference to the cache that outlives the handle, for sharing the cache with other
-    /// contexts (threads on other CPUs) that the borrow checker cannot see end before the
-    /// cache is destroyed.
-    ///
-    /// # Safety
-    /// The reference must not be used once the handle has been given to
-    /// [`SlabAllocator::kmem_cache_destroy`].
-    pub unsafe fn as_ref_unchecked(&self) -> &'a KmemCache<P> {
-        self.cache
-    }
-
-    /// A handle for the first name of `cache`, as `kmem_cache_create` returned it (for a
-    /// reference obtained by [`KmemCacheHandle::leak`], [`SlabAllocator::find_cache`] or
-    /// [`SlabAllocator::kmalloc_cache`]).
-    ///
-    /// # Safety
-    /// No other handle for that name may exist or be made, and `cache` must belong to the
-    /// allocator the handle is given back to.
-    pub unsafe fn from_ref(cache: &'a KmemCache<P>) -> Self {
-        Self {
-            cache,
-            name: FIRST_NAME,
-        }
-    }
 }
 
 impl<P: Platform> Deref for KmemCacheHandle<'_, P> {
@@ -178,13 +156,8 @@ pub struct SlabAllocator<P: Platform> {
     slab_mutex: Mutex<Vec<CacheEntry<P>>>,
     /// The last [`NameId`] handed out to an alias.
     last_name: core::sync::atomic::AtomicU64,
-    pub(crate) kmalloc_caches: [NonNull<KmemCache<P>>; KMALLOC_SIZES.len()],
+    pub(crate) kmalloc_caches: [CachePtr<P>; KMALLOC_SIZES.len()],
 }
-
-// SAFETY: the caches are Sync/Send; the list is behind `slab_mutex`.
-unsafe impl<P: Platform> Send for SlabAllocator<P> {}
-// SAFETY: as above.
-unsafe impl<P: Platform> Sync for SlabAllocator<P> {}
 
 const KMALLOC_NAMES: [&str; KMALLOC_SIZES.len()] = [
     "kmalloc-8",
@@ -223,8 +196,7 @@ impl<P: Platform> SlabAllocator<P> {
     pub fn with_options(platform: P, options: SlabOptions) -> Result<Self, SlabError> {
         let debug = options.debug & SlabFlags::SLAB_DEBUG_FLAGS;
         let mut list = Vec::new();
-        let mut kmalloc_caches = [NonNull::dangling(); KMALLOC_SIZES.len()];
-        for (i, (&size, &name)) in KMALLOC_SIZES.iter().zip(KMALLOC_NAMES.iter()).enumerate() {
+        for (&size, &name) in KMALLOC_SIZES.iter().zip(KMALLOC_NAMES.iter()) {
             let cache = KmemCache::new(
                 platform.clone(),
                 name,
@@ -233,14 +205,13 @@ impl<P: Platform> SlabAllocator<P> {
                 debug | SlabFlags::SLAB_KMALLOC,
                 true,
             )?;
-            let cache = NonNull::from(Box::leak(cache));
-            kmalloc_caches[i] = cache;
             list.push(CacheEntry {
-                cache,
+                cache: CachePtr::new(cache),
                 names: alloc::vec![(FIRST_NAME, name)],
                 kmalloc: true,
             });
         }
+        let kmalloc_caches = core::array::from_fn(|i| list[i].cache);
         Ok(Self {
             platform,
             debug_flags: debug,
@@ -290,35 +261,29 @@ impl<P: Platform> SlabAllocator<P> {
         }
         let mut list = self.slab_mutex.lock();
         let mergeable = if self.merge {
-            Self::find_mergeable(&list, size, &args, flags)
+            self.find_mergeable(&list, size, &args, flags)
         } else {
             None
         };
         if let Some(i) = mergeable {
             let e = &mut list[i];
-            // SAFETY: caches on the list are alive.
-            let s = unsafe { e.cache.as_ref() };
+            let s = e.cache.get(self);
             s.refcount.fetch_add(1, Ordering::Relaxed);
             s.widen_object_size(size);
             let id = self.last_name.fetch_add(1, Ordering::Relaxed) + 1;
             e.names.push((id, name));
-            return Ok(KmemCacheHandle {
-                // SAFETY: the cache lives until its last handle is destroyed.
-                cache: unsafe { &*e.cache.as_ptr() },
-                name: id,
-            });
+            return Ok(KmemCacheHandle { cache: s, name: id });
         }
         match KmemCache::new(self.platform.clone(), name, size, &args, flags, true) {
             Ok(cache) => {
-                let cache = NonNull::from(Box::leak(cache));
+                let cache = CachePtr::new(cache);
                 list.push(CacheEntry {
                     cache,
                     names: alloc::vec![(FIRST_NAME, name)],
                     kmalloc: false,
                 });
                 Ok(KmemCacheHandle {
-                    // SAFETY: as above.
-                    cache: unsafe { &*cache.as_ptr() },
+                    cache: cache.get(self),
                     name: FIRST_NAME,
                 })
             }
@@ -341,6 +306,7 @@ impl<P: Platform> SlabAllocator<P> {
     /// `SLAB_MERGE_SAME` flags, be at least as large, have a size that is a multiple of the
     /// requested alignment, and waste less than a word per object.
     fn find_mergeable(
+        &self,
         list: &[CacheEntry<P>],
         size: usize,
         args: &KmemCacheArgs,
@@ -358,8 +324,7 @@ impl<P: Platform> SlabAllocator<P> {
         let align = calculate_alignment(flags, args.align, size);
         let size = align_up(size, align);
         list.iter().rposition(|e| {
-            // SAFETY: caches on the list are alive.
-            let s = unsafe { e.cache.as_ref() };
+            let s = e.cache.get(self);
             s.mergeable()
                 && size <= s.size()
                 && (flags & SlabFlags::SLAB_MERGE_SAME) == (s.flags() & SlabFlags::SLAB_MERGE_SAME)
@@ -372,8 +337,7 @@ impl<P: Platform> SlabAllocator<P> {
     pub fn find_cache(&self, name: &str) -> Option<&KmemCache<P>> {
         let list = self.slab_mutex.lock();
         list.iter().rev().find_map(|e| {
-            // SAFETY: caches on the list are alive as long as `self`.
-            let s = unsafe { &*e.cache.as_ptr() };
+            let s = e.cache.get(self);
             e.has_name(name).then_some(s)
         })
     }
@@ -383,8 +347,7 @@ impl<P: Platform> SlabAllocator<P> {
         let list = self.slab_mutex.lock();
         list.iter()
             .map(|e| {
-                // SAFETY: caches on the list are alive as long as `self`.
-                let s = unsafe { &*e.cache.as_ptr() };
+                let s = e.cache.get(self);
                 (s, e.aliases())
             })
             .collect()
@@ -396,8 +359,7 @@ impl<P: Platform> SlabAllocator<P> {
         let list = self.slab_mutex.lock();
         list.iter()
             .map(|e| {
-                // SAFETY: caches on the list are alive as long as `self`.
-                let s = unsafe { &*e.cache.as_ptr() };
+                let s = e.cache.get(self);
                 (s, e.names.iter().map(|&(_, n)| n).collect())
             })
             .collect()
@@ -408,7 +370,7 @@ impl<P: Platform> SlabAllocator<P> {
     pub fn cache_names(&self, cache: &KmemCache<P>) -> Vec<&'static str> {
         let list = self.slab_mutex.lock();
         list.iter()
-            .find(|e| core::ptr::eq(e.cache.as_ptr(), cache))
+            .find(|e| e.cache.is(cache))
             .map(|e| e.names.iter().map(|&(_, n)| n).collect())
             .unwrap_or_default()
     }
@@ -425,8 +387,7 @@ impl<P: Platform> SlabAllocator<P> {
         )?;
         let list = self.slab_mutex.lock();
         for e in list.iter() {
-            // SAFETY: caches on the list are alive.
-            let s = unsafe { e.cache.as_ref() };
+            let s = e.cache.get(self);
             let i = s.slabinfo();
             writeln!(
                 w,
@@ -451,76 +412,5 @@ impl<P: Platform> SlabAllocator<P> {
     /// Number of caches on the list (aliases not counted).
     pub fn nr_caches(&self) -> usize {
         self.slab_mutex.lock().len()
-    }
-
-    /// Destroys a cache (`kmem_cache_destroy`), taking back the handle
-    /// [`Self::kmem_cache_create`] returned.
-    ///
-    /// Drops one reference and the handle's name (the alias's own name, or the first name);
-    /// if other names remain, that is all. Otherwise flushes every CPU's sheaves and the barns,
-    /// frees the empty slabs and, if no object is left, releases the cache. If objects remain,
-    /// each is listed in the error, and the cache is removed from the list but kept alive
-    /// (Linux warns "Slab cache still has objects" and leaks it likewise); the error gives it
-    /// back so that they can still be freed.
-    ///
-    /// # Safety
-    /// `cache` must come from this allocator. The handle guarantees that nothing borrowed from
-    /// it is still in use; references to the cache obtained otherwise
-    /// ([`Self::find_cache`], [`Self::caches`], [`KmemCacheHandle::as_ref_unchecked`]) must not
-    /// be used during the call, nor after `Ok(())` (the cache is freed then), and no object of
-    /// the cache may be freed during the call.
-    pub unsafe fn kmem_cache_destroy<'a>(
-        &'a self,
-        cache: KmemCacheHandle<'a, P>,
-    ) -> Result<(), DestroyError<'a, P>> {
-        let KmemCacheHandle { cache, name } = cache;
-        let mut list = self.slab_mutex.lock();
-        let Some(i) = list
-            .iter()
-            .position(|e| core::ptr::eq(e.cache.as_ptr(), cache))
-        else {
-            return Ok(());
-        };
-        if list[i].kmalloc && name == FIRST_NAME {
-            return Err(DestroyError::Permanent { name: cache.name() });
-        }
-        let names = &mut list[i].names;
-        if let Some(j) = names.iter().position(|&(id, _)| id == name) {
-            names.remove(j);
-        }
-        if cache.refcount.fetch_sub(1, Ordering::Relaxed) > 1 {
-            return Ok(());
-        }
-        let entry = list.remove(i);
-        drop(list);
-        // SAFETY: nobody else uses the cache (caller contract).
-        let exclusive = unsafe { cache.assume_exclusive() };
-        match KmemCache::shutdown(&exclusive) {
-            Ok(()) => {
-                // SAFETY: the cache was leaked from a Box at creation and is unreachable now.
-                drop(unsafe { Box::from_raw(entry.cache.as_ptr()) });
-                Ok(())
-            }
-            Err(objects) => Err(DestroyError::ObjectsRemaining {
-                name: cache.name(),
-                objects,
-                cache,
-            }),
-        }
-    }
-}
-
-impl<P: Platform> Drop for SlabAllocator<P> {
-    fn drop(&mut self) {
-        // RCU callbacks still queued (`kfree_rcu` sheaves and objects, `SLAB_TYPESAFE_BY_RCU`
-        // pages) point into the caches: let them run before the caches go.
-        self.platform.rcu_barrier();
-        // The structures of the caches go; their pages stay with the platform (a kernel never
-        // drops its allocator; the host platform frees its whole arena).
-        for e in self.slab_mutex.lock().drain(..) {
-            // SAFETY: every listed cache was leaked from a Box, and `&mut self` proves no
-            // reference to it is still alive.
-            drop(unsafe { Box::from_raw(e.cache.as_ptr()) });
-        }
     }
 }
