@@ -201,6 +201,6 @@ pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
 pub use platform::Platform;
 pub use registry::{DestroyError, KmemCacheHandle, SlabAllocator, SlabOptions};
 pub use report::{SlabErrorKind, SlabReport, Track};
-pub use sheaf::{OutOfMemory, PrefilledSheaf};
+pub use sheaf::{OutOfMemory, PrefilledSheaf, RefillError};
 pub use slabs::Slab;
 pub use stats::Stat;

@@ -386,13 +386,29 @@ impl PerCpu {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutOfMemory;
 
+/// Why [`KmemCache::refill_sheaf`](crate::KmemCache::refill_sheaf) did not top a prefilled
+/// sheaf up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefillError {
+    /// The page source could not provide the memory (the sheaf keeps what it had).
+    OutOfMemory,
+    /// The sheaf belongs to another cache (reported; the sheaf is left as it was).
+    WrongCache,
+}
+
 /// A sheaf handed to a caller by [`KmemCache::prefill_sheaf`](crate::KmemCache::prefill_sheaf): allocations from it
 /// cannot fail until it is empty, which lets a caller reserve objects before entering a section
 /// that must not fail (Linux uses this for maple tree nodes).
 ///
 /// Give it back with [`KmemCache::return_sheaf`](crate::KmemCache::return_sheaf); dropping it leaks its objects.
+///
+/// A prefilled sheaf belongs to the cache that made it: the other calls check that they are
+/// given a sheaf of their own cache, report one of another cache and leave it alone (its
+/// objects have that cache's size).
 #[must_use = "return the sheaf with kmem_cache_return_sheaf"]
 #[derive(Debug)]
 pub struct PrefilledSheaf {
     pub(crate) sheaf: SheafBox,
+    /// The cache it belongs to: its address (an identity, never dereferenced) and name.
+    pub(crate) cache: (usize, &'static str),
 }

@@ -310,11 +310,11 @@ fn prefilled_sheaves() {
     }
     assert!(c.alloc_from_sheaf(Gfp::KERNEL, &mut s).is_none());
     p.set_page_limit(None);
-    c.return_sheaf(s);
+    c.return_sheaf(s).expect("its own sheaf");
     // Oversize.
     let big = c.prefill_sheaf(Gfp::KERNEL, 100).unwrap();
     assert_eq!(c.sheaf_size(&big), 100);
-    c.return_sheaf(big);
+    c.return_sheaf(big).expect("its own sheaf");
     for o in got {
         // SAFETY: ours.
         unsafe { c.free(o).unwrap() };

@@ -188,10 +188,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn creation_with_arbitrary_arguments_never_panics(
+    fn creation_and_prefill_with_arbitrary_arguments_never_panic(
         size in any_size(),
         a in any_args(),
         flags in any_flags(),
+        count in prop_oneof![0..=300usize, any::<usize>()],
     ) {
         let (_p, _cpu, slab) = setup(2, 1);
         if let Ok(c) = slab.kmem_cache_create("any", size, a, flags) {
@@ -200,6 +201,10 @@ proptest! {
             if let Some(o) = c.alloc(Gfp::KERNEL) {
                 // SAFETY: from `c`, not used afterwards.
                 unsafe { c.free(o) }.expect("free");
+            }
+            if let Some(sh) = c.prefill_sheaf(Gfp::KERNEL, count) {
+                prop_assert!(c.sheaf_size(&sh) >= count);
+                prop_assert!(c.return_sheaf(sh).is_ok());
             }
         }
     }
@@ -332,4 +337,69 @@ fn a_kmalloc_cache_is_permanent_whatever_its_aliases() {
     unsafe { a.kmem_cache_destroy(foo) }.expect("the alias goes");
     assert!(a.find_cache("foo64").is_none());
     assert_eq!(k64.refcount(), 1);
+}
+
+#[test]
+fn a_prefilled_sheaf_is_refused_by_another_cache() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let small = a
+        .kmem_cache_create("small32", 32, args(), SlabFlags::SLAB_NO_MERGE)
+        .unwrap();
+    let big = a
+        .kmem_cache_create("big1024", 1024, args(), SlabFlags::SLAB_NO_MERGE)
+        .unwrap();
+    let mut sh = small.prefill_sheaf(Gfp::KERNEL, 4).unwrap();
+    let held = small.sheaf_size(&sh);
+    assert!(held >= 4);
+    // Once: big1024 handed out a 32-byte object as a 1024-byte one.
+    assert!(big.alloc_from_sheaf(Gfp::KERNEL, &mut sh).is_none());
+    assert_eq!(
+        big.refill_sheaf(Gfp::KERNEL, &mut sh, 8),
+        Err(slab::RefillError::WrongCache)
+    );
+    // Once: the 32-byte objects went into big1024, which then handed them out.
+    let mut sh = big.return_sheaf(sh).expect_err("not big1024's sheaf");
+    let (reports, total) = big.reports();
+    assert_eq!(total, 3, "each misuse is reported");
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.kind == SlabErrorKind::WrongCache { owner: "small32" })
+    );
+    assert_eq!(big.sheaf_size(&sh), held, "the sheaf is untouched");
+    // Its own cache takes it as usual.
+    let o = small
+        .alloc_from_sheaf(Gfp::KERNEL, &mut sh)
+        .expect("an object");
+    assert_eq!(small.object_size(), 32);
+    small.return_sheaf(sh).expect("small32's own sheaf");
+    // SAFETY: from `small`, not used afterwards.
+    unsafe { small.free(o) }.expect("free");
+    // big1024 never saw a 32-byte object.
+    for _ in 0..64 {
+        let b = big.alloc(Gfp::KERNEL).unwrap();
+        assert_eq!(a.ksize(b), Ok(1024), "a 1024-byte object of big1024");
+        // SAFETY: from `big`.
+        unsafe { big.free(b) }.expect("free");
+    }
+}
+
+#[test]
+fn a_prefill_count_no_sheaf_can_hold_is_refused() {
+    // Once: a multiply overflow (count >= 2^61) in the oversize sheaf's size.
+    let (_p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("prefill", 64, args(), SlabFlags::SLAB_NO_MERGE)
+        .unwrap();
+    for count in [1usize << 61, usize::MAX, MAX_SHEAF_CAPACITY + 1] {
+        assert!(
+            c.prefill_sheaf(Gfp::KERNEL, count).is_none(),
+            "count {count}"
+        );
+    }
+    let sh = c
+        .prefill_sheaf(Gfp::KERNEL, 200)
+        .expect("an oversize sheaf");
+    assert!(c.sheaf_size(&sh) >= 200);
+    c.return_sheaf(sh).expect("its own sheaf");
 }

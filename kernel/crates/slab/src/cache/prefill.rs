@@ -10,16 +10,42 @@ use core::ptr::NonNull;
 
 use super::KmemCache;
 use crate::base::Gfp;
+use crate::layout::MAX_SHEAF_CAPACITY;
 use crate::platform::{Pinned, Platform};
-use crate::sheaf::{OutOfMemory, PrefilledSheaf};
+use crate::report::SlabErrorKind;
+use crate::sheaf::{PrefilledSheaf, RefillError};
 use crate::stats::Stat;
 
 impl<P: Platform> KmemCache<P> {
+    /// This cache's identity in a [`PrefilledSheaf`].
+    fn sheaf_owner(&self) -> (usize, &'static str) {
+        (core::ptr::from_ref(self) as usize, self.name())
+    }
+
+    /// Whether `sheaf` belongs to this cache; if not, the misuse is reported.
+    fn own_sheaf(&self, sheaf: &PrefilledSheaf) -> bool {
+        if sheaf.cache.0 == self.sheaf_owner().0 {
+            return true;
+        }
+        let at = core::ptr::from_ref(sheaf) as usize;
+        self.report(
+            at,
+            SlabErrorKind::WrongCache {
+                owner: sheaf.cache.1,
+            },
+        );
+        false
+    }
+
     /// Returns a sheaf holding at least `count` objects, for allocations that must not fail
     /// (`kmem_cache_prefill_sheaf`). `count` above the cache's sheaf capacity gives an oversize
-    /// sheaf allocated for the occasion. `None` when memory is short.
+    /// sheaf allocated for the occasion. `None` when memory is short, or when `count` is over
+    /// [`MAX_SHEAF_CAPACITY`] (no sheaf can hold that many).
     #[doc(alias = "kmem_cache_prefill_sheaf")]
     pub fn prefill_sheaf(&self, gfp: Gfp, count: usize) -> Option<PrefilledSheaf> {
+        if count > MAX_SHEAF_CAPACITY {
+            return None;
+        }
         let pin = Pinned::new(&self.platform);
         let node = self.platform.cpu_to_node(pin.cpu());
         self.stat_add(Stat::SheafPrefill, 1);
@@ -38,9 +64,13 @@ impl<P: Platform> KmemCache<P> {
                 },
             }
         };
-        let mut p = PrefilledSheaf { sheaf };
+        let mut p = PrefilledSheaf {
+            sheaf,
+            cache: self.sheaf_owner(),
+        };
         if self.refill_sheaf(gfp, &mut p, count).is_err() {
-            self.return_sheaf(p);
+            let returned = self.return_sheaf(p);
+            debug_assert!(returned.is_ok(), "a sheaf this cache just made is its own");
             return None;
         }
         Some(p)
@@ -49,23 +79,29 @@ impl<P: Platform> KmemCache<P> {
     /// Tops up a prefilled sheaf so it holds at least `count` objects
     /// (`kmem_cache_refill_sheaf`). A regular sheaf is filled to capacity; if `count` exceeds
     /// its capacity, the sheaf is exchanged for a bigger one. `Err` when memory is short (the
-    /// sheaf keeps what it had).
+    /// sheaf keeps what it had) or when the sheaf belongs to another cache (reported).
     #[doc(alias = "kmem_cache_refill_sheaf")]
     pub fn refill_sheaf(
         &self,
         gfp: Gfp,
         sheaf: &mut PrefilledSheaf,
         count: usize,
-    ) -> Result<(), OutOfMemory> {
+    ) -> Result<(), RefillError> {
+        if !self.own_sheaf(sheaf) {
+            return Err(RefillError::WrongCache);
+        }
         let s = &sheaf.sheaf;
         let (size, cap, regular) = (s.len(), s.capacity(), s.oversize_order().is_none());
         if size >= count {
             return Ok(());
         }
         if count > cap {
-            let bigger = self.prefill_sheaf(gfp, count).ok_or(OutOfMemory)?;
+            let bigger = self
+                .prefill_sheaf(gfp, count)
+                .ok_or(RefillError::OutOfMemory)?;
             let old = core::mem::replace(sheaf, bigger);
-            self.return_sheaf(old);
+            let returned = self.return_sheaf(old);
+            debug_assert!(returned.is_ok(), "the old sheaf was checked above");
             return Ok(());
         }
         let pin = Pinned::new(&self.platform);
@@ -73,16 +109,20 @@ impl<P: Platform> KmemCache<P> {
         let target = if regular { cap } else { count };
         self.refill_from_slabs(&mut sheaf.sheaf, target, node, gfp);
         if sheaf.sheaf.len() < count {
-            Err(OutOfMemory)
+            Err(RefillError::OutOfMemory)
         } else {
             Ok(())
         }
     }
 
     /// Allocates from a prefilled sheaf (`kmem_cache_alloc_from_sheaf`): cannot fail while the
-    /// sheaf holds objects, and returns `None` (no fallback to the cache) once it is empty.
+    /// sheaf holds objects, and returns `None` (no fallback to the cache) once it is empty, or
+    /// (reported) when the sheaf belongs to another cache.
     #[doc(alias = "kmem_cache_alloc_from_sheaf")]
     pub fn alloc_from_sheaf(&self, gfp: Gfp, sheaf: &mut PrefilledSheaf) -> Option<NonNull<u8>> {
+        if !self.own_sheaf(sheaf) {
+            return None;
+        }
         let obj = sheaf.sheaf.pop()?;
         Some(self.hand_out(obj, gfp))
     }
@@ -96,9 +136,13 @@ impl<P: Platform> KmemCache<P> {
     /// Gives a prefilled sheaf back (`kmem_cache_return_sheaf`): it becomes this CPU's spare if
     /// there is none; else it is refilled and put in the barn if the barn has room; else its
     /// objects are flushed to the slabs and it is freed. Oversize sheaves are always flushed
-    /// and freed.
+    /// and freed. A sheaf of another cache is reported and given back (`Err`): its objects
+    /// must not enter this cache.
     #[doc(alias = "kmem_cache_return_sheaf")]
-    pub fn return_sheaf(&self, sheaf: PrefilledSheaf) {
+    pub fn return_sheaf(&self, sheaf: PrefilledSheaf) -> Result<(), PrefilledSheaf> {
+        if !self.own_sheaf(&sheaf) {
+            return Err(sheaf);
+        }
         let mut s = sheaf.sheaf;
         self.stat_add(Stat::SheafReturn, 1);
         if s.oversize_order().is_none() {
@@ -107,7 +151,7 @@ impl<P: Platform> KmemCache<P> {
                 let pcs = self.pcs(pin.on_cpu());
                 if pcs.spare.is_none() {
                     *pcs.spare = Some(s);
-                    return;
+                    return Ok(());
                 }
                 pcs.node
             };
@@ -115,12 +159,13 @@ impl<P: Platform> KmemCache<P> {
             self.refill_from_slabs(&mut s, cap, node, Gfp::ATOMIC);
             if s.len() == cap {
                 match self.barns[node].put_full_sheaf(s) {
-                    Ok(()) => return,
+                    Ok(()) => return Ok(()),
                     Err(back) => s = back,
                 }
             }
         }
         self.sheaf_flush(&mut s);
         self.free_sheaf(s);
+        Ok(())
     }
 }
