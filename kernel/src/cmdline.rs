@@ -26,7 +26,13 @@ pub fn init() {
 /// Every parameter the kernel reads (Linux registers them with `__setup`; Sheaf lists them
 /// here, so that a typo is reported instead of silently ignored). A module that reads a new
 /// parameter with [`get`] adds it here.
-pub const PARAMETERS: &[&str] = &["ktest", "ktest.only", "slub_debug", "slab_nomerge"];
+pub const PARAMETERS: &[&str] = &[
+    "ktest",
+    "ktest.only",
+    "slub_debug",
+    "slab_nomerge",
+    "slab_hardened",
+];
 
 /// The words of `text` whose key is not one of [`PARAMETERS`], in order.
 fn unknown(text: &str) -> impl Iterator<Item = &str> {

@@ -8,8 +8,9 @@ use alloc::vec::Vec;
 use slab::{SlabFlags, SlabOptions};
 
 /// Creates the kmalloc caches with the boot options: `slub_debug[=FZPU]` turns debugging on for
-/// every cache, `slab_nomerge` keeps caches from merging. Needs the command line, the page
-/// allocator and ACPI.
+/// every cache, `slab_nomerge` keeps caches from merging, `slab_hardened` checks every free
+/// against the object's page owner (its cache and an object boundary). Needs the command line,
+/// the page allocator and ACPI.
 pub fn init() {
     let debug = match crate::cmdline::get("slub_debug") {
         Some(options) => {
@@ -20,7 +21,12 @@ pub fn init() {
         None => SlabFlags::empty(),
     };
     let nomerge = crate::cmdline::get("slab_nomerge").is_some();
-    kcore::memory::kmalloc::init(SlabOptions { debug, nomerge });
+    let hardened = crate::cmdline::get("slab_hardened").is_some();
+    kcore::memory::kmalloc::init(SlabOptions {
+        debug,
+        nomerge,
+        hardened,
+    });
 }
 
 /// What a `slub_debug=` value asks for, and what of it Sheaf cannot do.

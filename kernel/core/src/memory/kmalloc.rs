@@ -170,6 +170,7 @@ static SLAB: Once<SlabAllocator<KernelPlatform>> = Once::new();
 /// (the services' `kmalloc` module reads `slub_debug` and `slab_nomerge`).
 pub fn init(options: SlabOptions) {
     let debug = options.debug;
+    let hardened = options.hardened;
     let allocator = SlabAllocator::with_options(KernelPlatform, options)
         .expect("memory for the kmalloc caches");
     SLAB.call_once(|| allocator);
@@ -177,6 +178,9 @@ pub fn init(options: SlabOptions) {
         log::info!("slab allocator up: kmalloc is the global allocator");
     } else {
         log::info!("slab allocator up, debugging every cache ({debug:?})");
+    }
+    if hardened {
+        log::info!("slab_hardened: every free is checked against its page owner");
     }
 }
 

@@ -3,13 +3,14 @@
 //! the instruction counts by the difference of the `N`s, so that setup and exit cancel out).
 //!
 //! ```text
-//! count_fastpath N [cache|cache-inline|kmalloc|system|mimalloc]
+//! count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|system|mimalloc]
 //! ```
 //! `cache` (the default): `alloc`/`free` of a `kmem_cache_create`d 64-byte cache, the same
 //! `alloc_free_pair` as `fastpath.rs`, called `N` times (so each pair also pays the call, the
 //! function's frame and the loop: about 10 instructions). `cache-inline`: the same alloc and
 //! free inlined into one loop (the count is then the allocator's instructions plus the loop's
-//! decrement and branch). `kmalloc`: `kmalloc(64)`/`kfree`. For scale, with the
+//! decrement and branch). `cache-hardened`: `cache` with `SlabOptions::hardened` (every free
+//! checked against its page owner, through the slow path). `kmalloc`: `kmalloc(64)`/`kfree`. For scale, with the
 //! same loop: `system` (`std::alloc::System`, glibc) and `mimalloc` (`mimalloc::MiMalloc`),
 //! both called through `GlobalAlloc` with a 64-byte, 8-aligned layout.
 
@@ -19,7 +20,7 @@ use std::hint::black_box;
 use mimalloc::MiMalloc;
 
 use slab::host::{HostConfig, HostPlatform};
-use slab::{Gfp, KmemCache, KmemCacheArgs, SlabAllocator, SlabFlags};
+use slab::{Gfp, KmemCache, KmemCacheArgs, SlabAllocator, SlabFlags, SlabOptions};
 
 /// One allocation and one free through the cache's fast paths.
 #[inline(never)]
@@ -72,16 +73,17 @@ fn run<T: ?Sized>(n: u64, x: &T, pair: fn(&T)) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let n: u64 = args
-        .next()
-        .and_then(|a| a.parse().ok())
-        .expect("usage: count_fastpath N [cache|cache-inline|kmalloc|system|mimalloc]");
+    let n: u64 = args.next().and_then(|a| a.parse().ok()).expect(
+        "usage: count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|system|mimalloc]",
+    );
     let mode = args.next().unwrap_or_else(|| "cache".into());
     match mode.as_str() {
         "system" => return run(n, &System, global_pair),
         "mimalloc" => return run(n, &MiMalloc, global_pair),
-        "cache" | "cache-inline" | "kmalloc" => {}
-        other => panic!("unknown mode {other:?}: cache, cache-inline, kmalloc, system, mimalloc"),
+        "cache" | "cache-inline" | "cache-hardened" | "kmalloc" => {}
+        other => panic!(
+            "unknown mode {other:?}: cache, cache-inline, cache-hardened, kmalloc, system, mimalloc"
+        ),
     }
     let p = HostPlatform::new(HostConfig {
         cpus: 1,
@@ -89,7 +91,11 @@ fn main() {
         pages_per_node: 4096,
     });
     let _cpu = p.register_cpu();
-    let a = SlabAllocator::new(p.clone()).expect("allocator");
+    let options = SlabOptions {
+        hardened: mode == "cache-hardened",
+        ..SlabOptions::default()
+    };
+    let a = SlabAllocator::with_options(p.clone(), options).expect("allocator");
     let c = a
         .kmem_cache_create(
             "bench",

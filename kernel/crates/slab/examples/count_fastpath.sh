@@ -2,7 +2,7 @@
 # Instructions per fast-path alloc+free pair of Sheaf's slab allocator, counted with callgrind.
 #
 #   kernel/crates/slab/examples/count_fastpath.sh [MODE] [N1] [N2]
-#   MODE: cache (default) | cache-inline | kmalloc | system | mimalloc | all
+#   MODE: cache (default) | cache-inline | cache-hardened | kmalloc | system | mimalloc | all
 #
 # Builds examples/count_fastpath.rs in release, runs it under
 #   valgrind --tool=callgrind --callgrind-out-file=DIR/cg.%p <binary> N MODE
@@ -16,6 +16,7 @@
 #   and the call, frame and return of the pair function: about 10 instructions.
 # * cache-inline: the same alloc + free inlined into one loop: the allocator's own
 #   instructions plus the loop's decrement and branch.
+# * cache-hardened: `cache` with `slab_hardened` (every free checked against its page owner).
 # * kmalloc: kmalloc(64) + kfree, like `cache`.
 # * system, mimalloc: glibc malloc and mimalloc through GlobalAlloc, same loop as `cache`,
 #   for scale.
@@ -28,7 +29,7 @@
 set -eu
 mode=${1:-cache}
 if [ "$mode" = all ]; then
-    for m in cache cache-inline kmalloc system mimalloc; do "$0" "$m" ${2:+"$2"} ${3:+"$3"}; done
+    for m in cache cache-inline cache-hardened kmalloc system mimalloc; do "$0" "$m" ${2:+"$2"} ${3:+"$3"}; done
     exit
 fi
 n1=${2:-1000000}

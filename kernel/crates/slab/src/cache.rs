@@ -121,6 +121,8 @@ pub struct KmemCache<P: Platform> {
     name: &'static str,
     pub(crate) reports: Mutex<ReportLog>,
     pub(crate) isolated: AtomicUsize,
+    /// The objects isolated one by one (debug caches), so that a second free of one is known.
+    pub(crate) isolated_objs: Mutex<alloc::collections::BTreeSet<usize>>,
     /// Set by the first `kfree_rcu` on the cache: only then must destruction wait for RCU.
     pub(crate) rcu_used: AtomicBool,
 }
@@ -226,6 +228,7 @@ impl<P: Platform> KmemCache<P> {
             name,
             reports: Mutex::new(ReportLog::new()),
             isolated: AtomicUsize::new(0),
+            isolated_objs: Mutex::new(alloc::collections::BTreeSet::new()),
             rcu_used: AtomicBool::new(false),
             platform,
         });
@@ -326,7 +329,11 @@ impl<P: Platform> KmemCache<P> {
 
     /// The `push_limit` of this cache's sheaves of `capacity` (see [`Sheaf::push_limit`]).
     fn push_limit(&self, capacity: usize) -> u32 {
-        if self.multi_node { 0 } else { capacity as u32 }
+        if self.multi_node || self.flags.contains(SlabFlags::SLAB_HARDENED_FREE) {
+            0
+        } else {
+            capacity as u32
+        }
     }
 
     /// The header of a new empty sheaf of this cache.
@@ -510,10 +517,14 @@ impl<P: Platform> KmemCache<P> {
         let main = unsafe { *self.main_slot(slot) };
         // SAFETY: `main` is valid; `size < push_limit` (which is at most `capacity`, and 0 in
         // the static empty sheaf and on multi-node machines) means a real local sheaf with room.
+        // The top entry read for the double-free test is inside the sheaf's memory: entry
+        // `size - 1`, or for an empty sheaf the header's last word (`push_limit` and
+        // `_reserved`, a small number that is never an object's address).
         unsafe {
             let size = (*main).size;
-            if size < (*main).push_limit {
-                *Sheaf::objects(main).add(size as usize) = obj.as_ptr();
+            let objects = Sheaf::objects(main);
+            if size < (*main).push_limit && *objects.add(size as usize).sub(1) != obj.as_ptr() {
+                *objects.add(size as usize) = obj.as_ptr();
                 (*main).size = size + 1;
                 #[cfg(feature = "fastpath-stats")]
                 self.cpu_stats[crate::platform::slot_cpu(slot)].add(Stat::FreeFastpath, 1);

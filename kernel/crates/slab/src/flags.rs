@@ -31,6 +31,12 @@ bitflags::bitflags! {
         /// With `SLAB_STORE_USER` each object also records the size asked of `kmalloc`, and with
         /// `SLAB_RED_ZONE` the bytes between that size and the class size are red-zoned too.
         const SLAB_KMALLOC = 1 << 11;
+        /// Every free checks, from the page owner, that the object is an object of this cache
+        /// at an object boundary, and drops (and reports) a free that is not (set by the
+        /// allocator itself on every cache under [`crate::SlabOptions::hardened`]; Linux's
+        /// `cache_from_obj` with `CONFIG_SLAB_FREELIST_HARDENED`). Frees then take the slow
+        /// path: the fast path stays as it is when the option is off.
+        const SLAB_HARDENED_FREE = 1 << 12;
     }
 }
 

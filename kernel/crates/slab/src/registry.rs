@@ -149,7 +149,8 @@ impl<P: Platform> fmt::Debug for KmemCacheHandle<'_, P> {
 /// is successfully destroyed).
 pub struct SlabAllocator<P: Platform> {
     pub(crate) platform: P,
-    /// Debug flags added to every cache (Linux's `slub_debug` boot option).
+    /// Flags added to every cache: the debug flags (Linux's `slub_debug` boot option) and
+    /// `SLAB_HARDENED_FREE` (`slab_hardened`).
     debug_flags: SlabFlags,
     /// Whether caches may merge (Linux's `slab_nomerge` boot option turns it off).
     merge: bool,
@@ -184,6 +185,11 @@ pub struct SlabOptions {
     pub debug: SlabFlags,
     /// Never merge caches (`slab_nomerge`).
     pub nomerge: bool,
+    /// Check every free against the object's page owner (its cache, an object boundary), as
+    /// Linux's `CONFIG_SLAB_FREELIST_HARDENED` does in `cache_from_obj`, and drop bad frees
+    /// with a report (Sheaf's boot option `slab_hardened`). It costs every free the slow path
+    /// (see `docs/slab.md` for the figures), so it is off by default.
+    pub hardened: bool,
 }
 
 impl<P: Platform> SlabAllocator<P> {
@@ -195,6 +201,11 @@ impl<P: Platform> SlabAllocator<P> {
     /// Like [`SlabAllocator::new`], with boot-time options (see [`SlabOptions`]).
     pub fn with_options(platform: P, options: SlabOptions) -> Result<Self, SlabError> {
         let debug = options.debug & SlabFlags::SLAB_DEBUG_FLAGS;
+        let hardened = if options.hardened {
+            SlabFlags::SLAB_HARDENED_FREE
+        } else {
+            SlabFlags::empty()
+        };
         let mut list = Vec::new();
         for (&size, &name) in KMALLOC_SIZES.iter().zip(KMALLOC_NAMES.iter()) {
             let cache = KmemCache::new(
@@ -202,7 +213,7 @@ impl<P: Platform> SlabAllocator<P> {
                 name,
                 size,
                 &KmemCacheArgs::default(),
-                debug | SlabFlags::SLAB_KMALLOC,
+                debug | hardened | SlabFlags::SLAB_KMALLOC,
                 true,
             )?;
             list.push(CacheEntry {
@@ -214,7 +225,7 @@ impl<P: Platform> SlabAllocator<P> {
         let kmalloc_caches = core::array::from_fn(|i| list[i].cache);
         Ok(Self {
             platform,
-            debug_flags: debug,
+            debug_flags: debug | hardened,
             merge: !options.nomerge,
             slab_mutex: Mutex::new(list),
             last_name: core::sync::atomic::AtomicU64::new(FIRST_NAME),
@@ -229,7 +240,13 @@ impl<P: Platform> SlabAllocator<P> {
 
     /// The debug flags every cache gets (see [`SlabOptions::debug`]).
     pub fn debug_flags(&self) -> SlabFlags {
-        self.debug_flags
+        self.debug_flags & SlabFlags::SLAB_DEBUG_FLAGS
+    }
+
+    /// Whether every free is checked against the object's page owner (see
+    /// [`SlabOptions::hardened`]).
+    pub fn hardened(&self) -> bool {
+        self.debug_flags.contains(SlabFlags::SLAB_HARDENED_FREE)
     }
 
     /// The platform.

@@ -201,6 +201,13 @@ impl SheafBox {
         (order != NOT_OVERSIZE).then_some(order)
     }
 
+    /// Whether `obj` is the object on top of the sheaf (the one freed last).
+    #[inline]
+    pub(crate) fn top_is(&mut self, obj: *mut u8) -> bool {
+        let size = self.len();
+        size > 0 && self.slots()[size - 1].as_ref().map(FreeObject::as_ptr) == Some(obj)
+    }
+
     /// Takes the top object.
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<FreeObject> {

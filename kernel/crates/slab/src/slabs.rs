@@ -303,6 +303,16 @@ impl FreePointer {
         }
     }
 
+    /// Clears the free-pointer word of `obj` (raw zero, which decodes to no valid link).
+    ///
+    /// # Safety
+    /// As for `set`.
+    #[inline]
+    pub(crate) unsafe fn clear(self, obj: *mut u8) {
+        // SAFETY: as for `set`.
+        unsafe { obj.add(self.offset).cast::<usize>().write(0) };
+    }
+
     /// Reads the free pointer stored in the free object `obj` (`get_freepointer`).
     ///
     /// # Safety
@@ -354,8 +364,27 @@ impl Slab {
             return Err(obj.as_ptr());
         }
         self.freelist = next;
+        // SAFETY: `obj` came off the free list: its free-pointer word is still ours to write.
+        // Clearing it means that only objects on a free list hold a valid link, which is what
+        // `holds_free_link` tells double frees by.
+        unsafe { fp.clear(obj.as_ptr()) };
         // SAFETY: the object came off the free list: nobody uses it, no token names it.
         Ok(Some(unsafe { FreeObject::new(obj) }))
+    }
+
+    /// Whether the object at `obj` (an object slot of this slab) holds a valid free-list link,
+    /// that is, whether it is on this slab's free list already: freeing it again is a double
+    /// free. Every object popped off a free list has its link word cleared
+    /// ([`Slab::freelist_pop`]), and a cleared word (or any value its owner may have written)
+    /// decodes, through the per-cache secret, to a valid link (null or an object slot of the
+    /// slab) only with a probability of about `objects / 2^64`.
+    pub(crate) fn holds_free_link(&self, fp: FreePointer, obj: *mut u8) -> bool {
+        debug_assert!(self.is_object(fp, obj as usize));
+        // SAFETY: `obj` is an object slot of this slab (caller contract, checked above in
+        // debug builds) and the node lock is held: reading its free-pointer word is a read of
+        // the slab's own memory, whoever owns the object.
+        let next = unsafe { fp.get(obj) };
+        next.is_null() || self.is_object(fp, next as usize)
     }
 
     /// Pushes `obj`, an object of this slab, on the free list.

@@ -128,9 +128,10 @@ fn naive_double_free_at_the_slab() {
     let o = objs[0];
     // SAFETY: ours.
     unsafe { c.free(o).unwrap() };
-    // SAFETY: deliberate double free: the sheaf accepts it, the slab notices on flush because
-    // the object is already the head of its slab's free list.
-    unsafe { c.free(o).unwrap() };
+    // SAFETY: deliberate double free. The object is on top of the main sheaf: the free path
+    // refuses it at once (issue #9; it used to be accepted, and the slab noticed on flush).
+    let r = unsafe { c.free(o) }.expect_err("the naive double free is caught at once");
+    assert_eq!(r.kind, SlabErrorKind::DoubleFree);
     c.shrink();
     let (reports, total) = c.reports();
     assert_eq!(total, 1);

@@ -403,3 +403,177 @@ fn a_prefill_count_no_sheaf_can_hold_is_refused() {
     assert!(c.sheaf_size(&sh) >= 200);
     c.return_sheaf(sh).expect("its own sheaf");
 }
+
+#[test]
+fn every_double_free_that_reaches_a_slab_is_caught() {
+    // The reproduction: keep = alloc(); o = alloc(); free(o); shrink(); free(o);
+    // shrink(). The second free used to drop `inuse` to 0 under `keep`, free the slab's pages
+    // and later hand `keep` out again.
+    let (p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("df", 64, args(), SlabFlags::SLAB_NO_MERGE)
+        .unwrap();
+    let keep = c.alloc(Gfp::KERNEL).unwrap();
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: ours.
+    unsafe { c.free(o) }.expect("first free");
+    c.shrink();
+    let pages = p.pages_in_use();
+    // SAFETY: deliberate double free (the sheaf is empty after shrink, so it is not the top
+    // object there: the slab must catch it).
+    let _ = unsafe { c.free(o) };
+    c.shrink();
+    let (reports, _) = c.reports();
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.kind == SlabErrorKind::DoubleFree && r.object == o.as_ptr() as usize),
+        "{reports:?}"
+    );
+    assert_eq!(p.pages_in_use(), pages, "keep's slab is still there");
+    assert_eq!(c.slabinfo().active_objs, 1, "keep is still allocated");
+    // `keep` is never handed out again while it lives; `o` comes back once.
+    let many: Vec<_> = (0..200).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
+    assert!(!many.contains(&keep));
+    assert_eq!(many.iter().filter(|&&x| x == o).count(), 1);
+    for x in many {
+        // SAFETY: ours.
+        unsafe { c.free(x) }.expect("free");
+    }
+    // SAFETY: ours.
+    unsafe { c.free(keep) }.expect("keep");
+}
+
+#[test]
+fn a_double_free_deep_in_a_sheaf_is_caught_at_the_slab() {
+    // Two frees of the same object with others in between: both sit in the sheaf; the flush
+    // hands both to the slab, which takes the first and reports the second.
+    let (_p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("df2", 64, args(), SlabFlags::SLAB_NO_MERGE)
+        .unwrap();
+    let objs: Vec<_> = (0..10).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
+    let o = objs[0];
+    for &x in &objs[..5] {
+        // SAFETY: ours.
+        unsafe { c.free(x) }.expect("free");
+    }
+    // SAFETY: deliberate double free; `o` is not on top of the sheaf.
+    unsafe { c.free(o) }.expect("the sheaf cannot tell");
+    // One object stays allocated, so the slab never looks empty.
+    for &x in &objs[5..9] {
+        // SAFETY: ours.
+        unsafe { c.free(x) }.expect("free");
+    }
+    c.shrink();
+    let (reports, total) = c.reports();
+    assert_eq!(total, 1, "{reports:?}");
+    assert_eq!(reports[0].kind, SlabErrorKind::DoubleFree);
+    assert_eq!(
+        c.slabinfo().active_objs,
+        1,
+        "every freed object is free exactly once"
+    );
+    // SAFETY: ours.
+    unsafe { c.free(objs[9]) }.expect("free");
+}
+
+#[test]
+fn the_naive_double_free_is_caught_on_the_fast_path() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("df3", 64, args(), SlabFlags::SLAB_NO_MERGE)
+        .unwrap();
+    let keep: Vec<_> = (0..5).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: ours.
+    unsafe { c.free(o) }.expect("free");
+    // SAFETY: deliberate double free of the object on top of the sheaf.
+    let r = unsafe { c.free(o) }.expect_err("refused");
+    assert_eq!(r.kind, SlabErrorKind::DoubleFree);
+    // `o` is in the sheaf once: the next two allocations are `o` and something else.
+    let x = c.alloc(Gfp::KERNEL).unwrap();
+    let y = c.alloc(Gfp::KERNEL).unwrap();
+    assert_eq!(x, o);
+    assert_ne!(y, o);
+    for z in keep.into_iter().chain([x, y]) {
+        // SAFETY: ours.
+        unsafe { c.free(z) }.expect("free");
+    }
+}
+
+#[test]
+fn an_isolated_object_freed_again_is_counted_once() {
+    let (_p, _cpu, a) = common::slub_debug(SlabFlags::SLAB_RED_ZONE);
+    let c = a
+        .kmem_cache_create("iso", 40, args(), SlabFlags::SLAB_NO_MERGE)
+        .unwrap();
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: deliberately one byte past the 40-byte object, into its red zone.
+    unsafe { o.as_ptr().add(40).write(0) };
+    // SAFETY: ours; the corruption is detected and the object isolated.
+    let r = unsafe { c.free(o) }.expect_err("red zone");
+    assert!(matches!(r.kind, SlabErrorKind::RedzoneOverwritten { .. }));
+    assert_eq!(c.isolated_objects(), 1);
+    // SAFETY: a second free of the isolated object.
+    let r = unsafe { c.free(o) }.expect_err("refused again");
+    assert_eq!(r.kind, SlabErrorKind::DoubleFree);
+    assert_eq!(c.isolated_objects(), 1, "still one isolated object");
+}
+
+fn hardened() -> (
+    slab::host::HostPlatform,
+    slab::host::CpuRegistration,
+    slab::SlabAllocator<slab::host::HostPlatform>,
+) {
+    let platform = slab::host::HostPlatform::new(slab::host::HostConfig::default());
+    let cpu = platform.register_cpu();
+    let options = slab::SlabOptions {
+        hardened: true,
+        ..Default::default()
+    };
+    let a = slab::SlabAllocator::with_options(platform.clone(), options).unwrap();
+    (platform, cpu, a)
+}
+
+#[test]
+fn under_slab_hardened_a_free_that_is_no_object_of_the_cache_is_dropped() {
+    let (_p, _cpu, a) = hardened();
+    assert!(a.hardened());
+    let c = a
+        .kmem_cache_create("strict", 64, args(), SlabFlags::SLAB_NO_MERGE)
+        .unwrap();
+    let other = a
+        .kmem_cache_create("other", 64, args(), SlabFlags::SLAB_NO_MERGE)
+        .unwrap();
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    let foreign = other.alloc(Gfp::KERNEL).unwrap();
+    let boxed = Box::new([0u64; 8]);
+    let large = a.kmalloc(20_000, Gfp::KERNEL).unwrap();
+    let bad: [(NonNull<u8>, SlabErrorKind); 4] = [
+        // SAFETY: only the address is used.
+        (unsafe { o.add(8) }, SlabErrorKind::NotObjectBoundary),
+        (foreign, SlabErrorKind::WrongCache { owner: "other" }),
+        (NonNull::from(&*boxed).cast(), SlabErrorKind::NotSlabPage),
+        (large, SlabErrorKind::NotSlabPage),
+    ];
+    for (p, kind) in bad {
+        // SAFETY: each is refused before anything is written.
+        let r = unsafe { c.free(p) }.expect_err("dropped");
+        assert_eq!(r.kind, kind, "{p:?}");
+    }
+    // None of them is ever handed out by `c`.
+    let many: Vec<_> = (0..300).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
+    for (p, _) in bad {
+        assert!(!many.contains(&p), "{p:?} was handed out");
+    }
+    for x in many.into_iter().chain([o]) {
+        // SAFETY: ours.
+        unsafe { c.free(x) }.expect("a good free passes the check");
+    }
+    // SAFETY: the real owners free them.
+    unsafe {
+        other.free(foreign).expect("free");
+        a.kfree(large.as_ptr()).expect("free");
+    }
+}

@@ -68,8 +68,22 @@ impl<P: Platform> KmemCache<P> {
         self.isolated.load(Ordering::Relaxed)
     }
 
+    /// Counts `n` objects isolated in bulk (the rest of a slab whose free list is corrupt).
     pub(crate) fn add_isolated(&self, n: usize) {
         self.isolated.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Isolates the object at `obj` after a failed check: counted once, and remembered, so
+    /// that freeing it (again) is reported as a double free and not counted twice.
+    pub(crate) fn isolate(&self, obj: usize) {
+        if self.isolated_objs.lock().insert(obj) {
+            self.add_isolated(1);
+        }
+    }
+
+    /// Whether the object at `obj` was isolated by [`Self::isolate`].
+    pub(crate) fn is_isolated(&self, obj: usize) -> bool {
+        self.isolated_objs.lock().contains(&obj)
     }
 
     /// The unused tail of a slab of `objects` objects in a block of `order`: (offset, length).
@@ -250,7 +264,6 @@ impl<P: Platform> KmemCache<P> {
     pub(crate) fn alloc_debug_checks(&self, obj: *mut u8, caller: usize) -> bool {
         if let Err(kind) = self.check_object(obj, false) {
             self.report(obj as usize, kind);
-            self.add_isolated(1);
             return false;
         }
         self.init_object_debug(obj, true);

@@ -12,8 +12,9 @@
 use super::KmemCache;
 use crate::barn::ReplaceFull;
 use crate::base::Gfp;
+use crate::flags::SlabFlags;
 use crate::platform::{OnCpu, Platform};
-use crate::report::SlabReport;
+use crate::report::{SlabErrorKind, SlabReport};
 use crate::sheaf::{PerCpuSheaves, SHEAF_FLUSH_BATCH, SheafBox};
 use crate::slabs::FreeObject;
 use crate::stats::Stat;
@@ -139,6 +140,22 @@ impl<P: Platform> KmemCache<P> {
         let stats = &self.cpu_stats[on.cpu()];
         let mut pcs = self.pcs(on);
         let node = pcs.node;
+        // `slab_hardened`: the object must be an object of this cache, at an object boundary
+        // (Linux's `cache_from_obj`); a free that is not is reported and dropped.
+        if self.flags.contains(SlabFlags::SLAB_HARDENED_FREE)
+            && let Err(kind) = self.obj_to_slab(obj.as_ptr() as usize)
+        {
+            let addr = obj.as_ptr() as usize;
+            self.report(addr, kind);
+            return Err(self.make_report(addr, kind));
+        }
+        // The naive double free: the object is the one freed last, on top of the main sheaf
+        // (the fast path sends it here for this check). It is reported and not pushed again.
+        if pcs.main.get().is_some_and(|main| main.top_is(obj.as_ptr())) {
+            let addr = obj.as_ptr() as usize;
+            self.report(addr, SlabErrorKind::DoubleFree);
+            return Err(self.make_report(addr, SlabErrorKind::DoubleFree));
+        }
         let remote = self.multi_node && self.platform.page_node(obj.as_ptr() as usize) != node;
         let obj = match pcs.main.get() {
             // What the fast path does, for a local object of a multi-node cache or when the

@@ -167,6 +167,7 @@ impl<P: Platform> KmemCache<P> {
             };
             s.inuse += 1;
             if self.debug && !self.alloc_debug_checks(obj.as_ptr(), caller) {
+                self.isolate(obj.as_ptr() as usize);
                 continue; // isolated: stays counted as in use, never handed out
             }
             out[got] = Some(obj);
@@ -266,7 +267,15 @@ impl<P: Platform> KmemCache<P> {
             let n = &mut locked.as_mut().expect("locked above").1;
             // SAFETY: the slab's node lock is held.
             let s = unsafe { &mut *slab };
-            if s.freelist_head() == obj || s.inuse == 0 {
+            // Every double free that reaches a slab is caught here: the object is on the free
+            // list already (it holds a valid link), or the slab has nothing in use. An object
+            // isolated by an earlier failed check was not freed then: freeing it again is one
+            // too, and must not count it twice.
+            if s.inuse == 0
+                || s.freelist_head() == obj
+                || s.holds_free_link(self.free_pointer(), obj)
+                || (self.debug && self.is_isolated(obj as usize))
+            {
                 self.report(obj as usize, SlabErrorKind::DoubleFree);
                 result = Err(SlabErrorKind::DoubleFree);
                 continue;
@@ -276,7 +285,7 @@ impl<P: Platform> KmemCache<P> {
             {
                 self.report(obj as usize, kind);
                 if kind != SlabErrorKind::DoubleFree {
-                    self.add_isolated(1);
+                    self.isolate(obj as usize);
                 }
                 result = Err(kind);
                 continue;

@@ -40,7 +40,7 @@ pub fn slub_debug(
     let cpu = platform.register_cpu();
     let options = slab::SlabOptions {
         debug,
-        nomerge: false,
+        ..Default::default()
     };
     let a = slab::SlabAllocator::with_options(platform.clone(), options).unwrap();
     (platform, cpu, a)
