@@ -133,8 +133,9 @@
 //! * `SLAB_TYPESAFE_BY_RCU` keeps the free pointer outside the object, prevents merging and
 //!   gives slab pages back through [`Platform::free_pages_rcu`] (after a grace period).
 //!   `kfree_rcu` collects objects in a per-CPU `rcu_free` sheaf handed to
-//!   [`Platform::call_rcu`] when full ([`cache::rcu_free`]); a partly filled one waits until it fills
-//!   or the cache is destroyed (Linux also flushes them in `kvfree_rcu_barrier`).
+//!   [`Platform::call_rcu`] when full ([`cache::rcu_free`]); a partly filled one is handed to
+//!   RCU by `kmem_cache_shrink` (of the CPUs it flushes) and by destroy, as in Linux (which
+//!   also flushes them in `kvfree_rcu_barrier`, not in Sheaf yet).
 //!
 //! ## Testing and measuring
 //! Test layout (the same in every host crate of the kernel): unit tests sit in a child module
