@@ -127,6 +127,7 @@
 //! * Every cache keeps a full-slab list (Linux: debug caches only) so that
 //!   `kmem_cache_destroy` can name every leftover object.
 //! * Debug caches have no sheaves, so every check runs synchronously at the slab.
+//! * [`KmemCache::validate`] does not flush the CPUs' sheaves first (Linux's does).
 //! * `kmem_cache_shrink` flushes every CPU's sheaves on that CPU where the platform can run
 //!   code there ([`Platform::on_each_cpu`]: the kernel can, with a pinned thread per CPU, like
 //!   Linux's per-CPU work); on the host only the calling CPU's sheaves are flushed.
@@ -201,7 +202,7 @@ pub use cache::{KmemCache, SlabError, SlabInfo};
 pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
 pub use platform::Platform;
 pub use registry::{DestroyError, KmemCacheHandle, SlabAllocator, SlabOptions};
-pub use report::{SlabErrorKind, SlabReport, Track};
+pub use report::{SlabErrorKind, SlabReport, Track, ValidateReport};
 pub use sheaf::{OutOfMemory, PrefilledSheaf};
 pub use slabs::Slab;
 pub use stats::Stat;
