@@ -127,6 +127,9 @@
 //! * Every cache keeps a full-slab list (Linux: debug caches only) so that
 //!   `kmem_cache_destroy` can name every leftover object.
 //! * Debug caches have no sheaves, so every check runs synchronously at the slab.
+//! * Under `SLAB_CONSISTENCY_CHECKS` the objects of a slab being freed are checked, as in Linux,
+//!   but a slab with a corrupted object is kept, the object isolated (Linux reports and frees
+//!   it): memory written after its free goes neither back to the pages nor to a new user.
 //! * [`KmemCache::validate`] does not flush the CPUs' sheaves first (Linux's does).
 //! * `kmem_cache_shrink` flushes every CPU's sheaves on that CPU where the platform can run
 //!   code there ([`Platform::on_each_cpu`]: the kernel can, with a pinned thread per CPU, like

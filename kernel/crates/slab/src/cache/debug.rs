@@ -11,18 +11,25 @@
 //!   allocation checks the pattern, so a write after free is caught.
 //! * **Caller tracking** (`SLAB_STORE_USER`): the caller address of the last allocation and free
 //!   of each object, and the CPU, are stored after the object.
-//! * **Consistency**: a freed pointer must be an object of this cache: on a slab page, of this
-//!   cache, at an object boundary, not already on the free list.
+//! * **Consistency** (`SLAB_CONSISTENCY_CHECKS`): a freed pointer must be an object of this
+//!   cache: on a slab page, of this cache, at an object boundary, not already on the free list.
+//!   And when a slab is freed (shrink, the free path giving back an empty slab beyond
+//!   `min_partial`, destroy), every object of it is checked as a free object (red zones,
+//!   poison, free pointer), as Linux's `free_slab` does (`free_slab_checks`).
+//! * **Padding** (`SLAB_POISON`): the unused tail of a slab is checked when the slab is freed.
 //!
 //! [`KmemCache::validate`] (Linux's `validate_slab_cache`) checks every slab on demand: its
 //! free list and counter, and in debug caches each object per its state.
 //!
 //! A problem is reported as a [`SlabReport`] naming the cache, the object and what was wrong; it
 //! is returned when the operation can report it and kept in the cache's report log
-//! ([`KmemCache::reports`]). The object is isolated: never handed out again and never freed.
+//! ([`KmemCache::reports`]). The object is isolated: never handed out again and never freed. A
+//! slab being freed with an isolated object is kept (Linux frees it after reporting): it goes
+//! back on its node's lists, where its good objects are used again, and never becomes empty.
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
 use super::KmemCache;
@@ -31,7 +38,7 @@ use crate::flags::SlabFlags;
 use crate::layout::TRACK_SIZE;
 use crate::platform::Platform;
 use crate::report::{REPORT_LOG_LEN, SlabErrorKind, SlabReport, Track, ValidateReport};
-use crate::slabs::Slab;
+use crate::slabs::{FreeObject, Slab};
 
 /// Red zone byte of a free object.
 pub const SLUB_RED_INACTIVE: u8 = 0xbb;
@@ -303,6 +310,68 @@ impl<P: Platform> KmemCache<P> {
     fn slab_object(&self, slab: &Slab, i: usize) -> *mut u8 {
         slab.base
             .wrapping_add(self.layout.red_left_pad + i * self.layout.size)
+    }
+
+    /// Is the free pointer stored in `obj`, a free object of `slab`, null or an object of the
+    /// slab (the free-pointer part of `check_object`)? The caller holds the slab's node lock
+    /// or has the slab to itself.
+    fn free_pointer_valid(&self, slab: &Slab, obj: *mut u8) -> bool {
+        let fp = self.free_pointer();
+        // SAFETY: `obj` is a free object of `slab`, whose free-pointer word we may read.
+        let next = unsafe { fp.get(obj) };
+        next.is_null() || slab.is_object(fp, next as usize)
+    }
+
+    /// Checks every object of an empty slab about to be freed, under
+    /// `SLAB_CONSISTENCY_CHECKS` (Linux's `free_slab`: `check_object` of each object): each
+    /// must have the patterns of a free object and a valid free pointer. Returns `true` when
+    /// one did not: the slab must then be kept.
+    ///
+    /// A bad object is reported and isolated, as on the allocation path: the slab's free list
+    /// is rebuilt (in address order) without it, it counts as in use, and it gets the red
+    /// zones of an allocated object so that `validate` does not report it again. Linux
+    /// reports and frees the slab all the same; Sheaf keeps it, so that memory somebody wrote
+    /// to after freeing it goes neither back to the page allocator nor out to a new user.
+    ///
+    /// `slab` is empty, on no list and the caller's alone (`discard_slab`).
+    pub(crate) fn free_slab_checks(&self, slab: &mut Slab) -> bool {
+        if !self.flags.contains(SlabFlags::SLAB_CONSISTENCY_CHECKS) {
+            return false;
+        }
+        let fp = self.free_pointer();
+        // Empty the free list (a corrupted link just ends it): every object is free, and the
+        // list is rebuilt from those that pass.
+        while let Ok(Some(_)) = slab.freelist_pop(fp) {}
+        let mut bad = 0;
+        for i in (0..slab.objects as usize).rev() {
+            let obj = self.slab_object(slab, i);
+            let check = self.check_object(obj, false).and_then(|()| {
+                if self.free_pointer_valid(slab, obj) {
+                    Ok(())
+                } else {
+                    Err(SlabErrorKind::FreelistCorrupted)
+                }
+            });
+            match check {
+                Ok(()) => {
+                    // SAFETY: an object slot of the slab (not null), free (the slab is empty)
+                    // and unused; the slab is ours alone and its free list was emptied, so no
+                    // other token names it.
+                    let obj = unsafe { FreeObject::new(NonNull::new_unchecked(obj)) };
+                    slab.freelist_push(fp, obj);
+                }
+                Err(kind) => {
+                    self.report(obj as usize, kind);
+                    self.init_object_debug(obj, true);
+                    bad += 1;
+                }
+            }
+        }
+        slab.inuse = bad;
+        if bad != 0 {
+            self.add_isolated(bad as usize);
+        }
+        bad != 0
     }
 
     /// Checks every slab of the cache (Linux's `validate_slab_cache`, behind
