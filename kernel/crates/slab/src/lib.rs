@@ -127,14 +127,19 @@
 //! * Every cache keeps a full-slab list (Linux: debug caches only) so that
 //!   `kmem_cache_destroy` can name every leftover object.
 //! * Debug caches have no sheaves, so every check runs synchronously at the slab.
+//! * Under `SLAB_CONSISTENCY_CHECKS` the objects of a slab being freed are checked, as in Linux,
+//!   but a slab with a corrupted object is kept, the object isolated (Linux reports and frees
+//!   it): memory written after its free goes neither back to the pages nor to a new user.
+//! * [`KmemCache::validate`] does not flush the CPUs' sheaves first (Linux's does).
 //! * `kmem_cache_shrink` flushes every CPU's sheaves on that CPU where the platform can run
 //!   code there ([`Platform::on_each_cpu`]: the kernel can, with a pinned thread per CPU, like
 //!   Linux's per-CPU work); on the host only the calling CPU's sheaves are flushed.
 //! * `SLAB_TYPESAFE_BY_RCU` keeps the free pointer outside the object, prevents merging and
 //!   gives slab pages back through [`Platform::free_pages_rcu`] (after a grace period).
 //!   `kfree_rcu` collects objects in a per-CPU `rcu_free` sheaf handed to
-//!   [`Platform::call_rcu`] when full ([`cache::rcu_free`]); a partly filled one waits until it fills
-//!   or the cache is destroyed (Linux also flushes them in `kvfree_rcu_barrier`).
+//!   [`Platform::call_rcu`] when full ([`cache::rcu_free`]); a partly filled one is handed to
+//!   RCU by `kmem_cache_shrink` (of the CPUs it flushes) and by destroy, as in Linux (which
+//!   also flushes them in `kvfree_rcu_barrier`, not in Sheaf yet).
 //!
 //! ## Testing and measuring
 //! Test layout (the same in every host crate of the kernel): unit tests sit in a child module
@@ -200,7 +205,7 @@ pub use cache::{KmemCache, SlabError, SlabInfo};
 pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
 pub use platform::Platform;
 pub use registry::{DestroyError, KmemCacheHandle, SlabAllocator, SlabOptions};
-pub use report::{SlabErrorKind, SlabReport, Track};
+pub use report::{SlabErrorKind, SlabReport, Track, ValidateReport};
 pub use sheaf::{OutOfMemory, PrefilledSheaf, RefillError};
 pub use slabs::Slab;
 pub use stats::Stat;

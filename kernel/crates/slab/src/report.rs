@@ -43,7 +43,9 @@ pub enum SlabErrorKind {
         /// Offset of the first bad byte.
         offset: usize,
     },
-    /// A free pointer pointed outside its slab: the free list was corrupted.
+    /// A free pointer pointed outside its slab (or, as `validate` finds, back into its own
+    /// free list: a cycle): the free list was corrupted. `object` is the free object holding the bad pointer (the slab's
+    /// first byte when the descriptor's head is bad).
     FreelistCorrupted,
     /// The unused bytes at the end of a slab were written to (found when the slab is freed);
     /// `object` is the first bad byte, `offset` its distance from the slab's start.
@@ -54,6 +56,15 @@ pub enum SlabErrorKind {
     /// The object was still allocated when its cache was destroyed ("Objects remaining in
     /// `<cache>` on `__kmem_cache_shutdown()`").
     ObjectRemaining,
+    /// A slab's free list, well formed, does not hold as many objects as its counter says are
+    /// free (Linux's "Wrong object count"; found by `validate`); `object` is the slab's first
+    /// byte.
+    WrongObjectCount {
+        /// Objects in use according to the slab's counter (`inuse`).
+        inuse: usize,
+        /// Objects found on its free list.
+        free_listed: usize,
+    },
 }
 
 /// A structured report of an object problem.
@@ -92,6 +103,36 @@ impl fmt::Display for SlabReport {
             SlabErrorKind::ObjectRemaining => {
                 write!(f, "object remaining on __kmem_cache_shutdown()")
             }
+            SlabErrorKind::WrongObjectCount { inuse, free_listed } => write!(
+                f,
+                "wrong object count: {inuse} in use, {free_listed} on the free list"
+            ),
+        }
+    }
+}
+
+/// What [`KmemCache::validate`](crate::KmemCache::validate) found (Linux's
+/// `validate_slab_cache`, the `/sys/kernel/slab/NAME/validate` file).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ValidateReport {
+    /// Slabs checked: those on the partial and full lists of every node.
+    pub slabs: usize,
+    /// Objects in those slabs.
+    pub objects: usize,
+    /// Problems found.
+    pub errors: usize,
+    /// The first problems found (at most [`REPORT_LOG_LEN`]; `errors` counts them all). Each
+    /// was also logged in the cache and sent to the platform, like every report.
+    pub reports: alloc::vec::Vec<SlabReport>,
+}
+
+impl ValidateReport {
+    /// Records `r`, keeping it if there is room left in `reports` (never allocates: the
+    /// caller holds a node lock).
+    pub(crate) fn push(&mut self, r: SlabReport) {
+        self.errors += 1;
+        if self.reports.len() < self.reports.capacity() {
+            self.reports.push(r);
         }
     }
 }

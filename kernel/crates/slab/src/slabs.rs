@@ -345,6 +345,13 @@ impl Slab {
             && (addr - first) / fp.size < self.objects as usize
     }
 
+    /// Empties the free list without reading or writing the objects on it (their links stay
+    /// as they are). Only for a slab whose every object is free and about to be re-listed or
+    /// freed by its owner under the node lock (`free_slab_checks`).
+    pub(crate) fn freelist_forget(&mut self) {
+        self.freelist = ptr::null_mut();
+    }
+
     /// The first free object (null when the slab is full).
     pub(crate) fn freelist_head(&self) -> *mut u8 {
         self.freelist

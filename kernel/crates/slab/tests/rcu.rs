@@ -152,3 +152,43 @@ fn dropping_the_allocator_waits_for_its_rcu_callbacks() {
     );
     p.synchronize_rcu(); // nothing left to run on freed caches
 }
+
+#[test]
+fn shrink_hands_a_partly_filled_rcu_free_sheaf_to_rcu() {
+    // Issue #9 item 10: the objects of a partly filled `rcu_free` sheaf stayed there for
+    // good in a cache that is never destroyed, whatever the grace periods and shrinks.
+    let (p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("rcu-shrink", 8, args(), no_merge())
+        .unwrap();
+    let before = c.slabinfo();
+    let n = 13;
+    assert!(n < c.sheaf_capacity(), "less than a sheaf");
+    for _ in 0..n {
+        let o = c.alloc(Gfp::KERNEL).unwrap();
+        // SAFETY: ours, not used afterwards.
+        unsafe { c.free_rcu(o) };
+    }
+    assert_eq!(p.rcu_callbacks_pending(), 0, "the sheaf is not full");
+    c.shrink();
+    assert_eq!(
+        c.slabinfo().active_objs,
+        n,
+        "still waiting for a grace period"
+    );
+    assert_eq!(
+        p.rcu_callbacks_pending(),
+        1,
+        "shrink handed the sheaf to RCU"
+    );
+    p.synchronize_rcu();
+    c.shrink();
+    assert_eq!(
+        c.slabinfo(),
+        before,
+        "the objects are back in their slabs, freed"
+    );
+    assert_eq!(c.slabinfo().num_slabs, 0);
+    // SAFETY: no other user; nothing is allocated.
+    unsafe { a.kmem_cache_destroy(c) }.expect("no object remains");
+}

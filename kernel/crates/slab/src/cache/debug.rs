@@ -11,14 +11,25 @@
 //!   allocation checks the pattern, so a write after free is caught.
 //! * **Caller tracking** (`SLAB_STORE_USER`): the caller address of the last allocation and free
 //!   of each object, and the CPU, are stored after the object.
-//! * **Consistency**: a freed pointer must be an object of this cache: on a slab page, of this
-//!   cache, at an object boundary, not already on the free list.
+//! * **Consistency** (`SLAB_CONSISTENCY_CHECKS`): a freed pointer must be an object of this
+//!   cache: on a slab page, of this cache, at an object boundary, not already on the free list.
+//!   And when a slab is freed (shrink, the free path giving back an empty slab beyond
+//!   `min_partial`, destroy), every object of it is checked as a free object (red zones,
+//!   poison, free pointer), as Linux's `free_slab` does (`free_slab_checks`).
+//! * **Padding** (`SLAB_POISON`): the unused tail of a slab is checked when the slab is freed.
+//!
+//! [`KmemCache::validate`] (Linux's `validate_slab_cache`) checks every slab on demand: its
+//! free list and counter, and in debug caches each object per its state.
 //!
 //! A problem is reported as a [`SlabReport`] naming the cache, the object and what was wrong; it
 //! is returned when the operation can report it and kept in the cache's report log
-//! ([`KmemCache::reports`]). The object is isolated: never handed out again and never freed.
+//! ([`KmemCache::reports`]). The object is isolated: never handed out again and never freed. A
+//! slab being freed with an isolated object is kept (Linux frees it after reporting): it goes
+//! back on its node's lists, where its good objects are used again, and never becomes empty.
 
+use alloc::vec;
 use alloc::vec::Vec;
+use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
 use super::KmemCache;
@@ -26,8 +37,8 @@ use crate::base::PAGE_SIZE;
 use crate::flags::SlabFlags;
 use crate::layout::TRACK_SIZE;
 use crate::platform::Platform;
-use crate::report::{SlabErrorKind, SlabReport, Track};
-use crate::slabs::Slab;
+use crate::report::{REPORT_LOG_LEN, SlabErrorKind, SlabReport, Track, ValidateReport};
+use crate::slabs::{FreeObject, Slab};
 
 /// Red zone byte of a free object.
 pub const SLUB_RED_INACTIVE: u8 = 0xbb;
@@ -153,7 +164,20 @@ impl<P: Platform> KmemCache<P> {
     }
 
     /// Checks the debug patterns of an object expected to be free or allocated (`check_object`).
+    /// An object to be freed whose red zones all say "free" is a double free.
     fn check_object(&self, obj: *mut u8, active: bool) -> Result<(), SlabErrorKind> {
+        self.check_object_as(obj, active, active)
+    }
+
+    /// [`Self::check_object`]; `double_free` tells whether red zones that all say "free" on an
+    /// object expected to be allocated mean a double free (when it is being freed) or simply
+    /// an overwritten red zone (`validate`).
+    fn check_object_as(
+        &self,
+        obj: *mut u8,
+        active: bool,
+        double_free: bool,
+    ) -> Result<(), SlabErrorKind> {
         let l = &self.layout;
         // SAFETY: we read inside the object's slot, which the node lock protects.
         unsafe {
@@ -166,7 +190,7 @@ impl<P: Platform> KmemCache<P> {
                 let left = core::slice::from_raw_parts(obj.sub(l.red_left_pad), l.red_left_pad);
                 let right =
                     core::slice::from_raw_parts(obj.add(l.object_size), l.inuse - l.object_size);
-                if active && left.iter().chain(right).all(|&b| b == other) {
+                if double_free && left.iter().chain(right).all(|&b| b == other) {
                     return Err(SlabErrorKind::DoubleFree);
                 }
                 if let Some(i) = left.iter().position(|&b| b != want) {
@@ -293,5 +317,172 @@ impl<P: Platform> KmemCache<P> {
     /// Is `obj` on the free list of `slab` (`on_freelist`)? Walks at most `objects` links.
     fn on_freelist(&self, slab: &Slab, obj: *mut u8) -> bool {
         slab.freelist_iter(self.free_pointer()).any(|f| f == obj)
+    }
+
+    /// The address of object `i` of `slab`.
+    fn slab_object(&self, slab: &Slab, i: usize) -> *mut u8 {
+        slab.base
+            .wrapping_add(self.layout.red_left_pad + i * self.layout.size)
+    }
+
+    /// Is the free pointer stored in `obj`, a free object of `slab`, null or an object of the
+    /// slab (the free-pointer part of `check_object`)? The caller holds the slab's node lock
+    /// or has the slab to itself.
+    fn free_pointer_valid(&self, slab: &Slab, obj: *mut u8) -> bool {
+        let fp = self.free_pointer();
+        // SAFETY: `obj` is a free object of `slab`, whose free-pointer word we may read.
+        let next = unsafe { fp.get(obj) };
+        next.is_null() || slab.is_object(fp, next as usize)
+    }
+
+    /// Checks every object of an empty slab about to be freed, under
+    /// `SLAB_CONSISTENCY_CHECKS` (Linux's `free_slab`: `check_object` of each object): each
+    /// must have the patterns of a free object and a valid free pointer. Returns `true` when
+    /// one did not: the slab must then be kept.
+    ///
+    /// A bad object is reported and isolated, as on the allocation path: the slab's free list
+    /// is rebuilt (in address order) without it, it counts as in use, and it gets the red
+    /// zones of an allocated object so that `validate` does not report it again. Linux
+    /// reports and frees the slab all the same; Sheaf keeps it, so that memory somebody wrote
+    /// to after freeing it goes neither back to the page allocator nor out to a new user.
+    ///
+    /// `slab` is empty, on no list and the caller's alone (`discard_slab`).
+    pub(crate) fn free_slab_checks(&self, slab: &mut Slab) -> bool {
+        if !self.flags.contains(SlabFlags::SLAB_CONSISTENCY_CHECKS) {
+            return false;
+        }
+        let fp = self.free_pointer();
+        // Forget the free list (every object is free) without touching the objects, whose links
+        // are checked below; the list is rebuilt from those that pass.
+        slab.freelist_forget();
+        let mut bad = 0;
+        for i in (0..slab.objects as usize).rev() {
+            let obj = self.slab_object(slab, i);
+            let check = self.check_object(obj, false).and_then(|()| {
+                if self.free_pointer_valid(slab, obj) {
+                    Ok(())
+                } else {
+                    Err(SlabErrorKind::FreelistCorrupted)
+                }
+            });
+            match check {
+                Ok(()) => {
+                    // SAFETY: an object slot of the slab (not null), free (the slab is empty)
+                    // and unused; the slab is ours alone and its free list was emptied, so no
+                    // other token names it.
+                    let obj = unsafe { FreeObject::new(NonNull::new_unchecked(obj)) };
+                    slab.freelist_push(fp, obj);
+                }
+                Err(kind) => {
+                    self.report(obj as usize, kind);
+                    self.init_object_debug(obj, true);
+                    bad += 1;
+                }
+            }
+        }
+        slab.inuse = bad;
+        if bad != 0 {
+            self.add_isolated(bad as usize);
+        }
+        bad != 0
+    }
+
+    /// Checks every slab of the cache (Linux's `validate_slab_cache`, behind
+    /// `/sys/kernel/slab/NAME/validate`): under each node's lock, every slab on its partial
+    /// and full lists. A slab's free list must hold objects of the slab only, without a cycle,
+    /// and exactly as many as the slab's counter says are free; then, in a debug cache, each
+    /// object must have the red zones and poison of its state, free (on the free list) or
+    /// allocated. Every problem is reported as the free and allocation checks report them (the
+    /// cache's log, [`Platform::slab_error`]) and returned, with the numbers of slabs and
+    /// objects checked.
+    ///
+    /// Objects held in sheaves (per-CPU, barn, prefilled, `rcu_free`) are allocated as far as
+    /// their slabs know, and checked as such, as in Linux. Unlike Linux, which first flushes
+    /// the CPUs' sheaves (`flush_all`), `validate` changes nothing: debug caches have no
+    /// sheaves, so their checks are the same. Objects isolated after a failed check count as
+    /// allocated too; one isolated on the allocation path still has the patterns of a free
+    /// object and is reported again.
+    #[doc(alias = "validate_slab_cache")]
+    pub fn validate(&self) -> ValidateReport {
+        // Allocated before any node lock is taken: an allocation may come to this cache.
+        let mut free = vec![false; self.layout.objects.max(self.layout.min_objects)];
+        let mut out = ValidateReport {
+            reports: Vec::with_capacity(REPORT_LOG_LEN),
+            ..ValidateReport::default()
+        };
+        for node in self.nodes.iter() {
+            let n = node.list_lock.lock();
+            for list in [&n.partial, &n.full] {
+                let mut s = list.first();
+                while !s.is_null() {
+                    // SAFETY: `s` is on a locked list of this node.
+                    let slab = unsafe { &*s };
+                    out.slabs += 1;
+                    out.objects += slab.objects as usize;
+                    self.validate_slab(slab, &mut free, &mut out);
+                    s = slab.next;
+                }
+            }
+        }
+        out
+    }
+
+    /// [`Self::validate`] of one slab (`validate_slab`), its node lock held; `free` has room
+    /// for a slab's objects.
+    fn validate_slab(&self, slab: &Slab, free: &mut [bool], out: &mut ValidateReport) {
+        let mut problem = |object: usize, kind| {
+            self.report(object, kind);
+            out.push(self.make_report(object, kind));
+        };
+        let fp = self.free_pointer();
+        let objects = slab.objects as usize;
+        let Some(free) = free.get_mut(..objects) else {
+            problem(slab.base as usize, SlabErrorKind::FreelistCorrupted);
+            return;
+        };
+        free.fill(false);
+        let first = slab.base as usize + self.layout.red_left_pad;
+        // The link being followed is stored in the descriptor, then in each free object.
+        let mut holder = slab.base as usize;
+        let mut next = slab.freelist_head();
+        let mut listed = 0;
+        while !next.is_null() {
+            let seen = slab
+                .is_object(fp, next as usize)
+                .then(|| &mut free[(next as usize - first) / self.layout.size]);
+            match seen {
+                Some(seen) if !*seen => *seen = true,
+                // Outside the slab, or already on the list (a cycle).
+                _ => {
+                    problem(holder, SlabErrorKind::FreelistCorrupted);
+                    return;
+                }
+            }
+            listed += 1;
+            holder = next as usize;
+            // SAFETY: `next` is an object slot of this slab on its free list (node lock
+            // held): a free object, whose free-pointer word we may read.
+            next = unsafe { fp.get(next) };
+        }
+        let inuse = slab.inuse as usize;
+        if listed + inuse != objects {
+            problem(
+                slab.base as usize,
+                SlabErrorKind::WrongObjectCount {
+                    inuse,
+                    free_listed: listed,
+                },
+            );
+            return;
+        }
+        if !self.debug {
+            return;
+        }
+        for (i, &is_free) in free.iter().enumerate() {
+            let obj = self.slab_object(slab, i);
+            if let Err(kind) = self.check_object_as(obj, !is_free, false) {
+                problem(obj as usize, kind);
+            }
+        }
     }
 }

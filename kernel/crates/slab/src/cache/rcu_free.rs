@@ -15,7 +15,9 @@
 //!
 //! Objects that cannot use a sheaf (caches without sheaves, such as debug caches, objects of
 //! another node, or no memory for a sheaf) are queued to RCU one by one and then freed with the
-//! ordinary `kmem_cache_free`, checks included. `kmem_cache_destroy` hands every CPU's partial
+//! ordinary `kmem_cache_free`, checks included. `kmem_cache_shrink` hands the partly filled
+//! `rcu_free` sheaf of every CPU it flushes to RCU (without waiting: the objects are back in
+//! their slabs after the grace period); `kmem_cache_destroy` hands every CPU's partial
 //! `rcu_free` sheaf to RCU and waits for all callbacks (`rcu_barrier`) before it looks for
 //! leftover objects.
 
@@ -100,15 +102,16 @@ impl<P: Platform> KmemCache<P> {
         Pushed::Full(pcs.rcu_free.take().expect("set above"))
     }
 
-    /// Hands a detached `rcu_free` sheaf to RCU; [`Self::rcu_free_sheaf`] takes it back after
-    /// the grace period.
-    fn submit_rcu_sheaf(&self, sheaf: SheafBox) {
+    /// Hands a detached `rcu_free` sheaf, full or (from shrink and destroy) partly filled, to
+    /// RCU; [`Self::rcu_free_sheaf`] takes it back after the grace period.
+    pub(crate) fn submit_rcu_sheaf(&self, sheaf: SheafBox) {
         self.call_rcu(move |cache| cache.rcu_free_sheaf(sheaf));
     }
 
     /// After the grace period of an `rcu_free` sheaf (`rcu_free_sheaf`): a full sheaf goes to
     /// its node's barn, ready for reuse; otherwise (the barn is full, or the sheaf was handed
-    /// in partly filled by destroy) its objects go back to their slabs and the sheaf is freed.
+    /// in partly filled by shrink or destroy: Linux's `rcu_free_sheaf_nobarn`) its objects go
+    /// back to their slabs and the sheaf is freed.
     fn rcu_free_sheaf(&self, mut sheaf: SheafBox) {
         if sheaf.is_full() {
             match self.barns[sheaf.node()].put_full_sheaf(sheaf) {

@@ -21,11 +21,23 @@ impl<P: Platform> KmemCache<P> {
     /// sheaves flushed, the others' stay until they drain or the cache is destroyed. As in
     /// Linux, the caller may have to sleep (the kernel waits for a thread on each CPU): call it
     /// from process context, not with interrupts off.
+    ///
+    /// Each CPU's partly filled `rcu_free` sheaf is handed to RCU, as a full one is (Linux's
+    /// `pcs_flush_all`): its objects go back to their slabs after the grace period, so a
+    /// later shrink can free the slabs they were keeping. This shrink does not wait for it.
     #[doc(alias = "kmem_cache_shrink")]
     pub fn shrink(&self) -> usize {
         let flush_local = || {
-            let pin = Pinned::new(&self.platform);
-            self.pcs_flush(&mut self.pcs(pin.on_cpu()), false);
+            let rcu_free = {
+                let pin = Pinned::new(&self.platform);
+                let mut pcs = self.pcs(pin.on_cpu());
+                self.pcs_flush(&mut pcs, false);
+                pcs.rcu_free.take()
+            };
+            // Unpinned: RCU may allocate (see `free_rcu_object`).
+            if let Some(sheaf) = rcu_free {
+                self.submit_rcu_sheaf(sheaf);
+            }
         };
         if !self.platform.on_each_cpu(&flush_local) {
             flush_local();

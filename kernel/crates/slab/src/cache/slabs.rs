@@ -118,21 +118,54 @@ impl<P: Platform> KmemCache<P> {
         Some(desc)
     }
 
-    /// Gives an empty slab's pages back to the platform (`discard_slab`).
+    /// Gives an empty slab's pages back to the platform (`discard_slab`, `free_slab`), after
+    /// checking its padding and, under `SLAB_CONSISTENCY_CHECKS`, its objects. Returns
+    /// `false` when an object failed its checks: the slab is then kept, back on its node's
+    /// lists with the bad objects isolated (`free_slab_checks`).
     ///
     /// # Safety
     /// `slab` must be empty, on no list and unreachable by other threads.
-    pub(crate) unsafe fn discard_slab(&self, slab: *mut Slab) {
+    pub(crate) unsafe fn discard_slab(&self, slab: *mut Slab) -> bool {
         // SAFETY: the slab is ours alone (caller contract); its block came from `alloc_pages`.
         unsafe {
             let (base, order) = ((*slab).base, (*slab).order);
             self.check_slab_padding(base, (*slab).objects as usize, order);
+            if self.debug && self.free_slab_checks(&mut *slab) {
+                self.relist_slab(slab);
+                return false;
+            }
             let base = NonNull::new_unchecked(base);
             self.platform.set_page_owner(base, order, 0);
             if self.flags.contains(SlabFlags::SLAB_TYPESAFE_BY_RCU) {
                 self.platform.free_pages_rcu(base, order);
             } else {
                 self.platform.free_pages(base, order);
+            }
+        }
+        true
+    }
+
+    /// Puts a slab taken off its node's lists to be freed back on them (partial, or full when
+    /// all its objects are in use), because it is kept after all.
+    ///
+    /// # Safety
+    /// `slab` must be a slab of this cache on no list, unreachable by other threads, its
+    /// `inuse` up to date.
+    unsafe fn relist_slab(&self, slab: *mut Slab) {
+        // SAFETY: the slab is ours alone (caller contract).
+        let (node, objects, full) = unsafe {
+            let s = &*slab;
+            (s.node as usize, s.objects as usize, s.inuse == s.objects)
+        };
+        let mut n = self.nodes[node].list_lock.lock();
+        n.nr_slabs += 1;
+        n.total_objects += objects;
+        // SAFETY: on no list; its node lock is held.
+        unsafe {
+            if full {
+                n.full.push_front(slab, SlabListId::Full);
+            } else {
+                n.partial.push_back(slab, SlabListId::Partial);
             }
         }
     }
@@ -314,10 +347,12 @@ impl<P: Platform> KmemCache<P> {
             // SAFETY: slabs on the local discard chain are empty and unlisted.
             unsafe {
                 let next = (*discard).next;
-                self.discard_slab(discard);
+                // A slab kept because a free object in it was corrupted is not freed.
+                if self.discard_slab(discard) {
+                    freed += 1;
+                }
                 discard = next;
             }
-            freed += 1;
         }
         if freed != 0 {
             self.stat_add(Stat::FreeSlab, freed);
@@ -352,10 +387,11 @@ impl<P: Platform> KmemCache<P> {
                 // SAFETY: the slabs on the discard chain are empty and unlisted.
                 unsafe {
                     let next = (*discard).next;
-                    self.discard_slab(discard);
+                    if self.discard_slab(discard) {
+                        freed += 1;
+                    }
                     discard = next;
                 }
-                freed += 1;
             }
         }
         if freed != 0 {
