@@ -526,14 +526,10 @@ fn hardened() -> (
     slab::host::CpuRegistration,
     slab::SlabAllocator<slab::host::HostPlatform>,
 ) {
-    let platform = slab::host::HostPlatform::new(slab::host::HostConfig::default());
-    let cpu = platform.register_cpu();
-    let options = slab::SlabOptions {
+    common::with_options(slab::SlabOptions {
         hardened: true,
         ..Default::default()
-    };
-    let a = slab::SlabAllocator::with_options(platform.clone(), options).unwrap();
-    (platform, cpu, a)
+    })
 }
 
 #[test]

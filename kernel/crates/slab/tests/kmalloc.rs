@@ -321,13 +321,10 @@ fn default_sheaf_capacities_by_size() {
 
 #[test]
 fn slab_nomerge_boot_option_keeps_every_cache_apart() {
-    let platform = slab::host::HostPlatform::new(slab::host::HostConfig::default());
-    let _cpu = platform.register_cpu();
-    let options = slab::SlabOptions {
+    let (_p, _cpu, a) = with_options(slab::SlabOptions {
         nomerge: true,
         ..Default::default()
-    };
-    let a = slab::SlabAllocator::with_options(platform.clone(), options).unwrap();
+    });
     let foo = a
         .kmem_cache_create("foo", 64, args(), SlabFlags::empty())
         .unwrap();

@@ -410,20 +410,11 @@ impl<P: Platform> KmemCache<P> {
             reports: Vec::with_capacity(REPORT_LOG_LEN),
             ..ValidateReport::default()
         };
-        for node in self.nodes.iter() {
-            let n = node.list_lock.lock();
-            for list in [&n.partial, &n.full] {
-                let mut s = list.first();
-                while !s.is_null() {
-                    // SAFETY: `s` is on a locked list of this node.
-                    let slab = unsafe { &*s };
-                    out.slabs += 1;
-                    out.objects += slab.objects as usize;
-                    self.validate_slab(slab, &mut free, &mut out);
-                    s = slab.next;
-                }
-            }
-        }
+        self.for_each_slab(|slab| {
+            out.slabs += 1;
+            out.objects += slab.objects as usize;
+            self.validate_slab(slab, &mut free, &mut out);
+        });
         out
     }
 

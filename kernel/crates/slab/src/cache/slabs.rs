@@ -342,12 +342,22 @@ impl<P: Platform> KmemCache<P> {
             }
         }
         drop(locked);
+        // SAFETY: the chain holds empty slabs taken off their lists above.
+        unsafe { self.discard_chain(discard) };
+        result
+    }
+
+    /// Gives back every slab of a chain linked through `next` (counting `free_slab`); returns
+    /// how many were freed (a slab kept because a free object in it was corrupted is not).
+    ///
+    /// # Safety
+    /// Every slab on the chain is empty and on no list, and the chain is the caller's alone.
+    unsafe fn discard_chain(&self, mut discard: *mut Slab) -> usize {
         let mut freed = 0;
         while !discard.is_null() {
-            // SAFETY: slabs on the local discard chain are empty and unlisted.
+            // SAFETY: caller contract.
             unsafe {
                 let next = (*discard).next;
-                // A slab kept because a free object in it was corrupted is not freed.
                 if self.discard_slab(discard) {
                     freed += 1;
                 }
@@ -355,9 +365,26 @@ impl<P: Platform> KmemCache<P> {
             }
         }
         if freed != 0 {
-            self.stat_add(Stat::FreeSlab, freed);
+            self.stat_add(Stat::FreeSlab, freed as u64);
         }
-        result
+        freed
+    }
+
+    /// Calls `f` on every slab of every node's partial and full lists, with the node's lock
+    /// held (`f` must not allocate from or free to this cache).
+    pub(crate) fn for_each_slab(&self, mut f: impl FnMut(&Slab)) {
+        for node in self.nodes.iter() {
+            let n = node.list_lock.lock();
+            for list in [&n.partial, &n.full] {
+                let mut s = list.first();
+                while !s.is_null() {
+                    // SAFETY: `s` is on a list of this node, whose lock is held.
+                    let slab = unsafe { &*s };
+                    f(slab);
+                    s = slab.next;
+                }
+            }
+        }
     }
 
     /// Gives back every empty slab of every node (the slab part of `kmem_cache_shrink`).
@@ -383,19 +410,8 @@ impl<P: Platform> KmemCache<P> {
                     }
                 }
             }
-            while !discard.is_null() {
-                // SAFETY: the slabs on the discard chain are empty and unlisted.
-                unsafe {
-                    let next = (*discard).next;
-                    if self.discard_slab(discard) {
-                        freed += 1;
-                    }
-                    discard = next;
-                }
-            }
-        }
-        if freed != 0 {
-            self.stat_add(Stat::FreeSlab, freed as u64);
+            // SAFETY: the chain holds empty slabs taken off their list above.
+            freed += unsafe { self.discard_chain(discard) };
         }
         freed
     }
@@ -403,35 +419,22 @@ impl<P: Platform> KmemCache<P> {
     /// Addresses of every object still allocated, slab by slab (for `kmem_cache_destroy`).
     pub(crate) fn allocated_objects(&self) -> Vec<usize> {
         let mut live = Vec::new();
-        for node in self.nodes.iter() {
-            let n = node.list_lock.lock();
-            for list in [&n.partial, &n.full] {
-                let mut s = list.first();
-                while !s.is_null() {
-                    // SAFETY: `s` is on a locked list of this node.
-                    let slab = unsafe { &*s };
-                    let mut free = alloc::vec![false; slab.objects as usize];
-                    let fp = self.free_pointer();
-                    for f in slab.freelist_iter(fp) {
-                        if !slab.is_object(fp, f as usize) {
-                            break;
-                        }
-                        let first = slab.base as usize + self.layout.red_left_pad;
-                        free[(f as usize - first) / self.layout.size] = true;
-                    }
-                    for (i, is_free) in free.iter().enumerate() {
-                        if !is_free {
-                            live.push(
-                                slab.base as usize
-                                    + self.layout.red_left_pad
-                                    + i * self.layout.size,
-                            );
-                        }
-                    }
-                    s = slab.next;
+        let fp = self.free_pointer();
+        let first = |slab: &Slab| slab.base as usize + self.layout.red_left_pad;
+        self.for_each_slab(|slab| {
+            let mut free = alloc::vec![false; slab.objects as usize];
+            for f in slab.freelist_iter(fp) {
+                if !slab.is_object(fp, f as usize) {
+                    break;
+                }
+                free[(f as usize - first(slab)) / self.layout.size] = true;
+            }
+            for (i, is_free) in free.iter().enumerate() {
+                if !is_free {
+                    live.push(first(slab) + i * self.layout.size);
                 }
             }
-        }
+        });
         live
     }
 

@@ -28,20 +28,22 @@ pub fn no_merge() -> SlabFlags {
     SlabFlags::SLAB_NO_MERGE
 }
 
+/// A platform, its CPU 0 and an allocator booted with `options` (the kernel's boot options).
+pub fn with_options(
+    options: slab::SlabOptions,
+) -> (HostPlatform, CpuRegistration, SlabAllocator<HostPlatform>) {
+    let platform = HostPlatform::new(HostConfig::default());
+    let cpu = platform.register_cpu();
+    let a = SlabAllocator::with_options(platform.clone(), options).unwrap();
+    (platform, cpu, a)
+}
+
 /// A platform, its CPU 0 and an allocator booted with `slub_debug` set to `debug`.
 pub fn slub_debug(
     debug: SlabFlags,
-) -> (
-    slab::host::HostPlatform,
-    slab::host::CpuRegistration,
-    slab::SlabAllocator<slab::host::HostPlatform>,
-) {
-    let platform = HostPlatform::new(slab::host::HostConfig::default());
-    let cpu = platform.register_cpu();
-    let options = slab::SlabOptions {
+) -> (HostPlatform, CpuRegistration, SlabAllocator<HostPlatform>) {
+    with_options(slab::SlabOptions {
         debug,
         ..Default::default()
-    };
-    let a = slab::SlabAllocator::with_options(platform.clone(), options).unwrap();
-    (platform, cpu, a)
+    })
 }
