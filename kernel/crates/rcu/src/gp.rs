@@ -25,10 +25,10 @@
 //! old object), so the callback may free it.
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::Callback;
+use crate::cblist::{CbList, VecList};
 use crate::seq::{
     rcu_seq_completed, rcu_seq_done, rcu_seq_end, rcu_seq_snap, rcu_seq_start, rcu_seq_state,
 };
@@ -52,37 +52,49 @@ struct GpState {
 /// One CPU's data (Linux's `rcu_data`), on its own cache line: the QS flag is read on every
 /// context switch of its CPU and must not share a line with another CPU's.
 #[repr(align(64))]
-struct PerCpu {
+struct PerCpu<L> {
     /// Mirror of this CPU's bit of `GpState::qsmask`, readable without the lock: does this CPU
     /// owe a QS? (Linux's `rcu_data::core_needs_qs`.)
     qs_needed: AtomicBool,
     /// Queued callbacks with the `gp_seq` value each waits for, oldest first; the snapshots
     /// never decrease along the list.
-    cblist: Mutex<VecDeque<(u64, Callback)>>,
+    cblist: Mutex<L>,
 }
 
-/// Classic RCU for up to [`MAX_CPUS`] CPUs: grace-period detection and per-CPU callback lists.
+/// Classic RCU for up to [`MAX_CPUS`] CPUs: grace-period detection and per-CPU callback lists
+/// of type `L` ([`VecList`] of boxed closures by default; see [`crate::cblist`]).
 ///
 /// See the [crate documentation](crate) for how a kernel uses it. Every method takes the CPU
 /// it acts for and panics if that number is not below the `nr_cpus` given to [`Rcu::new`].
-pub struct Rcu {
+pub struct Rcu<L: CbList = VecList<Callback>> {
     /// The grace-period sequence number (see [`crate::seq`]), for lock-free readers: a copy
     /// of `GpState::gp_seq`, stored (never loaded) under `state`.
     gp_seq: AtomicU64,
     /// Online and QS masks, GP requests.
     state: Mutex<GpState>,
     /// Per-CPU flags and callback lists, indexed by CPU number.
-    cpus: Box<[PerCpu]>,
+    cpus: Box<[PerCpu<L>]>,
 }
 
 impl Rcu {
     /// Creates the RCU state for CPUs `0..nr_cpus`, all offline, no GP in progress
-    /// (`gp_seq == 0`).
+    /// (`gp_seq == 0`), with lists of boxed closures ([`VecList`]).
     ///
     /// # Panics
     ///
     /// If `nr_cpus` is 0 or above [`MAX_CPUS`].
     pub fn new(nr_cpus: usize) -> Self {
+        Self::with_lists(nr_cpus)
+    }
+}
+
+impl<L: CbList + Default> Rcu<L> {
+    /// Like [`Rcu::new`], with callback lists of type `L` (the kernel's intrusive list).
+    ///
+    /// # Panics
+    ///
+    /// If `nr_cpus` is 0 or above [`MAX_CPUS`].
+    pub fn with_lists(nr_cpus: usize) -> Self {
         assert!(
             (1..=MAX_CPUS).contains(&nr_cpus),
             "rcu: {nr_cpus} CPUs (1 to {MAX_CPUS} supported)"
@@ -90,7 +102,7 @@ impl Rcu {
         let cpus = (0..nr_cpus)
             .map(|_| PerCpu {
                 qs_needed: AtomicBool::new(false),
-                cblist: Mutex::new(VecDeque::new()),
+                cblist: Mutex::new(L::default()),
             })
             .collect();
         Self {
@@ -104,7 +116,9 @@ impl Rcu {
             cpus,
         }
     }
+}
 
+impl<L: CbList> Rcu<L> {
     /// The number of CPUs this instance was created for.
     pub fn nr_cpus(&self) -> usize {
         self.cpus.len()
@@ -137,12 +151,14 @@ impl Rcu {
     /// is in progress; otherwise the GP in progress, when it ends, starts the next one.
     ///
     /// Any CPU may queue on any CPU's list (`rcu_barrier` queues one callback on each).
-    pub fn call_rcu(&self, cpu: usize, cb: Callback) {
+    /// Never allocates unless the list type does ([`VecList`] may; the kernel's intrusive list
+    /// does not).
+    pub fn call_rcu(&self, cpu: usize, cb: L::Cb) {
         let pcpu = &self.cpus[cpu];
         let mut state = self.state.lock();
         // Under `state`, the counter cannot move: the snapshot is exact.
         let snap = rcu_seq_snap(state.gp_seq);
-        pcpu.cblist.lock().push_back((snap, cb));
+        pcpu.cblist.lock().push(snap, cb);
         if state.gp_seq_needed < snap {
             state.gp_seq_needed = snap;
         }
@@ -192,25 +208,30 @@ impl Rcu {
 
     /// Does `cpu`'s list hold a callback whose grace period has elapsed?
     pub fn has_ready_callbacks(&self, cpu: usize) -> bool {
-        let list = self.cpus[cpu].cblist.lock();
-        let seq = self.gp_seq();
-        list.front()
-            .is_some_and(|&(snap, _)| rcu_seq_done(seq, snap))
+        self.ready_callbacks(cpu) > 0
     }
 
     /// The number of ready callbacks on `cpu`'s list (those [`Rcu::take_ready_callbacks`]
     /// would return now).
     pub fn ready_callbacks(&self, cpu: usize) -> usize {
-        let list = self.cpus[cpu].cblist.lock();
-        Self::ready_prefix(&list, self.gp_seq())
+        self.cpus[cpu].cblist.lock().ready_len(self.gp_seq())
     }
 
-    /// Removes the ready callbacks from `cpu`'s list and returns them, oldest first. The
-    /// caller runs them in that order, outside any lock.
-    pub fn take_ready_callbacks(&self, cpu: usize) -> Vec<Callback> {
+    /// Removes the oldest callback of `cpu`'s list if it is ready. The caller runs it outside
+    /// any lock; calling this until it returns `None` runs the ready callbacks in order,
+    /// without allocating (Linux's `rcu_do_batch` takes them one by one too).
+    pub fn pop_ready_callback(&self, cpu: usize) -> Option<L::Cb> {
+        let gp_seq = self.gp_seq();
+        self.cpus[cpu].cblist.lock().pop_ready(gp_seq)
+    }
+
+    /// Removes the ready callbacks from `cpu`'s list and returns them, oldest first (the
+    /// returned `Vec` allocates: the kernel uses [`Rcu::pop_ready_callback`]). The caller runs
+    /// them in that order, outside any lock.
+    pub fn take_ready_callbacks(&self, cpu: usize) -> Vec<L::Cb> {
+        let gp_seq = self.gp_seq();
         let mut list = self.cpus[cpu].cblist.lock();
-        let ready = Self::ready_prefix(&list, self.gp_seq());
-        list.drain(..ready).map(|(_, cb)| cb).collect()
+        core::iter::from_fn(|| list.pop_ready(gp_seq)).collect()
     }
 
     /// The number of callbacks queued on `cpu`'s list, ready or not.
@@ -222,12 +243,6 @@ impl Rcu {
     fn bit(&self, cpu: usize) -> u64 {
         assert!(cpu < self.cpus.len(), "rcu: no CPU {cpu}");
         1 << cpu
-    }
-
-    /// How many callbacks at the head of `list` are ready when the counter reads `seq`. The
-    /// list is sorted by snapshot, so the ready ones are a prefix.
-    fn ready_prefix(list: &VecDeque<(u64, Callback)>, seq: u64) -> usize {
-        list.partition_point(|&(snap, _)| rcu_seq_done(seq, snap))
     }
 
     /// Starts GPs while callbacks need one and none is in progress. A GP with no CPU online

@@ -58,8 +58,12 @@
 //!   was not in a read section). When the CPU owes nothing this is one relaxed load and a
 //!   return, so it is fine on every context switch.
 //! - Run callbacks from a per-CPU kernel thread or softirq: when [`Rcu::has_ready_callbacks`]
-//!   (checked, say, at the tick), wake it; it calls [`Rcu::take_ready_callbacks`] and runs them,
-//!   in order, outside any lock, with interrupts enabled.
+//!   (checked, say, at the tick), wake it; it calls [`Rcu::pop_ready_callback`] until it
+//!   returns `None` and runs each callback, in order, outside any lock, with interrupts enabled.
+//! - Choose the callback lists ([`cblist`]): [`Rcu::new`] keeps boxed closures in a
+//!   [`cblist::VecList`]; a kernel that must queue callbacks without allocating (Linux's
+//!   `call_rcu` never allocates) implements [`cblist::CbList`] over `rcu_head`s embedded in its
+//!   objects and creates the state with [`Rcu::with_lists`].
 //! - `synchronize_rcu()`: `call_rcu` a callback that signals a completion, then sleep on it.
 //! - `rcu_barrier()` (wait until every callback queued so far has run): queue one callback on
 //!   each CPU's list (each list is FIFO, so it runs after everything queued there before) and
@@ -93,6 +97,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod cblist;
 mod gp;
 #[cfg(all(test, loom))]
 mod loom_tests;
