@@ -18,7 +18,6 @@
 //! any lock a thread may take. [`rcu_barrier`] queues one callback on every CPU and waits for
 //! all of them: since each CPU runs its list in order, every callback queued before has run.
 
-use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -26,7 +25,7 @@ use rcu::Rcu;
 use spin::Once;
 
 use kcore::cpu::MAX_CPUS;
-use kcore::sync::rcu::{Callback, RcuBackend};
+use kcore::sync::rcu::{HeadList, RcuBackend, RcuCallback};
 pub use kcore::sync::rcu::{
     RcuReadGuard, call_rcu, call_rcu_boxed, rcu_barrier, read_lock, synchronize_rcu,
 };
@@ -37,7 +36,7 @@ const _: () = assert!(MAX_CPUS <= rcu::MAX_CPUS);
 
 /// The grace-period machine, and each CPU's callback thread's wait queue.
 struct State {
-    rcu: Rcu,
+    rcu: Rcu<HeadList>,
     callback_waiters: [WaitQueue; MAX_CPUS],
 }
 
@@ -50,7 +49,7 @@ fn state() -> &'static State {
 /// Sets RCU up (once memory is up, before the first CPU is marked online).
 pub fn init() {
     STATE.call_once(|| State {
-        rcu: Rcu::new(MAX_CPUS),
+        rcu: Rcu::with_lists(MAX_CPUS),
         callback_waiters: [const { WaitQueue::new() }; MAX_CPUS],
     });
     kcore::sync::rcu::set_backend(&Backend);
@@ -79,14 +78,11 @@ pub fn start_callback_threads() {
 fn callback_thread(cpu: usize) -> ! {
     let s = state();
     loop {
-        let ready = s.callback_waiters[cpu].wait_until(|| {
+        let cb = s.callback_waiters[cpu].wait_until(|| {
             let _irq = IrqSave::new();
-            let cbs = s.rcu.take_ready_callbacks(cpu);
-            (!cbs.is_empty()).then_some(cbs)
+            s.rcu.pop_ready_callback(cpu)
         });
-        for cb in ready {
-            cb();
-        }
+        cb.run();
     }
 }
 
@@ -94,7 +90,7 @@ fn callback_thread(cpu: usize) -> ! {
 struct Backend;
 
 impl RcuBackend for Backend {
-    fn call_rcu(&self, cb: Callback) {
+    fn call_rcu(&self, cb: RcuCallback) {
         let _irq = IrqSave::new();
         state().rcu.call_rcu(kcore::cpu::current_id(), cb);
     }
@@ -112,9 +108,8 @@ fn rcu_barrier_all() {
             let done = Arc::new(Completion::new());
             let signal = done.clone();
             let _irq = IrqSave::new();
-            state()
-                .rcu
-                .call_rcu(cpu.id, Box::new(move || signal.complete()));
+            let cb = RcuCallback::from_closure(move || signal.complete());
+            state().rcu.call_rcu(cpu.id, cb);
             done
         })
         .collect();

@@ -5,10 +5,12 @@
 //! - [`storm`]: a checked kmalloc/kfree storm on every CPU (the shell's `kmalloc-test`);
 //! - [`bench`]: kmalloc against `linked_list_allocator`, and the fast path in cycles (the
 //!   shell's `slabbench`);
+//! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
 
 pub mod bench;
+mod rcu;
 mod slab;
 pub mod storm;
 

@@ -1,0 +1,140 @@
+//! RCU's interface: the read side, and the calls that wait for a grace period.
+//!
+//! Readers run between [`read_lock`] and the drop of its guard, with preemption disabled (Linux's
+//! non-preemptible RCU): that part is a core primitive, like a lock. Detecting grace periods
+//! (quiescent states at context switches and ticks, callback threads) is a service: the
+//! services' `rcu` module registers itself as the [`RcuBackend`] at start-up, and
+//! [`call_rcu_head`], [`synchronize_rcu`] and [`rcu_barrier`] go to it. Before a backend is set no
+//! CPU is online and nobody can be reading, so a callback runs at once.
+//!
+//! The primitive is Linux's: [`call_rcu_head`] queues an [`RcuHead`] embedded in the object
+//! to free, and never allocates. [`call_rcu`] (a closure) and [`call_rcu_boxed`] are
+//! conveniences on top that box the closure with its head (one allocation).
+
+mod head;
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::ptr::NonNull;
+
+pub use head::{HeadList, RcuCallback, RcuFunc, RcuHead};
+
+use crate::Hook;
+use crate::cpu::PreemptGuard;
+use crate::sync::Completion;
+
+/// A boxed callback to run after a grace period (see [`call_rcu_boxed`]).
+pub type Callback = Box<dyn FnOnce() + Send>;
+
+/// The grace-period machinery behind [`call_rcu_head`] and [`rcu_barrier`] (the services'
+/// `rcu`).
+pub trait RcuBackend: Sync {
+    /// Queues `cb` to run in process context after a grace period. Must not allocate.
+    fn call_rcu(&self, cb: RcuCallback);
+    /// Waits until every callback queued so far, on any CPU, has run. Sleeps.
+    fn rcu_barrier(&self);
+}
+
+static BACKEND: Hook<&'static dyn RcuBackend> = Hook::new();
+
+/// Registers the grace-period machinery (once, before the first CPU is marked online).
+/// Returns `false` if one was registered already.
+pub fn set_backend(backend: &'static dyn RcuBackend) -> bool {
+    BACKEND.set(backend)
+}
+
+/// A read-side critical section: preemption stays off until the guard is dropped.
+pub struct RcuReadGuard {
+    _preempt: PreemptGuard,
+}
+
+/// Enters a read-side critical section (`rcu_read_lock`); leaving it is dropping the guard
+/// (`rcu_read_unlock`). The section must not sleep.
+pub fn read_lock() -> RcuReadGuard {
+    RcuReadGuard {
+        _preempt: PreemptGuard::new(),
+    }
+}
+
+/// Queues `head` so that `func(head)` runs in process context after a grace period: after
+/// every read-side section that may have begun before this call has ended (Linux's
+/// `call_rcu(head, func)`). Never allocates.
+///
+/// # Safety
+/// `head` must stay valid, and untouched by anyone else, until `func` runs, and calling
+/// `func(head)` then, on any CPU in process context, must be sound. Typically `head` is
+/// embedded in an object nobody will use after the grace period, and `func` frees the object.
+pub unsafe fn call_rcu_head(head: NonNull<RcuHead>, func: RcuFunc) {
+    // SAFETY: forwarded contract.
+    let cb = unsafe { RcuCallback::new(head, func) };
+    match BACKEND.get() {
+        Some(backend) => backend.call_rcu(cb),
+        // Before RCU is set up no CPU is online, so nobody can be reading: run it now.
+        None => cb.run(),
+    }
+}
+
+/// A closure boxed together with the head that queues it.
+#[repr(C)]
+struct Closure<F> {
+    /// First, so that the head's address is the box's.
+    head: RcuHead,
+    f: F,
+}
+
+/// The [`RcuFunc`] of a [`Closure`]: takes the box back and calls the closure.
+///
+/// # Safety
+/// `head` is the head of a leaked `Box<Closure<F>>` (see [`call_rcu`]).
+unsafe fn run_closure<F: FnOnce()>(head: NonNull<RcuHead>) {
+    // SAFETY: `Closure` is `repr(C)` with the head first, and the box was leaked by `call_rcu`
+    // and is taken back exactly once, here.
+    let closure = unsafe { Box::from_raw(head.as_ptr().cast::<Closure<F>>()) };
+    (closure.f)();
+}
+
+/// Runs `f` in process context after a grace period (`call_rcu` with a closure). A
+/// convenience over [`call_rcu_head`]: it allocates the closure's box (with its head).
+pub fn call_rcu<F: FnOnce() + Send + 'static>(f: F) {
+    let cb = RcuCallback::from_closure(f);
+    match BACKEND.get() {
+        Some(backend) => backend.call_rcu(cb),
+        None => cb.run(),
+    }
+}
+
+impl RcuCallback {
+    /// A callback that runs `f`, boxed with its head (one allocation): for callers that queue
+    /// on a list of their choice (the services' `rcu_barrier` queues one on every CPU).
+    pub fn from_closure<F: FnOnce() + Send + 'static>(f: F) -> Self {
+        let closure = Box::new(Closure {
+            head: RcuHead::new(),
+            f,
+        });
+        let head = NonNull::from(Box::leak(closure)).cast::<RcuHead>();
+        // SAFETY: the head is inside a leaked box that only `run_closure` takes back, when the
+        // callback runs; the closure is `Send + 'static`, so running it later on any CPU is
+        // sound.
+        unsafe { RcuCallback::new(head, run_closure::<F>) }
+    }
+}
+
+/// [`call_rcu`] for a callback already boxed (the slab allocator's platform).
+pub fn call_rcu_boxed(cb: Callback) {
+    call_rcu(cb);
+}
+
+/// Waits for a grace period (`synchronize_rcu`). Sleeps: process context only.
+pub fn synchronize_rcu() {
+    let done = Arc::new(Completion::new());
+    let signal = done.clone();
+    call_rcu(move || signal.complete());
+    done.wait();
+}
+
+/// Waits until every callback queued so far, on any CPU, has run (`rcu_barrier`). Sleeps.
+pub fn rcu_barrier() {
+    if let Some(backend) = BACKEND.get() {
+        backend.rcu_barrier();
+    }
+}
