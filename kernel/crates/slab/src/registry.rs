@@ -426,6 +426,20 @@ impl<P: Platform> SlabAllocator<P> {
         Ok(())
     }
 
+    /// Waits until every object freed with `kfree_rcu` before the call is back in its cache
+    /// (`kvfree_rcu_barrier`): every cache hands in every CPU's partly filled `rcu_free` sheaf
+    /// ([`KmemCache::flush_rcu_sheaves`]), then [`Platform::rcu_barrier`] waits for all the
+    /// callbacks queued so far, those sheaves' included. Sleeps: process context only.
+    ///
+    /// Unlike [`Platform::rcu_barrier`] alone, this also covers objects still collecting in a
+    /// sheaf that is not full yet, which no callback would otherwise ever be queued for.
+    pub fn kvfree_rcu_barrier(&self) {
+        for (cache, _) in self.caches() {
+            cache.flush_rcu_sheaves();
+        }
+        self.platform.rcu_barrier();
+    }
+
     /// Number of caches on the list (aliases not counted).
     pub fn nr_caches(&self) -> usize {
         self.slab_mutex.lock().len()

@@ -192,3 +192,53 @@ fn shrink_hands_a_partly_filled_rcu_free_sheaf_to_rcu() {
     // SAFETY: no other user; nothing is allocated.
     unsafe { a.kmem_cache_destroy(c) }.expect("no object remains");
 }
+
+#[test]
+fn kvfree_rcu_barrier_returns_only_when_every_earlier_object_is_back() {
+    let (p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("kvfree-barrier", 64, args(), no_merge())
+        .unwrap();
+    let k8 = a.kmalloc_cache(8).unwrap();
+    let (before, k8_before) = (c.slabinfo(), k8.slabinfo());
+    // Two full `rcu_free` sheaves and a partly filled one, and 13 kmalloc-8 objects.
+    let n = 2 * c.sheaf_capacity() + 5;
+    for _ in 0..n {
+        let o = c.alloc(Gfp::KERNEL).unwrap();
+        // SAFETY: ours, not used afterwards.
+        unsafe { c.free_rcu(o) };
+    }
+    for _ in 0..13 {
+        let o = a.kmalloc(8, Gfp::KERNEL).unwrap();
+        // SAFETY: ours, not used afterwards.
+        unsafe { a.kfree_rcu(o.as_ptr()) }.unwrap();
+    }
+    assert_eq!(p.rcu_callbacks_pending(), 2, "the two full sheaves");
+    a.kvfree_rcu_barrier();
+    assert_eq!(
+        p.rcu_callbacks_pending(),
+        0,
+        "the barrier waited for every callback"
+    );
+    // Nothing is left in an `rcu_free` sheaf: the shrinks below hand nothing to RCU and find
+    // every object free, so every slab goes.
+    c.shrink();
+    k8.shrink();
+    assert_eq!(
+        p.rcu_callbacks_pending(),
+        0,
+        "no partly filled sheaf was left behind"
+    );
+    assert_eq!(
+        c.slabinfo(),
+        before,
+        "every object is back, its slabs freed"
+    );
+    assert_eq!(
+        k8.slabinfo().active_objs,
+        k8_before.active_objs,
+        "the kmalloc-8 objects are back too"
+    );
+    // SAFETY: no other user; nothing is allocated.
+    unsafe { a.kmem_cache_destroy(c) }.expect("no object remains");
+}

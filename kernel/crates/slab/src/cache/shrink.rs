@@ -27,27 +27,51 @@ impl<P: Platform> KmemCache<P> {
     /// later shrink can free the slabs they were keeping. This shrink does not wait for it.
     #[doc(alias = "kmem_cache_shrink")]
     pub fn shrink(&self) -> usize {
-        let flush_local = || {
+        self.on_each_cpu(&|| {
             let rcu_free = {
                 let pin = Pinned::new(&self.platform);
                 let mut pcs = self.pcs(pin.on_cpu());
                 self.pcs_flush(&mut pcs, false);
                 pcs.rcu_free.take()
             };
-            // Unpinned: RCU may allocate (see `free_rcu_object`).
-            if let Some(sheaf) = rcu_free {
-                self.submit_rcu_sheaf(sheaf);
-            }
-        };
-        if !self.platform.on_each_cpu(&flush_local) {
-            flush_local();
-        }
+            self.submit_partial_rcu_sheaf(rcu_free);
+        });
         self.barns_shrink();
         let freed = self.discard_empty_slabs();
         if let Some(sc) = &self.sheaf_cache {
             sc.discard_empty_slabs();
         }
         freed
+    }
+
+    /// Hands every CPU's partly filled `rcu_free` sheaf to RCU, as a full one is (the cache's
+    /// part of `kvfree_rcu_barrier`, Linux's `flush_all_rcu_sheaves`): after the next grace
+    /// period every object freed with `kfree_rcu` before this call is back in the cache. Does
+    /// not wait (the allocator's [`crate::SlabAllocator::kvfree_rcu_barrier`] does).
+    pub fn flush_rcu_sheaves(&self) {
+        self.on_each_cpu(&|| {
+            let rcu_free = {
+                let pin = Pinned::new(&self.platform);
+                self.pcs(pin.on_cpu()).rcu_free.take()
+            };
+            self.submit_partial_rcu_sheaf(rcu_free);
+        });
+    }
+
+    /// Hands a partly filled `rcu_free` sheaf taken off its CPU to RCU (unpinned: RCU may
+    /// allocate, see `free_rcu_object`).
+    fn submit_partial_rcu_sheaf(&self, sheaf: Option<crate::sheaf::SheafBox>) {
+        if let Some(sheaf) = sheaf {
+            self.submit_rcu_sheaf(sheaf);
+        }
+    }
+
+    /// Runs `f` on every CPU, each on its CPU ([`Platform::on_each_cpu`]), or only on the
+    /// calling CPU where the platform cannot run code on the others (the host).
+    fn on_each_cpu(&self, f: &(dyn Fn() + Sync)) {
+        if !self.platform.on_each_cpu(f) {
+            f();
+        }
     }
 
     /// Flushes everything and checks for leftovers (`__kmem_cache_shutdown`). `Err` lists the

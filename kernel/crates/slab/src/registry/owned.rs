@@ -110,7 +110,8 @@ impl<P: Platform> SlabAllocator<P> {
     /// it is still in use; references to the cache obtained otherwise
     /// ([`Self::find_cache`], [`Self::caches`], [`KmemCacheHandle::as_ref_unchecked`]) must not
     /// be used during the call, nor after `Ok(())` (the cache is freed then), and no object of
-    /// the cache may be freed during the call.
+    /// the cache may be freed during the call; [`SlabAllocator::kvfree_rcu_barrier`] (which
+    /// visits every cache) may not run during the call either.
     pub unsafe fn kmem_cache_destroy<'a>(
         &'a self,
         cache: KmemCacheHandle<'a, P>,
