@@ -23,6 +23,7 @@ use x86_64::VirtAddr;
 use super::PAGE_SIZE;
 use super::layout::SLAB_META;
 use crate::sync::IrqSave;
+use crate::sync::rcu::{RcuHead, call_rcu_head};
 
 /// Start of the sparse array of slab descriptors ([`SLAB_META`] in the address map).
 const SLAB_META_START: u64 = SLAB_META.start;
@@ -187,6 +188,58 @@ pub fn init(options: SlabOptions) {
 /// The slab allocator (after [`init`]).
 pub fn slab() -> &'static SlabAllocator<KernelPlatform> {
     SLAB.get().expect("kmalloc::init has run")
+}
+
+/// Frees `ptr`, a slab object or kmalloc'ed block with an [`RcuHead`] embedded at `head`, after
+/// an RCU grace period, without allocating (Linux's `kvfree_call_rcu(head, ptr)`, what
+/// `kfree_rcu(ptr, field)` expands to; see [`crate::kfree_rcu!`]). Objects of caches with
+/// sheaves go through their CPU's `rcu_free` sheaf as `kfree_rcu` does; anything else (a large
+/// block, a debug cache, no memory for a sheaf) is queued on its own head, and the callback
+/// finds the object around the head and frees it.
+///
+/// # Safety
+/// `ptr` starts a live object of this allocator that its owner gives up (only RCU readers may
+/// still use it), and `head` lies inside that object and is used for nothing else until the
+/// object is freed.
+pub unsafe fn kvfree_call_rcu(head: NonNull<RcuHead>, ptr: NonNull<u8>) {
+    // SAFETY: forwarded contract; on `Err` the object is still ours.
+    if let Err(ptr) = unsafe { slab().kvfree_rcu_sheaf(ptr) } {
+        debug_assert_eq!(slab().object_start(head.as_ptr() as usize), Some(ptr));
+        // SAFETY: the head is inside the object, which nobody uses until the callback frees
+        // it; `kvfree_head` finds the object from the head.
+        unsafe { call_rcu_head(head, kvfree_head) };
+    }
+}
+
+/// The callback of [`kvfree_call_rcu`]'s own-head path: frees the object around `head`.
+///
+/// # Safety
+/// `head` was queued by [`kvfree_call_rcu`]: it lies inside a live object given up for freeing.
+unsafe fn kvfree_head(head: NonNull<RcuHead>) {
+    match slab().object_start(head.as_ptr() as usize) {
+        Some(obj) => {
+            // SAFETY: the object around the head was given up by `kvfree_call_rcu`'s caller.
+            if let Err(report) = unsafe { slab().kfree(obj.as_ptr()) } {
+                log::error!("kvfree_call_rcu: {report}");
+            }
+        }
+        None => log::error!("kvfree_call_rcu: {:p} is in no object", head),
+    }
+}
+
+/// Frees the object `$ptr` (a raw pointer to a structure with an [`RcuHead`] field `$field`)
+/// after an RCU grace period, without allocating: Linux's `kfree_rcu(ptr, field)`.
+///
+/// It must be used in an `unsafe` block: see [`kvfree_call_rcu`]'s contract.
+#[macro_export]
+macro_rules! kfree_rcu {
+    ($ptr:expr, $field:ident) => {{
+        let ptr = $ptr;
+        $crate::memory::kmalloc::kvfree_call_rcu(
+            ::core::ptr::NonNull::from(&(*ptr).$field),
+            ::core::ptr::NonNull::new(ptr.cast::<u8>()).expect("kfree_rcu of a null pointer"),
+        )
+    }};
 }
 
 /// `kmalloc` for a Rust layout: the size class must also satisfy the alignment.

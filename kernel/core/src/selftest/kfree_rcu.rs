@@ -77,3 +77,54 @@ fn kfree_rcu_of_100000_objects_from_every_cpu_frees_them_all() {
     // SAFETY: as above.
     unsafe { slab().kmem_cache_destroy(handle) }.expect("empty cache");
 }
+
+/// A structure with an embedded `rcu_head`, as `kfree_rcu(ptr, rcu)` wants.
+#[repr(C)]
+struct Node {
+    value: u64,
+    rcu: crate::sync::rcu::RcuHead,
+}
+
+/// Allocates a [`Node`] from `cache` (whose objects must be at least that large).
+fn new_node(cache: &slab::KmemCache<crate::memory::kmalloc::KernelPlatform>) -> *mut Node {
+    let p = cache.alloc(Gfp::KERNEL).expect("memory").cast::<Node>();
+    // SAFETY: a fresh object of at least `size_of::<Node>()` bytes, suitably aligned.
+    unsafe {
+        p.as_ptr().write(Node {
+            value: 0x5eaf,
+            rcu: crate::sync::rcu::RcuHead::new(),
+        })
+    };
+    p.as_ptr()
+}
+
+#[crate::ktest]
+fn kfree_rcu_with_an_embedded_head_frees_through_sheaves_or_its_own_head() {
+    // A plain cache (its objects go through the `rcu_free` sheaves) and a debug one (no
+    // sheaves: each object is queued on its own head, with no allocation).
+    for (name, flags) in [
+        ("ktest-kfree-rcu-head", SlabFlags::SLAB_NO_MERGE),
+        ("ktest-kfree-rcu-head-dbg", SlabFlags::SLAB_DEBUG_FLAGS),
+    ] {
+        let cache = slab()
+            .kmem_cache_create(
+                name,
+                core::mem::size_of::<Node>(),
+                KmemCacheArgs::default(),
+                flags,
+            )
+            .expect("cache");
+        let baseline = cache.slabinfo();
+        for _ in 0..100 {
+            let node = new_node(&cache);
+            // SAFETY: the node is ours and nobody uses it afterwards; its `rcu` field is free.
+            unsafe { crate::kfree_rcu!(node, rcu) };
+        }
+        slab().kvfree_rcu_barrier();
+        cache.shrink();
+        assert_eq!(cache.slabinfo(), baseline, "{name}: every node was freed");
+        assert_eq!(cache.reports().1, 0, "{name}: no report");
+        // SAFETY: nothing of the cache is live.
+        unsafe { slab().kmem_cache_destroy(cache) }.expect("empty cache");
+    }
+}

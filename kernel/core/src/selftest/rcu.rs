@@ -12,7 +12,7 @@ use crate::memory::page_alloc;
 use crate::sync::rcu::{RcuHead, call_rcu_head};
 
 #[crate::ktest]
-fn call_rcu_with_an_embedded_head_works_after_memory_is_exhausted() {
+fn call_rcu_and_kfree_rcu_with_an_embedded_head_work_after_memory_is_exhausted() {
     static HEAD: RcuHead = RcuHead::new();
     static RAN: AtomicBool = AtomicBool::new(false);
     /// The callback: records that it ran.
@@ -22,6 +22,16 @@ fn call_rcu_with_an_embedded_head_works_after_memory_is_exhausted() {
     unsafe fn done(_: NonNull<RcuHead>) {
         RAN.store(true, Ordering::Release);
     }
+    // An object of a cache without sheaves: `kfree_rcu` must queue it on its own head.
+    let debug = slab()
+        .kmem_cache_create(
+            "ktest-oom-kfree-rcu",
+            32,
+            slab::KmemCacheArgs::default(),
+            slab::SlabFlags::SLAB_DEBUG_FLAGS,
+        )
+        .expect("cache");
+    let obj = debug.alloc(Gfp::KERNEL).expect("memory");
     // Take every page, largest blocks first (the list of them is allocated beforehand).
     let total = page_alloc::stats().total as usize;
     let mut taken = Vec::with_capacity(total);
@@ -50,11 +60,13 @@ fn call_rcu_with_an_embedded_head_works_after_memory_is_exhausted() {
     );
     // SAFETY: the head is a static nobody else uses, and `done` may run at any time.
     unsafe { call_rcu_head(NonNull::from(&HEAD), done) };
+    // SAFETY: ours; the head is the object's first 16 bytes, used for nothing else.
+    unsafe { crate::memory::kmalloc::kvfree_call_rcu(obj.cast::<RcuHead>(), obj) };
     let deadline = crate::time::uptime_us() + 10_000_000;
-    while !RAN.load(Ordering::Acquire) {
+    while !RAN.load(Ordering::Acquire) || debug.slabinfo().active_objs != 0 {
         assert!(
             crate::time::uptime_us() < deadline,
-            "the callback did not run within 10 s"
+            "the callbacks did not run within 10 s"
         );
         crate::sched::yield_now();
     }
@@ -66,4 +78,6 @@ fn call_rcu_with_an_embedded_head_works_after_memory_is_exhausted() {
         // SAFETY: allocated above, never used.
         unsafe { page_alloc::free_pages(block, order) }.expect("give back");
     }
+    // SAFETY: nothing of the cache is live any more.
+    unsafe { slab().kmem_cache_destroy(debug) }.expect("the object was freed");
 }

@@ -605,6 +605,19 @@ impl<P: Platform> KmemCache<P> {
         self.free_rcu_object(unsafe { FreeObject::new(obj) });
     }
 
+    /// [`KmemCache::free_rcu`] through the `rcu_free` sheaves only: `Err(obj)`, the object
+    /// untouched and still the caller's, when no sheaf can take it (see
+    /// [`crate::SlabAllocator::kvfree_rcu_sheaf`]).
+    ///
+    /// # Safety
+    /// As for [`KmemCache::free_rcu`] when it returns `Ok`.
+    pub unsafe fn free_rcu_sheaf(&self, obj: NonNull<u8>) -> Result<(), NonNull<u8>> {
+        // SAFETY: the caller gives the object up (contract); on `Err` it is given back.
+        let obj = unsafe { FreeObject::new(obj) };
+        self.free_rcu_to_sheaf(obj)
+            .map_err(FreeObject::into_allocated)
+    }
+
     /// The cache's name (the first name it was created with).
     pub fn name(&self) -> &'static str {
         self.name
@@ -678,6 +691,8 @@ impl<P: Platform> KmemCache<P> {
     }
     /// (full, empty) sheaves in the barn of `node`.
     pub fn barn_counts(&self, node: usize) -> (usize, usize) {
+        // Barn locks are taken pinned (see `crate::sync`).
+        let _pin = Pinned::new(&self.platform);
         self.barns[node].counts()
     }
     /// Whether this cache may absorb others (`slab_unmergeable` is false).

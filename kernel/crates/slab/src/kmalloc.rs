@@ -274,6 +274,34 @@ impl<P: Platform> SlabAllocator<P> {
         }
     }
 
+    /// The sheaf part of `kvfree_call_rcu(head, ptr)`: frees the slab object `ptr` (of any
+    /// cache) after a grace period through its CPU's `rcu_free` sheaf, without allocating.
+    /// `Err(ptr)`, untouched, when no sheaf can take it (a large block, a cache without
+    /// sheaves, another node's object, no memory for a sheaf) or it is not an object start:
+    /// the caller then queues it on the `rcu_head` embedded in it (the kernel's
+    /// `kvfree_call_rcu`) and finds it again with [`Self::object_start`].
+    ///
+    /// # Safety
+    /// As for [`Self::kfree_rcu`] when it returns `Ok`.
+    pub unsafe fn kvfree_rcu_sheaf(&self, ptr: NonNull<u8>) -> Result<(), NonNull<u8>> {
+        match self.kmalloc_object(ptr) {
+            // SAFETY: forwarded contract.
+            Ok(KmallocObject::Slab(cache)) => unsafe { cache.free_rcu_sheaf(ptr) },
+            _ => Err(ptr),
+        }
+    }
+
+    /// The start of the slab object or large kmalloc block that contains `addr` (`None` for
+    /// memory of no cache): how a callback given only an `rcu_head` embedded in an object
+    /// finds the object.
+    pub fn object_start(&self, addr: usize) -> Option<NonNull<u8>> {
+        match self.page_owner_of(addr) {
+            Owner::None => None,
+            Owner::Large { head, .. } => NonNull::new(head as *mut u8),
+            Owner::Slab(c) => c.object_containing(addr),
+        }
+    }
+
     /// Resizes a kmalloc'ed object (`krealloc`): returns the same pointer when the new size still
     /// fits the slot, else moves the contents to a new allocation and frees the old one. A new
     /// size of 0 frees and returns [`ZERO_SIZE_PTR`]. `None` (old object untouched) when out of

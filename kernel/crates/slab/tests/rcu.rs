@@ -242,3 +242,58 @@ fn kvfree_rcu_barrier_returns_only_when_every_earlier_object_is_back() {
     // SAFETY: no other user; nothing is allocated.
     unsafe { a.kmem_cache_destroy(c) }.expect("no object remains");
 }
+
+#[test]
+fn kvfree_rcu_takes_the_sheaf_path_or_gives_the_object_back() {
+    let (p, _cpu, a) = setup(1, 1);
+    let o = a.kmalloc(40, Gfp::KERNEL).unwrap();
+    // SAFETY: only an address: an interior pointer is refused, untouched.
+    let inside = unsafe { o.add(8) };
+    // SAFETY: as above.
+    let refused = unsafe { a.kvfree_rcu_sheaf(inside) };
+    assert_eq!(refused, Err(inside));
+    // SAFETY: ours, given up on `Ok`.
+    let queued = unsafe { a.kvfree_rcu_sheaf(o) };
+    assert_eq!(queued, Ok(()), "kmalloc-64 has sheaves");
+    let big = a.kmalloc(20_000, Gfp::KERNEL).unwrap();
+    // SAFETY: as above; a large block has no sheaf and comes back.
+    let back = unsafe { a.kvfree_rcu_sheaf(big) };
+    assert_eq!(back, Err(big));
+    // SAFETY: ours.
+    unsafe { a.kfree(big.as_ptr()) }.unwrap();
+    a.kvfree_rcu_barrier();
+    assert_eq!(p.rcu_callbacks_pending(), 0);
+}
+
+#[test]
+fn object_start_finds_the_object_around_an_address() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let o = a.kmalloc(100, Gfp::KERNEL).unwrap(); // kmalloc-128
+    for off in [0usize, 1, 16, 127] {
+        assert_eq!(
+            a.object_start(o.as_ptr() as usize + off),
+            Some(o),
+            "offset {off}"
+        );
+    }
+    let big = a.kmalloc(20_000, Gfp::KERNEL).unwrap();
+    assert_eq!(a.object_start(big.as_ptr() as usize + 9_000), Some(big));
+    let on_stack = 0u64;
+    assert_eq!(a.object_start(&on_stack as *const u64 as usize), None);
+    // SAFETY: ours.
+    unsafe {
+        a.kfree(o.as_ptr()).unwrap();
+        a.kfree(big.as_ptr()).unwrap();
+    }
+}
+
+#[test]
+fn a_debug_cache_gives_kvfree_rcu_objects_back_for_their_own_head() {
+    let (_p, _cpu, a) = slub_debug(SlabFlags::SLAB_RED_ZONE);
+    let o = a.kmalloc(64, Gfp::KERNEL).unwrap();
+    // SAFETY: ours; a debug cache has no sheaves, so it comes back untouched.
+    let back = unsafe { a.kvfree_rcu_sheaf(o) };
+    assert_eq!(back, Err(o));
+    // SAFETY: still ours.
+    unsafe { a.kfree(o.as_ptr()) }.expect("the object was left intact");
+}

@@ -52,6 +52,20 @@ enum Pushed {
 impl<P: Platform> KmemCache<P> {
     /// [`KmemCache::free_rcu`] of an object whose token the allocator holds.
     pub(crate) fn free_rcu_object(&self, obj: FreeObject) {
+        if let Err(obj) = self.free_rcu_to_sheaf(obj) {
+            self.call_rcu(move |cache| {
+                // Problems are logged and reported by the cache itself.
+                let _ = cache.free_object(obj);
+            });
+        }
+    }
+
+    /// The sheaf part of `kfree_rcu`: puts `obj` in this CPU's `rcu_free` sheaf (handing the
+    /// sheaf to RCU when it fills). `Err(obj)` when no sheaf can take it (a cache without
+    /// sheaves, an object of another node, no memory for a sheaf): the caller queues it to RCU
+    /// on its own, through a boxed callback or, without allocating, through an `rcu_head`
+    /// embedded in the object (Linux's `kvfree_call_rcu` fallback).
+    pub(crate) fn free_rcu_to_sheaf(&self, obj: FreeObject) -> Result<(), FreeObject> {
         // Read first: after the first call the line stays shared instead of bouncing.
         if !self.rcu_used.load(Ordering::Relaxed) {
             self.rcu_used.store(true, Ordering::Relaxed);
@@ -63,12 +77,12 @@ impl<P: Platform> KmemCache<P> {
         // RCU calls (and their allocations) happen unpinned: a kmalloc on the way must find
         // this CPU's sheaves in a consistent state.
         match pushed {
-            Pushed::InSheaf => {}
-            Pushed::Full(sheaf) => self.submit_rcu_sheaf(sheaf),
-            Pushed::NoSheaf(obj) => self.call_rcu(move |cache| {
-                // Problems are logged and reported by the cache itself.
-                let _ = cache.free_object(obj);
-            }),
+            Pushed::InSheaf => Ok(()),
+            Pushed::Full(sheaf) => {
+                self.submit_rcu_sheaf(sheaf);
+                Ok(())
+            }
+            Pushed::NoSheaf(obj) => Err(obj),
         }
     }
 
@@ -113,6 +127,9 @@ impl<P: Platform> KmemCache<P> {
     /// in partly filled by shrink or destroy: Linux's `rcu_free_sheaf_nobarn`) its objects go
     /// back to their slabs and the sheaf is freed.
     fn rcu_free_sheaf(&self, mut sheaf: SheafBox) {
+        // The node-list and barn locks spin: take them pinned, so that no holder is ever preempted
+        // or interrupted by code that spins for them on its CPU (see `crate::sync`).
+        let _pin = Pinned::new(&self.platform);
         if sheaf.is_full() {
             match self.barns[sheaf.node()].put_full_sheaf(sheaf) {
                 Ok(()) => return,

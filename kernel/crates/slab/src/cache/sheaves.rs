@@ -13,7 +13,7 @@ use super::KmemCache;
 use crate::barn::ReplaceFull;
 use crate::base::Gfp;
 use crate::flags::SlabFlags;
-use crate::platform::{OnCpu, Platform};
+use crate::platform::{OnCpu, Pinned, Platform};
 use crate::report::{SlabErrorKind, SlabReport};
 use crate::sheaf::{PerCpuSheaves, SHEAF_FLUSH_BATCH, SheafBox};
 use crate::slabs::FreeObject;
@@ -276,6 +276,9 @@ impl<P: Platform> KmemCache<P> {
 
     /// Empties every barn: full sheaves are flushed to slabs, all sheaves are freed.
     pub(crate) fn barns_shrink(&self) {
+        // The node-list and barn locks spin: take them pinned, so that no holder is ever preempted
+        // or interrupted by code that spins for them on its CPU (see `crate::sync`).
+        let _pin = Pinned::new(&self.platform);
         for barn in self.barns.iter() {
             barn.shrink(|mut s| {
                 self.sheaf_flush(&mut s);

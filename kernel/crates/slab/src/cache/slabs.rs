@@ -8,7 +8,7 @@ use core::ptr::{self, NonNull};
 use super::{KmemCache, SlabInfo};
 use crate::base::Gfp;
 use crate::flags::SlabFlags;
-use crate::platform::Platform;
+use crate::platform::{Pinned, Platform};
 use crate::report::SlabErrorKind;
 use crate::slabs::{FreeObject, FreePointer, NodeLists, PageOwner, Slab, SlabListId};
 use crate::stats::Stat;
@@ -63,6 +63,25 @@ impl<P: Platform> KmemCache<P> {
             return Err(SlabErrorKind::NotObjectBoundary);
         }
         Ok(slab.as_ptr())
+    }
+
+    /// The start of this cache's object whose slot contains `addr` (`None` if `addr` is in no
+    /// slab of this cache, or in a slab's left red zone or unused tail).
+    pub(crate) fn object_containing(&self, addr: usize) -> Option<NonNull<u8>> {
+        let PageOwner::Slab(slab) = PageOwner::decode(self.platform.page_owner(addr)) else {
+            return None;
+        };
+        // SAFETY: a slab owner of our platform is a live descriptor (see `of_slab`).
+        let s = unsafe { slab.as_ref() };
+        if s.cache != self as *const Self as usize {
+            return None;
+        }
+        let first = s.base as usize + self.layout.red_left_pad;
+        let index = addr.checked_sub(first)? / self.layout.size;
+        let start = first + index * self.layout.size;
+        (self.is_object_of(s, start) && addr < start + self.layout.size)
+            .then(|| NonNull::new(start as *mut u8))
+            .flatten()
     }
 
     /// Allocates and initialises a new slab (`allocate_slab`): pages from the platform (the
@@ -219,6 +238,9 @@ impl<P: Platform> KmemCache<P> {
         out: &mut [Option<FreeObject>],
         caller: usize,
     ) -> usize {
+        // The node-list and barn locks spin: take them pinned, so that no holder is ever preempted
+        // or interrupted by code that spins for them on its CPU (see `crate::sync`).
+        let _pin = Pinned::new(&self.platform);
         let mut got = 0;
         loop {
             {
@@ -278,6 +300,9 @@ impl<P: Platform> KmemCache<P> {
         objs: impl IntoIterator<Item = FreeObject>,
         caller: usize,
     ) -> Result<(), SlabErrorKind> {
+        // The node-list and barn locks spin: take them pinned, so that no holder is ever preempted
+        // or interrupted by code that spins for them on its CPU (see `crate::sync`).
+        let _pin = Pinned::new(&self.platform);
         let mut result = Ok(());
         let mut discard: *mut Slab = ptr::null_mut();
         let mut locked: Option<(usize, MutexGuard<'_, NodeLists>)> = None;
@@ -353,6 +378,9 @@ impl<P: Platform> KmemCache<P> {
     /// # Safety
     /// Every slab on the chain is empty and on no list, and the chain is the caller's alone.
     unsafe fn discard_chain(&self, mut discard: *mut Slab) -> usize {
+        // The node-list and barn locks spin: take them pinned, so that no holder is ever preempted
+        // or interrupted by code that spins for them on its CPU (see `crate::sync`).
+        let _pin = Pinned::new(&self.platform);
         let mut freed = 0;
         while !discard.is_null() {
             // SAFETY: caller contract.
@@ -373,6 +401,9 @@ impl<P: Platform> KmemCache<P> {
     /// Calls `f` on every slab of every node's partial and full lists, with the node's lock
     /// held (`f` must not allocate from or free to this cache).
     pub(crate) fn for_each_slab(&self, mut f: impl FnMut(&Slab)) {
+        // The node-list and barn locks spin: take them pinned, so that no holder is ever preempted
+        // or interrupted by code that spins for them on its CPU (see `crate::sync`).
+        let _pin = Pinned::new(&self.platform);
         for node in self.nodes.iter() {
             let n = node.list_lock.lock();
             for list in [&n.partial, &n.full] {
@@ -389,6 +420,9 @@ impl<P: Platform> KmemCache<P> {
 
     /// Gives back every empty slab of every node (the slab part of `kmem_cache_shrink`).
     pub(crate) fn discard_empty_slabs(&self) -> usize {
+        // The node-list and barn locks spin: take them pinned, so that no holder is ever preempted
+        // or interrupted by code that spins for them on its CPU (see `crate::sync`).
+        let _pin = Pinned::new(&self.platform);
         let mut freed = 0;
         for node in self.nodes.iter() {
             let mut discard: *mut Slab = ptr::null_mut();
@@ -454,6 +488,9 @@ impl<P: Platform> KmemCache<P> {
 
     /// [`Self::slabinfo`] of node `node` alone, counted under its list lock.
     pub fn node_slabinfo(&self, node: usize) -> SlabInfo {
+        // The node-list and barn locks spin: take them pinned, so that no holder is ever preempted
+        // or interrupted by code that spins for them on its CPU (see `crate::sync`).
+        let _pin = Pinned::new(&self.platform);
         let n = self.nodes[node].list_lock.lock();
         let mut info = SlabInfo {
             num_slabs: n.nr_slabs,
