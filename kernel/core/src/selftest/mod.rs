@@ -5,10 +5,13 @@
 //! - [`storm`]: a checked kmalloc/kfree storm on every CPU (the shell's `kmalloc-test`);
 //! - [`bench`]: kmalloc against `linked_list_allocator`, and the fast path in cycles (the
 //!   shell's `slabbench`);
+//! - [`freeq`]: lock hold time of frees under a spin lock, direct and through the deferred
+//!   free queue (the shell's `freeqbench`), and the queue's on-target test;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
 
 pub mod bench;
+pub mod freeq;
 mod slab;
 pub mod storm;
 
