@@ -144,6 +144,11 @@
 //!   RCU by `kmem_cache_shrink` (of the CPUs it flushes) and by destroy, as in Linux (which
 //!   also flushes them in `kvfree_rcu_barrier`, not in Sheaf yet).
 //!
+//! * The deferred free queue ([`free_q`], the 2019 RFC `kmem_free_q`, never merged in Linux)
+//!   keeps `first` and `last` in its head instead of `lastp` (the head must move), refuses
+//!   objects under 16 bytes or of caches with a constructor (the RFC only warns), and
+//!   refuses an object queued twice instead of corrupting the list.
+//!
 //! ## Testing and measuring
 //! Test layout (the same in every host crate of the kernel): unit tests sit in a child module
 //! `tests` in a file of its own (`src/layout/tests.rs`, `src/sysfs/tests.rs`), the model-based
