@@ -14,7 +14,7 @@ mod slab;
 mod sysfs;
 
 use commands::*;
-use slab::{kmalloc_test, slabbench, slabinfo};
+use slab::{freeqbench, kmalloc_test, slabbench, slabinfo};
 
 /// The prompt printed before each command line.
 pub const PROMPT: &str = "sheaf> ";
@@ -108,6 +108,12 @@ const COMMANDS: &[Command] = &[
         usage: "",
         help: "kmalloc vs linked_list_allocator",
         run: slabbench,
+    },
+    Command {
+        name: "freeqbench",
+        usage: "[N]",
+        help: "lock hold time of N frees, direct vs deferred free queue",
+        run: freeqbench,
     },
     Command {
         name: "poweroff",

@@ -1,11 +1,11 @@
-//! The shell's slab allocator commands: `slabinfo`, `kmalloc-test`, `slabbench`.
+//! The shell's slab allocator commands: `slabinfo`, `kmalloc-test`, `slabbench`, `freeqbench`.
 
 use alloc::string::String;
 use slab::Stat;
 
 use crate::memory::kmalloc::slab;
 use crate::println;
-use kcore::selftest::{bench, storm};
+use kcore::selftest::{bench, freeq, storm};
 
 /// `slabinfo [-s]`: every cache with its geometry, aliases and sheaf capacity; `-s` adds the
 /// statistics.
@@ -75,4 +75,36 @@ pub(super) fn slabbench(_: &[&str]) {
         ),
         None => println!("slabbench: out of memory"),
     }
+}
+
+/// `freeqbench [N]`: the lock hold time of freeing N (1000) objects under a spin lock, directly
+/// and through the deferred free queue (freed after the unlock), in TSC cycles.
+pub(super) fn freeqbench(args: &[&str]) {
+    let n = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let debug = slab().kmalloc_cache(64).is_some_and(|c| c.is_debug());
+    println!(
+        "freeing {n} objects of 64 bytes under a spin lock (booted with slub_debug: {})",
+        if debug { "yes" } else { "no" }
+    );
+    let Some(rows) = freeq::bench(n) else {
+        println!("freeqbench: out of memory");
+        return;
+    };
+    println!(
+        "{:<20} {:>5} {:>12} {:>12} {:>7} {:>12}",
+        "objects", "debug", "direct", "queued", "ratio", "free_up"
+    );
+    for r in rows {
+        println!(
+            "{:<20} {:>5} {:>12} {:>12} {:>5}.{}x {:>12}",
+            r.what,
+            if r.debug { "yes" } else { "no" },
+            r.direct,
+            r.queued,
+            r.direct * 10 / r.queued.max(1) / 10,
+            r.direct * 10 / r.queued.max(1) % 10,
+            r.free_up
+        );
+    }
+    println!("(cycles with the lock held; free_up runs after the unlock)");
 }

@@ -282,6 +282,10 @@ unsafe impl GlobalAlloc for KernelAllocator {
             unsafe { super::heap::dealloc(ptr, layout) };
         } else if let Some(slab) = SLAB.get() {
             // SAFETY: kmalloc gave out `ptr`; the caller does not use it again.
+            if unsafe { super::free_q::defer(ptr) } {
+                return;
+            }
+            // SAFETY: as above.
             if let Err(report) = unsafe { slab.kfree(ptr) } {
                 log::error!("kfree from the global allocator: {report}");
             }

@@ -103,6 +103,10 @@ static THREADS: SpinLock<Vec<Weak<Thread>>> = SpinLock::new(Vec::new());
 
 /// Live threads, oldest first.
 pub fn threads() -> Vec<Arc<Thread>> {
+    // Dropping the last `Weak` of a thread that has exited and been joined frees its `Arc`
+    // block: defer those frees past the unlock (`spawn` waits on this lock meanwhile, and under
+    // `slub_debug` each free runs every debug check).
+    let _deferred = crate::memory::free_q::DeferFrees::new();
     let mut list = THREADS.lock();
     list.retain(|t| t.strong_count() > 0);
     list.iter().filter_map(Weak::upgrade).collect()

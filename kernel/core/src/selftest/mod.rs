@@ -5,12 +5,15 @@
 //! - [`storm`]: a checked kmalloc/kfree storm on every CPU (the shell's `kmalloc-test`);
 //! - [`bench`]: kmalloc against `linked_list_allocator`, and the fast path in cycles (the
 //!   shell's `slabbench`);
+//! - [`freeq`]: lock hold time of frees under a spin lock, direct and through the deferred
+//!   free queue (the shell's `freeqbench`), and the queue's on-target test;
 //! - `kfree_rcu`: `kfree_rcu` of 100,000 objects from every CPU, `kvfree_rcu_barrier`;
 //! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
 
 pub mod bench;
+pub mod freeq;
 mod kfree_rcu;
 mod rcu;
 mod slab;

@@ -200,6 +200,18 @@ impl<P: Platform> SlabAllocator<P> {
         }
     }
 
+    /// The cache of the kmalloc'ed object that starts at `ptr`, `None` for a large block
+    /// (the free queue's check, without `ksize`'s side effect).
+    pub(crate) fn kmalloc_owner(
+        &self,
+        ptr: NonNull<u8>,
+    ) -> Result<Option<&KmemCache<P>>, SlabErrorKind> {
+        Ok(match self.kmalloc_object(ptr)? {
+            KmallocObject::Slab(c) => Some(c),
+            KmallocObject::Large { .. } => None,
+        })
+    }
+
     /// Who owns the page of `addr` (`virt_to_slab`, or a large block's head and order).
     fn page_owner_of(&self, addr: usize) -> Owner<'_, P> {
         match PageOwner::decode(self.platform.page_owner(addr)) {

@@ -38,6 +38,7 @@
 //! | 7 | `cache/*.rs` | the rest of `impl KmemCache`, by concern: `slabs` (new slabs, refill from and free to slabs), `sheaves` (slow paths), `prefill`, `debug`, `rcu_free`, `shrink` |
 //! | 8 | `registry.rs` | [`SlabAllocator`]: the list of caches, merging, [`KmemCacheHandle`], destroy |
 //! | 9 | `kmalloc.rs`, then `sysfs.rs` | size classes and `kfree`; the `/sys/kernel/slab` view |
+//! | 10 | `free_q.rs` | the deferred free queue ([`KmemFreeQHead`], `kmem_free_q_add`, `kmem_free_up_q`) |
 //! | – | `host.rs` | the host [`Platform`] for tests (uses layers 0-4 only) |
 //!
 //! The one dependency that points up is inside `cache`: `cache.rs`'s fast paths call the slow
@@ -93,6 +94,8 @@
 //!   held by an allocator is valid while the allocator is borrowed; the handles' `unsafe`
 //!   escape hatches; the `unsafe fn kmem_cache_destroy` and the allocator's `Drop`, the only
 //!   two places that free a cache; `kmalloc.rs`: large blocks, `kfree`, `krealloc`'s copy;
+//! * `free_q.rs`: the free queue's nodes, written into and read from queued objects, and the
+//!   `unsafe fn kmem_free_q_add` (the caller gives the object up);
 //! * `host.rs` (and the loom test platform): the host's pages, page records and CPU ids.
 //!
 //! Every `unsafe` block has a `// SAFETY:` comment. Freeing is `unsafe` by nature (the caller
@@ -141,6 +144,11 @@
 //!   RCU by `kmem_cache_shrink` (of the CPUs it flushes) and by destroy, as in Linux (which
 //!   also flushes them in `kvfree_rcu_barrier`, not in Sheaf yet).
 //!
+//! * The deferred free queue ([`free_q`], the 2019 RFC `kmem_free_q`, never merged in Linux)
+//!   keeps `first` and `last` in its head instead of `lastp` (the head must move), refuses
+//!   objects under 16 bytes or of caches with a constructor (the RFC only warns), and
+//!   refuses an object queued twice instead of corrupting the list.
+//!
 //! ## Testing and measuring
 //! Test layout (the same in every host crate of the kernel): unit tests sit in a child module
 //! `tests` in a file of its own (`src/layout/tests.rs`, `src/sysfs/tests.rs`), the model-based
@@ -180,6 +188,8 @@ pub mod base;
 pub mod cache;
 pub mod flags;
 #[allow(unsafe_code)]
+pub mod free_q;
+#[allow(unsafe_code)]
 #[cfg(not(target_os = "none"))]
 pub mod host;
 #[allow(unsafe_code)]
@@ -203,6 +213,7 @@ pub mod sysfs;
 pub use base::{Gfp, PAGE_SIZE};
 pub use cache::{KmemCache, SlabError, SlabInfo};
 pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
+pub use free_q::{FREE_Q_NODE_SIZE, FreeUpResult, KmemFreeQHead};
 pub use platform::Platform;
 pub use registry::{DestroyError, KmemCacheHandle, SlabAllocator, SlabOptions};
 pub use report::{SlabErrorKind, SlabReport, Track, ValidateReport};

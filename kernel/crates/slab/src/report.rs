@@ -65,6 +65,25 @@ pub enum SlabErrorKind {
         /// Objects found on its free list.
         free_listed: usize,
     },
+    /// The object is too small to hold the free queue's node
+    /// ([`FREE_Q_NODE_SIZE`](crate::free_q::FREE_Q_NODE_SIZE) bytes); refused by
+    /// `kmem_free_q_add`, untouched.
+    TooSmallForFreeQ {
+        /// Its usable size.
+        size: usize,
+    },
+    /// The object's cache has a constructor: it keeps its free objects constructed, which the
+    /// free queue's node would break; refused by `kmem_free_q_add`, untouched.
+    FreeQConstructed,
+    /// A free queue's list did not hold the objects queued (an object was written to after
+    /// `kmem_free_q_add`): `kmem_free_up_q` freed `reached` of `queued`; `object` is the
+    /// first queued object.
+    FreeQCorrupted {
+        /// Objects queued.
+        queued: usize,
+        /// Objects reached by the walk.
+        reached: usize,
+    },
 }
 
 /// A structured report of an object problem.
@@ -106,6 +125,21 @@ impl fmt::Display for SlabReport {
             SlabErrorKind::WrongObjectCount { inuse, free_listed } => write!(
                 f,
                 "wrong object count: {inuse} in use, {free_listed} on the free list"
+            ),
+            SlabErrorKind::TooSmallForFreeQ { size } => write!(
+                f,
+                "too small for the free queue ({size} bytes, a node needs {})",
+                crate::free_q::FREE_Q_NODE_SIZE
+            ),
+            SlabErrorKind::FreeQConstructed => {
+                write!(
+                    f,
+                    "object of a cache with a constructor: not for the free queue"
+                )
+            }
+            SlabErrorKind::FreeQCorrupted { queued, reached } => write!(
+                f,
+                "free queue corrupted: {reached} of {queued} queued objects reached"
             ),
         }
     }
