@@ -93,8 +93,8 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "slabinfo",
-        usage: "[-s]",
-        help: "slab caches (-s: statistics too)",
+        usage: "[-s] [-d]",
+        help: "slab caches (-s: statistics too; -d: destruction pending)",
         run: slabinfo,
     },
     Command {

@@ -7,9 +7,19 @@ use crate::memory::kmalloc::slab;
 use crate::println;
 use kcore::selftest::{bench, freeq, storm};
 
-/// `slabinfo [-s]`: every cache with its geometry, aliases and sheaf capacity; `-s` adds the
-/// statistics.
+/// `slabinfo [-s] [-d]`: every cache with its geometry, aliases and sheaf capacity; `-s` adds
+/// the statistics; `-d` lists the caches whose destruction is pending (waiting for `kfree_rcu`
+/// objects in flight) instead.
 pub(super) fn slabinfo(args: &[&str]) {
+    if args.contains(&"-d") {
+        let pending = slab().destroy_pending();
+        println!("{:<18} {:>8}", "destroying", "objects");
+        for (name, objects) in &pending {
+            println!("{name:<18} {objects:>8}");
+        }
+        println!("{} cache(s) waiting to be destroyed", pending.len());
+        return;
+    }
     let stats = args.contains(&"-s");
     println!(
         "{:<18} {:>8} {:>8} {:>7} {:>6} {:>5} {:>6}  aliases",

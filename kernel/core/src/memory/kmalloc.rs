@@ -155,6 +155,27 @@ unsafe impl slab::Platform for KernelPlatform {
         crate::sync::rcu::rcu_barrier();
     }
 
+    fn queue_work(&self, work: alloc::boxed::Box<dyn FnOnce() + Send>) {
+        // Until the kernel has workqueues, a work item is a kernel thread of its own (it runs
+        // in process context and may sleep, as work items do). If no thread can be made, the
+        // work runs here: destruction is then synchronous, which is always correct.
+        let slot = alloc::sync::Arc::new(spin::Mutex::new(Some(work)));
+        let theirs = slot.clone();
+        let run = move || {
+            let work = theirs.lock().take();
+            if let Some(w) = work {
+                w();
+            }
+        };
+        if let Err(err) = crate::sched::spawn("slab-destroy", run) {
+            log::warn!("slab: no thread for a destroy work item ({err:?}); running it now");
+            let work = slot.lock().take();
+            if let Some(w) = work {
+                w();
+            }
+        }
+    }
+
     fn on_each_cpu(&self, f: &(dyn Fn() + Sync)) -> bool {
         crate::sched::run_on_each_cpu("slab-flush", f).is_ok()
     }

@@ -128,3 +128,84 @@ fn kfree_rcu_with_an_embedded_head_frees_through_sheaves_or_its_own_head() {
         unsafe { slab().kmem_cache_destroy(cache) }.expect("empty cache");
     }
 }
+
+/// Waits (yielding) until no cache's destruction is pending, for at most 10 s.
+fn wait_for_destroys() {
+    let deadline = crate::time::uptime_us() + 10_000_000;
+    while !slab().destroy_pending().is_empty() {
+        assert!(
+            crate::time::uptime_us() < deadline,
+            "destroy work still pending after 10 s"
+        );
+        crate::sched::yield_now();
+    }
+}
+
+#[crate::ktest]
+fn a_cache_with_kfree_rcu_objects_in_flight_is_destroyed_at_once_and_its_name_reused() {
+    let handle = slab()
+        .kmem_cache_create(
+            "ktest-async",
+            64,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .expect("cache");
+    // SAFETY: the threads are joined before the cache is destroyed.
+    let cache = unsafe { handle.as_ref_unchecked() };
+    kfree_rcu_on_every_cpu(cache, cache.sheaf_capacity() * 2 + 3);
+    let pages = crate::memory::page_alloc::stats().used;
+    // SAFETY: nobody uses the cache afterwards.
+    unsafe { slab().kmem_cache_destroy(handle) }.expect("returns at once");
+    assert!(
+        slab().find_cache("ktest-async").is_none(),
+        "gone from the list at once"
+    );
+    // The same name, at once, while the old instance may still wait for its grace period.
+    let again = slab()
+        .kmem_cache_create(
+            "ktest-async",
+            64,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .expect("the name is free again");
+    wait_for_destroys();
+    assert!(
+        crate::memory::page_alloc::stats().used < pages,
+        "the old cache's slabs were given back"
+    );
+    // SAFETY: nobody uses it.
+    unsafe { slab().kmem_cache_destroy(again) }.expect("empty cache");
+}
+
+#[crate::ktest]
+fn a_real_leak_is_reported_after_the_asynchronous_retry_with_each_address() {
+    let handle = slab()
+        .kmem_cache_create(
+            "ktest-async-leak",
+            64,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .expect("cache");
+    // SAFETY: the cache is leaked on purpose below, so the reference stays valid.
+    let cache = unsafe { handle.as_ref_unchecked() };
+    let leaked: Vec<usize> = (0..3)
+        .map(|_| cache.alloc(Gfp::KERNEL).expect("memory").as_ptr() as usize)
+        .collect();
+    kfree_rcu_on_every_cpu(cache, 10);
+    // SAFETY: nobody uses the cache afterwards (its leaked objects stay valid).
+    unsafe { slab().kmem_cache_destroy(handle) }.expect("returns at once");
+    wait_for_destroys();
+    let (reports, total) = cache.reports();
+    assert_eq!(
+        total,
+        leaked.len(),
+        "one report per leaked object: {reports:?}"
+    );
+    for r in &reports {
+        assert_eq!(r.kind, slab::SlabErrorKind::ObjectRemaining);
+        assert!(leaked.contains(&r.object), "{:#x} was not leaked", r.object);
+    }
+}

@@ -67,6 +67,8 @@ struct HostInner {
     pages_in_use: AtomicUsize,
     rcu_pending: Mutex<Vec<(usize, u32)>>,
     rcu_callbacks: Mutex<Vec<RcuCallback>>,
+    /// Work items given to `queue_work`, run when a test says so (`run_work`).
+    work: Mutex<Vec<RcuCallback>>,
     page_limit: AtomicUsize,
     errors: AtomicUsize,
     fast_id: FastId,
@@ -208,6 +210,7 @@ impl HostPlatform {
             pages_in_use: AtomicUsize::new(0),
             rcu_pending: Mutex::new(Vec::new()),
             rcu_callbacks: Mutex::new(Vec::new()),
+            work: Mutex::new(Vec::new()),
             page_limit: AtomicUsize::new(usize::MAX),
             errors: AtomicUsize::new(0),
             fast_id: FastId::take(),
@@ -290,6 +293,27 @@ impl HostPlatform {
             unsafe { self.free_pages(NonNull::new(addr as *mut u8).expect("non-null"), order) };
         }
         pending.len()
+    }
+
+    /// Runs the work items given to `queue_work`, oldest first, including those queued while
+    /// they run, on the calling thread (which must be registered as a CPU). Returns how many
+    /// ran.
+    pub fn run_work(&self) -> usize {
+        let mut ran = 0;
+        loop {
+            let next = {
+                let mut work = self.0.work.lock().unwrap();
+                (!work.is_empty()).then(|| work.remove(0))
+            };
+            let Some(w) = next else { return ran };
+            w();
+            ran += 1;
+        }
+    }
+
+    /// Number of work items given to `queue_work` that have not run yet.
+    pub fn work_pending(&self) -> usize {
+        self.0.work.lock().unwrap().len()
     }
 
     /// Number of callbacks given to `call_rcu` that have not run yet.
@@ -399,6 +423,14 @@ unsafe impl Platform for HostPlatform {
 
     fn call_rcu(&self, cb: RcuCallback) {
         self.0.rcu_callbacks.lock().unwrap().push(cb);
+    }
+
+    fn queue_work(&self, work: RcuCallback) {
+        self.0.work.lock().unwrap().push(work);
+    }
+
+    fn flush_work(&self) {
+        self.run_work();
     }
 
     fn rcu_barrier(&self) {

@@ -108,6 +108,17 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     /// (`rcu_barrier`). May sleep. The default has nothing to wait for.
     fn rcu_barrier(&self) {}
 
+    /// Runs `work` later, once, in process context (a work item on the system workqueue): the
+    /// asynchronous part of `kmem_cache_destroy`. The default runs it at once, which makes
+    /// destruction synchronous.
+    fn queue_work(&self, work: alloc::boxed::Box<dyn FnOnce() + Send>) {
+        work();
+    }
+
+    /// Waits until every work item given to [`Platform::queue_work`] so far has run
+    /// (`flush_workqueue`). May sleep. The default has nothing to wait for.
+    fn flush_work(&self) {}
+
     /// The node whose memory contains `addr`.
     fn page_node(&self, addr: usize) -> usize;
 

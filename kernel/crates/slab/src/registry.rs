@@ -16,6 +16,10 @@ mod owned;
 
 use owned::CachePtr;
 
+/// The caches waiting for their asynchronous destroy, with their names (shared with the work
+/// items that finish them).
+pub(crate) type Destroying<P> = alloc::sync::Arc<Mutex<Vec<(CachePtr<P>, &'static str)>>>;
+
 /// Why [`SlabAllocator::kmem_cache_destroy`] did not release a cache.
 pub enum DestroyError<'a, P: Platform> {
     /// Objects are still allocated ("Objects remaining on `__kmem_cache_shutdown()`"): every
@@ -34,6 +38,15 @@ pub enum DestroyError<'a, P: Platform> {
         /// Name of the cache.
         name: &'static str,
     },
+    /// The cache is being destroyed already (its destruction waits for `kfree_rcu` objects
+    /// in flight): a second destroy of the same cache.
+    AlreadyDestroyed {
+        /// Name of the cache.
+        name: &'static str,
+    },
+    /// The handle names no cache of this allocator (a cache destroyed and freed already, or
+    /// another allocator's).
+    NotACache,
 }
 
 impl<P: Platform> fmt::Debug for DestroyError<'_, P> {
@@ -47,6 +60,11 @@ impl<P: Platform> fmt::Debug for DestroyError<'_, P> {
             DestroyError::Permanent { name } => {
                 f.debug_struct("Permanent").field("name", name).finish()
             }
+            DestroyError::AlreadyDestroyed { name } => f
+                .debug_struct("AlreadyDestroyed")
+                .field("name", name)
+                .finish(),
+            DestroyError::NotACache => f.write_str("NotACache"),
         }
     }
 }
@@ -68,6 +86,11 @@ impl<P: Platform> PartialEq for DestroyError<'_, P> {
                 },
             ) => a == b && x == y && core::ptr::eq(*c, *d),
             (DestroyError::Permanent { name: a }, DestroyError::Permanent { name: b }) => a == b,
+            (
+                DestroyError::AlreadyDestroyed { name: a },
+                DestroyError::AlreadyDestroyed { name: b },
+            ) => a == b,
+            (DestroyError::NotACache, DestroyError::NotACache) => true,
             _ => false,
         }
     }
@@ -155,6 +178,10 @@ pub struct SlabAllocator<P: Platform> {
     /// Whether caches may merge (Linux's `slab_nomerge` boot option turns it off).
     merge: bool,
     slab_mutex: Mutex<Vec<CacheEntry<P>>>,
+    /// Caches whose destruction waits for `kfree_rcu` objects in flight (`slabinfo -d` shows
+    /// them), with their names: off `slab_mutex`'s list already, so their names are free for
+    /// new caches.
+    pub(crate) destroying: Destroying<P>,
     /// The last [`NameId`] handed out to an alias.
     last_name: core::sync::atomic::AtomicU64,
     pub(crate) kmalloc_caches: [CachePtr<P>; KMALLOC_SIZES.len()],
@@ -228,6 +255,7 @@ impl<P: Platform> SlabAllocator<P> {
             debug_flags: debug | hardened,
             merge: !options.nomerge,
             slab_mutex: Mutex::new(list),
+            destroying: alloc::sync::Arc::new(Mutex::new(Vec::new())),
             last_name: core::sync::atomic::AtomicU64::new(FIRST_NAME),
             kmalloc_caches,
         })
@@ -438,6 +466,16 @@ impl<P: Platform> SlabAllocator<P> {
             cache.flush_rcu_sheaves();
         }
         self.platform.rcu_barrier();
+    }
+
+    /// The caches whose destruction is pending (waiting for `kfree_rcu` objects in flight),
+    /// with the objects each still holds, oldest first (`slabinfo -d`).
+    pub fn destroy_pending(&self) -> Vec<(&'static str, usize)> {
+        self.destroying
+            .lock()
+            .iter()
+            .map(|(c, name)| (*name, c.get(self).slabinfo().active_objs))
+            .collect()
     }
 
     /// Number of caches on the list (aliases not counted).

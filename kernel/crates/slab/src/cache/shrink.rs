@@ -86,6 +86,26 @@ impl<P: Platform> KmemCache<P> {
         s.shutdown_slabs()
     }
 
+    /// The first, quiet try of an asynchronous destroy: hands every CPU's partly filled
+    /// `rcu_free` sheaf to RCU (without waiting), flushes every sheaf and frees the empty
+    /// slabs. `Ok` when nothing is left; `Err(n)` when `n` objects are still allocated, which
+    /// is not reported yet: they may be in `kfree_rcu` flight (the destroy work waits for RCU
+    /// and tries again with [`Self::shutdown`]).
+    pub(crate) fn try_shutdown(ex: &Exclusive<'_, P>) -> Result<(), usize> {
+        let s = ex.cache();
+        for cpu in 0..s.platform.nr_cpus() {
+            let rcu_free = ex.pcs(cpu).rcu_free.take();
+            s.submit_partial_rcu_sheaf(rcu_free);
+            s.pcs_flush(&mut ex.pcs(cpu), true);
+        }
+        s.barns_shrink();
+        s.discard_empty_slabs();
+        match s.allocated_objects().len() {
+            0 => Ok(()),
+            n => Err(n),
+        }
+    }
+
     /// The slab part of [`Self::shutdown`], with the sheaves flushed.
     fn shutdown_slabs(&self) -> Result<(), Vec<usize>> {
         self.barns_shrink();

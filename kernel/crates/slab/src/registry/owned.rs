@@ -15,6 +15,7 @@ use core::sync::atomic::Ordering;
 
 use super::{DestroyError, FIRST_NAME, KmemCacheHandle, SlabAllocator};
 use crate::cache::KmemCache;
+use crate::flags::SlabFlags;
 use crate::platform::Platform;
 
 /// A cache owned by an allocator (see the module docs for the invariant).
@@ -53,6 +54,20 @@ impl<P: Platform> CachePtr<P> {
     /// Whether this is `cache`.
     pub(crate) fn is(&self, cache: &KmemCache<P>) -> bool {
         core::ptr::eq(self.0.as_ptr(), cache)
+    }
+
+    /// Whether both point at the same cache.
+    fn same(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+
+    /// The cache, for the destroy work item, which holds it outside any allocator borrow.
+    ///
+    /// # Safety
+    /// The cache must not be released while the reference is used.
+    unsafe fn get_unbounded<'x>(&self) -> &'x KmemCache<P> {
+        // SAFETY: caller contract.
+        unsafe { self.0.as_ref() }
     }
 
     /// Frees the cache's structure.
@@ -119,7 +134,11 @@ impl<P: Platform> SlabAllocator<P> {
         let KmemCacheHandle { cache, name } = cache;
         let mut list = self.slab_mutex.lock();
         let Some(i) = list.iter().position(|e| e.cache.is(cache)) else {
-            return Ok(());
+            drop(list);
+            if self.destroying.lock().iter().any(|(c, _)| c.is(cache)) {
+                return Err(DestroyError::AlreadyDestroyed { name: cache.name() });
+            }
+            return Err(DestroyError::NotACache);
         };
         if list[i].kmalloc && name == FIRST_NAME {
             return Err(DestroyError::Permanent { name: cache.name() });
@@ -131,10 +150,22 @@ impl<P: Platform> SlabAllocator<P> {
         if cache.refcount.fetch_sub(1, Ordering::Relaxed) > 1 {
             return Ok(());
         }
+        // Off the list: the name is free for a new cache at once, even if this one lingers.
         let entry = list.remove(i);
         drop(list);
         // SAFETY: nobody else uses the cache (caller contract).
         let exclusive = unsafe { cache.assume_exclusive() };
+        if cache.rcu_used.load(Ordering::Relaxed) {
+            // Objects may be in `kfree_rcu` flight (the RFC's asynchronous destroy): try
+            // quietly, and if objects remain, let a work item wait for RCU and try again.
+            let first_try = KmemCache::try_shutdown(&exclusive);
+            match first_try {
+                // SAFETY: the cache is off the list and unused (caller contract).
+                Ok(()) => unsafe { Self::release_after_shutdown(&self.platform, entry.cache) },
+                Err(_) => self.destroy_later(entry.cache, cache.name()),
+            }
+            return Ok(());
+        }
         match KmemCache::shutdown(&exclusive) {
             Ok(()) => {
                 // SAFETY: the cache is off the list, so no other `CachePtr` reaches it, and the
@@ -149,6 +180,56 @@ impl<P: Platform> SlabAllocator<P> {
             }),
         }
     }
+
+    /// Releases a cache whose shutdown succeeded: at once, or for a `SLAB_TYPESAFE_BY_RCU`
+    /// cache after one more grace period (Linux's `slab_caches_to_rcu_destroy`: a reader may
+    /// still look at an object of the cache, so the cache must outlive the reader).
+    ///
+    /// # Safety
+    /// The cache is off every list and nothing uses it any more.
+    unsafe fn release_after_shutdown(platform: &P, cache: CachePtr<P>) {
+        // SAFETY: not released yet (caller contract).
+        let typesafe = unsafe { cache.get_unbounded() }
+            .flags()
+            .contains(SlabFlags::SLAB_TYPESAFE_BY_RCU);
+        if typesafe {
+            // SAFETY: forwarded: nothing uses the cache, and RCU readers are done after the
+            // grace period.
+            platform.call_rcu(Box::new(move || unsafe { cache.release() }));
+        } else {
+            // SAFETY: forwarded contract.
+            unsafe { cache.release() };
+        }
+    }
+
+    /// The asynchronous part of destroy (the RFC's `kmem_cache_kfree_rcu_destroy_workfn`): a
+    /// work item waits for every RCU callback queued so far (the cache's partly filled
+    /// `rcu_free` sheaves were handed in by the first try), shuts the cache down again and
+    /// releases it. Only objects that remain then are reported, by name and address, and the
+    /// cache is kept so that they stay valid.
+    fn destroy_later(&self, cache: CachePtr<P>, name: &'static str) {
+        self.destroying.lock().push((cache, name));
+        let destroying = self.destroying.clone();
+        let platform = self.platform.clone();
+        self.platform.queue_work(Box::new(move || {
+            platform.rcu_barrier();
+            // SAFETY: the cache is off the list and only this work item uses it: destroy's
+            // caller promised that nothing else does any more, and the RCU callbacks of the
+            // cache have all run (barrier above).
+            let c = unsafe { cache.get_unbounded() };
+            // SAFETY: as above.
+            let exclusive = unsafe { c.assume_exclusive() };
+            // Reports every object still allocated (there is no caller left to tell).
+            let result = KmemCache::shutdown(&exclusive);
+            destroying.lock().retain(|(other, _)| !other.same(&cache));
+            if result.is_ok() {
+                // SAFETY: off every list now, and unused.
+                unsafe { Self::release_after_shutdown(&platform, cache) };
+            }
+            // Otherwise the cache stays, leaked on purpose: its objects remain valid.
+            let _ = name;
+        }));
+    }
 }
 
 impl<P: Platform> Drop for SlabAllocator<P> {
@@ -156,6 +237,8 @@ impl<P: Platform> Drop for SlabAllocator<P> {
         // RCU callbacks still queued (`kfree_rcu` sheaves and objects, `SLAB_TYPESAFE_BY_RCU`
         // pages) point into the caches: let them run before the caches go.
         self.platform.rcu_barrier();
+        // So do pending destroys (they release their caches, or keep leaked ones).
+        self.platform.flush_work();
         // The structures of the caches go; their pages stay with the platform (a kernel never
         // drops its allocator; the host platform frees its whole arena).
         for e in self.slab_mutex.lock().drain(..) {
