@@ -14,7 +14,7 @@ mod slab;
 mod sysfs;
 
 use commands::*;
-use slab::{freeqbench, kmalloc_test, slabbench, slabinfo};
+use slab::{destroybench, freeqbench, kmalloc_test, slabbench, slabinfo};
 
 /// The prompt printed before each command line.
 pub const PROMPT: &str = "sheaf> ";
@@ -114,6 +114,12 @@ const COMMANDS: &[Command] = &[
         usage: "[N]",
         help: "lock hold time of N frees, direct vs deferred free queue",
         run: freeqbench,
+    },
+    Command {
+        name: "destroybench",
+        usage: "[N]",
+        help: "kmem_cache_destroy with N objects in kfree_rcu flight, async vs sync",
+        run: destroybench,
     },
     Command {
         name: "poweroff",

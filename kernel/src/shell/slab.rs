@@ -1,4 +1,5 @@
-//! The shell's slab allocator commands: `slabinfo`, `kmalloc-test`, `slabbench`, `freeqbench`.
+//! The shell's slab allocator commands: `slabinfo`, `kmalloc-test`, `slabbench`, `freeqbench`,
+//! `destroybench`.
 
 use alloc::string::String;
 use slab::Stat;
@@ -117,4 +118,21 @@ pub(super) fn freeqbench(args: &[&str]) {
         );
     }
     println!("(cycles with the lock held; free_up runs after the unlock)");
+}
+
+/// `destroybench [N]`: the time `kmem_cache_destroy` takes with N (10,000) objects in
+/// `kfree_rcu` flight, asynchronous against a synchronous `kvfree_rcu_barrier` first.
+pub(super) fn destroybench(args: &[&str]) {
+    let n = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    match bench::destroy_bench(n) {
+        Some(r) => println!(
+            "kmem_cache_destroy with {} objects in kfree_rcu flight: asynchronous {} cycles, \
+             synchronous kvfree_rcu_barrier {} cycles ({}x)",
+            r.objects,
+            r.asynchronous,
+            r.synchronous,
+            r.synchronous / r.asynchronous.max(1)
+        ),
+        None => println!("destroybench: out of memory"),
+    }
 }

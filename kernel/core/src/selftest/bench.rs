@@ -117,3 +117,54 @@ pub fn benchmark_heap() -> Option<Heap> {
     // (the benchmark) use one such heap at a time and drop it before asking for another.
     mapped.then(|| unsafe { Heap::new(BENCH_HEAP_START as *mut u8, BENCH_HEAP_SIZE as usize) })
 }
+
+/// What [`destroy_bench`] measured, in TSC cycles.
+#[derive(Debug, Clone, Copy)]
+pub struct DestroyReport {
+    /// Objects in `kfree_rcu` flight when the cache was destroyed.
+    pub objects: usize,
+    /// `kmem_cache_destroy` that hands the rest to a work item (Sheaf's, the RFC's).
+    pub asynchronous: u64,
+    /// `kvfree_rcu_barrier` then `kmem_cache_destroy` (what Linux 6.12 merged instead).
+    pub synchronous: u64,
+}
+
+/// Times `kmem_cache_destroy` of a cache with `objects` objects in `kfree_rcu` flight: the
+/// asynchronous destroy, against a synchronous `kvfree_rcu_barrier` inside the destroy. `None`
+/// when out of memory.
+pub fn destroy_bench(objects: usize) -> Option<DestroyReport> {
+    use slab::{KmemCacheArgs, SlabFlags};
+    let mut cycles = [0u64; 2];
+    for (i, sync) in [false, true].into_iter().enumerate() {
+        let cache = slab()
+            .kmem_cache_create(
+                "destroybench",
+                64,
+                KmemCacheArgs::default(),
+                SlabFlags::SLAB_NO_MERGE,
+            )
+            .ok()?;
+        for _ in 0..objects {
+            let o = cache.alloc(Gfp::KERNEL)?;
+            // SAFETY: just allocated, not used afterwards.
+            unsafe { cache.free_rcu(o) };
+        }
+        let start = crate::time::rdtsc();
+        if sync {
+            slab().kvfree_rcu_barrier();
+        }
+        // SAFETY: nobody uses the cache afterwards.
+        let destroyed = unsafe { slab().kmem_cache_destroy(cache) };
+        cycles[i] = crate::time::rdtsc() - start;
+        destroyed.ok()?;
+        // Let the asynchronous one finish before the next round (not timed).
+        while !slab().destroy_pending().is_empty() {
+            crate::sched::yield_now();
+        }
+    }
+    Some(DestroyReport {
+        objects,
+        asynchronous: cycles[0],
+        synchronous: cycles[1],
+    })
+}
