@@ -26,8 +26,10 @@ pub struct PoolStats {
     pub busy: usize,
     /// Of the busy ones, those not sleeping (Linux's `nr_running`).
     pub running: usize,
-    /// Active items waiting for a worker (the worklist and the held items).
+    /// Active items waiting for a worker (the worklist).
     pub pending: usize,
+    /// Items waiting for their previous instance to finish (the held list).
+    pub held: usize,
     /// Items executed.
     pub executed: u64,
 }
@@ -72,7 +74,8 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
                     idle: p.count(WorkerState::Idle),
                     busy,
                     running: p.nr_running,
-                    pending: p.worklist.len() + p.held.len(),
+                    pending: p.worklist.len(),
+                    held: p.held.len(),
                     executed: p.executed,
                 }
             })

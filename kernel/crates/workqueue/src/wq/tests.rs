@@ -275,7 +275,7 @@ fn item_queued_on_another_cpu_while_running_runs_after_it_on_its_pool() {
     // The second worker sets the item aside and runs `other`: never two instances at once.
     let j2 = d.take(&wqs).unwrap();
     assert!(same_work(&j2.work, &other));
-    assert_eq!(wqs.pool_stats()[0].pending, 1, "the held instance");
+    assert_eq!(wqs.pool_stats()[0].held, 1, "the held instance");
     d.finish(&wqs, j2);
     assert!(
         d.take(&wqs).is_none(),
