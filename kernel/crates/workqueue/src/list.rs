@@ -22,8 +22,15 @@ use alloc::collections::VecDeque;
 
 use crate::work::{WorkItem, WorkStruct};
 
-/// A FIFO list of work items (a pool's worklist and the like). See the [module
-/// docs](self) for why this is a trait.
+/// A FIFO list of work items (a pool's worklist and the like).
+///
+/// Why a trait: Linux's `queue_work` never allocates, because the list node
+/// (`work_struct::entry`) is inside the item. A list whose nodes live in the users'
+/// structures needs raw pointers, and this crate forbids `unsafe`; so every list it keeps is
+/// a type parameter. The kernel implements it in its core as an intrusive doubly-linked list
+/// over a link field of its item type (O(1), never allocates); that is sound because **an
+/// item is on at most one list at a time** (one pending instance, on one list, or on its
+/// timer, or in transit), so one link field per item is enough. The host uses [`VecList`].
 ///
 /// Implementations identify items by their [`WorkStruct`] address; an item is on at most one
 /// list at a time, and [`push_back`](Self::push_back)/[`push_front`](Self::push_front) are

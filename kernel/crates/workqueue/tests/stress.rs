@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use workqueue::{
     Action, Actions, Next, PoolId, SYSTEM_UNBOUND_WQ, SYSTEM_WQ, WorkItem, WorkStruct, WorkerId,
@@ -134,8 +134,17 @@ impl Kernel {
     }
 }
 
-fn wait() {
-    thread::sleep(Duration::from_micros(20));
+/// Waiting longer than this for a flush or cancel means an item was lost (or a worker died).
+const STALL: Duration = Duration::from_secs(10);
+
+/// The `wait` of a flush or cancel: a short sleep, and a panic on a stall (so a broken build
+/// fails instead of hanging).
+fn waiter() -> impl FnMut() {
+    let start = Instant::now();
+    move || {
+        assert!(start.elapsed() < STALL, "flush or cancel stalled");
+        thread::sleep(Duration::from_micros(20));
+    }
 }
 
 /// One "CPU": queues, cancels and flushes the items it owns (`i % 2 == cpu`).
@@ -150,7 +159,7 @@ fn producer(k: &Arc<Kernel>, items: &[W], wqs: &[WqId], cpu: usize) -> (Vec<u64>
         match rand(&mut seed) % 10 {
             0 => {
                 let seq = item.work.seq();
-                let (was, a) = k.wqs.cancel_work_sync(&item, &mut wait);
+                let (was, a) = k.wqs.cancel_work_sync(&item, &mut waiter());
                 k.perform(a);
                 assert!(!item.active.load(SeqCst), "running after cancel_work_sync");
                 assert!(!item.work.is_pending(), "pending after cancel_work_sync");
@@ -161,7 +170,7 @@ fn producer(k: &Arc<Kernel>, items: &[W], wqs: &[WqId], cpu: usize) -> (Vec<u64>
             }
             1 | 2 => {
                 let seq = item.work.seq();
-                k.wqs.flush_work(&item, &mut wait);
+                k.wqs.flush_work(&item, &mut waiter());
                 let done = item.last_done.load(SeqCst).max(canceled_seq[i]);
                 assert!(
                     done >= seq,
@@ -218,7 +227,7 @@ fn workers_and_cpus_race_on_items() {
         }
     }
     for wq in queues {
-        k.wqs.flush_workqueue(wq, &mut wait);
+        k.wqs.flush_workqueue(wq, &mut waiter());
     }
     let mut total = 0;
     for (i, item) in items.iter().enumerate() {
