@@ -161,7 +161,7 @@ fn call_during_gp_4_cpus() {
 #[test]
 fn callbacks_batch_per_gp_and_run_fifo() {
     let rcu = online(2);
-    let order = Arc::new(spin::Mutex::new(Vec::new()));
+    let order = Arc::new(crate::sync::Mutex::new(Vec::new()));
     for i in 0..5 {
         let order = order.clone();
         rcu.call_rcu(1, Box::new(move || order.lock().push(i)));
