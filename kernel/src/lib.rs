@@ -5,9 +5,9 @@
 //! - [`kcore`] (`kernel/core`): the only kernel crate with `unsafe`: CPUs, interrupts, memory,
 //!   threads, locks, the console, behind a safe API;
 //! - this crate: the services built on that API: RCU's grace periods ([`rcu`]), sleeping
-//!   ([`time`]), the scheduling policy ([`sched_policy`]), the initramfs and command line,
-//!   kmalloc's boot options ([`kmalloc`]), the shell, and the on-target tests that need
-//!   services ([`selftest`]). `unsafe_code` is forbidden here, so the compiler checks that
+//!   ([`time`]), workqueues ([`workqueue`]), the scheduling policy ([`sched_policy`]), the
+//!   initramfs and command line, kmalloc's boot options ([`kmalloc`]), the shell, and the
+//!   on-target tests that need services ([`selftest`]). `unsafe_code` is forbidden here, so the compiler checks that
 //!   every service is safe code;
 //! - `kernel/entry`: the binary: the entry point the bootloader jumps to (and, to come, the
 //!   `extern "C"` surface for loadable modules).
@@ -37,6 +37,7 @@ pub mod sched_policy;
 pub mod selftest;
 pub mod shell;
 pub mod time;
+pub mod workqueue;
 
 pub use kcore::{arch, boot, console, cpu, ktest, memory, print, println, sched, sync};
 
@@ -57,6 +58,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     let online = kcore::start_cpus();
     log::info!("{online} CPU(s) online");
     rcu::start_callback_threads();
+    workqueue::init();
     log::info!(
         "boot complete: {} firmware, {} MiB usable, initramfs {} bytes",
         boot::firmware(),
@@ -66,10 +68,12 @@ pub fn init(boot_info: &'static mut BootInfo) {
 }
 
 /// The services' share of every timer tick, on every CPU (interrupt context): sleepers first,
-/// so a thread woken now can be scheduled at this very tick, then RCU.
+/// so a thread woken now can be scheduled at this very tick, then RCU, then the workqueues'
+/// timers.
 fn tick() {
     time::tick();
     rcu::tick();
+    workqueue::tick();
 }
 
 /// Runs what the command line asks for in a thread of its own: the on-target tests

@@ -5,3 +5,4 @@
 
 mod sched;
 mod sync;
+mod workqueue;

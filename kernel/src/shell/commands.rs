@@ -151,3 +151,9 @@ pub(super) fn poweroff(_: &[&str]) {
     println!("Powering off.");
     kcore::arch::poweroff()
 }
+
+/// `workqueues`: every worker pool (workers idle or busy and what they run, pending items,
+/// items executed) and every workqueue, as `crate::workqueue::dump` formats them.
+pub(super) fn workqueues(_: &[&str]) {
+    print!("{}", crate::workqueue::dump());
+}

@@ -92,6 +92,12 @@ const COMMANDS: &[Command] = &[
         run: rcu,
     },
     Command {
+        name: "workqueues",
+        usage: "",
+        help: "workqueues and worker pools: workers idle/busy, pending and running items",
+        run: workqueues,
+    },
+    Command {
         name: "slabinfo",
         usage: "[-s] [-d]",
         help: "slab caches (-s: statistics too; -d: destruction pending)",

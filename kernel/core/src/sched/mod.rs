@@ -176,6 +176,18 @@ pub fn exit_current() -> ! {
 /// once at start-up. Runs with interrupts off, before the next thread is picked.
 pub static CONTEXT_SWITCH_HOOK: crate::Hook<fn()> = crate::Hook::new();
 
+/// Called in [`schedule`] when the calling thread is about to block (its state is
+/// [`State::Blocked`]), with the thread (the workqueues' concurrency management: Linux's
+/// `wq_worker_sleeping`). Runs with interrupts off, before the run queue is locked: it may take
+/// spin locks with interrupts off and [`wake`] threads, but must not sleep or spawn. A wake-up
+/// may race with it (the thread may already be runnable again when it runs).
+pub static BLOCK_HOOK: crate::Hook<fn(&Thread)> = crate::Hook::new();
+
+/// Called by [`wake`] after it made a blocked thread runnable, with that thread (Linux's
+/// `wq_worker_running`, here on the waker's side). Runs in the waker's context, which may be an
+/// interrupt handler or [`BLOCK_HOOK`]: same rules as that hook.
+pub static WAKE_HOOK: crate::Hook<fn(&Thread)> = crate::Hook::new();
+
 /// Picks the next thread on this CPU and switches to it.
 pub fn schedule() {
     assert_eq!(
@@ -186,6 +198,12 @@ pub fn schedule() {
     let _irq = IrqSave::new();
     if let Some(hook) = CONTEXT_SWITCH_HOOK.get() {
         hook();
+    }
+    if let Some(hook) = BLOCK_HOOK.get() {
+        let me = current();
+        if me.state() == State::Blocked {
+            hook(&me);
+        }
     }
     let cpu = this_cpu();
     cpu.sched.need_resched.store(false, Ordering::Relaxed);
@@ -243,6 +261,9 @@ fn finish_switch() {
 pub fn wake(thread: &Arc<Thread>) {
     if thread.transition(State::Blocked, State::Runnable) {
         enqueue(thread, thread.cpu());
+        if let Some(hook) = WAKE_HOOK.get() {
+            hook(thread);
+        }
     }
 }
 

@@ -1,0 +1,320 @@
+//! On-target tests of the workqueues (`crate::workqueue`): the pending bit, CPU placement,
+//! flush, cancel, delayed work, concurrency management, destroy and the rescuer.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use crate::sync::IrqSave;
+use crate::time::{jiffies, sleep_ticks};
+use crate::workqueue::{
+    self, WorkRef, WqFlags, alloc_workqueue, cancel_delayed_work_sync, cancel_work_sync,
+    destroy_workqueue, flush_work, flush_workqueue, mod_delayed_work, queue_delayed_work,
+    queue_work, queue_work_on, system_wq,
+};
+
+/// Polls `cond` once a tick for at most `ticks` ticks.
+fn wait_for(ticks: u64, cond: impl Fn() -> bool) -> bool {
+    let end = jiffies() + ticks;
+    while !cond() {
+        if jiffies() > end {
+            return false;
+        }
+        sleep_ticks(1);
+    }
+    true
+}
+
+/// An item that counts its runs.
+fn counter(name: &'static str) -> (WorkRef, Arc<AtomicUsize>) {
+    let n = Arc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    let w = WorkRef::new(name, move |_| {
+        n2.fetch_add(1, Ordering::SeqCst);
+    });
+    (w, n)
+}
+
+/// An item that sleeps `ticks` ticks: (item, started, finished).
+fn sleeper(name: &'static str, ticks: u64) -> (WorkRef, Arc<AtomicBool>, Arc<AtomicBool>) {
+    let started = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicBool::new(false));
+    let (s, f) = (started.clone(), finished.clone());
+    let w = WorkRef::new(name, move |_| {
+        s.store(true, Ordering::SeqCst);
+        sleep_ticks(ticks);
+        f.store(true, Ordering::SeqCst);
+    });
+    (w, started, finished)
+}
+
+#[crate::ktest]
+fn an_item_queued_twice_before_it_runs_runs_once() {
+    let (w, n) = counter("twice");
+    {
+        // Interrupts off: this CPU's workers cannot run the item between the two calls.
+        let _irq = IrqSave::new();
+        let cpu = crate::cpu::current_id();
+        assert!(queue_work_on(cpu, system_wq(), &w));
+        assert!(
+            !queue_work_on(cpu, system_wq(), &w),
+            "second queueing found it pending"
+        );
+    }
+    flush_work(&w);
+    sleep_ticks(2);
+    assert_eq!(n.load(Ordering::SeqCst), 1);
+    // Idle again: it can be queued anew.
+    assert!(queue_work(system_wq(), &w));
+    flush_work(&w);
+    assert_eq!(n.load(Ordering::SeqCst), 2);
+}
+
+#[crate::ktest]
+fn queue_work_on_runs_on_that_cpu() {
+    for cpu in crate::cpu::online().map(|c| c.id) {
+        let ran_on = Arc::new(AtomicUsize::new(usize::MAX));
+        let r = ran_on.clone();
+        let w = WorkRef::new("where", move |_| {
+            r.store(crate::cpu::current_id(), Ordering::SeqCst);
+        });
+        assert!(queue_work_on(cpu, system_wq(), &w));
+        assert!(flush_work(&w) || ran_on.load(Ordering::SeqCst) != usize::MAX);
+        assert_eq!(ran_on.load(Ordering::SeqCst), cpu);
+    }
+}
+
+#[crate::ktest]
+fn flush_work_waits_for_a_running_item() {
+    let (w, started, finished) = sleeper("flushed", 10);
+    assert!(queue_work(system_wq(), &w));
+    assert!(
+        wait_for(200, || started.load(Ordering::SeqCst)),
+        "never started"
+    );
+    assert!(flush_work(&w), "the item was running");
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "flush_work returned before the item did"
+    );
+    assert!(!flush_work(&w), "idle now");
+}
+
+#[crate::ktest]
+fn cancel_work_sync_stops_a_pending_item_and_waits_for_a_running_one() {
+    // Pending: behind a running item on a queue with max_active 1.
+    let wq = alloc_workqueue("wq-test-cancel", WqFlags::empty(), 1).expect("alloc");
+    let (blocker, started, _) = sleeper("blocker", 10);
+    let (victim, n) = counter("victim");
+    assert!(queue_work(wq, &blocker));
+    assert!(queue_work(wq, &victim));
+    assert!(
+        wait_for(200, || started.load(Ordering::SeqCst)),
+        "never started"
+    );
+    assert!(cancel_work_sync(&victim), "it was pending");
+    assert!(!victim.is_pending());
+    flush_workqueue(wq);
+    sleep_ticks(2);
+    assert_eq!(n.load(Ordering::SeqCst), 0, "a canceled item ran");
+
+    // Running: cancel waits for it.
+    let (w, started, finished) = sleeper("running", 10);
+    assert!(queue_work(wq, &w));
+    assert!(
+        wait_for(200, || started.load(Ordering::SeqCst)),
+        "never started"
+    );
+    assert!(!cancel_work_sync(&w), "it was running, not pending");
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "cancel_work_sync returned before the item did"
+    );
+    destroy_workqueue(wq);
+}
+
+#[crate::ktest]
+fn delayed_work_runs_no_earlier_than_its_delay() {
+    let ran_at = Arc::new(AtomicU64::new(0));
+    let r = ran_at.clone();
+    let w = WorkRef::new("delayed", move |_| r.store(jiffies(), Ordering::SeqCst));
+    let start = jiffies();
+    assert!(queue_delayed_work(system_wq(), &w, 10));
+    assert!(!queue_delayed_work(system_wq(), &w, 10), "already pending");
+    assert!(flush_work(&w));
+    let at = ran_at.load(Ordering::SeqCst);
+    assert!(
+        at >= start + 10,
+        "ran at {at}, queued at {start} with a delay of 10"
+    );
+    assert!(
+        at <= start + 30,
+        "ran at {at}, queued at {start}: far too late"
+    );
+
+    // Canceled on its timer: never runs.
+    ran_at.store(0, Ordering::SeqCst);
+    assert!(queue_delayed_work(system_wq(), &w, 5));
+    assert!(cancel_delayed_work_sync(&w), "pending on its timer");
+    sleep_ticks(10);
+    assert_eq!(
+        ran_at.load(Ordering::SeqCst),
+        0,
+        "a canceled delayed item ran"
+    );
+}
+
+#[crate::ktest]
+fn mod_delayed_work_moves_the_deadline() {
+    let ran_at = Arc::new(AtomicU64::new(0));
+    let r = ran_at.clone();
+    let w = WorkRef::new("moved", move |_| r.store(jiffies(), Ordering::SeqCst));
+    // Earlier.
+    let start = jiffies();
+    assert!(queue_delayed_work(system_wq(), &w, 1000));
+    assert!(mod_delayed_work(system_wq(), &w, 5), "it was pending");
+    assert!(flush_work(&w));
+    let at = ran_at.load(Ordering::SeqCst);
+    assert!(
+        (start + 5..start + 100).contains(&at),
+        "ran at {at}, start {start}"
+    );
+    // Later.
+    let start = jiffies();
+    assert!(queue_delayed_work(system_wq(), &w, 2));
+    assert!(mod_delayed_work(system_wq(), &w, 30), "it was pending");
+    assert!(flush_work(&w));
+    let at = ran_at.load(Ordering::SeqCst);
+    assert!(at >= start + 30, "ran at {at}, moved to {} ", start + 30);
+    // Idle: queued.
+    assert!(!mod_delayed_work(system_wq(), &w, 1), "it was idle");
+    assert!(flush_work(&w));
+}
+
+#[crate::ktest]
+fn a_sleeping_item_does_not_stall_the_next_one_on_its_cpu() {
+    // A sleeps until B has run (at most 5 s): B can only run before that if another worker
+    // of the same pool took it while A slept.
+    let cpu = crate::cpu::count() - 1;
+    let b_thread = Arc::new(AtomicU64::new(u64::MAX));
+    let a_thread = Arc::new(AtomicU64::new(u64::MAX));
+    let b_ran_first = Arc::new(AtomicBool::new(false));
+    let a_done = Arc::new(AtomicBool::new(false));
+    let (at, bt, ad) = (a_thread.clone(), b_thread.clone(), a_done.clone());
+    let a = WorkRef::new("sleepy", move |_| {
+        at.store(crate::sched::current().id, Ordering::SeqCst);
+        let end = jiffies() + 500;
+        while bt.load(Ordering::SeqCst) == u64::MAX && jiffies() < end {
+            sleep_ticks(1);
+        }
+        ad.store(true, Ordering::SeqCst);
+    });
+    let (bt, first, at, ad) = (
+        b_thread.clone(),
+        b_ran_first.clone(),
+        a_thread.clone(),
+        a_done,
+    );
+    let b = WorkRef::new("next", move |_| {
+        // A has started and not finished: its worker sleeps in it.
+        let a_running = at.load(Ordering::SeqCst) != u64::MAX && !ad.load(Ordering::SeqCst);
+        first.store(a_running, Ordering::SeqCst);
+        bt.store(crate::sched::current().id, Ordering::SeqCst);
+    });
+    assert!(queue_work_on(cpu, system_wq(), &a));
+    assert!(queue_work_on(cpu, system_wq(), &b));
+    flush_work(&a);
+    flush_work(&b);
+    assert!(
+        b_ran_first.load(Ordering::SeqCst),
+        "the next item waited for the sleeping one"
+    );
+    assert_ne!(
+        a_thread.load(Ordering::SeqCst),
+        b_thread.load(Ordering::SeqCst),
+        "a second worker runs the next item"
+    );
+}
+
+#[crate::ktest]
+fn destroy_workqueue_drains_first() {
+    let wq = alloc_workqueue("wq-test-destroy", WqFlags::empty(), 0).expect("alloc");
+    let n = Arc::new(AtomicUsize::new(0));
+    let items: Vec<WorkRef> = (0..4)
+        .map(|_| {
+            let n = n.clone();
+            WorkRef::new("drained", move |_| {
+                sleep_ticks(3);
+                n.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for (i, w) in items.iter().enumerate() {
+        assert!(queue_work_on(i % crate::cpu::count(), wq, w));
+    }
+    destroy_workqueue(wq);
+    assert_eq!(
+        n.load(Ordering::SeqCst),
+        4,
+        "destroy returned before its items ran"
+    );
+    assert!(
+        !queue_work(wq, &items[0]),
+        "a destroyed queue takes no item"
+    );
+}
+
+#[crate::ktest]
+fn a_reclaim_queue_runs_its_items_when_worker_creation_fails() {
+    // The high-priority pool of the last CPU: no other test uses it.
+    let cpu = crate::cpu::count() - 1;
+    let pool = 2 * cpu + 1;
+    let hi = alloc_workqueue("wq-test-hi", WqFlags::WQ_HIGHPRI, 0).expect("alloc");
+    let reclaim = alloc_workqueue(
+        "wq-test-reclaim",
+        WqFlags::WQ_HIGHPRI | WqFlags::WQ_MEM_RECLAIM,
+        0,
+    )
+    .expect("alloc");
+    workqueue::FAIL_WORKER_CREATION.store(true, Ordering::SeqCst);
+    // Keep every existing worker of the pool busy (asleep in an item).
+    let stats = workqueue::pool_stats()[pool];
+    let nr_workers = stats.idle + stats.busy;
+    let release = Arc::new(AtomicBool::new(false));
+    let busy = Arc::new(AtomicUsize::new(0));
+    let blockers: Vec<WorkRef> = (0..nr_workers)
+        .map(|_| {
+            let (release, busy) = (release.clone(), busy.clone());
+            WorkRef::new("blocker", move |_| {
+                busy.fetch_add(1, Ordering::SeqCst);
+                while !release.load(Ordering::SeqCst) {
+                    sleep_ticks(1);
+                }
+            })
+        })
+        .collect();
+    for b in &blockers {
+        assert!(queue_work_on(cpu, hi, b));
+    }
+    let all_busy = wait_for(200, || busy.load(Ordering::SeqCst) == nr_workers);
+    let failures = workqueue::WORKER_CREATE_FAILURES.load(Ordering::SeqCst);
+    let rescued = workqueue::RESCUED.load(Ordering::SeqCst);
+    let (item, n) = counter("rescued");
+    assert!(queue_work_on(cpu, reclaim, &item));
+    let ran = wait_for(200, || n.load(Ordering::SeqCst) == 1);
+    // Clean up before asserting.
+    workqueue::FAIL_WORKER_CREATION.store(false, Ordering::SeqCst);
+    release.store(true, Ordering::SeqCst);
+    destroy_workqueue(hi);
+    destroy_workqueue(reclaim);
+    assert!(all_busy, "{nr_workers} workers did not all take a blocker");
+    assert!(
+        ran,
+        "the reclaim queue's item did not run while workers could not be created"
+    );
+    assert!(workqueue::WORKER_CREATE_FAILURES.load(Ordering::SeqCst) > failures);
+    assert!(
+        workqueue::RESCUED.load(Ordering::SeqCst) > rescued,
+        "not by the rescuer"
+    );
+}

@@ -1,0 +1,695 @@
+//! Workqueues (Linux's `kernel/workqueue.c`): run a function later, in a kernel thread.
+//!
+//! The logic (the pending bit, worker pools, concurrency management, flush and cancel, the
+//! rescuer) is the host-tested crate `sheaf-workqueue` (`kernel/crates/workqueue`); this module
+//! plugs the kernel into it, as its crate docs ("What the kernel provides") ask, and offers the
+//! Linux-named API. `docs/workqueue.md` has the whole picture.
+//!
+//! - **Items**: [`WorkRef`], an `Arc` of a [`Work`] (the crate's `WorkStruct`, the function and
+//!   a name for the dump); a [`DelayedWork`] is the same item used with the delayed calls.
+//! - **Lists**: the crate's `VecList` (a `VecDeque` of handles): queueing may allocate when a
+//!   list grows (an intrusive list in `kcore` is the follow-up). The slab allocator is usable
+//!   with interrupts off and from interrupt handlers, so this is slower, not wrong.
+//! - **The lock**: the crate's lock spins; every call into it is made with local interrupts
+//!   off ([`IrqSave`]), since the scheduler hooks and the timer call into it too.
+//! - **Workers**: one thread per worker (`kworker/N:M`), created by the manager thread
+//!   (`kworker-mgr`) when the crate asks ([`Action::CreateWorker`] may come from inside the
+//!   scheduler, where nothing may be spawned).
+//! - **Concurrency management**: [`sched::BLOCK_HOOK`] and [`sched::WAKE_HOOK`] tell the crate
+//!   when a worker executing an item blocks and wakes (`worker_sleeping` / `worker_waking`).
+//! - **Timers**: the pools' idle timers, delayed items' timers and the retries after a failed
+//!   worker creation are a list of deadlines (jiffies) here; the tick on CPU 0 wakes the
+//!   manager when the first one is due, and the manager fires them in thread context.
+//! - **Waiting** (flush, cancel, drain): a generation counter and a wait queue, bumped after
+//!   every finished item, and on every tick while someone waits (the crate also waits for
+//!   things that finish no item: a concurrent canceler, an item in transit).
+//! - **Rescuers**: a thread per `WQ_MEM_RECLAIM` queue, woken by a mayday.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use kcore::sched::{self, SpawnError, Thread};
+use kcore::sync::{IrqSave, IrqSpinLock, Mutex, WaitQueue};
+use spin::Once;
+use workqueue::{Action, Actions, Job, Next, PoolId, VecList, WorkItem, WorkStruct, WorkerId};
+pub use workqueue::{WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, WqFlags, WqId};
+
+use crate::time::{HZ, jiffies};
+
+/// How long a worker beyond the two a pool keeps may stay idle before it is retired: 5 s
+/// (Linux: 300 s), short enough for tests and the shell to see retirement.
+pub const IDLE_WORKER_TIMEOUT: u64 = 5 * HZ as u64;
+
+/// After a failed worker creation, the pool asks again this many ticks later (Linux's
+/// `CREATE_COOLDOWN` is 1 s; shorter here so a test sees recovery quickly).
+const CREATE_RETRY: u64 = HZ as u64 / 10;
+
+/// A work item: the crate's [`WorkStruct`], the function to run and a name (shown by the
+/// `workqueues` command, where Linux prints the function's symbol). Used through [`WorkRef`].
+pub struct Work {
+    ws: WorkStruct,
+    func: Box<dyn Fn(&WorkRef) + Send + Sync>,
+    name: &'static str,
+}
+
+/// A handle to a [`Work`] (an `Arc`: cloning it does not allocate). What the queueing calls
+/// take; the function gets it too, as Linux's gets its `work_struct`.
+#[derive(Clone)]
+pub struct WorkRef(Arc<Work>);
+
+/// A work item queued with a delay (Linux's `struct delayed_work`): any [`WorkRef`], used with
+/// [`queue_delayed_work`], [`mod_delayed_work`] and [`cancel_delayed_work_sync`]; the crate
+/// keeps its deadline and the timer list here fires it.
+pub type DelayedWork = WorkRef;
+
+impl WorkRef {
+    /// A new idle item that runs `func` (Linux's `INIT_WORK`). `name` is what the dump shows.
+    pub fn new(name: &'static str, func: impl Fn(&WorkRef) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(Work {
+            ws: WorkStruct::new(),
+            func: Box::new(func),
+            name,
+        }))
+    }
+
+    /// The item's name.
+    pub fn name(&self) -> &'static str {
+        self.0.name
+    }
+
+    /// Is the item pending (queued or on its timer, not yet started)? (Linux's `work_pending`.)
+    pub fn is_pending(&self) -> bool {
+        self.0.ws.is_pending()
+    }
+}
+
+impl WorkItem for WorkRef {
+    fn work(&self) -> &WorkStruct {
+        &self.0.ws
+    }
+
+    fn describe(&self, f: &mut dyn fmt::Write) -> fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl fmt::Debug for WorkRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WorkRef({})", self.0.name)
+    }
+}
+
+/// A workqueue (Linux's `struct workqueue_struct *`): a name, flags and `max_active`; its
+/// items run in the shared worker pools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Workqueue {
+    id: WqId,
+}
+
+impl Workqueue {
+    /// The crate's id of the queue.
+    pub fn id(self) -> WqId {
+        self.id
+    }
+}
+
+/// Why [`alloc_workqueue`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WqError {
+    /// The crate refused (`max_active` too large, too many queues).
+    Alloc(workqueue::AllocError),
+    /// The rescuer thread of a `WQ_MEM_RECLAIM` queue could not be created.
+    Rescuer(SpawnError),
+}
+
+type Wqs = workqueue::Workqueues<WorkRef, VecList<WorkRef>>;
+
+/// What the kernel keeps beside the crate's state.
+struct Globals {
+    wqs: Wqs,
+    /// Per pool: the crate asked for a worker ([`Action::CreateWorker`]), for the manager.
+    create: Vec<AtomicBool>,
+    nr_cpus: usize,
+}
+
+static G: Once<Globals> = Once::new();
+
+fn g() -> &'static Globals {
+    G.get().expect("workqueue::init has run")
+}
+
+/// Calls into the crate with local interrupts off (its lock spins, and the scheduler hooks take
+/// it too).
+fn locked<T>(f: impl FnOnce(&'static Wqs) -> T) -> T {
+    let _irq = IrqSave::new();
+    f(&g().wqs)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers.
+
+/// A worker thread's link to its pool's worker, for wake-ups and the scheduler hooks.
+struct WorkerSlot {
+    pool: PoolId,
+    id: WorkerId,
+    /// Set by [`Action::WakeWorker`] / [`Action::Retire`], consumed by the idle sleep.
+    woken: AtomicBool,
+    /// Executing an item: the scheduler hooks report blocking only then.
+    in_item: AtomicBool,
+    waitq: WaitQueue,
+}
+
+/// Live workers by (pool, worker).
+static WORKERS: IrqSpinLock<BTreeMap<(u16, u16), Arc<WorkerSlot>>> =
+    IrqSpinLock::new(BTreeMap::new());
+/// Live workers by thread id (for the scheduler hooks).
+static BY_THREAD: IrqSpinLock<BTreeMap<u64, Arc<WorkerSlot>>> = IrqSpinLock::new(BTreeMap::new());
+
+/// Held by the manager from choosing a new worker's id to registering it, and by a worker
+/// waking from idle (the only time the crate may retire it and free its id): so the id the
+/// manager names the thread after is the one the crate gives.
+static MGR: Mutex<()> = Mutex::new(());
+/// The manager sleeps here; [`MGR_KICK`] says there is something to do.
+static MGR_WQ: WaitQueue = WaitQueue::new();
+static MGR_KICK: AtomicBool = AtomicBool::new(false);
+
+/// Fault injection: while set, the manager's worker creation fails as if the thread's stack
+/// could not be allocated. Safe code cannot exhaust memory safely (and a kernel out of memory
+/// is no place for a test), so this is how the tests reach the rescuer path. Tests only.
+pub static FAIL_WORKER_CREATION: AtomicBool = AtomicBool::new(false);
+
+/// Worker creations that failed (real or injected).
+pub static WORKER_CREATE_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+fn kick_manager() {
+    MGR_KICK.store(true, Ordering::Release);
+    MGR_WQ.wake_all();
+}
+
+fn wake_worker(pool: PoolId, worker: WorkerId) {
+    let slot = WORKERS.lock().get(&(pool.0, worker.0)).cloned();
+    if let Some(slot) = slot {
+        slot.woken.store(true, Ordering::Release);
+        slot.waitq.wake_all();
+    }
+}
+
+/// The CPU of a per-CPU pool (`None`: unbound).
+fn pool_cpu(pool: PoolId) -> Option<usize> {
+    let p = usize::from(pool.0);
+    (p < 2 * g().nr_cpus).then_some(p / 2)
+}
+
+/// The manager creates a worker for `pool` (thread context).
+fn create_worker(pool: PoolId) {
+    let _m = MGR.lock();
+    let id = {
+        let workers = WORKERS.lock();
+        let used = workers.range((pool.0, 0)..=(pool.0, u16::MAX)).count() as u16;
+        (0..used)
+            .find(|m| !workers.contains_key(&(pool.0, *m)))
+            .unwrap_or(used)
+    };
+    let id = WorkerId(id);
+    let name = alloc::format!("{}", locked(|w| w.worker_name(pool, id)));
+    let slot = Arc::new(WorkerSlot {
+        pool,
+        id,
+        woken: AtomicBool::new(false),
+        in_item: AtomicBool::new(false),
+        waitq: WaitQueue::new(),
+    });
+    let s = slot.clone();
+    let spawned = if FAIL_WORKER_CREATION.load(Ordering::Acquire) {
+        Err(SpawnError::OutOfMemory)
+    } else {
+        match pool_cpu(pool) {
+            Some(cpu) => sched::spawn_on(cpu, &name, move || worker_thread(s)),
+            None => sched::spawn(&name, move || worker_thread(s)),
+        }
+    };
+    match spawned {
+        Ok(handle) => {
+            let tid = handle.thread().id;
+            WORKERS.lock().insert((pool.0, id.0), slot.clone());
+            BY_THREAD.lock().insert(tid, slot);
+            let real = locked(|w| w.worker_created(pool));
+            assert_eq!(real, id, "worker id chosen under MGR");
+        }
+        Err(_) => {
+            WORKER_CREATE_FAILURES.fetch_add(1, Ordering::Relaxed);
+            perform(locked(|w| w.worker_create_failed(pool)), None);
+            arm(jiffies() + CREATE_RETRY, Timer::Kick(pool));
+        }
+    }
+}
+
+/// A worker thread: take an item, run it, give it back; sleep when there is none.
+fn worker_thread(slot: Arc<WorkerSlot>) {
+    let (pool, id) = (slot.pool, slot.id);
+    // Wait until the manager has registered this worker with the crate.
+    drop(MGR.lock());
+    let me = sched::current().id;
+    let mut after_idle = false;
+    loop {
+        let _m = after_idle.then(|| MGR.lock());
+        let (next, actions) = locked(|w| w.worker_next(pool, id, jiffies()));
+        perform(actions, None);
+        match next {
+            Next::Run(job) => {
+                drop(_m);
+                after_idle = false;
+                run_job(&job, Some(&slot));
+                let actions = locked(|w| {
+                    // A wake-up that raced with the block hook may have left the crate
+                    // thinking this worker sleeps: it runs.
+                    w.worker_waking(pool, id);
+                    w.worker_done(job)
+                });
+                perform(actions, None);
+                item_done();
+            }
+            Next::Idle => {
+                drop(_m);
+                after_idle = true;
+                slot.waitq
+                    .wait_until(|| slot.woken.swap(false, Ordering::AcqRel).then_some(()));
+            }
+            Next::Exit => {
+                WORKERS.lock().remove(&(pool.0, id.0));
+                BY_THREAD.lock().remove(&me);
+                return;
+            }
+        }
+    }
+}
+
+fn run_job(job: &Job<WorkRef>, slot: Option<&WorkerSlot>) {
+    if let Some(s) = slot {
+        s.in_item.store(true, Ordering::Release);
+    }
+    (job.work.0.func)(&job.work);
+    if let Some(s) = slot {
+        s.in_item.store(false, Ordering::Release);
+    }
+}
+
+/// [`sched::BLOCK_HOOK`]: a worker executing an item is about to sleep (interrupts off, inside
+/// `schedule`): the crate may wake another worker or ask the manager for one.
+fn on_block(t: &Thread) {
+    let slot = BY_THREAD.lock().get(&t.id).cloned();
+    if let Some(slot) = slot
+        && slot.in_item.load(Ordering::Acquire)
+    {
+        let actions = g().wqs.worker_sleeping(slot.pool, slot.id);
+        perform(actions, None);
+    }
+}
+
+/// [`sched::WAKE_HOOK`]: a worker that blocked inside an item was woken.
+fn on_wake(t: &Thread) {
+    let slot = BY_THREAD.lock().get(&t.id).cloned();
+    if let Some(slot) = slot
+        && slot.in_item.load(Ordering::Acquire)
+    {
+        locked(|w| w.worker_waking(slot.pool, slot.id));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rescuers.
+
+struct Rescuer {
+    wq: WqId,
+    woken: AtomicBool,
+    stop: AtomicBool,
+    waitq: WaitQueue,
+}
+
+static RESCUERS: IrqSpinLock<Vec<Arc<Rescuer>>> = IrqSpinLock::new(Vec::new());
+
+/// Items executed by rescuers.
+pub static RESCUED: AtomicU64 = AtomicU64::new(0);
+
+fn rescuer_thread(r: Arc<Rescuer>) {
+    loop {
+        r.waitq.wait_until(|| {
+            (r.woken.swap(false, Ordering::AcqRel) || r.stop.load(Ordering::Acquire)).then_some(())
+        });
+        if r.stop.load(Ordering::Acquire) {
+            return;
+        }
+        while let Some(job) = locked(|w| w.rescuer_next(r.wq)) {
+            run_job(&job, None);
+            RESCUED.fetch_add(1, Ordering::Relaxed);
+            perform(locked(|w| w.worker_done(job)), None);
+            item_done();
+        }
+    }
+}
+
+fn for_rescuers(f: impl Fn(&Rescuer)) {
+    let list: Vec<Arc<Rescuer>> = RESCUERS.lock().clone();
+    for r in &list {
+        f(r);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers.
+
+/// What a timer does when it fires.
+enum Timer {
+    /// The pool's idle timer: retire workers idle too long.
+    Idle(PoolId),
+    /// A delayed item's timer.
+    Delayed(WorkRef),
+    /// Ask again for a worker after a failed creation.
+    Kick(PoolId),
+}
+
+/// Timers by (deadline in jiffies, sequence number).
+static TIMERS: IrqSpinLock<BTreeMap<(u64, u64), Timer>> = IrqSpinLock::new(BTreeMap::new());
+static TIMER_SEQ: AtomicU64 = AtomicU64::new(0);
+/// The first deadline in [`TIMERS`] (`u64::MAX`: none), read by the tick.
+static NEXT_TIMER: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn arm(at: u64, t: Timer) {
+    let seq = TIMER_SEQ.fetch_add(1, Ordering::Relaxed);
+    TIMERS.lock().insert((at, seq), t);
+    NEXT_TIMER.fetch_min(at, Ordering::AcqRel);
+    if at <= jiffies() {
+        kick_manager();
+    }
+}
+
+/// Fires the due timers (the manager, thread context).
+fn run_timers(now: u64) {
+    loop {
+        let due = {
+            let mut timers = TIMERS.lock();
+            let due = match timers.first_entry() {
+                Some(e) if e.key().0 <= now => Some(e.remove()),
+                _ => None,
+            };
+            let next = timers.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
+            NEXT_TIMER.store(next, Ordering::Release);
+            due
+        };
+        match due {
+            None => return,
+            Some(Timer::Idle(pool)) => perform(locked(|w| w.idle_timeout(pool, now)), None),
+            Some(Timer::Delayed(work)) => {
+                let actions = locked(|w| w.delayed_work_timer_fn(work.clone(), now));
+                perform(actions, Some(&work));
+            }
+            Some(Timer::Kick(pool)) => perform(locked(|w| w.pool_kick(pool)), None),
+        }
+    }
+}
+
+/// The workqueues' share of the tick (interrupt context, every CPU): on CPU 0, wakes the
+/// manager when a timer is due, and the waiters of flush and cancel (see [`item_done`]).
+pub fn tick() {
+    if kcore::cpu::current_id() != 0 || G.get().is_none() {
+        return;
+    }
+    if NEXT_TIMER.load(Ordering::Acquire) <= jiffies() {
+        kick_manager();
+    }
+    if WAITERS.load(Ordering::Acquire) > 0 {
+        item_done();
+    }
+}
+
+fn manager_thread() {
+    loop {
+        MGR_WQ.wait_until(|| MGR_KICK.swap(false, Ordering::AcqRel).then_some(()));
+        run_timers(jiffies());
+        for (i, flag) in g().create.iter().enumerate() {
+            if flag.swap(false, Ordering::AcqRel) {
+                create_worker(PoolId(i as u16));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions and waiting.
+
+/// Carries out the crate's decisions. `work` is the item of the call that returned them (for
+/// [`Action::ArmTimer`]). From the scheduler hook only `WakeWorker` and `CreateWorker` come,
+/// which neither allocate nor sleep.
+fn perform(actions: Actions, work: Option<&WorkRef>) {
+    for a in actions {
+        match a {
+            Action::WakeWorker { pool, worker } | Action::Retire { pool, worker } => {
+                wake_worker(pool, worker)
+            }
+            Action::CreateWorker { pool } => {
+                g().create[usize::from(pool.0)].store(true, Ordering::Release);
+                kick_manager();
+            }
+            Action::ArmIdleTimer { pool, at } => arm(at, Timer::Idle(pool)),
+            Action::ArmTimer { at } => {
+                let work = work.expect("ArmTimer comes with its item").clone();
+                arm(at, Timer::Delayed(work));
+            }
+            Action::Mayday { .. } => for_rescuers(|r| {
+                r.woken.store(true, Ordering::Release);
+                r.waitq.wake_all();
+            }),
+            Action::StopRescuer { wq } => {
+                let mut list = RESCUERS.lock();
+                let stopped: Vec<Arc<Rescuer>> =
+                    list.iter().filter(|r| r.wq == wq).cloned().collect();
+                list.retain(|r| r.wq != wq);
+                drop(list);
+                for r in stopped {
+                    r.stop.store(true, Ordering::Release);
+                    r.waitq.wake_all();
+                }
+            }
+        }
+    }
+}
+
+/// Bumped after every finished item (and every tick while someone waits).
+static DONE_GEN: AtomicU64 = AtomicU64::new(0);
+static DONE_WQ: WaitQueue = WaitQueue::new();
+/// Threads inside a `wait` of the crate.
+static WAITERS: AtomicUsize = AtomicUsize::new(0);
+
+fn item_done() {
+    DONE_GEN.fetch_add(1, Ordering::AcqRel);
+    DONE_WQ.wake_all();
+}
+
+/// The crate's `wait`: sleeps until an item finishes (or a tick passes) since the last call,
+/// or since the closure was made (before the crate's first check, so nothing is missed).
+fn waiter() -> impl FnMut() {
+    let mut seen = DONE_GEN.load(Ordering::Acquire);
+    move || {
+        WAITERS.fetch_add(1, Ordering::AcqRel);
+        seen = DONE_WQ.wait_until(|| {
+            let now = DONE_GEN.load(Ordering::Acquire);
+            (now != seen).then_some(now)
+        });
+        WAITERS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs a crate call that may wait, with interrupts off (they stay off while it sleeps, as in
+/// every call to `schedule`; other threads run with their own).
+fn waiting<T>(f: impl FnOnce(&'static Wqs, &mut dyn FnMut()) -> T) -> T {
+    let mut wait = waiter();
+    locked(|w| f(w, &mut wait))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up.
+
+/// Creates the workqueues (system queues included), registers the scheduler hooks and starts
+/// the manager thread. Called once at boot, with every CPU online.
+pub fn init() {
+    let nr_cpus = kcore::cpu::online().count();
+    G.call_once(|| {
+        let wqs = Wqs::new(nr_cpus, IDLE_WORKER_TIMEOUT, kcore::cpu::current_id);
+        Globals {
+            create: (0..2 * nr_cpus + 2)
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            wqs,
+            nr_cpus,
+        }
+    });
+    sched::BLOCK_HOOK.set(on_block);
+    sched::WAKE_HOOK.set(on_wake);
+    sched::spawn("kworker-mgr", manager_thread).expect("memory for the workqueue manager");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API, with Linux's names.
+
+/// Allocates a workqueue (Linux's `alloc_workqueue`). `max_active` is the maximum number of
+/// execution contexts per CPU which can be assigned to the work items of the workqueue (0: the
+/// default, [`WQ_DFL_ACTIVE`]). A `WQ_MEM_RECLAIM` queue gets its rescuer thread now.
+pub fn alloc_workqueue(
+    name: &'static str,
+    flags: WqFlags,
+    max_active: usize,
+) -> Result<Workqueue, WqError> {
+    let id = locked(|w| w.alloc_workqueue(name, flags, max_active)).map_err(WqError::Alloc)?;
+    let wq = Workqueue { id };
+    if flags.contains(WqFlags::WQ_MEM_RECLAIM) {
+        let r = Arc::new(Rescuer {
+            wq: id,
+            woken: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            waitq: WaitQueue::new(),
+        });
+        let r2 = r.clone();
+        if let Err(e) = sched::spawn(name, move || rescuer_thread(r2)) {
+            waiting(|w, wait| w.destroy_workqueue(id, wait));
+            return Err(WqError::Rescuer(e));
+        }
+        RESCUERS.lock().push(r);
+    }
+    Ok(wq)
+}
+
+/// The system workqueue (`events`, per-CPU), the one [`schedule_work`] uses. Multi-CPU
+/// multi-threaded; use it when the item does not sleep long.
+pub fn system_wq() -> Workqueue {
+    Workqueue {
+        id: workqueue::SYSTEM_WQ,
+    }
+}
+
+/// The system high-priority workqueue (`events_highpri`).
+pub fn system_highpri_wq() -> Workqueue {
+    Workqueue {
+        id: workqueue::SYSTEM_HIGHPRI_WQ,
+    }
+}
+
+/// The system workqueue for long items (`events_long`).
+pub fn system_long_wq() -> Workqueue {
+    Workqueue {
+        id: workqueue::SYSTEM_LONG_WQ,
+    }
+}
+
+/// The unbound system workqueue (`events_unbound`): items are not bound to any specific CPU,
+/// not concurrency managed, and all queued items are executed immediately as long as
+/// `max_active` limit is not reached and resources are available.
+pub fn system_unbound_wq() -> Workqueue {
+    Workqueue {
+        id: workqueue::SYSTEM_UNBOUND_WQ,
+    }
+}
+
+/// Queues `work` on workqueue `wq` (Linux's `queue_work`). Returns `false` if `work` was
+/// already on a queue, `true` otherwise. The item is queued on the CPU it was submitted from,
+/// but if that CPU dies it can be processed by another CPU. May allocate (see the module docs).
+pub fn queue_work(wq: Workqueue, work: &WorkRef) -> bool {
+    let (ok, actions) = locked(|w| w.queue_work(wq.id, work.clone()));
+    perform(actions, Some(work));
+    ok
+}
+
+/// Queues `work` on a specific CPU (Linux's `queue_work_on`). Returns `false` if it was already
+/// on a queue, `true` otherwise. The caller must ensure the CPU can't go away.
+pub fn queue_work_on(cpu: usize, wq: Workqueue, work: &WorkRef) -> bool {
+    let (ok, actions) = locked(|w| w.queue_work_on(cpu, wq.id, work.clone()));
+    perform(actions, Some(work));
+    ok
+}
+
+/// Puts `work` in the kernel-global workqueue (Linux's `schedule_work`): `false` if it was
+/// already there.
+pub fn schedule_work(work: &WorkRef) -> bool {
+    queue_work(system_wq(), work)
+}
+
+/// Queues `work` on `wq` after `delay` jiffies (Linux's `queue_delayed_work`). Returns `false`
+/// if it was already pending. A delay of 0 queues at once.
+pub fn queue_delayed_work(wq: Workqueue, work: &DelayedWork, delay: u64) -> bool {
+    let (ok, actions) = locked(|w| w.queue_delayed_work(wq.id, work.clone(), delay, jiffies()));
+    perform(actions, Some(work));
+    ok
+}
+
+/// Modifies a delayed item's timer, or queues it (Linux's `mod_delayed_work`): if `work` is
+/// idle, equivalent to [`queue_delayed_work`]; if pending, its timer is modified to expire
+/// after `delay` jiffies. Returns `false` if it was idle and queued, `true` if it was pending
+/// and its timer was modified.
+pub fn mod_delayed_work(wq: Workqueue, work: &DelayedWork, delay: u64) -> bool {
+    let (ok, actions) = locked(|w| w.mod_delayed_work(wq.id, work.clone(), delay, jiffies()));
+    perform(actions, Some(work));
+    ok
+}
+
+/// Waits for `work` to finish executing the last queueing instance (Linux's `flush_work`).
+/// Returns `true` if it waited for it, `false` if it was already idle. Must not be called by
+/// the item itself.
+pub fn flush_work(work: &WorkRef) -> bool {
+    waiting(|w, wait| w.flush_work(work, wait))
+}
+
+/// Cancels `work` and waits for its execution to finish (Linux's `cancel_work_sync`). Can be
+/// used even if the item re-queues itself. On return, `work` is guaranteed to be not pending
+/// nor executing on any CPU. Returns `true` if it was pending.
+pub fn cancel_work_sync(work: &WorkRef) -> bool {
+    let (was, actions) = waiting(|w, wait| w.cancel_work_sync(work, wait));
+    perform(actions, None);
+    item_done();
+    was
+}
+
+/// Cancels a delayed item and waits for it to finish (Linux's `cancel_delayed_work_sync`):
+/// [`cancel_work_sync`] for a [`DelayedWork`] (its timer may still fire; it then does nothing).
+pub fn cancel_delayed_work_sync(work: &DelayedWork) -> bool {
+    cancel_work_sync(work)
+}
+
+/// Ensures that every item queued on `wq` before the call has finished execution (Linux's
+/// `flush_workqueue`). Items queued meanwhile are not waited for.
+pub fn flush_workqueue(wq: Workqueue) {
+    waiting(|w, wait| w.flush_workqueue(wq.id, wait));
+}
+
+/// Drains `wq` (Linux's `drain_workqueue`): waits until the workqueue becomes empty. While
+/// draining is in progress, only chain queueing is allowed (not implemented here yet: every
+/// queueing is refused while a queue drains).
+pub fn drain_workqueue(wq: Workqueue) {
+    waiting(|w, wait| w.drain_workqueue(wq.id, wait));
+}
+
+/// Safely terminates a workqueue (Linux's `destroy_workqueue`): all items still pending are
+/// done first, and its rescuer stops. Cancel delayed items still on their timers first.
+pub fn destroy_workqueue(wq: Workqueue) {
+    let actions = waiting(|w, wait| w.destroy_workqueue(wq.id, wait));
+    perform(actions, None);
+}
+
+/// Everything the `workqueues` command prints: every pool with its workers (idle, busy, what
+/// they run), pending items and items executed, then every workqueue.
+pub fn dump() -> String {
+    let mut out = String::new();
+    // Allocate with interrupts on as far as possible: the dump is small.
+    out.reserve(4096);
+    let _ = locked(|w| w.dump(&mut out));
+    out
+}
+
+/// The numbers of every pool (as in [`dump`]), in pool order: `2 * cpu` and `2 * cpu + 1`
+/// (high priority) for each CPU, then the unbound pools.
+pub fn pool_stats() -> Vec<workqueue::PoolStats> {
+    locked(|w| w.pool_stats())
+}
