@@ -531,6 +531,20 @@ pub fn init() {
     sched::BLOCK_HOOK.set(on_block);
     sched::WAKE_HOOK.set(on_wake);
     sched::spawn("kworker-mgr", manager_thread).expect("memory for the workqueue manager");
+    kcore::memory::kmalloc::QUEUE_WORK_HOOK.set(queue_boxed);
+}
+
+/// Runs `f` once from `system_wq`, in a work item of its own (the slab allocator's
+/// asynchronous destroy): the closure is boxed with the item, so this allocates.
+fn queue_boxed(f: kcore::memory::kmalloc::WorkFn) {
+    let f = spin::Mutex::new(Some(f));
+    let work = WorkRef::new("slab_destroy", move |_| {
+        let f = f.lock().take();
+        if let Some(f) = f {
+            f();
+        }
+    });
+    queue_work(system_wq(), &work);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -156,9 +156,13 @@ unsafe impl slab::Platform for KernelPlatform {
     }
 
     fn queue_work(&self, work: alloc::boxed::Box<dyn FnOnce() + Send>) {
-        // Until the kernel has workqueues, a work item is a kernel thread of its own (it runs
-        // in process context and may sleep, as work items do). If no thread can be made, the
-        // work runs here: destruction is then synchronous, which is always correct.
+        // The services' workqueues run it (`system_wq`) once they are up.
+        if let Some(queue) = QUEUE_WORK_HOOK.get() {
+            return queue(work);
+        }
+        // Before that, a work item is a kernel thread of its own (it runs in process context
+        // and may sleep, as work items do). If no thread can be made, the work runs here:
+        // destruction is then synchronous, which is always correct.
         let slot = alloc::sync::Arc::new(spin::Mutex::new(Some(work)));
         let theirs = slot.clone();
         let run = move || {
@@ -186,6 +190,13 @@ unsafe impl slab::Platform for KernelPlatform {
 }
 
 static SLAB: Once<SlabAllocator<KernelPlatform>> = Once::new();
+
+/// How the slab allocator's work items (the asynchronous part of `kmem_cache_destroy`) reach
+/// the services' workqueues: registered by them at start-up (`system_wq`).
+pub static QUEUE_WORK_HOOK: crate::Hook<fn(WorkFn)> = crate::Hook::new();
+
+/// A work item of the slab allocator, as [`QUEUE_WORK_HOOK`] receives it.
+pub type WorkFn = alloc::boxed::Box<dyn FnOnce() + Send>;
 
 /// Creates the kmalloc caches and makes `kmalloc` the global allocator. Needs the page
 /// allocator and ACPI (CPU and node counts). The options come from the boot command line
