@@ -7,9 +7,8 @@
 //!
 //! - **Items**: [`WorkRef`], an `Arc` of a [`Work`] (the crate's `WorkStruct`, the function and
 //!   a name for the dump); a [`DelayedWork`] is the same item used with the delayed calls.
-//! - **Lists**: the crate's `VecList` (a `VecDeque` of handles): queueing may allocate when a
-//!   list grows (an intrusive list in `kcore` is the follow-up). The slab allocator is usable
-//!   with interrupts off and from interrupt handlers, so this is slower, not wrong.
+//! - **Lists**: [`WorkArcList`], the core's intrusive [`ArcList`] over the link each [`Work`]
+//!   embeds: queueing never allocates, as Linux's `queue_work` does not.
 //! - **The lock**: the crate's lock spins; every call into it is made with local interrupts
 //!   off ([`IrqSave`]), since the scheduler hooks and the timer call into it too.
 //! - **Workers**: one thread per worker (`kworker/N:M`), created by the manager thread
@@ -34,9 +33,10 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use kcore::sched::{self, SpawnError, Thread};
+use kcore::sync::arc_list::{ArcList, Linked, ListLink};
 use kcore::sync::{IrqSave, IrqSpinLock, Mutex, WaitQueue};
 use spin::Once;
-use workqueue::{Action, Actions, Job, Next, PoolId, VecList, WorkItem, WorkStruct, WorkerId};
+use workqueue::{Action, Actions, Job, Next, PoolId, WorkItem, WorkList, WorkStruct, WorkerId};
 pub use workqueue::{WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, WqFlags, WqId};
 
 use crate::time::{HZ, jiffies};
@@ -53,6 +53,8 @@ const CREATE_RETRY: u64 = HZ as u64 / 10;
 /// `workqueues` command, where Linux prints the function's symbol). Used through [`WorkRef`].
 pub struct Work {
     ws: WorkStruct,
+    /// Where the item is linked while it waits on a list of the crate.
+    link: ListLink<Work>,
     func: Box<dyn Fn(&WorkRef) + Send + Sync>,
     name: &'static str,
 }
@@ -72,6 +74,7 @@ impl WorkRef {
     pub fn new(name: &'static str, func: impl Fn(&WorkRef) + Send + Sync + 'static) -> Self {
         Self(Arc::new(Work {
             ws: WorkStruct::new(),
+            link: ListLink::new(),
             func: Box::new(func),
             name,
         }))
@@ -85,6 +88,12 @@ impl WorkRef {
     /// Is the item pending (queued or on its timer, not yet started)? (Linux's `work_pending`.)
     pub fn is_pending(&self) -> bool {
         self.0.ws.is_pending()
+    }
+}
+
+impl Linked for Work {
+    fn link(&self) -> &ListLink<Work> {
+        &self.link
     }
 }
 
@@ -127,7 +136,47 @@ pub enum WqError {
     Rescuer(SpawnError),
 }
 
-type Wqs = workqueue::Workqueues<WorkRef, VecList<WorkRef>>;
+type Wqs = workqueue::Workqueues<WorkRef, WorkArcList>;
+
+/// The workqueue crate's lists, kept in the items themselves (`kcore::sync::arc_list`): the
+/// crate guarantees an item is on one list at a time, and keeps every list behind its lock.
+#[derive(Default)]
+pub struct WorkArcList(ArcList<Work>);
+
+impl WorkList<WorkRef> for WorkArcList {
+    fn push_back(&mut self, w: WorkRef) {
+        self.0.push_back(w.0);
+    }
+
+    fn push_front(&mut self, w: WorkRef) {
+        self.0.push_front(w.0);
+    }
+
+    fn pop_front(&mut self) -> Option<WorkRef> {
+        self.0.pop_front().map(WorkRef)
+    }
+
+    fn remove(&mut self, work: &WorkStruct) -> Option<WorkRef> {
+        self.0
+            .take_first(|item| core::ptr::eq(&item.ws, work))
+            .map(WorkRef)
+    }
+
+    fn take_first(&mut self, pred: &mut dyn FnMut(&WorkRef) -> bool) -> Option<WorkRef> {
+        // Cloning a handle only counts a reference (no allocation).
+        self.0
+            .take_first(|item| pred(&WorkRef(item.clone())))
+            .map(WorkRef)
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&WorkRef)) {
+        self.0.for_each(|item| f(&WorkRef(item.clone())));
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
 
 /// What the kernel keeps beside the crate's state.
 struct Globals {

@@ -12,6 +12,7 @@
 //! [`SpinLock`] for short sections, a [`Mutex`] when the holder may sleep or hold it long.
 //! Never sleep while holding a spin lock.
 
+pub mod arc_list;
 mod completion;
 mod mutex;
 pub mod rcu;

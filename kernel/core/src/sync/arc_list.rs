@@ -1,0 +1,307 @@
+//! An intrusive list of `Arc`s: the link is a field of the item, so pushing never allocates.
+//!
+//! Linux's work items are queued through the `list_head` inside them (`work_struct::entry`);
+//! [`ArcList`] is that, for items shared through `Arc`. An item embeds a [`ListLink`] and says
+//! where it is ([`Linked`]); a list holds one strong reference of every item on it (taken at
+//! push, given back at pop or remove). The services' workqueues keep their pools' lists here,
+//! which makes `queue_work` allocation-free.
+//!
+//! The rule that makes one link per item enough: **an item is on at most one list at a time**
+//! (the workqueue crate guarantees it for work items). Each list has a unique id, written into
+//! the links of its items, so that `remove` can tell whether an item is on *this* list.
+//!
+//! A list is used by one owner at a time (`&mut self`), and all the lists an item can move
+//! between are used under one lock (the workqueue crate keeps every list behind its one
+//! lock): a list reads the link of an item on another list only to see that it is not its own.
+
+use alloc::sync::Arc;
+use core::cell::UnsafeCell;
+use core::mem::ManuallyDrop;
+use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// The link an item embeds to be on an [`ArcList`].
+pub struct ListLink<T> {
+    inner: UnsafeCell<Links<T>>,
+}
+
+struct Links<T> {
+    next: *const T,
+    prev: *const T,
+    /// The id of the list the item is on; 0 when on none.
+    list: u64,
+}
+
+// SAFETY: the links are read and written only by the `ArcList` the item is on, through
+// `&mut ArcList` (one owner at a time); an item on no list is never touched through them.
+unsafe impl<T: Send + Sync> Send for ListLink<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for ListLink<T> {}
+
+impl<T> ListLink<T> {
+    /// A link on no list.
+    pub const fn new() -> Self {
+        Self {
+            inner: UnsafeCell::new(Links {
+                next: ptr::null(),
+                prev: ptr::null(),
+                list: 0,
+            }),
+        }
+    }
+}
+
+impl<T> Default for ListLink<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An item that can be on an [`ArcList`]: where its link is.
+pub trait Linked: Sized {
+    /// The item's link.
+    fn link(&self) -> &ListLink<Self>;
+}
+
+/// A FIFO list of `Arc<T>` linked through the items themselves.
+pub struct ArcList<T: Linked> {
+    first: *const T,
+    last: *const T,
+    len: usize,
+    id: u64,
+}
+
+// SAFETY: the list owns one strong reference of each item (an `Arc<T>` it could give to any
+// thread), and `T: Send + Sync` makes sending those fine.
+unsafe impl<T: Linked + Send + Sync> Send for ArcList<T> {}
+
+/// Ids of lists: unique, never 0.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl<T: Linked> Default for ArcList<T> {
+    fn default() -> Self {
+        Self {
+            first: ptr::null(),
+            last: ptr::null(),
+            len: 0,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+impl<T: Linked> ArcList<T> {
+    /// The links of the item at `p`.
+    ///
+    /// # Safety
+    /// `p` is an item this list holds (a pointer from `Arc::into_raw`, alive while held), or
+    /// the caller owns a reference to it.
+    unsafe fn links<'a>(p: *const T) -> &'a mut Links<T> {
+        // SAFETY: caller contract; `&mut self` of the list (every caller holds it) makes this
+        // the only access to the links of its items.
+        unsafe { &mut *(*p).link().inner.get() }
+    }
+
+    /// Appends `item`.
+    ///
+    /// # Panics
+    /// If `item` is on a list already.
+    pub fn push_back(&mut self, item: Arc<T>) {
+        let p = Arc::into_raw(item);
+        // SAFETY: we now hold the reference `p` came from; the last item is ours.
+        unsafe {
+            let l = Self::links(p);
+            assert_eq!(l.list, 0, "an item on two lists");
+            *l = Links {
+                next: ptr::null(),
+                prev: self.last,
+                list: self.id,
+            };
+            if self.last.is_null() {
+                self.first = p;
+            } else {
+                Self::links(self.last).next = p;
+            }
+        }
+        self.last = p;
+        self.len += 1;
+    }
+
+    /// Puts `item` first.
+    ///
+    /// # Panics
+    /// If `item` is on a list already.
+    pub fn push_front(&mut self, item: Arc<T>) {
+        let p = Arc::into_raw(item);
+        // SAFETY: as in `push_back`.
+        unsafe {
+            let l = Self::links(p);
+            assert_eq!(l.list, 0, "an item on two lists");
+            *l = Links {
+                next: self.first,
+                prev: ptr::null(),
+                list: self.id,
+            };
+            if self.first.is_null() {
+                self.last = p;
+            } else {
+                Self::links(self.first).prev = p;
+            }
+        }
+        self.first = p;
+        self.len += 1;
+    }
+
+    /// Unlinks the item at `p`, which is on this list, and returns its reference.
+    ///
+    /// # Safety
+    /// `p` is on this list.
+    unsafe fn unlink(&mut self, p: *const T) -> Arc<T> {
+        // SAFETY: `p` and its neighbours are on this list (caller contract).
+        unsafe {
+            let Links { next, prev, .. } = *Self::links(p);
+            if prev.is_null() {
+                self.first = next;
+            } else {
+                Self::links(prev).next = next;
+            }
+            if next.is_null() {
+                self.last = prev;
+            } else {
+                Self::links(next).prev = prev;
+            }
+            *Self::links(p) = Links {
+                next: ptr::null(),
+                prev: ptr::null(),
+                list: 0,
+            };
+            self.len -= 1;
+            // The reference `push_*` took.
+            Arc::from_raw(p)
+        }
+    }
+
+    /// Removes and returns the first item.
+    pub fn pop_front(&mut self) -> Option<Arc<T>> {
+        let p = self.first;
+        // SAFETY: the first item is on this list.
+        (!p.is_null()).then(|| unsafe { self.unlink(p) })
+    }
+
+    /// Removes `item` if it is on this list.
+    pub fn remove(&mut self, item: &T) -> Option<Arc<T>> {
+        let p = ptr::from_ref(item);
+        // SAFETY: the caller holds a reference to `item`, and its links are written only under
+        // the lock all the lists share (module docs); the id says whether it is ours.
+        let ours = unsafe { (*item.link().inner.get()).list } == self.id;
+        // SAFETY: it is on this list.
+        ours.then(|| unsafe { self.unlink(p) })
+    }
+
+    /// The item after `p` (read through the raw link, without a `&mut`).
+    ///
+    /// # Safety
+    /// `p` is on this list.
+    unsafe fn next_of(p: *const T) -> *const T {
+        // SAFETY: caller contract: a live item whose links only this list writes.
+        unsafe { (*(*p).link().inner.get()).next }
+    }
+
+    /// Removes and returns the first item for which `pred` is true.
+    pub fn take_first(&mut self, mut pred: impl FnMut(&Arc<T>) -> bool) -> Option<Arc<T>> {
+        let mut p = self.first;
+        while !p.is_null() {
+            // SAFETY: `p` is on this list: a live `Arc` we hold, lent to `pred` without
+            // changing its count (`ManuallyDrop`: not dropped here).
+            let (hit, next) = unsafe {
+                let arc = ManuallyDrop::new(Arc::from_raw(p));
+                (pred(&arc), Self::next_of(p))
+            };
+            if hit {
+                // SAFETY: `p` is on this list.
+                return Some(unsafe { self.unlink(p) });
+            }
+            p = next;
+        }
+        None
+    }
+
+    /// Calls `f` on every item, first to last.
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<T>)) {
+        let mut p = self.first;
+        while !p.is_null() {
+            // SAFETY: as in `take_first`.
+            unsafe {
+                let arc = ManuallyDrop::new(Arc::from_raw(p));
+                f(&arc);
+                p = Self::next_of(p);
+            }
+        }
+    }
+
+    /// The number of items.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<T: Linked> Drop for ArcList<T> {
+    fn drop(&mut self) {
+        while self.pop_front().is_some() {}
+    }
+}
+
+#[crate::ktest]
+fn arc_list_keeps_order_and_references_and_knows_its_items() {
+    use alloc::vec::Vec;
+    struct Item {
+        n: u32,
+        link: ListLink<Item>,
+    }
+    impl Linked for Item {
+        fn link(&self) -> &ListLink<Item> {
+            &self.link
+        }
+    }
+    let items: Vec<Arc<Item>> = (0..5)
+        .map(|n| {
+            Arc::new(Item {
+                n,
+                link: ListLink::new(),
+            })
+        })
+        .collect();
+    let mut a = ArcList::default();
+    let mut b = ArcList::default();
+    a.push_back(items[1].clone());
+    a.push_back(items[2].clone());
+    a.push_front(items[0].clone());
+    b.push_back(items[3].clone());
+    assert_eq!(
+        Arc::strong_count(&items[0]),
+        2,
+        "the list holds a reference"
+    );
+    let mut seen = Vec::new();
+    a.for_each(|i| seen.push(i.n));
+    assert_eq!(seen, [0, 1, 2]);
+    assert!(
+        a.remove(&items[3]).is_none(),
+        "on another list: not ours to remove"
+    );
+    assert!(a.remove(&items[4]).is_none(), "on no list");
+    assert_eq!(a.remove(&items[1]).map(|i| i.n), Some(1));
+    assert_eq!(a.take_first(|i| i.n == 2).map(|i| i.n), Some(2));
+    assert_eq!(a.len(), 1);
+    // An item taken off one list may go on another.
+    b.push_back(items[1].clone());
+    assert_eq!(b.pop_front().map(|i| i.n), Some(3));
+    assert_eq!(b.pop_front().map(|i| i.n), Some(1));
+    assert!(b.is_empty());
+    drop(a); // gives its references back
+    assert!(items.iter().all(|i| Arc::strong_count(i) == 1));
+}
