@@ -318,3 +318,38 @@ fn a_reclaim_queue_runs_its_items_when_worker_creation_fails() {
         "not by the rescuer"
     );
 }
+
+#[crate::ktest]
+fn queue_work_from_an_interrupt_handler_runs_the_item() {
+    // Interrupt handlers hand work to process context: Linux's most common use. Function-call
+    // IPIs run in interrupt context on the target CPU.
+    let (w, runs) = counter("ktest-irq-queue");
+    let target = kcore::cpu::other_online_ids().next().unwrap_or(0);
+    let queued = Arc::new(AtomicUsize::new(0));
+    for round in 1..=20 {
+        let (w2, q2) = (w.clone(), queued.clone());
+        crate::arch::smp::smp_call_function(target, move || {
+            if queue_work(system_wq(), &w2) {
+                q2.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .expect("the target CPU is online");
+        assert!(
+            wait_for(500, || runs.load(Ordering::SeqCst)
+                >= queued.load(Ordering::SeqCst)
+                && queued.load(Ordering::SeqCst) > 0),
+            "round {round}: an item queued from an interrupt handler did not run"
+        );
+    }
+    flush_work(&w);
+    assert_eq!(
+        queued.load(Ordering::SeqCst),
+        20,
+        "the item was idle again each time, so every queueing succeeded"
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        20,
+        "every queueing ran exactly once"
+    );
+}
