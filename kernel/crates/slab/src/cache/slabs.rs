@@ -47,35 +47,37 @@ impl<P: Platform> KmemCache<P> {
     /// Finds the slab of `addr`, checking that it is a slab page of this cache and that `addr`
     /// is at an object boundary.
     pub(crate) fn obj_to_slab(&self, addr: usize) -> Result<*mut Slab, SlabErrorKind> {
+        let slab = self.own_slab(addr)?;
+        // SAFETY: a slab owner of our platform is a live descriptor (see `of_slab`).
+        if !self.is_object_of(unsafe { slab.as_ref() }, addr) {
+            return Err(SlabErrorKind::NotObjectBoundary);
+        }
+        Ok(slab.as_ptr())
+    }
+
+    /// The slab of this cache whose pages hold `addr`: `NotSlabPage` for memory of no slab,
+    /// `WrongCache` (naming the owner) for another cache's slab.
+    fn own_slab(&self, addr: usize) -> Result<NonNull<Slab>, SlabErrorKind> {
         let PageOwner::Slab(slab) = PageOwner::decode(self.platform.page_owner(addr)) else {
             return Err(SlabErrorKind::NotSlabPage);
         };
         // SAFETY: a slab owner of our platform is a live descriptor (see `of_slab`).
-        let s = unsafe { slab.as_ref() };
-        if s.cache != self as *const Self as usize {
+        if unsafe { slab.as_ref() }.cache != self as *const Self as usize {
             // SAFETY: as above; caches sharing a platform have the same platform type `P`.
             let other = unsafe { Self::of_slab(slab) };
             return Err(SlabErrorKind::WrongCache {
                 owner: other.name(),
             });
         }
-        if !self.is_object_of(s, addr) {
-            return Err(SlabErrorKind::NotObjectBoundary);
-        }
-        Ok(slab.as_ptr())
+        Ok(slab)
     }
 
     /// The start of this cache's object whose slot contains `addr` (`None` if `addr` is in no
     /// slab of this cache, or in a slab's left red zone or unused tail).
     pub(crate) fn object_containing(&self, addr: usize) -> Option<NonNull<u8>> {
-        let PageOwner::Slab(slab) = PageOwner::decode(self.platform.page_owner(addr)) else {
-            return None;
-        };
+        let slab = self.own_slab(addr).ok()?;
         // SAFETY: a slab owner of our platform is a live descriptor (see `of_slab`).
         let s = unsafe { slab.as_ref() };
-        if s.cache != self as *const Self as usize {
-            return None;
-        }
         let first = s.base as usize + self.layout.red_left_pad;
         let index = addr.checked_sub(first)? / self.layout.size;
         let start = first + index * self.layout.size;
