@@ -226,8 +226,11 @@ fn workers_and_cpus_race_on_items() {
             canceled[i] += c[i];
         }
     }
+    // Drain, not flush: `flush_workqueue` does not wait for an instance that a running item
+    // queued during the flush (it gets the next color), and that instance may still be
+    // running, uncounted, when the counts are read.
     for wq in queues {
-        k.wqs.flush_workqueue(wq, &mut waiter());
+        k.wqs.drain_workqueue(wq, &mut waiter());
     }
     let mut total = 0;
     for (i, item) in items.iter().enumerate() {
