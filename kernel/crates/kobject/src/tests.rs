@@ -1,0 +1,358 @@
+//! Unit tests of kobjects and the sysfs tree.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Mutex as StdMutex;
+use std::vec::Vec;
+
+use super::*;
+
+/// A structure embedding a kobject, as a cache or a module does.
+#[repr(C)]
+struct Obj {
+    kobj: KObject,
+    releases: AtomicUsize,
+    value: AtomicUsize,
+}
+
+/// Counts the release and keeps the memory (so misuse after it can be checked).
+unsafe fn count_release(k: NonNull<KObject>) {
+    // SAFETY: every kobject of this type is the first field of a leaked `Obj` (repr(C)).
+    let obj = unsafe { k.cast::<Obj>().as_ref() };
+    obj.releases.fetch_add(1, SeqCst);
+}
+
+fn show_value(k: &KObject, out: &mut String) -> Result<(), Errno> {
+    // SAFETY: as in `count_release`.
+    let obj = unsafe { NonNull::from(k).cast::<Obj>().as_ref() };
+    use core::fmt::Write;
+    writeln!(out, "{}", obj.value.load(SeqCst)).unwrap();
+    Ok(())
+}
+
+fn store_value(k: &KObject, s: &str) -> Result<usize, Errno> {
+    // SAFETY: as in `count_release`.
+    let obj = unsafe { NonNull::from(k).cast::<Obj>().as_ref() };
+    let v = s.trim().parse().map_err(|_| Errno(errno::EINVAL))?;
+    obj.value.store(v, SeqCst);
+    Ok(s.len())
+}
+
+static ATTRS: [Attribute; 2] = [
+    Attribute::rw("value", show_value, store_value),
+    Attribute::ro("name", |k, out| {
+        k.with_name(|n| out.push_str(n));
+        out.push('\n');
+        Ok(())
+    }),
+];
+
+static OBJ_TYPE: KobjType = KobjType {
+    release: Some(count_release),
+    attrs: &ATTRS,
+};
+
+static NO_RELEASE: KobjType = KobjType {
+    release: None,
+    attrs: &[],
+};
+
+fn obj() -> &'static Obj {
+    Box::leak(Box::new(Obj {
+        kobj: KObject::new(),
+        releases: AtomicUsize::new(0),
+        value: AtomicUsize::new(7),
+    }))
+}
+
+fn added(sysfs: &Sysfs, parent: Option<&KObject>, name: &str) -> &'static Obj {
+    let o = obj();
+    // SAFETY: leaked: never moves or goes away.
+    unsafe { sysfs.kobject_init_and_add(&o.kobj, &OBJ_TYPE, parent, name) }.unwrap();
+    o
+}
+
+fn put(sysfs: &Sysfs, o: &Obj) -> Result<(), KobjError> {
+    // SAFETY: leaked objects stay in memory.
+    unsafe { sysfs.kobject_put(NonNull::from(&o.kobj)) }
+}
+
+fn names(sysfs: &Sysfs, path: &str) -> Vec<String> {
+    sysfs
+        .read_dir(path)
+        .unwrap()
+        .iter()
+        .map(|e| String::from(e.name()))
+        .collect()
+}
+
+#[test]
+fn release_runs_once_after_the_last_put() {
+    let sysfs = Sysfs::new();
+    let o = added(&sysfs, None, "a");
+    sysfs.kobject_get(&o.kobj).unwrap();
+    sysfs.kobject_get(&o.kobj).unwrap();
+    put(&sysfs, o).unwrap();
+    put(&sysfs, o).unwrap();
+    assert_eq!(o.releases.load(SeqCst), 0);
+    put(&sysfs, o).unwrap();
+    assert_eq!(o.releases.load(SeqCst), 1);
+    assert!(o.kobj.is_released());
+    assert!(!sysfs.is_dir("/a"), "the last put deletes it from sysfs");
+}
+
+#[test]
+fn a_put_too_many_is_reported_by_name_and_releases_nothing_again() {
+    let sysfs = Sysfs::new();
+    let o = added(&sysfs, None, "victim");
+    put(&sysfs, o).unwrap();
+    let e = put(&sysfs, o).unwrap_err();
+    assert_eq!(e, KobjError::AfterRelease(String::from("victim"), "put"));
+    assert!(std::format!("{e}").contains("victim"));
+    let e = sysfs.kobject_get(&o.kobj).unwrap_err();
+    assert_eq!(e, KobjError::AfterRelease(String::from("victim"), "get"));
+    assert_eq!(o.releases.load(SeqCst), 1);
+    assert_eq!(o.kobj.refcount(), 0, "the count was not touched");
+}
+
+#[test]
+fn a_kobject_without_release_is_reported_and_leaked() {
+    let sysfs = Sysfs::new();
+    let o = obj();
+    // SAFETY: leaked.
+    unsafe { sysfs.kobject_init_and_add(&o.kobj, &NO_RELEASE, None, "broken") }.unwrap();
+    assert_eq!(
+        put(&sysfs, o),
+        Err(KobjError::NoRelease(String::from("broken")))
+    );
+}
+
+#[test]
+fn init_and_add_twice_are_refused() {
+    let sysfs = Sysfs::new();
+    let o = added(&sysfs, None, "x");
+    assert!(matches!(
+        o.kobj.init(&OBJ_TYPE),
+        Err(KobjError::AlreadyInitialized(_))
+    ));
+    // SAFETY: leaked.
+    let again = unsafe { sysfs.kobject_add(&o.kobj, None, "y") };
+    assert_eq!(again, Err(KobjError::AlreadyAdded(String::from("x"))));
+    let other = obj();
+    other.kobj.init(&OBJ_TYPE).unwrap();
+    // SAFETY: leaked.
+    let dup = unsafe { sysfs.kobject_add(&other.kobj, None, "x") };
+    assert_eq!(dup, Err(KobjError::Duplicate(String::from("/x"))));
+    assert!(!other.kobj.in_sysfs());
+    for bad in ["", "a/b", ".", ".."] {
+        // SAFETY: leaked.
+        let r = unsafe { sysfs.kobject_add(&other.kobj, None, bad) };
+        assert!(matches!(r, Err(KobjError::BadName(_))), "{bad:?}");
+    }
+}
+
+#[test]
+fn a_child_holds_its_parent() {
+    let sysfs = Sysfs::new();
+    let parent = added(&sysfs, None, "p");
+    let child = added(&sysfs, Some(&parent.kobj), "c");
+    assert_eq!(parent.kobj.refcount(), 2);
+    assert_eq!(sysfs.path_of(&child.kobj).as_deref(), Some("/p/c"));
+    // The owner lets go of the parent: the child still holds it.
+    put(&sysfs, parent).unwrap();
+    assert_eq!(parent.releases.load(SeqCst), 0);
+    assert!(sysfs.is_dir("/p/c"));
+    // The child goes: it drops the parent, which is released.
+    put(&sysfs, child).unwrap();
+    assert_eq!(child.releases.load(SeqCst), 1);
+    assert_eq!(parent.releases.load(SeqCst), 1);
+    assert!(!sysfs.is_dir("/p"));
+}
+
+#[test]
+fn del_hides_the_directory_while_a_reference_holds_the_object() {
+    let sysfs = Sysfs::new();
+    let o = added(&sysfs, None, "shown");
+    let mut s = String::new();
+    sysfs.read("/shown/value", &mut s).unwrap();
+    assert_eq!(s, "7\n");
+    sysfs.kobject_get(&o.kobj).unwrap();
+    sysfs.kobject_del(&o.kobj);
+    assert!(!names(&sysfs, "/").contains(&String::from("shown")));
+    assert_eq!(
+        sysfs.read("/shown/value", &mut s),
+        Err(Errno(errno::ENOENT))
+    );
+    put(&sysfs, o).unwrap();
+    assert_eq!(o.releases.load(SeqCst), 0, "a reference is still held");
+    put(&sysfs, o).unwrap();
+    assert_eq!(o.releases.load(SeqCst), 1);
+}
+
+#[test]
+fn del_of_a_parent_removes_the_subtree_and_children_still_drop_it() {
+    let sysfs = Sysfs::new();
+    let parent = added(&sysfs, None, "p");
+    let child = added(&sysfs, Some(&parent.kobj), "c");
+    sysfs.kobject_del(&parent.kobj);
+    assert!(!sysfs.is_dir("/p/c"));
+    assert!(!child.kobj.in_sysfs());
+    assert_eq!(
+        parent.kobj.refcount(),
+        2,
+        "the child still holds the parent"
+    );
+    put(&sysfs, parent).unwrap();
+    assert_eq!(parent.releases.load(SeqCst), 0);
+    put(&sysfs, child).unwrap();
+    assert_eq!(parent.releases.load(SeqCst), 1);
+}
+
+#[test]
+fn attributes_read_and_write() {
+    let sysfs = Sysfs::new();
+    let o = added(&sysfs, None, "obj");
+    assert_eq!(sysfs.write("/obj/value", "42\n"), Ok(3));
+    let mut s = String::new();
+    sysfs.read("/obj/value", &mut s).unwrap();
+    assert_eq!(s, "42\n");
+    assert_eq!(sysfs.write("/obj/value", "x"), Err(Errno(errno::EINVAL)));
+    assert_eq!(sysfs.write("/obj/name", "y"), Err(Errno(errno::EACCES)));
+    assert_eq!(sysfs.read("/obj/none", &mut s), Err(Errno(errno::ENOENT)));
+    assert_eq!(sysfs.read("/obj", &mut s), Err(Errno(errno::EISDIR)));
+    assert_eq!(
+        sysfs.read("/obj/value/x", &mut s),
+        Err(Errno(errno::ENOTDIR))
+    );
+    assert_eq!(
+        sysfs.read_dir("/obj").unwrap(),
+        [
+            DirEntry::File(String::from("name"), 0o444),
+            DirEntry::File(String::from("value"), 0o644)
+        ]
+    );
+    assert_eq!(
+        o.kobj.refcount(),
+        1,
+        "reads and writes give back their reference"
+    );
+}
+
+#[test]
+fn a_long_show_is_cut_at_a_page() {
+    static LONG: [Attribute; 1] = [Attribute::ro("long", |_, out| {
+        for _ in 0..PAGE_SIZE + 100 {
+            out.push('x');
+        }
+        Ok(())
+    })];
+    static LONG_TYPE: KobjType = KobjType {
+        release: Some(count_release),
+        attrs: &LONG,
+    };
+    let sysfs = Sysfs::new();
+    let o = obj();
+    // SAFETY: leaked.
+    unsafe { sysfs.kobject_init_and_add(&o.kobj, &LONG_TYPE, None, "l") }.unwrap();
+    let mut s = String::new();
+    sysfs.read("/l/long", &mut s).unwrap();
+    assert_eq!(s.len(), PAGE_SIZE);
+}
+
+#[test]
+fn links_point_at_directories_and_dangle_when_they_go() {
+    let sysfs = Sysfs::new();
+    let o = added(&sysfs, None, ":0000064");
+    sysfs.create_link(None, &o.kobj, "kmalloc-64").unwrap();
+    assert_eq!(sysfs.read_link("/kmalloc-64").as_deref(), Ok("/:0000064"));
+    let mut s = String::new();
+    sysfs.read("/kmalloc-64/value", &mut s).unwrap();
+    assert_eq!(s, "7\n");
+    assert_eq!(
+        sysfs.create_link(None, &o.kobj, "kmalloc-64"),
+        Err(KobjError::Duplicate(String::from("/kmalloc-64")))
+    );
+    sysfs.kobject_del(&o.kobj);
+    assert_eq!(
+        sysfs.read_dir("/").unwrap(),
+        [DirEntry::Link(String::from("kmalloc-64"), None)]
+    );
+    assert_eq!(
+        sysfs.read("/kmalloc-64/value", &mut s),
+        Err(Errno(errno::ENOENT))
+    );
+    sysfs.remove_link(None, "kmalloc-64").unwrap();
+    assert!(sysfs.read_dir("/").unwrap().is_empty());
+    assert!(matches!(
+        sysfs.remove_link(None, "kmalloc-64"),
+        Err(KobjError::NotFound(_))
+    ));
+}
+
+#[test]
+fn kset_members_default_to_its_directory() {
+    static KERNEL: KSet = KSet::new();
+    static SLAB: KSet = KSet::new();
+    let sysfs = Sysfs::new();
+    // SAFETY: statics.
+    unsafe { sysfs.kset_register(&KERNEL, None, "kernel") }.unwrap();
+    // SAFETY: statics.
+    unsafe { sysfs.kset_register(&SLAB, Some(&KERNEL.kobj), "slab") }.unwrap();
+    let o = obj();
+    o.kobj.init(&OBJ_TYPE).unwrap();
+    o.kobj.set_kset(&SLAB);
+    // SAFETY: leaked.
+    unsafe { sysfs.kobject_add(&o.kobj, None, "cache") }.unwrap();
+    assert_eq!(
+        sysfs.path_of(&o.kobj).as_deref(),
+        Some("/kernel/slab/cache")
+    );
+    let found = sysfs.kset_find_obj(&SLAB, "cache").unwrap();
+    assert_eq!(found, NonNull::from(&o.kobj));
+    assert_eq!(o.kobj.refcount(), 2, "find took a reference");
+    // SAFETY: the reference find took.
+    unsafe { sysfs.kobject_put(found) }.unwrap();
+    assert!(sysfs.kset_find_obj(&SLAB, "none").is_none());
+}
+
+#[test]
+fn internal_misuse_goes_to_the_reporter() {
+    static REPORTS: StdMutex<Vec<String>> = StdMutex::new(Vec::new());
+    let sysfs = Sysfs::with_reporter(|e| REPORTS.lock().unwrap().push(std::format!("{e}")));
+    let parent = added(&sysfs, None, "parent");
+    let child = added(&sysfs, Some(&parent.kobj), "child");
+    // A buggy owner drops the parent's count behind the child's back.
+    put(&sysfs, parent).unwrap();
+    assert_eq!(parent.releases.load(SeqCst), 0);
+    put(&sysfs, parent).unwrap();
+    assert_eq!(parent.releases.load(SeqCst), 1);
+    // The child's del puts the parent once more: reported, not a second release.
+    put(&sysfs, child).unwrap();
+    assert_eq!(parent.releases.load(SeqCst), 1);
+    let reports = REPORTS.lock().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(reports[0].contains("'parent'"), "{reports:?}");
+}
+
+#[test]
+fn release_runs_once_when_puts_race_on_threads() {
+    for _ in 0..200 {
+        let sysfs = std::sync::Arc::new(Sysfs::new());
+        let o = added(&sysfs, None, "raced");
+        for _ in 0..3 {
+            sysfs.kobject_get(&o.kobj).unwrap();
+        }
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let sysfs = sysfs.clone();
+                std::thread::spawn(move || put(&sysfs, o).unwrap())
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(o.releases.load(SeqCst), 1);
+    }
+}
