@@ -235,11 +235,19 @@ impl<P: Platform> SlabAllocator<P> {
         };
         let mut list = Vec::new();
         for (&size, &name) in KMALLOC_SIZES.iter().zip(KMALLOC_NAMES.iter()) {
+            // kmalloc objects are naturally aligned (Linux's `create_boot_cache` for
+            // `SLAB_KMALLOC`): to the largest power of two dividing the size, so 32 for
+            // kmalloc-96 and 64 for kmalloc-192. The slot stride gives it anyway; saying it
+            // makes `align` in sysfs true and keeps it true with debug padding.
+            let args = KmemCacheArgs {
+                align: 1 << size.trailing_zeros(),
+                ..KmemCacheArgs::default()
+            };
             let cache = KmemCache::new(
                 platform.clone(),
                 name,
                 size,
-                &KmemCacheArgs::default(),
+                &args,
                 debug | hardened | SlabFlags::SLAB_KMALLOC,
                 true,
             )?;

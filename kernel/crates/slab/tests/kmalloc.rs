@@ -28,6 +28,32 @@ fn size_classes_and_natural_alignment() {
     }
 }
 
+/// Linux's `tools/mm/slabinfo` reads `align`: a kmalloc cache is naturally aligned to the
+/// largest power of two dividing its size (16 ... 8192, 32 for kmalloc-96, 64 for
+/// kmalloc-192), and its objects really are, with and without debug padding.
+#[test]
+fn kmalloc_caches_show_and_keep_their_natural_alignment() {
+    for debug in [SlabFlags::empty(), SlabFlags::SLAB_DEBUG_FLAGS] {
+        let (_p, _cpu, a) = slub_debug(debug);
+        for &size in KMALLOC_SIZES.iter() {
+            let want = 1usize << size.trailing_zeros();
+            let c = a.kmalloc_cache(size).unwrap();
+            let file = format!("{}/align", c.name());
+            assert_eq!(
+                slab::sysfs::read(&a, &file).unwrap(),
+                format!("{want}\n"),
+                "{file} (debug {debug:?})"
+            );
+            let objs: Vec<_> = (0..3).map(|_| a.kmalloc(size, Gfp::KERNEL).unwrap()).collect();
+            for o in objs {
+                assert_eq!(o.as_ptr() as usize % want, 0, "kmalloc-{size} object");
+                // SAFETY: from kmalloc.
+                unsafe { a.kfree(o.as_ptr()).unwrap() };
+            }
+        }
+    }
+}
+
 #[test]
 fn kmalloc_96_and_192_fill_4032_bytes() {
     let (_p, _cpu, a) = setup(2, 1);
