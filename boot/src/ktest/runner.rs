@@ -318,6 +318,43 @@ pub(super) fn host_trials(runner: &Arc<Runner>) -> Vec<Trial> {
         .map_err(Into::into)
     }));
     let r = Arc::clone(runner);
+    trials.push(Trial::test(
+        "shell::echo_to_sysfs_and_proc_slabinfo",
+        move || {
+            let proc = "cat /proc/slabinfo";
+            let shrink = "echo 1 > /sys/kernel/slab/kmalloc-64/shrink";
+            let bad = "echo 0 > /sys/kernel/slab/kmalloc-64/shrink";
+            let ro = "echo 1 >/sys/kernel/slab/kmalloc-64/order";
+            r.shell(
+                "shell-echo",
+                Firmware::Bios,
+                &[proc, shrink, bad, ro, "poweroff"],
+                |out| {
+                    expect_words(
+                        out,
+                        proc,
+                        &[
+                            "slabinfo",
+                            "version:",
+                            "2.1",
+                            "<active_objs>",
+                            "kmalloc-64",
+                            "tunables",
+                            "slabdata",
+                        ],
+                    )?;
+                    let said = command_output(out, shrink).unwrap_or_default();
+                    if said.contains("echo:") {
+                        return Err(format!("`{shrink}` failed: {said}"));
+                    }
+                    expect_words(out, bad, &["Invalid", "argument"])?;
+                    expect_words(out, ro, &["Permission", "denied"])
+                },
+            )
+            .map_err(Into::into)
+        },
+    ));
+    let r = Arc::clone(runner);
     trials.push(Trial::test("launcher::uefi_boots_to_shell", move || {
         r.shell("uefi-shell", Firmware::Uefi, &["poweroff"], |out| {
             if out.contains(PROMPT) {

@@ -5,8 +5,30 @@ use alloc::vec::Vec;
 
 use crate::{print, println};
 
+/// `echo WORD...`, or `echo WORD... > FILE` (also `>FILE`) to write the words and a newline
+/// into a writable `/sys` file, as a shell redirection does.
 pub(super) fn echo(args: &[&str]) {
-    println!("{}", args.join(" "));
+    let redirect = args.iter().position(|a| a.starts_with('>'));
+    let Some(at) = redirect else {
+        println!("{}", args.join(" "));
+        return;
+    };
+    let target = match args[at].strip_prefix('>') {
+        Some("") => args.get(at + 1).copied(),
+        rest => rest,
+    };
+    let rest_ok = args.len() == at + 1 + usize::from(args[at] == ">");
+    let Some(path) = target.filter(|_| rest_ok) else {
+        println!("usage: echo [WORD...] > FILE");
+        return;
+    };
+    let mut text = args[..at].join(" ");
+    text.push('\n');
+    if super::sysfs::is_sysfs(path) {
+        super::sysfs::write(path, &text);
+    } else {
+        println!("echo: {path}: Read-only file system");
+    }
 }
 
 pub(super) fn ls(args: &[&str]) {
@@ -34,6 +56,13 @@ pub(super) fn cat(args: &[&str]) {
     for path in args {
         if super::sysfs::is_sysfs(path) {
             super::sysfs::cat(path);
+            continue;
+        }
+        if *path == "/proc/slabinfo" {
+            let mut out = String::new();
+            // Writing into a String cannot fail.
+            let _ = crate::memory::kmalloc::slab().slabinfo_show(&mut out);
+            print!("{out}");
             continue;
         }
         match crate::initramfs::file(path) {

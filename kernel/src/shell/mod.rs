@@ -39,8 +39,8 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "echo",
-        usage: "[WORD...]",
-        help: "print the words",
+        usage: "[WORD...] [> /sys/FILE]",
+        help: "print the words, or write them to a /sys file",
         run: echo,
     },
     Command {
@@ -52,7 +52,7 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "cat",
         usage: "FILE...",
-        help: "print files from the initramfs or /sys",
+        help: "print files from the initramfs, /sys or /proc/slabinfo",
         run: cat,
     },
     Command {

@@ -1,4 +1,4 @@
-//! `/sys` for the shell's `ls` and `cat`: a read-only `/sys/kernel/slab`, one directory of
+//! `/sys` for the shell's `ls`, `cat` and `echo`: `/sys/kernel/slab`, one directory of
 //! attribute files per slab cache, as Linux's SLUB shows them. The tree and the files come from
 //! `slab::sysfs`; this module only walks the path and prints.
 //!
@@ -64,6 +64,20 @@ pub(super) fn ls(path: &str) {
             Err(e) => println!("ls: {path}: {e}"),
         },
         None => println!("ls: {path}: No such file or directory"),
+    }
+}
+
+/// `echo TEXT > PATH` under `/sys`: a writable attribute file of a cache (`shrink`,
+/// `validate`).
+pub(super) fn write(path: &str, text: &str) {
+    match place(path) {
+        Some(Place::Slab(file)) => {
+            if let Err(e) = sysfs::write(slab(), file, text) {
+                println!("echo: {path}: {e}");
+            }
+        }
+        Some(_) => println!("echo: {path}: Is a directory"),
+        None => println!("echo: {path}: No such file or directory"),
     }
 }
 

@@ -1,4 +1,4 @@
-//! A read-only `/sys/kernel/slab` view of the caches (Linux's SLUB sysfs in `mm/slub.c`:
+//! The `/sys/kernel/slab` view of the caches (Linux's SLUB sysfs in `mm/slub.c`:
 //! `sysfs_slab_add`, `sysfs_slab_alias` and the `*_show` functions).
 //!
 //! Linux gives every cache a directory of small text files under `/sys/kernel/slab`, one value
@@ -29,8 +29,9 @@
 //! follows a name to its directory and [`read`] renders one file.
 //!
 //! ## Where this differs from Linux
-//! * Writable files (`shrink`, `validate`, `min_partial`, ...) are not there: the view is
-//!   read-only. `cpu_slabs`, `trace` and the like have no Sheaf counterpart.
+//! * Of the writable files only `shrink` and `validate` are there ([`write`]); `min_partial`,
+//!   `sheaf_capacity` and the debug flags cannot be changed at run time. `cpu_slabs`, `trace`
+//!   and the like have no Sheaf counterpart yet.
 //! * `ctor` prints the constructor's address (Linux prints its symbol with `%pS`); like Linux,
 //!   the file is empty when the cache has none.
 //! * Linux refuses to create a cache whose sysfs name is taken; Sheaf creates it, so clashes are
@@ -80,6 +81,10 @@ pub enum SysfsError {
     NotFound,
     /// The path names a directory, not a file (`EISDIR`).
     IsADirectory,
+    /// The file cannot be written (`EACCES`): every attribute but `shrink` and `validate`.
+    PermissionDenied,
+    /// The value written is not accepted (`EINVAL`): `shrink` and `validate` take `1`.
+    InvalidArgument,
 }
 
 impl fmt::Display for SysfsError {
@@ -87,6 +92,8 @@ impl fmt::Display for SysfsError {
         f.write_str(match self {
             SysfsError::NotFound => "No such file or directory",
             SysfsError::IsADirectory => "Is a directory",
+            SysfsError::PermissionDenied => "Permission denied",
+            SysfsError::InvalidArgument => "Invalid argument",
         })
     }
 }
@@ -111,12 +118,17 @@ const ATTRIBUTES: &[&str] = &[
     "red_zone",
     "sanity_checks",
     "sheaf_capacity",
+    "shrink",
     "slab_size",
     "slabs",
     "store_user",
     "total_objects",
     "usersize",
+    "validate",
 ];
+
+/// The files that can be written (mode 0644; the others are 0444).
+pub const WRITABLE: &[&str] = &["shrink", "validate"];
 
 /// The files in every cache directory: the attributes, alphabetically, then one file per
 /// statistic ([`Stat::name`]) in [`Stat::ALL`] order.
@@ -268,6 +280,43 @@ pub fn read<P: Platform>(slab: &SlabAllocator<P>, path: &str) -> Result<String, 
     show(tree.dirs[i].1, attribute).ok_or(SysfsError::NotFound)
 }
 
+/// Writes `data` to `path`, relative to `/sys/kernel/slab` (`kmalloc-64/shrink`), as
+/// `echo 1 > FILE` does; returns the bytes consumed (all of them). The writable files:
+/// - `shrink`: `1` runs `kmem_cache_shrink` (`shrink_store`): sheaves are flushed and empty
+///   slabs freed;
+/// - `validate`: `1` runs `validate_slab_cache` (`validate_store`); problems are reported
+///   through the cache's log, as the free checks report them. Linux accepts this only for
+///   caches with debug flags (`EINVAL` otherwise); Sheaf's validate also checks the free lists
+///   of other caches, so every cache accepts it.
+///
+/// Anything else written to them is `InvalidArgument` (Linux looks at the first byte only);
+/// the other attributes are `PermissionDenied`.
+pub fn write<P: Platform>(
+    slab: &SlabAllocator<P>,
+    path: &str,
+    data: &str,
+) -> Result<usize, SysfsError> {
+    let path = path.trim_matches('/');
+    let (name, attribute) = path.split_once('/').ok_or(SysfsError::IsADirectory)?;
+    let tree = Tree::new(slab);
+    let cache = tree.dirs[tree.lookup(name).ok_or(SysfsError::NotFound)?].1;
+    if !attributes().any(|a| a == attribute) {
+        return Err(SysfsError::NotFound);
+    }
+    let one = data.as_bytes().first() == Some(&b'1');
+    match attribute {
+        "shrink" if one => {
+            cache.shrink();
+        }
+        "validate" if one => {
+            cache.validate();
+        }
+        "shrink" | "validate" => return Err(SysfsError::InvalidArgument),
+        _ => return Err(SysfsError::PermissionDenied),
+    }
+    Ok(data.len())
+}
+
 /// Renders attribute `name` of `cache` (the `*_show` functions), `None` for an unknown name.
 fn show<P: Platform>(s: &KmemCache<P>, name: &str) -> Option<String> {
     let flag = |f: SlabFlags| format!("{}\n", s.flags().contains(f) as u8);
@@ -288,6 +337,8 @@ fn show<P: Platform>(s: &KmemCache<P>, name: &str) -> Option<String> {
         "min_partial" => format!("{}\n", s.min_partial()),
         "sheaf_capacity" => format!("{}\n", s.sheaf_capacity()),
         "usersize" => format!("{}\n", s.usercopy_region().1),
+        // Actions: nothing to read (Linux's `shrink_show` and `validate_show` write 0 bytes).
+        "shrink" | "validate" => String::new(),
         // Names sharing the cache besides the first (`s->refcount - 1`).
         "aliases" => format!("{}\n", s.refcount().saturating_sub(1)),
         "ctor" => match s.ctor {

@@ -44,7 +44,9 @@ fn kmalloc_caches_show_and_keep_their_natural_alignment() {
                 format!("{want}\n"),
                 "{file} (debug {debug:?})"
             );
-            let objs: Vec<_> = (0..3).map(|_| a.kmalloc(size, Gfp::KERNEL).unwrap()).collect();
+            let objs: Vec<_> = (0..3)
+                .map(|_| a.kmalloc(size, Gfp::KERNEL).unwrap())
+                .collect();
             for o in objs {
                 assert_eq!(o.as_ptr() as usize % want, 0, "kmalloc-{size} object");
                 // SAFETY: from kmalloc.

@@ -191,8 +191,62 @@ fn every_attribute_reads() {
     assert_eq!(attributes().count(), ATTRIBUTES.len() + Stat::COUNT);
     for attr in attributes() {
         let value = read(&slab, &format!("kmalloc-96/{attr}")).unwrap();
-        assert!(attr == "ctor" || value.ends_with('\n'), "{attr}: {value:?}");
+        // `ctor` is empty without one; `shrink` and `validate` are actions, empty to read.
+        let empty_ok = ["ctor", "shrink", "validate"].contains(&attr);
+        assert!(
+            value.ends_with('\n') || (empty_ok && value.is_empty()),
+            "{attr}: {value:?}"
+        );
     }
+}
+
+#[test]
+fn writing_1_to_shrink_frees_empty_slabs() {
+    let (_cpu, slab) = setup(SlabOptions::default());
+    let c = slab
+        .kmem_cache_create(
+            "shrunk",
+            200,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .unwrap();
+    let objs: Vec<_> = (0..100).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
+    for o in objs {
+        // SAFETY: allocated above, not used afterwards.
+        unsafe { c.free(o).unwrap() };
+    }
+    assert_ne!(read(&slab, "shrunk/slabs").as_deref(), Ok("0\n"));
+    assert_eq!(write(&slab, "shrunk/shrink", "1\n"), Ok(2));
+    assert_eq!(read(&slab, "shrunk/slabs").as_deref(), Ok("0\n"));
+    assert_eq!(read(&slab, "shrunk/objects").as_deref(), Ok("0\n"));
+}
+
+#[test]
+fn writing_validate_checks_and_bad_writes_are_refused() {
+    let (_cpu, slab) = setup(SlabOptions::default());
+    assert_eq!(write(&slab, "kmalloc-64/validate", "1"), Ok(1));
+    assert_eq!(
+        write(&slab, "kmalloc-64/shrink", "0"),
+        Err(SysfsError::InvalidArgument)
+    );
+    assert_eq!(
+        write(&slab, "kmalloc-64/validate", ""),
+        Err(SysfsError::InvalidArgument)
+    );
+    assert_eq!(
+        write(&slab, "kmalloc-64/order", "1"),
+        Err(SysfsError::PermissionDenied)
+    );
+    assert_eq!(
+        write(&slab, "kmalloc-64/nope", "1"),
+        Err(SysfsError::NotFound)
+    );
+    assert_eq!(write(&slab, "nope/shrink", "1"), Err(SysfsError::NotFound));
+    assert_eq!(
+        write(&slab, "kmalloc-64", "1"),
+        Err(SysfsError::IsADirectory)
+    );
 }
 
 #[test]
