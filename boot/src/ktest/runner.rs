@@ -304,13 +304,15 @@ pub(super) fn host_trials(runner: &Arc<Runner>) -> Vec<Trial> {
     }));
     let r = Arc::clone(runner);
     trials.push(Trial::test("shell::sysfs_slab_view", move || {
+        let top = "ls /sys";
         let ls = "ls /sys/kernel/slab";
         let cat = "cat /sys/kernel/slab/kmalloc-64/object_size";
         r.shell(
             "shell-sysfs",
             Firmware::Bios,
-            &[ls, cat, "poweroff"],
+            &[top, ls, cat, "poweroff"],
             |out| {
+                expect_words(out, top, &["kernel/", "module/"])?;
                 expect_words(out, ls, &[":0000064/", "kmalloc-64", "->", ":0000064"])?;
                 expect_words(out, cat, &["64"])
             },

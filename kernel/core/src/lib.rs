@@ -41,6 +41,7 @@ pub mod arch;
 pub mod boot;
 pub mod console;
 pub mod cpu;
+pub mod kobject;
 pub mod ktest;
 pub mod memory;
 pub mod panic;

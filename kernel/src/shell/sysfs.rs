@@ -1,6 +1,8 @@
-//! `/sys` for the shell's `ls`, `cat` and `echo`: `/sys/kernel/slab`, one directory of
-//! attribute files per slab cache, as Linux's SLUB shows them. The tree and the files come from
-//! `slab::sysfs`; this module only walks the path and prints.
+//! `/sys` for the shell's `ls`, `cat` and `echo`. The tree is the kernel's kobjects
+//! (`kcore::kobject::sysfs`: `/sys/kernel`, `/sys/module`, and whatever kobjects are added),
+//! except `/sys/kernel/slab`, one directory of attribute files per slab cache as Linux's SLUB
+//! shows them, which still comes from the slab allocator's own view (`slab::sysfs`) until the
+//! caches embed kobjects. This module only walks the path and prints.
 //!
 //! ```text
 //! sheaf> ls /sys/kernel/slab
@@ -10,6 +12,7 @@
 //! 64
 //! ```
 
+use kcore::kobject::{DirEntry, sysfs as tree};
 use slab::sysfs::{self, Entry};
 
 use crate::memory::kmalloc::slab;
@@ -22,21 +25,22 @@ pub(super) fn is_sysfs(path: &str) -> bool {
 
 /// A place in `/sys`.
 enum Place<'a> {
-    /// `/sys`.
-    Sys,
-    /// `/sys/kernel`.
-    Kernel,
-    /// `/sys/kernel/slab` (the empty path) or a path below it (`kmalloc-64/order`).
+    /// `/sys/kernel/slab` (the empty path) or a path below it (`kmalloc-64/order`): the slab
+    /// allocator's view (`slab::sysfs`).
     Slab(&'a str),
+    /// Anywhere else: the kobject tree (`kcore::kobject::sysfs`), by its path from `/sys`.
+    Tree(&'a str),
 }
 
-/// Where `path` leads, `None` if nowhere. Trailing slashes are ignored.
-fn place(path: &str) -> Option<Place<'_>> {
-    match path.trim_end_matches('/') {
-        "/sys" => Some(Place::Sys),
-        "/sys/kernel" => Some(Place::Kernel),
-        "/sys/kernel/slab" => Some(Place::Slab("")),
-        path => path.strip_prefix("/sys/kernel/slab/").map(Place::Slab),
+/// Where `path` leads. Trailing slashes are ignored.
+fn place(path: &str) -> Place<'_> {
+    let path = path.trim_end_matches('/');
+    if path == "/sys/kernel/slab" {
+        return Place::Slab("");
+    }
+    match path.strip_prefix("/sys/kernel/slab/") {
+        Some(rest) => Place::Slab(rest),
+        None => Place::Tree(path.strip_prefix("/sys").unwrap_or(path)),
     }
 }
 
@@ -44,9 +48,7 @@ fn place(path: &str) -> Option<Place<'_>> {
 /// file.
 pub(super) fn ls(path: &str) {
     match place(path) {
-        Some(Place::Sys) => println!("kernel/"),
-        Some(Place::Kernel) => println!("slab/"),
-        Some(Place::Slab("")) => {
+        Place::Slab("") => {
             for entry in sysfs::list(slab()) {
                 match entry {
                     Entry::Dir(name) => println!("{name}/"),
@@ -55,40 +57,54 @@ pub(super) fn ls(path: &str) {
             }
         }
         // A cache's directory (or a link to it): the attribute files.
-        Some(Place::Slab(name)) if !name.contains('/') => match sysfs::resolve(slab(), name) {
+        Place::Slab(name) if !name.contains('/') => match sysfs::resolve(slab(), name) {
             Ok(_) => sysfs::attributes().for_each(|a| println!("{a}")),
             Err(e) => println!("ls: {path}: {e}"),
         },
-        Some(Place::Slab(file)) => match sysfs::read(slab(), file) {
+        Place::Slab(file) => match sysfs::read(slab(), file) {
             Ok(_) => println!("{path}"),
             Err(e) => println!("ls: {path}: {e}"),
         },
-        None => println!("ls: {path}: No such file or directory"),
-    }
-}
-
-/// `echo TEXT > PATH` under `/sys`: a writable attribute file of a cache (`shrink`,
-/// `validate`).
-pub(super) fn write(path: &str, text: &str) {
-    match place(path) {
-        Some(Place::Slab(file)) => {
-            if let Err(e) = sysfs::write(slab(), file, text) {
-                println!("echo: {path}: {e}");
+        Place::Tree(p) => match tree().read_dir(p) {
+            Ok(entries) => {
+                for e in entries {
+                    match e {
+                        DirEntry::Dir(name) => println!("{name}/"),
+                        DirEntry::File(name, _) => println!("{name}"),
+                        DirEntry::Link(name, Some(target)) => println!("{name} -> /sys{target}"),
+                        DirEntry::Link(name, None) => println!("{name} -> (gone)"),
+                    }
+                }
             }
-        }
-        Some(_) => println!("echo: {path}: Is a directory"),
-        None => println!("echo: {path}: No such file or directory"),
+            Err(e) => println!("ls: {path}: {e}"),
+        },
     }
 }
 
-/// `cat PATH` under `/sys`: an attribute file of a cache.
+/// `echo TEXT > PATH` under `/sys`: a writable attribute file.
+pub(super) fn write(path: &str, text: &str) {
+    let result = match place(path) {
+        Place::Slab(file) => sysfs::write(slab(), file, text).map_err(|e| alloc::format!("{e}")),
+        Place::Tree(p) => tree().write(p, text).map_err(|e| alloc::format!("{e}")),
+    };
+    if let Err(e) = result {
+        println!("echo: {path}: {e}");
+    }
+}
+
+/// `cat PATH` under `/sys`: an attribute file.
 pub(super) fn cat(path: &str) {
     match place(path) {
-        Some(Place::Slab(file)) => match sysfs::read(slab(), file) {
+        Place::Slab(file) => match sysfs::read(slab(), file) {
             Ok(text) => print!("{text}"),
             Err(e) => println!("cat: {path}: {e}"),
         },
-        Some(_) => println!("cat: {path}: Is a directory"),
-        None => println!("cat: {path}: No such file or directory"),
+        Place::Tree(p) => {
+            let mut text = alloc::string::String::new();
+            match tree().read(p, &mut text) {
+                Ok(()) => print!("{text}"),
+                Err(e) => println!("cat: {path}: {e}"),
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`freeq`]: lock hold time of frees under a spin lock, direct and through the deferred
 //!   free queue (the shell's `freeqbench`), and the queue's on-target test;
 //! - `kfree_rcu`: `kfree_rcu` of 100,000 objects from every CPU, `kvfree_rcu_barrier`;
+//! - `kobject`: kobject releases from every CPU, misuse reports, `/sys` visibility;
 //! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
@@ -15,6 +16,7 @@
 pub mod bench;
 pub mod freeq;
 mod kfree_rcu;
+mod kobject;
 mod rcu;
 mod slab;
 pub mod storm;

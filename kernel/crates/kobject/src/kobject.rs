@@ -72,13 +72,15 @@ impl fmt::Display for Errno {
 /// the kobject reports only while its memory is still there).
 pub type ReleaseFn = unsafe fn(NonNull<KObject>);
 
-/// Reads an attribute: writes its text (normally one line, `"64\n"`) into the buffer. At most
-/// [`PAGE_SIZE`](crate::PAGE_SIZE) bytes are kept, as Linux's `sysfs_emit` keeps.
-pub type ShowFn = fn(&KObject, &mut String) -> Result<(), Errno>;
+/// Reads an attribute of a kobject: writes its text (normally one line, `"64\n"`) into the
+/// buffer. At most [`PAGE_SIZE`](crate::PAGE_SIZE) bytes are kept, as Linux's `sysfs_emit`
+/// keeps. Gets the attribute too (Linux's `show(kobj, attr, buf)`), so one function can serve
+/// every file of a type.
+pub type ShowFn = fn(&KObject, &Attribute, &mut String) -> Result<(), Errno>;
 
 /// Writes an attribute: parses the text written and acts; returns the bytes consumed (normally
 /// all of them) or an error (`EINVAL` for input it does not accept).
-pub type StoreFn = fn(&KObject, &str) -> Result<usize, Errno>;
+pub type StoreFn = fn(&KObject, &Attribute, &str) -> Result<usize, Errno>;
 
 /// A file in a kobject's sysfs directory (Linux's `struct kobj_attribute`).
 pub struct Attribute {

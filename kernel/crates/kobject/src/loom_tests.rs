@@ -30,7 +30,7 @@ unsafe fn release(k: NonNull<KObject>) {
     o.releases.fetch_add(1, SeqCst);
 }
 
-fn show(k: &KObject, out: &mut String) -> Result<(), Errno> {
+fn show(k: &KObject, _: &Attribute, out: &mut String) -> Result<(), Errno> {
     // SAFETY: as in `release`.
     let o = unsafe { NonNull::from(k).cast::<Obj>().as_ref() };
     o.in_show.fetch_add(1, SeqCst);

@@ -630,7 +630,7 @@ impl Sysfs {
             Some(show) => {
                 let start = out.len();
                 // SAFETY: `open` took a reference: alive until `close`.
-                let r = show(unsafe { k.get() }, out);
+                let r = show(unsafe { k.get() }, attr, out);
                 if out.len() - start > PAGE_SIZE {
                     let mut end = start + PAGE_SIZE;
                     while !out.is_char_boundary(end) {
@@ -651,7 +651,7 @@ impl Sysfs {
         let (k, attr) = self.open(path)?;
         let result = match attr.store {
             // SAFETY: `open` took a reference: alive until `close`.
-            Some(store) => store(unsafe { k.get() }, data),
+            Some(store) => store(unsafe { k.get() }, attr, data),
             None => Err(Errno(errno::EACCES)),
         };
         self.close(k);

@@ -24,7 +24,7 @@ unsafe fn count_release(k: NonNull<KObject>) {
     obj.releases.fetch_add(1, SeqCst);
 }
 
-fn show_value(k: &KObject, out: &mut String) -> Result<(), Errno> {
+fn show_value(k: &KObject, _: &Attribute, out: &mut String) -> Result<(), Errno> {
     // SAFETY: as in `count_release`.
     let obj = unsafe { NonNull::from(k).cast::<Obj>().as_ref() };
     use core::fmt::Write;
@@ -32,7 +32,7 @@ fn show_value(k: &KObject, out: &mut String) -> Result<(), Errno> {
     Ok(())
 }
 
-fn store_value(k: &KObject, s: &str) -> Result<usize, Errno> {
+fn store_value(k: &KObject, _: &Attribute, s: &str) -> Result<usize, Errno> {
     // SAFETY: as in `count_release`.
     let obj = unsafe { NonNull::from(k).cast::<Obj>().as_ref() };
     let v = s.trim().parse().map_err(|_| Errno(errno::EINVAL))?;
@@ -42,7 +42,7 @@ fn store_value(k: &KObject, s: &str) -> Result<usize, Errno> {
 
 static ATTRS: [Attribute; 2] = [
     Attribute::rw("value", show_value, store_value),
-    Attribute::ro("name", |k, out| {
+    Attribute::ro("name", |k, _, out| {
         k.with_name(|n| out.push_str(n));
         out.push('\n');
         Ok(())
@@ -242,7 +242,7 @@ fn attributes_read_and_write() {
 
 #[test]
 fn a_long_show_is_cut_at_a_page() {
-    static LONG: [Attribute; 1] = [Attribute::ro("long", |_, out| {
+    static LONG: [Attribute; 1] = [Attribute::ro("long", |_, _, out| {
         for _ in 0..PAGE_SIZE + 100 {
             out.push('x');
         }

@@ -24,7 +24,7 @@ unsafe fn release(k: NonNull<KObject>) {
         .fetch_add(1, SeqCst);
 }
 
-static ATTRS: [Attribute; 1] = [Attribute::ro("value", |_, out| {
+static ATTRS: [Attribute; 1] = [Attribute::ro("value", |_, _, out| {
     out.push_str("v\n");
     Ok(())
 })];
