@@ -30,6 +30,8 @@ Options:
   --initrd-add FILE   add FILE to the initramfs root under its file name (repeatable)
   --append \"ARGS\"     kernel command line (the initramfs file `cmdline`; repeats are joined)
   --display           open a QEMU window (default: headless)
+  --gen-headers       write the C headers generated from the kernel build
+                      (include/generated/) and exit
   -h, --help          print this help
 
 In the console, Ctrl-A X quits QEMU and Ctrl-A C switches to the QEMU monitor.
@@ -43,6 +45,8 @@ pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
 pub enum Cli {
     /// `--help`: print [`USAGE`] and exit successfully.
     Help,
+    /// `--gen-headers`: write the generated C headers ([`crate::headers`]) and exit.
+    GenHeaders,
     /// Boot with these options.
     Run(Options),
 }
@@ -142,6 +146,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Usage
         };
         match name {
             "-h" | "--help" => return Ok(Cli::Help),
+            "--gen-headers" => return Ok(Cli::GenHeaders),
             "--uefi" | "--gdb" | "--display" if inline.is_some() => {
                 return Err(UsageError(format!("{name} takes no value")));
             }
@@ -232,6 +237,20 @@ pub fn main(kernel: &Path) -> ExitCode {
         Ok(Cli::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
+        }
+        Ok(Cli::GenHeaders) => {
+            return match crate::headers::generate(kernel, &crate::headers::repo_root()) {
+                Ok(paths) => {
+                    for p in paths {
+                        println!("wrote {}", p.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Ok(Cli::Run(options)) => options,
         Err(error) => {

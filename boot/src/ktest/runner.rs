@@ -357,6 +357,14 @@ pub(super) fn host_trials(runner: &Arc<Runner>) -> Vec<Trial> {
         },
     ));
     let r = Arc::clone(runner);
+    trials.push(Trial::test(
+        "headers::kmem_cache_size_h_is_current",
+        move || {
+            let kernel = r.host.images().kernel();
+            crate::headers::check(kernel, &crate::headers::repo_root()).map_err(Into::into)
+        },
+    ));
+    let r = Arc::clone(runner);
     trials.push(Trial::test("launcher::uefi_boots_to_shell", move || {
         r.shell("uefi-shell", Firmware::Uefi, &["poweroff"], |out| {
             if out.contains(PROMPT) {

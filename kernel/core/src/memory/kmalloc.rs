@@ -191,6 +191,19 @@ unsafe impl slab::Platform for KernelPlatform {
 
 static SLAB: Once<SlabAllocator<KernelPlatform>> = Once::new();
 
+/// The size of the kernel's `struct kmem_cache` (`KmemCache` on this platform), for code that
+/// declares a cache without seeing its fields (`include/generated/kmem_cache_size.h`).
+pub const KMEM_CACHE_SIZE: usize = core::mem::size_of::<slab::KmemCache<KernelPlatform>>();
+/// The alignment of the kernel's `struct kmem_cache`.
+pub const KMEM_CACHE_ALIGN: usize = core::mem::align_of::<slab::KmemCache<KernelPlatform>>();
+
+/// [`KMEM_CACHE_SIZE`] and [`KMEM_CACHE_ALIGN`] in the kernel ELF, where the host reads them
+/// to write `include/generated/kmem_cache_size.h` (`cargo run -- --gen-headers`; Linux
+/// computes the same numbers with its asm-offsets mechanism).
+#[unsafe(no_mangle)]
+#[used]
+pub static SHEAF_KMEM_CACHE_LAYOUT: [u64; 2] = [KMEM_CACHE_SIZE as u64, KMEM_CACHE_ALIGN as u64];
+
 /// How the slab allocator's work items (the asynchronous part of `kmem_cache_destroy`) reach
 /// the services' workqueues: registered by them at start-up (`system_wq`).
 pub static QUEUE_WORK_HOOK: crate::Hook<fn(WorkFn)> = crate::Hook::new();
