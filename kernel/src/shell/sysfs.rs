@@ -100,9 +100,9 @@ pub(super) fn cat(path: &str) {
             Err(e) => println!("cat: {path}: {e}"),
         },
         Place::Tree(p) => {
-            let mut text = alloc::string::String::new();
-            match tree().read(p, &mut text) {
-                Ok(()) => print!("{text}"),
+            let mut page = kcore::kobject::PageBuf::new();
+            match tree().read(p, &mut page) {
+                Ok(()) => print!("{}", page.as_str()),
                 Err(e) => println!("cat: {path}: {e}"),
             }
         }

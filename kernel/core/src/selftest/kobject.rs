@@ -9,7 +9,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::kobject::{
-    Attribute, DirEntry, Errno, KERNEL_KSET, KObject, KobjError, KobjType, errno, sysfs,
+    Attribute, DirEntry, Errno, KERNEL_KSET, KObject, KobjError, KobjType, PageBuf, errno, sysfs,
 };
 
 /// A heap structure embedding a kobject, as a cache or a module does.
@@ -34,7 +34,7 @@ unsafe fn release_thing(k: NonNull<KObject>) {
     drop(unsafe { Box::from_raw(k.cast::<Thing>().as_ptr()) });
 }
 
-fn show_value(k: &KObject, _: &Attribute, out: &mut String) -> Result<(), Errno> {
+fn show_value(k: &KObject, _: &Attribute, out: &mut PageBuf) -> Result<(), Errno> {
     // SAFETY: the attributes of `THING` are only read on kobjects of `THING`, which are the
     // first field of a live `Thing` while sysfs holds a reference for the read.
     let t = unsafe { NonNull::from(k).cast::<Thing>().as_ref() };
@@ -154,11 +154,11 @@ fn sysfs_shows_a_new_kobject_and_hides_a_deleted_one_while_a_reference_holds_it(
         sysfs().read_dir("/kernel/ktest-shown"),
         Ok(alloc::vec![DirEntry::File(String::from("value"), 0o444)])
     );
-    let mut out = String::new();
+    let mut out = PageBuf::new();
     sysfs()
         .read("/kernel/ktest-shown/value", &mut out)
         .expect("read");
-    assert_eq!(out, "4242\n");
+    assert_eq!(out.as_str(), "4242\n");
     // A second holder, then the owner deletes it: gone from /sys, alive for the holder.
     // SAFETY: the creator's reference keeps it alive.
     let kobj = unsafe { k.as_ref() };

@@ -14,6 +14,7 @@ use core::fmt;
 use core::ptr::NonNull;
 
 use crate::kref::{Kref, RefError};
+use crate::pagebuf::PageBuf;
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// A negative error number, as sysfs callbacks return them (`-EINVAL` is `Errno(EINVAL)`).
@@ -73,10 +74,10 @@ impl fmt::Display for Errno {
 pub type ReleaseFn = unsafe fn(NonNull<KObject>);
 
 /// Reads an attribute of a kobject: writes its text (normally one line, `"64\n"`) into the
-/// buffer. At most [`PAGE_SIZE`](crate::PAGE_SIZE) bytes are kept, as Linux's `sysfs_emit`
-/// keeps. Gets the attribute too (Linux's `show(kobj, attr, buf)`), so one function can serve
-/// every file of a type.
-pub type ShowFn = fn(&KObject, &Attribute, &mut String) -> Result<(), Errno>;
+/// page buffer (`write!(out, ...)`; at most [`PAGE_SIZE`](crate::PAGE_SIZE) bytes are kept, as
+/// Linux's `sysfs_emit` keeps). Gets the attribute too (Linux's `show(kobj, attr, buf)`), so
+/// one function can serve every file of a type.
+pub type ShowFn = fn(&KObject, &Attribute, &mut PageBuf) -> Result<(), Errno>;
 
 /// Writes an attribute: parses the text written and acts; returns the bytes consumed (normally
 /// all of them) or an error (`EINVAL` for input it does not accept).

@@ -49,6 +49,7 @@ extern crate std;
 
 mod kobject;
 mod kref;
+mod pagebuf;
 mod sync;
 mod sysfs;
 
@@ -56,7 +57,8 @@ pub use kobject::{
     Attribute, Errno, KObject, KSet, KobjError, KobjType, ReleaseFn, ShowFn, StoreFn, errno,
 };
 pub use kref::{Kref, REFCOUNT_MAX, REFCOUNT_SATURATED, RefError};
-pub use sysfs::{DirEntry, PAGE_SIZE, Sysfs};
+pub use pagebuf::{PAGE_SIZE, PageBuf};
+pub use sysfs::{DirEntry, Sysfs};
 
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -4,14 +4,13 @@
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p sheaf-kobject --release loom`
 
 use alloc::boxed::Box;
-use alloc::string::String;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::{Attribute, Errno, KObject, KobjType, Sysfs, errno};
+use crate::{Attribute, Errno, KObject, KobjType, PageBuf, Sysfs, errno};
 
 #[repr(C)]
 struct Obj {
@@ -30,12 +29,12 @@ unsafe fn release(k: NonNull<KObject>) {
     o.releases.fetch_add(1, SeqCst);
 }
 
-fn show(k: &KObject, _: &Attribute, out: &mut String) -> Result<(), Errno> {
+fn show(k: &KObject, _: &Attribute, out: &mut PageBuf) -> Result<(), Errno> {
     // SAFETY: as in `release`.
     let o = unsafe { NonNull::from(k).cast::<Obj>().as_ref() };
     o.in_show.fetch_add(1, SeqCst);
     assert_eq!(o.releases.load(SeqCst), 0, "show on a released object");
-    out.push_str("1\n");
+    core::fmt::Write::write_str(out, "1\n").map_err(|_| Errno(errno::EIO))?;
     loom::thread::yield_now();
     o.in_show.fetch_sub(1, SeqCst);
     Ok(())
@@ -103,9 +102,9 @@ fn read_races_last_put(del_first: bool) {
         let o = new_obj(&sysfs, None, "o");
         let s2 = sysfs.clone();
         let reader = thread::spawn(move || {
-            let mut out = String::new();
+            let mut out = PageBuf::new();
             match s2.read("/o/x", &mut out) {
-                Ok(()) => assert_eq!(out, "1\n"),
+                Ok(()) => assert_eq!(out.as_str(), "1\n"),
                 Err(e) => assert_eq!(e, Errno(errno::ENOENT)),
             }
         });

@@ -37,10 +37,8 @@ use crate::kobject::{
     ADDED, Attribute, Errno, INITIALIZED, KObject, KSet, KobjError, KobjPtr, KobjType, RELEASED,
     errno, name_of,
 };
+use crate::pagebuf::PageBuf;
 use crate::sync::{Mutex, MutexGuard, Ordering};
-
-/// The most a `show` may return (Linux's `PAGE_SIZE` limit on a sysfs read).
-pub const PAGE_SIZE: usize = 4096;
 
 const ROOT: u64 = 0;
 
@@ -86,10 +84,10 @@ impl DirEntry {
 }
 
 /// Where a path leads.
-enum Target {
+enum Target<'a> {
     Dir(u64),
     /// An attribute of the directory `.0`, called `.1`.
-    File(u64, String),
+    File(u64, &'a str),
 }
 
 /// A sysfs tree and the kobject calls that change it. The kernel has one (`/sys`); host tests
@@ -207,7 +205,7 @@ impl Tree {
 
     /// Resolves an absolute path below the root (`/kernel/slab/kmalloc-64/order`; a leading
     /// `/sys` is the caller's business). Symlinks on the way are followed.
-    fn resolve(&self, path: &str) -> Result<Target, Errno> {
+    fn resolve<'a>(&self, path: &'a str) -> Result<Target<'a>, Errno> {
         let mut cur = ROOT;
         let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
         while let Some(part) = parts.next() {
@@ -224,7 +222,7 @@ impl Tree {
                         k.lock().ktype.is_some_and(|t| t.attr(part).is_some())
                     });
                     if is_attr && parts.peek().is_none() {
-                        return Ok(Target::File(cur, String::from(part)));
+                        return Ok(Target::File(cur, part));
                     }
                     return Err(Errno(if is_attr {
                         errno::ENOTDIR
@@ -605,7 +603,7 @@ impl Sysfs {
         let attr = obj
             .lock()
             .ktype
-            .and_then(|t| t.attr(&name))
+            .and_then(|t| t.attr(name))
             .ok_or(Errno(errno::ENOENT))?;
         // A count at zero: the last put happened and the release is on its way (it removes
         // the directory right after): the file is already gone.
@@ -623,23 +621,14 @@ impl Sysfs {
         }
     }
 
-    /// Reads the attribute file at `path` into `out` (at most [`PAGE_SIZE`] bytes).
-    pub fn read(&self, path: &str, out: &mut String) -> Result<(), Errno> {
+    /// Reads the attribute file at `path` into `out` (a page: at most [`PAGE_SIZE`] bytes, as
+    /// Linux's sysfs reads). Allocates nothing, so reading a slab cache's counters does not
+    /// move them.
+    pub fn read(&self, path: &str, out: &mut PageBuf) -> Result<(), Errno> {
         let (k, attr) = self.open(path)?;
         let result = match attr.show {
-            Some(show) => {
-                let start = out.len();
-                // SAFETY: `open` took a reference: alive until `close`.
-                let r = show(unsafe { k.get() }, attr, out);
-                if out.len() - start > PAGE_SIZE {
-                    let mut end = start + PAGE_SIZE;
-                    while !out.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    out.truncate(end);
-                }
-                r
-            }
+            // SAFETY: `open` took a reference: alive until `close`.
+            Some(show) => show(unsafe { k.get() }, attr, out),
             None => Err(Errno(errno::EACCES)),
         };
         self.close(k);

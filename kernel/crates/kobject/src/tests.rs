@@ -2,6 +2,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use core::fmt::Write as _;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex as StdMutex;
@@ -24,10 +25,9 @@ unsafe fn count_release(k: NonNull<KObject>) {
     obj.releases.fetch_add(1, SeqCst);
 }
 
-fn show_value(k: &KObject, _: &Attribute, out: &mut String) -> Result<(), Errno> {
+fn show_value(k: &KObject, _: &Attribute, out: &mut PageBuf) -> Result<(), Errno> {
     // SAFETY: as in `count_release`.
     let obj = unsafe { NonNull::from(k).cast::<Obj>().as_ref() };
-    use core::fmt::Write;
     writeln!(out, "{}", obj.value.load(SeqCst)).unwrap();
     Ok(())
 }
@@ -43,8 +43,7 @@ fn store_value(k: &KObject, _: &Attribute, s: &str) -> Result<usize, Errno> {
 static ATTRS: [Attribute; 2] = [
     Attribute::rw("value", show_value, store_value),
     Attribute::ro("name", |k, _, out| {
-        k.with_name(|n| out.push_str(n));
-        out.push('\n');
+        k.with_name(|n| writeln!(out, "{n}")).unwrap();
         Ok(())
     }),
 ];
@@ -175,9 +174,9 @@ fn a_child_holds_its_parent() {
 fn del_hides_the_directory_while_a_reference_holds_the_object() {
     let sysfs = Sysfs::new();
     let o = added(&sysfs, None, "shown");
-    let mut s = String::new();
+    let mut s = PageBuf::new();
     sysfs.read("/shown/value", &mut s).unwrap();
-    assert_eq!(s, "7\n");
+    assert_eq!(s.as_str(), "7\n");
     sysfs.kobject_get(&o.kobj).unwrap();
     sysfs.kobject_del(&o.kobj);
     assert!(!names(&sysfs, "/").contains(&String::from("shown")));
@@ -215,9 +214,9 @@ fn attributes_read_and_write() {
     let sysfs = Sysfs::new();
     let o = added(&sysfs, None, "obj");
     assert_eq!(sysfs.write("/obj/value", "42\n"), Ok(3));
-    let mut s = String::new();
+    let mut s = PageBuf::new();
     sysfs.read("/obj/value", &mut s).unwrap();
-    assert_eq!(s, "42\n");
+    assert_eq!(s.as_str(), "42\n");
     assert_eq!(sysfs.write("/obj/value", "x"), Err(Errno(errno::EINVAL)));
     assert_eq!(sysfs.write("/obj/name", "y"), Err(Errno(errno::EACCES)));
     assert_eq!(sysfs.read("/obj/none", &mut s), Err(Errno(errno::ENOENT)));
@@ -244,7 +243,7 @@ fn attributes_read_and_write() {
 fn a_long_show_is_cut_at_a_page() {
     static LONG: [Attribute; 1] = [Attribute::ro("long", |_, _, out| {
         for _ in 0..PAGE_SIZE + 100 {
-            out.push('x');
+            out.write_char('x').unwrap();
         }
         Ok(())
     })];
@@ -256,9 +255,10 @@ fn a_long_show_is_cut_at_a_page() {
     let o = obj();
     // SAFETY: leaked.
     unsafe { sysfs.kobject_init_and_add(&o.kobj, &LONG_TYPE, None, "l") }.unwrap();
-    let mut s = String::new();
+    let mut s = PageBuf::new();
     sysfs.read("/l/long", &mut s).unwrap();
-    assert_eq!(s.len(), PAGE_SIZE);
+    assert_eq!(s.as_str().len(), PAGE_SIZE);
+    assert!(s.truncated());
 }
 
 #[test]
@@ -267,9 +267,9 @@ fn links_point_at_directories_and_dangle_when_they_go() {
     let o = added(&sysfs, None, ":0000064");
     sysfs.create_link(None, &o.kobj, "kmalloc-64").unwrap();
     assert_eq!(sysfs.read_link("/kmalloc-64").as_deref(), Ok("/:0000064"));
-    let mut s = String::new();
+    let mut s = PageBuf::new();
     sysfs.read("/kmalloc-64/value", &mut s).unwrap();
-    assert_eq!(s, "7\n");
+    assert_eq!(s.as_str(), "7\n");
     assert_eq!(
         sysfs.create_link(None, &o.kobj, "kmalloc-64"),
         Err(KobjError::Duplicate(String::from("/kmalloc-64")))

@@ -6,7 +6,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use kobject::{Attribute, Errno, KObject, KobjError, KobjType, Sysfs, errno};
+use kobject::{Attribute, Errno, KObject, KobjError, KobjType, PageBuf, Sysfs, errno};
 use proptest::prelude::*;
 
 const N: usize = 4;
@@ -25,8 +25,7 @@ unsafe fn release(k: NonNull<KObject>) {
 }
 
 static ATTRS: [Attribute; 1] = [Attribute::ro("value", |_, _, out| {
-    out.push_str("v\n");
-    Ok(())
+    std::fmt::Write::write_str(out, "v\n").map_err(|_| Errno(errno::EIO))
 })];
 static TYPE: KobjType = KobjType {
     release: Some(release),
@@ -176,7 +175,7 @@ proptest! {
                     }
                 }
                 Op::Read(i) => {
-                    let mut out = String::new();
+                    let mut out = PageBuf::new();
                     let path = format!("{}/value", m.path(i));
                     let r = sysfs.read(&path, &mut out);
                     if m.objs[i].visible {
