@@ -245,6 +245,16 @@ impl<P: Platform> KmemCache<P> {
         Ok(cache)
     }
 
+    /// The per-CPU slot at byte offset `slot` (a fast path's `pin_fast` result).
+    ///
+    /// # Safety
+    /// As for [`Self::main_slot`].
+    #[inline(always)]
+    pub(crate) unsafe fn slot(&self, slot: usize) -> &PerCpu {
+        // SAFETY: the offset is that of an element of the array (caller contract).
+        unsafe { &*self.cpu_sheaves.as_ptr().byte_add(slot) }
+    }
+
     /// Where the main sheaf pointer of the CPU at byte offset `slot` of
     /// [`Self::cpu_sheaves`] is stored.
     ///
@@ -450,8 +460,7 @@ impl<P: Platform> KmemCache<P> {
             let size = (*main).size;
             if size != 0 {
                 (*main).size = size - 1;
-                #[cfg(feature = "fastpath-stats")]
-                self.cpu_stats[crate::platform::slot_cpu(slot)].add(Stat::AllocFastpath, 1);
+                PerCpu::count(&self.slot(slot).alloc_fast);
                 *Sheaf::objects(main).add(size as usize - 1)
             } else {
                 self.alloc_slow(slot, gfp, caller)?
@@ -526,8 +535,7 @@ impl<P: Platform> KmemCache<P> {
             if size < (*main).push_limit && *objects.add(size as usize).sub(1) != obj.as_ptr() {
                 *objects.add(size as usize) = obj.as_ptr();
                 (*main).size = size + 1;
-                #[cfg(feature = "fastpath-stats")]
-                self.cpu_stats[crate::platform::slot_cpu(slot)].add(Stat::FreeFastpath, 1);
+                PerCpu::count(&self.slot(slot).free_fast);
                 return Ok(());
             }
         }
@@ -683,11 +691,20 @@ impl<P: Platform> KmemCache<P> {
     }
     /// Statistic `stat`, summed over CPUs.
     pub fn stat(&self, stat: Stat) -> u64 {
-        self.cpu_stats.iter().map(|s| s.get(stat)).sum()
+        (0..self.cpu_stats.len())
+            .map(|cpu| self.stat_cpu(stat, cpu))
+            .sum()
     }
-    /// Statistic `stat` of one CPU.
+    /// Statistic `stat` of one CPU. Fast-path allocations and frees are counted in the CPU's
+    /// slot (next to its main sheaf), the rest in its statistics; both are added here.
     pub fn stat_cpu(&self, stat: Stat, cpu: usize) -> u64 {
-        self.cpu_stats[cpu].get(stat)
+        let slot = &self.cpu_sheaves[cpu + 1];
+        let fast = match stat {
+            Stat::AllocFastpath => slot.alloc_fast.load(Ordering::Relaxed),
+            Stat::FreeFastpath => slot.free_fast.load(Ordering::Relaxed),
+            _ => 0,
+        };
+        self.cpu_stats[cpu].get(stat) + fast
     }
     /// (full, empty) sheaves in the barn of `node`.
     pub fn barn_counts(&self, node: usize) -> (usize, usize) {

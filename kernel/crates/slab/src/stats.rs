@@ -10,11 +10,14 @@ use core::sync::atomic::{AtomicU64, Ordering};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(usize)]
 pub enum Stat {
-    /// Allocation served by popping the CPU's main sheaf (counted with `fastpath-stats` only).
+    /// Allocation served by popping the CPU's main sheaf (Linux's `ALLOC_PCS`, shown as
+    /// `alloc_fastpath`, the name `tools/mm/slabinfo` reads). With `AllocSlowpath`, every
+    /// allocation counts exactly once.
     AllocFastpath,
     /// Allocation that had to leave the fast path.
     AllocSlowpath,
-    /// Free pushed onto the CPU's main sheaf (counted with `fastpath-stats` only).
+    /// Free pushed onto the CPU's main sheaf (Linux's `FREE_PCS`, shown as `free_fastpath`).
+    /// With `FreeSlowpath`, every free counts exactly once.
     FreeFastpath,
     /// Free that had to leave the fast path.
     FreeSlowpath,

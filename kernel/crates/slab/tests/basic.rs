@@ -350,7 +350,8 @@ fn cross_node_free_goes_to_the_slab() {
     );
 }
 
-#[cfg(feature = "fastpath-stats")]
+/// Every allocation and free counts once, as fast or slow path (Linux's `alloc_fastpath` +
+/// `alloc_slowpath` is the number of allocations; `tools/mm/slabinfo` relies on it).
 #[test]
 fn fastpath_statistics() {
     let (_p, _cpu, a) = setup(1, 1);

@@ -162,7 +162,6 @@ impl<P: Platform> KmemCache<P> {
             // fast path could not tell the CPU.
             Some(main) if !remote => match main.push(obj) {
                 Ok(()) => {
-                    #[cfg(feature = "fastpath-stats")]
                     stats.add(Stat::FreeFastpath, 1);
                     return Ok(());
                 }
