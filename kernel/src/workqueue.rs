@@ -16,13 +16,21 @@
 //!   scheduler, where nothing may be spawned).
 //! - **Concurrency management**: [`sched::BLOCK_HOOK`] and [`sched::WAKE_HOOK`] tell the crate
 //!   when a worker executing an item blocks and wakes (`worker_sleeping` / `worker_waking`).
-//! - **Timers**: the pools' idle timers, delayed items' timers and the retries after a failed
-//!   worker creation are a list of deadlines (jiffies) here; the tick on CPU 0 wakes the
-//!   manager when the first one is due, and the manager fires them in thread context.
+//! - **Timers**: a deadline (jiffies) per pool for its idle timer and one for the retry after a
+//!   failed worker creation, in arrays made at start-up, and the delayed items' timers on an
+//!   intrusive list through a second link every [`Work`] embeds: arming a timer never
+//!   allocates. The tick on CPU 0 wakes the manager when the first deadline is due, and the
+//!   manager fires the timers in thread context.
+//! - **Chained work**: each worker and rescuer keeps the job it executes where
+//!   [`queue_work`] / [`queue_work_on`] called from inside that item find it (by the calling
+//!   thread), so an item may queue on its own draining workqueue (Linux's `is_chained_work`).
 //! - **Waiting** (flush, cancel, drain): a generation counter and a wait queue, bumped after
 //!   every finished item, and on every tick while someone waits (the crate also waits for
-//!   things that finish no item: a concurrent canceler, an item in transit).
+//!   things that finish no item: a concurrent canceler, an item in transit). Interrupts are
+//!   off only while the crate's lock may be held, not while the caller sleeps.
 //! - **Rescuers**: a thread per `WQ_MEM_RECLAIM` queue, woken by a mayday.
+//! - **Retired workers** end their threads; the scheduler frees an exited thread's stack and
+//!   structure once its last reference is gone, joined or not (`kcore::sched`).
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -33,6 +41,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use kcore::sched::{self, SpawnError, Thread};
+use kcore::sync::IrqSpinLockGuard;
 use kcore::sync::arc_list::{ArcList, Linked, ListLink};
 use kcore::sync::{IrqSave, IrqSpinLock, Mutex, WaitQueue};
 use spin::Once;
@@ -55,9 +64,18 @@ pub struct Work {
     ws: WorkStruct,
     /// Where the item is linked while it waits on a list of the crate.
     link: ListLink<Work>,
+    /// Where the item is linked while its delayed-work timer is armed (Linux's `timer_list` in
+    /// `delayed_work`): a link of its own, because a stale timer of a canceled item may still
+    /// be on the timer list while the item is queued again on a worklist.
+    timer: ListLink<Work, TimerLink>,
+    /// When the timer fires (jiffies), while it is on the timer list (under its lock).
+    timer_at: AtomicU64,
     func: Box<dyn Fn(&WorkRef) + Send + Sync>,
     name: &'static str,
 }
+
+/// The marker of a [`Work`]'s timer link: the timer list is an `ArcList<Work, TimerLink>`.
+pub struct TimerLink;
 
 /// A handle to a [`Work`] (an `Arc`: cloning it does not allocate). What the queueing calls
 /// take; the function gets it too, as Linux's gets its `work_struct`.
@@ -75,6 +93,8 @@ impl WorkRef {
         Self(Arc::new(Work {
             ws: WorkStruct::new(),
             link: ListLink::new(),
+            timer: ListLink::new(),
+            timer_at: AtomicU64::new(u64::MAX),
             func: Box::new(func),
             name,
         }))
@@ -94,6 +114,12 @@ impl WorkRef {
 impl Linked for Work {
     fn link(&self) -> &ListLink<Work> {
         &self.link
+    }
+}
+
+impl Linked<TimerLink> for Work {
+    fn link(&self) -> &ListLink<Work, TimerLink> {
+        &self.timer
     }
 }
 
@@ -183,6 +209,8 @@ struct Globals {
     wqs: Wqs,
     /// Per pool: the crate asked for a worker ([`Action::CreateWorker`]), for the manager.
     create: Vec<AtomicBool>,
+    /// Every timer (see [`Timers`]).
+    timers: IrqSpinLock<Timers>,
     nr_cpus: usize,
 }
 
@@ -293,7 +321,7 @@ fn create_worker(pool: PoolId) {
         Err(_) => {
             WORKER_CREATE_FAILURES.fetch_add(1, Ordering::Relaxed);
             perform(locked(|w| w.worker_create_failed(pool)), None);
-            arm(jiffies() + CREATE_RETRY, Timer::Kick(pool));
+            arm_pool_timer(PoolTimer::Kick, pool, jiffies() + CREATE_RETRY);
         }
     }
 }
@@ -303,7 +331,7 @@ fn worker_thread(slot: Arc<WorkerSlot>) {
     let (pool, id) = (slot.pool, slot.id);
     // Wait until the manager has registered this worker with the crate.
     drop(MGR.lock());
-    let me = sched::current().id;
+    let (me, cell) = register_executor();
     let mut after_idle = false;
     loop {
         let _m = after_idle.then(|| MGR.lock());
@@ -313,7 +341,7 @@ fn worker_thread(slot: Arc<WorkerSlot>) {
             Next::Run(job) => {
                 drop(_m);
                 after_idle = false;
-                run_job(&job, Some(&slot));
+                let job = run_job(job, Some(&slot), &cell);
                 let actions = locked(|w| {
                     // A wake-up that raced with the block hook may have left the crate
                     // thinking this worker sleeps: it runs.
@@ -332,19 +360,76 @@ fn worker_thread(slot: Arc<WorkerSlot>) {
             Next::Exit => {
                 WORKERS.lock().remove(&(pool.0, id.0));
                 BY_THREAD.lock().remove(&me);
+                EXECUTING.lock().remove(&me);
                 return;
             }
         }
     }
 }
 
-fn run_job(job: &Job<WorkRef>, slot: Option<&WorkerSlot>) {
+/// Runs the job's function, with the job in the executing thread's `cell` meanwhile (for
+/// [`queue_work`] from inside the item), and gives the job back.
+fn run_job(job: Job<WorkRef>, slot: Option<&WorkerSlot>, cell: &JobCell) -> Job<WorkRef> {
+    // Cloning a handle only counts a reference (no allocation).
+    let work = job.work.clone();
+    *cell.lock() = Some(job);
     if let Some(s) = slot {
         s.in_item.store(true, Ordering::Release);
     }
-    (job.work.0.func)(&job.work);
+    (work.0.func)(&work);
     if let Some(s) = slot {
         s.in_item.store(false, Ordering::Release);
+    }
+    cell.lock()
+        .take()
+        .expect("the executing job stays in its cell")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chained work: what the calling thread executes.
+
+/// The job a worker or rescuer thread executes right now (`None` between items). Only that
+/// thread writes it; [`queue_work`] from inside the item reads it.
+type JobCell = IrqSpinLock<Option<Job<WorkRef>>>;
+
+/// Every worker's and rescuer's [`JobCell`], by thread id.
+static EXECUTING: IrqSpinLock<BTreeMap<u64, Arc<JobCell>>> = IrqSpinLock::new(BTreeMap::new());
+
+/// Registers the calling thread (a worker or rescuer, at its start) as one that executes items:
+/// returns its id and its cell.
+fn register_executor() -> (u64, Arc<JobCell>) {
+    let me = sched::current().id;
+    let cell = Arc::new(IrqSpinLock::new(None));
+    EXECUTING.lock().insert(me, cell.clone());
+    (me, cell)
+}
+
+/// The cell of the calling thread if it is a worker or rescuer; `None` in an interrupt handler
+/// (which may have interrupted a worker, but is not part of its item, as Linux's `in_task()`
+/// check of `current_wq_worker` says).
+fn current_cell() -> Option<Arc<JobCell>> {
+    if crate::cpu::in_interrupt() {
+        return None;
+    }
+    let me = sched::current().id;
+    EXECUTING.lock().get(&me).cloned()
+}
+
+/// Queues `work` on `wq` (on `cpu`'s pool, or the caller's), through the crate's chained path
+/// when the caller is an item executing (Linux's `is_chained_work`: a draining workqueue still
+/// takes items from its own items).
+fn queue_from_here(cpu: Option<usize>, wq: WqId, work: &WorkRef) -> (bool, Actions) {
+    let cell = current_cell();
+    let job: Option<IrqSpinLockGuard<'_, Option<Job<WorkRef>>>> = cell.as_deref().map(|c| c.lock());
+    match job.as_deref().and_then(Option::as_ref) {
+        Some(job) => locked(|w| match cpu {
+            Some(cpu) => w.queue_work_on_from(job, cpu, wq, work.clone()),
+            None => w.queue_work_from(job, wq, work.clone()),
+        }),
+        None => locked(|w| match cpu {
+            Some(cpu) => w.queue_work_on(cpu, wq, work.clone()),
+            None => w.queue_work(wq, work.clone()),
+        }),
     }
 }
 
@@ -386,15 +471,17 @@ static RESCUERS: IrqSpinLock<Vec<Arc<Rescuer>>> = IrqSpinLock::new(Vec::new());
 pub static RESCUED: AtomicU64 = AtomicU64::new(0);
 
 fn rescuer_thread(r: Arc<Rescuer>) {
+    let (me, cell) = register_executor();
     loop {
         r.waitq.wait_until(|| {
             (r.woken.swap(false, Ordering::AcqRel) || r.stop.load(Ordering::Acquire)).then_some(())
         });
         if r.stop.load(Ordering::Acquire) {
+            EXECUTING.lock().remove(&me);
             return;
         }
         while let Some(job) = locked(|w| w.rescuer_next(r.wq)) {
-            run_job(&job, None);
+            let job = run_job(job, None, &cell);
             RESCUED.fetch_add(1, Ordering::Relaxed);
             perform(locked(|w| w.worker_done(job)), None);
             item_done();
@@ -412,26 +499,119 @@ fn for_rescuers(f: impl Fn(&Rescuer)) {
 // ---------------------------------------------------------------------------------------------
 // Timers.
 
-/// What a timer does when it fires.
-enum Timer {
-    /// The pool's idle timer: retire workers idle too long.
-    Idle(PoolId),
-    /// A delayed item's timer.
-    Delayed(WorkRef),
-    /// Ask again for a worker after a failed creation.
-    Kick(PoolId),
+/// Every timer of the workqueues, behind one irq-safe lock (they are armed from any context),
+/// all allocated at start-up: arming one never allocates (Linux's `timer_list`s are embedded
+/// too).
+///
+/// - Per pool, the deadline of its idle timer and of the retry after a failed worker creation
+///   (`u64::MAX`: not armed). One of each is enough: the crate keeps at most one idle timer
+///   per pool armed, and a retry is idempotent. If one is armed again before it fires, the
+///   earlier deadline is kept: firing early is harmless (`idle_timeout` re-arms for the
+///   remaining time, `pool_kick` does nothing if no worker is needed).
+/// - The delayed items whose timer is armed, on an intrusive list through each item's timer
+///   link (a reference each, as a `timer_list` keeps its `delayed_work` in use). Arming an item
+///   already on it keeps the earlier deadline, for the same reason: a timer that fires before
+///   the item's deadline (the crate keeps it in the `WorkStruct`) makes
+///   `delayed_work_timer_fn` ask for it again, and a stale timer (a canceled item) does
+///   nothing.
+struct Timers {
+    idle: Vec<u64>,
+    kick: Vec<u64>,
+    delayed: ArcList<Work, TimerLink>,
 }
 
-/// Timers by (deadline in jiffies, sequence number).
-static TIMERS: IrqSpinLock<BTreeMap<(u64, u64), Timer>> = IrqSpinLock::new(BTreeMap::new());
-static TIMER_SEQ: AtomicU64 = AtomicU64::new(0);
-/// The first deadline in [`TIMERS`] (`u64::MAX`: none), read by the tick.
+impl Timers {
+    /// The first deadline of all (`u64::MAX`: none).
+    fn first_deadline(&self) -> u64 {
+        let mut first = self
+            .idle
+            .iter()
+            .chain(&self.kick)
+            .copied()
+            .min()
+            .unwrap_or(u64::MAX);
+        self.delayed
+            .for_each(|w| first = first.min(w.timer_at.load(Ordering::Relaxed)));
+        first
+    }
+
+    /// Takes a timer due at `now` off the lists: the pools' first, then the delayed item with
+    /// the earliest deadline.
+    fn take_due(&mut self, now: u64) -> Option<Fire> {
+        if let Some(p) = self.idle.iter().position(|&at| at <= now) {
+            self.idle[p] = u64::MAX;
+            return Some(Fire::Idle(PoolId(p as u16)));
+        }
+        if let Some(p) = self.kick.iter().position(|&at| at <= now) {
+            self.kick[p] = u64::MAX;
+            return Some(Fire::Kick(PoolId(p as u16)));
+        }
+        let mut first: Option<(u64, Arc<Work>)> = None;
+        self.delayed.for_each(|w| {
+            let at = w.timer_at.load(Ordering::Relaxed);
+            if at <= now && first.as_ref().is_none_or(|(f, _)| at < *f) {
+                first = Some((at, w.clone()));
+            }
+        });
+        let (_, work) = first?;
+        let work = self.delayed.remove(&work).expect("found on the timer list");
+        work.timer_at.store(u64::MAX, Ordering::Relaxed);
+        Some(Fire::Delayed(WorkRef(work)))
+    }
+}
+
+/// A timer that is due.
+enum Fire {
+    /// The pool's idle timer: retire workers idle too long.
+    Idle(PoolId),
+    /// Ask again for a worker after a failed creation.
+    Kick(PoolId),
+    /// A delayed item's timer.
+    Delayed(WorkRef),
+}
+
+/// The first deadline of [`Timers`] (`u64::MAX`: none), read by the tick. Lowered when a timer
+/// is armed and recomputed when the manager has fired the due ones, both under the timers'
+/// lock, so no deadline is missed.
 static NEXT_TIMER: AtomicU64 = AtomicU64::new(u64::MAX);
 
-fn arm(at: u64, t: Timer) {
-    let seq = TIMER_SEQ.fetch_add(1, Ordering::Relaxed);
-    TIMERS.lock().insert((at, seq), t);
-    NEXT_TIMER.fetch_min(at, Ordering::AcqRel);
+/// The pool timers.
+#[derive(Clone, Copy)]
+enum PoolTimer {
+    Idle,
+    Kick,
+}
+
+/// Arms `pool`'s timer of kind `kind` for `at` (keeping an earlier deadline).
+fn arm_pool_timer(kind: PoolTimer, pool: PoolId, at: u64) {
+    {
+        let mut t = g().timers.lock();
+        let slot = match kind {
+            PoolTimer::Idle => &mut t.idle[usize::from(pool.0)],
+            PoolTimer::Kick => &mut t.kick[usize::from(pool.0)],
+        };
+        *slot = (*slot).min(at);
+        NEXT_TIMER.fetch_min(at, Ordering::AcqRel);
+    }
+    if at <= jiffies() {
+        kick_manager();
+    }
+}
+
+/// Arms `work`'s delayed-work timer for `at` (keeping an earlier deadline if it is armed).
+fn arm_delayed(work: &WorkRef, at: u64) {
+    {
+        let mut t = g().timers.lock();
+        let w = &work.0;
+        if t.delayed.contains(w) {
+            w.timer_at.fetch_min(at, Ordering::Relaxed);
+        } else {
+            w.timer_at.store(at, Ordering::Relaxed);
+            // Cloning the `Arc` only counts a reference: the link is in the item.
+            t.delayed.push_back(w.clone());
+        }
+        NEXT_TIMER.fetch_min(at, Ordering::AcqRel);
+    }
     if at <= jiffies() {
         kick_manager();
     }
@@ -441,23 +621,21 @@ fn arm(at: u64, t: Timer) {
 fn run_timers(now: u64) {
     loop {
         let due = {
-            let mut timers = TIMERS.lock();
-            let due = match timers.first_entry() {
-                Some(e) if e.key().0 <= now => Some(e.remove()),
-                _ => None,
-            };
-            let next = timers.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
-            NEXT_TIMER.store(next, Ordering::Release);
+            let mut timers = g().timers.lock();
+            let due = timers.take_due(now);
+            if due.is_none() {
+                NEXT_TIMER.store(timers.first_deadline(), Ordering::Release);
+            }
             due
         };
         match due {
             None => return,
-            Some(Timer::Idle(pool)) => perform(locked(|w| w.idle_timeout(pool, now)), None),
-            Some(Timer::Delayed(work)) => {
+            Some(Fire::Idle(pool)) => perform(locked(|w| w.idle_timeout(pool, now)), None),
+            Some(Fire::Delayed(work)) => {
                 let actions = locked(|w| w.delayed_work_timer_fn(work.clone(), now));
                 perform(actions, Some(&work));
             }
-            Some(Timer::Kick(pool)) => perform(locked(|w| w.pool_kick(pool)), None),
+            Some(Fire::Kick(pool)) => perform(locked(|w| w.pool_kick(pool)), None),
         }
     }
 }
@@ -493,7 +671,7 @@ fn manager_thread() {
 
 /// Carries out the crate's decisions. `work` is the item of the call that returned them (for
 /// [`Action::ArmTimer`]). From the scheduler hook only `WakeWorker` and `CreateWorker` come,
-/// which neither allocate nor sleep.
+/// which neither allocate nor sleep; arming a timer does not allocate either.
 fn perform(actions: Actions, work: Option<&WorkRef>) {
     for a in actions {
         match a {
@@ -504,10 +682,9 @@ fn perform(actions: Actions, work: Option<&WorkRef>) {
                 g().create[usize::from(pool.0)].store(true, Ordering::Release);
                 kick_manager();
             }
-            Action::ArmIdleTimer { pool, at } => arm(at, Timer::Idle(pool)),
+            Action::ArmIdleTimer { pool, at } => arm_pool_timer(PoolTimer::Idle, pool, at),
             Action::ArmTimer { at } => {
-                let work = work.expect("ArmTimer comes with its item").clone();
-                arm(at, Timer::Delayed(work));
+                arm_delayed(work.expect("ArmTimer comes with its item"), at);
             }
             Action::Mayday { .. } => for_rescuers(|r| {
                 r.woken.store(true, Ordering::Release);
@@ -534,6 +711,13 @@ static DONE_WQ: WaitQueue = WaitQueue::new();
 /// Threads inside a `wait` of the crate.
 static WAITERS: AtomicUsize = AtomicUsize::new(0);
 
+/// Sleeps inside a wait of flush, cancel, drain or destroy (for the tests).
+pub static WAITS: AtomicU64 = AtomicU64::new(0);
+/// Of those, the sleeps entered with local interrupts off: only a caller that had them off
+/// already sleeps so (the waiting calls turn them off only around the crate's lock). A debug
+/// check the tests read.
+pub static WAITS_WITH_IRQS_OFF: AtomicU64 = AtomicU64::new(0);
+
 fn item_done() {
     DONE_GEN.fetch_add(1, Ordering::AcqRel);
     DONE_WQ.wake_all();
@@ -544,6 +728,10 @@ fn item_done() {
 fn waiter() -> impl FnMut() {
     let mut seen = DONE_GEN.load(Ordering::Acquire);
     move || {
+        WAITS.fetch_add(1, Ordering::Relaxed);
+        if !crate::sync::interrupts_enabled() {
+            WAITS_WITH_IRQS_OFF.fetch_add(1, Ordering::Relaxed);
+        }
         WAITERS.fetch_add(1, Ordering::AcqRel);
         seen = DONE_WQ.wait_until(|| {
             let now = DONE_GEN.load(Ordering::Acquire);
@@ -553,11 +741,14 @@ fn waiter() -> impl FnMut() {
     }
 }
 
-/// Runs a crate call that may wait, with interrupts off (they stay off while it sleeps, as in
-/// every call to `schedule`; other threads run with their own).
+/// Runs a crate call that may wait. The crate takes its spin lock only between waits, so local
+/// interrupts are off for the call (the lock may only be held with them off) except while it
+/// waits: the wait turns them back on as they were before the call, and sleeps with them so.
 fn waiting<T>(f: impl FnOnce(&'static Wqs, &mut dyn FnMut()) -> T) -> T {
     let mut wait = waiter();
-    locked(|w| f(w, &mut wait))
+    let irq = IrqSave::new();
+    let mut wait_with_irqs_restored = || irq.restore_while(&mut wait);
+    f(&g().wqs, &mut wait_with_irqs_restored)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -569,10 +760,14 @@ pub fn init() {
     let nr_cpus = kcore::cpu::online().count();
     G.call_once(|| {
         let wqs = Wqs::new(nr_cpus, IDLE_WORKER_TIMEOUT, kcore::cpu::current_id);
+        let nr_pools = 2 * nr_cpus + 2;
         Globals {
-            create: (0..2 * nr_cpus + 2)
-                .map(|_| AtomicBool::new(false))
-                .collect(),
+            create: (0..nr_pools).map(|_| AtomicBool::new(false)).collect(),
+            timers: IrqSpinLock::new(Timers {
+                idle: alloc::vec![u64::MAX; nr_pools],
+                kick: alloc::vec![u64::MAX; nr_pools],
+                delayed: ArcList::default(),
+            }),
             wqs,
             nr_cpus,
         }
@@ -659,17 +854,20 @@ pub fn system_unbound_wq() -> Workqueue {
 
 /// Queues `work` on workqueue `wq` (Linux's `queue_work`). Returns `false` if `work` was
 /// already on a queue, `true` otherwise. The item is queued on the CPU it was submitted from,
-/// but if that CPU dies it can be processed by another CPU. May allocate (see the module docs).
+/// but if that CPU dies it can be processed by another CPU. The item is its own list node:
+/// queueing does not allocate. Called from inside an item of `wq` (in its worker or rescuer,
+/// not from an interrupt handler), it is accepted while `wq` drains (chained work).
 pub fn queue_work(wq: Workqueue, work: &WorkRef) -> bool {
-    let (ok, actions) = locked(|w| w.queue_work(wq.id, work.clone()));
+    let (ok, actions) = queue_from_here(None, wq.id, work);
     perform(actions, Some(work));
     ok
 }
 
 /// Queues `work` on a specific CPU (Linux's `queue_work_on`). Returns `false` if it was already
-/// on a queue, `true` otherwise. The caller must ensure the CPU can't go away.
+/// on a queue, `true` otherwise. The caller must ensure the CPU can't go away. Chained work
+/// as for [`queue_work`].
 pub fn queue_work_on(cpu: usize, wq: Workqueue, work: &WorkRef) -> bool {
-    let (ok, actions) = locked(|w| w.queue_work_on(cpu, wq.id, work.clone()));
+    let (ok, actions) = queue_from_here(Some(cpu), wq.id, work);
     perform(actions, Some(work));
     ok
 }
@@ -681,7 +879,8 @@ pub fn schedule_work(work: &WorkRef) -> bool {
 }
 
 /// Queues `work` on `wq` after `delay` jiffies (Linux's `queue_delayed_work`). Returns `false`
-/// if it was already pending. A delay of 0 queues at once.
+/// if it was already pending. A delay of 0 queues at once. Arming the timer does not allocate
+/// (the item embeds its timer link).
 pub fn queue_delayed_work(wq: Workqueue, work: &DelayedWork, delay: u64) -> bool {
     let (ok, actions) = locked(|w| w.queue_delayed_work(wq.id, work.clone(), delay, jiffies()));
     perform(actions, Some(work));
@@ -728,8 +927,9 @@ pub fn flush_workqueue(wq: Workqueue) {
 }
 
 /// Drains `wq` (Linux's `drain_workqueue`): waits until the workqueue becomes empty. While
-/// draining is in progress, only chain queueing is allowed (not implemented here yet: every
-/// queueing is refused while a queue drains).
+/// draining is in progress, only chain queueing is allowed: [`queue_work`] / [`queue_work_on`]
+/// from inside an item of `wq` are accepted, every other queueing on it is refused. A delayed
+/// item of `wq` whose timer fires meanwhile is refused too (its timer runs in no item).
 pub fn drain_workqueue(wq: Workqueue) {
     waiting(|w, wait| w.drain_workqueue(wq.id, wait));
 }
@@ -755,4 +955,21 @@ pub fn dump() -> String {
 /// (high priority) for each CPU, then the unbound pools.
 pub fn pool_stats() -> Vec<workqueue::PoolStats> {
     locked(|w| w.pool_stats())
+}
+
+/// The numbers of workqueue `wq` (as in [`dump`]; also whether it is draining).
+pub fn wq_stats(wq: Workqueue) -> workqueue::WqStats {
+    locked(|w| w.wq_stats()[usize::from(wq.id.0)])
+}
+
+/// How long, in jiffies, a worker beyond the ones a pool keeps may stay idle before it is
+/// retired ([`IDLE_WORKER_TIMEOUT`] unless changed).
+pub fn idle_worker_timeout() -> u64 {
+    locked(|w| w.idle_timeout_of_workers())
+}
+
+/// Changes the idle timeout of workers (jiffies): tests shorten it to see workers retire
+/// quickly, and set [`IDLE_WORKER_TIMEOUT`] back when done.
+pub fn set_idle_worker_timeout(ticks: u64) {
+    locked(|w| w.set_idle_timeout(ticks));
 }

@@ -31,6 +31,8 @@ pub struct Cpu {
     self_ptr: AtomicPtr<Cpu>,
     /// Preemption-disable nesting count: `gs:[8]`. Preemption is allowed when zero.
     preempt_count: AtomicU32,
+    /// Interrupt handlers running on this CPU (Linux's hardirq count): `gs:[12]`.
+    irq_count: AtomicU32,
     /// Logical CPU number, 0 for the boot CPU.
     pub id: usize,
     /// Local APIC id.
@@ -41,6 +43,9 @@ pub struct Cpu {
     pub ticks: AtomicU64,
     /// Context switches made on this CPU.
     pub context_switches: AtomicU64,
+    /// Allocations made through the global allocator (`kmalloc`) on this CPU, counted with one
+    /// `gs`-relative increment (see [`allocations`]).
+    allocations: AtomicU64,
     /// This CPU's scheduler state (run queue, current and idle threads).
     pub sched: crate::sched::CpuSched,
 }
@@ -51,11 +56,13 @@ impl Cpu {
         Self {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
             preempt_count: AtomicU32::new(0),
+            irq_count: AtomicU32::new(0),
             id,
             apic_id: AtomicU32::new(apic_id),
             online: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
             context_switches: AtomicU64::new(0),
+            allocations: AtomicU64::new(0),
             sched: crate::sched::CpuSched::new(),
         }
     }
@@ -81,6 +88,8 @@ impl Cpu {
 
 const PREEMPT_COUNT_OFFSET: usize = 8;
 const _: () = assert!(core::mem::offset_of!(Cpu, preempt_count) == PREEMPT_COUNT_OFFSET);
+const IRQ_COUNT_OFFSET: usize = core::mem::offset_of!(Cpu, irq_count);
+const ALLOCATIONS_OFFSET: usize = core::mem::offset_of!(Cpu, allocations);
 
 static CPUS: [AtomicPtr<Cpu>; MAX_CPUS] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
@@ -207,6 +216,58 @@ pub fn preempt_count() -> u32 {
     count
 }
 
+/// Marks the start of an interrupt handler on this CPU (Linux's `irq_enter`): until the
+/// matching [`irq_leave`], [`in_interrupt`] is true here.
+#[inline]
+pub(crate) fn irq_enter() {
+    // SAFETY: a single gs-relative increment of this CPU's own counter.
+    unsafe {
+        core::arch::asm!("inc dword ptr gs:[{off}]", off = const IRQ_COUNT_OFFSET, options(nostack))
+    };
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+}
+
+/// Marks the end of an interrupt handler (before it may switch threads on its way out).
+#[inline]
+pub(crate) fn irq_leave() {
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    // SAFETY: a single gs-relative decrement of this CPU's own counter.
+    unsafe {
+        core::arch::asm!("dec dword ptr gs:[{off}]", off = const IRQ_COUNT_OFFSET, options(nostack))
+    };
+}
+
+/// Whether the caller runs in an interrupt handler (Linux's `in_hardirq`): code that behaves
+/// differently for the interrupted thread (the workqueues' chained queueing) asks this first.
+#[inline]
+pub fn in_interrupt() -> bool {
+    let count: u32;
+    // SAFETY: reads this CPU's own counter.
+    unsafe {
+        core::arch::asm!("mov {:e}, dword ptr gs:[{off}]", out(reg) count, off = const IRQ_COUNT_OFFSET, options(nostack, readonly, preserves_flags))
+    };
+    count != 0
+}
+
+/// Counts an allocation of the global allocator on this CPU: one gs-relative increment, so it
+/// never lands on another CPU's counter even if it races with an interrupt.
+#[inline]
+pub(crate) fn count_allocation() {
+    // SAFETY: a single gs-relative increment of this CPU's own counter.
+    unsafe {
+        core::arch::asm!("inc qword ptr gs:[{off}]", off = const ALLOCATIONS_OFFSET, options(nostack))
+    };
+}
+
+/// Allocations made through the global allocator (`Box`, `Vec`, ... on `kmalloc`) on the
+/// calling CPU since boot. With local interrupts off nothing else runs on this CPU, so the
+/// difference of two readings is exactly what the caller allocated in between (how the tests
+/// check that a path does not allocate).
+#[inline]
+pub fn allocations() -> u64 {
+    this_cpu().allocations.load(Ordering::Relaxed)
+}
+
 /// Keeps preemption disabled while alive: the CPU the holder runs on cannot change.
 pub struct PreemptGuard {
     _not_send: core::marker::PhantomData<*const ()>,
@@ -274,4 +335,34 @@ fn per_cpu_variables_are_distinct_per_cpu() {
         seen.len(),
         "every CPU has its own structure"
     );
+}
+
+#[crate::ktest]
+fn in_interrupt_is_true_in_interrupt_handlers_only() {
+    use alloc::sync::Arc;
+    assert!(!in_interrupt(), "a thread");
+    let target = other_online_ids().next().expect("a second CPU");
+    let seen = Arc::new(AtomicU32::new(0));
+    let s = seen.clone();
+    crate::arch::smp::smp_call_function(target, move || {
+        s.store(1 + u32::from(in_interrupt()), Ordering::SeqCst);
+    })
+    .expect("online");
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "in the call-function IPI");
+    assert!(!in_interrupt(), "still a thread");
+}
+
+#[crate::ktest]
+fn allocations_counts_this_cpus_allocations() {
+    let _irq = crate::sync::IrqSave::new();
+    let before = allocations();
+    let b = alloc::boxed::Box::new([7u8; 100]);
+    let v: alloc::vec::Vec<u32> = alloc::vec![1, 2, 3];
+    assert_eq!(
+        allocations() - before,
+        2,
+        "two allocations, nothing else on this CPU"
+    );
+    drop((b, v));
+    assert_eq!(allocations() - before, 2, "frees are not counted");
 }

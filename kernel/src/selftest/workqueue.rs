@@ -1,5 +1,7 @@
 //! On-target tests of the workqueues (`crate::workqueue`): the pending bit, CPU placement,
-//! flush, cancel, delayed work, concurrency management, destroy and the rescuer.
+//! flush, cancel, delayed work (and that arming its timer does not allocate), concurrency
+//! management, chained work while draining, the retirement of idle workers, waiting with
+//! interrupts on, destroy and the rescuer.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -9,8 +11,8 @@ use crate::sync::IrqSave;
 use crate::time::{jiffies, sleep_ticks};
 use crate::workqueue::{
     self, WorkRef, WqFlags, alloc_workqueue, cancel_delayed_work_sync, cancel_work_sync,
-    destroy_workqueue, flush_work, flush_workqueue, mod_delayed_work, queue_delayed_work,
-    queue_work, queue_work_on, system_wq,
+    destroy_workqueue, drain_workqueue, flush_work, flush_workqueue, mod_delayed_work,
+    queue_delayed_work, queue_work, queue_work_on, system_wq,
 };
 
 /// Polls `cond` once a tick for at most `ticks` ticks.
@@ -352,4 +354,204 @@ fn queue_work_from_an_interrupt_handler_runs_the_item() {
         20,
         "every queueing ran exactly once"
     );
+}
+
+#[crate::ktest]
+fn arming_delayed_work_timers_does_not_allocate() {
+    const N: usize = 300;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let items: Vec<WorkRef> = (0..N)
+        .map(|_| {
+            let r = runs.clone();
+            WorkRef::new("ktest-timer-noalloc", move |_| {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    let start = jiffies();
+    let allocated = {
+        // Interrupts off: nothing else runs on this CPU, so its allocation count moves only
+        // for what these calls allocate.
+        let _irq = IrqSave::new();
+        let before = crate::cpu::allocations();
+        for (i, w) in items.iter().enumerate() {
+            assert!(queue_delayed_work(system_wq(), w, 5 + (i % 10) as u64));
+        }
+        // Moving the deadline of pending items arms their timers again.
+        for w in items.iter().step_by(3) {
+            assert!(mod_delayed_work(system_wq(), w, 8), "pending");
+        }
+        crate::cpu::allocations() - before
+    };
+    assert_eq!(
+        allocated, 0,
+        "arming {N} delayed items' timers allocated {allocated} times"
+    );
+    for w in &items {
+        flush_work(w);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), N, "each ran once");
+    assert!(jiffies() >= start + 5, "not before the first deadline");
+}
+
+#[crate::ktest]
+fn drain_workqueue_lets_an_item_chain_and_refuses_other_queueing() {
+    const N: usize = 20;
+    let wq = alloc_workqueue("wq-test-chain", WqFlags::empty(), 0).expect("alloc");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let outsider_tried = Arc::new(AtomicBool::new(false));
+    let cpus = crate::cpu::count();
+    let (r, f, tried) = (runs.clone(), refused.clone(), outsider_tried.clone());
+    let chain = WorkRef::new("ktest-chain", move |me| {
+        let n = r.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == 1 {
+            // Keep the queue busy until the outsider has tried, during the drain (at most 5 s).
+            let end = jiffies() + 500;
+            while !tried.load(Ordering::SeqCst) && jiffies() < end {
+                sleep_ticks(1);
+            }
+        }
+        if n < N {
+            // Queue itself again, alternately on this CPU and on a given one.
+            let ok = if n % 2 == 0 {
+                queue_work(wq, me)
+            } else {
+                queue_work_on(n % cpus, wq, me)
+            };
+            if !ok {
+                f.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    let outsider = WorkRef::new("ktest-outsider", |_| {});
+    let (o, tried) = (outsider.clone(), outsider_tried.clone());
+    let checker = crate::sched::spawn("ktest-outsider", move || {
+        let draining = wait_for(500, || workqueue::wq_stats(wq).draining);
+        let queued = queue_work(wq, &o) || queue_work_on(0, wq, &o);
+        tried.store(true, Ordering::SeqCst);
+        (draining, queued)
+    })
+    .expect("thread");
+    assert!(queue_work(wq, &chain));
+    drain_workqueue(wq);
+    let runs_at_return = runs.load(Ordering::SeqCst);
+    let (draining, outsider_queued) = checker.join();
+    let reopened = queue_work(wq, &outsider);
+    flush_work(&outsider);
+    destroy_workqueue(wq);
+    assert!(draining, "the drain never showed in the stats");
+    assert!(
+        !outsider_queued,
+        "a queueing from outside the queue's items was accepted during the drain"
+    );
+    assert_eq!(
+        refused.load(Ordering::SeqCst),
+        0,
+        "the item's own queueing was refused during the drain"
+    );
+    assert_eq!(
+        runs_at_return, N,
+        "drain_workqueue returned after {runs_at_return} of the chain's {N} runs"
+    );
+    assert!(!chain.is_pending());
+    assert!(reopened, "a drained queue takes items again");
+}
+
+#[crate::ktest]
+fn retired_workers_give_back_their_threads_and_stacks() {
+    // CPU 0's high-priority pool; a short idle timeout so that workers retire quickly.
+    const POOL: usize = 1;
+    const EXTRA: usize = 6;
+    let timeout = workqueue::idle_worker_timeout();
+    workqueue::set_idle_worker_timeout(5);
+    let hi = alloc_workqueue("wq-test-retire", WqFlags::WQ_HIGHPRI, 0).expect("alloc");
+    // Each round makes the pool run EXTRA workers at once (each sleeps in an item), then lets
+    // them go idle: all but the ones a pool keeps retire.
+    let round = || {
+        let release = Arc::new(AtomicBool::new(false));
+        let busy = Arc::new(AtomicUsize::new(0));
+        let items: Vec<WorkRef> = (0..EXTRA)
+            .map(|_| {
+                let (release, busy) = (release.clone(), busy.clone());
+                WorkRef::new("ktest-retire", move |_| {
+                    busy.fetch_add(1, Ordering::SeqCst);
+                    while !release.load(Ordering::SeqCst) {
+                        sleep_ticks(1);
+                    }
+                })
+            })
+            .collect();
+        for w in &items {
+            assert!(queue_work_on(0, hi, w));
+        }
+        let all_busy = wait_for(300, || busy.load(Ordering::SeqCst) == EXTRA);
+        release.store(true, Ordering::SeqCst);
+        flush_workqueue(hi);
+        let retired = wait_for(300, || {
+            let s = workqueue::pool_stats()[POOL];
+            s.idle + s.busy <= ::workqueue::MIN_IDLE
+        });
+        all_busy && retired
+    };
+    let warm = round();
+    // The warm-up leaves the workers a pool keeps; the rounds after it create and retire
+    // EXTRA - MIN_IDLE workers each.
+    sleep_ticks(5);
+    let (threads, stacks) = (
+        crate::sched::registered_threads(),
+        crate::memory::stack::stacks_in_use(),
+    );
+    let rounds = [round(), round(), round()];
+    let back = wait_for(300, || {
+        crate::sched::registered_threads() <= threads
+            && crate::memory::stack::stacks_in_use() <= stacks
+    });
+    let (threads_now, stacks_now) = (
+        crate::sched::registered_threads(),
+        crate::memory::stack::stacks_in_use(),
+    );
+    workqueue::set_idle_worker_timeout(timeout);
+    destroy_workqueue(hi);
+    assert!(
+        warm && rounds.iter().all(|&r| r),
+        "workers were not created and retired"
+    );
+    assert!(
+        back,
+        "after retiring workers: {threads_now} threads registered (were {threads}), \
+         {stacks_now} stacks in use (were {stacks})"
+    );
+}
+
+#[crate::ktest]
+fn flush_cancel_and_drain_sleep_with_interrupts_on() {
+    let wq = alloc_workqueue("wq-test-irqs", WqFlags::empty(), 0).expect("alloc");
+    let waits = workqueue::WAITS.load(Ordering::SeqCst);
+    let off = workqueue::WAITS_WITH_IRQS_OFF.load(Ordering::SeqCst);
+    assert!(crate::sync::interrupts_enabled());
+    let run_and = |what: &dyn Fn(&WorkRef)| {
+        let (w, started, finished) = sleeper("ktest-irqs-on", 10);
+        assert!(queue_work(wq, &w));
+        assert!(
+            wait_for(200, || started.load(Ordering::SeqCst)),
+            "never started"
+        );
+        what(&w);
+        assert!(finished.load(Ordering::SeqCst), "returned before the item");
+    };
+    run_and(&|w| assert!(flush_work(w)));
+    run_and(&|w| assert!(!cancel_work_sync(w)));
+    run_and(&|_| drain_workqueue(wq));
+    destroy_workqueue(wq);
+    assert!(
+        workqueue::WAITS.load(Ordering::SeqCst) > waits,
+        "the calls waited"
+    );
+    assert_eq!(
+        workqueue::WAITS_WITH_IRQS_OFF.load(Ordering::SeqCst),
+        off,
+        "a flush, cancel or drain slept with interrupts off"
+    );
+    assert!(crate::sync::interrupts_enabled());
 }

@@ -109,32 +109,42 @@ fn fatal(fault: Fault, frame: &InterruptStackFrame, code: Option<u64>) -> ! {
 }
 
 extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
+    crate::cpu::irq_enter();
     crate::time::tick();
     super::apic::eoi();
+    crate::cpu::irq_leave();
     crate::sched::irq_exit();
 }
 
 extern "x86-interrupt" fn reschedule(_frame: InterruptStackFrame) {
     // The sender set this CPU's reschedule flag; switching happens on the way out.
+    crate::cpu::irq_enter();
     super::apic::eoi();
+    crate::cpu::irq_leave();
     crate::sched::irq_exit();
 }
 
 extern "x86-interrupt" fn call_function(_frame: InterruptStackFrame) {
+    crate::cpu::irq_enter();
     super::smp::handle_call_function();
     super::apic::eoi();
+    crate::cpu::irq_leave();
     crate::sched::irq_exit();
 }
 
 extern "x86-interrupt" fn serial(_frame: InterruptStackFrame) {
+    crate::cpu::irq_enter();
     crate::console::handle_irq();
     super::apic::eoi();
+    crate::cpu::irq_leave();
     crate::sched::irq_exit();
 }
 
 extern "x86-interrupt" fn apic_error(_frame: InterruptStackFrame) {
+    crate::cpu::irq_enter();
     log::warn!("local APIC error interrupt");
     super::apic::eoi();
+    crate::cpu::irq_leave();
 }
 
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {

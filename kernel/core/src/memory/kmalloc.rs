@@ -315,6 +315,7 @@ unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match SLAB.get() {
             Some(slab) => {
+                crate::cpu::count_allocation();
                 kmalloc_layout(slab, layout).map_or(core::ptr::null_mut(), NonNull::as_ptr)
             }
             None => super::heap::alloc(layout),

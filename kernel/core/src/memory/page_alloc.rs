@@ -275,6 +275,31 @@ pub fn owner(addr: PhysAddr) -> usize {
     entry.owner()
 }
 
+/// Whether the frame at `addr` lies in a free block of the buddy allocator (on a free list, not
+/// given out): for tests and diagnostics (the answer may be stale as soon as it is returned).
+/// `false` for memory the buddy allocator does not manage.
+pub fn frame_is_free(addr: PhysAddr) -> bool {
+    let pfn = (addr.as_u64() / FRAME_SIZE) as usize;
+    let guard = PAGES.lock();
+    let Some(Allocator::Buddy(buddy)) = guard.as_ref().map(|p| &p.allocator) else {
+        return false;
+    };
+    // Blocks are naturally aligned: the block holding `pfn` is headed by `pfn` rounded down to
+    // the block's size, and the first head found while rounding down further and further (with
+    // an order that reaches `pfn`) is that block's.
+    for order in 0..=MAX_ORDER {
+        let head = pfn & !((1 << order) - 1);
+        match buddy.page_meta(head) {
+            Some(m) if m.is_head() && m.order().is_some_and(|o| o >= order) => {
+                return m.is_free();
+            }
+            Some(_) => {}
+            None => return false,
+        }
+    }
+    false
+}
+
 /// Allocates one 4 KiB frame, or `None` when physical memory is exhausted.
 pub fn alloc_frame() -> Option<PhysFrame<Size4KiB>> {
     alloc_pages(0, None).ok().map(PhysFrame::containing_address)
@@ -409,4 +434,25 @@ fn out_of_memory_is_an_error() {
             .is_ok(),
         "memory is usable again"
     );
+}
+
+#[crate::ktest]
+fn frame_is_free_follows_allocation_and_free() {
+    // Another CPU may take a freed block at once (free lists are LIFO): a few tries.
+    let mut seen_free = 0;
+    for _ in 0..5 {
+        let block = alloc_pages(2, None).expect("memory");
+        for i in 0..4 {
+            assert!(
+                !frame_is_free(block + i * FRAME_SIZE),
+                "frame {i} of an allocated block"
+            );
+        }
+        // SAFETY: just allocated, never used.
+        unsafe { free_pages(block, 2) }.expect("a good free");
+        if (0..4).all(|i| frame_is_free(block + i * FRAME_SIZE)) {
+            seen_free += 1;
+        }
+    }
+    assert!(seen_free > 0, "a freed block is seen free (merged or not)");
 }

@@ -39,6 +39,14 @@ pub fn slots_mapped() -> u64 {
     SLOTS.lock().next
 }
 
+/// How many kernel stacks are in use: mapped and not back in the cache of freed stacks (one
+/// per live thread that is not a CPU's boot context, plus those of the application processors'
+/// boot).
+pub fn stacks_in_use() -> u64 {
+    let slots = SLOTS.lock();
+    slots.next - slots.free.len() as u64
+}
+
 /// A kernel stack. Freed (and cached for reuse) when dropped.
 #[derive(Debug)]
 pub struct KernelStack {

@@ -21,7 +21,7 @@ use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 pub use policy::{SchedPolicy, set_policy};
-pub use thread::{JoinHandle, SpawnError, State, Thread, threads};
+pub use thread::{JoinHandle, SpawnError, State, Thread, registered_threads, threads};
 
 use policy::POLICY;
 

@@ -8,7 +8,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use crate::memory::stack::KernelStack;
-use crate::sync::{Completion, SpinLock};
+use crate::sync::{Completion, IrqSpinLock, SpinLock};
 
 /// What a thread is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,18 +98,42 @@ impl Thread {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-/// Every thread that has not been freed, for `ps`.
-static THREADS: SpinLock<Vec<Weak<Thread>>> = SpinLock::new(Vec::new());
+/// Every thread that has not been freed, for `ps`. A thread's entry goes when the thread is
+/// freed (its `Drop`), so an exited thread that nobody joins (a detached one, such as a retired
+/// workqueue worker) leaves nothing behind: its stack goes back to the stack cache and its
+/// structure to kmalloc as soon as its last reference is dropped (by the CPU that switched
+/// away from it, or by its `JoinHandle`, whichever is last). Irq-safe: the last reference may
+/// in principle be dropped anywhere.
+static THREADS: IrqSpinLock<Vec<Weak<Thread>>> = IrqSpinLock::new(Vec::new());
 
 /// Live threads, oldest first.
 pub fn threads() -> Vec<Arc<Thread>> {
-    // Dropping the last `Weak` of a thread that has exited and been joined frees its `Arc`
-    // block: defer those frees past the unlock (`spawn` waits on this lock meanwhile, and under
-    // `slub_debug` each free runs every debug check).
-    let _deferred = crate::memory::free_q::DeferFrees::new();
-    let mut list = THREADS.lock();
-    list.retain(|t| t.strong_count() > 0);
+    let list = THREADS.lock();
     list.iter().filter_map(Weak::upgrade).collect()
+}
+
+/// How many threads are registered (not freed yet), exited ones whose last reference is still
+/// held included: the length of the list [`threads`] reads. Every entry of a thread that was
+/// freed is gone, so once exited threads are released this is the number of live threads.
+pub fn registered_threads() -> usize {
+    THREADS.lock().len()
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        // Take this thread's entry out of the registry. Its `Weak` still points at this
+        // allocation (`as_ptr` stays valid for comparison while a weak count is held), so
+        // dropping it after the unlock only lowers the weak count: the `Arc` frees the block
+        // when this drop returns.
+        let me: *const Thread = self;
+        let entry = {
+            let mut list = THREADS.lock();
+            list.iter()
+                .position(|w| core::ptr::eq(w.as_ptr(), me))
+                .map(|i| list.remove(i))
+        };
+        drop(entry);
+    }
 }
 
 /// Wraps the current context of CPU `cpu` as its idle thread (it keeps its stack).

@@ -422,3 +422,106 @@ fn kfree_rcu_keeps_objects_intact_for_readers_on_other_cpus() {
     // SAFETY: nobody else uses the cache; every object was freed.
     unsafe { slab().kmem_cache_destroy(cache) }.expect("no object remains");
 }
+
+#[crate::ktest]
+fn typesafe_by_rcu_slabs_stay_allocated_and_intact_until_a_grace_period() {
+    use crate::memory::{PAGE_SIZE, page_alloc, virt_to_phys};
+    use core::ptr::NonNull;
+    use slab::{KmemCacheArgs, SlabFlags};
+    use x86_64::VirtAddr;
+
+    const SIZE: usize = 512;
+    // With consistency checks the cache has no sheaves: a free goes straight to its slab, and a
+    // slab that becomes empty beyond `min_partial` is given back in the free itself. A shrink
+    // or destroy could not run here: they wait for a thread on every CPU, and the read section
+    // below may not sleep.
+    let handle = slab()
+        .kmem_cache_create(
+            "ktest-typesafe",
+            SIZE,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_TYPESAFE_BY_RCU | SlabFlags::SLAB_CONSISTENCY_CHECKS,
+        )
+        .expect("cache");
+    // SAFETY: the cache is used only here, and destroyed at the end once every object is free.
+    let cache = unsafe { handle.as_ref_unchecked() };
+    let slab_size = cache.slab_size();
+    let pages = slab_size / PAGE_SIZE;
+    let nr_slabs = cache.min_partial() + 16;
+    let objs: Vec<NonNull<u8>> = (0..nr_slabs * cache.objs_per_slab())
+        .map(|_| cache.alloc(Gfp::KERNEL).expect("memory"))
+        .collect();
+    let pattern = |i: usize| (i % 251) as u8 + 1;
+    for (i, o) in objs.iter().enumerate() {
+        // SAFETY: our object of SIZE bytes.
+        unsafe { o.as_ptr().write_bytes(pattern(i), SIZE) };
+    }
+    let base_of = |o: &NonNull<u8>| o.as_ptr() as usize & !(slab_size - 1);
+    let phys = |addr: usize| virt_to_phys(VirtAddr::new(addr as u64)).expect("in the physical map");
+    let mut bases: Vec<usize> = objs.iter().map(base_of).collect();
+    bases.sort_unstable();
+    bases.dedup();
+    assert!(
+        bases.iter().all(|&b| page_alloc::owner(phys(b)) != 0),
+        "every slab is recorded as the cache's"
+    );
+
+    let (given_back, allocated, intact) = {
+        let _reader = crate::sync::rcu::read_lock();
+        for o in &objs {
+            // SAFETY: ours, freed once; only this (reading) code touches it afterwards, inside
+            // the read section, which is what SLAB_TYPESAFE_BY_RCU allows.
+            unsafe { cache.free(*o) }.expect("a good free");
+        }
+        // The slabs handed back (their owner is cleared before their pages go to RCU); the
+        // others are the empty ones the cache keeps.
+        let given_back: Vec<usize> = bases
+            .iter()
+            .copied()
+            .filter(|&b| page_alloc::owner(phys(b)) == 0)
+            .collect();
+        let allocated = given_back
+            .iter()
+            .filter(|&&b| (0..pages).all(|p| !page_alloc::frame_is_free(phys(b + p * PAGE_SIZE))))
+            .count();
+        let intact = objs
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| given_back.contains(&base_of(o)))
+            .all(|(i, o)| {
+                // SAFETY: a freed object of a SLAB_TYPESAFE_BY_RCU cache, read inside the read
+                // section: its memory stays a slab's until the grace period (what this checks).
+                let bytes = unsafe { core::slice::from_raw_parts(o.as_ptr(), SIZE) };
+                bytes.iter().all(|&b| b == pattern(i))
+            });
+        (given_back, allocated, intact)
+    };
+    assert!(
+        given_back.len() >= 8,
+        "only {} of {} slabs were handed back",
+        given_back.len(),
+        bases.len()
+    );
+    assert_eq!(
+        allocated,
+        given_back.len(),
+        "pages of a SLAB_TYPESAFE_BY_RCU slab went back to the page allocator inside a read section"
+    );
+    assert!(intact, "a freed object changed inside the read section");
+
+    // After a grace period (and the callbacks it let run) the pages are free memory. Another
+    // CPU may have taken some of them again since: most must be seen free.
+    crate::sync::rcu::synchronize_rcu();
+    crate::sync::rcu::rcu_barrier();
+    let freed = given_back
+        .iter()
+        .filter(|&&b| page_alloc::frame_is_free(phys(b)))
+        .count();
+    assert!(
+        freed * 4 >= given_back.len() * 3,
+        "only {freed} of {} slabs given back are free after the grace period",
+        given_back.len()
+    );
+    // SAFETY: every object is free, nobody else uses the cache.
+    unsafe { slab().kmem_cache_destroy(handle) }.expect("an empty cache");
+}

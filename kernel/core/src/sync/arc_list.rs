@@ -6,23 +6,35 @@
 //! push, given back at pop or remove). The services' workqueues keep their pools' lists here,
 //! which makes `queue_work` allocation-free.
 //!
-//! The rule that makes one link per item enough: **an item is on at most one list at a time**
-//! (the workqueue crate guarantees it for work items). Each list has a unique id, written into
-//! the links of its items, so that `remove` can tell whether an item is on *this* list.
+//! The rule that makes one link per item enough: **an item is on at most one list of a link at
+//! a time** (the workqueue crate guarantees it for work items). Each list has a unique id,
+//! written into the links of its items, so that `remove` can tell whether an item is on *this*
+//! list.
 //!
-//! A list is used by one owner at a time (`&mut self`), and all the lists an item can move
-//! between are used under one lock (the workqueue crate keeps every list behind its one
-//! lock): a list reads the link of an item on another list only to see that it is not its own.
+//! An item that must be on two lists at once (a work item on a worklist while a stale timer of
+//! it still waits on the timer list, as Linux's `delayed_work` has a `list_head` and a
+//! `timer_list`) embeds one link per list kind, told apart by a marker type `M`:
+//! `ListLink<T, M>`, `Linked<M>`, `ArcList<T, M>` (`M = ()` by default). Lists of one marker
+//! use only the links of that marker, so lists of different markers never touch the same
+//! memory.
+//!
+//! A list is used by one owner at a time (`&mut self`), and all the lists of one marker that an
+//! item can move between are used under one lock (the workqueue crate keeps every list behind
+//! its one lock; the kernel's timer list has a lock of its own): a list reads the link of an
+//! item on another list only to see that it is not its own.
 
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
+use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// The link an item embeds to be on an [`ArcList`].
-pub struct ListLink<T> {
+/// The link an item embeds to be on an [`ArcList`] of marker `M` (one link per marker).
+pub struct ListLink<T, M = ()> {
     inner: UnsafeCell<Links<T>>,
+    /// Which lists may use this link (no data: `fn() -> M` keeps `Send`/`Sync` independent of `M`).
+    _marker: PhantomData<fn() -> M>,
 }
 
 struct Links<T> {
@@ -34,11 +46,11 @@ struct Links<T> {
 
 // SAFETY: the links are read and written only by the `ArcList` the item is on, through
 // `&mut ArcList` (one owner at a time); an item on no list is never touched through them.
-unsafe impl<T: Send + Sync> Send for ListLink<T> {}
+unsafe impl<T: Send + Sync, M> Send for ListLink<T, M> {}
 // SAFETY: as above.
-unsafe impl<T: Send + Sync> Sync for ListLink<T> {}
+unsafe impl<T: Send + Sync, M> Sync for ListLink<T, M> {}
 
-impl<T> ListLink<T> {
+impl<T, M> ListLink<T, M> {
     /// A link on no list.
     pub const fn new() -> Self {
         Self {
@@ -47,49 +59,52 @@ impl<T> ListLink<T> {
                 prev: ptr::null(),
                 list: 0,
             }),
+            _marker: PhantomData,
         }
     }
 }
 
-impl<T> Default for ListLink<T> {
+impl<T, M> Default for ListLink<T, M> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// An item that can be on an [`ArcList`]: where its link is.
-pub trait Linked: Sized {
-    /// The item's link.
-    fn link(&self) -> &ListLink<Self>;
+/// An item that can be on an [`ArcList`] of marker `M`: where its link for those lists is.
+pub trait Linked<M = ()>: Sized {
+    /// The item's link for the lists of marker `M`.
+    fn link(&self) -> &ListLink<Self, M>;
 }
 
-/// A FIFO list of `Arc<T>` linked through the items themselves.
-pub struct ArcList<T: Linked> {
+/// A FIFO list of `Arc<T>` linked through the items' links of marker `M`.
+pub struct ArcList<T: Linked<M>, M = ()> {
     first: *const T,
     last: *const T,
     len: usize,
     id: u64,
+    _marker: PhantomData<fn() -> M>,
 }
 
 // SAFETY: the list owns one strong reference of each item (an `Arc<T>` it could give to any
-// thread), and `T: Send + Sync` makes sending those fine.
-unsafe impl<T: Linked + Send + Sync> Send for ArcList<T> {}
+// thread), and `T: Send + Sync` makes sending those fine; `M` is only a marker.
+unsafe impl<T: Linked<M> + Send + Sync, M> Send for ArcList<T, M> {}
 
 /// Ids of lists: unique, never 0.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-impl<T: Linked> Default for ArcList<T> {
+impl<T: Linked<M>, M> Default for ArcList<T, M> {
     fn default() -> Self {
         Self {
             first: ptr::null(),
             last: ptr::null(),
             len: 0,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            _marker: PhantomData,
         }
     }
 }
 
-impl<T: Linked> ArcList<T> {
+impl<T: Linked<M>, M> ArcList<T, M> {
     /// The links of the item at `p`.
     ///
     /// # Safety
@@ -98,7 +113,7 @@ impl<T: Linked> ArcList<T> {
     unsafe fn links<'a>(p: *const T) -> &'a mut Links<T> {
         // SAFETY: caller contract; `&mut self` of the list (every caller holds it) makes this
         // the only access to the links of its items.
-        unsafe { &mut *(*p).link().inner.get() }
+        unsafe { &mut *<T as Linked<M>>::link(&*p).inner.get() }
     }
 
     /// Appends `item`.
@@ -187,14 +202,18 @@ impl<T: Linked> ArcList<T> {
         (!p.is_null()).then(|| unsafe { self.unlink(p) })
     }
 
+    /// Whether `item` is on this list.
+    pub fn contains(&self, item: &T) -> bool {
+        // SAFETY: the caller holds a reference to `item`, and its links of this marker are
+        // written only under the lock all the lists of the marker share (module docs).
+        unsafe { (*<T as Linked<M>>::link(item).inner.get()).list == self.id }
+    }
+
     /// Removes `item` if it is on this list.
     pub fn remove(&mut self, item: &T) -> Option<Arc<T>> {
         let p = ptr::from_ref(item);
-        // SAFETY: the caller holds a reference to `item`, and its links are written only under
-        // the lock all the lists share (module docs); the id says whether it is ours.
-        let ours = unsafe { (*item.link().inner.get()).list } == self.id;
-        // SAFETY: it is on this list.
-        ours.then(|| unsafe { self.unlink(p) })
+        // SAFETY: it is on this list (the id says so).
+        self.contains(item).then(|| unsafe { self.unlink(p) })
     }
 
     /// The item after `p` (read through the raw link, without a `&mut`).
@@ -203,7 +222,7 @@ impl<T: Linked> ArcList<T> {
     /// `p` is on this list.
     unsafe fn next_of(p: *const T) -> *const T {
         // SAFETY: caller contract: a live item whose links only this list writes.
-        unsafe { (*(*p).link().inner.get()).next }
+        unsafe { (*<T as Linked<M>>::link(&*p).inner.get()).next }
     }
 
     /// Removes and returns the first item for which `pred` is true.
@@ -249,7 +268,7 @@ impl<T: Linked> ArcList<T> {
     }
 }
 
-impl<T: Linked> Drop for ArcList<T> {
+impl<T: Linked<M>, M> Drop for ArcList<T, M> {
     fn drop(&mut self) {
         while self.pop_front().is_some() {}
     }
@@ -303,5 +322,62 @@ fn arc_list_keeps_order_and_references_and_knows_its_items() {
     assert_eq!(b.pop_front().map(|i| i.n), Some(1));
     assert!(b.is_empty());
     drop(a); // gives its references back
+    assert!(items.iter().all(|i| Arc::strong_count(i) == 1));
+}
+
+#[crate::ktest]
+fn arc_list_items_with_two_links_are_on_a_list_of_each_marker_at_once() {
+    use alloc::vec::Vec;
+    /// The marker of the second link.
+    struct Second;
+    struct Item {
+        n: u32,
+        first: ListLink<Item>,
+        second: ListLink<Item, Second>,
+    }
+    impl Linked for Item {
+        fn link(&self) -> &ListLink<Item> {
+            &self.first
+        }
+    }
+    impl Linked<Second> for Item {
+        fn link(&self) -> &ListLink<Item, Second> {
+            &self.second
+        }
+    }
+    let items: Vec<Arc<Item>> = (0..4)
+        .map(|n| {
+            Arc::new(Item {
+                n,
+                first: ListLink::new(),
+                second: ListLink::new(),
+            })
+        })
+        .collect();
+    let mut a: ArcList<Item> = ArcList::default();
+    let mut b: ArcList<Item> = ArcList::default();
+    let mut s: ArcList<Item, Second> = ArcList::default();
+    for i in &items {
+        a.push_back(i.clone());
+        s.push_front(i.clone());
+    }
+    assert_eq!(Arc::strong_count(&items[0]), 3, "a reference per list");
+    assert!(a.contains(&items[2]) && s.contains(&items[2]) && !b.contains(&items[2]));
+    // Taking an item off one marker's list leaves it on the other's.
+    assert_eq!(s.remove(&items[2]).map(|i| i.n), Some(2));
+    assert!(a.contains(&items[2]) && !s.contains(&items[2]));
+    assert!(s.remove(&items[2]).is_none(), "not on it any more");
+    let mut order = Vec::new();
+    a.for_each(|i| order.push(i.n));
+    assert_eq!(order, [0, 1, 2, 3], "the first links are untouched");
+    order.clear();
+    s.for_each(|i| order.push(i.n));
+    assert_eq!(order, [3, 1, 0], "the second links are untouched");
+    // Moving between two lists of the first marker while on the second marker's list.
+    let one = a.remove(&items[1]).expect("on a");
+    b.push_back(one);
+    assert!(!a.contains(&items[1]) && b.contains(&items[1]) && s.contains(&items[1]));
+    assert_eq!(s.take_first(|i| i.n == 1).map(|i| i.n), Some(1));
+    drop((a, b, s));
     assert!(items.iter().all(|i| Arc::strong_count(i) == 1));
 }

@@ -21,5 +21,7 @@ mod waitqueue;
 
 pub use completion::Completion;
 pub use mutex::{Mutex, MutexGuard};
-pub use spin::{IrqSave, IrqSpinLock, IrqSpinLockGuard, SpinLock, SpinLockGuard};
+pub use spin::{
+    IrqSave, IrqSpinLock, IrqSpinLockGuard, SpinLock, SpinLockGuard, interrupts_enabled,
+};
 pub use waitqueue::WaitQueue;

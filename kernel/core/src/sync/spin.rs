@@ -29,6 +29,28 @@ impl IrqSave {
     }
 }
 
+impl IrqSave {
+    /// Runs `f` with local interrupts as they were before this guard disabled them (on, if
+    /// they were on), then disables them again: for a section that must sleep in the middle of
+    /// a region that otherwise runs with interrupts off (a wait between two critical
+    /// sections).
+    pub fn restore_while<R>(&self, f: impl FnOnce() -> R) -> R {
+        if !self.were_enabled {
+            return f();
+        }
+        interrupts::enable();
+        let r = f();
+        interrupts::disable();
+        r
+    }
+}
+
+/// Whether local interrupts are enabled on the calling CPU.
+#[inline]
+pub fn interrupts_enabled() -> bool {
+    interrupts::are_enabled()
+}
+
 impl Default for IrqSave {
     fn default() -> Self {
         Self::new()
@@ -166,5 +188,31 @@ impl<T: ?Sized> Drop for IrqSpinLockGuard<'_, T> {
             core::mem::ManuallyDrop::drop(&mut self.irq);
         }
         preempt_enable();
+    }
+}
+
+#[crate::ktest]
+fn irq_save_restore_while_brings_back_the_state_from_before_the_guard() {
+    let was = interrupts_enabled();
+    interrupts::enable();
+    {
+        let outer = IrqSave::new();
+        assert!(!interrupts_enabled());
+        assert!(
+            outer.restore_while(interrupts_enabled),
+            "on inside: on before"
+        );
+        assert!(!interrupts_enabled(), "off again after");
+        let inner = IrqSave::new();
+        assert!(
+            !inner.restore_while(interrupts_enabled),
+            "off inside: off before"
+        );
+        drop(inner);
+        assert!(!interrupts_enabled());
+    }
+    assert!(interrupts_enabled());
+    if !was {
+        interrupts::disable();
     }
 }

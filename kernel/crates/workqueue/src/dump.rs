@@ -55,6 +55,9 @@ pub struct WqStats {
     pub executed: u64,
     /// Destroyed?
     pub destroyed: bool,
+    /// Being drained (`drain_workqueue` or `destroy_workqueue` in progress): only its own
+    /// items may queue on it.
+    pub draining: bool,
     /// The rescuer executes an item right now.
     pub rescuer_busy: bool,
 }
@@ -98,6 +101,7 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
                 in_flight: q.in_flight(),
                 executed: q.pwqs.iter().map(|p| p.executed).sum(),
                 destroyed: q.destroyed,
+                draining: q.nr_drainers > 0,
                 rescuer_busy: q.rescuer_busy,
             })
             .collect()

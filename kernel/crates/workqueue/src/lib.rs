@@ -104,6 +104,9 @@
 //! - timers: [`Action::ArmIdleTimer`] → [`Workqueues::idle_timeout`], [`Action::ArmTimer`] →
 //!   [`Workqueues::delayed_work_timer_fn`];
 //! - a rescuer thread per `WQ_MEM_RECLAIM` queue looping on [`Workqueues::rescuer_next`];
+//! - chained work: a queueing made from inside a running item goes through
+//!   [`Workqueues::queue_work_from`] / [`Workqueues::queue_work_on_from`] with the job the
+//!   calling worker or rescuer executes, so that a draining queue still takes it;
 //! - a `wait` function for the calls that wait (sleep on a wait queue that the kernel wakes
 //!   after every `worker_done`).
 //!

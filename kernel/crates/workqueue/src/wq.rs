@@ -74,6 +74,8 @@ impl<L> Wq<L> {
 pub(crate) struct State<W, L> {
     pub pools: Vec<Pool<W, L>>,
     pub wqs: Vec<Wq<L>>,
+    /// How long a worker beyond the ones a pool keeps may stay idle (the kernel's time unit).
+    pub idle_timeout: u64,
 }
 
 /// Why [`Workqueues::alloc_workqueue`] failed.
@@ -93,7 +95,6 @@ pub enum AllocError {
 pub struct Workqueues<W, L = VecList<W>> {
     pub(crate) state: Mutex<State<W, L>>,
     pub(crate) nr_cpus: usize,
-    pub(crate) idle_timeout: u64,
     pub(crate) this_cpu: fn() -> usize,
 }
 
@@ -116,9 +117,9 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
             state: Mutex::new(State {
                 pools,
                 wqs: Vec::new(),
+                idle_timeout,
             }),
             nr_cpus,
-            idle_timeout,
             this_cpu,
         };
         let system = [
@@ -140,6 +141,20 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
     /// The number of CPUs.
     pub fn nr_cpus(&self) -> usize {
         self.nr_cpus
+    }
+
+    /// The idle timeout of workers (given to [`new`](Self::new) or the last
+    /// [`set_idle_timeout`](Self::set_idle_timeout)).
+    pub fn idle_timeout_of_workers(&self) -> u64 {
+        self.lock().idle_timeout
+    }
+
+    /// Changes how long a worker beyond the ones a pool keeps may stay idle before it is
+    /// retired (Linux's is a constant; the kernel shortens it for tests). Workers that become
+    /// idle from now on, and idle timers that fire from now on, use the new value; an idle
+    /// timer already armed fires when it was set to, then looks again with the new value.
+    pub fn set_idle_timeout(&self, timeout: u64) {
+        self.lock().idle_timeout = timeout;
     }
 
     /// Creates a workqueue (Linux's `alloc_workqueue`). `max_active` limits the items of this
@@ -219,6 +234,19 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
         self.queue((self.this_cpu)(), wq, work, Some(current.wq))
     }
 
+    /// [`queue_work_on`](Self::queue_work_on) from inside a running item (`current` is the
+    /// job the calling worker executes): allowed on a draining queue if `current` belongs to
+    /// it, as [`queue_work_from`](Self::queue_work_from).
+    pub fn queue_work_on_from(
+        &self,
+        current: &Job<W>,
+        cpu: usize,
+        wq: WqId,
+        work: W,
+    ) -> (bool, Actions) {
+        self.queue(cpu, wq, work, Some(current.wq))
+    }
+
     /// `queue_work(system_wq, work)` (Linux's `schedule_work`).
     pub fn schedule_work(&self, work: W) -> (bool, Actions) {
         self.queue_work(SYSTEM_WQ, work)
@@ -249,7 +277,7 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
     /// kernel retries creating a worker later with [`pool_kick`](Self::pool_kick).
     pub fn worker_create_failed(&self, pool: PoolId) -> Actions {
         let mut st = self.lock();
-        let State { pools, wqs } = &mut *st;
+        let State { pools, wqs, .. } = &mut *st;
         let p = &mut pools[usize::from(pool.0)];
         p.creating = false;
         let mut reclaim = false;
@@ -279,6 +307,7 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
     /// `now` is the time (for the idle timeout).
     pub fn worker_next(&self, pool: PoolId, worker: WorkerId, now: u64) -> (Next<W>, Actions) {
         let mut st = self.lock();
+        let timeout = st.idle_timeout;
         let p = &mut st.pools[usize::from(pool.0)];
         let mut actions = Actions::new();
         if p.worker(worker).state == WorkerState::Retiring {
@@ -287,7 +316,7 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
         }
         loop {
             let Some(w) = p.worklist.pop_front() else {
-                actions.push_opt(p.worker_idle(worker, now, self.idle_timeout));
+                actions.push_opt(p.worker_idle(worker, now, timeout));
                 return (Next::Idle, actions);
             };
             let ws = w.work();
@@ -369,7 +398,9 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
     /// The pool's idle timer fired ([`Action::ArmIdleTimer`]): returns the workers to retire
     /// and possibly a new timer.
     pub fn idle_timeout(&self, pool: PoolId, now: u64) -> Actions {
-        self.lock().pools[usize::from(pool.0)].idle_timeout(now, self.idle_timeout)
+        let mut st = self.lock();
+        let timeout = st.idle_timeout;
+        st.pools[usize::from(pool.0)].idle_timeout(now, timeout)
     }
 
     /// The rescuer of the `WQ_MEM_RECLAIM` queue `wq`: takes an item of `wq` from a pool that
@@ -377,7 +408,7 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
     /// [`worker_done`](Self::worker_done). `None`: nothing to rescue, sleep until the next mayday.
     pub fn rescuer_next(&self, wq: WqId) -> Option<Job<W>> {
         let mut st = self.lock();
-        let State { pools, wqs } = &mut *st;
+        let State { pools, wqs, .. } = &mut *st;
         let q = &mut wqs[usize::from(wq.0)];
         if !q.flags.contains(WqFlags::WQ_MEM_RECLAIM) || q.rescuer_busy {
             return None;

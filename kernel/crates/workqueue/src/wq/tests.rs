@@ -574,6 +574,92 @@ fn destroy_drains_first() {
 }
 
 #[test]
+fn drain_takes_chained_items_on_any_cpu_and_refuses_outsiders() {
+    let wqs = wqs(2);
+    let mut d = Driver::default();
+    let wq = wqs.alloc_workqueue("drained", WqFlags::empty(), 0).unwrap();
+    let other = wqs.alloc_workqueue("other", WqFlags::empty(), 0).unwrap();
+    let (a, outsider) = (item(), item());
+    d.queue(&wqs, wq, &a);
+    let mut runs = 0;
+    wqs.drain_workqueue(wq, &mut || {
+        let stats = wqs.wq_stats()[wq.0 as usize];
+        assert!(stats.draining, "the stats say the queue drains");
+        assert!(!wqs.queue_work(wq, outsider.clone()).0, "an outsider");
+        assert!(!wqs.queue_work_on(1, wq, outsider.clone()).0, "an outsider");
+        let Some(job) = d.take(&wqs) else { return };
+        runs += 1;
+        if runs < 6 {
+            // Alternately on this CPU and on CPU 1, from the queue's own item.
+            let (ok, actions) = if runs % 2 == 0 {
+                wqs.queue_work_from(&job, wq, a.clone())
+            } else {
+                wqs.queue_work_on_from(&job, 1, wq, a.clone())
+            };
+            assert!(ok, "chained queueing {runs} refused");
+            d.perform(&wqs, actions);
+        }
+        // An item of another queue may not chain onto the draining one.
+        let foreign = Job { wq: other, ..job };
+        assert!(!wqs.queue_work_on_from(&foreign, 0, wq, outsider.clone()).0);
+        let job = Job { wq, ..foreign };
+        d.finish(&wqs, job);
+    });
+    assert_eq!(runs, 6, "drain returned after the whole chain");
+    assert_eq!(d.runs_of(&outsider), 0);
+    assert!(!wqs.wq_stats()[wq.0 as usize].draining);
+    assert!(
+        wqs.queue_work(wq, outsider.clone()).0,
+        "drained: open again"
+    );
+}
+
+#[test]
+fn the_idle_timeout_can_be_changed() {
+    let wqs = wqs(1);
+    assert_eq!(wqs.idle_timeout_of_workers(), TIMEOUT);
+    wqs.set_idle_timeout(7);
+    assert_eq!(wqs.idle_timeout_of_workers(), 7);
+    let mut d = Driver::default();
+    // Five workers, each asleep in an item, then all idle at time 10.
+    let items: Vec<W> = (0..5).map(|_| item()).collect();
+    let mut jobs = Vec::new();
+    for w in &items {
+        d.queue(&wqs, SYSTEM_WQ, w);
+        let job = d.take(&wqs).unwrap();
+        let (pool, Executor::Worker(id)) = (job.pool, job.executor) else {
+            unreachable!()
+        };
+        d.perform(&wqs, wqs.worker_sleeping(pool, id));
+        jobs.push(job);
+    }
+    d.now = 10;
+    for job in jobs {
+        d.finish(&wqs, job);
+    }
+    d.run_all(&wqs);
+    let armed: Vec<Action> = d
+        .log
+        .iter()
+        .copied()
+        .filter(|a| matches!(a, Action::ArmIdleTimer { .. }))
+        .collect();
+    assert_eq!(
+        armed,
+        [Action::ArmIdleTimer {
+            pool: PoolId(0),
+            at: 17
+        }],
+        "armed with the new timeout"
+    );
+    let retired = wqs.idle_timeout(PoolId(0), 17);
+    assert!(
+        retired.iter().any(|a| matches!(a, Action::Retire { .. })),
+        "retired after the new timeout: {retired:?}"
+    );
+}
+
+#[test]
 fn alloc_workqueue_checks_max_active() {
     let wqs = wqs(1);
     assert_eq!(
