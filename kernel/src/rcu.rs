@@ -26,10 +26,8 @@ use spin::Once;
 
 use kcore::cpu::MAX_CPUS;
 use kcore::sync::rcu::{HeadList, RcuBackend, RcuCallback};
-pub use kcore::sync::rcu::{
-    RcuReadGuard, call_rcu, call_rcu_boxed, rcu_barrier, read_lock, synchronize_rcu,
-};
-use kcore::sync::{Completion, IrqSave, WaitQueue};
+pub use kcore::sync::rcu::{RcuReadGuard, call_rcu, rcu_barrier, read_lock, synchronize_rcu};
+use kcore::sync::{IrqSave, WaitQueue};
 
 // The grace-period crate tracks at most `rcu::MAX_CPUS` CPUs; the kernel's limit must fit.
 const _: () = assert!(MAX_CPUS <= rcu::MAX_CPUS);
@@ -100,22 +98,15 @@ impl RcuBackend for Backend {
     }
 }
 
-/// Queues one callback on every online CPU and waits for all of them: since each CPU runs its
-/// list in order, every callback queued before has run.
+/// Queues one barrier head on every online CPU and waits for all of them: since each CPU runs
+/// its list in order, every callback queued before has run. Allocates nothing (the core's
+/// static per-CPU barrier heads), so the slab allocator's destroy work can wait for RCU when
+/// memory is exhausted.
 fn rcu_barrier_all() {
-    let done: Vec<Arc<Completion>> = kcore::cpu::online()
-        .map(|cpu| {
-            let done = Arc::new(Completion::new());
-            let signal = done.clone();
-            let _irq = IrqSave::new();
-            let cb = RcuCallback::from_closure(move || signal.complete());
-            state().rcu.call_rcu(cpu.id, cb);
-            done
-        })
-        .collect();
-    for d in done {
-        d.wait();
-    }
+    kcore::sync::rcu::barrier(kcore::cpu::online().map(|c| c.id), |cpu, cb| {
+        let _irq = IrqSave::new();
+        state().rcu.call_rcu(cpu, cb);
+    });
 }
 
 /// A context switch on the calling CPU: a quiescent state. Called by `schedule` (interrupts

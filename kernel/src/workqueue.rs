@@ -775,20 +775,30 @@ pub fn init() {
     sched::BLOCK_HOOK.set(on_block);
     sched::WAKE_HOOK.set(on_wake);
     sched::spawn("kworker-mgr", manager_thread).expect("memory for the workqueue manager");
-    kcore::memory::kmalloc::QUEUE_WORK_HOOK.set(queue_boxed);
+    SLAB_WORK.call_once(|| {
+        WorkRef::new("slab_caches_to_rcu_destroy", |_| {
+            kcore::memory::kmalloc::run_slab_work()
+        })
+    });
+    kcore::memory::kmalloc::QUEUE_WORK_HOOK.set(queue_slab_work);
+    // Heads queued before the hook was set wait on the list: run them now.
+    if kcore::memory::kmalloc::slab_work_pending() {
+        queue_slab_work();
+    }
 }
 
-/// Runs `f` once from `system_wq`, in a work item of its own (the slab allocator's
-/// asynchronous destroy): the closure is boxed with the item, so this allocates.
-fn queue_boxed(f: kcore::memory::kmalloc::WorkFn) {
-    let f = spin::Mutex::new(Some(f));
-    let work = WorkRef::new("slab_destroy", move |_| {
-        let f = f.lock().take();
-        if let Some(f) = f {
-            f();
-        }
-    });
-    queue_work(system_wq(), &work);
+/// The one work item of the slab allocator's pending work (Linux's
+/// `slab_caches_to_rcu_destroy_work`), made once at start-up: it runs every head on the core's
+/// list (`run_slab_work`), the `async_destroy_work` embedded in each cache being destroyed.
+static SLAB_WORK: Once<WorkRef> = Once::new();
+
+/// Queues [`SLAB_WORK`] on `system_wq` (the core's `QUEUE_WORK_HOOK`, called after a head was
+/// linked on its list). Allocates nothing; queueing an item already pending does nothing, and
+/// one queued while it runs runs again, so every head linked is run.
+fn queue_slab_work() {
+    if let Some(work) = SLAB_WORK.get() {
+        queue_work(system_wq(), work);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,10 +20,13 @@ use slab::{Gfp, SlabAllocator, SlabOptions};
 use spin::Once;
 use x86_64::VirtAddr;
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+use slab::{CallbackFunc, CallbackHead, HeadQueue};
+
 use super::PAGE_SIZE;
 use super::layout::SLAB_META;
-use crate::sync::IrqSave;
-use crate::sync::rcu::{RcuHead, call_rcu_head};
+use crate::sync::rcu::{RcuFunc, RcuHead, call_rcu_head};
+use crate::sync::{IrqSave, IrqSpinLock};
 
 /// Start of the sparse array of slab descriptors ([`SLAB_META`] in the address map).
 const SLAB_META_START: u64 = SLAB_META.start;
@@ -58,7 +61,9 @@ fn pfn_of(ptr: *const u8) -> Option<usize> {
 // CPU until the guard drops (and ids are below `nr_cpus`, the CPUs ACPI reports); blocks come
 // from the buddy allocator, naturally aligned and exclusively owned; owners are the buddy's
 // per-frame owner words (0 for anything outside RAM); each slab descriptor slot belongs to the
-// frame whose number indexes it.
+// frame whose number indexes it; a head given to `call_rcu_head` runs once, after a grace
+// period (the core's RCU), and `rcu_barrier` waits for all of them; a head given to
+// `queue_work_head` runs once, from the services' slab work item.
 unsafe impl slab::Platform for KernelPlatform {
     type Guard = Pinned;
 
@@ -107,14 +112,25 @@ unsafe impl slab::Platform for KernelPlatform {
 
     unsafe fn free_pages_rcu(&self, ptr: NonNull<u8>, order: u32) {
         // The pages of a SLAB_TYPESAFE_BY_RCU slab: a reader may still look at an object in
-        // them, so they become free memory only after a grace period.
-        let addr = ptr.as_ptr() as usize;
-        crate::sync::rcu::call_rcu(move || {
-            // SAFETY: the slab allocator gave up this block (`free_pages_rcu`'s contract).
-            unsafe {
-                KernelPlatform.free_pages(NonNull::new_unchecked(addr as *mut u8), order);
-            }
-        });
+        // them, so they become free memory only after a grace period. The head waits in the
+        // slab's descriptor slot, as Linux's `rcu_head` in `struct slab`: nothing is allocated.
+        let record = self.slab_meta(ptr).cast::<PagesRcu>();
+        let r = record.as_ptr();
+        // SAFETY: the slot belongs to the block, which the slab allocator has given up with its
+        // descriptor (`free_pages_rcu`'s contract); it is mapped, big and aligned enough
+        // (`PagesRcu`'s checks) and stays so until the block is freed, by the callback. The head
+        // is projected from the record's pointer, so the callback can step back to it.
+        unsafe {
+            r.write(PagesRcu {
+                head: RcuHead::new(),
+                block: ptr,
+                order,
+            });
+            call_rcu_head(
+                NonNull::new_unchecked(&raw mut (*r).head),
+                free_pages_rcu_callback,
+            );
+        }
     }
 
     fn page_node(&self, addr: usize) -> usize {
@@ -147,37 +163,18 @@ unsafe impl slab::Platform for KernelPlatform {
         crate::time::rdtsc().rotate_left(17) ^ 0x5eaf_5eaf_5eaf_5eaf
     }
 
-    fn call_rcu(&self, cb: alloc::boxed::Box<dyn FnOnce() + Send>) {
-        crate::sync::rcu::call_rcu_boxed(cb);
+    unsafe fn call_rcu_head(&self, head: NonNull<RcuHead>, func: RcuFunc) {
+        // SAFETY: forwarded contract (the core's RCU never allocates).
+        unsafe { call_rcu_head(head, func) };
     }
 
     fn rcu_barrier(&self) {
         crate::sync::rcu::rcu_barrier();
     }
 
-    fn queue_work(&self, work: alloc::boxed::Box<dyn FnOnce() + Send>) {
-        // The services' workqueues run it (`system_wq`) once they are up.
-        if let Some(queue) = QUEUE_WORK_HOOK.get() {
-            return queue(work);
-        }
-        // Before that, a work item is a kernel thread of its own (it runs in process context
-        // and may sleep, as work items do). If no thread can be made, the work runs here:
-        // destruction is then synchronous, which is always correct.
-        let slot = alloc::sync::Arc::new(spin::Mutex::new(Some(work)));
-        let theirs = slot.clone();
-        let run = move || {
-            let work = theirs.lock().take();
-            if let Some(w) = work {
-                w();
-            }
-        };
-        if let Err(err) = crate::sched::spawn("slab-destroy", run) {
-            log::warn!("slab: no thread for a destroy work item ({err:?}); running it now");
-            let work = slot.lock().take();
-            if let Some(w) = work {
-                w();
-            }
-        }
+    unsafe fn queue_work_head(&self, head: NonNull<CallbackHead>, func: CallbackFunc) {
+        // SAFETY: forwarded contract.
+        unsafe { queue_slab_work(head, func) };
     }
 
     fn on_each_cpu(&self, f: &(dyn Fn() + Sync)) -> bool {
@@ -185,8 +182,48 @@ unsafe impl slab::Platform for KernelPlatform {
     }
 
     fn slab_error(&self, report: &slab::SlabReport) {
+        SLAB_ERRORS.fetch_add(1, Ordering::Relaxed);
         log::error!("slab: {report}");
     }
+}
+
+/// The pages of a `SLAB_TYPESAFE_BY_RCU` slab waiting for their grace period, written in the
+/// slab's descriptor slot (which the slab allocator has given up with the block).
+#[repr(C)]
+struct PagesRcu {
+    head: RcuHead,
+    block: NonNull<u8>,
+    order: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<PagesRcu>() <= core::mem::size_of::<Slab>());
+const _: () = assert!(core::mem::align_of::<PagesRcu>() <= core::mem::align_of::<Slab>());
+
+/// The RCU callback of [`PagesRcu`]: frees the block.
+///
+/// # Safety
+/// `head` was queued by `KernelPlatform::free_pages_rcu`, whose grace period is over.
+unsafe fn free_pages_rcu_callback(head: NonNull<RcuHead>) {
+    // SAFETY: the head is the `head` field of a `PagesRcu`, projected from the record's
+    // pointer; the record lives in the block's descriptor slot, valid until the block is freed,
+    // so it is read first.
+    let PagesRcu { block, order, .. } = unsafe {
+        slab::head::container_of::<PagesRcu>(head, core::mem::offset_of!(PagesRcu, head))
+            .as_ptr()
+            .read()
+    };
+    // SAFETY: the slab allocator gave this block up (`free_pages_rcu`'s contract), and the
+    // readers that might still look at it are done.
+    unsafe { slab::Platform::free_pages(&KernelPlatform, block, order) };
+}
+
+/// Reports passed to [`slab::Platform::slab_error`] since boot (each is also logged).
+static SLAB_ERRORS: AtomicUsize = AtomicUsize::new(0);
+
+/// Number of problems the slab allocator has reported since boot (double frees, leaked objects
+/// named by a destroy, ...): what a test checks to know that nothing was reported.
+pub fn slab_errors() -> usize {
+    SLAB_ERRORS.load(Ordering::Relaxed)
 }
 
 static SLAB: Once<SlabAllocator<KernelPlatform>> = Once::new();
@@ -204,12 +241,59 @@ pub const KMEM_CACHE_ALIGN: usize = core::mem::align_of::<slab::KmemCache<Kernel
 #[used]
 pub static SHEAF_KMEM_CACHE_LAYOUT: [u64; 2] = [KMEM_CACHE_SIZE as u64, KMEM_CACHE_ALIGN as u64];
 
-/// How the slab allocator's work items (the asynchronous part of `kmem_cache_destroy`) reach
-/// the services' workqueues: registered by them at start-up (`system_wq`).
-pub static QUEUE_WORK_HOOK: crate::Hook<fn(WorkFn)> = crate::Hook::new();
+/// The slab allocator's pending work (the `async_destroy_work` of caches whose destruction
+/// waits for `kfree_rcu` objects in flight): heads embedded in the caches, linked through
+/// themselves, so that queueing never allocates. Taken with interrupts off.
+static SLAB_WORK: IrqSpinLock<HeadQueue> = IrqSpinLock::new(HeadQueue::new());
 
-/// A work item of the slab allocator, as [`QUEUE_WORK_HOOK`] receives it.
-pub type WorkFn = alloc::boxed::Box<dyn FnOnce() + Send>;
+/// How the slab allocator's pending work reaches the services' workqueues: a function that
+/// queues their one work item for it (Linux's `slab_caches_to_rcu_destroy_work`) on
+/// `system_wq`, registered once at start-up. The work item runs [`run_slab_work`].
+pub static QUEUE_WORK_HOOK: crate::Hook<fn()> = crate::Hook::new();
+
+/// `KernelPlatform::queue_work_head`: links `head` on the pending list and, once the services'
+/// workqueues are up, queues their work item for the list. Before that the head waits: the
+/// workqueues' start-up queues the item if the list is not empty (no cache is destroyed
+/// asynchronously before then; if one were, its slabs would only be freed a little later).
+/// Allocates nothing.
+///
+/// # Safety
+/// As for [`slab::Platform::queue_work_head`].
+unsafe fn queue_slab_work(head: NonNull<CallbackHead>, func: CallbackFunc) {
+    let kick = {
+        let mut work = SLAB_WORK.lock();
+        // SAFETY: the caller hands the head over (not queued already) until `func` runs.
+        unsafe {
+            CallbackHead::set_func(head, func);
+            work.push_back(head);
+        }
+        // Read under the lock: either the hook is seen here, or the start-up's check of the
+        // list (under the lock, after setting the hook) sees this head.
+        QUEUE_WORK_HOOK.get()
+    };
+    if let Some(kick) = kick {
+        kick();
+    }
+}
+
+/// Runs every pending head of the slab allocator, oldest first, including those queued
+/// meanwhile: the function of the services' work item. Process context (the heads' functions
+/// sleep).
+pub fn run_slab_work() {
+    loop {
+        let head = SLAB_WORK.lock().pop_front();
+        let Some(head) = head else { return };
+        // SAFETY: popped, so ours; `queue_slab_work` set its function, and its caller allowed
+        // running it in process context, which a work item is.
+        unsafe { CallbackHead::run(head) };
+    }
+}
+
+/// Whether heads of the slab allocator wait for [`run_slab_work`] (checked by the services'
+/// start-up once their hook is set, under the list's lock).
+pub fn slab_work_pending() -> bool {
+    !SLAB_WORK.lock().is_empty()
+}
 
 /// Creates the kmalloc caches and makes `kmalloc` the global allocator. Needs the page
 /// allocator and ACPI (CPU and node counts). The options come from the boot command line

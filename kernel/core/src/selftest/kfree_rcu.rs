@@ -209,3 +209,146 @@ fn a_real_leak_is_reported_after_the_asynchronous_retry_with_each_address() {
         assert!(leaked.contains(&r.object), "{:#x} was not leaked", r.object);
     }
 }
+
+#[crate::ktest]
+fn a_cache_with_kfree_rcu_objects_in_flight_is_destroyed_while_memory_is_exhausted() {
+    use super::rcu::{exhaust, quiesce};
+    use slab::Stat;
+    quiesce();
+    let handle = slab()
+        .kmem_cache_create(
+            "ktest-oom-destroy",
+            64,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .expect("cache");
+    // SAFETY: used only before the cache is destroyed.
+    let cache = unsafe { handle.as_ref_unchecked() };
+    let cap = cache.sheaf_capacity();
+    let objs: Vec<_> = (0..cap)
+        .map(|_| cache.alloc(Gfp::KERNEL).expect("memory"))
+        .collect();
+    // The first `kfree_rcu` gives this CPU its `rcu_free` sheaf while memory is there; the
+    // thread does not migrate, so the others go to the same sheaf.
+    // SAFETY: ours, not used afterwards.
+    unsafe { cache.free_rcu(objs[0]) };
+    // The work item runs on this CPU's `system_wq` pool, which must have an idle worker then:
+    // creating a worker allocates (its name, its slot, its thread), which fails when memory is
+    // exhausted. Queueing the (empty) slab work now makes the pool's worker while memory is
+    // there; it goes idle once the item has run (a pool keeps two workers).
+    if let Some(kick) = crate::memory::kmalloc::QUEUE_WORK_HOOK.get() {
+        kick();
+    }
+    let until = crate::time::uptime_us() + 100_000;
+    while crate::time::uptime_us() < until {
+        crate::sched::yield_now();
+    }
+    let used = crate::memory::page_alloc::stats().used;
+    let errors = crate::memory::kmalloc::slab_errors();
+    let exhausted = exhaust();
+    // A read-side section keeps the grace period from ending (nothing below sleeps), so that
+    // the objects are surely in flight when destroy looks; with interrupts off too, this CPU's
+    // allocation count is exactly what the code below allocates.
+    let reader = crate::sync::rcu::read_lock();
+    let irq = crate::sync::IrqSave::new();
+    let allocations = crate::cpu::allocations();
+    // The last object fills the sheaf, which goes to RCU on the head in its own header.
+    for &o in &objs[1..] {
+        // SAFETY: as above.
+        unsafe { cache.free_rcu(o) };
+    }
+    assert_eq!(cache.stat(Stat::FreeRcuSheaf), cap as u64);
+    assert_eq!(
+        cache.stat(Stat::FreeRcuSheafFail),
+        0,
+        "every object went into the sheaf"
+    );
+    // The objects are in flight: destroy puts the cache on the pending list and queues the
+    // work item embedded in it, allocating nothing.
+    // SAFETY: nobody uses the cache afterwards.
+    unsafe { slab().kmem_cache_destroy(handle) }.expect("returns at once");
+    assert!(slab().find_cache("ktest-oom-destroy").is_none());
+    assert_eq!(slab().nr_destroy_pending(), 1, "waits for the grace period");
+    assert_eq!(
+        crate::cpu::allocations(),
+        allocations,
+        "the hand-in and the destroy allocated"
+    );
+    drop(irq);
+    drop(reader);
+    // The work item waits for RCU (static barrier heads), shuts the cache down and frees it,
+    // all while memory is still exhausted.
+    let deadline = crate::time::uptime_us() + 10_000_000;
+    while slab().nr_destroy_pending() != 0 {
+        assert!(
+            crate::time::uptime_us() < deadline,
+            "the destroy did not complete within 10 s"
+        );
+        crate::sched::yield_now();
+    }
+    exhausted.give_back();
+    assert_eq!(
+        crate::memory::kmalloc::slab_errors(),
+        errors,
+        "no object remained: nothing was reported"
+    );
+    assert!(
+        crate::memory::page_alloc::stats().used < used,
+        "the cache's slabs were given back"
+    );
+}
+
+#[crate::ktest]
+fn typesafe_by_rcu_slabs_and_kfree_rcu_large_blocks_wait_for_rcu_while_memory_is_exhausted() {
+    use super::rcu::{exhaust, quiesce};
+    use crate::memory::page_alloc;
+    quiesce();
+    let handle = slab()
+        .kmem_cache_create(
+            "ktest-oom-typesafe",
+            256,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_TYPESAFE_BY_RCU,
+        )
+        .expect("cache");
+    let objs: Vec<_> = (0..3 * handle.objs_per_slab())
+        .map(|_| handle.alloc(Gfp::KERNEL).expect("memory"))
+        .collect();
+    let big = slab().kmalloc(64 << 10, Gfp::KERNEL).expect("memory");
+    let exhausted = exhaust();
+    for o in objs {
+        // SAFETY: ours, not used afterwards.
+        unsafe { handle.free(o) }.expect("a good free");
+    }
+    let slab_pages = (handle.slabinfo().num_slabs << handle.order()) as u64;
+    assert!(slab_pages >= 3);
+    // A read-side section keeps the grace period from ending meanwhile (nothing below
+    // sleeps). The cache's slabs go to `free_pages_rcu`, which queues each on a head in its
+    // descriptor slot, and the large block waits on a head in its own slot: nothing allocated
+    // (counted with interrupts off: nothing else runs on this CPU).
+    let reader = crate::sync::rcu::read_lock();
+    let irq = crate::sync::IrqSave::new();
+    let allocations = crate::cpu::allocations();
+    // SAFETY: every object was freed; nobody uses the cache afterwards.
+    unsafe { slab().kmem_cache_destroy(handle) }.expect("no object left");
+    // SAFETY: ours, not used afterwards.
+    unsafe { slab().kfree_rcu(big.as_ptr()) }.expect("a large block");
+    let free = page_alloc::stats().free();
+    assert_eq!(
+        crate::cpu::allocations(),
+        allocations,
+        "destroy or kfree_rcu allocated"
+    );
+    drop(irq);
+    drop(reader);
+    crate::sync::rcu::rcu_barrier();
+    let returned = page_alloc::stats().free().saturating_sub(free);
+    // Other CPUs' threads may take a page each meanwhile (their sleeps allocate).
+    let slack = crate::cpu::online().count() as u64;
+    assert!(
+        returned + slack >= slab_pages + 16,
+        "only {returned} of the {slab_pages} slab pages and the block's 16 came back"
+    );
+    exhausted.give_back();
+}

@@ -7,9 +7,13 @@
 //!   shell's `slabbench`);
 //! - [`freeq`]: lock hold time of frees under a spin lock, direct and through the deferred
 //!   free queue (the shell's `freeqbench`), and the queue's on-target test;
-//! - `kfree_rcu`: `kfree_rcu` of 100,000 objects from every CPU, `kvfree_rcu_barrier`;
+//! - `kfree_rcu`: `kfree_rcu` of 100,000 objects from every CPU, `kvfree_rcu_barrier`, the
+//!   asynchronous destroy, and the slab allocator's RCU and destroy paths while memory is
+//!   exhausted (a full `rcu_free` sheaf, a destroy with objects in flight, `SLAB_TYPESAFE_BY_RCU`
+//!   slabs, a large block);
 //! - `kobject`: kobject releases from every CPU, misuse reports, `/sys` visibility;
-//! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted;
+//! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted, and the helper
+//!   that exhausts memory;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
 

@@ -1,45 +1,39 @@
 //! On-target tests of RCU's core interface that need raw memory: an `rcu_head` embedded in a
-//! static, queued while the page allocator has nothing left.
+//! static, queued while the page allocator has nothing left; and the helper that exhausts
+//! memory, shared with the slab allocator's tests of the same situation.
 
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use slab::Gfp;
+use x86_64::PhysAddr;
 
 use crate::memory::kmalloc::slab;
 use crate::memory::page_alloc;
 use crate::sync::rcu::{RcuHead, call_rcu_head};
 
-#[crate::ktest]
-fn call_rcu_and_kfree_rcu_with_an_embedded_head_work_after_memory_is_exhausted() {
-    static HEAD: RcuHead = RcuHead::new();
-    static RAN: AtomicBool = AtomicBool::new(false);
-    /// The callback: records that it ran.
-    ///
-    /// # Safety
-    /// None needed: it only stores a flag.
-    unsafe fn done(_: NonNull<RcuHead>) {
-        RAN.store(true, Ordering::Release);
-    }
-    // Background work that allocates must not run while memory is exhausted below (the
-    // kernel's Rust allocations panic when they fail): let earlier tests' RCU callbacks and
-    // cache destroys finish first.
+/// Lets background work that allocates finish: earlier tests' RCU callbacks and cache
+/// destroys. Call it before [`exhaust`]: the kernel's Rust allocations panic when they fail.
+pub(super) fn quiesce() {
     crate::sync::rcu::rcu_barrier();
-    while !slab().destroy_pending().is_empty() {
+    while slab().nr_destroy_pending() != 0 {
         crate::sched::yield_now();
     }
-    // An object of a cache without sheaves: `kfree_rcu` must queue it on its own head.
-    let debug = slab()
-        .kmem_cache_create(
-            "ktest-oom-kfree-rcu",
-            32,
-            slab::KmemCacheArgs::default(),
-            slab::SlabFlags::SLAB_DEBUG_FLAGS,
-        )
-        .expect("cache");
-    let obj = debug.alloc(Gfp::KERNEL).expect("memory");
-    // Take every page, largest blocks first (the list of them is allocated beforehand).
+}
+
+/// Memory taken by [`exhaust`], given back by [`Exhausted::give_back`].
+pub(super) struct Exhausted {
+    /// Every block of pages, largest first.
+    taken: Vec<(PhysAddr, usize)>,
+    /// Every small kmalloc object the caches still had.
+    objects: Vec<NonNull<u8>>,
+}
+
+/// Takes every page, then every small kmalloc object left in the slab caches: afterwards no
+/// allocation of any small size can succeed (a `call_rcu` that boxed its callback would
+/// fail). The lists of them are allocated beforehand.
+pub(super) fn exhaust() -> Exhausted {
     let total = page_alloc::stats().total as usize;
     let mut taken = Vec::with_capacity(total);
     let mut objects = Vec::with_capacity(1 << 16);
@@ -52,8 +46,6 @@ fn call_rcu_and_kfree_rcu_with_an_embedded_head_work_after_memory_is_exhausted()
         page_alloc::alloc_pages(0, None).is_err(),
         "the page allocator is exhausted"
     );
-    // Then what the slab caches still hold: now no allocation of any small size can succeed
-    // (a `call_rcu` that boxed its callback would fail here).
     for size in [8usize, 16, 32, 64, 96, 128, 192, 256] {
         while objects.len() < objects.capacity()
             && let Some(p) = slab().kmalloc(size, Gfp::ATOMIC)
@@ -65,6 +57,46 @@ fn call_rcu_and_kfree_rcu_with_an_embedded_head_work_after_memory_is_exhausted()
         slab().kmalloc(32, Gfp::ATOMIC).is_none(),
         "kmalloc is exhausted"
     );
+    Exhausted { taken, objects }
+}
+
+impl Exhausted {
+    /// Gives every object and page back.
+    pub(super) fn give_back(self) {
+        for p in self.objects {
+            // SAFETY: allocated by `exhaust`, never used.
+            unsafe { slab().kfree(p.as_ptr()) }.expect("free");
+        }
+        for (block, order) in self.taken {
+            // SAFETY: allocated by `exhaust`, never used.
+            unsafe { page_alloc::free_pages(block, order) }.expect("give back");
+        }
+    }
+}
+
+#[crate::ktest]
+fn call_rcu_and_kfree_rcu_with_an_embedded_head_work_after_memory_is_exhausted() {
+    static HEAD: RcuHead = RcuHead::new();
+    static RAN: AtomicBool = AtomicBool::new(false);
+    /// The callback: records that it ran.
+    ///
+    /// # Safety
+    /// None needed: it only stores a flag.
+    unsafe fn done(_: NonNull<RcuHead>) {
+        RAN.store(true, Ordering::Release);
+    }
+    quiesce();
+    // An object of a cache without sheaves: `kfree_rcu` must queue it on its own head.
+    let debug = slab()
+        .kmem_cache_create(
+            "ktest-oom-kfree-rcu",
+            32,
+            slab::KmemCacheArgs::default(),
+            slab::SlabFlags::SLAB_DEBUG_FLAGS,
+        )
+        .expect("cache");
+    let obj = debug.alloc(Gfp::KERNEL).expect("memory");
+    let exhausted = exhaust();
     // SAFETY: the head is a static nobody else uses, and `done` may run at any time.
     unsafe { call_rcu_head(NonNull::from(&HEAD), done) };
     // SAFETY: ours; the head is the object's first 16 bytes, used for nothing else.
@@ -77,14 +109,7 @@ fn call_rcu_and_kfree_rcu_with_an_embedded_head_work_after_memory_is_exhausted()
         );
         crate::sched::yield_now();
     }
-    for p in objects {
-        // SAFETY: allocated above, never used.
-        unsafe { slab().kfree(p.as_ptr()) }.expect("free");
-    }
-    for (block, order) in taken {
-        // SAFETY: allocated above, never used.
-        unsafe { page_alloc::free_pages(block, order) }.expect("give back");
-    }
+    exhausted.give_back();
     // SAFETY: nothing of the cache is live any more.
     unsafe { slab().kmem_cache_destroy(debug) }.expect("the object was freed");
 }

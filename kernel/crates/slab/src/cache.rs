@@ -21,8 +21,9 @@
 //! sheaves under a pin (`KmemCache::pcs`, or every CPU's with the cache to oneself,
 //! `Exclusive`), the `#[cold]` entry points that turn the fast paths' slot into a pin, the
 //! memory of sheaves (`alloc_empty_sheaf`, `free_sheaf`), handing an object out (zeroing it),
-//! the cache reference in RCU callbacks (`call_rcu`), and the `unsafe` free entry points that
-//! make a `FreeObject` of a caller's pointer.
+//! handing sheaves and lone objects to RCU on heads (`call_rcu_sheaf`, `call_rcu_object`) with
+//! their callbacks, which find the cache again, and the `unsafe` free entry points that make a
+//! `FreeObject` of a caller's pointer.
 //!
 //! ## What the fast path costs
 //! Counted with callgrind (`examples/count_fastpath.sh`, host, release): an allocation
@@ -51,18 +52,21 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::barn::Barn;
 use crate::base::{Gfp, PAGE_SIZE, get_order, slot_cpu};
 use crate::flags::{Ctor, KmemCacheArgs, SlabFlags};
+use crate::head::{CallbackHead, RcuHead, container_of};
 use crate::layout::{
     Layout, LayoutError, SHEAF_HEADER, WORD, calculate_sizes, default_sheaf_capacity, min_partial,
     round_sheaf_capacity,
 };
 use crate::platform::{OnCpu, Pinned, Platform};
 use crate::report::{ReportLog, SlabReport};
-use crate::sheaf::{NOT_OVERSIZE, PerCpu, PerCpuSheaves, Sheaf, SheafBox};
+use crate::sheaf::{NOT_OVERSIZE, PerCpu, PerCpuSheaves, Sheaf, SheafBox, SheafUnion, SheafWords};
 use crate::slabs::{FreeObject, KmemCacheNode};
 use crate::stats::{CpuStats, PaddedStats, Stat};
 use crate::sync::Mutex;
+use destroy::DestroyLink;
 
 pub mod debug;
+pub(crate) mod destroy;
 mod prefill;
 pub mod rcu_free;
 pub mod sheaves;
@@ -125,10 +129,19 @@ pub struct KmemCache<P: Platform> {
     pub(crate) isolated_objs: Mutex<alloc::collections::BTreeSet<usize>>,
     /// Set by the first `kfree_rcu` on the cache: only then must destruction wait for RCU.
     pub(crate) rcu_used: AtomicBool,
+    /// The work item of the asynchronous destroy (the RFC's `async_destroy_work`), queued with
+    /// [`Platform::queue_work_head`] by a destroy that finds objects in `kfree_rcu` flight.
+    pub(crate) async_destroy_work: CallbackHead,
+    /// Releases a `SLAB_TYPESAFE_BY_RCU` cache a grace period after its shutdown
+    /// ([`Platform::call_rcu_head`]; Linux's `slab_caches_to_rcu_destroy`).
+    pub(crate) rcu_head: CallbackHead,
+    /// Where the cache is linked while its destruction is pending.
+    pub(crate) destroy_link: DestroyLink<P>,
 }
 
 // SAFETY: per-CPU sheaves are only touched by the CPU they belong to while it is pinned (or by
-// destruction, when nobody else uses the cache); everything else is behind locks or atomics.
+// destruction, when nobody else uses the cache); the destroy link only under its list's lock;
+// the heads only by whoever queued them; everything else is behind locks or atomics.
 unsafe impl<P: Platform> Sync for KmemCache<P> {}
 // SAFETY: as above; the raw pointers are owned by the cache.
 unsafe impl<P: Platform> Send for KmemCache<P> {}
@@ -230,6 +243,9 @@ impl<P: Platform> KmemCache<P> {
             isolated: AtomicUsize::new(0),
             isolated_objs: Mutex::new(alloc::collections::BTreeSet::new()),
             rcu_used: AtomicBool::new(false),
+            async_destroy_work: CallbackHead::new(),
+            rcu_head: CallbackHead::new(),
+            destroy_link: DestroyLink::new(),
             platform,
         });
         if sheaf_capacity > 0 {
@@ -338,7 +354,7 @@ impl<P: Platform> KmemCache<P> {
     }
 
     /// The `push_limit` of this cache's sheaves of `capacity` (see [`Sheaf::push_limit`]).
-    fn push_limit(&self, capacity: usize) -> u32 {
+    pub(crate) fn push_limit(&self, capacity: usize) -> u32 {
         if self.multi_node || self.flags.contains(SlabFlags::SLAB_HARDENED_FREE) {
             0
         } else {
@@ -349,12 +365,17 @@ impl<P: Platform> KmemCache<P> {
     /// The header of a new empty sheaf of this cache.
     fn sheaf_header(&self, capacity: usize, node: usize, oversize_order: u32) -> Sheaf {
         Sheaf {
-            capacity: capacity as u32,
+            size: 0,
             node: node as u32,
-            oversize_order,
             cache: self as *const Self as usize,
-            push_limit: self.push_limit(capacity),
-            ..Sheaf::header(0, 0)
+            u: SheafUnion {
+                words: SheafWords {
+                    capacity: capacity as u32,
+                    oversize_order,
+                    push_limit: self.push_limit(capacity),
+                    _reserved: 0,
+                },
+            },
         }
     }
 
@@ -410,18 +431,70 @@ impl<P: Platform> KmemCache<P> {
         self.stat_add(Stat::SheafFree, 1);
     }
 
-    /// Runs `f` on this cache after an RCU grace period ([`Platform::call_rcu`]); destruction
-    /// waits for it.
-    pub(crate) fn call_rcu(&self, f: impl FnOnce(&Self) + Send + 'static) {
+    /// Records that the cache was given to `kfree_rcu`: from now on its destruction waits for
+    /// RCU callbacks, which is what keeps the cache alive for those queued below.
+    pub(crate) fn mark_rcu_used(&self) {
+        // Read first: after the first call the line stays shared instead of bouncing.
         if !self.rcu_used.load(Ordering::Relaxed) {
             self.rcu_used.store(true, Ordering::Relaxed);
         }
-        let cache = self as *const Self as usize;
-        self.platform.call_rcu(Box::new(move || {
-            // SAFETY: a cache outlives the callbacks queued for it: with `rcu_used` set,
-            // destruction waits for them (`rcu_free_barrier`) before it frees the cache.
-            f(unsafe { &*(cache as *const Self) })
-        }));
+    }
+
+    /// Hands a detached `rcu_free` sheaf of this cache to RCU on the head its header turns into
+    /// (Linux's `call_rcu(&sheaf->rcu_head, rcu_free_sheaf)`): nothing is allocated. After the
+    /// grace period `rcu_free_sheaf_callback` gives it to [`Self::rcu_free_sheaf`].
+    pub(crate) fn call_rcu_sheaf(&self, sheaf: SheafBox) {
+        self.mark_rcu_used();
+        assert!(
+            sheaf.capacity() == self.sheaf_capacity && sheaf.oversize_order().is_none(),
+            "an rcu_free sheaf is a regular sheaf of its cache"
+        );
+        let head = sheaf.into_rcu_head();
+        // SAFETY: the head is the sheaf's, which nobody uses until the callback takes it back
+        // (the handle was consumed); the callback only needs a live cache, and the cache
+        // outlives it: with `rcu_used` set, destruction waits for RCU callbacks
+        // (`rcu_free_barrier`) before it frees the cache.
+        unsafe {
+            self.platform
+                .call_rcu_head(head, rcu_free_sheaf_callback::<P>)
+        };
+    }
+
+    /// Frees `obj` after a grace period on a callback record of its own: for an object that no
+    /// `rcu_free` sheaf can take and whose caller gave no `rcu_head` (`kfree_rcu(ptr)`, Linux's
+    /// `kvfree_rcu_mightsleep`, which allocates too). The record, a head and the object's token,
+    /// is the one allocation on the RCU paths, made fallibly from the global allocator: when it
+    /// fails the object is leaked (never reused, so readers stay safe) and reported as
+    /// [`SlabErrorKind::KfreeRcuNoMemory`](crate::SlabErrorKind::KfreeRcuNoMemory). An object
+    /// with a head of its own never comes here (the kernel's `kvfree_call_rcu` queues that head).
+    pub(crate) fn call_rcu_object(&self, obj: FreeObject) {
+        self.mark_rcu_used();
+        let layout = core::alloc::Layout::new::<RcuObject<P>>();
+        // SAFETY: the layout is not zero-sized (it holds a head).
+        let record = NonNull::new(unsafe { alloc::alloc::alloc(layout) }.cast::<RcuObject<P>>());
+        let Some(record) = record else {
+            // The token is given up: the object stays allocated in its slab for good.
+            let addr = obj.into_allocated().as_ptr() as usize;
+            self.report(addr, crate::report::SlabErrorKind::KfreeRcuNoMemory);
+            return;
+        };
+        let r = record.as_ptr();
+        // SAFETY: `record` is a fresh allocation for an `RcuObject`; the head pointer is
+        // projected from the record's, so the callback can step back to the whole record.
+        let head = unsafe {
+            r.write(RcuObject {
+                head: RcuHead::new(),
+                obj,
+                cache: NonNull::from(self),
+            });
+            NonNull::new_unchecked(&raw mut (*r).head)
+        };
+        // SAFETY: the record is the callback's alone until it runs (nobody else has its
+        // address); the cache outlives the callback as for `call_rcu_sheaf` (`rcu_used`).
+        unsafe {
+            self.platform
+                .call_rcu_head(head, rcu_free_object_callback::<P>)
+        };
     }
 
     /// Adds `n` to statistic `stat` of the current CPU.
@@ -524,15 +597,18 @@ impl<P: Platform> KmemCache<P> {
         // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
         // are pinned to, whose sheaves are ours.
         let main = unsafe { *self.main_slot(slot) };
-        // SAFETY: `main` is valid; `size < push_limit` (which is at most `capacity`, and 0 in
-        // the static empty sheaf and on multi-node machines) means a real local sheaf with room.
+        // SAFETY: `main` is valid, and in use, so its header words are live (see `SheafUnion`);
+        // `size < push_limit` (which is at most `capacity`, and 0 in the static empty sheaf and
+        // on multi-node machines) means a real local sheaf with room.
         // The top entry read for the double-free test is inside the sheaf's memory: entry
         // `size - 1`, or for an empty sheaf the header's last word (`push_limit` and
         // `_reserved`, a small number that is never an object's address).
         unsafe {
             let size = (*main).size;
             let objects = Sheaf::objects(main);
-            if size < (*main).push_limit && *objects.add(size as usize).sub(1) != obj.as_ptr() {
+            if size < (*main).u.words.push_limit
+                && *objects.add(size as usize).sub(1) != obj.as_ptr()
+            {
                 *objects.add(size as usize) = obj.as_ptr();
                 (*main).size = size + 1;
                 PerCpu::count(&self.slot(slot).free_fast);
@@ -719,6 +795,56 @@ impl<P: Platform> KmemCache<P> {
             && self.usersize == 0
             && !self.explicit_capacity
     }
+}
+
+/// The RCU callback of an `rcu_free` sheaf (Linux's `rcu_free_sheaf`): takes the sheaf back
+/// from its head and gives it to its cache.
+///
+/// # Safety
+/// `head` was queued by [`KmemCache::call_rcu_sheaf`] of a `KmemCache<P>` and its grace period
+/// is over.
+unsafe fn rcu_free_sheaf_callback<P: Platform>(head: NonNull<RcuHead>) {
+    // SAFETY: the head is that of a sheaf in RCU's hands (caller contract), whose `cache` word
+    // is the address of its live cache: destruction waits for this callback (`rcu_used`).
+    let cache = unsafe { &*(SheafBox::rcu_head_cache(head) as *const KmemCache<P>) };
+    let capacity = cache.sheaf_capacity;
+    // SAFETY: the sheaf is a regular one of `capacity` pointers (`call_rcu_sheaf` checked) and
+    // this callback is its owner now; the head is not used again.
+    let sheaf = unsafe { SheafBox::from_rcu_head(head, capacity, cache.push_limit(capacity)) };
+    cache.rcu_free_sheaf(sheaf);
+}
+
+/// An object waiting for its grace period on a record of its own ([`KmemCache::call_rcu_object`]).
+#[repr(C)]
+struct RcuObject<P: Platform> {
+    /// What RCU links.
+    head: RcuHead,
+    /// The object to free.
+    obj: FreeObject,
+    /// Its cache.
+    cache: NonNull<KmemCache<P>>,
+}
+
+/// The RCU callback of an [`RcuObject`]: frees the record, then the object (checks included).
+///
+/// # Safety
+/// `head` was queued by [`KmemCache::call_rcu_object`] for a `KmemCache<P>` and its grace
+/// period is over.
+unsafe fn rcu_free_object_callback<P: Platform>(head: NonNull<RcuHead>) {
+    let layout = core::alloc::Layout::new::<RcuObject<P>>();
+    // SAFETY: the head is the `head` field of a record that `call_rcu_object` allocated with
+    // `layout` and projected the head from; the callback owns the record and reads it once
+    // before freeing it.
+    let RcuObject { obj, cache, .. } = unsafe {
+        let record = container_of::<RcuObject<P>>(head, core::mem::offset_of!(RcuObject<P>, head));
+        let value = record.as_ptr().read();
+        alloc::alloc::dealloc(record.as_ptr().cast(), layout);
+        value
+    };
+    // SAFETY: the cache outlives the callbacks queued for it (`rcu_used`).
+    let cache = unsafe { cache.as_ref() };
+    // Problems are logged and reported by the cache itself.
+    let _ = cache.free_object(obj);
 }
 
 /// Proof that no other context uses a cache (its destruction): lets the holder reach every

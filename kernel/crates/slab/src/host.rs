@@ -27,6 +27,7 @@ use std::vec;
 use std::vec::Vec;
 
 use crate::base::{Gfp, PAGE_SHIFT, PAGE_SIZE, cpu_slot};
+use crate::head::{CallbackFunc, CallbackHead, HeadQueue, RcuFunc, RcuHead};
 use crate::layout::MAX_PAGE_ORDER;
 use crate::platform::Platform;
 use crate::report::SlabReport;
@@ -53,9 +54,6 @@ impl Default for HostConfig {
     }
 }
 
-/// A callback given to [`Platform::call_rcu`].
-type RcuCallback = Box<dyn FnOnce() + Send>;
-
 struct HostInner {
     cfg: HostConfig,
     base: usize,
@@ -66,9 +64,10 @@ struct HostInner {
     taken: Mutex<Vec<bool>>,
     pages_in_use: AtomicUsize,
     rcu_pending: Mutex<Vec<(usize, u32)>>,
-    rcu_callbacks: Mutex<Vec<RcuCallback>>,
-    /// Work items given to `queue_work`, run when a test says so (`run_work`).
-    work: Mutex<Vec<RcuCallback>>,
+    /// Heads given to `call_rcu_head`, run at the next grace period (`synchronize_rcu`).
+    rcu_callbacks: Mutex<HeadQueue>,
+    /// Heads given to `queue_work_head`, run when a test says so (`run_work`).
+    work: Mutex<HeadQueue>,
     page_limit: AtomicUsize,
     errors: AtomicUsize,
     fast_id: FastId,
@@ -209,8 +208,8 @@ impl HostPlatform {
             taken: Mutex::new(vec![false; cfg.cpus]),
             pages_in_use: AtomicUsize::new(0),
             rcu_pending: Mutex::new(Vec::new()),
-            rcu_callbacks: Mutex::new(Vec::new()),
-            work: Mutex::new(Vec::new()),
+            rcu_callbacks: Mutex::new(HeadQueue::new()),
+            work: Mutex::new(HeadQueue::new()),
             page_limit: AtomicUsize::new(usize::MAX),
             errors: AtomicUsize::new(0),
             fast_id: FastId::take(),
@@ -278,14 +277,17 @@ impl HostPlatform {
             .store(limit.unwrap_or(usize::MAX), Ordering::Relaxed);
     }
 
-    /// Ends the current RCU grace period: runs the callbacks given to `call_rcu` and frees the
+    /// Ends the current RCU grace period: runs the callbacks given to `call_rcu_head` and frees the
     /// pages of `SLAB_TYPESAFE_BY_RCU` slabs given back since the last call (the host has no
     /// RCU readers, so a grace period is whenever a test says so). Callbacks run on the
     /// calling thread, which must be registered as a CPU. Returns how many blocks were freed.
     pub fn synchronize_rcu(&self) -> usize {
-        let callbacks = std::mem::take(&mut *self.0.rcu_callbacks.lock().unwrap());
-        for cb in callbacks {
-            cb();
+        // The heads queued so far; those their callbacks queue wait for the next grace period.
+        let mut callbacks = std::mem::take(&mut *self.0.rcu_callbacks.lock().unwrap());
+        while let Some(head) = callbacks.pop_front() {
+            // SAFETY: popped, so ours; its function was set by `call_rcu_head`, whose caller
+            // allowed running it after a grace period, which this is (no host readers).
+            unsafe { CallbackHead::run(head) };
         }
         let pending = std::mem::take(&mut *self.0.rcu_pending.lock().unwrap());
         for &(addr, order) in &pending {
@@ -295,28 +297,27 @@ impl HostPlatform {
         pending.len()
     }
 
-    /// Runs the work items given to `queue_work`, oldest first, including those queued while
+    /// Runs the work items given to `queue_work_head`, oldest first, including those queued while
     /// they run, on the calling thread (which must be registered as a CPU). Returns how many
     /// ran.
     pub fn run_work(&self) -> usize {
         let mut ran = 0;
         loop {
-            let next = {
-                let mut work = self.0.work.lock().unwrap();
-                (!work.is_empty()).then(|| work.remove(0))
-            };
-            let Some(w) = next else { return ran };
-            w();
+            let next = self.0.work.lock().unwrap().pop_front();
+            let Some(head) = next else { return ran };
+            // SAFETY: popped, so ours; its function was set by `queue_work_head`, whose caller
+            // allowed running it in process context, which a test thread is.
+            unsafe { CallbackHead::run(head) };
             ran += 1;
         }
     }
 
-    /// Number of work items given to `queue_work` that have not run yet.
+    /// Number of work items given to `queue_work_head` that have not run yet.
     pub fn work_pending(&self) -> usize {
         self.0.work.lock().unwrap().len()
     }
 
-    /// Number of callbacks given to `call_rcu` that have not run yet.
+    /// Number of callbacks given to `call_rcu_head` that have not run yet.
     pub fn rcu_callbacks_pending(&self) -> usize {
         self.0.rcu_callbacks.lock().unwrap().len()
     }
@@ -348,7 +349,9 @@ impl HostPlatform {
 // registration with the platform numbered `n`, which keeps that platform alive (numbers are
 // unique among live platforms) and is cleared when the registration is dropped; blocks are
 // naturally aligned buddy blocks owned by the caller; owners are cleared by the allocator
-// before a block is reused and read as 0 outside the arena; descriptor storage is per page.
+// before a block is reused and read as 0 outside the arena; descriptor storage is per page;
+// queued heads are popped, then run, once each (`synchronize_rcu`, `run_work`), and
+// `rcu_barrier` runs grace periods until none is queued.
 unsafe impl Platform for HostPlatform {
     type Guard = HostGuard;
 
@@ -421,12 +424,21 @@ unsafe impl Platform for HostPlatform {
         self.0.pages_in_use.fetch_sub(1 << order, Ordering::Relaxed);
     }
 
-    fn call_rcu(&self, cb: RcuCallback) {
-        self.0.rcu_callbacks.lock().unwrap().push(cb);
+    unsafe fn call_rcu_head(&self, head: NonNull<RcuHead>, func: RcuFunc) {
+        // SAFETY: the caller hands the head over until `func` runs, at a later grace period.
+        unsafe {
+            CallbackHead::set_func(head, func);
+            self.0.rcu_callbacks.lock().unwrap().push_back(head);
+        }
     }
 
-    fn queue_work(&self, work: RcuCallback) {
-        self.0.work.lock().unwrap().push(work);
+    unsafe fn queue_work_head(&self, head: NonNull<CallbackHead>, func: CallbackFunc) {
+        // SAFETY: the caller hands the head over (it is not queued already) until `func` runs,
+        // from `run_work`.
+        unsafe {
+            CallbackHead::set_func(head, func);
+            self.0.work.lock().unwrap().push_back(head);
+        }
     }
 
     fn flush_work(&self) {

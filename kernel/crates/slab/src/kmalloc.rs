@@ -12,11 +12,12 @@ use core::ptr::NonNull;
 use crate::base::{Gfp, PAGE_SIZE, get_order};
 use crate::cache::KmemCache;
 use crate::flags::SlabFlags;
+use crate::head::{RcuHead, container_of};
 use crate::layout::{KMALLOC_MAX_CACHE_SIZE, MAX_PAGE_ORDER, kmalloc_index};
 use crate::platform::Platform;
 use crate::registry::SlabAllocator;
 use crate::report::{SlabErrorKind, SlabReport};
-use crate::slabs::PageOwner;
+use crate::slabs::{PageOwner, Slab};
 
 /// What `kmalloc(0)` returns: a non-null pointer that must not be dereferenced and that
 /// `kfree` accepts (Linux's `ZERO_SIZE_PTR`).
@@ -103,6 +104,48 @@ unsafe fn free_large<P: Platform>(platform: &P, p: NonNull<u8>, order: u32) {
         platform.set_page_owner(p, order, 0);
         platform.free_pages(p, order);
     }
+}
+
+/// A large kmalloc block waiting for its grace period (`kfree_rcu` of a block of pages). It is
+/// written in the descriptor storage the platform keeps for the block's first page
+/// ([`Platform::slab_meta`]), which a large block, not being a slab, does not otherwise use:
+/// like Linux's `rcu_head` in `struct page`, the block is freed after the grace period without
+/// any allocation, and without writing into the block, which RCU readers may still read.
+#[repr(C)]
+struct LargeRcu<P: Platform> {
+    /// What RCU links.
+    head: RcuHead,
+    /// The block.
+    block: NonNull<u8>,
+    /// Its page order.
+    order: u32,
+    /// A kmalloc cache of the allocator, for its platform (the kmalloc caches outlive the
+    /// callbacks: the allocator's `Drop` waits for RCU first).
+    cache: NonNull<KmemCache<P>>,
+}
+
+/// The RCU callback of a [`LargeRcu`]: gives the block back.
+///
+/// # Safety
+/// `head` was queued by [`SlabAllocator::free_large_rcu`] for a `KmemCache<P>`'s allocator,
+/// and its grace period is over.
+unsafe fn free_large_rcu_callback<P: Platform>(head: NonNull<RcuHead>) {
+    // SAFETY: the head is the `head` field of the `LargeRcu` written in the block's descriptor
+    // storage, projected from the record's pointer; the record stays valid until the block is
+    // freed, so it is read first.
+    let LargeRcu {
+        block,
+        order,
+        cache,
+        ..
+    } = unsafe {
+        container_of::<LargeRcu<P>>(head, core::mem::offset_of!(LargeRcu<P>, head))
+            .as_ptr()
+            .read()
+    };
+    // SAFETY: a kmalloc cache of the allocator, alive (see `LargeRcu::cache`); `block` heads a
+    // large block of `order` given up by `kfree_rcu`'s caller.
+    unsafe { free_large(&cache.as_ref().platform, block, order) };
 }
 
 impl<P: Platform> SlabAllocator<P> {
@@ -267,15 +310,8 @@ impl<P: Platform> SlabAllocator<P> {
                 Err(kfree_report(ptr, SlabErrorKind::NotObjectBoundary))
             }
             Owner::Large { order, .. } => {
-                // A whole block of pages: give it back after the grace period.
-                let platform = self.platform.clone();
-                let addr = ptr as usize;
-                self.platform.call_rcu(alloc::boxed::Box::new(move || {
-                    // SAFETY: `addr` heads a large block of `order` that the caller gave up.
-                    unsafe {
-                        free_large(&platform, NonNull::new_unchecked(addr as *mut u8), order)
-                    };
-                }));
+                // SAFETY: `p` heads a large block of `order` that the caller gives up.
+                unsafe { self.free_large_rcu(p, order) };
                 Ok(())
             }
             Owner::Slab(cache) => {
@@ -284,6 +320,39 @@ impl<P: Platform> SlabAllocator<P> {
                 Ok(())
             }
         }
+    }
+
+    /// Gives the large block `p` of `order` back after a grace period, on a head written in
+    /// the block's descriptor storage ([`LargeRcu`]): allocates nothing.
+    ///
+    /// # Safety
+    /// `p` heads a large block of `order` allocated by kmalloc, given up by the caller (only RCU
+    /// readers may still read it).
+    unsafe fn free_large_rcu(&self, p: NonNull<u8>, order: u32) {
+        const {
+            assert!(core::mem::size_of::<LargeRcu<P>>() <= core::mem::size_of::<Slab>());
+            assert!(core::mem::align_of::<LargeRcu<P>>() <= core::mem::align_of::<Slab>());
+        };
+        let record = self.platform.slab_meta(p).cast::<LargeRcu<P>>();
+        let r = record.as_ptr();
+        // SAFETY: the storage is private to the block, valid until it is freed and big and
+        // aligned enough (checked above); a large block is no slab, so nothing else uses it.
+        // The head is projected from the record's pointer, for the callback to step back.
+        let head = unsafe {
+            r.write(LargeRcu {
+                head: RcuHead::new(),
+                block: p,
+                order,
+                cache: NonNull::from(self.kmalloc_caches[0].get(self)),
+            });
+            NonNull::new_unchecked(&raw mut (*r).head)
+        };
+        // SAFETY: the record (and the block) are the callback's until it runs; the block is
+        // freed only then, after the grace period.
+        unsafe {
+            self.platform
+                .call_rcu_head(head, free_large_rcu_callback::<P>)
+        };
     }
 
     /// The sheaf part of `kvfree_call_rcu(head, ptr)`: frees the slab object `ptr` (of any

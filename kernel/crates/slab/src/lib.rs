@@ -27,7 +27,7 @@
 //!
 //! | layer | file | what |
 //! |------:|------|------|
-//! | 0 | `sync.rs`, `base.rs` | the lock type; `PAGE_SIZE`, [`Gfp`], `get_order`, CPU slots |
+//! | 0 | `sync.rs`, `base.rs`, `head.rs` | the lock type; `PAGE_SIZE`, [`Gfp`], `get_order`, CPU slots; the [`CallbackHead`] (`rcu_head`) and its [`HeadQueue`] |
 //! | 1 | `report.rs`, `stats.rs`, `flags.rs` | plain data: [`SlabReport`], [`Stat`], [`SlabFlags`] |
 //! | 2 | `layout.rs` | object and slab geometry, pure functions |
 //! | 3 | `slabs.rs` | [`Slab`] descriptors, slab lists, `KmemCacheNode`, the free-pointer codec, the page-owner word |
@@ -35,7 +35,7 @@
 //! | 4 | `platform.rs` | the [`Platform`] trait |
 //! | 5 | `barn.rs` | the per-node store of full and empty sheaves |
 //! | 6 | `cache.rs` | [`KmemCache`]: the struct, its creation, the fast paths, accessors |
-//! | 7 | `cache/*.rs` | the rest of `impl KmemCache`, by concern: `slabs` (new slabs, refill from and free to slabs), `sheaves` (slow paths), `prefill`, `debug`, `rcu_free`, `shrink` |
+//! | 7 | `cache/*.rs` | the rest of `impl KmemCache`, by concern: `slabs` (new slabs, refill from and free to slabs), `sheaves` (slow paths), `prefill`, `debug`, `rcu_free`, `shrink`, `destroy` (the list of caches being destroyed) |
 //! | 8 | `registry.rs` | [`SlabAllocator`]: the list of caches, merging, [`KmemCacheHandle`], destroy |
 //! | 9 | `kmalloc.rs`, then `sysfs.rs` | size classes and `kfree`; the `/sys/kernel/slab` view |
 //! | 10 | `free_q.rs` | the deferred free queue ([`KmemFreeQHead`], `kmem_free_q_add`, `kmem_free_up_q`) |
@@ -79,21 +79,25 @@
 //! * `slabs.rs`: slab descriptors and their intrusive lists (raw pointers followed under the
 //!   node lock), the free-pointer codec and the free-list methods that read and write inside
 //!   free objects, and `FreeObject`'s constructor;
-//! * `platform.rs`: the `unsafe trait Platform` and its `unsafe fn`s (page ownership), and
-//!   `OnCpu`'s constructor;
+//! * `head.rs`: the callback head's words, the intrusive [`HeadQueue`] and `container_of`, the
+//!   one function that turns a head back into the structure embedding it;
+//! * `platform.rs`: the `unsafe trait Platform` and its `unsafe fn`s (page ownership, queued
+//!   heads), `OnCpu`'s constructor and the boxed-closure convenience `Platform::queue_work`;
 //! * `cache.rs`: the fast paths (per-CPU slots reached by byte offset, sheaf pop and push on
 //!   raw pointers, to stay at 20 instructions), and the primitives listed in its docs: the
-//!   per-CPU borrow, sheaf memory, zeroing, the cache pointer in RCU callbacks, the `unsafe`
-//!   free entry points;
+//!   per-CPU borrow, sheaf memory, zeroing, the RCU callbacks of sheaves and lone objects
+//!   (which find their cache from their head), the `unsafe` free entry points;
 //! * `cache/slabs.rs`: new slabs (descriptor, page owner, constructor, first free list),
 //!   descriptors reached from raw list and page-owner pointers under the node lock, list
-//!   membership, giving pages back; `cache/debug.rs`: red zones,
+//!   membership, giving pages back; `cache/destroy.rs`: the list of caches being destroyed,
+//!   linked through the caches; `cache/debug.rs`: red zones,
 //!   poison, padding and tracking records, bytes inside objects and slabs;
 //! * `registry/owned.rs` (not `registry.rs`, whose list, merging and listings are safe code):
 //!   `CachePtr`, the allocator's ownership of its boxed caches, with the invariant that a cache
 //!   held by an allocator is valid while the allocator is borrowed; the handles' `unsafe`
-//!   escape hatches; the `unsafe fn kmem_cache_destroy` and the allocator's `Drop`, the only
-//!   two places that free a cache; `kmalloc.rs`: large blocks, `kfree`, `krealloc`'s copy;
+//!   escape hatches; the `unsafe fn kmem_cache_destroy` (with the work item and RCU callback it
+//!   leaves behind) and the allocator's `Drop`, the only two places that free a cache;
+//!   `kmalloc.rs`: large blocks (and their RCU record), `kfree`, `krealloc`'s copy;
 //! * `free_q.rs`: the free queue's nodes, written into and read from queued objects, and the
 //!   `unsafe fn kmem_free_q_add` (the caller gives the object up);
 //! * `host.rs` (and the loom test platform): the host's pages, page records and CPU ids.
@@ -140,7 +144,7 @@
 //! * `SLAB_TYPESAFE_BY_RCU` keeps the free pointer outside the object, prevents merging and
 //!   gives slab pages back through [`Platform::free_pages_rcu`] (after a grace period).
 //!   `kfree_rcu` collects objects in a per-CPU `rcu_free` sheaf handed to
-//!   [`Platform::call_rcu`] when full ([`cache::rcu_free`]); a partly filled one is handed to
+//!   [`Platform::call_rcu_head`] when full ([`cache::rcu_free`]); a partly filled one is handed to
 //!   RCU by `kmem_cache_shrink` (of the CPUs it flushes) and by destroy, as in Linux (which
 //!   also flushes them in `kvfree_rcu_barrier`, not in Sheaf yet).
 //!
@@ -148,6 +152,19 @@
 //!   keeps `first` and `last` in its head instead of `lastp` (the head must move), refuses
 //!   objects under 16 bytes or of caches with a constructor (the RFC only warns), and
 //!   refuses an object queued twice instead of corrupting the list.
+//!
+//! ## Embedded heads: RCU and destroy allocate nothing
+//! As in Linux, what the allocator hands to RCU or to a work queue carries its own
+//! [`CallbackHead`] (`struct callback_head`, of which [`RcuHead`] is an alias), which the
+//! [`Platform`] links without allocating ([`Platform::call_rcu_head`],
+//! [`Platform::queue_work_head`]): a sheaf's header holds an `rcu_head` (in a union with the
+//! words a sheaf in use needs, like Linux's `struct slab_sheaf`), and a cache holds
+//! `async_destroy_work`, the work item of the asynchronous destroy, an `rcu_head` for the late
+//! release of a `SLAB_TYPESAFE_BY_RCU` cache, and its link on the list of caches being
+//! destroyed. The head's function finds its structure with [`head::container_of`]. So freeing
+//! a full `rcu_free` sheaf and destroying a cache with objects in `kfree_rcu` flight work when
+//! memory is exhausted (`tests/no_alloc.rs` counts the allocations: none). Only `kfree_rcu`
+//! without a head of an object no sheaf takes needs memory, for a callback record.
 //!
 //! ## Testing and measuring
 //! Test layout (the same in every host crate of the kernel): unit tests sit in a child module
@@ -190,6 +207,8 @@ pub mod flags;
 #[allow(unsafe_code)]
 pub mod free_q;
 #[allow(unsafe_code)]
+pub mod head;
+#[allow(unsafe_code)]
 #[cfg(not(target_os = "none"))]
 pub mod host;
 #[allow(unsafe_code)]
@@ -214,6 +233,7 @@ pub use base::{Gfp, PAGE_SIZE};
 pub use cache::{KmemCache, SlabError, SlabInfo};
 pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
 pub use free_q::{FREE_Q_NODE_SIZE, FreeUpResult, KmemFreeQHead};
+pub use head::{CallbackFunc, CallbackHead, HeadQueue, RcuFunc, RcuHead};
 pub use platform::Platform;
 pub use registry::{DestroyError, KmemCacheHandle, SlabAllocator, SlabOptions};
 pub use report::{SlabErrorKind, SlabReport, Track, ValidateReport};

@@ -24,10 +24,12 @@
 //! `set_page_owner`/`page_owner` and `slab_meta` index an array of per-frame records
 //! (`struct page`) by physical frame number, returning 0 for addresses outside RAM.
 
+use alloc::boxed::Box;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use crate::base::{Gfp, cpu_slot};
+use crate::head::{CallbackFunc, CallbackHead, RcuFunc, RcuHead, container_of};
 use crate::report::SlabReport;
 use crate::slabs::Slab;
 /// The services the slab allocator needs from the kernel (or from the host test harness).
@@ -49,6 +51,9 @@ use crate::slabs::Slab;
 ///   not memory of the platform at all).
 /// * `slab_meta(page)` returns storage for one [`Slab`] descriptor, private to the block starting
 ///   at `page`, valid (and not moved) until the block is freed.
+/// * `call_rcu_head` and `queue_work_head` call `func(head)` exactly once, with that head;
+///   `rcu_barrier` returns only when every function given to `call_rcu_head` before it has run
+///   (the allocator frees a cache after it, so a callback running later would use freed memory).
 pub unsafe trait Platform: Clone + Send + Sync + 'static {
     /// Proof that the current context stays on its CPU (preemption and interrupts off).
     type Guard;
@@ -97,25 +102,57 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
         // SAFETY: forwarded contract.
         unsafe { self.free_pages(ptr, order) }
     }
-    /// Runs `cb` after an RCU grace period (`call_rcu`): once every reader that might hold a
-    /// pointer it frees is done. The default runs it at once, which is only right on a system
-    /// without RCU readers.
-    fn call_rcu(&self, cb: alloc::boxed::Box<dyn FnOnce() + Send>) {
-        cb();
+    /// Queues `head` so that `func(head)` runs after an RCU grace period, in process context:
+    /// once every reader that might hold a pointer into the structure around `head` is done
+    /// (Linux's `call_rcu(head, func)`). The head is embedded in that structure (a sheaf, a
+    /// cache), so an implementation must link it and **never allocate**: this is how the
+    /// allocator frees memory when there is none left. The default runs `func` at once, which
+    /// is only right on a system without RCU readers.
+    ///
+    /// # Safety
+    /// `head` stays valid, and untouched by anyone else, until `func` runs; calling
+    /// `func(head)` then, on any CPU in process context, is sound.
+    unsafe fn call_rcu_head(&self, head: NonNull<RcuHead>, func: RcuFunc) {
+        // SAFETY: the caller allows `func(head)` once readers are done; without readers, now.
+        unsafe { func(head) }
     }
 
-    /// Waits until every callback given to [`Platform::call_rcu`] so far has run
+    /// Waits until every callback given to [`Platform::call_rcu_head`] so far has run
     /// (`rcu_barrier`). May sleep. The default has nothing to wait for.
     fn rcu_barrier(&self) {}
 
-    /// Runs `work` later, once, in process context (a work item on the system workqueue): the
-    /// asynchronous part of `kmem_cache_destroy`. The default runs it at once, which makes
-    /// destruction synchronous.
-    fn queue_work(&self, work: alloc::boxed::Box<dyn FnOnce() + Send>) {
-        work();
+    /// Queues `head` so that `func(head)` runs later, once, in process context (where it may
+    /// sleep): a work item embedded in the structure it works on, like the `async_destroy_work`
+    /// of a cache, the asynchronous part of `kmem_cache_destroy` (Linux queues such a
+    /// `work_struct` on a workqueue). An implementation links the head and **never
+    /// allocates**. The default runs `func` at once, which makes destruction synchronous.
+    ///
+    /// # Safety
+    /// `head` is not queued already, stays valid and untouched by anyone else until `func`
+    /// runs, and calling `func(head)` then, in process context, is sound.
+    unsafe fn queue_work_head(&self, head: NonNull<CallbackHead>, func: CallbackFunc) {
+        // SAFETY: the caller allows `func(head)` in process context, which this is.
+        unsafe { func(head) }
     }
 
-    /// Waits until every work item given to [`Platform::queue_work`] so far has run
+    /// Runs `work` later, once, in process context, like [`Platform::queue_work_head`] (which
+    /// it uses): a convenience that boxes the closure with its head, so it allocates. The
+    /// allocator itself never calls it.
+    fn queue_work(&self, work: Box<dyn FnOnce() + Send>) {
+        let boxed = Box::into_raw(Box::new(BoxedWork {
+            head: CallbackHead::new(),
+            work,
+        }));
+        // SAFETY: the head is projected from the leaked box, which only `run_boxed_work` takes
+        // back, once, when the head runs; the closure is `Send + 'static`, so running it later
+        // in any process context is sound.
+        unsafe {
+            let head = NonNull::new_unchecked(&raw mut (*boxed).head);
+            self.queue_work_head(head, run_boxed_work);
+        }
+    }
+
+    /// Waits until every work item given to [`Platform::queue_work_head`] so far has run
     /// (`flush_workqueue`). May sleep. The default has nothing to wait for.
     fn flush_work(&self) {}
 
@@ -154,6 +191,28 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     fn slab_error(&self, report: &SlabReport) {
         let _ = report;
     }
+}
+
+/// A closure queued by [`Platform::queue_work`], boxed with its head.
+#[repr(C)]
+struct BoxedWork {
+    head: CallbackHead,
+    work: Box<dyn FnOnce() + Send>,
+}
+
+/// The function of a [`BoxedWork`]'s head: takes the box back and runs the closure.
+///
+/// # Safety
+/// `head` is the head of a `BoxedWork` leaked by [`Platform::queue_work`], run once.
+unsafe fn run_boxed_work(head: NonNull<CallbackHead>) {
+    // SAFETY: the head was projected from the leaked box (caller contract), which is taken
+    // back exactly once, here.
+    let boxed = unsafe {
+        Box::from_raw(
+            container_of::<BoxedWork>(head, core::mem::offset_of!(BoxedWork, head)).as_ptr(),
+        )
+    };
+    (boxed.work)();
 }
 
 /// Proof that the current context stays on CPU `cpu` for `'g` (while a guard of

@@ -5,6 +5,7 @@ use core::fmt;
 use core::ops::Deref;
 use core::sync::atomic::Ordering;
 
+use crate::cache::destroy::DestroyList;
 use crate::cache::{KmemCache, SlabError};
 use crate::flags::{KmemCacheArgs, SlabFlags};
 use crate::layout::{KMALLOC_SIZES, WORD, align_up, calculate_alignment, check_args};
@@ -16,9 +17,10 @@ mod owned;
 
 use owned::CachePtr;
 
-/// The caches waiting for their asynchronous destroy, with their names (shared with the work
-/// items that finish them).
-pub(crate) type Destroying<P> = alloc::sync::Arc<Mutex<Vec<(CachePtr<P>, &'static str)>>>;
+/// The caches waiting for their asynchronous destroy: a list linked through the caches (so that
+/// destroying allocates nothing), shared with the work items that finish them (each cache on
+/// it holds a reference, so the list outlives them).
+pub(crate) type Destroying<P> = alloc::sync::Arc<DestroyList<P>>;
 
 /// Why [`SlabAllocator::kmem_cache_destroy`] did not release a cache.
 pub enum DestroyError<'a, P: Platform> {
@@ -179,8 +181,8 @@ pub struct SlabAllocator<P: Platform> {
     merge: bool,
     slab_mutex: Mutex<Vec<CacheEntry<P>>>,
     /// Caches whose destruction waits for `kfree_rcu` objects in flight (`slabinfo -d` shows
-    /// them), with their names: off `slab_mutex`'s list already, so their names are free for
-    /// new caches.
+    /// them): off `slab_mutex`'s list already, so their names are free for new caches. Made
+    /// once, with the allocator.
     pub(crate) destroying: Destroying<P>,
     /// The last [`NameId`] handed out to an alias.
     last_name: core::sync::atomic::AtomicU64,
@@ -263,7 +265,7 @@ impl<P: Platform> SlabAllocator<P> {
             debug_flags: debug | hardened,
             merge: !options.nomerge,
             slab_mutex: Mutex::new(list),
-            destroying: alloc::sync::Arc::new(Mutex::new(Vec::new())),
+            destroying: alloc::sync::Arc::new(DestroyList::new()),
             last_name: core::sync::atomic::AtomicU64::new(FIRST_NAME),
             kmalloc_caches,
         })
@@ -479,11 +481,16 @@ impl<P: Platform> SlabAllocator<P> {
     /// The caches whose destruction is pending (waiting for `kfree_rcu` objects in flight),
     /// with the objects each still holds, oldest first (`slabinfo -d`).
     pub fn destroy_pending(&self) -> Vec<(&'static str, usize)> {
+        let mut pending = Vec::new();
         self.destroying
-            .lock()
-            .iter()
-            .map(|(c, name)| (*name, c.get(self).slabinfo().active_objs))
-            .collect()
+            .for_each(|c| pending.push((c.name(), c.slabinfo().active_objs)));
+        pending
+    }
+
+    /// Number of caches whose destruction is pending. Allocates nothing (usable when memory is
+    /// exhausted, unlike [`Self::destroy_pending`]).
+    pub fn nr_destroy_pending(&self) -> usize {
+        self.destroying.len()
     }
 
     /// Number of caches on the list (aliases not counted).

@@ -75,6 +75,10 @@ pub enum SlabErrorKind {
     /// The object's cache has a constructor: it keeps its free objects constructed, which the
     /// free queue's node would break; refused by `kmem_free_q_add`, untouched.
     FreeQConstructed,
+    /// `kfree_rcu` without an `rcu_head` (`KmemCache::free_rcu`) found no `rcu_free` sheaf to
+    /// take the object and no memory for a callback record of its own: the object is leaked,
+    /// never reused, so RCU readers stay safe (`kfree_rcu` with a head never needs memory).
+    KfreeRcuNoMemory,
     /// A free queue's list did not hold the objects queued (an object was written to after
     /// `kmem_free_q_add`): `kmem_free_up_q` freed `reached` of `queued`; `object` is the
     /// first queued object.
@@ -130,6 +134,10 @@ impl fmt::Display for SlabReport {
                 f,
                 "too small for the free queue ({size} bytes, a node needs {})",
                 crate::free_q::FREE_Q_NODE_SIZE
+            ),
+            SlabErrorKind::KfreeRcuNoMemory => write!(
+                f,
+                "kfree_rcu: no sheaf and no memory to wait for a grace period: object leaked"
             ),
             SlabErrorKind::FreeQConstructed => {
                 write!(

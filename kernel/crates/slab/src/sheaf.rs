@@ -19,10 +19,12 @@
 //! kmalloc bucket (60 pointers: 512 bytes). Oversize prefilled sheaves get whole pages.
 
 use core::cell::{Cell, UnsafeCell};
+use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::base::CPU_SLOT_BYTES;
+use crate::head::{RcuHead, container_of};
 use crate::layout::SHEAF_HEADER;
 use crate::slabs::FreeObject;
 
@@ -33,19 +35,48 @@ pub const SHEAF_FLUSH_BATCH: usize = 32;
 pub(crate) const NOT_OVERSIZE: u32 = u32::MAX;
 
 /// The header of a sheaf (Linux's `struct slab_sheaf`); `capacity` object pointers follow it.
+///
+/// As in Linux, part of the header is a union: while the sheaf is in use, its last two words
+/// are `SheafWords` (capacity, kind, push limit); while an `rcu_free` sheaf waits for its
+/// grace period they are the [`RcuHead`] it is queued on (`call_rcu(&sheaf->rcu_head, ...)`),
+/// so handing a sheaf to RCU allocates nothing. The words are recomputed from the cache when
+/// the sheaf comes back (`SheafBox::from_rcu_head`). The fast paths read `size` and
+/// `push_limit` at the same offsets as before the union (0 and 24).
 #[repr(C)]
-#[derive(Debug)]
 pub struct Sheaf {
     /// Number of objects in the sheaf.
     pub(crate) size: u32,
-    /// Number of pointers the array has room for.
-    pub(crate) capacity: u32,
     /// Node the sheaf was allocated for.
     pub(crate) node: u32,
-    /// Page order of an oversize prefilled sheaf, or `u32::MAX` for a regular one.
-    pub(crate) oversize_order: u32,
     /// Address of the owning cache.
     pub(crate) cache: usize,
+    /// The words of a sheaf in use, or the RCU head of one in RCU's hands.
+    pub(crate) u: SheafUnion,
+}
+
+/// The last two words of a sheaf's header: [`SheafWords`] while it is in use, an [`RcuHead`]
+/// while it waits for a grace period.
+///
+/// Invariant: every sheaf reachable through a [`SheafBox`], a CPU's `main` slot or the static
+/// empty sheaf has its `words` live. The head is live only between
+/// [`SheafBox::into_rcu_head`] and [`SheafBox::from_rcu_head`], while no handle to the sheaf
+/// exists (the RCU callback owns it).
+#[repr(C)]
+pub(crate) union SheafUnion {
+    /// The sheaf in use.
+    pub(crate) words: SheafWords,
+    /// The sheaf handed to RCU.
+    pub(crate) rcu_head: ManuallyDrop<RcuHead>,
+}
+
+/// What a sheaf in use keeps in the union of its header.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub(crate) struct SheafWords {
+    /// Number of pointers the array has room for.
+    pub(crate) capacity: u32,
+    /// Page order of an oversize prefilled sheaf, or `u32::MAX` for a regular one.
+    pub(crate) oversize_order: u32,
     /// The free fast path pushes while `size < push_limit`: `capacity`, or 0 in caches of a
     /// multi-node machine, whose frees all take the slow path for its remote-node test (so
     /// that the single-node fast path does not pay for that test).
@@ -54,6 +85,14 @@ pub struct Sheaf {
 }
 
 const _: () = assert!(core::mem::size_of::<Sheaf>() == SHEAF_HEADER);
+const _: () = assert!(core::mem::size_of::<SheafUnion>() == core::mem::size_of::<RcuHead>());
+// The fast paths' offsets, and the header's last word (read by the free fast path's
+// double-free test on an empty sheaf) being `push_limit` and `_reserved`.
+const _: () = assert!(core::mem::offset_of!(Sheaf, size) == 0);
+const _: () = assert!(
+    core::mem::offset_of!(Sheaf, u) + core::mem::offset_of!(SheafWords, push_limit)
+        == SHEAF_HEADER - 8
+);
 
 impl Sheaf {
     /// A header with room for `capacity` objects holding `size` of them (for tests of the barn:
@@ -61,13 +100,26 @@ impl Sheaf {
     pub(crate) const fn header(capacity: u32, size: u32) -> Self {
         Self {
             size,
-            capacity,
             node: 0,
-            oversize_order: NOT_OVERSIZE,
             cache: 0,
-            push_limit: capacity,
-            _reserved: 0,
+            u: SheafUnion {
+                words: SheafWords {
+                    capacity,
+                    oversize_order: NOT_OVERSIZE,
+                    push_limit: capacity,
+                    _reserved: 0,
+                },
+            },
         }
+    }
+
+    /// The words of a sheaf in use.
+    #[inline(always)]
+    pub(crate) fn words(&self) -> SheafWords {
+        // SAFETY: a sheaf reachable by reference is in use, so its words are live (the
+        // invariant of `SheafUnion`: only RCU's callback, which holds no reference, sees the
+        // head).
+        unsafe { self.u.words }
     }
 
     /// The pointer array following the header.
@@ -121,12 +173,12 @@ impl SheafBox {
     ///
     /// # Safety
     /// `mem` is aligned for [`Sheaf`], valid for writes of [`SHEAF_HEADER`] bytes plus
-    /// `header.capacity` pointers, and owned by the caller: nobody else uses it until the
+    /// `header`'s capacity in pointers, and owned by the caller: nobody else uses it until the
     /// sheaf is given back with [`SheafBox::into_raw`].
     pub(crate) unsafe fn init(mem: NonNull<u8>, header: Sheaf) -> Self {
         assert_eq!(header.size, 0, "a new sheaf is empty");
         let s = mem.cast::<Sheaf>();
-        let capacity = header.capacity as usize;
+        let capacity = header.words().capacity as usize;
         // SAFETY: the memory is ours and big enough (caller contract); a null pointer is
         // all-zero bytes.
         unsafe {
@@ -156,7 +208,7 @@ impl SheafBox {
     /// The whole pointer array (`capacity` slots).
     #[inline(always)]
     fn slots(&mut self) -> &mut [Option<FreeObject>] {
-        let capacity = self.header().capacity as usize;
+        let capacity = self.capacity();
         // SAFETY: the array follows the header and holds `capacity` initialised pointers
         // (invariant); `Option<FreeObject>` has the layout of a nullable pointer; `&mut self`
         // is the only access to the sheaf.
@@ -175,7 +227,7 @@ impl SheafBox {
     /// Number of objects the sheaf has room for.
     #[inline(always)]
     pub fn capacity(&self) -> usize {
-        self.header().capacity as usize
+        self.header().words().capacity as usize
     }
 
     /// Whether the sheaf holds no object.
@@ -198,8 +250,75 @@ impl SheafBox {
     /// The page order of an oversize sheaf (allocated from whole pages), `None` for a regular
     /// one (an object of the cache's sheaf cache).
     pub(crate) fn oversize_order(&self) -> Option<u32> {
-        let order = self.header().oversize_order;
+        let order = self.header().words().oversize_order;
         (order != NOT_OVERSIZE).then_some(order)
+    }
+
+    /// Hands the sheaf to RCU: the words of its header become the [`RcuHead`] returned, which
+    /// the caller queues (Linux's `call_rcu(&sheaf->rcu_head, rcu_free_sheaf)`); its objects,
+    /// size, node and cache stay. [`SheafBox::from_rcu_head`] takes it back. Only a regular
+    /// sheaf can go (on the way back its words are those of a regular sheaf).
+    pub(crate) fn into_rcu_head(self) -> NonNull<RcuHead> {
+        assert!(
+            self.oversize_order().is_none(),
+            "only regular sheaves are handed to RCU"
+        );
+        let s = self.into_raw().as_ptr();
+        // SAFETY: the handle owned the sheaf (invariant) and is consumed, so nothing reads the
+        // words any more: the union now holds the head. The pointer is projected from the
+        // sheaf's, so `from_rcu_head` can step back to the whole sheaf.
+        unsafe {
+            let head = &raw mut (*s).u.rcu_head;
+            head.write(ManuallyDrop::new(RcuHead::new()));
+            NonNull::new_unchecked(head.cast::<RcuHead>())
+        }
+    }
+
+    /// The sheaf whose header holds `head`.
+    ///
+    /// # Safety
+    /// `head` was returned by [`SheafBox::into_rcu_head`] and the sheaf is not taken back yet.
+    unsafe fn sheaf_of_rcu_head(head: NonNull<RcuHead>) -> NonNull<Sheaf> {
+        // SAFETY: the head is the `u` field of a live sheaf (it is the union's first and only
+        // member at offset 0), and was projected from the sheaf's pointer (caller contract).
+        unsafe { container_of::<Sheaf>(head, core::mem::offset_of!(Sheaf, u)) }
+    }
+
+    /// The address of the cache owning the sheaf queued on `head` (its `cache` word, which the
+    /// head does not overlay): how the RCU callback finds its cache.
+    ///
+    /// # Safety
+    /// As for [`SheafBox::from_rcu_head`].
+    pub(crate) unsafe fn rcu_head_cache(head: NonNull<RcuHead>) -> usize {
+        // SAFETY: the sheaf is live and in RCU's hands (caller contract); `cache` is not part
+        // of the union.
+        unsafe { (*Self::sheaf_of_rcu_head(head).as_ptr()).cache }
+    }
+
+    /// Takes back the sheaf that [`SheafBox::into_rcu_head`] handed to RCU: its header words
+    /// become those of a regular sheaf of `capacity` pointers with `push_limit` again.
+    ///
+    /// # Safety
+    /// `head` was returned by [`SheafBox::into_rcu_head`] for a sheaf of `capacity` pointers,
+    /// it has been popped off every queue (its callback is running) and is not used again: the
+    /// result becomes the sheaf's only owner.
+    pub(crate) unsafe fn from_rcu_head(
+        head: NonNull<RcuHead>,
+        capacity: usize,
+        push_limit: u32,
+    ) -> SheafBox {
+        // SAFETY: caller contract.
+        let s = unsafe { Self::sheaf_of_rcu_head(head) };
+        let words = SheafWords {
+            capacity: capacity as u32,
+            oversize_order: NOT_OVERSIZE,
+            push_limit,
+            _reserved: 0,
+        };
+        // SAFETY: the head is done with (caller contract): the union holds the words again,
+        // and the sheaf, with its objects, belongs to the new handle.
+        unsafe { (&raw mut (*s.as_ptr()).u.words).write(words) };
+        SheafBox(s)
     }
 
     /// Whether `obj` is the object on top of the sheaf (the one freed last).

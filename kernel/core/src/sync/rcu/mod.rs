@@ -8,23 +8,23 @@
 //! CPU is online and nobody can be reading, so a callback runs at once.
 //!
 //! The primitive is Linux's: [`call_rcu_head`] queues an [`RcuHead`] embedded in the object
-//! to free, and never allocates. [`call_rcu`] (a closure) and [`call_rcu_boxed`] are
-//! conveniences on top that box the closure with its head (one allocation).
+//! to free, and never allocates; the slab allocator hands its sheaves and caches to RCU that
+//! way (`KernelPlatform::call_rcu_head`). [`call_rcu`] (a closure) is a convenience on top
+//! that boxes the closure with its head (one allocation).
 
+mod barrier;
 mod head;
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::ptr::NonNull;
 
+pub use barrier::barrier;
 pub use head::{HeadList, RcuCallback, RcuFunc, RcuHead};
 
 use crate::Hook;
 use crate::cpu::PreemptGuard;
 use crate::sync::Completion;
-
-/// A boxed callback to run after a grace period (see [`call_rcu_boxed`]).
-pub type Callback = Box<dyn FnOnce() + Send>;
 
 /// The grace-period machinery behind [`call_rcu_head`] and [`rcu_barrier`] (the services'
 /// `rcu`).
@@ -117,11 +117,6 @@ impl RcuCallback {
         // sound.
         unsafe { RcuCallback::new(head, run_closure::<F>) }
     }
-}
-
-/// [`call_rcu`] for a callback already boxed (the slab allocator's platform).
-pub fn call_rcu_boxed(cb: Callback) {
-    call_rcu(cb);
 }
 
 /// Waits for a grace period (`synchronize_rcu`). Sleeps: process context only.

@@ -7,7 +7,9 @@
 //!
 //! 1. `kfree_rcu(obj)` pushes `obj` on the CPU's `rcu_free` sheaf (allocating an empty one if
 //!    there is none) — a few instructions, under the CPU pin.
-//! 2. When that sheaf is full, it is detached and handed to RCU as a whole (one callback).
+//! 2. When that sheaf is full, it is detached and handed to RCU as a whole (one callback), on
+//!    the `rcu_head` its own header turns into (Linux's `call_rcu(&sheaf->rcu_head, ...)`):
+//!    nothing is allocated, so this works when memory is exhausted.
 //! 3. After the grace period the callback (`KmemCache::rcu_free_sheaf`) offers the full
 //!    sheaf to the barn, where the next CPU short of objects takes it: the objects are reused
 //!    without ever going back to their slabs. If the barn is full, they are flushed to the
@@ -15,7 +17,11 @@
 //!
 //! Objects that cannot use a sheaf (caches without sheaves, such as debug caches, objects of
 //! another node, or no memory for a sheaf) are queued to RCU one by one and then freed with the
-//! ordinary `kmem_cache_free`, checks included. `kmem_cache_shrink` hands the partly filled
+//! ordinary `kmem_cache_free`, checks included: on the caller's `rcu_head` inside the object
+//! where there is one (the kernel's `kvfree_call_rcu`, through
+//! [`crate::SlabAllocator::kvfree_rcu_sheaf`]), else on a small record allocated for it
+//! (`KmemCache::call_rcu_object`; `kfree_rcu` without a head, like Linux's
+//! `kvfree_rcu_mightsleep`, is the one RCU path that needs memory). `kmem_cache_shrink` hands the partly filled
 //! `rcu_free` sheaf of every CPU it flushes to RCU (without waiting: the objects are back in
 //! their slabs after the grace period); `kmem_cache_destroy` hands every CPU's partial
 //! `rcu_free` sheaf to RCU and waits for all callbacks (`rcu_barrier`) before it looks for
@@ -24,8 +30,9 @@
 //!
 //! Safe code: the objects are `FreeObject`s and the sheaves [`SheafBox`]es, which the RCU
 //! callbacks own; the public entry point, `unsafe` like every free, is
-//! [`KmemCache::free_rcu`] in `cache.rs`, and `KmemCache::call_rcu` (also there) keeps the
-//! cache reachable from the callbacks.
+//! [`KmemCache::free_rcu`] in `cache.rs`, and `KmemCache::call_rcu_sheaf` and
+//! `KmemCache::call_rcu_object` (also there) queue the heads and find the cache again in the
+//! callbacks.
 
 // No unsafe code: the raw pointers are behind the types this file uses (see `lib.rs`).
 #![deny(unsafe_code)]
@@ -53,29 +60,23 @@ impl<P: Platform> KmemCache<P> {
     /// [`KmemCache::free_rcu`] of an object whose token the allocator holds.
     pub(crate) fn free_rcu_object(&self, obj: FreeObject) {
         if let Err(obj) = self.free_rcu_to_sheaf(obj) {
-            self.call_rcu(move |cache| {
-                // Problems are logged and reported by the cache itself.
-                let _ = cache.free_object(obj);
-            });
+            self.call_rcu_object(obj);
         }
     }
 
     /// The sheaf part of `kfree_rcu`: puts `obj` in this CPU's `rcu_free` sheaf (handing the
     /// sheaf to RCU when it fills). `Err(obj)` when no sheaf can take it (a cache without
     /// sheaves, an object of another node, no memory for a sheaf): the caller queues it to RCU
-    /// on its own, through a boxed callback or, without allocating, through an `rcu_head`
+    /// on its own, through a callback record or, without allocating, through an `rcu_head`
     /// embedded in the object (Linux's `kvfree_call_rcu` fallback).
     pub(crate) fn free_rcu_to_sheaf(&self, obj: FreeObject) -> Result<(), FreeObject> {
-        // Read first: after the first call the line stays shared instead of bouncing.
-        if !self.rcu_used.load(Ordering::Relaxed) {
-            self.rcu_used.store(true, Ordering::Relaxed);
-        }
+        self.mark_rcu_used();
         let pushed = {
             let pin = Pinned::new(&self.platform);
             self.rcu_free_push(pin.on_cpu(), obj)
         };
-        // RCU calls (and their allocations) happen unpinned: a kmalloc on the way must find
-        // this CPU's sheaves in a consistent state.
+        // RCU calls happen unpinned: a platform that runs the callback at once (the default)
+        // re-enters the cache's slow paths, which must find this CPU's sheaves given back.
         match pushed {
             Pushed::InSheaf => Ok(()),
             Pushed::Full(sheaf) => {
@@ -117,16 +118,17 @@ impl<P: Platform> KmemCache<P> {
     }
 
     /// Hands a detached `rcu_free` sheaf, full or (from shrink and destroy) partly filled, to
-    /// RCU; [`Self::rcu_free_sheaf`] takes it back after the grace period.
+    /// RCU on its own head, allocating nothing; [`Self::rcu_free_sheaf`] takes it back after
+    /// the grace period.
     pub(crate) fn submit_rcu_sheaf(&self, sheaf: SheafBox) {
-        self.call_rcu(move |cache| cache.rcu_free_sheaf(sheaf));
+        self.call_rcu_sheaf(sheaf);
     }
 
     /// After the grace period of an `rcu_free` sheaf (`rcu_free_sheaf`): a full sheaf goes to
     /// its node's barn, ready for reuse; otherwise (the barn is full, or the sheaf was handed
     /// in partly filled by shrink or destroy: Linux's `rcu_free_sheaf_nobarn`) its objects go
     /// back to their slabs and the sheaf is freed.
-    fn rcu_free_sheaf(&self, mut sheaf: SheafBox) {
+    pub(crate) fn rcu_free_sheaf(&self, mut sheaf: SheafBox) {
         // The node-list and barn locks spin: take them pinned, so that no holder is ever preempted
         // or interrupted by code that spins for them on its CPU (see `crate::sync`).
         let _pin = Pinned::new(&self.platform);

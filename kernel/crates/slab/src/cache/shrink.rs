@@ -58,8 +58,8 @@ impl<P: Platform> KmemCache<P> {
         });
     }
 
-    /// Hands a partly filled `rcu_free` sheaf taken off its CPU to RCU (unpinned: RCU may
-    /// allocate, see `free_rcu_object`).
+    /// Hands a partly filled `rcu_free` sheaf taken off its CPU to RCU (unpinned: a platform
+    /// without RCU runs the callback at once, and it pins).
     fn submit_partial_rcu_sheaf(&self, sheaf: Option<crate::sheaf::SheafBox>) {
         if let Some(sheaf) = sheaf {
             self.submit_rcu_sheaf(sheaf);
@@ -100,7 +100,9 @@ impl<P: Platform> KmemCache<P> {
         }
         s.barns_shrink();
         s.discard_empty_slabs();
-        match s.allocated_objects().len() {
+        // Counted from the slabs' counters, not listed: this try allocates nothing, so a cache
+        // can be destroyed when memory is exhausted.
+        match s.slabinfo().active_objs {
             0 => Ok(()),
             n => Err(n),
         }

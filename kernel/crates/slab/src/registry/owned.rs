@@ -3,11 +3,19 @@
 //! A cache is boxed at creation and leaked into a [`CachePtr`]; it stays at that address until
 //! [`CachePtr::release`] rebuilds and drops the box. Only two places release a cache:
 //! [`SlabAllocator::kmem_cache_destroy`] (an `unsafe fn`, whose caller promises that nothing
-//! uses the cache any more) and the allocator's `Drop` (`&mut self`: no borrow of the
-//! allocator, and so no reference to a cache, is alive). Hence the invariant the rest of the
-//! registry relies on, in safe code: **a cache pointer held by an allocator is valid for as
-//! long as that allocator is borrowed.** The cache handles' two escape hatches
-//! ([`KmemCacheHandle::as_ref_unchecked`], [`KmemCacheHandle::from_ref`]) live here too.
+//! uses the cache any more), with the work item and RCU callback it may leave behind, and the
+//! allocator's `Drop` (`&mut self`: no borrow of the allocator, and so no reference to a cache,
+//! is alive). Hence the invariant the rest of the registry relies on, in safe code: **a cache
+//! pointer held by an allocator is valid for as long as that allocator is borrowed.** The cache
+//! handles' two escape hatches ([`KmemCacheHandle::as_ref_unchecked`],
+//! [`KmemCacheHandle::from_ref`]) live here too.
+//!
+//! The asynchronous destroy allocates nothing: the cache goes on the pending list through its
+//! own link, and its work item (`async_destroy_work`) and the RCU head that releases a
+//! `SLAB_TYPESAFE_BY_RCU` cache late are embedded in it. Their functions find the cache again
+//! with [`CachePtr::from_head`], the pointer arithmetic of `container_of`, from heads that
+//! [`CachePtr::head`] projected from the owning pointer (so the cache can still be released
+//! through it).
 
 use alloc::boxed::Box;
 use core::ptr::NonNull;
@@ -15,7 +23,9 @@ use core::sync::atomic::Ordering;
 
 use super::{DestroyError, FIRST_NAME, KmemCacheHandle, SlabAllocator};
 use crate::cache::KmemCache;
+use crate::cache::destroy::DestroyList;
 use crate::flags::SlabFlags;
+use crate::head::{CallbackHead, container_of};
 use crate::platform::Platform;
 
 /// A cache owned by an allocator (see the module docs for the invariant).
@@ -56,11 +66,6 @@ impl<P: Platform> CachePtr<P> {
         core::ptr::eq(self.0.as_ptr(), cache)
     }
 
-    /// Whether both point at the same cache.
-    fn same(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-
     /// The cache, for the destroy work item, which holds it outside any allocator borrow.
     ///
     /// # Safety
@@ -68,6 +73,25 @@ impl<P: Platform> CachePtr<P> {
     unsafe fn get_unbounded<'x>(&self) -> &'x KmemCache<P> {
         // SAFETY: caller contract.
         unsafe { self.0.as_ref() }
+    }
+
+    /// The head `which` embedded in the cache, projected from the owning pointer so that
+    /// [`CachePtr::from_head`] can step back to the whole cache, with the right to release it.
+    fn head(&self, which: CacheHead) -> NonNull<CallbackHead> {
+        // SAFETY: the offset is that of a head field of `KmemCache`, so the result points
+        // inside the cache's allocation (and is not null).
+        unsafe { self.0.byte_add(which.offset::<P>()).cast() }
+    }
+
+    /// The cache whose head `which` is `head`.
+    ///
+    /// # Safety
+    /// `head` came from [`CachePtr::head`] with the same `which`, for a cache not released
+    /// since.
+    unsafe fn from_head(head: NonNull<CallbackHead>, which: CacheHead) -> Self {
+        // SAFETY: forwarded contract: the head is that field of a live cache, and was projected
+        // from the cache's owning pointer.
+        Self(unsafe { container_of::<KmemCache<P>>(head, which.offset::<P>()) })
     }
 
     /// Frees the cache's structure.
@@ -78,6 +102,25 @@ impl<P: Platform> CachePtr<P> {
     unsafe fn release(self) {
         // SAFETY: leaked from a box in `new`; the caller promises it is no longer used.
         drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+/// The heads embedded in a cache.
+#[derive(Clone, Copy)]
+enum CacheHead {
+    /// `async_destroy_work`, the work item of the asynchronous destroy.
+    AsyncDestroyWork,
+    /// `rcu_head`, which releases a `SLAB_TYPESAFE_BY_RCU` cache after a grace period.
+    Rcu,
+}
+
+impl CacheHead {
+    /// The head's byte offset in a `KmemCache<P>`.
+    fn offset<P: Platform>(self) -> usize {
+        match self {
+            CacheHead::AsyncDestroyWork => core::mem::offset_of!(KmemCache<P>, async_destroy_work),
+            CacheHead::Rcu => core::mem::offset_of!(KmemCache<P>, rcu_head),
+        }
     }
 }
 
@@ -135,7 +178,7 @@ impl<P: Platform> SlabAllocator<P> {
         let mut list = self.slab_mutex.lock();
         let Some(i) = list.iter().position(|e| e.cache.is(cache)) else {
             drop(list);
-            if self.destroying.lock().iter().any(|(c, _)| c.is(cache)) {
+            if self.destroying.contains(cache) {
                 return Err(DestroyError::AlreadyDestroyed { name: cache.name() });
             }
             return Err(DestroyError::NotACache);
@@ -161,8 +204,9 @@ impl<P: Platform> SlabAllocator<P> {
             let first_try = KmemCache::try_shutdown(&exclusive);
             match first_try {
                 // SAFETY: the cache is off the list and unused (caller contract).
-                Ok(()) => unsafe { Self::release_after_shutdown(&self.platform, entry.cache) },
-                Err(_) => self.destroy_later(entry.cache, cache.name()),
+                Ok(()) => unsafe { release_after_shutdown(entry.cache) },
+                // SAFETY: as above.
+                Err(_) => unsafe { self.destroy_later(entry.cache) },
             }
             return Ok(());
         }
@@ -181,64 +225,105 @@ impl<P: Platform> SlabAllocator<P> {
         }
     }
 
-    /// Releases a cache whose shutdown succeeded: at once, or for a `SLAB_TYPESAFE_BY_RCU`
-    /// cache after one more grace period (Linux's `slab_caches_to_rcu_destroy`: a reader may
-    /// still look at an object of the cache, so the cache must outlive the reader).
+    /// The asynchronous part of destroy (the RFC's `async_destroy_work`): puts the cache on the
+    /// list of pending destroys and queues the work item embedded in it
+    /// ([`Platform::queue_work_head`]), whose function, [`async_destroy_workfn`], waits for
+    /// every RCU callback queued so far (the cache's partly filled `rcu_free` sheaves were
+    /// handed in by the first try), shuts the cache down again and releases it. Only objects
+    /// that remain then are reported, by name and address, and the cache is kept so that they
+    /// stay valid. Allocates nothing: the list and the work item are linked through the cache.
     ///
     /// # Safety
-    /// The cache is off every list and nothing uses it any more.
-    unsafe fn release_after_shutdown(platform: &P, cache: CachePtr<P>) {
-        // SAFETY: not released yet (caller contract).
-        let typesafe = unsafe { cache.get_unbounded() }
-            .flags()
-            .contains(SlabFlags::SLAB_TYPESAFE_BY_RCU);
-        if typesafe {
-            // SAFETY: forwarded: nothing uses the cache, and RCU readers are done after the
-            // grace period.
-            platform.call_rcu(Box::new(move || unsafe { cache.release() }));
-        } else {
-            // SAFETY: forwarded contract.
-            unsafe { cache.release() };
-        }
+    /// The cache is off the list of caches and nothing uses it any more.
+    unsafe fn destroy_later(&self, cache: CachePtr<P>) {
+        // SAFETY: not released yet: only the work item queued below releases it, after taking
+        // it off the pending list (so it stays valid while listed).
+        unsafe { self.destroying.push_back(cache.get_unbounded()) };
+        let work = cache.head(CacheHead::AsyncDestroyWork);
+        // SAFETY: the work head is the cache's, queued once (a cache is destroyed once: the
+        // list's `push_back` checked); nothing else uses the cache (caller contract), and the
+        // function owns it from now on, in process context, as its contract asks.
+        unsafe {
+            self.platform
+                .queue_work_head(work, async_destroy_workfn::<P>)
+        };
     }
+}
 
-    /// The asynchronous part of destroy (the RFC's `kmem_cache_kfree_rcu_destroy_workfn`): a
-    /// work item waits for every RCU callback queued so far (the cache's partly filled
-    /// `rcu_free` sheaves were handed in by the first try), shuts the cache down again and
-    /// releases it. Only objects that remain then are reported, by name and address, and the
-    /// cache is kept so that they stay valid.
-    fn destroy_later(&self, cache: CachePtr<P>, name: &'static str) {
-        self.destroying.lock().push((cache, name));
-        let destroying = self.destroying.clone();
-        let platform = self.platform.clone();
-        self.platform.queue_work(Box::new(move || {
-            platform.rcu_barrier();
-            // SAFETY: the cache is off the list and only this work item uses it: destroy's
-            // caller promised that nothing else does any more, and the RCU callbacks of the
-            // cache have all run (barrier above).
-            let c = unsafe { cache.get_unbounded() };
-            // SAFETY: as above.
-            let exclusive = unsafe { c.assume_exclusive() };
-            // Reports every object still allocated (there is no caller left to tell).
-            let result = KmemCache::shutdown(&exclusive);
-            destroying.lock().retain(|(other, _)| !other.same(&cache));
-            if result.is_ok() {
-                // SAFETY: off every list now, and unused.
-                unsafe { Self::release_after_shutdown(&platform, cache) };
-            }
-            // Otherwise the cache stays, leaked on purpose: its objects remain valid.
-            let _ = name;
-        }));
+/// Releases a cache whose shutdown succeeded: at once, or for a `SLAB_TYPESAFE_BY_RCU` cache
+/// after one more grace period, on the `rcu_head` embedded in it (Linux's
+/// `slab_caches_to_rcu_destroy`: a reader may still look at an object of the cache, so the
+/// cache must outlive the reader). Allocates nothing.
+///
+/// # Safety
+/// The cache is off every list and nothing uses it any more.
+unsafe fn release_after_shutdown<P: Platform>(cache: CachePtr<P>) {
+    // SAFETY: not released yet (caller contract).
+    let c = unsafe { cache.get_unbounded() };
+    if !c.flags().contains(SlabFlags::SLAB_TYPESAFE_BY_RCU) {
+        // SAFETY: forwarded contract.
+        unsafe { cache.release() };
+        return;
     }
+    // A clone: the callback may run (and free the cache, its platform included) before
+    // `call_rcu_head` returns.
+    let platform = c.platform.clone();
+    let head = cache.head(CacheHead::Rcu);
+    // SAFETY: the head is the cache's, used for nothing else; nothing uses the cache (caller
+    // contract), so the callback may release it once RCU readers are done.
+    unsafe { platform.call_rcu_head(head, release_cache_rcu::<P>) };
+}
+
+/// The RCU callback of [`release_after_shutdown`]: releases the cache around `head`.
+///
+/// # Safety
+/// `head` is the `rcu_head` of a `KmemCache<P>` queued by [`release_after_shutdown`], whose
+/// grace period is over.
+unsafe fn release_cache_rcu<P: Platform>(head: NonNull<CallbackHead>) {
+    // SAFETY: the head is the cache's `rcu_head`, from `CachePtr::head` (caller contract).
+    let cache = unsafe { CachePtr::<P>::from_head(head, CacheHead::Rcu) };
+    // SAFETY: nothing uses the cache (the contract of `release_after_shutdown`) and the readers
+    // that might have are done.
+    unsafe { cache.release() };
+}
+
+/// The function of a cache's `async_destroy_work` (the RFC's
+/// `kmem_cache_kfree_rcu_destroy_workfn`): waits for RCU (`rcu_barrier`, so that every
+/// `kfree_rcu` object of the cache is back), shuts the cache down reporting whatever is still
+/// allocated, takes it off the pending list and releases it, or keeps it (leaked on purpose, so
+/// that its objects stay valid) if objects remain.
+///
+/// # Safety
+/// `work` is the `async_destroy_work` head of a `KmemCache<P>` queued by
+/// [`SlabAllocator::destroy_later`]; the function runs in process context (it sleeps).
+unsafe fn async_destroy_workfn<P: Platform>(work: NonNull<CallbackHead>) {
+    // SAFETY: the head is the cache's `async_destroy_work`, from `CachePtr::head` (caller
+    // contract).
+    let cache = unsafe { CachePtr::<P>::from_head(work, CacheHead::AsyncDestroyWork) };
+    // SAFETY: the cache is off the list of caches and only this work item uses it: destroy's
+    // caller promised that nothing else does any more; it is released below, last.
+    let c = unsafe { cache.get_unbounded() };
+    c.platform.rcu_barrier();
+    // SAFETY: as above, and the RCU callbacks of the cache have all run (barrier above).
+    let exclusive = unsafe { c.assume_exclusive() };
+    // Reports every object still allocated (there is no caller left to tell).
+    let result = KmemCache::shutdown(&exclusive);
+    DestroyList::leave(c);
+    if result.is_ok() {
+        // SAFETY: off every list now, and unused.
+        unsafe { release_after_shutdown(cache) };
+    }
+    // Otherwise the cache stays, leaked on purpose: its objects remain valid.
 }
 
 impl<P: Platform> Drop for SlabAllocator<P> {
     fn drop(&mut self) {
-        // RCU callbacks still queued (`kfree_rcu` sheaves and objects, `SLAB_TYPESAFE_BY_RCU`
-        // pages) point into the caches: let them run before the caches go.
-        self.platform.rcu_barrier();
-        // So do pending destroys (they release their caches, or keep leaked ones).
+        // Pending destroys release their caches (or keep leaked ones); a `SLAB_TYPESAFE_BY_RCU`
+        // one is released by an RCU callback, which the barrier below runs.
         self.platform.flush_work();
+        // RCU callbacks still queued (`kfree_rcu` sheaves and objects, `SLAB_TYPESAFE_BY_RCU`
+        // pages and caches) point into the caches: let them run before the caches go.
+        self.platform.rcu_barrier();
         // The structures of the caches go; their pages stay with the platform (a kernel never
         // drops its allocator; the host platform frees its whole arena).
         for e in self.slab_mutex.lock().drain(..) {
