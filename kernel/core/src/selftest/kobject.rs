@@ -53,12 +53,13 @@ fn thing(name: &str, value: usize) -> NonNull<KObject> {
         kobj: KObject::new(),
         value,
     }));
-    // SAFETY: just allocated, and freed only by `release_thing` after the last put.
-    let kobj = unsafe { &(*t).kobj };
+    // SAFETY: just allocated; the kobject's pointer is projected from the owning one, so the
+    // release can step back to the whole `Thing` and free it.
+    let kobj = unsafe { NonNull::new_unchecked(&raw mut (*t).kobj) };
     // SAFETY: a heap object that stays where it is until its release.
     unsafe { sysfs().kobject_init_and_add(kobj, &THING, Some(&KERNEL_KSET.kobj), name) }
         .expect("kobject_add");
-    NonNull::from(kobj)
+    kobj
 }
 
 #[crate::ktest]
@@ -119,8 +120,15 @@ fn kobject_put_too_many_is_reported_and_does_not_release_again() {
     };
     static OBJ: KObject = KObject::new();
     // SAFETY: a static never moves.
-    unsafe { sysfs().kobject_init_and_add(&OBJ, &KT, Some(&KERNEL_KSET.kobj), "ktest-twice") }
-        .expect("add");
+    unsafe {
+        sysfs().kobject_init_and_add(
+            NonNull::from(&OBJ),
+            &KT,
+            Some(&KERNEL_KSET.kobj),
+            "ktest-twice",
+        )
+    }
+    .expect("add");
     // SAFETY: a static: in memory whatever its count.
     let first = unsafe { sysfs().kobject_put(NonNull::from(&OBJ)) };
     assert_eq!(first, Ok(()));

@@ -215,6 +215,8 @@ pub(crate) struct Inner {
     /// Its directory node in sysfs (Linux's `sd`): `None` when not shown (never added,
     /// deleted, or removed with its parent's directory).
     pub sd: Option<u64>,
+    /// The pointer given to `add`, which the release gets back.
+    pub this: Option<KobjPtr>,
 }
 
 /// A kernel object: a reference count, a name, a type, a parent and a sysfs directory (Linux's
@@ -242,6 +244,7 @@ impl KObject {
                 parent: None,
                 kset: None,
                 sd: None,
+                this: None,
             }),
         }
     }
@@ -258,6 +261,7 @@ impl KObject {
                 parent: None,
                 kset: None,
                 sd: None,
+                this: None,
             }),
         }
     }

@@ -54,7 +54,7 @@ fn new_obj(sysfs: &Sysfs, parent: Option<&KObject>, name: &str) -> &'static Obj 
         in_show: AtomicUsize::new(0),
     }));
     // SAFETY: leaked: never moves; freed by `free` only after every thread is done.
-    unsafe { sysfs.kobject_init_and_add(&o.kobj, &TYPE, parent, name) }.unwrap();
+    unsafe { sysfs.kobject_init_and_add(NonNull::from(&o.kobj), &TYPE, parent, name) }.unwrap();
     o
 }
 

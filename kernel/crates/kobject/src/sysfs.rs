@@ -279,14 +279,18 @@ impl Sysfs {
     /// `kobject_add`).
     ///
     /// # Safety
-    /// `kobj` must stay at its address, alive, until its release runs (its last `put`): the
-    /// tree, its children and its kset keep its address.
+    /// `kobj` must point at a kobject that stays at its address, alive, until its release runs
+    /// (its last `put`): the tree, its children and its kset keep its address, and the release
+    /// gets this very pointer back, so derive it from the pointer that owns the structure
+    /// around the kobject (as `container_of` will step back from it).
     pub unsafe fn kobject_add(
         &self,
-        kobj: &KObject,
+        kobj_ptr: NonNull<KObject>,
         parent: Option<&KObject>,
         name: &str,
     ) -> Result<(), KobjError> {
+        // SAFETY: alive (caller contract).
+        let kobj = unsafe { kobj_ptr.as_ref() };
         if !valid_name(name) {
             return Err(KobjError::BadName(String::from(name)));
         }
@@ -303,7 +307,9 @@ impl Sysfs {
             return Err(KobjError::AlreadyAdded(kobj.name()));
         }
         let parent = match parent {
-            Some(p) => Some(KobjPtr::from(p)),
+            // The parent's own pointer if it has one (given to its `add`): a child's last
+            // reference may be what releases it.
+            Some(p) => Some(p.lock().this.unwrap_or(KobjPtr::from(p))),
             None => kobj.lock().kset,
         };
         let parent_sd = match parent {
@@ -319,7 +325,7 @@ impl Sysfs {
             parent_sd,
             name,
             Kind::Dir {
-                kobj: Some(KobjPtr::from(kobj)),
+                kobj: Some(KobjPtr(kobj_ptr)),
                 children: BTreeMap::new(),
             },
         )?;
@@ -337,6 +343,7 @@ impl Sysfs {
         inner.name = Some(String::from(name));
         inner.parent = parent;
         inner.sd = Some(id);
+        inner.this = Some(KobjPtr(kobj_ptr));
         kobj.state.fetch_or(ADDED, Ordering::AcqRel);
         Ok(())
     }
@@ -347,12 +354,13 @@ impl Sysfs {
     /// As for [`kobject_add`](Self::kobject_add).
     pub unsafe fn kobject_init_and_add(
         &self,
-        kobj: &KObject,
+        kobj: NonNull<KObject>,
         ktype: &'static KobjType,
         parent: Option<&KObject>,
         name: &str,
     ) -> Result<(), KobjError> {
-        kobj.init(ktype)?;
+        // SAFETY: alive (caller contract).
+        unsafe { kobj.as_ref() }.init(ktype)?;
         // SAFETY: forwarded contract.
         unsafe { self.kobject_add(kobj, parent, name) }
     }
@@ -373,7 +381,7 @@ impl Sysfs {
             attrs: &[],
         };
         // SAFETY: forwarded contract.
-        unsafe { self.kobject_init_and_add(&kset.kobj, &KSET_KTYPE, parent, name) }
+        unsafe { self.kobject_init_and_add(NonNull::from(&kset.kobj), &KSET_KTYPE, parent, name) }
     }
 
     /// Removes `kobj`'s directory (with everything below it) and drops its reference on the

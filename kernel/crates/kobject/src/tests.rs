@@ -69,7 +69,7 @@ fn obj() -> &'static Obj {
 fn added(sysfs: &Sysfs, parent: Option<&KObject>, name: &str) -> &'static Obj {
     let o = obj();
     // SAFETY: leaked: never moves or goes away.
-    unsafe { sysfs.kobject_init_and_add(&o.kobj, &OBJ_TYPE, parent, name) }.unwrap();
+    unsafe { sysfs.kobject_init_and_add(NonNull::from(&o.kobj), &OBJ_TYPE, parent, name) }.unwrap();
     o
 }
 
@@ -121,7 +121,8 @@ fn a_kobject_without_release_is_reported_and_leaked() {
     let sysfs = Sysfs::new();
     let o = obj();
     // SAFETY: leaked.
-    unsafe { sysfs.kobject_init_and_add(&o.kobj, &NO_RELEASE, None, "broken") }.unwrap();
+    unsafe { sysfs.kobject_init_and_add(NonNull::from(&o.kobj), &NO_RELEASE, None, "broken") }
+        .unwrap();
     assert_eq!(
         put(&sysfs, o),
         Err(KobjError::NoRelease(String::from("broken")))
@@ -137,17 +138,17 @@ fn init_and_add_twice_are_refused() {
         Err(KobjError::AlreadyInitialized(_))
     ));
     // SAFETY: leaked.
-    let again = unsafe { sysfs.kobject_add(&o.kobj, None, "y") };
+    let again = unsafe { sysfs.kobject_add(NonNull::from(&o.kobj), None, "y") };
     assert_eq!(again, Err(KobjError::AlreadyAdded(String::from("x"))));
     let other = obj();
     other.kobj.init(&OBJ_TYPE).unwrap();
     // SAFETY: leaked.
-    let dup = unsafe { sysfs.kobject_add(&other.kobj, None, "x") };
+    let dup = unsafe { sysfs.kobject_add(NonNull::from(&other.kobj), None, "x") };
     assert_eq!(dup, Err(KobjError::Duplicate(String::from("/x"))));
     assert!(!other.kobj.in_sysfs());
     for bad in ["", "a/b", ".", ".."] {
         // SAFETY: leaked.
-        let r = unsafe { sysfs.kobject_add(&other.kobj, None, bad) };
+        let r = unsafe { sysfs.kobject_add(NonNull::from(&other.kobj), None, bad) };
         assert!(matches!(r, Err(KobjError::BadName(_))), "{bad:?}");
     }
 }
@@ -254,7 +255,7 @@ fn a_long_show_is_cut_at_a_page() {
     let sysfs = Sysfs::new();
     let o = obj();
     // SAFETY: leaked.
-    unsafe { sysfs.kobject_init_and_add(&o.kobj, &LONG_TYPE, None, "l") }.unwrap();
+    unsafe { sysfs.kobject_init_and_add(NonNull::from(&o.kobj), &LONG_TYPE, None, "l") }.unwrap();
     let mut s = PageBuf::new();
     sysfs.read("/l/long", &mut s).unwrap();
     assert_eq!(s.as_str().len(), PAGE_SIZE);
@@ -304,7 +305,7 @@ fn kset_members_default_to_its_directory() {
     o.kobj.init(&OBJ_TYPE).unwrap();
     o.kobj.set_kset(&SLAB);
     // SAFETY: leaked.
-    unsafe { sysfs.kobject_add(&o.kobj, None, "cache") }.unwrap();
+    unsafe { sysfs.kobject_add(NonNull::from(&o.kobj), None, "cache") }.unwrap();
     assert_eq!(
         sysfs.path_of(&o.kobj).as_deref(),
         Some("/kernel/slab/cache")

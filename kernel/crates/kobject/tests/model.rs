@@ -132,7 +132,7 @@ proptest! {
                 Op::Add(i, p) => {
                     let parent = p.map(|p| &objs[p].kobj);
                     // SAFETY: leaked objects never move or go away.
-                    let r = unsafe { sysfs.kobject_add(&objs[i].kobj, parent, &format!("o{i}")) };
+                    let r = unsafe { sysfs.kobject_add(NonNull::from(&objs[i].kobj), parent, &format!("o{i}")) };
                     let mi = &m.objs[i];
                     if mi.released {
                         prop_assert!(matches!(r, Err(KobjError::AfterRelease(..))), "{r:?}");
