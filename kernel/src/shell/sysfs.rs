@@ -1,8 +1,7 @@
-//! `/sys` for the shell's `ls`, `cat` and `echo`. The tree is the kernel's kobjects
-//! (`kcore::kobject::sysfs`: `/sys/kernel`, `/sys/module`, and whatever kobjects are added),
-//! except `/sys/kernel/slab`, one directory of attribute files per slab cache as Linux's SLUB
-//! shows them, which still comes from the slab allocator's own view (`slab::sysfs`) until the
-//! caches embed kobjects. This module only walks the path and prints.
+//! `/sys` for the shell's `ls`, `cat` and `echo`: the kernel's kobject tree
+//! (`kcore::kobject::sysfs`): `/sys/kernel/slab` with a directory of attribute files per slab
+//! cache as Linux's SLUB shows them, `/sys/module`, and whatever else is added. This module
+//! only maps the path and prints.
 //!
 //! ```text
 //! sheaf> ls /sys/kernel/slab
@@ -10,101 +9,72 @@
 //! kmalloc-64 -> :0000064
 //! sheaf> cat /sys/kernel/slab/kmalloc-64/object_size
 //! 64
+//! sheaf> echo 1 > /sys/kernel/slab/kmalloc-64/shrink
 //! ```
 
-use kcore::kobject::{DirEntry, sysfs as tree};
-use slab::sysfs::{self, Entry};
+use kcore::kobject::{DirEntry, PageBuf, sysfs as tree};
 
-use crate::memory::kmalloc::slab;
 use crate::{print, println};
 
-/// Whether `path` is under `/sys`: `ls` and `cat` hand such paths here.
+/// Whether `path` is under `/sys`: `ls`, `cat` and `echo` hand such paths here.
 pub(super) fn is_sysfs(path: &str) -> bool {
     path == "/sys" || path.starts_with("/sys/")
 }
 
-/// A place in `/sys`.
-enum Place<'a> {
-    /// `/sys/kernel/slab` (the empty path) or a path below it (`kmalloc-64/order`): the slab
-    /// allocator's view (`slab::sysfs`).
-    Slab(&'a str),
-    /// Anywhere else: the kobject tree (`kcore::kobject::sysfs`), by its path from `/sys`.
-    Tree(&'a str),
-}
-
-/// Where `path` leads. Trailing slashes are ignored.
-fn place(path: &str) -> Place<'_> {
+/// The path in the tree (which is mounted at `/sys`), without trailing slashes.
+fn in_tree(path: &str) -> &str {
     let path = path.trim_end_matches('/');
-    if path == "/sys/kernel/slab" {
-        return Place::Slab("");
-    }
-    match path.strip_prefix("/sys/kernel/slab/") {
-        Some(rest) => Place::Slab(rest),
-        None => Place::Tree(path.strip_prefix("/sys").unwrap_or(path)),
-    }
+    path.strip_prefix("/sys").unwrap_or(path)
 }
 
-/// `ls PATH` under `/sys`: a directory's entries (links as `name -> target`), or the path of a
-/// file.
+/// `ls PATH` under `/sys`: a directory's entries (a link as `name -> target`, relative when it
+/// leads into the same directory, as Linux's sysfs links read), or the path of a file.
 pub(super) fn ls(path: &str) {
-    match place(path) {
-        Place::Slab("") => {
-            for entry in sysfs::list(slab()) {
-                match entry {
-                    Entry::Dir(name) => println!("{name}/"),
-                    Entry::Link { name, target } => println!("{name} -> {target}"),
+    let p = in_tree(path);
+    match tree().read_dir(p) {
+        Ok(entries) => {
+            for e in entries {
+                match e {
+                    DirEntry::Dir(name) => println!("{name}/"),
+                    DirEntry::File(name, _) => println!("{name}"),
+                    DirEntry::Link(name, Some(target)) => {
+                        let here = target
+                            .strip_prefix(p)
+                            .and_then(|t| t.strip_prefix('/'))
+                            .filter(|t| !t.contains('/'));
+                        match here {
+                            Some(t) => println!("{name} -> {t}"),
+                            None => println!("{name} -> /sys{target}"),
+                        }
+                    }
+                    DirEntry::Link(name, None) => println!("{name} -> (gone)"),
                 }
             }
         }
-        // A cache's directory (or a link to it): the attribute files.
-        Place::Slab(name) if !name.contains('/') => match sysfs::resolve(slab(), name) {
-            Ok(_) => sysfs::attributes().for_each(|a| println!("{a}")),
-            Err(e) => println!("ls: {path}: {e}"),
-        },
-        Place::Slab(file) => match sysfs::read(slab(), file) {
-            Ok(_) => println!("{path}"),
-            Err(e) => println!("ls: {path}: {e}"),
-        },
-        Place::Tree(p) => match tree().read_dir(p) {
-            Ok(entries) => {
-                for e in entries {
-                    match e {
-                        DirEntry::Dir(name) => println!("{name}/"),
-                        DirEntry::File(name, _) => println!("{name}"),
-                        DirEntry::Link(name, Some(target)) => println!("{name} -> /sys{target}"),
-                        DirEntry::Link(name, None) => println!("{name} -> (gone)"),
-                    }
-                }
+        // Not a directory: a file is listed by its path, as `ls FILE` does.
+        Err(e) => {
+            let mut page = PageBuf::new();
+            match tree().read(p, &mut page) {
+                Ok(()) => println!("{path}"),
+                Err(_) => println!("ls: {path}: {e}"),
             }
-            Err(e) => println!("ls: {path}: {e}"),
-        },
+        }
     }
 }
 
 /// `echo TEXT > PATH` under `/sys`: a writable attribute file.
 pub(super) fn write(path: &str, text: &str) {
-    let result = match place(path) {
-        Place::Slab(file) => sysfs::write(slab(), file, text).map_err(|e| alloc::format!("{e}")),
-        Place::Tree(p) => tree().write(p, text).map_err(|e| alloc::format!("{e}")),
-    };
-    if let Err(e) = result {
+    if let Err(e) = tree().write(in_tree(path), text) {
         println!("echo: {path}: {e}");
     }
 }
 
-/// `cat PATH` under `/sys`: an attribute file.
+/// `cat PATH` under `/sys`: an attribute file, read into a page (no allocation, so reading a
+/// slab counter does not move it).
 pub(super) fn cat(path: &str) {
-    match place(path) {
-        Place::Slab(file) => match sysfs::read(slab(), file) {
-            Ok(text) => print!("{text}"),
-            Err(e) => println!("cat: {path}: {e}"),
-        },
-        Place::Tree(p) => {
-            let mut page = kcore::kobject::PageBuf::new();
-            match tree().read(p, &mut page) {
-                Ok(()) => print!("{}", page.as_str()),
-                Err(e) => println!("cat: {path}: {e}"),
-            }
-        }
+    let mut page = PageBuf::new();
+    match tree().read(in_tree(path), &mut page) {
+        Ok(()) => print!("{}", page.as_str()),
+        Err(e) => println!("cat: {path}: {e}"),
     }
 }

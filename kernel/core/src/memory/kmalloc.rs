@@ -20,7 +20,7 @@ use slab::{Gfp, SlabAllocator, SlabOptions};
 use spin::Once;
 use x86_64::VirtAddr;
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use slab::{CallbackFunc, CallbackHead, HeadQueue};
 
 use super::PAGE_SIZE;
@@ -177,6 +177,15 @@ unsafe impl slab::Platform for KernelPlatform {
         unsafe { queue_slab_work(head, func) };
     }
 
+    fn slab_sysfs(&self) -> Option<slab::sysfs::SlabSysfs<'_>> {
+        SYSFS_READY
+            .load(Ordering::Acquire)
+            .then(|| slab::sysfs::SlabSysfs {
+                sysfs: crate::kobject::sysfs(),
+                kset: &crate::kobject::SLAB_KSET,
+            })
+    }
+
     fn on_each_cpu(&self, f: &(dyn Fn() + Sync)) -> bool {
         crate::sched::run_on_each_cpu("slab-flush", f).is_ok()
     }
@@ -227,6 +236,10 @@ pub fn slab_errors() -> usize {
 }
 
 static SLAB: Once<SlabAllocator<KernelPlatform>> = Once::new();
+
+/// Set once kmalloc works, so that `/sys` (which allocates) can be built: from then on the
+/// caches are shown in `/sys/kernel/slab`.
+static SYSFS_READY: AtomicBool = AtomicBool::new(false);
 
 /// The size of the kernel's `struct kmem_cache` (`KmemCache` on this platform), for code that
 /// declares a cache without seeing its fields (`include/generated/kmem_cache_size.h`).
@@ -304,6 +317,10 @@ pub fn init(options: SlabOptions) {
     let allocator = SlabAllocator::with_options(KernelPlatform, options)
         .expect("memory for the kmalloc caches");
     SLAB.call_once(|| allocator);
+    // `/sys` needs kmalloc, which works from here on: show the caches there (Linux's
+    // `slab_sysfs_init`).
+    SYSFS_READY.store(true, Ordering::Release);
+    slab().sysfs_init();
     if debug.is_empty() {
         log::info!("slab allocator up: kmalloc is the global allocator");
     } else {

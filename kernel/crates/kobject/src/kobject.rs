@@ -84,6 +84,7 @@ pub type ShowFn = fn(&KObject, &Attribute, &mut PageBuf) -> Result<(), Errno>;
 pub type StoreFn = fn(&KObject, &Attribute, &str) -> Result<usize, Errno>;
 
 /// A file in a kobject's sysfs directory (Linux's `struct kobj_attribute`).
+#[derive(Clone, Copy)]
 pub struct Attribute {
     /// The file name.
     pub name: &'static str,
@@ -314,6 +315,11 @@ impl KObject {
     /// Is the object shown in sysfs (added, and its directory not removed)?
     pub fn in_sysfs(&self) -> bool {
         self.lock().sd.is_some()
+    }
+
+    /// Has `init` run?
+    pub fn is_initialized(&self) -> bool {
+        self.state() & INITIALIZED != 0
     }
 
     /// Has the release run?

@@ -140,8 +140,9 @@ impl Tree {
         Ok(id)
     }
 
-    /// Removes `id` and everything below it; returns the kobjects whose directories went.
-    fn remove(&mut self, id: u64, gone: &mut Vec<KobjPtr>) {
+    /// Removes `id` and everything below it, calling `gone` with each kobject whose directory
+    /// went. Allocates nothing.
+    fn remove(&mut self, id: u64, gone: &mut dyn FnMut(KobjPtr)) {
         let Some(node) = self.nodes.remove(&id) else {
             return;
         };
@@ -151,7 +152,7 @@ impl Tree {
             children.remove(&node.name);
         }
         if let Kind::Dir { kobj, children } = node.kind {
-            gone.extend(kobj);
+            kobj.into_iter().for_each(&mut *gone);
             for (_, child) in children {
                 // The child's parent is gone already: remove it without unlinking.
                 self.remove_below(child, gone);
@@ -159,14 +160,27 @@ impl Tree {
         }
     }
 
-    fn remove_below(&mut self, id: u64, gone: &mut Vec<KobjPtr>) {
+    fn remove_below(&mut self, id: u64, gone: &mut dyn FnMut(KobjPtr)) {
         if let Some(node) = self.nodes.remove(&id)
             && let Kind::Dir { kobj, children } = node.kind
         {
-            gone.extend(kobj);
+            kobj.into_iter().for_each(&mut *gone);
             for (_, child) in children {
                 self.remove_below(child, gone);
             }
+        }
+    }
+
+    /// Removes the link `name` in directory `at`, if there is one (and, with `to`, only if it
+    /// leads to that node). Allocates nothing.
+    fn unlink(&mut self, at: u64, name: &str, to: Option<u64>) -> bool {
+        let id = self.dir_children(at).get(name).copied();
+        match id.map(|id| (id, &self.nodes[&id].kind)) {
+            Some((id, Kind::Link { target })) if to.is_none_or(|t| t == *target) => {
+                self.remove(id, &mut |_| {});
+                true
+            }
+            _ => false,
         }
     }
 
@@ -206,7 +220,12 @@ impl Tree {
     /// Resolves an absolute path below the root (`/kernel/slab/kmalloc-64/order`; a leading
     /// `/sys` is the caller's business). Symlinks on the way are followed.
     fn resolve<'a>(&self, path: &'a str) -> Result<Target<'a>, Errno> {
-        let mut cur = ROOT;
+        self.resolve_from(ROOT, path)
+    }
+
+    /// Resolves `path` relative to the directory `start`.
+    fn resolve_from<'a>(&self, start: u64, path: &'a str) -> Result<Target<'a>, Errno> {
+        let mut cur = start;
         let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
         while let Some(part) = parts.next() {
             let Kind::Dir { kobj, children } = &self.nodes.get(&cur).expect("live").kind else {
@@ -274,6 +293,12 @@ impl Sysfs {
         self.tree.lock()
     }
 
+    /// Hands a misuse to the tree's reporter (for callers that find one where nobody else
+    /// would see it, as the tree does on its internal paths).
+    pub fn report(&self, e: &KobjError) {
+        (self.reporter)(e);
+    }
+
     /// Gives `kobj` the name `name` and a directory under `parent` (or, without one, under its
     /// kset's directory, or the root), and takes a reference on the parent (Linux's
     /// `kobject_add`).
@@ -334,8 +359,7 @@ impl Sysfs {
             // is above zero and this get cannot fail for that reason.
             let p = unsafe { p.get() };
             if let Err(e) = p.kref.get() {
-                let mut gone = Vec::new();
-                tree.remove(id, &mut gone);
+                tree.remove(id, &mut |_| {});
                 return Err(KobjError::Ref(p.name(), e));
             }
         }
@@ -394,20 +418,18 @@ impl Sysfs {
             if kobj.state() & ADDED == 0 {
                 return;
             }
-            let mut gone = Vec::new();
-            if let Some(sd) = inner.sd.take() {
-                tree.remove(sd, &mut gone);
-            }
+            let sd = inner.sd.take();
             drop(inner);
-            for k in gone {
-                if k == KobjPtr::from(kobj) {
-                    continue;
-                }
-                // SAFETY: `k` had a directory in the tree until this call, under the lock we
-                // still hold, so it is alive (tree invariant). Its directory is gone with its
-                // parent's: it stays added (and keeps its parent's reference) until its own
-                // del, as in Linux.
-                unsafe { k.get() }.lock().sd = None;
+            if let Some(sd) = sd {
+                tree.remove(sd, &mut |k| {
+                    if k != KobjPtr::from(kobj) {
+                        // SAFETY: `k` had a directory in the tree until now, under the lock we
+                        // hold, so it is alive (tree invariant). Its directory is gone with its
+                        // parent's: it stays added (and keeps its parent's reference) until its
+                        // own del, as in Linux.
+                        unsafe { k.get() }.lock().sd = None;
+                    }
+                });
             }
             kobj.state.fetch_and(!ADDED, Ordering::AcqRel);
             kobj.lock().parent.take()
@@ -513,14 +535,36 @@ impl Sysfs {
                 .ok_or_else(|| KobjError::NotFound(String::from(name)))?,
             None => ROOT,
         };
-        let id = tree.dir_children(at).get(name).copied();
-        match id.map(|id| (id, &tree.nodes[&id].kind)) {
-            Some((id, Kind::Link { .. })) => {
-                tree.remove(id, &mut Vec::new());
-                Ok(())
-            }
-            _ => Err(KobjError::NotFound(String::from(name))),
+        if tree.unlink(at, name, None) {
+            Ok(())
+        } else {
+            Err(KobjError::NotFound(String::from(name)))
         }
+    }
+
+    /// Removes the symlink `name` from `dir`'s directory (the root if `None`) if it leads to
+    /// `target`'s directory; `true` if it did. Allocates nothing (a cache's destroy uses it).
+    pub fn remove_link_to(&self, dir: Option<&KObject>, name: &str, target: &KObject) -> bool {
+        let mut tree = self.lock();
+        let at = match dir {
+            Some(d) => d.lock().sd,
+            None => Some(ROOT),
+        };
+        match (at, target.lock().sd) {
+            (Some(at), Some(to)) => tree.unlink(at, name, Some(to)),
+            _ => false,
+        }
+    }
+
+    /// Removes the symlink `name` from `dir`'s directory (the root if `None`) whatever it leads
+    /// to; `true` if there was one. Allocates nothing.
+    pub fn remove_link_if_any(&self, dir: Option<&KObject>, name: &str) -> bool {
+        let mut tree = self.lock();
+        let at = match dir {
+            Some(d) => d.lock().sd,
+            None => Some(ROOT),
+        };
+        at.is_some_and(|at| tree.unlink(at, name, None))
     }
 
     /// The path of `kobj`'s directory from the root (`/kernel/slab/kmalloc-64`; Linux's
@@ -599,10 +643,19 @@ impl Sysfs {
         matches!(self.lock().resolve(path), Ok(Target::Dir(_)))
     }
 
-    /// Finds the attribute file at `path` and takes a reference on its kobject.
-    fn open(&self, path: &str) -> Result<(KobjPtr, &'static Attribute), Errno> {
+    /// Finds the attribute file at `path` (relative to `at`'s directory, or absolute) and takes
+    /// a reference on its kobject.
+    fn open(
+        &self,
+        at: Option<&KObject>,
+        path: &str,
+    ) -> Result<(KobjPtr, &'static Attribute), Errno> {
         let tree = self.lock();
-        let Target::File(dir, name) = tree.resolve(path)? else {
+        let start = match at {
+            Some(k) => k.lock().sd.ok_or(Errno(errno::ENOENT))?,
+            None => ROOT,
+        };
+        let Target::File(dir, name) = tree.resolve_from(start, path)? else {
             return Err(Errno(errno::EISDIR));
         };
         let k = tree.kobj_of(dir).ok_or(Errno(errno::ENOENT))?;
@@ -633,7 +686,17 @@ impl Sysfs {
     /// Linux's sysfs reads). Allocates nothing, so reading a slab cache's counters does not
     /// move them.
     pub fn read(&self, path: &str, out: &mut PageBuf) -> Result<(), Errno> {
-        let (k, attr) = self.open(path)?;
+        self.read_at(None, path, out)
+    }
+
+    /// [`read`](Self::read) of a path relative to `dir`'s directory (`None`: the root).
+    pub fn read_at(
+        &self,
+        dir: Option<&KObject>,
+        path: &str,
+        out: &mut PageBuf,
+    ) -> Result<(), Errno> {
+        let (k, attr) = self.open(dir, path)?;
         let result = match attr.show {
             // SAFETY: `open` took a reference: alive until `close`.
             Some(show) => show(unsafe { k.get() }, attr, out),
@@ -645,7 +708,12 @@ impl Sysfs {
 
     /// Writes `data` to the attribute file at `path`; returns what its `store` consumed.
     pub fn write(&self, path: &str, data: &str) -> Result<usize, Errno> {
-        let (k, attr) = self.open(path)?;
+        self.write_at(None, path, data)
+    }
+
+    /// [`write`](Self::write) of a path relative to `dir`'s directory (`None`: the root).
+    pub fn write_at(&self, dir: Option<&KObject>, path: &str, data: &str) -> Result<usize, Errno> {
+        let (k, attr) = self.open(dir, path)?;
         let result = match attr.store {
             // SAFETY: `open` took a reference: alive until `close`.
             Some(store) => store(unsafe { k.get() }, attr, data),

@@ -137,6 +137,9 @@ pub struct KmemCache<P: Platform> {
     pub(crate) rcu_head: CallbackHead,
     /// Where the cache is linked while its destruction is pending.
     pub(crate) destroy_link: DestroyLink<P>,
+    /// The cache's kobject: its directory in `/sys/kernel/slab`, and the count whose last
+    /// `put` frees the cache (see [`crate::sysfs`]).
+    pub(crate) kobj: kobject::KObject,
 }
 
 // SAFETY: per-CPU sheaves are only touched by the CPU they belong to while it is pinned (or by
@@ -246,6 +249,7 @@ impl<P: Platform> KmemCache<P> {
             async_destroy_work: CallbackHead::new(),
             rcu_head: CallbackHead::new(),
             destroy_link: DestroyLink::new(),
+            kobj: kobject::KObject::new(),
             platform,
         });
         if sheaf_capacity > 0 {

@@ -71,6 +71,10 @@ struct HostInner {
     page_limit: AtomicUsize,
     errors: AtomicUsize,
     fast_id: FastId,
+    /// The platform's own sysfs tree, with `/kernel/slab` as in the kernel's.
+    sysfs: kobject::Sysfs,
+    /// `/kernel/slab` (leaked: a kset's members keep a `'static` reference to it).
+    slab_kset: &'static kobject::KSet,
 }
 
 // SAFETY: `meta` entries are only written by the owner of the corresponding block; everything
@@ -213,7 +217,21 @@ impl HostPlatform {
             page_limit: AtomicUsize::new(usize::MAX),
             errors: AtomicUsize::new(0),
             fast_id: FastId::take(),
+            sysfs: kobject::Sysfs::new(),
+            slab_kset: Box::leak(Box::new(kobject::KSet::new())),
         });
+        let kernel: &'static kobject::KSet = Box::leak(Box::new(kobject::KSet::new()));
+        // SAFETY: both ksets are leaked: they never move and are never freed.
+        unsafe {
+            inner
+                .sysfs
+                .kset_register(kernel, None, "kernel")
+                .expect("/kernel");
+            inner
+                .sysfs
+                .kset_register(inner.slab_kset, Some(&kernel.kobj), "slab")
+                .expect("/kernel/slab");
+        }
         let key = PlatformKey(Arc::as_ptr(&inner) as usize);
         let fast_id = inner.fast_id;
         Self(inner, key, fast_id)
@@ -488,6 +506,20 @@ unsafe impl Platform for HostPlatform {
 
     fn slab_error(&self, _report: &SlabReport) {
         self.0.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn slab_sysfs(&self) -> Option<crate::sysfs::SlabSysfs<'_>> {
+        Some(crate::sysfs::SlabSysfs {
+            sysfs: &self.0.sysfs,
+            kset: self.0.slab_kset,
+        })
+    }
+}
+
+impl HostPlatform {
+    /// The platform's sysfs tree (the caches are under `/kernel/slab`).
+    pub fn sysfs(&self) -> &kobject::Sysfs {
+        &self.0.sysfs
     }
 }
 

@@ -100,7 +100,9 @@
 //!   `kmalloc.rs`: large blocks (and their RCU record), `kfree`, `krealloc`'s copy;
 //! * `free_q.rs`: the free queue's nodes, written into and read from queued objects, and the
 //!   `unsafe fn kmem_free_q_add` (the caller gives the object up);
-//! * `host.rs` (and the loom test platform): the host's pages, page records and CPU ids.
+//! * `host.rs` (and the loom test platform): the host's pages, page records and CPU ids;
+//! * `sysfs.rs`: `container_of` from a cache's kobject to the cache, and adding the kobject
+//!   to the tree with the pointer its release will free the cache through.
 //!
 //! Every `unsafe` block has a `// SAFETY:` comment. Freeing is `unsafe` by nature (the caller
 //! promises the object is no longer used).
@@ -227,6 +229,7 @@ pub mod sheaf;
 pub mod slabs;
 pub mod stats;
 pub mod sync;
+#[allow(unsafe_code)]
 pub mod sysfs;
 
 pub use base::{Gfp, PAGE_SIZE};

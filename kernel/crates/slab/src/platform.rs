@@ -156,6 +156,12 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     /// (`flush_workqueue`). May sleep. The default has nothing to wait for.
     fn flush_work(&self) {}
 
+    /// Where the caches are shown: the platform's sysfs tree and its slab kset
+    /// (`/sys/kernel/slab`), once they exist. The default has none. See [`crate::sysfs`].
+    fn slab_sysfs(&self) -> Option<crate::sysfs::SlabSysfs<'_>> {
+        None
+    }
+
     /// The node whose memory contains `addr`.
     fn page_node(&self, addr: usize) -> usize;
 

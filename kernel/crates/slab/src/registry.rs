@@ -16,6 +16,7 @@ use crate::sync::Mutex;
 mod owned;
 
 use owned::CachePtr;
+pub(crate) use owned::release_cache_kobj;
 
 /// The caches waiting for their asynchronous destroy: a list linked through the caches (so that
 /// destroying allocates nothing), shared with the work items that finish them (each cache on
@@ -187,6 +188,9 @@ pub struct SlabAllocator<P: Platform> {
     /// The last [`NameId`] handed out to an alias.
     last_name: core::sync::atomic::AtomicU64,
     pub(crate) kmalloc_caches: [CachePtr<P>; KMALLOC_SIZES.len()],
+    /// Whether caches are shown in sysfs yet ([`SlabAllocator::sysfs_init`]; Linux's
+    /// `slab_state >= FULL`). Read and written under `slab_mutex`.
+    sysfs_up: core::sync::atomic::AtomicBool,
 }
 
 const KMALLOC_NAMES: [&str; KMALLOC_SIZES.len()] = [
@@ -260,7 +264,7 @@ impl<P: Platform> SlabAllocator<P> {
             });
         }
         let kmalloc_caches = core::array::from_fn(|i| list[i].cache);
-        Ok(Self {
+        let slab = Self {
             platform,
             debug_flags: debug | hardened,
             merge: !options.nomerge,
@@ -268,7 +272,44 @@ impl<P: Platform> SlabAllocator<P> {
             destroying: alloc::sync::Arc::new(DestroyList::new()),
             last_name: core::sync::atomic::AtomicU64::new(FIRST_NAME),
             kmalloc_caches,
-        })
+            sysfs_up: core::sync::atomic::AtomicBool::new(false),
+        };
+        // A platform whose sysfs is ready shows the caches at once; the kernel's becomes ready
+        // later (it needs kmalloc) and calls `sysfs_init` then.
+        slab.sysfs_init();
+        Ok(slab)
+    }
+
+    /// Shows every cache in the platform's sysfs, and every cache created from now on (Linux's
+    /// `slab_sysfs_init`, a late initcall: sysfs itself needs kmalloc). Does nothing if the
+    /// platform has no sysfs ([`Platform::slab_sysfs`]) or it ran already.
+    pub fn sysfs_init(&self) {
+        let list = self.slab_mutex.lock();
+        let Some(sys) = self.platform.slab_sysfs() else {
+            return;
+        };
+        if self.sysfs_up.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        for e in list.iter() {
+            let names: Vec<&str> = e.names.iter().map(|&(_, n)| n).collect();
+            e.cache.add_to_sysfs(self, sys, &names);
+        }
+    }
+
+    /// The platform's sysfs, if caches are shown in it (`slab_mutex` held by the caller).
+    pub(crate) fn sysfs(&self) -> Option<crate::sysfs::SlabSysfs<'_>> {
+        if self.sysfs_up.load(Ordering::Relaxed) {
+            self.platform.slab_sysfs()
+        } else {
+            None
+        }
+    }
+
+    /// Whether `cache` goes by its unique id in sysfs (mergeable, merging on), with a link per
+    /// name, rather than by its name.
+    pub(crate) fn sysfs_by_id(&self, cache: &KmemCache<P>) -> bool {
+        self.merge && cache.mergeable()
     }
 
     /// Whether new caches may become aliases of existing ones (false under `slab_nomerge`).
@@ -327,11 +368,17 @@ impl<P: Platform> SlabAllocator<P> {
             s.widen_object_size(size);
             let id = self.last_name.fetch_add(1, Ordering::Relaxed) + 1;
             e.names.push((id, name));
+            if let Some(sys) = self.sysfs() {
+                crate::sysfs::link_name(sys, s, name);
+            }
             return Ok(KmemCacheHandle { cache: s, name: id });
         }
         match KmemCache::new(self.platform.clone(), name, size, &args, flags, true) {
             Ok(cache) => {
                 let cache = CachePtr::new(cache);
+                if let Some(sys) = self.sysfs() {
+                    cache.add_to_sysfs(self, sys, &[name]);
+                }
                 list.push(CacheEntry {
                     cache,
                     names: alloc::vec![(FIRST_NAME, name)],
@@ -404,18 +451,6 @@ impl<P: Platform> SlabAllocator<P> {
             .map(|e| {
                 let s = e.cache.get(self);
                 (s, e.aliases())
-            })
-            .collect()
-    }
-
-    /// Every cache on the list, oldest first, with every name in use (its first name while its
-    /// handle lives, then the aliases), for the sysfs links.
-    pub(crate) fn caches_with_names(&self) -> Vec<(&KmemCache<P>, Vec<&'static str>)> {
-        let list = self.slab_mutex.lock();
-        list.iter()
-            .map(|e| {
-                let s = e.cache.get(self);
-                (s, e.names.iter().map(|&(_, n)| n).collect())
             })
             .collect()
     }

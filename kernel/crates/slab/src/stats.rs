@@ -81,7 +81,7 @@ impl Stat {
     ];
 
     /// The Linux sysfs name of the statistic.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Stat::AllocFastpath => "alloc_fastpath",
             Stat::AllocSlowpath => "alloc_slowpath",

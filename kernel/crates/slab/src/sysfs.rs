@@ -23,10 +23,18 @@
 //! `SLAB_CONSISTENCY_CHECKS`, `A` `SLAB_ACCOUNT`, then `-` if any letter was written, then the
 //! slot size (`s->size`, the object stride) as 7 digits ([`unique_id`]).
 //!
-//! Nothing is stored: every call takes a snapshot of the list of caches
-//! ([`SlabAllocator::caches`]) and renders values on the spot, as Linux's `show` functions do.
+//! Every cache embeds a kobject ([`kobject::KObject`]); the registry adds it to the platform's
+//! sysfs tree ([`Platform::slab_sysfs`]) under the slab kset (`/sys/kernel/slab`) when the
+//! cache is created (Linux's `sysfs_slab_add`), links each further name to it
+//! (`sysfs_slab_alias`), and deletes it when the cache is destroyed, at once, even if the
+//! asynchronous destroy keeps the cache a while longer. The cache's structure is freed by its
+//! kobject's release, after the last reference, so a reader of one of its files never sees it
+//! go (Linux's `slab_kmem_cache_release`). The files are the attributes of one kobject type,
+//! whose `show` functions render values on the spot into a page, without allocating, so
+//! reading a counter does not move it.
+//!
 //! [`list`] gives the top directory, [`attributes`] the files of a cache directory, [`resolve`]
-//! follows a name to its directory and [`read`] renders one file.
+//! follows a name to its directory, [`read`] renders one file and [`write`] writes one.
 //!
 //! ## Where this differs from Linux
 //! * Of the writable files only `shrink` and `validate` are there ([`write`]); `min_partial`,
@@ -34,19 +42,35 @@
 //!   and the like have no Sheaf counterpart yet.
 //! * `ctor` prints the constructor's address (Linux prints its symbol with `%pS`); like Linux,
 //!   the file is empty when the cache has none.
-//! * Linux refuses to create a cache whose sysfs name is taken; Sheaf creates it, so clashes are
-//!   resolved here (see [`list`]).
+//! * Linux refuses to create a cache whose sysfs name is taken; Sheaf creates it, and gives its
+//!   directory the first free name of `NAME`, `NAME.1`, `NAME.2`, ... (see [`list`]).
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
+use core::fmt::{self, Write};
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+use kobject::{
+    Attribute, DirEntry, Errno, KObject, KSet, KobjError, KobjType, PageBuf, Sysfs, errno,
+};
 
 use crate::cache::{KmemCache, SlabInfo};
 use crate::flags::SlabFlags;
 use crate::platform::Platform;
 use crate::registry::SlabAllocator;
 use crate::stats::Stat;
+
+/// Where a platform shows its caches: its sysfs tree and the slab kset in it (Linux's
+/// `slab_kset`, `/sys/kernel/slab`). See [`Platform::slab_sysfs`].
+#[derive(Clone, Copy)]
+pub struct SlabSysfs<'a> {
+    /// The tree.
+    pub sysfs: &'a Sysfs,
+    /// The directory the caches' directories go in.
+    pub kset: &'static KSet,
+}
 
 /// One entry of the `/sys/kernel/slab` directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,7 +82,7 @@ pub enum Entry {
     /// directory.
     Link {
         /// The cache name (`kmalloc-64`).
-        name: &'static str,
+        name: String,
         /// The directory it points at (`:0000064`).
         target: String,
     },
@@ -85,6 +109,17 @@ pub enum SysfsError {
     PermissionDenied,
     /// The value written is not accepted (`EINVAL`): `shrink` and `validate` take `1`.
     InvalidArgument,
+}
+
+impl SysfsError {
+    fn from_errno(e: Errno) -> Self {
+        match e.0 {
+            errno::EISDIR => Self::IsADirectory,
+            errno::EACCES => Self::PermissionDenied,
+            errno::EINVAL => Self::InvalidArgument,
+            _ => Self::NotFound,
+        }
+    }
 }
 
 impl fmt::Display for SysfsError {
@@ -160,124 +195,332 @@ pub fn unique_id<P: Platform>(cache: &KmemCache<P>) -> String {
     id + &format!("{:07}", cache.size())
 }
 
-/// The directory tree at one moment: every cache's directory, then the links.
-struct Tree<'a, P: Platform> {
-    /// Directory names and their caches, oldest cache first.
-    dirs: Vec<(String, &'a KmemCache<P>)>,
-    /// Link names and the index of their directory in `dirs`.
-    links: Vec<(&'static str, usize)>,
+/// The kobject type of a cache of platform `P`: every attribute, read and written through one
+/// `show` and one `store` that look at the attribute's name (as Linux's `slab_attr_show`), and
+/// the release that frees the cache.
+struct SlabKtype<P>(PhantomData<P>);
+
+/// Number of files in a cache's directory.
+const NR_FILES: usize = ATTRIBUTES.len() + Stat::COUNT;
+
+impl<P: Platform> SlabKtype<P> {
+    const ATTRS: [Attribute; NR_FILES] = {
+        let mut attrs = [Attribute::ro("", show::<P>); NR_FILES];
+        let mut i = 0;
+        while i < NR_FILES {
+            let name = if i < ATTRIBUTES.len() {
+                ATTRIBUTES[i]
+            } else {
+                Stat::ALL[i - ATTRIBUTES.len()].name()
+            };
+            attrs[i] = if is_writable(name) {
+                Attribute::rw(name, show::<P>, store::<P>)
+            } else {
+                Attribute::ro(name, show::<P>)
+            };
+            i += 1;
+        }
+        attrs
+    };
+    const KTYPE: KobjType = KobjType {
+        release: Some(crate::registry::release_cache_kobj::<P>),
+        attrs: &Self::ATTRS,
+    };
 }
 
-impl<'a, P: Platform> Tree<'a, P> {
-    /// Builds the tree from the list of caches (Linux builds it as caches come and go, in
-    /// `sysfs_slab_add` and `sysfs_slab_alias`).
-    fn new(slab: &'a SlabAllocator<P>) -> Self {
-        let caches = slab.caches_with_names();
-        let by_id = |c: &KmemCache<P>| slab.merge_enabled() && c.mergeable();
-        let mut dirs: Vec<(String, &KmemCache<P>)> = Vec::with_capacity(caches.len());
-        for &(cache, _) in &caches {
-            // `KmemCache::mergeable` is the registry's own test of a merge candidate (Linux's
-            // `!slab_unmergeable`): debug flags, RCU, NO_MERGE, ctor, usercopy, sheaf capacity.
-            // Under `slab_nomerge` nothing is ever merged, so every cache goes by its own name.
-            let base = if by_id(cache) {
-                unique_id(cache)
-            } else {
-                String::from(cache.name())
-            };
-            // A name already taken (two mergeable caches with the same id, or two unmergeable
-            // caches with the same name) gets `.1`, `.2`, ...: the oldest keeps the plain name.
-            let taken = |name: &str| dirs.iter().any(|(d, _)| d == name);
-            let name = if taken(&base) {
-                (1..)
-                    .map(|n| format!("{base}.{n}"))
-                    .find(|n| !taken(n))
-                    .expect("some suffix is free")
-            } else {
-                base
-            };
-            dirs.push((name, cache));
-        }
-        // Newest cache first, so that a name used twice leads where `find_cache` looks it up
-        // (Linux's `sysfs_slab_alias` likewise replaces an older link).
-        let mut links: Vec<(&'static str, usize)> = Vec::new();
-        for (i, (cache, names)) in caches.iter().enumerate().rev() {
-            if !by_id(cache) {
-                continue;
+/// Is `name` one of [`WRITABLE`]?
+const fn is_writable(name: &str) -> bool {
+    let mut i = 0;
+    while i < WRITABLE.len() {
+        let (a, b) = (name.as_bytes(), WRITABLE[i].as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
             }
-            for &name in names {
-                let taken =
-                    dirs.iter().any(|(d, _)| d == name) || links.iter().any(|l| l.0 == name);
-                if !taken {
-                    links.push((name, i));
+            if j == a.len() {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The cache whose kobject is `k`.
+fn cache_of<P: Platform>(k: &KObject) -> &KmemCache<P> {
+    let offset = core::mem::offset_of!(KmemCache<P>, kobj);
+    // SAFETY: the functions of `SlabKtype<P>` are only called on kobjects of that type, which
+    // are the `kobj` field of a live `KmemCache<P>` (sysfs holds a reference on it for the
+    // call, and the cache is freed only by the kobject's release).
+    unsafe {
+        NonNull::from(k)
+            .byte_sub(offset)
+            .cast::<KmemCache<P>>()
+            .as_ref()
+    }
+}
+
+/// `show` of every cache attribute.
+fn show<P: Platform>(k: &KObject, attr: &Attribute, out: &mut PageBuf) -> Result<(), Errno> {
+    render(cache_of::<P>(k), attr.name, out).map_err(|_| Errno(errno::EIO))
+}
+
+/// `store` of the writable attributes (`shrink_store`, `validate_store`): `1` runs the action;
+/// anything else is `EINVAL` (Linux looks at the first byte only).
+fn store<P: Platform>(k: &KObject, attr: &Attribute, data: &str) -> Result<usize, Errno> {
+    let cache = cache_of::<P>(k);
+    if data.as_bytes().first() != Some(&b'1') {
+        return Err(Errno(errno::EINVAL));
+    }
+    match attr.name {
+        "shrink" => {
+            cache.shrink();
+        }
+        "validate" => {
+            cache.validate();
+        }
+        _ => return Err(Errno(errno::EACCES)),
+    }
+    Ok(data.len())
+}
+
+/// Writes attribute `name` of `s` (the `*_show` functions) into `out`, allocating nothing.
+fn render<P: Platform>(s: &KmemCache<P>, name: &str, out: &mut PageBuf) -> fmt::Result {
+    let flag = |out: &mut PageBuf, f: SlabFlags| writeln!(out, "{}", s.flags().contains(f) as u8);
+    let per_node = |out: &mut PageBuf, get: fn(&SlabInfo) -> usize| {
+        let total: usize = (0..s.nodes.len()).map(|n| get(&s.node_slabinfo(n))).sum();
+        write!(out, "{total}")?;
+        for n in 0..s.nodes.len() {
+            let x = get(&s.node_slabinfo(n));
+            if x != 0 {
+                write!(out, " N{n}={x}")?;
+            }
+        }
+        writeln!(out)
+    };
+    match name {
+        // Geometry. Linux's `slab_size` is the slot size `s->size`, not the bytes of a slab
+        // (that is `KmemCache::slab_size`).
+        "slab_size" => writeln!(out, "{}", s.size()),
+        "object_size" => writeln!(out, "{}", s.object_size()),
+        "objs_per_slab" => writeln!(out, "{}", s.objs_per_slab()),
+        "order" => writeln!(out, "{}", s.order()),
+        "align" => writeln!(out, "{}", s.align()),
+        "min_partial" => writeln!(out, "{}", s.min_partial()),
+        "sheaf_capacity" => writeln!(out, "{}", s.sheaf_capacity()),
+        "usersize" => writeln!(out, "{}", s.usercopy_region().1),
+        // Actions: nothing to read (Linux's `shrink_show` and `validate_show` write 0 bytes).
+        "shrink" | "validate" => Ok(()),
+        // Names sharing the cache besides the first (`s->refcount - 1`).
+        "aliases" => writeln!(out, "{}", s.refcount().saturating_sub(1)),
+        "ctor" => match s.ctor {
+            Some(ctor) => writeln!(out, "{:#x}", ctor as usize),
+            None => Ok(()),
+        },
+        // Flags.
+        "cache_dma" => flag(out, SlabFlags::SLAB_CACHE_DMA),
+        "destroy_by_rcu" => flag(out, SlabFlags::SLAB_TYPESAFE_BY_RCU),
+        "hwcache_align" => flag(out, SlabFlags::SLAB_HWCACHE_ALIGN),
+        "poison" => flag(out, SlabFlags::SLAB_POISON),
+        "reclaim_account" => flag(out, SlabFlags::SLAB_RECLAIM_ACCOUNT),
+        "red_zone" => flag(out, SlabFlags::SLAB_RED_ZONE),
+        "sanity_checks" => flag(out, SlabFlags::SLAB_CONSISTENCY_CHECKS),
+        "store_user" => flag(out, SlabFlags::SLAB_STORE_USER),
+        // Slab and object counts, with a per-node breakdown (`show_slab_objects`).
+        // `objects`: objects in use, sheaf-cached ones included, as in Linux.
+        "objects" => per_node(out, |c| c.active_objs),
+        "objects_partial" => per_node(out, |c| c.partial_objs),
+        "partial" => per_node(out, |c| c.nr_partial),
+        "slabs" => per_node(out, |c| c.num_slabs),
+        "total_objects" => per_node(out, |c| c.num_objs),
+        // Statistics, with a per-CPU breakdown (`show_stat`).
+        _ => {
+            let Some(stat) = Stat::ALL.into_iter().find(|st| st.name() == name) else {
+                return Err(fmt::Error);
+            };
+            let cpus = 0..s.cpu_stats.len();
+            write!(
+                out,
+                "{}",
+                cpus.clone().map(|c| s.stat_cpu(stat, c)).sum::<u64>()
+            )?;
+            for c in cpus {
+                let x = s.stat_cpu(stat, c);
+                if x != 0 {
+                    write!(out, " C{c}={x}")?;
                 }
             }
+            writeln!(out)
         }
-        Self { dirs, links }
     }
+}
 
-    /// The index of the directory that `name` (a directory or a link) leads to.
-    fn lookup(&self, name: &str) -> Option<usize> {
-        self.dirs
-            .iter()
-            .position(|(d, _)| d == name)
-            .or_else(|| self.links.iter().find(|l| l.0 == name).map(|l| l.1))
+// ---------------------------------------------------------------------------------------------
+// The registry's side: adding, aliasing and removing caches (`slab_mutex` held).
+
+/// Gives `cache` its directory (Linux's `sysfs_slab_add`): under its unique id with a link per
+/// name if `by_id` (a mergeable cache while merging is on), else under its name. A directory
+/// name already taken gets `.1`, `.2`, ... appended.
+///
+/// # Safety
+/// `kobj` is the cache's `kobj` field, projected from the pointer that owns the cache: the
+/// release (the last put) gets it back and frees the cache through it.
+pub(crate) unsafe fn add_cache<P: Platform>(
+    sys: SlabSysfs<'_>,
+    cache: &KmemCache<P>,
+    kobj: NonNull<KObject>,
+    by_id: bool,
+    names: &[&str],
+) {
+    if cache.kobj.init(&SlabKtype::<P>::KTYPE).is_err() {
+        return;
     }
+    cache.kobj.set_kset(sys.kset);
+    let base = if by_id {
+        unique_id(cache)
+    } else {
+        String::from(cache.name())
+    };
+    let mut n = 0usize;
+    loop {
+        let name = if n == 0 {
+            base.clone()
+        } else {
+            format!("{base}.{n}")
+        };
+        // A link of that name (an older cache's) gives way to the directory, as
+        // `sysfs_slab_add` removes it first; a directory of that name is a clash.
+        if by_id && n == 0 {
+            sys.sysfs.remove_link_if_any(Some(&sys.kset.kobj), &name);
+        }
+        // SAFETY: forwarded contract: the cache stays until its kobject's release.
+        match unsafe { sys.sysfs.kobject_add(kobj, None, &name) } {
+            Ok(()) => break,
+            Err(KobjError::Duplicate(_)) => n += 1,
+            // Anything else (a bad name) leaves the cache without a directory.
+            Err(_) => return,
+        }
+    }
+    if by_id {
+        for name in names {
+            link_name(sys, cache, name);
+        }
+    }
+}
+
+/// Links `name` to the cache's directory (Linux's `sysfs_slab_alias`), replacing a link of that
+/// name (the newest cache wins, as `find_cache` looks up). A directory of that name keeps it.
+pub(crate) fn link_name<P: Platform>(sys: SlabSysfs<'_>, cache: &KmemCache<P>, name: &str) {
+    if !cache.kobj.in_sysfs() {
+        return;
+    }
+    sys.sysfs.remove_link_if_any(Some(&sys.kset.kobj), name);
+    let _ = sys
+        .sysfs
+        .create_link(Some(&sys.kset.kobj), &cache.kobj, name);
+}
+
+/// Removes the link `name` if it leads to the cache's directory. Allocates nothing.
+pub(crate) fn unlink_name<P: Platform>(sys: SlabSysfs<'_>, cache: &KmemCache<P>, name: &str) {
+    sys.sysfs
+        .remove_link_to(Some(&sys.kset.kobj), name, &cache.kobj);
+}
+
+/// Takes the cache out of `/sys/kernel/slab`: the links of `names`, then its directory. The
+/// cache lives on until the last reference to its kobject is put. Allocates nothing.
+pub(crate) fn remove_cache<'n, P: Platform>(
+    sys: SlabSysfs<'_>,
+    cache: &KmemCache<P>,
+    names: impl IntoIterator<Item = &'n str>,
+) {
+    for name in names {
+        unlink_name(sys, cache, name);
+    }
+    sys.sysfs.kobject_del(&cache.kobj);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the tree (the shell's `ls`, `cat` and `echo`, and the tests).
+
+/// The allocator's slab directory and its path in the tree.
+fn slab_dir<P: Platform>(slab: &SlabAllocator<P>) -> Result<(SlabSysfs<'_>, String), SysfsError> {
+    let sys = slab.platform().slab_sysfs().ok_or(SysfsError::NotFound)?;
+    let path = sys
+        .sysfs
+        .path_of(&sys.kset.kobj)
+        .ok_or(SysfsError::NotFound)?;
+    Ok((sys, path))
 }
 
 /// The entries of `/sys/kernel/slab`, sorted by name as `ls` shows them.
 ///
-/// Name clashes, which Linux avoids by refusing to create the cache, are resolved so that every
-/// cache keeps a directory of its own:
-/// * two mergeable caches with the same id (they can coexist when merging was refused, e.g.
-///   under `slab_nomerge`), or two unmergeable caches with the same name: the oldest cache gets
-///   the plain name, later ones `.1`, `.2`, ... appended (`:0000064.1`);
+/// Name clashes, which Linux avoids by refusing to create the cache:
+/// * two mergeable caches with the same id (they can coexist when merging was refused), or two
+///   unmergeable caches with the same name: the older cache has the plain name, later ones
+///   `.1`, `.2`, ... appended (`:0000064.1`);
 /// * a name given to several caches links to the newest one, the one
 ///   [`SlabAllocator::find_cache`] returns;
 /// * a cache name equal to a directory's name has no link (a directory and a link cannot share a
 ///   name); the cache is still reachable through its id.
 pub fn list<P: Platform>(slab: &SlabAllocator<P>) -> Vec<Entry> {
-    let tree = Tree::new(slab);
-    let mut entries: Vec<Entry> = tree
-        .links
-        .iter()
-        .map(|&(name, i)| Entry::Link {
-            name,
-            target: tree.dirs[i].0.clone(),
+    let Ok((sys, path)) = slab_dir(slab) else {
+        return Vec::new();
+    };
+    let last = |p: &str| String::from(p.rsplit('/').next().unwrap_or(p));
+    sys.sysfs
+        .read_dir(&path)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| match e {
+            DirEntry::Dir(name) => Some(Entry::Dir(name)),
+            DirEntry::Link(name, Some(target)) => Some(Entry::Link {
+                name,
+                target: last(&target),
+            }),
+            _ => None,
         })
-        .collect();
-    entries.extend(tree.dirs.into_iter().map(|(name, _)| Entry::Dir(name)));
-    entries.sort_by(|a, b| a.name().cmp(b.name()));
-    entries
+        .collect()
 }
 
 /// The directory that `name` (a directory or a link of `/sys/kernel/slab`) leads to: `:0000064`
 /// for `kmalloc-64`, the name itself for a directory. Slashes around the name are ignored.
 pub fn resolve<P: Platform>(slab: &SlabAllocator<P>, name: &str) -> Result<String, SysfsError> {
-    let tree = Tree::new(slab);
-    let i = tree
-        .lookup(name.trim_matches('/'))
-        .ok_or(SysfsError::NotFound)?;
-    Ok(tree.dirs[i].0.clone())
+    let (sys, path) = slab_dir(slab)?;
+    let name = name.trim_matches('/');
+    if name.is_empty() || name.contains('/') {
+        return Err(SysfsError::NotFound);
+    }
+    let full = format!("{path}/{name}");
+    if let Ok(target) = sys.sysfs.read_link(&full) {
+        return Ok(String::from(target.rsplit('/').next().unwrap_or(&target)));
+    }
+    if sys.sysfs.is_dir(&full) {
+        Ok(String::from(name))
+    } else {
+        Err(SysfsError::NotFound)
+    }
 }
 
 /// Reads `path`, relative to `/sys/kernel/slab`: `<dir-or-link>/<attribute>` gives the file's
 /// contents (`"64\n"`); links are followed. `<dir-or-link>` alone (or the empty path, the slab
 /// directory itself) is a directory, which cannot be read: see [`list`] and [`attributes`].
 pub fn read<P: Platform>(slab: &SlabAllocator<P>, path: &str) -> Result<String, SysfsError> {
-    let path = path.trim_matches('/');
-    if path.is_empty() {
-        return Err(SysfsError::IsADirectory);
-    }
-    let (name, attribute) = match path.split_once('/') {
-        Some((name, attribute)) => (name, Some(attribute)),
-        None => (path, None),
-    };
-    let tree = Tree::new(slab);
-    let i = tree.lookup(name).ok_or(SysfsError::NotFound)?;
-    let Some(attribute) = attribute else {
-        return Err(SysfsError::IsADirectory);
-    };
-    show(tree.dirs[i].1, attribute).ok_or(SysfsError::NotFound)
+    let mut page = PageBuf::new();
+    read_into(slab, path, &mut page)?;
+    Ok(String::from(page.as_str()))
+}
+
+/// [`read`] into a page, allocating nothing.
+pub fn read_into<P: Platform>(
+    slab: &SlabAllocator<P>,
+    path: &str,
+    page: &mut PageBuf,
+) -> Result<(), SysfsError> {
+    let sys = slab.platform().slab_sysfs().ok_or(SysfsError::NotFound)?;
+    sys.sysfs
+        .read_at(Some(&sys.kset.kobj), path.trim_matches('/'), page)
+        .map_err(SysfsError::from_errno)
 }
 
 /// Writes `data` to `path`, relative to `/sys/kernel/slab` (`kmalloc-64/shrink`), as
@@ -296,96 +539,10 @@ pub fn write<P: Platform>(
     path: &str,
     data: &str,
 ) -> Result<usize, SysfsError> {
-    let path = path.trim_matches('/');
-    let (name, attribute) = path.split_once('/').ok_or(SysfsError::IsADirectory)?;
-    let tree = Tree::new(slab);
-    let cache = tree.dirs[tree.lookup(name).ok_or(SysfsError::NotFound)?].1;
-    if !attributes().any(|a| a == attribute) {
-        return Err(SysfsError::NotFound);
-    }
-    let one = data.as_bytes().first() == Some(&b'1');
-    match attribute {
-        "shrink" if one => {
-            cache.shrink();
-        }
-        "validate" if one => {
-            cache.validate();
-        }
-        "shrink" | "validate" => return Err(SysfsError::InvalidArgument),
-        _ => return Err(SysfsError::PermissionDenied),
-    }
-    Ok(data.len())
-}
-
-/// Renders attribute `name` of `cache` (the `*_show` functions), `None` for an unknown name.
-fn show<P: Platform>(s: &KmemCache<P>, name: &str) -> Option<String> {
-    let flag = |f: SlabFlags| format!("{}\n", s.flags().contains(f) as u8);
-    let per_node = |get: fn(&SlabInfo) -> usize| {
-        let counts: Vec<usize> = (0..s.nodes.len())
-            .map(|node| get(&s.node_slabinfo(node)))
-            .collect();
-        per_part(&counts, 'N')
-    };
-    Some(match name {
-        // Geometry. Linux's `slab_size` is the slot size `s->size`, not the bytes of a slab
-        // (that is `KmemCache::slab_size`).
-        "slab_size" => format!("{}\n", s.size()),
-        "object_size" => format!("{}\n", s.object_size()),
-        "objs_per_slab" => format!("{}\n", s.objs_per_slab()),
-        "order" => format!("{}\n", s.order()),
-        "align" => format!("{}\n", s.align()),
-        "min_partial" => format!("{}\n", s.min_partial()),
-        "sheaf_capacity" => format!("{}\n", s.sheaf_capacity()),
-        "usersize" => format!("{}\n", s.usercopy_region().1),
-        // Actions: nothing to read (Linux's `shrink_show` and `validate_show` write 0 bytes).
-        "shrink" | "validate" => String::new(),
-        // Names sharing the cache besides the first (`s->refcount - 1`).
-        "aliases" => format!("{}\n", s.refcount().saturating_sub(1)),
-        "ctor" => match s.ctor {
-            Some(ctor) => format!("{:#x}\n", ctor as usize),
-            None => String::new(),
-        },
-        // Flags.
-        "cache_dma" => flag(SlabFlags::SLAB_CACHE_DMA),
-        "destroy_by_rcu" => flag(SlabFlags::SLAB_TYPESAFE_BY_RCU),
-        "hwcache_align" => flag(SlabFlags::SLAB_HWCACHE_ALIGN),
-        "poison" => flag(SlabFlags::SLAB_POISON),
-        "reclaim_account" => flag(SlabFlags::SLAB_RECLAIM_ACCOUNT),
-        "red_zone" => flag(SlabFlags::SLAB_RED_ZONE),
-        "sanity_checks" => flag(SlabFlags::SLAB_CONSISTENCY_CHECKS),
-        "store_user" => flag(SlabFlags::SLAB_STORE_USER),
-        // Slab and object counts, with a per-node breakdown (`show_slab_objects`).
-        // `objects`: objects in use, sheaf-cached ones included, as in Linux.
-        "objects" => per_node(|c| c.active_objs),
-        "objects_partial" => per_node(|c| c.partial_objs),
-        "partial" => per_node(|c| c.nr_partial),
-        "slabs" => per_node(|c| c.num_slabs),
-        "total_objects" => per_node(|c| c.num_objs),
-        // Statistics, with a per-CPU breakdown (`show_stat`).
-        _ => {
-            let stat = Stat::ALL.into_iter().find(|st| st.name() == name)?;
-            let cpus: Vec<u64> = (0..s.cpu_stats.len())
-                .map(|cpu| s.stat_cpu(stat, cpu))
-                .collect();
-            per_part(&cpus, 'C')
-        }
-    })
-}
-
-/// `total` followed by ` N0=5` (or ` C0=5`) for every non-zero part, and a newline, as Linux
-/// writes counts split by node (under `CONFIG_NUMA`) or by CPU.
-fn per_part<T: Copy + Default + PartialEq + fmt::Display + core::iter::Sum>(
-    parts: &[T],
-    letter: char,
-) -> String {
-    let mut out = format!("{}", parts.iter().copied().sum::<T>());
-    for (i, &x) in parts.iter().enumerate() {
-        if x != T::default() {
-            out += &format!(" {letter}{i}={x}");
-        }
-    }
-    out.push('\n');
-    out
+    let sys = slab.platform().slab_sysfs().ok_or(SysfsError::NotFound)?;
+    sys.sysfs
+        .write_at(Some(&sys.kset.kobj), path.trim_matches('/'), data)
+        .map_err(SysfsError::from_errno)
 }
 
 // The tests free objects, which is unsafe.

@@ -27,6 +27,8 @@ use crate::cache::destroy::DestroyList;
 use crate::flags::SlabFlags;
 use crate::head::{CallbackHead, container_of};
 use crate::platform::Platform;
+use crate::sysfs::SlabSysfs;
+use kobject::KObject;
 
 /// A cache owned by an allocator (see the module docs for the invariant).
 pub(crate) struct CachePtr<P: Platform>(NonNull<KmemCache<P>>);
@@ -103,6 +105,66 @@ impl<P: Platform> CachePtr<P> {
         // SAFETY: leaked from a box in `new`; the caller promises it is no longer used.
         drop(unsafe { Box::from_raw(self.0.as_ptr()) });
     }
+
+    /// The cache's kobject, projected from the owning pointer, so that its release can step
+    /// back to the whole cache and free it.
+    fn kobj(&self) -> NonNull<KObject> {
+        // SAFETY: the offset is that of the `kobj` field, inside the cache's allocation.
+        unsafe {
+            self.0
+                .byte_add(core::mem::offset_of!(KmemCache<P>, kobj))
+                .cast()
+        }
+    }
+
+    /// Gives the cache its sysfs directory and links ([`crate::sysfs::add_cache`]). The cache
+    /// is one `slab` holds (the module invariant).
+    pub(crate) fn add_to_sysfs(&self, slab: &SlabAllocator<P>, sys: SlabSysfs<'_>, names: &[&str]) {
+        let cache = self.get(slab);
+        // SAFETY: the pointer comes from the owning one (`kobj`), and the cache is freed only by
+        // its kobject's release once it has a directory (`final_release`).
+        unsafe { crate::sysfs::add_cache(sys, cache, self.kobj(), slab.sysfs_by_id(cache), names) };
+    }
+
+    /// Drops the registry's reference on a cache that is off every list: frees it now, or, if
+    /// it was ever shown in sysfs, through its kobject's last `put` (which may be a sysfs
+    /// reader's, later: Linux's `slab_kmem_cache_release` from `kmem_cache_release`).
+    ///
+    /// # Safety
+    /// As for [`CachePtr::release`]; the cache is out of sysfs already (`kobject_del`).
+    unsafe fn final_release(self) {
+        // SAFETY: not released yet (caller contract).
+        let c = unsafe { self.get_unbounded() };
+        if c.kobj.is_initialized()
+            && let Some(sys) = c.platform.slab_sysfs()
+        {
+            // SAFETY: the kobject was added with this pointer and is alive; this drops the
+            // registry's reference (its first one). The release frees the cache.
+            if let Err(e) = unsafe { sys.sysfs.kobject_put(self.kobj()) } {
+                sys.sysfs.report(&e);
+            }
+            return;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.release() };
+    }
+}
+
+/// The release of a cache's kobject (the `release` of the slab kobject type; Linux's
+/// `kmem_cache_release`): frees the cache.
+///
+/// # Safety
+/// `k` is the `kobj` field of a `KmemCache<P>` owned by a registry, given to `kobject_add` by
+/// [`CachePtr::add_to_sysfs`], whose last reference was just put: nothing uses the cache.
+pub(crate) unsafe fn release_cache_kobj<P: Platform>(k: NonNull<KObject>) {
+    // SAFETY: `k` was projected from the owning pointer (`CachePtr::kobj`), so stepping back
+    // gives that pointer again.
+    let cache = CachePtr::<P>(unsafe {
+        k.byte_sub(core::mem::offset_of!(KmemCache<P>, kobj))
+            .cast::<KmemCache<P>>()
+    });
+    // SAFETY: the last reference is gone and the cache is off every list (caller contract).
+    unsafe { cache.release() };
 }
 
 /// The heads embedded in a cache.
@@ -187,14 +249,26 @@ impl<P: Platform> SlabAllocator<P> {
             return Err(DestroyError::Permanent { name: cache.name() });
         }
         let names = &mut list[i].names;
+        let mut name_str = cache.name();
         if let Some(j) = names.iter().position(|&(id, _)| id == name) {
-            names.remove(j);
+            let (_, gone) = names.remove(j);
+            name_str = gone;
+            if let Some(sys) = self.sysfs()
+                && cache.refcount.load(Ordering::Relaxed) > 1
+            {
+                crate::sysfs::unlink_name(sys, cache, gone);
+            }
         }
         if cache.refcount.fetch_sub(1, Ordering::Relaxed) > 1 {
             return Ok(());
         }
-        // Off the list: the name is free for a new cache at once, even if this one lingers.
+        // Off the list and out of sysfs: the name is free for a new cache at once, even if
+        // this one lingers.
         let entry = list.remove(i);
+        if let Some(sys) = self.sysfs() {
+            let names = entry.names.iter().map(|&(_, n)| n);
+            crate::sysfs::remove_cache(sys, cache, names.chain([cache.name(), name_str]));
+        }
         drop(list);
         // SAFETY: nobody else uses the cache (caller contract).
         let exclusive = unsafe { cache.assume_exclusive() };
@@ -212,9 +286,9 @@ impl<P: Platform> SlabAllocator<P> {
         }
         match KmemCache::shutdown(&exclusive) {
             Ok(()) => {
-                // SAFETY: the cache is off the list, so no other `CachePtr` reaches it, and the
-                // caller promised no reference is used after `Ok`.
-                unsafe { entry.cache.release() };
+                // SAFETY: the cache is off the list and out of sysfs, so no other `CachePtr`
+                // reaches it, and the caller promised no reference is used after `Ok`.
+                unsafe { entry.cache.final_release() };
                 Ok(())
             }
             Err(objects) => Err(DestroyError::ObjectsRemaining {
@@ -262,7 +336,7 @@ unsafe fn release_after_shutdown<P: Platform>(cache: CachePtr<P>) {
     let c = unsafe { cache.get_unbounded() };
     if !c.flags().contains(SlabFlags::SLAB_TYPESAFE_BY_RCU) {
         // SAFETY: forwarded contract.
-        unsafe { cache.release() };
+        unsafe { cache.final_release() };
         return;
     }
     // A clone: the callback may run (and free the cache, its platform included) before
@@ -284,7 +358,7 @@ unsafe fn release_cache_rcu<P: Platform>(head: NonNull<CallbackHead>) {
     let cache = unsafe { CachePtr::<P>::from_head(head, CacheHead::Rcu) };
     // SAFETY: nothing uses the cache (the contract of `release_after_shutdown`) and the readers
     // that might have are done.
-    unsafe { cache.release() };
+    unsafe { cache.final_release() };
 }
 
 /// The function of a cache's `async_destroy_work` (the RFC's
@@ -326,10 +400,16 @@ impl<P: Platform> Drop for SlabAllocator<P> {
         self.platform.rcu_barrier();
         // The structures of the caches go; their pages stay with the platform (a kernel never
         // drops its allocator; the host platform frees its whole arena).
+        let sys = self.sysfs();
         for e in self.slab_mutex.lock().drain(..) {
-            // SAFETY: `&mut self` proves no reference to a cache is still alive; each listed
-            // cache is released once (the kmalloc array's copies are never released).
-            unsafe { e.cache.release() };
+            if let Some(sys) = sys {
+                let cache = e.cache.get(self);
+                crate::sysfs::remove_cache(sys, cache, e.names.iter().map(|&(_, n)| n));
+            }
+            // SAFETY: `&mut self` proves no reference to a cache is still alive (a sysfs
+            // reader's keeps it until its put); each listed cache is released once (the
+            // kmalloc array's copies are never released).
+            unsafe { e.cache.final_release() };
         }
     }
 }

@@ -17,9 +17,9 @@ fn setup(options: SlabOptions) -> (CpuRegistration, SlabAllocator<HostPlatform>)
     (cpu, slab)
 }
 
-fn link(name: &'static str, target: &str) -> Entry {
+fn link(name: &str, target: &str) -> Entry {
     Entry::Link {
-        name,
+        name: String::from(name),
         target: String::from(target),
     }
 }
