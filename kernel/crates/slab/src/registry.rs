@@ -18,6 +18,12 @@ mod owned;
 use owned::CachePtr;
 pub(crate) use owned::release_cache_kobj;
 
+/// Caches freed by their kobject's release on this thread (unit tests).
+#[cfg(test)]
+pub(crate) fn owned_released() -> usize {
+    owned::RELEASED.with(|n| n.get())
+}
+
 /// The caches waiting for their asynchronous destroy: a list linked through the caches (so that
 /// destroying allocates nothing), shared with the work items that finish them (each cache on
 /// it holds a reference, so the list outlives them).

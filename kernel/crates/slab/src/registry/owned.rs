@@ -163,8 +163,16 @@ pub(crate) unsafe fn release_cache_kobj<P: Platform>(k: NonNull<KObject>) {
         k.byte_sub(core::mem::offset_of!(KmemCache<P>, kobj))
             .cast::<KmemCache<P>>()
     });
+    #[cfg(test)]
+    RELEASED.with(|n| n.set(n.get() + 1));
     // SAFETY: the last reference is gone and the cache is off every list (caller contract).
     unsafe { cache.release() };
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// Caches freed by their kobject's release on this thread (for the unit tests).
+    pub(crate) static RELEASED: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
 }
 
 /// The heads embedded in a cache.

@@ -287,3 +287,69 @@ fn under_slab_nomerge_every_cache_goes_by_its_name() {
     assert_eq!(resolve(&slab, "filp").as_deref(), Ok("filp"));
     assert!(list(&slab).contains(&Entry::Dir("filp.1".into())));
 }
+
+/// Destroy takes a cache out of `/sys/kernel/slab` at once, even while its asynchronous
+/// destroy waits for `kfree_rcu` objects, so the name can be created again at once; the new
+/// cache gets the name's link (and a directory of its own).
+#[test]
+fn a_destroyed_cache_leaves_sysfs_at_once_and_its_name_is_free() {
+    let (_cpu, slab) = setup(SlabOptions::default());
+    let args = KmemCacheArgs::default();
+    let flags = SlabFlags::SLAB_NO_MERGE;
+    let c = slab.kmem_cache_create("leaving", 200, args, flags).unwrap();
+    let obj = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: ours; nobody uses it after.
+    unsafe { c.free_rcu(obj) };
+    assert!(resolve(&slab, "leaving").is_ok());
+    // SAFETY: nothing uses the cache afterwards.
+    unsafe { slab.kmem_cache_destroy(c) }.unwrap();
+    assert!(
+        slab.destroy_pending().iter().any(|&(n, _)| n == "leaving"),
+        "destroy is pending"
+    );
+    assert_eq!(resolve(&slab, "leaving"), Err(SysfsError::NotFound));
+    assert!(!list(&slab).iter().any(|e| e.name().starts_with("leaving")));
+    let again = slab.kmem_cache_create("leaving", 200, args, flags).unwrap();
+    assert_eq!(resolve(&slab, "leaving").as_deref(), Ok("leaving"));
+    assert_eq!(read(&slab, "leaving/object_size").as_deref(), Ok("200\n"));
+    slab.platform().run_work();
+    slab.platform().synchronize_rcu();
+    slab.platform().run_work();
+    assert!(slab.destroy_pending().is_empty());
+    assert_eq!(read(&slab, "leaving/objects").as_deref(), Ok("0\n"));
+    // SAFETY: nothing uses the cache afterwards.
+    unsafe { slab.kmem_cache_destroy(again) }.unwrap();
+}
+
+/// The cache's structure is freed by its kobject's release: a reference taken through sysfs
+/// (as a reader's open file holds one) keeps it until it is put, after destroy returned.
+#[test]
+fn a_reference_to_the_cache_kobject_defers_its_release() {
+    use crate::registry::owned_released;
+    let (_cpu, slab) = setup(SlabOptions::default());
+    let c = slab
+        .kmem_cache_create(
+            "held",
+            72,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .unwrap();
+    let sys = slab.platform().slab_sysfs().unwrap();
+    let kobj = sys
+        .sysfs
+        .kset_find_obj(sys.kset, "held")
+        .expect("its directory");
+    let before = owned_released();
+    // SAFETY: nothing uses the cache but the reference held through its kobject.
+    unsafe { slab.kmem_cache_destroy(c) }.unwrap();
+    assert_eq!(owned_released(), before, "the reference keeps the cache");
+    assert_eq!(resolve(&slab, "held"), Err(SysfsError::NotFound));
+    // SAFETY: the reference `kset_find_obj` took; the cache is alive until it is put.
+    let k = unsafe { kobj.as_ref() };
+    assert_eq!(k.refcount(), 1);
+    assert!(!k.in_sysfs());
+    // SAFETY: as above: this is the last reference.
+    unsafe { sys.sysfs.kobject_put(kobj) }.unwrap();
+    assert_eq!(owned_released(), before + 1, "the last put freed it");
+}
