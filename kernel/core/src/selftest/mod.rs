@@ -12,6 +12,7 @@
 //!   exhausted (a full `rcu_free` sheaf, a destroy with objects in flight, `SLAB_TYPESAFE_BY_RCU`
 //!   slabs, a large block);
 //! - `kobject`: kobject releases from every CPU, misuse reports, `/sys` visibility;
+//! - `sysfs_slab`: `/sys/kernel/slab` and `/proc/slabinfo` against the allocator's numbers;
 //! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted, and the helper
 //!   that exhausts memory;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
@@ -24,6 +25,7 @@ mod kobject;
 mod rcu;
 mod slab;
 pub mod storm;
+mod sysfs_slab;
 
 /// A small deterministic random number generator (xorshift64*).
 pub struct Rng(u64);
