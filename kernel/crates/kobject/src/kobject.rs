@@ -317,6 +317,25 @@ impl KObject {
         self.lock().sd.is_some()
     }
 
+    /// Takes a reference (Linux's `kobject_get`; [`Sysfs::kobject_get`](crate::Sysfs::kobject_get)
+    /// is the same call). A get on a released object, or one that would overflow the count, is
+    /// refused and reported.
+    pub fn get(&self) -> Result<(), KobjError> {
+        let state = self.state();
+        if state & RELEASED != 0 {
+            return Err(KobjError::AfterRelease(self.name(), "get"));
+        }
+        if state & INITIALIZED == 0 {
+            return Err(KobjError::NotInitialized(self.name()));
+        }
+        self.kref.get().map_err(|e| KobjError::Ref(self.name(), e))
+    }
+
+    /// The pointer given to `add` (the one the release gets back), if it was added.
+    pub fn this_ptr(&self) -> Option<NonNull<KObject>> {
+        self.lock().this.map(|p| p.0)
+    }
+
     /// Has `init` run?
     pub fn is_initialized(&self) -> bool {
         self.state() & INITIALIZED != 0

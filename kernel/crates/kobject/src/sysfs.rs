@@ -446,14 +446,7 @@ impl Sysfs {
     /// Takes a reference (Linux's `kobject_get`). A get on a released object, or one that
     /// would overflow the count, is refused and reported.
     pub fn kobject_get(&self, kobj: &KObject) -> Result<(), KobjError> {
-        let state = kobj.state();
-        if state & RELEASED != 0 {
-            return Err(KobjError::AfterRelease(kobj.name(), "get"));
-        }
-        if state & INITIALIZED == 0 {
-            return Err(KobjError::NotInitialized(kobj.name()));
-        }
-        kobj.kref.get().map_err(|e| KobjError::Ref(kobj.name(), e))
+        kobj.get()
     }
 
     /// Drops a reference (Linux's `kobject_put`); the last one deletes the object from sysfs

@@ -20,7 +20,8 @@ use std::hint::black_box;
 use mimalloc::MiMalloc;
 
 use slab::host::{HostConfig, HostPlatform};
-use slab::{Gfp, KmemCache, KmemCacheArgs, SlabAllocator, SlabFlags, SlabOptions};
+use slab::{Gfp, KmemCache, KmemCacheArgs, KmemCacheStatic, SlabAllocator, SlabFlags, SlabOptions};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// One allocation and one free through the cache's fast paths.
 #[inline(never)]
@@ -52,6 +53,34 @@ pub fn global_pair<G: GlobalAlloc>(g: &G) {
     }
 }
 
+/// The static-cache storage of the `static` mode.
+static STATIC_CACHE: KmemCacheStatic<HostPlatform> = KmemCacheStatic::new();
+
+/// The dynamic cache of the `dynamic` mode, as `static struct kmem_cache *cachep`.
+static DYNAMIC_CACHE: AtomicPtr<KmemCache<HostPlatform>> = AtomicPtr::new(std::ptr::null_mut());
+
+/// One pair through the static cache (its address is a constant).
+#[inline(never)]
+pub fn static_pair(_: &()) {
+    // SAFETY: set up in `main` before the first call.
+    let c = unsafe { STATIC_CACHE.get() };
+    if let Some(o) = c.alloc(Gfp::KERNEL) {
+        // SAFETY: just allocated from `c`, not used afterwards.
+        let _ = unsafe { c.free(o) };
+    }
+}
+
+/// One pair through the dynamic cache, its address loaded from the global first.
+#[inline(never)]
+pub fn dynamic_pair(_: &()) {
+    // SAFETY: set in `main` to a leaked cache before the first call.
+    let c = unsafe { &*DYNAMIC_CACHE.load(Ordering::Relaxed) };
+    if let Some(o) = c.alloc(Gfp::KERNEL) {
+        // SAFETY: just allocated from `c`, not used afterwards.
+        let _ = unsafe { c.free(o) };
+    }
+}
+
 /// `n` alloc+free pairs inlined into one loop.
 #[inline(never)]
 pub fn alloc_free_loop(c: &KmemCache<HostPlatform>, n: u64) {
@@ -74,15 +103,15 @@ fn run<T: ?Sized>(n: u64, x: &T, pair: fn(&T)) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().and_then(|a| a.parse().ok()).expect(
-        "usage: count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|system|mimalloc]",
+        "usage: count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|static|dynamic|system|mimalloc]",
     );
     let mode = args.next().unwrap_or_else(|| "cache".into());
     match mode.as_str() {
         "system" => return run(n, &System, global_pair),
         "mimalloc" => return run(n, &MiMalloc, global_pair),
-        "cache" | "cache-inline" | "cache-hardened" | "kmalloc" => {}
+        "cache" | "cache-inline" | "cache-hardened" | "kmalloc" | "static" | "dynamic" => {}
         other => panic!(
-            "unknown mode {other:?}: cache, cache-inline, cache-hardened, kmalloc, system, mimalloc"
+            "unknown mode {other:?}: cache, cache-inline, cache-hardened, kmalloc, static, dynamic, system, mimalloc"
         ),
     }
     let p = HostPlatform::new(HostConfig {
@@ -105,6 +134,22 @@ fn main() {
         )
         .expect("cache")
         .leak();
+    if mode == "static" {
+        let a: &'static SlabAllocator<HostPlatform> = Box::leak(Box::new(a));
+        a.kmem_cache_setup(
+            &STATIC_CACHE,
+            "bench-static",
+            64,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .expect("static cache");
+        return run(n, &(), static_pair);
+    }
+    if mode == "dynamic" {
+        DYNAMIC_CACHE.store(std::ptr::from_ref(c).cast_mut(), Ordering::Relaxed);
+        return run(n, &(), dynamic_pair);
+    }
     // The warm-up refills the main sheaf (the same for every N).
     if mode == "kmalloc" {
         run(n, &a, kmalloc_kfree_pair);

@@ -2,7 +2,8 @@
 # Instructions per fast-path alloc+free pair of Sheaf's slab allocator, counted with callgrind.
 #
 #   kernel/crates/slab/examples/count_fastpath.sh [MODE] [N1] [N2]
-#   MODE: cache (default) | cache-inline | cache-hardened | kmalloc | system | mimalloc | all
+#   MODE: cache (default) | cache-inline | cache-hardened | kmalloc | static | dynamic |
+#         system | mimalloc | all
 #
 # Builds examples/count_fastpath.rs in release, runs it under
 #   valgrind --tool=callgrind --callgrind-out-file=DIR/cg.%p <binary> N MODE
@@ -18,6 +19,9 @@
 #   instructions plus the loop's decrement and branch.
 # * cache-hardened: `cache` with `slab_hardened` (every free checked against its page owner).
 # * kmalloc: kmalloc(64) + kfree, like `cache`.
+# * static, dynamic: the static-cache RFC's comparison: a pair through a static cache
+#   (kmem_cache_setup; its address a constant) against one through a dynamic cache whose
+#   address is loaded from a global variable first.
 # * system, mimalloc: glibc malloc and mimalloc through GlobalAlloc, same loop as `cache`,
 #   for scale.
 # * all: each of the above.
@@ -29,7 +33,7 @@
 set -eu
 mode=${1:-cache}
 if [ "$mode" = all ]; then
-    for m in cache cache-inline cache-hardened kmalloc system mimalloc; do "$0" "$m" ${2:+"$2"} ${3:+"$3"}; done
+    for m in cache cache-inline cache-hardened kmalloc static dynamic system mimalloc; do "$0" "$m" ${2:+"$2"} ${3:+"$3"}; done
     exit
 fi
 n1=${2:-1000000}

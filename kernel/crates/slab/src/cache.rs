@@ -82,6 +82,8 @@ pub enum SlabError {
     NoMemory,
     /// The platform has more CPUs than [`MAX_CPUS`].
     TooManyCpus,
+    /// [`crate::SlabAllocator::kmem_cache_setup`] of a static cache that is set up already.
+    AlreadySetUp,
 }
 
 /// The most CPUs a cache serves. The `main` sheaf pointers of all of them live inside the cache
@@ -140,6 +142,8 @@ pub struct KmemCache<P: Platform> {
     /// The cache's kobject: its directory in `/sys/kernel/slab`, and the count whose last
     /// `put` frees the cache (see [`crate::sysfs`]).
     pub(crate) kobj: kobject::KObject,
+    /// A static cache's owner (a module's kobject), pinned until the cache's final release.
+    pub(crate) owner: Option<&'static kobject::KObject>,
 }
 
 // SAFETY: per-CPU sheaves are only touched by the CPU they belong to while it is pinned (or by
@@ -186,6 +190,29 @@ impl<P: Platform> KmemCache<P> {
         flags: SlabFlags,
         with_sheaves: bool,
     ) -> Result<Box<Self>, SlabError> {
+        let mut cache = Box::new(Self::build(
+            platform,
+            name,
+            size,
+            args,
+            flags,
+            with_sheaves,
+        )?);
+        cache.init_sheaves();
+        Ok(cache)
+    }
+
+    /// The cache's structure, without its CPUs' sheaves: those record the cache's address, so
+    /// [`Self::init_sheaves`] gives them once the structure is where it stays (a box, or a
+    /// static's storage).
+    pub(crate) fn build(
+        platform: P,
+        name: &'static str,
+        size: usize,
+        args: &KmemCacheArgs,
+        flags: SlabFlags,
+        with_sheaves: bool,
+    ) -> Result<Self, SlabError> {
         let nr_cpus = platform.nr_cpus();
         if nr_cpus > MAX_CPUS {
             return Err(SlabError::TooManyCpus);
@@ -220,7 +247,7 @@ impl<P: Platform> KmemCache<P> {
             })
         });
         let serial = CACHE_SERIAL.fetch_add(1, Ordering::Relaxed) as u64;
-        let mut cache = Box::new(Self {
+        Ok(Self {
             cpu_sheaves,
             cpu_stats: (0..nr_cpus)
                 .map(|_| PaddedStats(CpuStats::default()))
@@ -250,19 +277,23 @@ impl<P: Platform> KmemCache<P> {
             rcu_head: CallbackHead::new(),
             destroy_link: DestroyLink::new(),
             kobj: kobject::KObject::new(),
+            owner: args.owner,
             platform,
-        });
-        if sheaf_capacity > 0 {
-            // Give every CPU its main sheaf (`init_percpu_sheaves`). If memory is short a CPU
-            // keeps the static empty sheaf and simply works without sheaves.
-            for cpu in 0..nr_cpus {
-                let node = cache.platform.cpu_to_node(cpu);
-                if let Some(s) = cache.alloc_empty_sheaf(node, Gfp::KERNEL) {
-                    cache.cpu_sheaves[cpu + 1].main.get_mut().put(s);
-                }
+        })
+    }
+
+    /// Gives every CPU its main sheaf (`init_percpu_sheaves`). If memory is short a CPU keeps
+    /// the static empty sheaf and simply works without sheaves. The cache is where it stays.
+    pub(crate) fn init_sheaves(&mut self) {
+        if self.sheaf_capacity == 0 {
+            return;
+        }
+        for cpu in 0..self.platform.nr_cpus() {
+            let node = self.platform.cpu_to_node(cpu);
+            if let Some(s) = self.alloc_empty_sheaf(node, Gfp::KERNEL) {
+                self.cpu_sheaves[cpu + 1].main.get_mut().put(s);
             }
         }
-        Ok(cache)
     }
 
     /// The per-CPU slot at byte offset `slot` (a fast path's `pin_fast` result).

@@ -37,6 +37,10 @@ bitflags::bitflags! {
         /// `cache_from_obj` with `CONFIG_SLAB_FREELIST_HARDENED`). Frees then take the slow
         /// path: the fast path stays as it is when the option is off.
         const SLAB_HARDENED_FREE = 1 << 12;
+        /// The cache's structure has static storage, set up in place by
+        /// [`crate::SlabAllocator::kmem_cache_setup`] (the RFC's `SLAB_PREALLOCATED`): it is
+        /// never freed, never an alias of another cache, and named by its own name in sysfs.
+        const SLAB_PREALLOCATED = 1 << 13;
     }
 }
 
@@ -78,4 +82,9 @@ pub struct KmemCacheArgs {
     pub ctor: Option<Ctor>,
     /// Minimum sheaf capacity; raises the default and makes the cache unmergeable.
     pub sheaf_capacity: usize,
+    /// For a static cache set up by a module ([`crate::SlabAllocator::kmem_cache_setup`]): the
+    /// module's kobject, pinned (a reference taken) from setup until the cache's final release,
+    /// so the module cannot be unloaded while the cache is in use (RFC v3 03/10). Such a cache
+    /// is never merged. Ignored by `kmem_cache_create`.
+    pub owner: Option<&'static kobject::KObject>,
 }

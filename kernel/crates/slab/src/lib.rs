@@ -238,7 +238,7 @@ pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
 pub use free_q::{FREE_Q_NODE_SIZE, FreeUpResult, KmemFreeQHead};
 pub use head::{CallbackFunc, CallbackHead, HeadQueue, RcuFunc, RcuHead};
 pub use platform::Platform;
-pub use registry::{DestroyError, KmemCacheHandle, SlabAllocator, SlabOptions};
+pub use registry::{DestroyError, KmemCacheHandle, KmemCacheStatic, SlabAllocator, SlabOptions};
 pub use report::{SlabErrorKind, SlabReport, Track, ValidateReport};
 pub use sheaf::{OutOfMemory, PrefilledSheaf, RefillError};
 pub use slabs::Slab;

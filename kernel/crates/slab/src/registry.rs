@@ -14,6 +14,10 @@ use crate::sync::Mutex;
 
 #[allow(unsafe_code)]
 mod owned;
+#[allow(unsafe_code)]
+mod preallocated;
+
+pub use preallocated::KmemCacheStatic;
 
 use owned::CachePtr;
 pub(crate) use owned::release_cache_kobj;
@@ -42,7 +46,8 @@ pub enum DestroyError<'a, P: Platform> {
         /// The cache, kept for as long as the allocator, so that those objects can be freed.
         cache: &'a KmemCache<P>,
     },
-    /// The kmalloc caches live as long as the allocator.
+    /// The kmalloc caches and built-in static caches (set up without an owner) live as long
+    /// as the allocator.
     Permanent {
         /// Name of the cache.
         name: &'static str,
@@ -315,7 +320,8 @@ impl<P: Platform> SlabAllocator<P> {
     /// Whether `cache` goes by its unique id in sysfs (mergeable, merging on), with a link per
     /// name, rather than by its name.
     pub(crate) fn sysfs_by_id(&self, cache: &KmemCache<P>) -> bool {
-        self.merge && cache.mergeable()
+        // A static cache is self-named (the RFC): two of the same geometry would share an id.
+        self.merge && cache.mergeable() && !cache.flags().contains(SlabFlags::SLAB_PREALLOCATED)
     }
 
     /// Whether new caches may become aliases of existing ones (false under `slab_nomerge`).
@@ -400,7 +406,11 @@ impl<P: Platform> SlabAllocator<P> {
     }
 
     /// A failed creation: the error, or a panic with `SLAB_PANIC` (as Linux).
-    fn create_failed<T>(name: &str, flags: SlabFlags, e: SlabError) -> Result<T, SlabError> {
+    pub(crate) fn create_failed<T>(
+        name: &str,
+        flags: SlabFlags,
+        e: SlabError,
+    ) -> Result<T, SlabError> {
         if flags.contains(SlabFlags::SLAB_PANIC) {
             panic!("kmem_cache_create({name}) failed: {e:?}");
         }

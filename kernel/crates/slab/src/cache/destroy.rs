@@ -119,6 +119,13 @@ impl<P: Platform> DestroyList<P> {
     }
 
     /// Whether `cache` is on the list (a second destroy of a cache still pending).
+    /// Whether a cache at address `addr` is on the list.
+    pub(crate) fn contains_addr(&self, addr: usize) -> bool {
+        let mut found = false;
+        self.for_each(|c| found |= ptr::from_ref(c) as usize == addr);
+        found
+    }
+
     pub(crate) fn contains(&self, cache: &KmemCache<P>) -> bool {
         let mut found = false;
         self.for_each(|c| found |= ptr::eq(c, cache));

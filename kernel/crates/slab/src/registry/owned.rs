@@ -63,6 +63,25 @@ impl<P: Platform> CachePtr<P> {
         unsafe { self.0.as_ref() }
     }
 
+    /// Takes ownership of a cache built in static storage (`kmem_cache_setup`): it is written
+    /// there, given its CPUs' sheaves, and never freed (see [`CachePtr::release`]).
+    ///
+    /// # Safety
+    /// `storage` is `'static`, sized and aligned for a `KmemCache<P>`, and nothing else uses it.
+    pub(crate) unsafe fn place(storage: NonNull<KmemCache<P>>, cache: KmemCache<P>) -> Self {
+        // SAFETY: valid for writes and unused (caller contract); a possibly earlier cache there
+        // was dropped in place by its release, so nothing is leaked by overwriting.
+        unsafe { storage.as_ptr().write(cache) };
+        // SAFETY: just written; nobody else can reach it yet.
+        unsafe { (*storage.as_ptr()).init_sheaves() };
+        Self(storage)
+    }
+
+    /// The cache's address (for comparisons only).
+    pub(crate) fn addr(&self) -> NonNull<KmemCache<P>> {
+        self.0
+    }
+
     /// Whether this is `cache`.
     pub(crate) fn is(&self, cache: &KmemCache<P>) -> bool {
         core::ptr::eq(self.0.as_ptr(), cache)
@@ -102,8 +121,29 @@ impl<P: Platform> CachePtr<P> {
     /// No reference to the cache may be used afterwards, and no other `CachePtr` to it may be
     /// used or released.
     unsafe fn release(self) {
-        // SAFETY: leaked from a box in `new`; the caller promises it is no longer used.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        // SAFETY: not released yet (caller contract).
+        let c = unsafe { self.0.as_ref() };
+        if !c.flags().contains(SlabFlags::SLAB_PREALLOCATED) {
+            // SAFETY: leaked from a box in `new`; the caller promises it is no longer used.
+            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+            return;
+        }
+        // A static cache: its storage stays; what it holds goes, then the owner's pin, so the
+        // owner's release comes after the cache's (RFC v3 03/10).
+        let owner = c.owner;
+        let platform = c.platform.clone();
+        // SAFETY: a live cache nobody uses any more (caller contract), dropped once; the
+        // storage is static and is not freed.
+        unsafe { core::ptr::drop_in_place(self.0.as_ptr()) };
+        if let Some(owner) = owner
+            && let Some(sys) = platform.slab_sysfs()
+        {
+            let this = owner.this_ptr().unwrap_or(NonNull::from(owner));
+            // SAFETY: setup took this reference; the owner is alive until it is dropped here.
+            if let Err(e) = unsafe { sys.sysfs.kobject_put(this) } {
+                sys.sysfs.report(&e);
+            }
+        }
     }
 
     /// The cache's kobject, projected from the owning pointer, so that its release can step
@@ -253,7 +293,9 @@ impl<P: Platform> SlabAllocator<P> {
             }
             return Err(DestroyError::NotACache);
         };
-        if list[i].kmalloc && name == FIRST_NAME {
+        let builtin_static =
+            cache.flags().contains(SlabFlags::SLAB_PREALLOCATED) && cache.owner.is_none();
+        if (list[i].kmalloc || builtin_static) && name == FIRST_NAME {
             return Err(DestroyError::Permanent { name: cache.name() });
         }
         let names = &mut list[i].names;

@@ -1,0 +1,129 @@
+//! Static caches (the RFC "static kmem_cache instances for core caches", v3 02/10 and 03/10):
+//! a cache whose `struct kmem_cache` has static storage, set up in place by
+//! [`SlabAllocator::kmem_cache_setup`].
+//!
+//! Code allocating from a dynamic cache loads the cache's address from a variable on every
+//! allocation; code using a static cache has the address as a link-time constant. The storage
+//! is [`KmemCacheStatic`] (the kernel's `KmemCacheOpaque` and C's `struct kmem_cache_opaque`
+//! have its size and alignment, for code that cannot see the fields). The rules:
+//!
+//! - the cache gets `SLAB_PREALLOCATED`; setup never returns an alias (this instance and no
+//!   other), but a later `kmem_cache_create` may merge into a built-in static cache;
+//! - in sysfs it goes by its own name, never a unique id (two static caches of the same
+//!   geometry get distinct directories); aliases link to that name;
+//! - it is never freed: its final release drops the kernel objects it holds and the reference
+//!   on its `owner` taken at setup, and leaves the storage alone;
+//! - with an owner (a module's kobject) it is never merged, and destroying it is allowed (the
+//!   module does it on unload; the unload waits until the owner's reference is dropped); a
+//!   built-in static cache (no owner) cannot be destroyed;
+//! - setting up the same storage twice is refused ([`SlabError::AlreadySetUp`]).
+
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+
+use super::owned::CachePtr;
+use super::{CacheEntry, FIRST_NAME, SlabAllocator};
+use crate::cache::{KmemCache, SlabError};
+use crate::flags::{KmemCacheArgs, SlabFlags};
+use crate::layout::check_args;
+use crate::platform::Platform;
+
+/// The storage of a static cache: exactly a `KmemCache<P>`'s size and alignment, uninitialised
+/// until [`SlabAllocator::kmem_cache_setup`] builds the cache in it.
+#[repr(transparent)]
+pub struct KmemCacheStatic<P: Platform>(UnsafeCell<MaybeUninit<KmemCache<P>>>);
+
+// SAFETY: the storage is written once, by `kmem_cache_setup` under the allocator's lock, before
+// anyone can reach the cache in it; afterwards it is a `KmemCache`, which is shared between
+// CPUs by design.
+unsafe impl<P: Platform> Sync for KmemCacheStatic<P> {}
+
+impl<P: Platform> KmemCacheStatic<P> {
+    /// Storage not yet set up.
+    pub const fn new() -> Self {
+        Self(UnsafeCell::new(MaybeUninit::uninit()))
+    }
+
+    /// The cache in the storage (Linux's `to_kmem_cache`).
+    ///
+    /// # Safety
+    /// [`SlabAllocator::kmem_cache_setup`] of this storage returned `Ok` before (it happened
+    /// before this call), and the cache was not destroyed since.
+    pub unsafe fn get(&self) -> &KmemCache<P> {
+        // SAFETY: set up (caller contract): the storage holds a live cache.
+        unsafe { (*self.0.get()).assume_init_ref() }
+    }
+
+    fn as_ptr(&self) -> NonNull<KmemCache<P>> {
+        NonNull::new(self.0.get().cast()).expect("a static's address")
+    }
+}
+
+impl<P: Platform> Default for KmemCacheStatic<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Platform> SlabAllocator<P> {
+    /// Sets up a cache in static storage (the RFC's `kmem_cache_setup`): like
+    /// [`Self::kmem_cache_create`], but the cache is built in `storage` and is this instance,
+    /// never an alias of another cache; see the [module docs](self) for the rules. With
+    /// `args.owner` (a module's kobject) the owner is pinned until the cache's final release.
+    ///
+    /// Errors: bad arguments, no memory, or [`SlabError::AlreadySetUp`] if `storage` holds a
+    /// cache already. With `SLAB_PANIC`, an error panics.
+    #[doc(alias = "kmem_cache_setup_usercopy")]
+    pub fn kmem_cache_setup(
+        &self,
+        storage: &'static KmemCacheStatic<P>,
+        name: &'static str,
+        size: usize,
+        args: KmemCacheArgs,
+        flags: SlabFlags,
+    ) -> Result<&'static KmemCache<P>, SlabError> {
+        let mut flags = flags | self.debug_flags | SlabFlags::SLAB_PREALLOCATED;
+        if args.owner.is_some() {
+            // A module's cache may go with the module: nothing may come to depend on it.
+            flags |= SlabFlags::SLAB_NO_MERGE;
+        }
+        if let Err(e) = check_args(size, &args) {
+            return Self::create_failed(name, flags, SlabError::Layout(e));
+        }
+        let ptr = storage.as_ptr();
+        let mut list = self.slab_mutex.lock();
+        // Only addresses are compared: the storage is not read.
+        let taken = list.iter().any(|e| e.cache.addr() == ptr)
+            || self.destroying.contains_addr(ptr.as_ptr() as usize);
+        if taken {
+            return Self::create_failed(name, flags, SlabError::AlreadySetUp);
+        }
+        let cache = match KmemCache::build(self.platform.clone(), name, size, &args, flags, true) {
+            Ok(cache) => cache,
+            Err(e) => return Self::create_failed(name, flags, e),
+        };
+        if let Some(owner) = args.owner
+            && let Err(e) = owner.get()
+        {
+            // A released or misused owner: refuse rather than pin a dead module.
+            if let Some(sys) = self.platform.slab_sysfs() {
+                sys.sysfs.report(&e);
+            }
+            return Self::create_failed(name, flags, SlabError::NoMemory);
+        }
+        // SAFETY: the storage is `'static` and holds no cache (checked above under
+        // `slab_mutex`, which every setup takes): nobody can be using it.
+        let cache = unsafe { CachePtr::place(ptr, cache) };
+        if let Some(sys) = self.sysfs() {
+            cache.add_to_sysfs(self, sys, &[name]);
+        }
+        list.push(CacheEntry {
+            cache,
+            names: alloc::vec![(FIRST_NAME, name)],
+            kmalloc: false,
+        });
+        // SAFETY: set up just now, and never freed (static storage).
+        Ok(unsafe { storage.get() })
+    }
+}
