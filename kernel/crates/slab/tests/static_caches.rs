@@ -28,7 +28,9 @@ fn a_static_cache_is_set_up_in_place_and_self_named() {
     let c = a
         .kmem_cache_setup(st, "files_cache", 120, args(), SlabFlags::empty())
         .unwrap();
-    assert!(std::ptr::eq(c, unsafe { st.get() }), "built in the storage");
+    // SAFETY: set up just above.
+    let in_storage = unsafe { st.get() };
+    assert!(std::ptr::eq(c, in_storage), "built in the storage");
     assert!(c.flags().contains(SlabFlags::SLAB_PREALLOCATED));
     let o = c.alloc(Gfp::KERNEL).unwrap();
     // SAFETY: ours.
