@@ -173,6 +173,7 @@ fn any_args() -> impl Strategy<Value = KmemCacheArgs> {
                 freeptr_offset,
                 ctor: None,
                 sheaf_capacity,
+                owner: None,
             },
         )
 }
