@@ -14,7 +14,7 @@ mod slab;
 mod sysfs;
 
 use commands::*;
-use slab::{destroybench, freeqbench, kmalloc_test, slabbench, slabinfo};
+use slab::{destroybench, freeqbench, kmalloc_test, slabbench, slabinfo, staticbench};
 
 /// The prompt printed before each command line.
 pub const PROMPT: &str = "sheaf> ";
@@ -120,6 +120,12 @@ const COMMANDS: &[Command] = &[
         usage: "[N]",
         help: "lock hold time of N frees, direct vs deferred free queue",
         run: freeqbench,
+    },
+    Command {
+        name: "staticbench",
+        usage: "[PAIRS]",
+        help: "alloc+free cycles through a static cache vs a dynamic one",
+        run: staticbench,
     },
     Command {
         name: "destroybench",

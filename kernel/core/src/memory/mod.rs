@@ -11,6 +11,7 @@ pub mod numa;
 pub mod page_alloc;
 pub mod paging;
 pub mod stack;
+pub mod static_cache;
 
 use bootloader_api::BootInfo;
 use spin::Once;

@@ -13,6 +13,8 @@
 //!   slabs, a large block);
 //! - `kobject`: kobject releases from every CPU, misuse reports, `/sys` visibility;
 //! - `sysfs_slab`: `/sys/kernel/slab` and `/proc/slabinfo` against the allocator's numbers;
+//! - [`static_cache`]: static caches in `.data`, their rules, and cycles static vs dynamic (the
+//!   shell's `staticbench`);
 //! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted, and the helper
 //!   that exhausts memory;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
@@ -24,6 +26,7 @@ mod kfree_rcu;
 mod kobject;
 mod rcu;
 mod slab;
+pub mod static_cache;
 pub mod storm;
 mod sysfs_slab;
 
