@@ -204,7 +204,9 @@ impl<P: Platform> KmemCache<P> {
 
     /// The cache's structure, without its CPUs' sheaves: those record the cache's address, so
     /// [`Self::init_sheaves`] gives them once the structure is where it stays (a box, or a
-    /// static's storage).
+    /// static's storage). Inlined so that the (large) structure is built where it goes, not
+    /// copied through the stack (loom's small coroutine stacks overflowed).
+    #[inline(always)]
     pub(crate) fn build(
         platform: P,
         name: &'static str,

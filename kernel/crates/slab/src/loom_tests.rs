@@ -129,8 +129,29 @@ unsafe impl Platform for LoomPlatform {
 fn loom_cache_sheaf_barn_exchange() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = None;
-    static ITERATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     builder.check(|| {
+        // The model runs on a loom thread with room for a `KmemCache` on its stack: the main
+        // coroutine's stack is too small for building one (it is 5 KiB, more with loom's
+        // atomics). The thread is CPU 0, as the main one would be.
+        loom::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(exchange_model)
+            .unwrap()
+            .join()
+            .unwrap();
+    });
+    std::eprintln!(
+        "loom explored {} interleavings",
+        ITERATIONS.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+/// Executions of [`exchange_model`] loom explored.
+static ITERATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One execution of [`loom_cache_sheaf_barn_exchange`].
+fn exchange_model() {
+    {
         ITERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let platform = LoomPlatform(Arc::new(Mutex::new(Pages::default())));
         let cache: &'static KmemCache<LoomPlatform> = Box::leak(
@@ -182,11 +203,7 @@ fn loom_cache_sheaf_barn_exchange() {
         assert_eq!(KmemCache::shutdown(&exclusive), Ok(()));
         // SAFETY: leaked above, unused from now on.
         drop(unsafe { Box::from_raw(cache as *const _ as *mut KmemCache<LoomPlatform>) });
-    });
-    std::eprintln!(
-        "loom explored {} interleavings",
-        ITERATIONS.load(std::sync::atomic::Ordering::Relaxed)
-    );
+    }
 }
 
 /// The barn alone: CPUs trading sheaves with one barn.
