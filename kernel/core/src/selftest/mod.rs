@@ -12,8 +12,11 @@
 //!   exhausted (a full `rcu_free` sheaf, a destroy with objects in flight, `SLAB_TYPESAFE_BY_RCU`
 //!   slabs, a large block);
 //! - `kobject`: kobject releases from every CPU, misuse reports, `/sys` visibility;
-//! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted, and the helper
-//!   that exhausts memory;
+//! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted, and the helpers
+//!   that exhaust memory ([`exhaust`], [`exhaust_all_cpus`], after [`quiesce`]), which the
+//!   services' tests use too;
+//! - `oom`: threads while memory is exhausted: sleeping on and waking from a wait queue
+//!   allocates nothing, and `spawn` fails with an error instead of panicking;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
 
@@ -21,9 +24,12 @@ pub mod bench;
 pub mod freeq;
 mod kfree_rcu;
 mod kobject;
+mod oom;
 mod rcu;
 mod slab;
 pub mod storm;
+
+pub use rcu::{Exhausted, exhaust, exhaust_all_cpus, quiesce};
 
 /// A small deterministic random number generator (xorshift64*).
 pub struct Rng(u64);
