@@ -26,6 +26,8 @@
 //! command line asks for, or the shell, and the boot context becomes CPU 0's idle thread.
 #![no_std]
 #![forbid(unsafe_code)]
+// `Arc::try_new`: a workqueue worker that cannot be allocated is a failed creation (a mayday).
+#![feature(allocator_ext)]
 
 extern crate alloc;
 

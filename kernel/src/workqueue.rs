@@ -13,7 +13,10 @@
 //!   off ([`IrqSave`]), since the scheduler hooks and the timer call into it too.
 //! - **Workers**: one thread per worker (`kworker/N:M`), created by the manager thread
 //!   (`kworker-mgr`) when the crate asks ([`Action::CreateWorker`] may come from inside the
-//!   scheduler, where nothing may be spawned).
+//!   scheduler, where nothing may be spawned). Every allocation of a creation is fallible, so
+//!   out of memory is a failed creation (the crate's mayday to the rescuers, and a retry
+//!   later), never a panic; sleeping and waking allocate nothing (the core's intrusive wait
+//!   and run queues).
 //! - **Concurrency management**: [`sched::BLOCK_HOOK`] and [`sched::WAKE_HOOK`] tell the crate
 //!   when a worker executing an item blocks and wakes (`worker_sleeping` / `worker_waking`).
 //! - **Timers**: a deadline (jiffies) per pool for its idle timer and one for the retry after a
@@ -28,12 +31,12 @@
 //!   every finished item, and on every tick while someone waits (the crate also waits for
 //!   things that finish no item: a concurrent canceler, an item in transit). Interrupts are
 //!   off only while the crate's lock may be held, not while the caller sleeps.
-//! - **Rescuers**: a thread per `WQ_MEM_RECLAIM` queue, woken by a mayday.
+//! - **Rescuers**: a thread per `WQ_MEM_RECLAIM` queue, woken by a mayday. The slab
+//!   allocator's destroy work runs on one, `slab_destroy` ([`slab_destroy_wq`]).
 //! - **Retired workers** end their threads; the scheduler frees an exited thread's stack and
 //!   structure once its last reference is gone, joined or not (`kcore::sched`).
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -158,7 +161,8 @@ impl Workqueue {
 pub enum WqError {
     /// The crate refused (`max_active` too large, too many queues).
     Alloc(workqueue::AllocError),
-    /// The rescuer thread of a `WQ_MEM_RECLAIM` queue could not be created.
+    /// The rescuer thread of a `WQ_MEM_RECLAIM` queue could not be created (or there was no
+    /// memory to register it).
     Rescuer(SpawnError),
 }
 
@@ -230,7 +234,8 @@ fn locked<T>(f: impl FnOnce(&'static Wqs) -> T) -> T {
 // ---------------------------------------------------------------------------------------------
 // Workers.
 
-/// A worker thread's link to its pool's worker, for wake-ups and the scheduler hooks.
+/// A worker thread's link to its pool's worker, for wake-ups, the scheduler hooks and chained
+/// work.
 struct WorkerSlot {
     pool: PoolId,
     id: WorkerId,
@@ -239,28 +244,55 @@ struct WorkerSlot {
     /// Executing an item: the scheduler hooks report blocking only then.
     in_item: AtomicBool,
     waitq: WaitQueue,
+    /// The job it executes (for [`queue_work`] from inside the item).
+    job: JobCell,
 }
 
-/// Live workers by (pool, worker).
-static WORKERS: IrqSpinLock<BTreeMap<(u16, u16), Arc<WorkerSlot>>> =
-    IrqSpinLock::new(BTreeMap::new());
-/// Live workers by thread id (for the scheduler hooks).
-static BY_THREAD: IrqSpinLock<BTreeMap<u64, Arc<WorkerSlot>>> = IrqSpinLock::new(BTreeMap::new());
+/// A thread that executes items: a worker or a rescuer.
+#[derive(Clone)]
+enum Executor {
+    Worker(Arc<WorkerSlot>),
+    Rescuer(Arc<Rescuer>),
+}
 
-/// Held by the manager from choosing a new worker's id to registering it, and by a worker
-/// waking from idle (the only time the crate may retire it and free its id): so the id the
-/// manager names the thread after is the one the crate gives.
+impl Executor {
+    fn job(&self) -> &JobCell {
+        match self {
+            Executor::Worker(slot) => &slot.job,
+            Executor::Rescuer(r) => &r.job,
+        }
+    }
+}
+
+/// Live workers, sorted by (pool, worker).
+///
+/// The registries ([`WORKERS`], [`EXECUTORS`], [`RESCUERS`]) are vectors whose room is made
+/// fallibly (`try_reserve`) before a thread is created: a failure is a failed worker creation
+/// (a mayday), never a panic. Entries are added only under [`MGR`], right after the room was
+/// made under it, so the room made is there when the entry goes in; entries go away anywhere
+/// (which only leaves more room).
+static WORKERS: IrqSpinLock<Vec<(WorkerKey, Arc<WorkerSlot>)>> = IrqSpinLock::new(Vec::new());
+/// A worker's key in [`WORKERS`]: (pool, worker).
+type WorkerKey = (u16, u16);
+/// Every worker and rescuer thread, sorted by thread id (the scheduler hooks look their
+/// thread up here, and [`queue_work`] the job the calling thread executes).
+static EXECUTORS: IrqSpinLock<Vec<(u64, Executor)>> = IrqSpinLock::new(Vec::new());
+
+/// Held by the manager from reserving a new worker's id and room to registering it, by
+/// [`alloc_workqueue`] while it registers a rescuer, and by a worker waking from idle (the
+/// only time the crate may retire it and free its id): so the id the crate reserves is the one
+/// it then gives, and the room made in the registries is still there.
 static MGR: Mutex<()> = Mutex::new(());
 /// The manager sleeps here; [`MGR_KICK`] says there is something to do.
 static MGR_WQ: WaitQueue = WaitQueue::new();
 static MGR_KICK: AtomicBool = AtomicBool::new(false);
 
 /// Fault injection: while set, the manager's worker creation fails as if the thread's stack
-/// could not be allocated. Safe code cannot exhaust memory safely (and a kernel out of memory
-/// is no place for a test), so this is how the tests reach the rescuer path. Tests only.
+/// could not be allocated. Tests only: it keeps a pool without new workers while memory is
+/// plentiful (the tests of real exhaustion use it only until memory is taken).
 pub static FAIL_WORKER_CREATION: AtomicBool = AtomicBool::new(false);
 
-/// Worker creations that failed (real or injected).
+/// Worker creations that failed (out of memory, or injected).
 pub static WORKER_CREATE_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 fn kick_manager() {
@@ -268,9 +300,35 @@ fn kick_manager() {
     MGR_WQ.wake_all();
 }
 
+fn find_worker(pool: PoolId, worker: WorkerId) -> Option<Arc<WorkerSlot>> {
+    let workers = WORKERS.lock();
+    let i = workers
+        .binary_search_by_key(&(pool.0, worker.0), |(k, _)| *k)
+        .ok()?;
+    Some(workers[i].1.clone())
+}
+
+fn find_executor(tid: u64) -> Option<Executor> {
+    let executors = EXECUTORS.lock();
+    let i = executors.binary_search_by_key(&tid, |(k, _)| *k).ok()?;
+    Some(executors[i].1.clone())
+}
+
+/// Adds `value` under `key` to a registry sorted by key, in room made before (see
+/// [`WORKERS`]): allocates nothing.
+fn insert_sorted<K: Ord, V>(list: &mut Vec<(K, V)>, key: K, value: V) {
+    debug_assert!(list.len() < list.capacity(), "room made before the thread");
+    let i = list.partition_point(|(k, _)| *k < key);
+    list.insert(i, (key, value));
+}
+
+fn remove_sorted<K: Ord, V>(list: &mut Vec<(K, V)>, key: &K) -> Option<V> {
+    let i = list.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+    Some(list.remove(i).1)
+}
+
 fn wake_worker(pool: PoolId, worker: WorkerId) {
-    let slot = WORKERS.lock().get(&(pool.0, worker.0)).cloned();
-    if let Some(slot) = slot {
+    if let Some(slot) = find_worker(pool, worker) {
         slot.woken.store(true, Ordering::Release);
         slot.waitq.wake_all();
     }
@@ -282,48 +340,86 @@ fn pool_cpu(pool: PoolId) -> Option<usize> {
     (p < 2 * g().nr_cpus).then_some(p / 2)
 }
 
-/// The manager creates a worker for `pool` (thread context).
+/// A thread name formatted in place (no allocation): `kworker/N:MH` and the like fit.
+struct ThreadName {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl ThreadName {
+    fn new() -> Self {
+        Self {
+            buf: [0; 32],
+            len: 0,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole `str`s are written in: always UTF-8.
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("kworker")
+    }
+}
+
+impl fmt::Write for ThreadName {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// The manager creates a worker for `pool` (thread context). If anything of it cannot be
+/// allocated, the pool sends its mayday (`worker_create_failed`: the rescuers of its
+/// `WQ_MEM_RECLAIM` queues run their items) and asks again [`CREATE_RETRY`] ticks later.
 fn create_worker(pool: PoolId) {
     let _m = MGR.lock();
-    let id = {
-        let workers = WORKERS.lock();
-        let used = workers.range((pool.0, 0)..=(pool.0, u16::MAX)).count() as u16;
-        (0..used)
-            .find(|m| !workers.contains_key(&(pool.0, *m)))
-            .unwrap_or(used)
-    };
-    let id = WorkerId(id);
-    let name = alloc::format!("{}", locked(|w| w.worker_name(pool, id)));
-    let slot = Arc::new(WorkerSlot {
+    if try_create_worker(pool).is_err() {
+        WORKER_CREATE_FAILURES.fetch_add(1, Ordering::Relaxed);
+        perform(locked(|w| w.worker_create_failed(pool)), None);
+        arm_pool_timer(PoolTimer::Kick, pool, jiffies() + CREATE_RETRY);
+    }
+}
+
+/// Creates and registers a worker of `pool`, with [`MGR`] held. Every allocation is fallible
+/// and made before the thread exists (the crate's room for the worker, its slot, the room in
+/// the registries, then the thread's name, stack and structure in `spawn`), so a failure
+/// leaves nothing behind and nothing is left to fail once the thread runs.
+fn try_create_worker(pool: PoolId) -> Result<(), SpawnError> {
+    if FAIL_WORKER_CREATION.load(Ordering::Acquire) {
+        return Err(SpawnError::OutOfMemory);
+    }
+    // The id the crate will give (kept by MGR), with room for it in the pool.
+    let id = locked(|w| w.reserve_worker(pool))?;
+    let mut name = ThreadName::new();
+    fmt::Write::write_fmt(
+        &mut name,
+        format_args!("{}", locked(|w| w.worker_name(pool, id))),
+    )
+    .map_err(|_| SpawnError::OutOfMemory)?;
+    let slot = Arc::try_new(WorkerSlot {
         pool,
         id,
         woken: AtomicBool::new(false),
         in_item: AtomicBool::new(false),
         waitq: WaitQueue::new(),
-    });
+        job: IrqSpinLock::new(None),
+    })?;
+    WORKERS.lock().try_reserve(1)?;
+    EXECUTORS.lock().try_reserve(1)?;
     let s = slot.clone();
-    let spawned = if FAIL_WORKER_CREATION.load(Ordering::Acquire) {
-        Err(SpawnError::OutOfMemory)
-    } else {
-        match pool_cpu(pool) {
-            Some(cpu) => sched::spawn_on(cpu, &name, move || worker_thread(s)),
-            None => sched::spawn(&name, move || worker_thread(s)),
-        }
-    };
-    match spawned {
-        Ok(handle) => {
-            let tid = handle.thread().id;
-            WORKERS.lock().insert((pool.0, id.0), slot.clone());
-            BY_THREAD.lock().insert(tid, slot);
-            let real = locked(|w| w.worker_created(pool));
-            assert_eq!(real, id, "worker id chosen under MGR");
-        }
-        Err(_) => {
-            WORKER_CREATE_FAILURES.fetch_add(1, Ordering::Relaxed);
-            perform(locked(|w| w.worker_create_failed(pool)), None);
-            arm_pool_timer(PoolTimer::Kick, pool, jiffies() + CREATE_RETRY);
-        }
-    }
+    let handle = match pool_cpu(pool) {
+        Some(cpu) => sched::spawn_on(cpu, name.as_str(), move || worker_thread(s)),
+        None => sched::spawn(name.as_str(), move || worker_thread(s)),
+    }?;
+    // The thread waits for MGR before it looks for work: registered before it starts.
+    let tid = handle.thread().id;
+    insert_sorted(&mut WORKERS.lock(), (pool.0, id.0), slot.clone());
+    insert_sorted(&mut EXECUTORS.lock(), tid, Executor::Worker(slot));
+    let real = locked(|w| w.worker_created(pool));
+    assert_eq!(real, id, "worker id reserved under MGR");
+    Ok(())
 }
 
 /// A worker thread: take an item, run it, give it back; sleep when there is none.
@@ -331,7 +427,7 @@ fn worker_thread(slot: Arc<WorkerSlot>) {
     let (pool, id) = (slot.pool, slot.id);
     // Wait until the manager has registered this worker with the crate.
     drop(MGR.lock());
-    let (me, cell) = register_executor();
+    let me = sched::current().id;
     let mut after_idle = false;
     loop {
         let _m = after_idle.then(|| MGR.lock());
@@ -341,7 +437,7 @@ fn worker_thread(slot: Arc<WorkerSlot>) {
             Next::Run(job) => {
                 drop(_m);
                 after_idle = false;
-                let job = run_job(job, Some(&slot), &cell);
+                let job = run_job(job, Some(&slot), &slot.job);
                 let actions = locked(|w| {
                     // A wake-up that raced with the block hook may have left the crate
                     // thinking this worker sleeps: it runs.
@@ -354,13 +450,13 @@ fn worker_thread(slot: Arc<WorkerSlot>) {
             Next::Idle => {
                 drop(_m);
                 after_idle = true;
+                // Sleeping allocates nothing (the wait link is in the thread).
                 slot.waitq
                     .wait_until(|| slot.woken.swap(false, Ordering::AcqRel).then_some(()));
             }
             Next::Exit => {
-                WORKERS.lock().remove(&(pool.0, id.0));
-                BY_THREAD.lock().remove(&me);
-                EXECUTING.lock().remove(&me);
+                remove_sorted(&mut WORKERS.lock(), &(pool.0, id.0));
+                remove_sorted(&mut EXECUTORS.lock(), &me);
                 return;
             }
         }
@@ -392,35 +488,23 @@ fn run_job(job: Job<WorkRef>, slot: Option<&WorkerSlot>, cell: &JobCell) -> Job<
 /// thread writes it; [`queue_work`] from inside the item reads it.
 type JobCell = IrqSpinLock<Option<Job<WorkRef>>>;
 
-/// Every worker's and rescuer's [`JobCell`], by thread id.
-static EXECUTING: IrqSpinLock<BTreeMap<u64, Arc<JobCell>>> = IrqSpinLock::new(BTreeMap::new());
-
-/// Registers the calling thread (a worker or rescuer, at its start) as one that executes items:
-/// returns its id and its cell.
-fn register_executor() -> (u64, Arc<JobCell>) {
-    let me = sched::current().id;
-    let cell = Arc::new(IrqSpinLock::new(None));
-    EXECUTING.lock().insert(me, cell.clone());
-    (me, cell)
-}
-
-/// The cell of the calling thread if it is a worker or rescuer; `None` in an interrupt handler
-/// (which may have interrupted a worker, but is not part of its item, as Linux's `in_task()`
-/// check of `current_wq_worker` says).
-fn current_cell() -> Option<Arc<JobCell>> {
+/// The calling thread if it is a worker or rescuer; `None` in an interrupt handler (which may
+/// have interrupted a worker, but is not part of its item, as Linux's `in_task()` check of
+/// `current_wq_worker` says).
+fn current_executor() -> Option<Executor> {
     if crate::cpu::in_interrupt() {
         return None;
     }
-    let me = sched::current().id;
-    EXECUTING.lock().get(&me).cloned()
+    find_executor(sched::current().id)
 }
 
 /// Queues `work` on `wq` (on `cpu`'s pool, or the caller's), through the crate's chained path
 /// when the caller is an item executing (Linux's `is_chained_work`: a draining workqueue still
 /// takes items from its own items).
 fn queue_from_here(cpu: Option<usize>, wq: WqId, work: &WorkRef) -> (bool, Actions) {
-    let cell = current_cell();
-    let job: Option<IrqSpinLockGuard<'_, Option<Job<WorkRef>>>> = cell.as_deref().map(|c| c.lock());
+    let exec = current_executor();
+    let job: Option<IrqSpinLockGuard<'_, Option<Job<WorkRef>>>> =
+        exec.as_ref().map(|e| e.job().lock());
     match job.as_deref().and_then(Option::as_ref) {
         Some(job) => locked(|w| match cpu {
             Some(cpu) => w.queue_work_on_from(job, cpu, wq, work.clone()),
@@ -433,13 +517,18 @@ fn queue_from_here(cpu: Option<usize>, wq: WqId, work: &WorkRef) -> (bool, Actio
     }
 }
 
+/// The worker slot of thread `t`, if it is a worker executing an item.
+fn worker_in_item(t: &Thread) -> Option<Arc<WorkerSlot>> {
+    match find_executor(t.id)? {
+        Executor::Worker(slot) if slot.in_item.load(Ordering::Acquire) => Some(slot),
+        _ => None,
+    }
+}
+
 /// [`sched::BLOCK_HOOK`]: a worker executing an item is about to sleep (interrupts off, inside
 /// `schedule`): the crate may wake another worker or ask the manager for one.
 fn on_block(t: &Thread) {
-    let slot = BY_THREAD.lock().get(&t.id).cloned();
-    if let Some(slot) = slot
-        && slot.in_item.load(Ordering::Acquire)
-    {
+    if let Some(slot) = worker_in_item(t) {
         let actions = g().wqs.worker_sleeping(slot.pool, slot.id);
         perform(actions, None);
     }
@@ -447,10 +536,7 @@ fn on_block(t: &Thread) {
 
 /// [`sched::WAKE_HOOK`]: a worker that blocked inside an item was woken.
 fn on_wake(t: &Thread) {
-    let slot = BY_THREAD.lock().get(&t.id).cloned();
-    if let Some(slot) = slot
-        && slot.in_item.load(Ordering::Acquire)
-    {
+    if let Some(slot) = worker_in_item(t) {
         locked(|w| w.worker_waking(slot.pool, slot.id));
     }
 }
@@ -463,25 +549,29 @@ struct Rescuer {
     woken: AtomicBool,
     stop: AtomicBool,
     waitq: WaitQueue,
+    /// The job it executes (for [`queue_work`] from inside the item).
+    job: JobCell,
 }
 
+/// The rescuers of every `WQ_MEM_RECLAIM` queue. Added to under [`MGR`] after room was made
+/// under it (see [`WORKERS`]); a mayday walks it under its lock, allocating nothing.
 static RESCUERS: IrqSpinLock<Vec<Arc<Rescuer>>> = IrqSpinLock::new(Vec::new());
 
 /// Items executed by rescuers.
 pub static RESCUED: AtomicU64 = AtomicU64::new(0);
 
 fn rescuer_thread(r: Arc<Rescuer>) {
-    let (me, cell) = register_executor();
+    let me = sched::current().id;
     loop {
         r.waitq.wait_until(|| {
             (r.woken.swap(false, Ordering::AcqRel) || r.stop.load(Ordering::Acquire)).then_some(())
         });
         if r.stop.load(Ordering::Acquire) {
-            EXECUTING.lock().remove(&me);
+            remove_sorted(&mut EXECUTORS.lock(), &me);
             return;
         }
         while let Some(job) = locked(|w| w.rescuer_next(r.wq)) {
-            let job = run_job(job, None, &cell);
+            let job = run_job(job, None, &r.job);
             RESCUED.fetch_add(1, Ordering::Relaxed);
             perform(locked(|w| w.worker_done(job)), None);
             item_done();
@@ -489,10 +579,51 @@ fn rescuer_thread(r: Arc<Rescuer>) {
     }
 }
 
-fn for_rescuers(f: impl Fn(&Rescuer)) {
-    let list: Vec<Arc<Rescuer>> = RESCUERS.lock().clone();
-    for r in &list {
-        f(r);
+/// Creates and registers the rescuer thread of `wq` (named `name`), allocating fallibly.
+fn start_rescuer(wq: WqId, name: &'static str) -> Result<(), SpawnError> {
+    let _m = MGR.lock();
+    let r = Arc::try_new(Rescuer {
+        wq,
+        woken: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        waitq: WaitQueue::new(),
+        job: IrqSpinLock::new(None),
+    })?;
+    RESCUERS.lock().try_reserve(1)?;
+    EXECUTORS.lock().try_reserve(1)?;
+    let r2 = r.clone();
+    let handle = sched::spawn(name, move || rescuer_thread(r2))?;
+    // It runs items only after a mayday, which reaches it through RESCUERS: registered by then.
+    insert_sorted(
+        &mut EXECUTORS.lock(),
+        handle.thread().id,
+        Executor::Rescuer(r.clone()),
+    );
+    let mut rescuers = RESCUERS.lock();
+    debug_assert!(
+        rescuers.len() < rescuers.capacity(),
+        "room made before the thread"
+    );
+    rescuers.push(r);
+    Ok(())
+}
+
+/// A mayday: wakes every rescuer (they look for their queue's items in pools in trouble).
+/// Allocates nothing.
+fn wake_rescuers() {
+    for r in RESCUERS.lock().iter() {
+        r.woken.store(true, Ordering::Release);
+        r.waitq.wake_all();
+    }
+}
+
+/// Stops the rescuer of `wq` (destroyed). Allocates nothing.
+fn stop_rescuer(wq: WqId) {
+    let mut rescuers = RESCUERS.lock();
+    while let Some(i) = rescuers.iter().position(|r| r.wq == wq) {
+        let r = rescuers.remove(i);
+        r.stop.store(true, Ordering::Release);
+        r.waitq.wake_all();
     }
 }
 
@@ -686,21 +817,8 @@ fn perform(actions: Actions, work: Option<&WorkRef>) {
             Action::ArmTimer { at } => {
                 arm_delayed(work.expect("ArmTimer comes with its item"), at);
             }
-            Action::Mayday { .. } => for_rescuers(|r| {
-                r.woken.store(true, Ordering::Release);
-                r.waitq.wake_all();
-            }),
-            Action::StopRescuer { wq } => {
-                let mut list = RESCUERS.lock();
-                let stopped: Vec<Arc<Rescuer>> =
-                    list.iter().filter(|r| r.wq == wq).cloned().collect();
-                list.retain(|r| r.wq != wq);
-                drop(list);
-                for r in stopped {
-                    r.stop.store(true, Ordering::Release);
-                    r.waitq.wake_all();
-                }
-            }
+            Action::Mayday { .. } => wake_rescuers(),
+            Action::StopRescuer { wq } => stop_rescuer(wq),
         }
     }
 }
@@ -775,6 +893,9 @@ pub fn init() {
     sched::BLOCK_HOOK.set(on_block);
     sched::WAKE_HOOK.set(on_wake);
     sched::spawn("kworker-mgr", manager_thread).expect("memory for the workqueue manager");
+    let slab_wq = alloc_workqueue("slab_destroy", WqFlags::WQ_MEM_RECLAIM, 0)
+        .expect("memory for the slab allocator's reclaim workqueue");
+    SLAB_WQ.call_once(|| slab_wq);
     SLAB_WORK.call_once(|| {
         WorkRef::new("slab_caches_to_rcu_destroy", |_| {
             kcore::memory::kmalloc::run_slab_work()
@@ -792,12 +913,23 @@ pub fn init() {
 /// list (`run_slab_work`), the `async_destroy_work` embedded in each cache being destroyed.
 static SLAB_WORK: Once<WorkRef> = Once::new();
 
-/// Queues [`SLAB_WORK`] on `system_wq` (the core's `QUEUE_WORK_HOOK`, called after a head was
+/// The slab allocator's reclaim workqueue, `slab_destroy` (`WQ_MEM_RECLAIM`, per-CPU), made at
+/// start-up: [`SLAB_WORK`] runs there, so a cache destroy finishes through the queue's rescuer
+/// when no worker can be created (Linux's slab allocator has its `WQ_MEM_RECLAIM` queue too,
+/// `slub_flushwq`; its destroy work runs on `system_wq`).
+static SLAB_WQ: Once<Workqueue> = Once::new();
+
+/// The workqueue the slab allocator's destroy work runs on ([`SLAB_WQ`], `slab_destroy`).
+pub fn slab_destroy_wq() -> Workqueue {
+    *SLAB_WQ.get().expect("workqueue::init has run")
+}
+
+/// Queues [`SLAB_WORK`] on [`SLAB_WQ`] (the core's `QUEUE_WORK_HOOK`, called after a head was
 /// linked on its list). Allocates nothing; queueing an item already pending does nothing, and
 /// one queued while it runs runs again, so every head linked is run.
-fn queue_slab_work() {
-    if let Some(work) = SLAB_WORK.get() {
-        queue_work(system_wq(), work);
+pub(crate) fn queue_slab_work() {
+    if let (Some(work), Some(&wq)) = (SLAB_WORK.get(), SLAB_WQ.get()) {
+        queue_work(wq, work);
     }
 }
 
@@ -814,19 +946,11 @@ pub fn alloc_workqueue(
 ) -> Result<Workqueue, WqError> {
     let id = locked(|w| w.alloc_workqueue(name, flags, max_active)).map_err(WqError::Alloc)?;
     let wq = Workqueue { id };
-    if flags.contains(WqFlags::WQ_MEM_RECLAIM) {
-        let r = Arc::new(Rescuer {
-            wq: id,
-            woken: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            waitq: WaitQueue::new(),
-        });
-        let r2 = r.clone();
-        if let Err(e) = sched::spawn(name, move || rescuer_thread(r2)) {
-            waiting(|w, wait| w.destroy_workqueue(id, wait));
-            return Err(WqError::Rescuer(e));
-        }
-        RESCUERS.lock().push(r);
+    if flags.contains(WqFlags::WQ_MEM_RECLAIM)
+        && let Err(e) = start_rescuer(id, name)
+    {
+        waiting(|w, wait| w.destroy_workqueue(id, wait));
+        return Err(WqError::Rescuer(e));
     }
     Ok(wq)
 }

@@ -34,6 +34,8 @@
 //!   core's self-tests that need raw memory (deliberate corruption, raw frees).
 #![no_std]
 #![feature(abi_x86_interrupt)]
+// `Box::try_new` and `Arc::try_new`: spawning a thread fails cleanly when memory is out.
+#![feature(allocator_ext)]
 
 extern crate alloc;
 

@@ -1,7 +1,9 @@
 //! On-target tests of the workqueues (`crate::workqueue`): the pending bit, CPU placement,
 //! flush, cancel, delayed work (and that arming its timer does not allocate), concurrency
 //! management, chained work while draining, the retirement of idle workers, waiting with
-//! interrupts on, destroy and the rescuer.
+//! interrupts on, destroy and the rescuer (with worker creation failing by injection, and
+//! with memory really exhausted: the reclaim queue still runs, the pool recovers, and the slab
+//! allocator's destroy work runs through its queue's rescuer).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -554,4 +556,172 @@ fn flush_cancel_and_drain_sleep_with_interrupts_on() {
         "a flush, cancel or drain slept with interrupts off"
     );
     assert!(crate::sync::interrupts_enabled());
+}
+
+/// Yields until `cond` holds, for at most 10 s: polls without sleeping on a timer (which may
+/// allocate), for use while memory is exhausted.
+fn spin_until(cond: impl Fn() -> bool) -> bool {
+    let deadline = crate::time::uptime_us() + 10_000_000;
+    while !cond() {
+        if crate::time::uptime_us() >= deadline {
+            return false;
+        }
+        crate::sched::yield_now();
+    }
+    true
+}
+
+/// Where blocker items sleep until released: a wait queue, whose sleep allocates nothing.
+struct Gate {
+    open: AtomicBool,
+    waitq: crate::sync::WaitQueue,
+}
+
+impl Gate {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            open: AtomicBool::new(false),
+            waitq: crate::sync::WaitQueue::new(),
+        })
+    }
+
+    fn wait(&self) {
+        self.waitq
+            .wait_until(|| self.open.load(Ordering::Acquire).then_some(()));
+    }
+
+    fn release(&self) {
+        self.open.store(true, Ordering::Release);
+        self.waitq.wake_all();
+    }
+}
+
+/// Keeps every worker of `pool` asleep in an item of `wq` (queued on `cpu`) behind `gate`,
+/// with worker creation failing (injected) so that no new one appears; returns whether all
+/// took one. The caller turns the injection off.
+fn occupy_pool(pool: usize, cpu: usize, wq: workqueue::Workqueue, gate: &Arc<Gate>) -> bool {
+    workqueue::FAIL_WORKER_CREATION.store(true, Ordering::SeqCst);
+    let stats = workqueue::pool_stats()[pool];
+    let nr_workers = stats.idle + stats.busy;
+    let busy = Arc::new(AtomicUsize::new(0));
+    for _ in 0..nr_workers {
+        let (gate, busy) = (gate.clone(), busy.clone());
+        let blocker = WorkRef::new("ktest-oom-blocker", move |_| {
+            busy.fetch_add(1, Ordering::SeqCst);
+            gate.wait();
+        });
+        assert!(queue_work_on(cpu, wq, &blocker));
+    }
+    wait_for(200, || {
+        let s = workqueue::pool_stats()[pool];
+        busy.load(Ordering::SeqCst) == nr_workers && s.idle == 0
+    })
+}
+
+#[crate::ktest]
+fn a_reclaim_queue_runs_its_items_while_memory_is_exhausted_and_the_pool_recovers() {
+    // The high-priority pool of the last CPU: no other test uses it.
+    let cpu = crate::cpu::count() - 1;
+    let pool = 2 * cpu + 1;
+    let hi = alloc_workqueue("wq-test-oom-hi", WqFlags::WQ_HIGHPRI, 0).expect("alloc");
+    let reclaim = alloc_workqueue(
+        "wq-test-oom-reclaim",
+        WqFlags::WQ_HIGHPRI | WqFlags::WQ_MEM_RECLAIM,
+        0,
+    )
+    .expect("alloc");
+    kcore::selftest::quiesce();
+    let gate = Gate::new();
+    let occupied = occupy_pool(pool, cpu, hi, &gate);
+    // Made before memory runs out: queueing them allocates nothing.
+    let (rescued_item, rescued_runs) = counter("ktest-oom-rescued");
+    let (plain_item, plain_runs) = counter("ktest-oom-plain");
+    let rescued = workqueue::RESCUED.load(Ordering::SeqCst);
+    let exhausted = kcore::selftest::exhaust_all_cpus();
+    // From now on worker creation fails for real: no memory for the worker.
+    workqueue::FAIL_WORKER_CREATION.store(false, Ordering::SeqCst);
+    let failures = workqueue::WORKER_CREATE_FAILURES.load(Ordering::SeqCst);
+    let queued = queue_work_on(cpu, reclaim, &rescued_item);
+    // The manager fails to create a worker (counted), sends the mayday, the rescuer runs the
+    // item.
+    let ran = spin_until(|| {
+        rescued_runs.load(Ordering::SeqCst) == 1
+            && workqueue::WORKER_CREATE_FAILURES.load(Ordering::SeqCst) > failures
+    });
+    let failed = workqueue::WORKER_CREATE_FAILURES.load(Ordering::SeqCst) - failures;
+    let by_rescuer = workqueue::RESCUED.load(Ordering::SeqCst) > rescued;
+    // An item of a queue without a rescuer waits for a worker: the manager tries (and fails)
+    // again, and again after its retry delay, and the item does not run.
+    let before_plain = workqueue::WORKER_CREATE_FAILURES.load(Ordering::SeqCst);
+    let plain_queued = queue_work_on(cpu, hi, &plain_item);
+    let retried =
+        spin_until(|| workqueue::WORKER_CREATE_FAILURES.load(Ordering::SeqCst) >= before_plain + 2);
+    let plain_while_exhausted = plain_runs.load(Ordering::SeqCst);
+    exhausted.give_back();
+    // Memory is back: the next retry creates a worker, which runs the plain item.
+    let recovered = wait_for(300, || plain_runs.load(Ordering::SeqCst) == 1);
+    gate.release();
+    flush_workqueue(hi);
+    destroy_workqueue(hi);
+    destroy_workqueue(reclaim);
+    assert!(occupied, "the pool's workers did not all take a blocker");
+    assert!(queued && plain_queued);
+    assert!(
+        ran,
+        "the reclaim queue's item did not run while memory was exhausted \
+         ({failed} worker creations failed meanwhile)"
+    );
+    assert!(
+        by_rescuer,
+        "the reclaim queue's item ran, but not by the rescuer"
+    );
+    assert!(
+        retried,
+        "the manager did not keep trying for the plain item while memory was out"
+    );
+    assert_eq!(
+        plain_while_exhausted, 0,
+        "an item without a rescuer ran while no worker could be created"
+    );
+    assert!(
+        recovered,
+        "no worker was created after memory was given back"
+    );
+}
+
+#[crate::ktest]
+fn the_slab_destroy_work_runs_through_its_rescuer_while_memory_is_exhausted() {
+    // The slab allocator's destroy work is queued on the CPU that queues it: this one's normal
+    // pool, shared with `system_wq`.
+    let cpu = crate::cpu::current_id();
+    let pool = 2 * cpu;
+    let wq = workqueue::slab_destroy_wq();
+    assert!(
+        workqueue::wq_stats(wq)
+            .flags
+            .contains(WqFlags::WQ_MEM_RECLAIM),
+        "the slab destroy queue is a reclaim queue"
+    );
+    kcore::selftest::quiesce();
+    let gate = Gate::new();
+    let occupied = occupy_pool(pool, cpu, system_wq(), &gate);
+    let rescued = workqueue::RESCUED.load(Ordering::SeqCst);
+    let executed = workqueue::wq_stats(wq).executed;
+    let exhausted = kcore::selftest::exhaust_all_cpus();
+    workqueue::FAIL_WORKER_CREATION.store(false, Ordering::SeqCst);
+    // What the core's QUEUE_WORK_HOOK does after a cache destroy linked its head.
+    workqueue::queue_slab_work();
+    let ran = spin_until(|| workqueue::RESCUED.load(Ordering::SeqCst) > rescued);
+    exhausted.give_back();
+    gate.release();
+    flush_workqueue(system_wq());
+    assert!(occupied, "the pool's workers did not all take a blocker");
+    assert!(
+        ran,
+        "the slab destroy work did not run through the rescuer while memory was exhausted"
+    );
+    assert!(
+        workqueue::wq_stats(wq).executed > executed,
+        "the rescued item was not the slab destroy queue's"
+    );
 }

@@ -53,13 +53,25 @@ fn map_zeroed(
         .ok_or(MapToError::FrameAllocationFailed)?;
     // SAFETY: the frame is fresh and mapped nowhere else, and is zeroed through the physical
     // map before `map_to` publishes it.
-    unsafe {
+    let mapped = unsafe {
         super::phys_to_virt(frame.start_address())
             .as_mut_ptr::<u8>()
             .write_bytes(0, PAGE_SIZE);
-        mapper.map_to(page, frame, DATA, &mut Frames)?.ignore();
+        mapper.map_to(page, frame, DATA, &mut Frames)
+    };
+    match mapped {
+        Ok(flush) => {
+            flush.ignore();
+            Ok(())
+        }
+        Err(e) => {
+            // Not mapped (no frame for a page table, or the page was mapped already): the
+            // frame goes back rather than leaking.
+            // SAFETY: allocated above by `alloc_frame`, and mapped nowhere.
+            unsafe { super::page_alloc::free_frame(frame) };
+            Err(e)
+        }
     }
-    Ok(())
 }
 
 /// Maps `pages` pages from `start` to fresh, zeroed frames, writable and not executable.
@@ -72,6 +84,21 @@ pub fn map_fresh(start: VirtAddr, pages: u64) -> Result<(), MapToError<Size4KiB>
     let first = Page::<Size4KiB>::containing_address(start);
     for page in Page::range(first, first + pages) {
         map_zeroed(mapper, page)?;
+    }
+    Ok(())
+}
+
+/// Maps the pages of `pages` pages from `start` that are not mapped yet to fresh, zeroed
+/// frames (what [`map_fresh`] left undone when memory ran out). Pages already mapped are
+/// kept as they are.
+pub fn map_fresh_missing(start: VirtAddr, pages: u64) -> Result<(), MapToError<Size4KiB>> {
+    let mut guard = MAPPER.lock();
+    let mapper = guard.as_mut().expect("paging::init has not run");
+    let first = Page::<Size4KiB>::containing_address(start);
+    for page in Page::range(first, first + pages) {
+        if mapper.translate_page(page).is_err() {
+            map_zeroed(mapper, page)?;
+        }
     }
     Ok(())
 }

@@ -25,13 +25,18 @@ const MAX_STACKS: u64 = KERNEL_STACKS.size() / SLOT_SIZE;
 struct Slots {
     /// Slots never used so far start at this index.
     next: u64,
-    /// Freed slots, still mapped.
+    /// Freed slots, still mapped. Its capacity is kept at least `next`, so that freeing a
+    /// stack (in [`KernelStack`]'s `Drop`, maybe while memory is exhausted) never allocates.
     free: Vec<u64>,
+    /// A slot whose mapping failed part-way (out of memory): the next new stack finishes
+    /// mapping it rather than taking a fresh slot, so failures leak neither slots nor pages.
+    partial: Option<u64>,
 }
 
 static SLOTS: SpinLock<Slots> = SpinLock::new(Slots {
     next: 0,
     free: Vec::new(),
+    partial: None,
 });
 
 /// How many stack slots have ever been mapped (freed stacks are reused before a new slot is).
@@ -54,19 +59,34 @@ pub struct KernelStack {
 }
 
 impl KernelStack {
-    /// Allocates a stack, or `None` when out of memory or stack slots.
+    /// Allocates a stack, or `None` when out of memory or stack slots. Never panics for
+    /// want of memory.
     pub fn new() -> Option<Self> {
         let mut slots = SLOTS.lock();
         if let Some(slot) = slots.free.pop() {
             return Some(Self { slot });
         }
+        let pages = STACK_SIZE / PAGE_SIZE as u64;
+        if let Some(slot) = slots.partial {
+            // Map what the failed attempt left unmapped.
+            super::paging::map_fresh_missing(slot_bottom(slot), pages).ok()?;
+            slots.partial = None;
+            return Some(Self { slot });
+        }
         if slots.next >= MAX_STACKS {
             return None;
         }
-        // A slot whose mapping fails half-way is abandoned, never reused half-mapped.
+        // Room to cache every stack mapped so far, this one included (see `Slots::free`).
+        let mapped = slots.next as usize + 1;
+        let room = mapped.saturating_sub(slots.free.len());
+        slots.free.try_reserve(room).ok()?;
         let slot = slots.next;
         slots.next += 1;
-        super::paging::map_fresh(slot_bottom(slot), STACK_SIZE / PAGE_SIZE as u64).ok()?;
+        if super::paging::map_fresh(slot_bottom(slot), pages).is_err() {
+            // Mapped part-way: finished by the next attempt.
+            slots.partial = Some(slot);
+            return None;
+        }
         Some(Self { slot })
     }
 
@@ -87,6 +107,11 @@ fn slot_bottom(slot: u64) -> VirtAddr {
 
 impl Drop for KernelStack {
     fn drop(&mut self) {
-        SLOTS.lock().free.push(self.slot);
+        let mut slots = SLOTS.lock();
+        debug_assert!(
+            slots.free.len() < slots.free.capacity(),
+            "room reserved in `new`"
+        );
+        slots.free.push(self.slot);
     }
 }

@@ -1,6 +1,7 @@
 //! The scheduler: kernel threads on per-CPU run queues, preempted on the timer tick.
 //!
-//! Each CPU has a run queue of threads ready to run, the thread it runs now and an idle thread
+//! Each CPU has a run queue of threads ready to run (an intrusive list through a link in each
+//! [`Thread`], so waking a thread never allocates), the thread it runs now and an idle thread
 //! (its boot context) that halts when there is nothing else. A thread is either pinned to one
 //! CPU or placed, when spawned, on the CPU the policy picks; threads do not migrate after that.
 //! The policy ([`SchedPolicy`], registered by the services: round robin with a time slice of
@@ -16,16 +17,18 @@ mod policy;
 mod switch;
 mod thread;
 
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 pub use policy::{SchedPolicy, set_policy};
-pub use thread::{JoinHandle, SpawnError, State, Thread, registered_threads, threads};
+pub use thread::{
+    JoinHandle, RunLink, SpawnError, State, Thread, WaitLink, registered_threads, threads,
+};
 
 use policy::POLICY;
 
 use crate::cpu::{Cpu, this_cpu};
+use crate::sync::arc_list::ArcList;
 use crate::sync::{IrqSave, IrqSpinLock};
 
 /// A CPU's scheduler state (part of [`Cpu`]).
@@ -35,7 +38,8 @@ pub struct CpuSched {
 }
 
 struct RunQueue {
-    queue: VecDeque<Arc<Thread>>,
+    /// Threads ready to run, linked through their run link: waking a thread never allocates.
+    queue: ArcList<Thread, RunLink>,
     current: Option<Arc<Thread>>,
     idle: Option<Arc<Thread>>,
     /// The thread switched away from, until the switch is finished.
@@ -47,7 +51,7 @@ impl CpuSched {
     pub const fn new() -> Self {
         Self {
             rq: IrqSpinLock::new(RunQueue {
-                queue: VecDeque::new(),
+                queue: ArcList::new(),
                 current: None,
                 idle: None,
                 prev: None,

@@ -8,6 +8,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use crate::memory::stack::KernelStack;
+use crate::sync::arc_list::{Linked, ListLink};
 use crate::sync::{Completion, IrqSpinLock, SpinLock};
 
 /// What a thread is doing.
@@ -59,6 +60,32 @@ pub struct Thread {
     entry: SpinLock<Option<Box<dyn FnOnce() + Send>>>,
     /// Completed when the thread has exited and is off its stack.
     pub(super) exited: Completion,
+    /// Where the thread is linked while it waits in its CPU's run queue: queueing a thread
+    /// never allocates.
+    run_link: ListLink<Thread, RunLink>,
+    /// Where the thread is linked while it sleeps on a [`WaitQueue`](crate::sync::WaitQueue)
+    /// (Linux's `wait_queue_entry`, there on the sleeper's stack): going to sleep never
+    /// allocates. A thread sleeps on one wait queue at a time, and takes itself off it before
+    /// its wait returns.
+    wait_link: ListLink<Thread, WaitLink>,
+}
+
+/// The marker of a thread's run-queue link (`ArcList<Thread, RunLink>`).
+pub struct RunLink;
+
+/// The marker of a thread's wait-queue link (`ArcList<Thread, WaitLink>`).
+pub struct WaitLink;
+
+impl Linked<RunLink> for Thread {
+    fn link(&self) -> &ListLink<Thread, RunLink> {
+        &self.run_link
+    }
+}
+
+impl Linked<WaitLink> for Thread {
+    fn link(&self) -> &ListLink<Thread, WaitLink> {
+        &self.wait_link
+    }
 }
 
 // SAFETY: `rsp` is only touched by the scheduler of the CPU that owns the thread, with
@@ -150,18 +177,33 @@ pub(super) fn adopt_idle(cpu: usize) -> Arc<Thread> {
         _stack: None,
         entry: SpinLock::new(None),
         exited: Completion::new(),
+        run_link: ListLink::new(),
+        wait_link: ListLink::new(),
     });
     THREADS.lock().push(Arc::downgrade(&thread));
     thread
 }
 
-/// Error from [`spawn`] and friends.
+/// Error from [`spawn`](super::spawn) and friends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpawnError {
-    /// No memory for the thread's stack.
+    /// No memory for the thread: its stack, its structure, its name, the closure it runs or
+    /// its entry in the thread registry. Nothing of the attempt is left behind.
     OutOfMemory,
     /// The requested CPU does not exist or is not online.
     NoSuchCpu,
+}
+
+impl From<alloc::alloc::AllocError> for SpawnError {
+    fn from(_: alloc::alloc::AllocError) -> Self {
+        SpawnError::OutOfMemory
+    }
+}
+
+impl From<alloc::collections::TryReserveError> for SpawnError {
+    fn from(_: alloc::collections::TryReserveError) -> Self {
+        SpawnError::OutOfMemory
+    }
 }
 
 /// Handle to a spawned thread: wait for it and take its result.
@@ -197,17 +239,23 @@ pub(super) fn create<T: Send + 'static>(
         Some(_) => return Err(SpawnError::NoSuchCpu),
         None => super::place_new_thread(),
     };
+    // Every allocation is fallible: a thread that cannot be made is an error for the caller
+    // (the workqueues then send a mayday to their rescuers), never a panic. What was allocated
+    // before the failure is dropped: the stack goes back to the stack cache.
     let stack = KernelStack::new().ok_or(SpawnError::OutOfMemory)?;
-    let result = Arc::new(SpinLock::new(None));
+    let mut thread_name = String::new();
+    thread_name.try_reserve_exact(name.len())?;
+    thread_name.push_str(name);
+    let result = Arc::try_new(SpinLock::new(None))?;
     let slot = result.clone();
-    let entry: Box<dyn FnOnce() + Send> = Box::new(move || {
+    let entry: Box<dyn FnOnce() + Send> = Box::try_new(move || {
         let value = f();
         *slot.lock() = Some(value);
-    });
+    })?;
     let top = stack.top().as_u64();
-    let thread = Arc::new(Thread {
+    let thread = Arc::try_new(Thread {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        name: String::from(name),
+        name: thread_name,
         state: AtomicU8::new(State::Runnable as u8),
         pinned: pin.is_some(),
         idle: false,
@@ -217,13 +265,26 @@ pub(super) fn create<T: Send + 'static>(
         _stack: Some(stack),
         entry: SpinLock::new(Some(entry)),
         exited: Completion::new(),
-    });
+        run_link: ListLink::new(),
+        wait_link: ListLink::new(),
+    })?;
     // The new thread's first switch calls `thread_start(ptr)`. The pointer stays valid: the
     // run queue holds a reference until the thread has exited and is off its stack.
     let arg = Arc::as_ptr(&thread) as u64;
     // SAFETY: `top` is the top of the fresh stack this thread owns; nothing else uses it.
     unsafe { *thread.rsp.get() = super::switch::initial_stack(top, arg) };
-    THREADS.lock().push(Arc::downgrade(&thread));
+    {
+        let mut list = THREADS.lock();
+        if list.try_reserve(1).is_err() {
+            drop(list);
+            // Never started: dropping it frees its stack and structure (its `Drop` finds no
+            // registry entry to take out).
+            drop(thread);
+            return Err(SpawnError::OutOfMemory);
+        }
+        list.push(Arc::downgrade(&thread));
+    }
+    // Queueing on the run queue does not allocate (the thread's run link).
     super::enqueue(&thread, cpu);
     Ok(JoinHandle { thread, result })
 }

@@ -15,8 +15,11 @@
 //! - `sysfs_slab`: `/sys/kernel/slab` and `/proc/slabinfo` against the allocator's numbers;
 //! - [`static_cache`]: static caches in `.data`, their rules, and cycles static vs dynamic (the
 //!   shell's `staticbench`);
-//! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted, and the helper
-//!   that exhausts memory;
+//! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted, and the helpers
+//!   that exhaust memory ([`exhaust`], [`exhaust_all_cpus`], after [`quiesce`]), which the
+//!   services' tests use too;
+//! - `oom`: threads while memory is exhausted: sleeping on and waking from a wait queue
+//!   allocates nothing, and `spawn` fails with an error instead of panicking;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
 
@@ -24,11 +27,14 @@ pub mod bench;
 pub mod freeq;
 mod kfree_rcu;
 mod kobject;
+mod oom;
 mod rcu;
 mod slab;
 pub mod static_cache;
 pub mod storm;
 mod sysfs_slab;
+
+pub use rcu::{Exhausted, exhaust, exhaust_all_cpus, quiesce};
 
 /// A small deterministic random number generator (xorshift64*).
 pub struct Rng(u64);

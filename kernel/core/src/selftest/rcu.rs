@@ -14,16 +14,20 @@ use crate::memory::page_alloc;
 use crate::sync::rcu::{RcuHead, call_rcu_head};
 
 /// Lets background work that allocates finish: earlier tests' RCU callbacks and cache
-/// destroys. Call it before [`exhaust`]: the kernel's Rust allocations panic when they fail.
-pub(super) fn quiesce() {
+/// destroys. Call it before [`exhaust`]: the kernel's infallible Rust allocations panic when
+/// they fail. Tests only (the services' tests use it too).
+pub fn quiesce() {
     crate::sync::rcu::rcu_barrier();
     while slab().nr_destroy_pending() != 0 {
         crate::sched::yield_now();
     }
 }
 
+/// The kmalloc sizes [`exhaust`] takes every object of.
+const SMALL_SIZES: [usize; 8] = [8, 16, 32, 64, 96, 128, 192, 256];
+
 /// Memory taken by [`exhaust`], given back by [`Exhausted::give_back`].
-pub(super) struct Exhausted {
+pub struct Exhausted {
     /// Every block of pages, largest first.
     taken: Vec<(PhysAddr, usize)>,
     /// Every small kmalloc object the caches still had.
@@ -32,8 +36,10 @@ pub(super) struct Exhausted {
 
 /// Takes every page, then every small kmalloc object left in the slab caches: afterwards no
 /// allocation of any small size can succeed (a `call_rcu` that boxed its callback would
-/// fail). The lists of them are allocated beforehand.
-pub(super) fn exhaust() -> Exhausted {
+/// fail). The lists of them are allocated beforehand. Tests only, after [`quiesce`]: until
+/// [`Exhausted::give_back`], every allocation fails, and an infallible one panics (the
+/// services' tests use it too: owning what it took, it is safe to call).
+pub fn exhaust() -> Exhausted {
     let total = page_alloc::stats().total as usize;
     let mut taken = Vec::with_capacity(total);
     let mut objects = Vec::with_capacity(1 << 16);
@@ -46,7 +52,7 @@ pub(super) fn exhaust() -> Exhausted {
         page_alloc::alloc_pages(0, None).is_err(),
         "the page allocator is exhausted"
     );
-    for size in [8usize, 16, 32, 64, 96, 128, 192, 256] {
+    for size in SMALL_SIZES {
         while objects.len() < objects.capacity()
             && let Some(p) = slab().kmalloc(size, Gfp::ATOMIC)
         {
@@ -60,9 +66,23 @@ pub(super) fn exhaust() -> Exhausted {
     Exhausted { taken, objects }
 }
 
+/// [`exhaust`], after every CPU's sheaves of the small kmalloc caches went back to their slabs
+/// (`kmem_cache_shrink`), where `exhaust` takes them: then no CPU can allocate a small object,
+/// not only the calling one (a thread on another CPU, such as the workqueue manager,
+/// allocates through its own CPU's sheaves). Tests only, after [`quiesce`]; objects freed on
+/// another CPU afterwards can still be allocated again there.
+pub fn exhaust_all_cpus() -> Exhausted {
+    for size in SMALL_SIZES {
+        if let Some(cache) = slab().kmalloc_cache(size) {
+            cache.shrink();
+        }
+    }
+    exhaust()
+}
+
 impl Exhausted {
     /// Gives every object and page back.
-    pub(super) fn give_back(self) {
+    pub fn give_back(self) {
         for p in self.objects {
             // SAFETY: allocated by `exhaust`, never used.
             unsafe { slab().kfree(p.as_ptr()) }.expect("free");

@@ -21,7 +21,14 @@
 //! A list is used by one owner at a time (`&mut self`), and all the lists of one marker that an
 //! item can move between are used under one lock (the workqueue crate keeps every list behind
 //! its one lock; the kernel's timer list has a lock of its own): a list reads the link of an
-//! item on another list only to see that it is not its own.
+//! item on another list only to see that it is not its own. Lists with a lock each are fine
+//! too where an item moves only in an order those locks make visible: it is taken off one list
+//! under that list's lock before anything puts it on another, and whoever does takes that
+//! lock after the first (the scheduler's run queues, where a thread stays on its CPU's; the
+//! wait queues, where a sleeping thread is on the one it sleeps on, and takes itself off it,
+//! under its lock, before it returns).
+//!
+//! [`ArcList::new`] makes an empty list in a `static` (it takes its id at its first push).
 
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
@@ -105,6 +112,26 @@ impl<T: Linked<M>, M> Default for ArcList<T, M> {
 }
 
 impl<T: Linked<M>, M> ArcList<T, M> {
+    /// An empty list, usable in a `static` (the kernel's wait queues): it takes its id when
+    /// the first item is pushed.
+    pub const fn new() -> Self {
+        Self {
+            first: ptr::null(),
+            last: ptr::null(),
+            len: 0,
+            id: 0,
+            _marker: PhantomData,
+        }
+    }
+
+    /// The list's id, taken now if it has none yet ([`new`](Self::new)).
+    fn id(&mut self) -> u64 {
+        if self.id == 0 {
+            self.id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        }
+        self.id
+    }
+
     /// The links of the item at `p`.
     ///
     /// # Safety
@@ -121,6 +148,7 @@ impl<T: Linked<M>, M> ArcList<T, M> {
     /// # Panics
     /// If `item` is on a list already.
     pub fn push_back(&mut self, item: Arc<T>) {
+        let id = self.id();
         let p = Arc::into_raw(item);
         // SAFETY: we now hold the reference `p` came from; the last item is ours.
         unsafe {
@@ -129,7 +157,7 @@ impl<T: Linked<M>, M> ArcList<T, M> {
             *l = Links {
                 next: ptr::null(),
                 prev: self.last,
-                list: self.id,
+                list: id,
             };
             if self.last.is_null() {
                 self.first = p;
@@ -146,6 +174,7 @@ impl<T: Linked<M>, M> ArcList<T, M> {
     /// # Panics
     /// If `item` is on a list already.
     pub fn push_front(&mut self, item: Arc<T>) {
+        let id = self.id();
         let p = Arc::into_raw(item);
         // SAFETY: as in `push_back`.
         unsafe {
@@ -154,7 +183,7 @@ impl<T: Linked<M>, M> ArcList<T, M> {
             *l = Links {
                 next: self.first,
                 prev: ptr::null(),
-                list: self.id,
+                list: id,
             };
             if self.first.is_null() {
                 self.last = p;
@@ -204,8 +233,13 @@ impl<T: Linked<M>, M> ArcList<T, M> {
 
     /// Whether `item` is on this list.
     pub fn contains(&self, item: &T) -> bool {
+        // A list without an id yet ([`new`](Self::new)) has never held an item.
+        if self.id == 0 {
+            return false;
+        }
         // SAFETY: the caller holds a reference to `item`, and its links of this marker are
-        // written only under the lock all the lists of the marker share (module docs).
+        // written only under the lock all the lists of the marker share, or in an order that
+        // lock hand-overs make visible (module docs).
         unsafe { (*<T as Linked<M>>::link(item).inner.get()).list == self.id }
     }
 

@@ -20,6 +20,7 @@
 //! `too_many_workers`) are retired once idle for the idle timeout (Linux's
 //! `IDLE_WORKER_TIMEOUT`, 300 s; a parameter here).
 
+use alloc::collections::TryReserveError;
 use alloc::vec::Vec;
 
 use crate::action::{Action, Actions, PoolId, WorkerId};
@@ -154,6 +155,18 @@ impl<W: WorkItem, L: WorkList<W>> Pool<W, L> {
         }
         self.creating = true;
         Some(Action::CreateWorker { pool })
+    }
+
+    /// The id the next [`worker_created`](Self::worker_created) gives, with room made for it
+    /// (fallibly) so that it does not allocate.
+    pub fn reserve_worker(&mut self) -> Result<WorkerId, TryReserveError> {
+        match self.workers.iter().position(Option::is_none) {
+            Some(i) => Ok(WorkerId(i as u16)),
+            None => {
+                self.workers.try_reserve(1)?;
+                Ok(WorkerId(self.workers.len() as u16))
+            }
+        }
     }
 
     /// Registers a newly created worker (running: it looks for work at once).

@@ -1,6 +1,7 @@
 //! [`Workqueues`]: every workqueue and pool of the system, queueing, and the worker side
 //! (what worker threads, rescuers and the scheduler call).
 
+use alloc::collections::TryReserveError;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -266,8 +267,19 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
         (true, insert_work(&mut st, work, wq, pool))
     }
 
+    /// Makes room in `pool` for the worker the kernel is about to create, so that
+    /// [`worker_created`](Self::worker_created) allocates nothing, and returns the id it will
+    /// get (the smallest free one). Call it before creating the thread, and treat an error
+    /// (out of memory) as a failed creation ([`worker_create_failed`](Self::worker_create_failed)).
+    /// The id and the room hold until the next `worker_created` of the pool, provided only one
+    /// creation per pool is in progress at a time (the crate asks for one at a time).
+    pub fn reserve_worker(&self, pool: PoolId) -> Result<WorkerId, TryReserveError> {
+        self.lock().pools[usize::from(pool.0)].reserve_worker()
+    }
+
     /// Registers a worker the kernel created after [`Action::CreateWorker`]: it counts as
-    /// running, and its thread calls [`worker_next`](Self::worker_next) at once.
+    /// running, and its thread calls [`worker_next`](Self::worker_next) at once. Allocates
+    /// nothing after [`reserve_worker`](Self::reserve_worker).
     pub fn worker_created(&self, pool: PoolId) -> WorkerId {
         self.lock().pools[usize::from(pool.0)].worker_created()
     }

@@ -135,7 +135,10 @@ impl Model {
                         let more = self.wqs.worker_create_failed(pool);
                         self.perform(None, more);
                     } else {
+                        // As the kernel does: room and id first, then the thread.
+                        let reserved = self.wqs.reserve_worker(pool).expect("memory");
                         let id = self.wqs.worker_created(pool);
+                        assert_eq!(id, reserved, "the reserved id is the one given");
                         self.ready.push_back((pool, id));
                     }
                 }

@@ -68,7 +68,10 @@ impl Driver {
                         let more = wqs.worker_create_failed(pool);
                         self.perform(wqs, more);
                     } else {
+                        // As the kernel does: room and id first, then the thread.
+                        let reserved = wqs.reserve_worker(pool).expect("memory");
                         let id = wqs.worker_created(pool);
+                        assert_eq!(id, reserved, "the reserved id is the one given");
                         self.wake(pool, id);
                     }
                 }
@@ -693,4 +696,27 @@ fn dump_shows_pools_workers_and_queues() {
     assert!(out.contains("idle"));
     let line = out.lines().find(|l| l.starts_with("events ")).unwrap();
     assert!(line.contains(" 2 "), "executed count in {line:?}");
+}
+
+#[test]
+fn reserve_worker_names_the_id_worker_created_gives_and_makes_room_for_it() {
+    let wqs = wqs(1);
+    let pool = PoolId(0);
+    for expect in 0..3u16 {
+        assert_eq!(wqs.reserve_worker(pool), Ok(WorkerId(expect)));
+        {
+            let st = wqs.lock();
+            let workers = &st.pools[0].workers;
+            assert!(
+                workers.capacity() > workers.len(),
+                "room made: worker_created does not allocate"
+            );
+        }
+        assert_eq!(wqs.worker_created(pool), WorkerId(expect));
+    }
+    // A retired worker's id is the next one given, without growing the pool's table.
+    wqs.lock().pools[0].remove_worker(WorkerId(1));
+    assert_eq!(wqs.reserve_worker(pool), Ok(WorkerId(1)));
+    assert_eq!(wqs.worker_created(pool), WorkerId(1));
+    assert_eq!(wqs.lock().pools[0].workers.len(), 3);
 }
