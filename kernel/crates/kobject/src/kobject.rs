@@ -220,6 +220,16 @@ pub(crate) struct Inner {
     pub this: Option<KobjPtr>,
 }
 
+/// The fields of a kobject that was never initialized.
+const EMPTY_INNER: Inner = Inner {
+    name: None,
+    ktype: None,
+    parent: None,
+    kset: None,
+    sd: None,
+    this: None,
+};
+
 /// A kernel object: a reference count, a name, a type, a parent and a sysfs directory (Linux's
 /// `struct kobject`), embedded in the structure it counts.
 ///
@@ -239,14 +249,7 @@ impl KObject {
         Self {
             kref: Kref::new(),
             state: AtomicU64::new(0),
-            inner: Mutex::new(Inner {
-                name: None,
-                ktype: None,
-                parent: None,
-                kset: None,
-                sd: None,
-                this: None,
-            }),
+            inner: Mutex::new(EMPTY_INNER),
         }
     }
 
@@ -256,14 +259,7 @@ impl KObject {
         Self {
             kref: Kref::new(),
             state: AtomicU64::new(0),
-            inner: Mutex::new(Inner {
-                name: None,
-                ktype: None,
-                parent: None,
-                kset: None,
-                sd: None,
-                this: None,
-            }),
+            inner: Mutex::new(EMPTY_INNER),
         }
     }
 

@@ -388,14 +388,7 @@ impl<P: Platform> SlabAllocator<P> {
         match KmemCache::new(self.platform.clone(), name, size, &args, flags, true) {
             Ok(cache) => {
                 let cache = CachePtr::new(cache);
-                if let Some(sys) = self.sysfs() {
-                    cache.add_to_sysfs(self, sys, &[name]);
-                }
-                list.push(CacheEntry {
-                    cache,
-                    names: alloc::vec![(FIRST_NAME, name)],
-                    kmalloc: false,
-                });
+                self.register(&mut list, cache, name);
                 Ok(KmemCacheHandle {
                     cache: cache.get(self),
                     name: FIRST_NAME,
@@ -403,6 +396,24 @@ impl<P: Platform> SlabAllocator<P> {
             }
             Err(e) => Self::create_failed(name, flags, e),
         }
+    }
+
+    /// Lists a new cache under its first name and shows it in sysfs (`slab_mutex` held:
+    /// `list` is its list).
+    fn register(
+        &self,
+        list: &mut Vec<CacheEntry<P>>,
+        cache: CachePtr<P>,
+        name: &'static str,
+    ) {
+        if let Some(sys) = self.sysfs() {
+            cache.add_to_sysfs(self, sys, &[name]);
+        }
+        list.push(CacheEntry {
+            cache,
+            names: alloc::vec![(FIRST_NAME, name)],
+            kmalloc: false,
+        });
     }
 
     /// A failed creation: the error, or a panic with `SLAB_PANIC` (as Linux).

@@ -22,8 +22,8 @@ use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
+use super::SlabAllocator;
 use super::owned::CachePtr;
-use super::{CacheEntry, FIRST_NAME, SlabAllocator};
 use crate::cache::{KmemCache, SlabError};
 use crate::flags::{KmemCacheArgs, SlabFlags};
 use crate::layout::check_args;
@@ -115,14 +115,7 @@ impl<P: Platform> SlabAllocator<P> {
         // SAFETY: the storage is `'static` and holds no cache (checked above under
         // `slab_mutex`, which every setup takes): nobody can be using it.
         let cache = unsafe { CachePtr::place(ptr, cache) };
-        if let Some(sys) = self.sysfs() {
-            cache.add_to_sysfs(self, sys, &[name]);
-        }
-        list.push(CacheEntry {
-            cache,
-            names: alloc::vec![(FIRST_NAME, name)],
-            kmalloc: false,
-        });
+        self.register(&mut list, cache, name);
         // SAFETY: set up just now, and never freed (static storage).
         Ok(unsafe { storage.get() })
     }
