@@ -400,12 +400,7 @@ impl<P: Platform> SlabAllocator<P> {
 
     /// Lists a new cache under its first name and shows it in sysfs (`slab_mutex` held:
     /// `list` is its list).
-    fn register(
-        &self,
-        list: &mut Vec<CacheEntry<P>>,
-        cache: CachePtr<P>,
-        name: &'static str,
-    ) {
+    fn register(&self, list: &mut Vec<CacheEntry<P>>, cache: CachePtr<P>, name: &'static str) {
         if let Some(sys) = self.sysfs() {
             cache.add_to_sysfs(self, sys, &[name]);
         }

@@ -137,9 +137,11 @@ impl fmt::Display for SysfsError {
 const ATTRIBUTES: &[&str] = &[
     "aliases",
     "align",
+    "alloc_traces",
     "cache_dma",
     "ctor",
     "destroy_by_rcu",
+    "free_traces",
     "hwcache_align",
     "min_partial",
     "object_size",
@@ -312,6 +314,17 @@ fn render<P: Platform>(s: &KmemCache<P>, name: &str, out: &mut PageBuf) -> fmt::
         "usersize" => writeln!(out, "{}", s.usercopy_region().1),
         // Actions: nothing to read (Linux's `shrink_show` and `validate_show` write 0 bytes).
         "shrink" | "validate" => Ok(()),
+        // The callers of the objects in use / free, in `SLAB_STORE_USER` caches (Linux keeps
+        // these under debugfs): `count caller cpus=list`, most objects first; empty otherwise.
+        "alloc_traces" | "free_traces" => {
+            let mut r = Ok(());
+            s.for_each_trace(name == "free_traces", |addr, n, cpus| {
+                if r.is_ok() {
+                    r = write_trace(out, addr, n, cpus);
+                }
+            });
+            r
+        }
         // Names sharing the cache besides the first (`s->refcount - 1`).
         "aliases" => writeln!(out, "{}", s.refcount().saturating_sub(1)),
         "ctor" => match s.ctor {
@@ -354,6 +367,34 @@ fn render<P: Platform>(s: &KmemCache<P>, name: &str, out: &mut PageBuf) -> fmt::
             writeln!(out)
         }
     }
+}
+
+/// One line of `alloc_traces`: `   count 0xcaller cpus=0-1,3` (caller 0: callers beyond what
+/// is told apart).
+fn write_trace(out: &mut PageBuf, addr: usize, n: usize, cpus: u64) -> fmt::Result {
+    write!(out, "{n:7} {addr:#x} cpus=")?;
+    let mut cpu = 0;
+    let mut first = true;
+    while cpu < 64 {
+        if cpus >> cpu & 1 == 0 {
+            cpu += 1;
+            continue;
+        }
+        let start = cpu;
+        while cpu < 64 && cpus >> cpu & 1 != 0 {
+            cpu += 1;
+        }
+        if !first {
+            out.write_char(',')?;
+        }
+        first = false;
+        if cpu - start > 1 {
+            write!(out, "{start}-{}", cpu - 1)?;
+        } else {
+            write!(out, "{start}")?;
+        }
+    }
+    writeln!(out)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -191,8 +191,10 @@ fn every_attribute_reads() {
     assert_eq!(attributes().count(), ATTRIBUTES.len() + Stat::COUNT);
     for attr in attributes() {
         let value = read(&slab, &format!("kmalloc-96/{attr}")).unwrap();
-        // `ctor` is empty without one; `shrink` and `validate` are actions, empty to read.
-        let empty_ok = ["ctor", "shrink", "validate"].contains(&attr);
+        // `ctor` is empty without one; `shrink` and `validate` are actions, empty to read; the
+        // traces are empty without `SLAB_STORE_USER`.
+        let empty_ok =
+            ["ctor", "shrink", "validate", "alloc_traces", "free_traces"].contains(&attr);
         assert!(
             value.ends_with('\n') || (empty_ok && value.is_empty()),
             "{attr}: {value:?}"
@@ -352,4 +354,46 @@ fn a_reference_to_the_cache_kobject_defers_its_release() {
     // SAFETY: as above: this is the last reference.
     unsafe { sys.sysfs.kobject_put(kobj) }.unwrap();
     assert_eq!(owned_released(), before + 1, "the last put freed it");
+}
+
+/// `alloc_traces` and `free_traces` of a `SLAB_STORE_USER` cache list the callers of the objects
+/// in use and of the free ones, with counts and CPUs.
+#[test]
+fn traces_list_the_callers_of_objects_in_use_and_free() {
+    let (_cpu, slab) = setup(SlabOptions::default());
+    let c = slab
+        .kmem_cache_create(
+            "traced",
+            100,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_STORE_USER,
+        )
+        .unwrap();
+    let a: Vec<_> = (0..5)
+        .map(|_| c.alloc_caller(Gfp::KERNEL, 0x1111).unwrap())
+        .collect();
+    let b: Vec<_> = (0..3)
+        .map(|_| c.alloc_caller(Gfp::KERNEL, 0x2222).unwrap())
+        .collect();
+    for o in &b[..2] {
+        // SAFETY: ours, not used afterwards.
+        unsafe { c.free_caller(*o, 0x3333).unwrap() };
+    }
+    let traces = read(&slab, "traced/alloc_traces").unwrap();
+    let lines: Vec<&str> = traces.lines().collect();
+    assert_eq!(
+        lines,
+        ["      5 0x1111 cpus=0", "      1 0x2222 cpus=0"],
+        "{traces}"
+    );
+    let freed = read(&slab, "traced/free_traces").unwrap();
+    assert!(
+        freed.lines().any(|l| l == "      2 0x3333 cpus=0"),
+        "{freed}"
+    );
+    assert_eq!(read(&slab, "kmalloc-64/alloc_traces").as_deref(), Ok(""));
+    for o in a.into_iter().chain(b.into_iter().skip(2)) {
+        // SAFETY: ours.
+        unsafe { c.free(o).unwrap() };
+    }
 }
