@@ -144,6 +144,11 @@ pub struct KmemCache<P: Platform> {
     pub(crate) kobj: kobject::KObject,
     /// A static cache's owner (a module's kobject), pinned until the cache's final release.
     pub(crate) owner: Option<&'static kobject::KObject>,
+    /// The primary cache whose storage (slabs, sheaves) this cache uses, null if this cache is
+    /// its own primary (`primary_cache` of the maintainer's proposal). Only static caches set
+    /// up when a compatible primary existed are aliases with a structure of their own; their
+    /// operations go to the primary (see [`Self::primary`]).
+    pub(crate) primary: core::sync::atomic::AtomicPtr<KmemCache<P>>,
 }
 
 // SAFETY: per-CPU sheaves are only touched by the CPU they belong to while it is pinned (or by
@@ -280,6 +285,7 @@ impl<P: Platform> KmemCache<P> {
             destroy_link: DestroyLink::new(),
             kobj: kobject::KObject::new(),
             owner: args.owner,
+            primary: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             platform,
         })
     }
@@ -348,6 +354,13 @@ impl<P: Platform> KmemCache<P> {
     #[cold]
     #[inline(never)]
     fn alloc_slow(&self, slot: usize, gfp: Gfp, caller: usize) -> Option<FreeObject> {
+        if let Some(p) = self.alias_of() {
+            // An alias has no sheaves: every allocation comes here and goes to the primary.
+            let obj = p.alloc_caller(gfp, caller)?;
+            // SAFETY: just allocated from the primary, whose objects these are; the token
+            // goes straight back to the caller as an allocated object.
+            return Some(unsafe { FreeObject::new(obj) });
+        }
         if slot != 0 {
             // SAFETY: `slot` came from `pin_fast`, whose guard the caller holds for the call.
             let on = unsafe { OnCpu::new(slot_cpu(slot)) };
@@ -363,6 +376,11 @@ impl<P: Platform> KmemCache<P> {
     #[cold]
     #[inline(never)]
     fn free_slow(&self, slot: usize, obj: FreeObject, caller: usize) -> Result<(), SlabReport> {
+        if let Some(p) = self.alias_of() {
+            // SAFETY: the caller gave the object up; it is the primary's (an alias allocates
+            // from it).
+            return unsafe { p.free_caller(obj.into_allocated(), caller) };
+        }
         if slot != 0 {
             // SAFETY: `slot` came from `pin_fast`, whose guard the caller holds for the call.
             let on = unsafe { OnCpu::new(slot_cpu(slot)) };
@@ -593,6 +611,9 @@ impl<P: Platform> KmemCache<P> {
     /// Linux does, since sheaves only hold local objects.
     #[doc(alias = "kmem_cache_alloc_node")]
     pub fn alloc_node(&self, gfp: Gfp, node: usize) -> Option<NonNull<u8>> {
+        if let Some(p) = self.alias_of() {
+            return p.alloc_node(gfp, node);
+        }
         let local = {
             let (_guard, cpu) = self.platform.pin();
             self.cpu_sheaves[cpu + 1].node
@@ -661,6 +682,9 @@ impl<P: Platform> KmemCache<P> {
     /// nothing) when memory is short.
     #[doc(alias = "kmem_cache_alloc_bulk")]
     pub fn alloc_bulk(&self, gfp: Gfp, out: &mut [*mut u8]) -> bool {
+        if let Some(p) = self.alias_of() {
+            return p.alloc_bulk(gfp, out);
+        }
         out.fill(ptr::null_mut());
         // SAFETY: `Option<FreeObject>` has the layout of a nullable pointer, and every entry is
         // null (`None`); the tokens written become the caller's pointers.
@@ -697,6 +721,10 @@ impl<P: Platform> KmemCache<P> {
     /// As for [`Self::free`], for every object.
     #[doc(alias = "kmem_cache_free_bulk")]
     pub unsafe fn free_bulk(&self, objs: &[*mut u8]) -> Result<(), SlabReport> {
+        if let Some(p) = self.alias_of() {
+            // SAFETY: forwarded contract; the objects are the primary's.
+            return unsafe { p.free_bulk(objs) };
+        }
         let mut r = Ok(());
         for &o in objs {
             match NonNull::new(o) {
@@ -721,6 +749,10 @@ impl<P: Platform> KmemCache<P> {
     /// uses (only RCU readers may still look at it), freed once.
     #[doc(alias = "kfree_rcu")]
     pub unsafe fn free_rcu(&self, obj: NonNull<u8>) {
+        if let Some(p) = self.alias_of() {
+            // SAFETY: forwarded contract; the object is the primary's.
+            return unsafe { p.free_rcu(obj) };
+        }
         // SAFETY: the caller gives the object up (contract); until the grace period ends it
         // waits in an `rcu_free` sheaf or an RCU callback, where nothing writes to it.
         self.free_rcu_object(unsafe { FreeObject::new(obj) });
@@ -733,6 +765,10 @@ impl<P: Platform> KmemCache<P> {
     /// # Safety
     /// As for [`KmemCache::free_rcu`] when it returns `Ok`.
     pub unsafe fn free_rcu_sheaf(&self, obj: NonNull<u8>) -> Result<(), NonNull<u8>> {
+        if let Some(p) = self.alias_of() {
+            // SAFETY: forwarded contract; the object is the primary's.
+            return unsafe { p.free_rcu_sheaf(obj) };
+        }
         // SAFETY: the caller gives the object up (contract); on `Err` it is given back.
         let obj = unsafe { FreeObject::new(obj) };
         self.free_rcu_to_sheaf(obj)
@@ -747,6 +783,21 @@ impl<P: Platform> KmemCache<P> {
     pub fn object_size(&self) -> usize {
         self.object_size.load(Ordering::Relaxed)
     }
+    /// The primary cache of an alias ([`Self::primary`]), `None` for a primary.
+    #[inline]
+    pub(crate) fn alias_of(&self) -> Option<&KmemCache<P>> {
+        let p = self.primary.load(Ordering::Relaxed);
+        // SAFETY: a primary outlives its aliases: each holds a reference on it (`refcount`),
+        // dropped only when the alias is destroyed.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    /// The cache whose storage this one uses: itself, or an alias's primary (the maintainer's
+    /// `primary_cache`). Slabs and sheaves belong to primaries only.
+    pub fn primary(&self) -> &KmemCache<P> {
+        self.alias_of().unwrap_or(self)
+    }
+
     pub(crate) fn widen_object_size(&self, size: usize) {
         self.object_size.fetch_max(size, Ordering::Relaxed);
     }
@@ -804,6 +855,9 @@ impl<P: Platform> KmemCache<P> {
     }
     /// Statistic `stat`, summed over CPUs.
     pub fn stat(&self, stat: Stat) -> u64 {
+        if let Some(p) = self.alias_of() {
+            return p.stat(stat);
+        }
         (0..self.cpu_stats.len())
             .map(|cpu| self.stat_cpu(stat, cpu))
             .sum()
@@ -811,6 +865,9 @@ impl<P: Platform> KmemCache<P> {
     /// Statistic `stat` of one CPU. Fast-path allocations and frees are counted in the CPU's
     /// slot (next to its main sheaf), the rest in its statistics; both are added here.
     pub fn stat_cpu(&self, stat: Stat, cpu: usize) -> u64 {
+        if let Some(p) = self.alias_of() {
+            return p.stat_cpu(stat, cpu);
+        }
         let slot = &self.cpu_sheaves[cpu + 1];
         let fast = match stat {
             Stat::AllocFastpath => slot.alloc_fast.load(Ordering::Relaxed),

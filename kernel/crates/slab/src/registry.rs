@@ -304,7 +304,7 @@ impl<P: Platform> SlabAllocator<P> {
         }
         for e in list.iter() {
             let names: Vec<&str> = e.names.iter().map(|&(_, n)| n).collect();
-            e.cache.add_to_sysfs(self, sys, &names);
+            self.show_in_sysfs(sys, e.cache, &names);
         }
     }
 
@@ -402,13 +402,42 @@ impl<P: Platform> SlabAllocator<P> {
     /// `list` is its list).
     fn register(&self, list: &mut Vec<CacheEntry<P>>, cache: CachePtr<P>, name: &'static str) {
         if let Some(sys) = self.sysfs() {
-            cache.add_to_sysfs(self, sys, &[name]);
+            self.show_in_sysfs(sys, cache, &[name]);
         }
         list.push(CacheEntry {
             cache,
             names: alloc::vec![(FIRST_NAME, name)],
             kmalloc: false,
         });
+    }
+
+    /// Lists a hidden primary (made for a module's static cache): no name, so nothing but its
+    /// aliases' references keeps it; shown in sysfs by its unique id.
+    fn register_hidden(&self, list: &mut Vec<CacheEntry<P>>, cache: CachePtr<P>) {
+        if let Some(sys) = self.sysfs() {
+            self.show_in_sysfs(sys, cache, &[]);
+        }
+        list.push(CacheEntry {
+            cache,
+            names: Vec::new(),
+            kmalloc: false,
+        });
+    }
+
+    /// Shows a cache in sysfs: its directory (a unique id with a link per name, or its own
+    /// name; a static cache, alias or not, is self-named) ([`CachePtr::add_to_sysfs`]).
+    fn show_in_sysfs(&self, sys: crate::sysfs::SlabSysfs<'_>, cache: CachePtr<P>, names: &[&str]) {
+        cache.add_to_sysfs(self, sys, names);
+    }
+
+    /// Whether a cache with these arguments could merge at all (not counting
+    /// `SLAB_NO_MERGE`, which a module's static cache gets only as a target).
+    fn could_merge(&self, args: &KmemCacheArgs, flags: SlabFlags) -> bool {
+        !(flags.intersects(SlabFlags::SLAB_NEVER_MERGE)
+            || args.ctor.is_some()
+            || args.usersize != 0
+            || args.sheaf_capacity != 0
+            || args.freeptr_offset.is_some())
     }
 
     /// A failed creation: the error, or a panic with `SLAB_PANIC` (as Linux).
@@ -469,7 +498,9 @@ impl<P: Platform> SlabAllocator<P> {
     /// Every cache on the list, oldest first, with its aliases (for `slabinfo`-style listings).
     pub fn caches(&self) -> Vec<(&KmemCache<P>, Vec<&'static str>)> {
         let list = self.slab_mutex.lock();
+        // Primaries only: an alias (a static cache merged into a primary) has no storage.
         list.iter()
+            .filter(|e| e.cache.get(self).alias_of().is_none())
             .map(|e| {
                 let s = e.cache.get(self);
                 (s, e.aliases())
@@ -500,6 +531,9 @@ impl<P: Platform> SlabAllocator<P> {
         let list = self.slab_mutex.lock();
         for e in list.iter() {
             let s = e.cache.get(self);
+            if s.alias_of().is_some() {
+                continue; // an alias's objects are its primary's
+            }
             let i = s.slabinfo();
             writeln!(
                 w,

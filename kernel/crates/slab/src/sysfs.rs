@@ -265,7 +265,8 @@ fn cache_of<P: Platform>(k: &KObject) -> &KmemCache<P> {
 
 /// `show` of every cache attribute.
 fn show<P: Platform>(k: &KObject, attr: &Attribute, out: &mut PageBuf) -> Result<(), Errno> {
-    render(cache_of::<P>(k), attr.name, out).map_err(|_| Errno(errno::EIO))
+    // A static alias's directory shows its primary, whose storage it uses.
+    render(cache_of::<P>(k).primary(), attr.name, out).map_err(|_| Errno(errno::EIO))
 }
 
 /// `store` of the writable attributes (`shrink_store`, `validate_store`): `1` runs the action;

@@ -409,6 +409,9 @@ impl<P: Platform> KmemCache<P> {
     /// object and is reported again.
     #[doc(alias = "validate_slab_cache")]
     pub fn validate(&self) -> ValidateReport {
+        if let Some(p) = self.alias_of() {
+            return p.validate();
+        }
         // Allocated before any node lock is taken: an allocation may come to this cache.
         let mut free = vec![false; self.layout.objects.max(self.layout.min_objects)];
         let mut out = ValidateReport {

@@ -43,6 +43,9 @@ impl<P: Platform> KmemCache<P> {
     /// [`MAX_SHEAF_CAPACITY`] (no sheaf can hold that many).
     #[doc(alias = "kmem_cache_prefill_sheaf")]
     pub fn prefill_sheaf(&self, gfp: Gfp, count: usize) -> Option<PrefilledSheaf> {
+        if let Some(p) = self.alias_of() {
+            return p.prefill_sheaf(gfp, count);
+        }
         if count > MAX_SHEAF_CAPACITY {
             return None;
         }
@@ -87,6 +90,9 @@ impl<P: Platform> KmemCache<P> {
         sheaf: &mut PrefilledSheaf,
         count: usize,
     ) -> Result<(), RefillError> {
+        if let Some(p) = self.alias_of() {
+            return p.refill_sheaf(gfp, sheaf, count);
+        }
         if !self.own_sheaf(sheaf) {
             return Err(RefillError::WrongCache);
         }
@@ -120,6 +126,9 @@ impl<P: Platform> KmemCache<P> {
     /// (reported) when the sheaf belongs to another cache.
     #[doc(alias = "kmem_cache_alloc_from_sheaf")]
     pub fn alloc_from_sheaf(&self, gfp: Gfp, sheaf: &mut PrefilledSheaf) -> Option<NonNull<u8>> {
+        if let Some(p) = self.alias_of() {
+            return p.alloc_from_sheaf(gfp, sheaf);
+        }
         if !self.own_sheaf(sheaf) {
             return None;
         }
@@ -140,6 +149,9 @@ impl<P: Platform> KmemCache<P> {
     /// must not enter this cache.
     #[doc(alias = "kmem_cache_return_sheaf")]
     pub fn return_sheaf(&self, sheaf: PrefilledSheaf) -> Result<(), PrefilledSheaf> {
+        if let Some(p) = self.alias_of() {
+            return p.return_sheaf(sheaf);
+        }
         if !self.own_sheaf(&sheaf) {
             return Err(sheaf);
         }

@@ -27,6 +27,9 @@ impl<P: Platform> KmemCache<P> {
     /// later shrink can free the slabs they were keeping. This shrink does not wait for it.
     #[doc(alias = "kmem_cache_shrink")]
     pub fn shrink(&self) -> usize {
+        if let Some(p) = self.alias_of() {
+            return p.shrink();
+        }
         self.on_each_cpu(&|| {
             let rcu_free = {
                 let pin = Pinned::new(&self.platform);

@@ -476,6 +476,9 @@ impl<P: Platform> KmemCache<P> {
 
     /// Slab and object counts, summed over nodes.
     pub fn slabinfo(&self) -> SlabInfo {
+        if let Some(p) = self.alias_of() {
+            return p.slabinfo();
+        }
         (0..self.nodes.len())
             .map(|node| self.node_slabinfo(node))
             .fold(SlabInfo::default(), |a, n| SlabInfo {

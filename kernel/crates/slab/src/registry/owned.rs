@@ -21,7 +21,11 @@ use alloc::boxed::Box;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
-use super::{DestroyError, FIRST_NAME, KmemCacheHandle, SlabAllocator};
+use super::{DestroyError, FIRST_NAME, KmemCacheHandle, NameId, SlabAllocator};
+
+/// The "name" a static alias holds on its primary: no real name has it, so destroying with it
+/// only drops the reference.
+const ALIAS_REFERENCE: NameId = NameId::MAX;
 use crate::cache::KmemCache;
 use crate::cache::destroy::DestroyList;
 use crate::flags::SlabFlags;
@@ -297,6 +301,27 @@ impl<P: Platform> SlabAllocator<P> {
             cache.flags().contains(SlabFlags::SLAB_PREALLOCATED) && cache.owner.is_none();
         if (list[i].kmalloc || builtin_static) && name == FIRST_NAME {
             return Err(DestroyError::Permanent { name: cache.name() });
+        }
+        if let Some(primary) = cache.alias_of() {
+            // A module's static cache merged into a primary: its directory goes, the structure
+            // is dropped in place (which unpins its owner), and its reference on the primary is
+            // dropped as a name's would be, which may destroy the primary (a hidden one with
+            // no other user, or one whose own name is gone).
+            let entry = list.remove(i);
+            if let Some(sys) = self.sysfs() {
+                crate::sysfs::remove_cache(sys, cache, []);
+            }
+            drop(list);
+            // SAFETY: off the list; the caller promised nobody uses the alias any more (it
+            // has no objects of its own: they are the primary's).
+            unsafe { entry.cache.final_release() };
+            let handle = KmemCacheHandle {
+                cache: primary,
+                name: ALIAS_REFERENCE,
+            };
+            // SAFETY: the alias's reference is dropped like a name; the caller's contract
+            // covers the primary as it did the alias.
+            return unsafe { self.kmem_cache_destroy(handle) };
         }
         let names = &mut list[i].names;
         let mut name_str = cache.name();

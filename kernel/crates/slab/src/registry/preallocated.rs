@@ -68,9 +68,17 @@ impl<P: Platform> Default for KmemCacheStatic<P> {
 
 impl<P: Platform> SlabAllocator<P> {
     /// Sets up a cache in static storage (the RFC's `kmem_cache_setup`): like
-    /// [`Self::kmem_cache_create`], but the cache is built in `storage` and is this instance,
-    /// never an alias of another cache; see the [module docs](self) for the rules. With
-    /// `args.owner` (a module's kobject) the owner is pinned until the cache's final release.
+    /// [`Self::kmem_cache_create`], but the cache is built in `storage`; see the
+    /// [module docs](self) for the rules. With `args.owner` (a module's kobject) the owner is
+    /// pinned until the cache's final release.
+    ///
+    /// Merging (the maintainer's primary caches): if a compatible cache exists (a dynamic or
+    /// built-in static cache, merging on), the static cache becomes an **alias** of it: the
+    /// structure in `storage` knows its own name and owns its sysfs link, and its operations
+    /// use the primary's storage ([`KmemCache::primary`]). Otherwise a built-in static cache is
+    /// its own primary, and a module's gets a hidden dynamic primary made for it, so that later
+    /// caches can still merge with it (a module's static cache is never a primary: it could be
+    /// unloaded).
     ///
     /// Errors: bad arguments, no memory, or [`SlabError::AlreadySetUp`] if `storage` holds a
     /// cache already. With `SLAB_PANIC`, an error panics.
@@ -83,11 +91,7 @@ impl<P: Platform> SlabAllocator<P> {
         args: KmemCacheArgs,
         flags: SlabFlags,
     ) -> Result<&'static KmemCache<P>, SlabError> {
-        let mut flags = flags | self.debug_flags | SlabFlags::SLAB_PREALLOCATED;
-        if args.owner.is_some() {
-            // A module's cache may go with the module: nothing may come to depend on it.
-            flags |= SlabFlags::SLAB_NO_MERGE;
-        }
+        let flags = flags | self.debug_flags | SlabFlags::SLAB_PREALLOCATED;
         if let Err(e) = check_args(size, &args) {
             return Self::create_failed(name, flags, SlabError::Layout(e));
         }
@@ -99,7 +103,56 @@ impl<P: Platform> SlabAllocator<P> {
         if taken {
             return Self::create_failed(name, flags, SlabError::AlreadySetUp);
         }
-        let cache = match KmemCache::build(self.platform.clone(), name, size, &args, flags, true) {
+        let module = args.owner.is_some();
+        let mut primary = if self.merge_enabled() {
+            self.find_mergeable(&list, size, &args, flags)
+                .map(|i| list[i].cache)
+        } else {
+            None
+        };
+        if primary.is_none() && module && self.merge_enabled() && self.could_merge(&args, flags) {
+            // A hidden dynamic primary: no name of its own, so nobody destroys it but its last
+            // alias; later caches may merge into it.
+            let hidden_flags = flags - SlabFlags::SLAB_PREALLOCATED;
+            let hidden_args = KmemCacheArgs {
+                owner: None,
+                ..args
+            };
+            match KmemCache::new(
+                self.platform.clone(),
+                name,
+                size,
+                &hidden_args,
+                hidden_flags,
+                true,
+            ) {
+                Ok(cache) => {
+                    let cache = CachePtr::new(cache);
+                    cache
+                        .get(self)
+                        .refcount
+                        .store(0, core::sync::atomic::Ordering::Relaxed);
+                    self.register_hidden(&mut list, cache);
+                    primary = Some(cache);
+                }
+                Err(e) => return Self::create_failed(name, flags, e),
+            }
+        }
+        // An alias is never a merge target itself, nor is a module's cache.
+        let own_flags = if primary.is_some() || module {
+            flags | SlabFlags::SLAB_NO_MERGE
+        } else {
+            flags
+        };
+        let with_sheaves = primary.is_none();
+        let cache = match KmemCache::build(
+            self.platform.clone(),
+            name,
+            size,
+            &args,
+            own_flags,
+            with_sheaves,
+        ) {
             Ok(cache) => cache,
             Err(e) => return Self::create_failed(name, flags, e),
         };
@@ -111,6 +164,16 @@ impl<P: Platform> SlabAllocator<P> {
                 sys.sysfs.report(&e);
             }
             return Self::create_failed(name, flags, SlabError::NoMemory);
+        }
+        if let Some(p) = primary {
+            let p = p.get(self);
+            cache.primary.store(
+                core::ptr::from_ref(p).cast_mut(),
+                core::sync::atomic::Ordering::Relaxed,
+            );
+            p.refcount
+                .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            p.widen_object_size(size);
         }
         // SAFETY: the storage is `'static` and holds no cache (checked above under
         // `slab_mutex`, which every setup takes): nobody can be using it.
