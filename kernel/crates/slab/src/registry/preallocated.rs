@@ -7,15 +7,17 @@
 //! is [`KmemCacheStatic`] (the kernel's `KmemCacheOpaque` and C's `struct kmem_cache_opaque`
 //! have its size and alignment, for code that cannot see the fields). The rules:
 //!
-//! - the cache gets `SLAB_PREALLOCATED`; setup never returns an alias (this instance and no
-//!   other), but a later `kmem_cache_create` may merge into a built-in static cache;
+//! - the cache gets `SLAB_PREALLOCATED`; setup returns this instance and no other, but the
+//!   instance may be an alias of a compatible primary cache, whose storage it uses (the
+//!   maintainer's primary caches, see [`SlabAllocator::kmem_cache_setup`]); a later
+//!   `kmem_cache_create` may merge into a built-in static cache that is a primary;
 //! - in sysfs it goes by its own name, never a unique id (two static caches of the same
-//!   geometry get distinct directories); aliases link to that name;
+//!   geometry get distinct directories); names merged into it link to that name;
 //! - it is never freed: its final release drops the kernel objects it holds and the reference
 //!   on its `owner` taken at setup, and leaves the storage alone;
-//! - with an owner (a module's kobject) it is never merged, and destroying it is allowed (the
-//!   module does it on unload; the unload waits until the owner's reference is dropped); a
-//!   built-in static cache (no owner) cannot be destroyed;
+//! - with an owner (a module's kobject) it is never a primary (nothing may depend on it), and
+//!   destroying it is allowed (the module does it on unload; the unload waits until the
+//!   owner's reference is dropped); a built-in static cache (no owner) cannot be destroyed;
 //! - setting up the same storage twice is refused ([`SlabError::AlreadySetUp`]).
 
 use core::cell::UnsafeCell;
