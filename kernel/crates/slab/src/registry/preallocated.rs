@@ -71,7 +71,7 @@ impl<P: Platform> Default for KmemCacheStatic<P> {
 impl<P: Platform> SlabAllocator<P> {
     /// Sets up a cache in static storage (the RFC's `kmem_cache_setup`): like
     /// [`Self::kmem_cache_create`], but the cache is built in `storage`; see the
-    /// [module docs](self) for the rules. With `args.owner` (a module's kobject) the owner is
+    /// module docs of `registry::preallocated` (in the source) for the rules. With `args.owner` (a module's kobject) the owner is
     /// pinned until the cache's final release.
     ///
     /// Merging (the maintainer's primary caches): if a compatible cache exists (a dynamic or
