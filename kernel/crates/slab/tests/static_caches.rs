@@ -375,7 +375,8 @@ fn the_primary_lives_while_a_static_alias_uses_it() {
 /// counts come back.
 #[test]
 fn a_storm_through_alias_and_primary_corrupts_nothing() {
-    let (p, _cpu, a) = setup(4, 1);
+    // Four storming CPUs, besides the main thread's.
+    let (p, _cpu, a) = setup(5, 1);
     let pages = p.pages_in_use();
     let dynamic = a
         .kmem_cache_create("storm-primary", 240, args(), SlabFlags::empty())
@@ -386,7 +387,7 @@ fn a_storm_through_alias_and_primary_corrupts_nothing() {
         .unwrap();
     assert!(std::ptr::eq(st.primary(), dynamic));
     std::thread::scope(|s| {
-        for t in 0..3u64 {
+        for t in 0..4u64 {
             let p = p.clone();
             s.spawn(move || {
                 let _cpu = p.register_cpu();
