@@ -623,7 +623,9 @@ impl<P: Platform> KmemCache<P> {
         }
         let mut one = [None];
         self.alloc_from_slabs(node, gfp, &mut one, 0);
-        Some(self.hand_out(one[0].take()?, gfp))
+        let obj = one[0].take()?;
+        self.stat_add(Stat::AllocSlowpath, 1);
+        Some(self.hand_out(obj, gfp))
     }
 
     /// Frees an object (`kmem_cache_free`).
@@ -692,12 +694,18 @@ impl<P: Platform> KmemCache<P> {
         let mut got = 0;
         {
             let pin = Pinned::new(&self.platform);
+            let stats = &self.cpu_stats[pin.on_cpu().cpu()];
             let pcs = self.pcs(pin.on_cpu());
             if let Some(main) = pcs.main.get() {
                 got += main.take_batch(slots);
             }
+            // Every object counts once, from the sheaf (fast) or the slabs (slow); the
+            // objects given back on failure count as frees.
+            stats.add(Stat::AllocFastpath, got as u64);
             if got < slots.len() {
-                got += self.alloc_from_slabs(pcs.node, gfp, &mut slots[got..], 0);
+                let slow = self.alloc_from_slabs(pcs.node, gfp, &mut slots[got..], 0);
+                stats.add(Stat::AllocSlowpath, slow as u64);
+                got += slow;
             }
         }
         if got < slots.len() {

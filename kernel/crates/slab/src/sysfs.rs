@@ -137,10 +137,12 @@ impl fmt::Display for SysfsError {
 const ATTRIBUTES: &[&str] = &[
     "aliases",
     "align",
+    "alloc_calls",
     "alloc_traces",
     "cache_dma",
     "ctor",
     "destroy_by_rcu",
+    "free_calls",
     "free_traces",
     "hwcache_align",
     "min_partial",
@@ -317,9 +319,12 @@ fn render<P: Platform>(s: &KmemCache<P>, name: &str, out: &mut PageBuf) -> fmt::
         "shrink" | "validate" => Ok(()),
         // The callers of the objects in use / free, in `SLAB_STORE_USER` caches (Linux keeps
         // these under debugfs): `count caller cpus=list`, most objects first; empty otherwise.
-        "alloc_traces" | "free_traces" => {
+        // `alloc_calls`/`free_calls`: the same, under the names of Linux's older sysfs files,
+        // which `tools/mm/slabinfo -t` still reads.
+        "alloc_traces" | "free_traces" | "alloc_calls" | "free_calls" => {
             let mut r = Ok(());
-            s.for_each_trace(name == "free_traces", |addr, n, cpus| {
+            let free = name.starts_with("free");
+            s.for_each_trace(free, |addr, n, cpus| {
                 if r.is_ok() {
                     r = write_trace(out, addr, n, cpus);
                 }

@@ -433,3 +433,61 @@ fn exactly_min_partial_empty_slabs_are_kept() {
     assert_eq!(c.stat(Stat::FreeSlab), (20 - c.min_partial()) as u64);
     assert_eq!(c.shrink(), c.min_partial());
 }
+
+/// Allocations minus frees, from the statistics (Linux's `tools/mm/slabinfo` computes objects
+/// in use this way).
+fn in_use_by_stats(c: &slab::KmemCache<slab::host::HostPlatform>) -> u64 {
+    c.stat(Stat::AllocFastpath) + c.stat(Stat::AllocSlowpath)
+        - c.stat(Stat::FreeFastpath)
+        - c.stat(Stat::FreeSlowpath)
+}
+
+/// Every way to allocate counts once and every way to free counts once, so allocations minus
+/// frees is what the caller holds: single objects, bulk, a prefilled sheaf, `kfree_rcu`, with
+/// and without debugging (where the slabs' own count must agree too).
+#[test]
+fn allocations_minus_frees_is_what_is_held_on_every_path() {
+    for debug in [SlabFlags::empty(), SlabFlags::SLAB_CONSISTENCY_CHECKS] {
+        let (p, _cpu, a) = setup(1, 1);
+        let c = a
+            .kmem_cache_create("counted-paths", 64, args(), no_merge() | debug)
+            .unwrap();
+        let mut held: Vec<std::ptr::NonNull<u8>> = Vec::new();
+        for _ in 0..70 {
+            held.push(c.alloc(Gfp::KERNEL).unwrap());
+        }
+        held.push(c.zalloc(Gfp::KERNEL).unwrap());
+        held.push(c.alloc_node(Gfp::KERNEL, 0).unwrap());
+        let mut bulk = [std::ptr::null_mut(); 40];
+        assert!(c.alloc_bulk(Gfp::KERNEL, &mut bulk));
+        assert_eq!(in_use_by_stats(&c), held.len() as u64 + 40, "{debug:?}");
+        // SAFETY: ours, not used afterwards.
+        unsafe { c.free_bulk(&bulk[..20]).unwrap() };
+        if debug.is_empty() {
+            let mut sheaf = c.prefill_sheaf(Gfp::KERNEL, 10).unwrap();
+            for _ in 0..4 {
+                held.push(c.alloc_from_sheaf(Gfp::KERNEL, &mut sheaf).unwrap());
+            }
+            c.return_sheaf(sheaf).unwrap();
+        }
+        assert_eq!(in_use_by_stats(&c), held.len() as u64 + 20, "{debug:?}");
+        for o in held.drain(..10) {
+            // SAFETY: ours; freed after a grace period.
+            unsafe { c.free_rcu(o) };
+        }
+        p.synchronize_rcu();
+        c.shrink();
+        p.synchronize_rcu();
+        assert_eq!(in_use_by_stats(&c), held.len() as u64 + 20, "{debug:?}");
+        if !debug.is_empty() {
+            assert_eq!(c.slabinfo().active_objs as u64, in_use_by_stats(&c));
+        }
+        for o in held {
+            // SAFETY: ours.
+            unsafe { c.free(o).unwrap() };
+        }
+        // SAFETY: ours.
+        unsafe { c.free_bulk(&bulk[20..]).unwrap() };
+        assert_eq!(in_use_by_stats(&c), 0, "{debug:?}");
+    }
+}

@@ -105,12 +105,16 @@ impl<P: Platform> KmemCache<P> {
                 }
             }
         }
-        stats.add(Stat::FreeRcuSheaf, 1);
         let s = pcs.rcu_free.as_mut().expect("set above");
         // The sheaf is never left full, so it has room.
         if let Err(obj) = s.push(obj) {
             return Pushed::NoSheaf(obj);
         }
+        stats.add(Stat::FreeRcuSheaf, 1);
+        // The caller's free, counted now (the object comes back to the cache after the grace
+        // period without going through a free path): allocations minus frees stays what
+        // callers hold.
+        stats.add(Stat::FreeSlowpath, 1);
         if !s.is_full() {
             return Pushed::InSheaf;
         }

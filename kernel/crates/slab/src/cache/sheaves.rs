@@ -63,6 +63,8 @@ impl<P: Platform> KmemCache<P> {
         caller: usize,
     ) -> Option<FreeObject> {
         if let Some(obj) = self.pcs(on).main.get().and_then(SheafBox::pop) {
+            // The fast path's work, done here: counted as it (every allocation counts once).
+            self.cpu_stats[on.cpu()].add(Stat::AllocFastpath, 1);
             return Some(obj);
         }
         self.alloc_refill(on, gfp, caller)

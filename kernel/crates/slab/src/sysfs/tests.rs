@@ -193,8 +193,16 @@ fn every_attribute_reads() {
         let value = read(&slab, &format!("kmalloc-96/{attr}")).unwrap();
         // `ctor` is empty without one; `shrink` and `validate` are actions, empty to read; the
         // traces are empty without `SLAB_STORE_USER`.
-        let empty_ok =
-            ["ctor", "shrink", "validate", "alloc_traces", "free_traces"].contains(&attr);
+        let empty_ok = [
+            "ctor",
+            "shrink",
+            "validate",
+            "alloc_traces",
+            "free_traces",
+            "alloc_calls",
+            "free_calls",
+        ]
+        .contains(&attr);
         assert!(
             value.ends_with('\n') || (empty_ok && value.is_empty()),
             "{attr}: {value:?}"
@@ -392,6 +400,11 @@ fn traces_list_the_callers_of_objects_in_use_and_free() {
         "{freed}"
     );
     assert_eq!(read(&slab, "kmalloc-64/alloc_traces").as_deref(), Ok(""));
+    assert_eq!(
+        read(&slab, "traced/alloc_calls"),
+        Ok(traces),
+        "the older name"
+    );
     for o in a.into_iter().chain(b.into_iter().skip(2)) {
         // SAFETY: ours.
         unsafe { c.free(o).unwrap() };
