@@ -38,8 +38,13 @@
 //!
 //! ## Where this differs from Linux
 //! * Of the writable files only `shrink` and `validate` are there ([`write`]); `min_partial`,
-//!   `sheaf_capacity` and the debug flags cannot be changed at run time. `cpu_slabs`, `trace`
-//!   and the like have no Sheaf counterpart yet.
+//!   `sheaf_capacity` and the debug flags cannot be changed at run time. `cpu_slabs` counts
+//!   the objects cached in sheaves (Sheaf has no CPU slabs), as one total; `trace` is always 0
+//!   (no tracing). SLUB-only statistics (`deactivate_*`, `cmpxchg_*`, `cpu_partial_*`) are not
+//!   there: `tools/mm/slabinfo` reads missing files as 0. The callers of `SLAB_STORE_USER`
+//!   caches are in `alloc_traces`/`free_traces` (Linux: debugfs) and `alloc_calls`/
+//!   `free_calls` (Linux's older names); a caller is 0 unless the allocation was made with
+//!   `alloc_caller`/`free_caller` (Rust's allocator interface gives no return address).
 //! * `ctor` prints the constructor's address (Linux prints its symbol with `%pS`); like Linux,
 //!   the file is empty when the cache has none.
 //! * Linux refuses to create a cache whose sysfs name is taken; Sheaf creates it, and gives its
@@ -140,6 +145,7 @@ const ATTRIBUTES: &[&str] = &[
     "alloc_calls",
     "alloc_traces",
     "cache_dma",
+    "cpu_slabs",
     "ctor",
     "destroy_by_rcu",
     "free_calls",
@@ -162,6 +168,7 @@ const ATTRIBUTES: &[&str] = &[
     "slabs",
     "store_user",
     "total_objects",
+    "trace",
     "usersize",
     "validate",
 ];
@@ -331,6 +338,23 @@ fn render<P: Platform>(s: &KmemCache<P>, name: &str, out: &mut PageBuf) -> fmt::
             });
             r
         }
+        // Objects cached in sheaves (per-CPU, barns, prefilled, `rcu_free`), where Linux counts
+        // its CPU slabs: the objects the slabs count as in use, less those callers hold
+        // (allocations minus frees, which count every path once). A snapshot, like Linux's.
+        "cpu_slabs" => {
+            let held = [Stat::AllocFastpath, Stat::AllocSlowpath]
+                .iter()
+                .map(|&st| s.stat(st))
+                .sum::<u64>()
+                .saturating_sub(s.stat(Stat::FreeFastpath) + s.stat(Stat::FreeSlowpath));
+            writeln!(
+                out,
+                "{}",
+                (s.slabinfo().active_objs as u64).saturating_sub(held)
+            )
+        }
+        // Sheaf has no allocation tracing (`slub_debug=T`): always off.
+        "trace" => writeln!(out, "0"),
         // Names sharing the cache besides the first (`s->refcount - 1`).
         "aliases" => writeln!(out, "{}", s.refcount().saturating_sub(1)),
         "ctor" => match s.ctor {

@@ -410,3 +410,41 @@ fn traces_list_the_callers_of_objects_in_use_and_free() {
         unsafe { c.free(o).unwrap() };
     }
 }
+
+/// `cpu_slabs` counts the objects cached in sheaves: none while callers hold everything, all of
+/// them once freed onto the sheaves, none after a shrink.
+#[test]
+fn cpu_slabs_counts_the_objects_cached_in_sheaves() {
+    let (_cpu, slab) = setup(SlabOptions::default());
+    let c = slab
+        .kmem_cache_create(
+            "cached",
+            96,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .unwrap();
+    let cached = || {
+        read(&slab, "cached/cpu_slabs")
+            .unwrap()
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let objs: Vec<_> = (0..30).map(|_| c.alloc(Gfp::KERNEL).unwrap()).collect();
+    let refilled = c.slabinfo().active_objs - 30;
+    assert_eq!(
+        cached(),
+        refilled,
+        "what the refill put in the sheaf beyond the 30"
+    );
+    for o in objs {
+        // SAFETY: ours.
+        unsafe { c.free(o).unwrap() };
+    }
+    assert_eq!(cached(), c.slabinfo().active_objs);
+    assert!(cached() >= 30);
+    c.shrink();
+    assert_eq!(cached(), 0);
+    assert_eq!(read(&slab, "cached/trace").as_deref(), Ok("0\n"));
+}
