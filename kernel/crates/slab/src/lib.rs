@@ -84,9 +84,10 @@
 //! * `platform.rs`: the `unsafe trait Platform` and its `unsafe fn`s (page ownership, queued
 //!   heads), `OnCpu`'s constructor and the boxed-closure convenience `Platform::queue_work`;
 //! * `cache.rs`: the fast paths (per-CPU slots reached by byte offset, sheaf pop and push on
-//!   raw pointers, to stay at 20 instructions), and the primitives listed in its docs: the
+//!   raw pointers, to stay at 24 instructions), and the primitives listed in its docs: the
 //!   per-CPU borrow, sheaf memory, zeroing, the RCU callbacks of sheaves and lone objects
-//!   (which find their cache from their head), the `unsafe` free entry points;
+//!   (which find their cache from their head), the `unsafe` free entry points; its child
+//!   `cache/info.rs` (the accessors) dereferences an alias's primary pointer;
 //! * `cache/slabs.rs`: new slabs (descriptor, page owner, constructor, first free list),
 //!   descriptors reached from raw list and page-owner pointers under the node lock, list
 //!   membership, giving pages back; `cache/destroy.rs`: the list of caches being destroyed,

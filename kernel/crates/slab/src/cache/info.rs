@@ -1,0 +1,123 @@
+//! What a cache tells about itself: its name and geometry, flags, statistics, reports, and
+//! whether it is an alias of a primary (the accessors of `KmemCache`).
+
+use core::sync::atomic::Ordering;
+
+use super::*;
+
+impl<P: Platform> KmemCache<P> {
+    /// The cache's name (the first name it was created with).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+    /// Bytes usable in each object (`object_size`), widened by merged aliases.
+    pub fn object_size(&self) -> usize {
+        self.object_size.load(Ordering::Relaxed)
+    }
+    /// The primary cache of an alias ([`Self::primary`]), `None` for a primary.
+    #[inline]
+    pub(crate) fn alias_of(&self) -> Option<&KmemCache<P>> {
+        let p = self.primary.load(Ordering::Relaxed);
+        // SAFETY: a primary outlives its aliases: each holds a reference on it (`refcount`),
+        // dropped only when the alias is destroyed.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    /// The cache whose storage this one uses: itself, or an alias's primary (the maintainer's
+    /// `primary_cache`). Slabs and sheaves belong to primaries only.
+    pub fn primary(&self) -> &KmemCache<P> {
+        self.alias_of().unwrap_or(self)
+    }
+
+    pub(crate) fn widen_object_size(&self, size: usize) {
+        self.object_size.fetch_max(size, Ordering::Relaxed);
+    }
+    /// Stride of one object slot including metadata (`slab_size`'s per-object part, `s->size`).
+    pub fn size(&self) -> usize {
+        self.layout.size
+    }
+    /// Object alignment.
+    pub fn align(&self) -> usize {
+        self.layout.align
+    }
+    /// The full object layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    /// Objects per slab (`objs_per_slab`).
+    pub fn objs_per_slab(&self) -> usize {
+        self.layout.objects
+    }
+    /// Slab page order (`order`).
+    pub fn order(&self) -> u32 {
+        self.layout.order
+    }
+    /// Bytes of one slab (`slab_size`).
+    pub fn slab_size(&self) -> usize {
+        PAGE_SIZE << self.layout.order
+    }
+    /// Sheaf capacity (`sheaf_capacity`), 0 for caches without sheaves.
+    pub fn sheaf_capacity(&self) -> usize {
+        self.sheaf_capacity
+    }
+    /// Empty slabs kept per node (`min_partial`).
+    pub fn min_partial(&self) -> usize {
+        self.min_partial
+    }
+    /// Creation flags.
+    pub fn flags(&self) -> SlabFlags {
+        self.flags
+    }
+    /// Number of names sharing the cache (1 + merged aliases).
+    pub fn refcount(&self) -> usize {
+        self.refcount.load(Ordering::Relaxed)
+    }
+    /// The per-cache secret mixed into free pointers.
+    pub fn random(&self) -> usize {
+        self.random
+    }
+    /// The usercopy region (`useroffset`, `usersize`).
+    pub fn usercopy_region(&self) -> (usize, usize) {
+        (self.useroffset, self.usersize)
+    }
+    /// Whether the cache has debug flags (and therefore no sheaves).
+    pub fn is_debug(&self) -> bool {
+        self.debug
+    }
+    /// Statistic `stat`, summed over CPUs.
+    pub fn stat(&self, stat: Stat) -> u64 {
+        if let Some(p) = self.alias_of() {
+            return p.stat(stat);
+        }
+        (0..self.cpu_stats.len())
+            .map(|cpu| self.stat_cpu(stat, cpu))
+            .sum()
+    }
+    /// Statistic `stat` of one CPU. Fast-path allocations and frees are counted in the CPU's
+    /// slot (next to its main sheaf), the rest in its statistics; both are added here.
+    pub fn stat_cpu(&self, stat: Stat, cpu: usize) -> u64 {
+        if let Some(p) = self.alias_of() {
+            return p.stat_cpu(stat, cpu);
+        }
+        let slot = &self.cpu_sheaves[cpu + 1];
+        let fast = match stat {
+            Stat::AllocFastpath => slot.alloc_fast.load(Ordering::Relaxed),
+            Stat::FreeFastpath => slot.free_fast.load(Ordering::Relaxed),
+            _ => 0,
+        };
+        self.cpu_stats[cpu].get(stat) + fast
+    }
+    /// (full, empty) sheaves in the barn of `node`.
+    pub fn barn_counts(&self, node: usize) -> (usize, usize) {
+        // Barn locks are taken pinned (see `crate::sync`).
+        let _pin = Pinned::new(&self.platform);
+        self.barns[node].counts()
+    }
+    /// Whether this cache may absorb others (`slab_unmergeable` is false).
+    pub(crate) fn mergeable(&self) -> bool {
+        !self.flags.intersects(SlabFlags::SLAB_NEVER_MERGE)
+            && self.ctor.is_none()
+            && self.usersize == 0
+            && !self.explicit_capacity
+    }
+}
