@@ -39,7 +39,8 @@
 //! ## Where this differs from Linux
 //! * Of the writable files only `shrink` and `validate` are there ([`write`]); `min_partial`,
 //!   `sheaf_capacity` and the debug flags cannot be changed at run time. `cpu_slabs` counts
-//!   the objects cached in sheaves (Sheaf has no CPU slabs), as one total; `trace` is always 0
+//!   the objects cached in sheaves (Sheaf has no CPU slabs), in slabs' worth, as one total,
+//!   because `tools/mm/slabinfo` subtracts it from the slab counts; `trace` is always 0
 //!   (no tracing). SLUB-only statistics (`deactivate_*`, `cmpxchg_*`, `cpu_partial_*`) are not
 //!   there: `tools/mm/slabinfo` reads missing files as 0. The callers of `SLAB_STORE_USER`
 //!   caches are in `alloc_traces`/`free_traces` (Linux: debugfs) and `alloc_calls`/
@@ -338,21 +339,8 @@ fn render<P: Platform>(s: &KmemCache<P>, name: &str, out: &mut PageBuf) -> fmt::
             });
             r
         }
-        // Objects cached in sheaves (per-CPU, barns, prefilled, `rcu_free`), where Linux counts
-        // its CPU slabs: the objects the slabs count as in use, less those callers hold
-        // (allocations minus frees, which count every path once). A snapshot, like Linux's.
-        "cpu_slabs" => {
-            let held = [Stat::AllocFastpath, Stat::AllocSlowpath]
-                .iter()
-                .map(|&st| s.stat(st))
-                .sum::<u64>()
-                .saturating_sub(s.stat(Stat::FreeFastpath) + s.stat(Stat::FreeSlowpath));
-            writeln!(
-                out,
-                "{}",
-                (s.slabinfo().active_objs as u64).saturating_sub(held)
-            )
-        }
+        // The objects cached in sheaves, in slabs' worth (see `cpu_slabs`).
+        "cpu_slabs" => writeln!(out, "{}", cpu_slabs(s)),
         // Sheaf has no allocation tracing (`slub_debug=T`): always off.
         "trace" => writeln!(out, "0"),
         // Names sharing the cache besides the first (`s->refcount - 1`).
@@ -399,10 +387,33 @@ fn render<P: Platform>(s: &KmemCache<P>, name: &str, out: &mut PageBuf) -> fmt::
     }
 }
 
-/// One line of `alloc_traces`: `   count 0xcaller cpus=0-1,3` (caller 0: callers beyond what
-/// is told apart).
+/// The objects cached in sheaves (per-CPU, barns, prefilled, `rcu_free`), where Linux counts
+/// its CPU slabs: the objects the slabs count as in use, less those callers hold (allocations
+/// minus frees, which count every path once). Shown in slabs' worth, rounded up and at most
+/// the full slabs, because `tools/mm/slabinfo` subtracts `cpu_slabs` from the slab counts.
+/// A snapshot, like Linux's.
+fn cpu_slabs<P: Platform>(s: &KmemCache<P>) -> u64 {
+    let held = [Stat::AllocFastpath, Stat::AllocSlowpath]
+        .iter()
+        .map(|&st| s.stat(st))
+        .sum::<u64>()
+        .saturating_sub(s.stat(Stat::FreeFastpath) + s.stat(Stat::FreeSlowpath));
+    let info = s.slabinfo();
+    let cached = (info.active_objs as u64).saturating_sub(held);
+    let per_slab = s.objs_per_slab().max(1) as u64;
+    let full = info.num_slabs.saturating_sub(info.nr_partial) as u64;
+    cached.div_ceil(per_slab).min(full)
+}
+
+/// One line of `alloc_traces`: `   count 0xcaller cpus=0-1,3` (`<not-available>` for
+/// caller 0: none recorded, or callers beyond what is told apart).
 fn write_trace(out: &mut PageBuf, addr: usize, n: usize, cpus: u64) -> fmt::Result {
-    write!(out, "{n:7} {addr:#x} cpus=")?;
+    if addr == 0 {
+        // No caller recorded (as Linux prints a zero address).
+        write!(out, "{n:7} <not-available> cpus=")?;
+    } else {
+        write!(out, "{n:7} {addr:#x} cpus=")?;
+    }
     let mut cpu = 0;
     let mut first = true;
     while cpu < 64 {

@@ -426,10 +426,11 @@ impl<P: Platform> KmemCache<P> {
         out
     }
 
-    /// The callers that allocated the objects now in use (`free == false`) or freed the
-    /// objects now free (`free == true`) of a `SLAB_STORE_USER` cache, with how many objects
-    /// each and the CPUs they ran on (Linux's `alloc_traces`/`free_traces` under debugfs), for
-    /// every slab on the node lists. `f` gets `(caller, objects, cpu mask)`, most objects
+    /// For the objects in use of a `SLAB_STORE_USER` cache, the callers that allocated them
+    /// (`free == false`) or last freed them (`free == true`, before they were allocated
+    /// again; 0 if never), with how many objects each and the CPUs they ran on (Linux's
+    /// `alloc_traces`/`free_traces` under debugfs, whose totals are both the objects in
+    /// use), for every slab on the node lists. `f` gets `(caller, objects, cpu mask)`, most objects
     /// first. Allocates nothing: at most [`MAX_TRACES`] callers are told apart (the rest are
     /// counted under caller 0), and the free objects of a slab are marked in a bitmap on the
     /// stack (slabs of more than 4096 objects are skipped). Objects in sheaves count as
@@ -458,7 +459,7 @@ impl<P: Platform> KmemCache<P> {
                 next = unsafe { fp.get(next) };
             }
             for i in 0..objects {
-                if (is_free[i / 64] >> (i % 64) & 1 != 0) != free {
+                if is_free[i / 64] >> (i % 64) & 1 != 0 {
                     continue;
                 }
                 let obj = (first + i * self.layout.size) as *const u8;
