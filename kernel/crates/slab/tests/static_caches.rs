@@ -176,23 +176,30 @@ static OWNER_TYPE: KobjType = KobjType {
     attrs: &[],
 };
 
+/// A plain kobject standing in for a module (RFC v3 03/10), added as `/NAME`, and the setup
+/// arguments that make it a static cache's owner.
+fn module_owner(p: &HostPlatform, name: &str) -> (&'static KObject, KmemCacheArgs) {
+    let owner: &'static KObject = Box::leak(Box::new(KObject::new()));
+    // SAFETY: leaked: never moves or goes away.
+    unsafe {
+        p.sysfs()
+            .kobject_init_and_add(NonNull::from(owner), &OWNER_TYPE, None, name)
+    }
+    .unwrap();
+    let args = KmemCacheArgs {
+        owner: Some(owner),
+        ..args()
+    };
+    (owner, args)
+}
+
 /// A plain kobject standing in for a module (RFC v3 03/10): its static cache pins it, and its
 /// release runs only after the cache's final release, which a sysfs reader's reference
 /// delays past the destroy.
 #[test]
 fn the_owner_is_released_only_after_the_cache() {
     let (p, _cpu, a) = setup(1, 1);
-    let owner: &'static KObject = Box::leak(Box::new(KObject::new()));
-    // SAFETY: leaked: never moves or goes away.
-    unsafe {
-        p.sysfs()
-            .kobject_init_and_add(NonNull::from(owner), &OWNER_TYPE, None, "module-x")
-    }
-    .unwrap();
-    let module_args = KmemCacheArgs {
-        owner: Some(owner),
-        ..args()
-    };
+    let (owner, module_args) = module_owner(&p, "module-x");
     let c = a
         .kmem_cache_setup(
             storage(),
@@ -241,18 +248,8 @@ fn the_owner_is_released_only_after_the_cache() {
 #[test]
 fn static_storage_can_be_set_up_again_after_its_module_cache_is_destroyed() {
     let (p, _cpu, a) = setup(1, 1);
-    let owner: &'static KObject = Box::leak(Box::new(KObject::new()));
-    // SAFETY: leaked.
-    unsafe {
-        p.sysfs()
-            .kobject_init_and_add(NonNull::from(owner), &OWNER_TYPE, None, "mod-y")
-    }
-    .unwrap();
+    let (owner, module_args) = module_owner(&p, "mod-y");
     let st = storage();
-    let module_args = KmemCacheArgs {
-        owner: Some(owner),
-        ..args()
-    };
     let c = a
         .kmem_cache_setup(st, "mod-y-cache", 96, module_args, SlabFlags::empty())
         .unwrap();
@@ -273,17 +270,7 @@ fn static_storage_can_be_set_up_again_after_its_module_cache_is_destroyed() {
 fn a_module_static_cache_gets_a_hidden_primary_that_later_caches_merge_into() {
     let (p, _cpu, a) = setup(1, 1);
     let pages = p.pages_in_use();
-    let owner: &'static KObject = Box::leak(Box::new(KObject::new()));
-    // SAFETY: leaked.
-    unsafe {
-        p.sysfs()
-            .kobject_init_and_add(NonNull::from(owner), &OWNER_TYPE, None, "mod-z")
-    }
-    .unwrap();
-    let module_args = KmemCacheArgs {
-        owner: Some(owner),
-        ..args()
-    };
+    let (_, module_args) = module_owner(&p, "mod-z");
     let st = a
         .kmem_cache_setup(
             storage(),
@@ -332,20 +319,10 @@ fn a_module_static_cache_gets_a_hidden_primary_that_later_caches_merge_into() {
 fn the_primary_lives_while_a_static_alias_uses_it() {
     let (p, _cpu, a) = setup(1, 1);
     let pages = p.pages_in_use();
-    let owner: &'static KObject = Box::leak(Box::new(KObject::new()));
-    // SAFETY: leaked.
-    unsafe {
-        p.sysfs()
-            .kobject_init_and_add(NonNull::from(owner), &OWNER_TYPE, None, "mod-w")
-    }
-    .unwrap();
+    let (_, module_args) = module_owner(&p, "mod-w");
     let dynamic = a
         .kmem_cache_create("first-232", 232, args(), SlabFlags::empty())
         .unwrap();
-    let module_args = KmemCacheArgs {
-        owner: Some(owner),
-        ..args()
-    };
     let st = a
         .kmem_cache_setup(
             storage(),
