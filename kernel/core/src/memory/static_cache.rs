@@ -68,12 +68,7 @@ impl KmemCacheOpaque {
         flags: SlabFlags,
         ctor: Option<Ctor>,
     ) -> Result<&'static KmemCache<KernelPlatform>, SlabError> {
-        let args = KmemCacheArgs {
-            align,
-            ctor,
-            ..KmemCacheArgs::default()
-        };
-        self.setup_args(name, size, args, flags)
+        self.setup_usercopy(name, size, align, flags, 0, 0, ctor)
     }
 
     /// Sets the cache up with a usercopy region (Linux's `kmem_cache_setup_usercopy`).

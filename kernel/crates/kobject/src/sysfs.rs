@@ -503,13 +503,7 @@ impl Sysfs {
             return Err(KobjError::BadName(String::from(name)));
         }
         let mut tree = self.lock();
-        let at = match dir {
-            Some(d) => d
-                .lock()
-                .sd
-                .ok_or_else(|| KobjError::ParentNotAdded(String::from(name)))?,
-            None => ROOT,
-        };
+        let at = dir_node(dir).ok_or_else(|| KobjError::ParentNotAdded(String::from(name)))?;
         let to = target
             .lock()
             .sd
@@ -520,15 +514,7 @@ impl Sysfs {
     /// Removes the symlink `name` from `dir`'s directory (the root if `None`) (Linux's
     /// `sysfs_remove_link`).
     pub fn remove_link(&self, dir: Option<&KObject>, name: &str) -> Result<(), KobjError> {
-        let mut tree = self.lock();
-        let at = match dir {
-            Some(d) => d
-                .lock()
-                .sd
-                .ok_or_else(|| KobjError::NotFound(String::from(name)))?,
-            None => ROOT,
-        };
-        if tree.unlink(at, name, None) {
+        if self.remove_link_if_any(dir, name) {
             Ok(())
         } else {
             Err(KobjError::NotFound(String::from(name)))
@@ -539,11 +525,7 @@ impl Sysfs {
     /// `target`'s directory; `true` if it did. Allocates nothing (a cache's destroy uses it).
     pub fn remove_link_to(&self, dir: Option<&KObject>, name: &str, target: &KObject) -> bool {
         let mut tree = self.lock();
-        let at = match dir {
-            Some(d) => d.lock().sd,
-            None => Some(ROOT),
-        };
-        match (at, target.lock().sd) {
+        match (dir_node(dir), target.lock().sd) {
             (Some(at), Some(to)) => tree.unlink(at, name, Some(to)),
             _ => false,
         }
@@ -553,11 +535,7 @@ impl Sysfs {
     /// to; `true` if there was one. Allocates nothing.
     pub fn remove_link_if_any(&self, dir: Option<&KObject>, name: &str) -> bool {
         let mut tree = self.lock();
-        let at = match dir {
-            Some(d) => d.lock().sd,
-            None => Some(ROOT),
-        };
-        at.is_some_and(|at| tree.unlink(at, name, None))
+        dir_node(dir).is_some_and(|at| tree.unlink(at, name, None))
     }
 
     /// The path of `kobj`'s directory from the root (`/kernel/slab/kmalloc-64`; Linux's
@@ -732,6 +710,15 @@ impl Sysfs {
             }
         }
         Ok(())
+    }
+}
+
+/// The directory node of `dir` (the root for `None`), `None` if it has none (never added, or
+/// deleted). Taken under the tree lock by the callers.
+fn dir_node(dir: Option<&KObject>) -> Option<u64> {
+    match dir {
+        Some(d) => d.lock().sd,
+        None => Some(ROOT),
     }
 }
 

@@ -304,7 +304,7 @@ impl<P: Platform> SlabAllocator<P> {
         }
         for e in list.iter() {
             let names: Vec<&str> = e.names.iter().map(|&(_, n)| n).collect();
-            self.show_in_sysfs(sys, e.cache, &names);
+            e.cache.add_to_sysfs(self, sys, &names);
         }
     }
 
@@ -388,7 +388,7 @@ impl<P: Platform> SlabAllocator<P> {
         match KmemCache::new(self.platform.clone(), name, size, &args, flags, true) {
             Ok(cache) => {
                 let cache = CachePtr::new(cache);
-                self.register(&mut list, cache, name);
+                self.register(&mut list, cache, Some(name));
                 Ok(KmemCacheHandle {
                     cache: cache.get(self),
                     name: FIRST_NAME,
@@ -398,40 +398,29 @@ impl<P: Platform> SlabAllocator<P> {
         }
     }
 
-    /// Lists a new cache under its first name and shows it in sysfs (`slab_mutex` held:
-    /// `list` is its list).
-    fn register(&self, list: &mut Vec<CacheEntry<P>>, cache: CachePtr<P>, name: &'static str) {
+    /// Lists a new cache under its first name (or, for a hidden primary made for a module's
+    /// static cache, no name: nothing but its aliases' references keeps it) and shows it in
+    /// sysfs (`slab_mutex` held: `list` is its list).
+    fn register(
+        &self,
+        list: &mut Vec<CacheEntry<P>>,
+        cache: CachePtr<P>,
+        name: Option<&'static str>,
+    ) {
+        let names: Vec<(NameId, &'static str)> =
+            name.map(|n| (FIRST_NAME, n)).into_iter().collect();
         if let Some(sys) = self.sysfs() {
-            self.show_in_sysfs(sys, cache, &[name]);
+            cache.add_to_sysfs(self, sys, name.as_slice());
         }
         list.push(CacheEntry {
             cache,
-            names: alloc::vec![(FIRST_NAME, name)],
+            names,
             kmalloc: false,
         });
     }
 
-    /// Lists a hidden primary (made for a module's static cache): no name, so nothing but its
-    /// aliases' references keeps it; shown in sysfs by its unique id.
-    fn register_hidden(&self, list: &mut Vec<CacheEntry<P>>, cache: CachePtr<P>) {
-        if let Some(sys) = self.sysfs() {
-            self.show_in_sysfs(sys, cache, &[]);
-        }
-        list.push(CacheEntry {
-            cache,
-            names: Vec::new(),
-            kmalloc: false,
-        });
-    }
-
-    /// Shows a cache in sysfs: its directory (a unique id with a link per name, or its own
-    /// name; a static cache, alias or not, is self-named) ([`CachePtr::add_to_sysfs`]).
-    fn show_in_sysfs(&self, sys: crate::sysfs::SlabSysfs<'_>, cache: CachePtr<P>, names: &[&str]) {
-        cache.add_to_sysfs(self, sys, names);
-    }
-
-    /// Whether a cache with these arguments could merge at all (not counting
-    /// `SLAB_NO_MERGE`, which a module's static cache gets only as a target).
+    /// Whether a cache with these arguments and flags could merge at all (Linux's
+    /// `slab_unmergeable` on the new cache's side).
     fn could_merge(&self, args: &KmemCacheArgs, flags: SlabFlags) -> bool {
         !(flags.intersects(SlabFlags::SLAB_NEVER_MERGE)
             || args.ctor.is_some()
@@ -465,12 +454,7 @@ impl<P: Platform> SlabAllocator<P> {
         args: &KmemCacheArgs,
         flags: SlabFlags,
     ) -> Option<usize> {
-        if flags.intersects(SlabFlags::SLAB_NEVER_MERGE)
-            || args.ctor.is_some()
-            || args.usersize != 0
-            || args.sheaf_capacity != 0
-            || args.freeptr_offset.is_some()
-        {
+        if !self.could_merge(args, flags) {
             return None;
         }
         let size = align_up(size, WORD);

@@ -118,7 +118,6 @@ impl<P: Platform> DestroyList<P> {
         true
     }
 
-    /// Whether `cache` is on the list (a second destroy of a cache still pending).
     /// Whether a cache at address `addr` is on the list.
     pub(crate) fn contains_addr(&self, addr: usize) -> bool {
         let mut found = false;
@@ -126,10 +125,9 @@ impl<P: Platform> DestroyList<P> {
         found
     }
 
+    /// Whether `cache` is on the list (a second destroy of a cache still pending).
     pub(crate) fn contains(&self, cache: &KmemCache<P>) -> bool {
-        let mut found = false;
-        self.for_each(|c| found |= ptr::eq(c, cache));
-        found
+        self.contains_addr(ptr::from_ref(cache) as usize)
     }
 
     /// Calls `f` on every cache of the list, oldest first, under the list's lock (`f` must

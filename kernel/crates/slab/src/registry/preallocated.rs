@@ -134,7 +134,7 @@ impl<P: Platform> SlabAllocator<P> {
                         .get(self)
                         .refcount
                         .store(0, core::sync::atomic::Ordering::Relaxed);
-                    self.register_hidden(&mut list, cache);
+                    self.register(&mut list, cache, None);
                     primary = Some(cache);
                 }
                 Err(e) => return Self::create_failed(name, flags, e),
@@ -180,7 +180,7 @@ impl<P: Platform> SlabAllocator<P> {
         // SAFETY: the storage is `'static` and holds no cache (checked above under
         // `slab_mutex`, which every setup takes): nobody can be using it.
         let cache = unsafe { CachePtr::place(ptr, cache) };
-        self.register(&mut list, cache, name);
+        self.register(&mut list, cache, Some(name));
         // SAFETY: set up just now, and never freed (static storage).
         Ok(unsafe { storage.get() })
     }
