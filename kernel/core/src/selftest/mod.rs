@@ -15,6 +15,8 @@
 //! - `sysfs_slab`: `/sys/kernel/slab` and `/proc/slabinfo` against the allocator's numbers;
 //! - [`static_cache`]: static caches in `.data`, their rules, and cycles static vs dynamic (the
 //!   shell's `staticbench`);
+//! - `primary_cache`: static and dynamic caches merged in every creation order, and a storm
+//!   on every CPU through an alias and its primary;
 //! - `rcu`: `call_rcu` with an embedded `rcu_head` while memory is exhausted, and the helpers
 //!   that exhaust memory ([`exhaust`], [`exhaust_all_cpus`], after [`quiesce`]), which the
 //!   services' tests use too;
@@ -28,6 +30,7 @@ pub mod freeq;
 mod kfree_rcu;
 mod kobject;
 mod oom;
+mod primary_cache;
 mod rcu;
 mod slab;
 pub mod static_cache;

@@ -103,15 +103,16 @@ fn run<T: ?Sized>(n: u64, x: &T, pair: fn(&T)) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().and_then(|a| a.parse().ok()).expect(
-        "usage: count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|static|dynamic|system|mimalloc]",
+        "usage: count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|static|dynamic|alias|system|mimalloc]",
     );
     let mode = args.next().unwrap_or_else(|| "cache".into());
     match mode.as_str() {
         "system" => return run(n, &System, global_pair),
         "mimalloc" => return run(n, &MiMalloc, global_pair),
-        "cache" | "cache-inline" | "cache-hardened" | "kmalloc" | "static" | "dynamic" => {}
+        "cache" | "cache-inline" | "cache-hardened" | "kmalloc" | "static" | "dynamic"
+        | "alias" => {}
         other => panic!(
-            "unknown mode {other:?}: cache, cache-inline, cache-hardened, kmalloc, static, dynamic, system, mimalloc"
+            "unknown mode {other:?}: cache, cache-inline, cache-hardened, kmalloc, static, dynamic, alias, system, mimalloc"
         ),
     }
     let p = HostPlatform::new(HostConfig {
@@ -149,6 +150,20 @@ fn main() {
     if mode == "dynamic" {
         DYNAMIC_CACHE.store(std::ptr::from_ref(c).cast_mut(), Ordering::Relaxed);
         return run(n, &(), dynamic_pair);
+    }
+    if mode == "alias" {
+        // A merged cache: its own structure, every operation forwarded to kmalloc-64.
+        let alias = a
+            .kmem_cache_create(
+                "bench-alias",
+                60,
+                KmemCacheArgs::default(),
+                SlabFlags::empty(),
+            )
+            .expect("cache")
+            .leak();
+        assert!(!std::ptr::eq(alias, alias.primary()), "merged");
+        return run(n, alias, alloc_free_pair);
     }
     // The warm-up refills the main sheaf (the same for every N).
     if mode == "kmalloc" {

@@ -2,7 +2,7 @@
 # Instructions per fast-path alloc+free pair of Sheaf's slab allocator, counted with callgrind.
 #
 #   kernel/crates/slab/examples/count_fastpath.sh [MODE] [N1] [N2]
-#   MODE: cache (default) | cache-inline | cache-hardened | kmalloc | static | dynamic |
+#   MODE: cache (default) | cache-inline | cache-hardened | kmalloc | static | dynamic | alias |
 #         system | mimalloc | all
 #
 # Builds examples/count_fastpath.rs in release, runs it under
@@ -22,6 +22,8 @@
 # * static, dynamic: the static-cache RFC's comparison: a pair through a static cache
 #   (kmem_cache_setup; its address a constant) against one through a dynamic cache whose
 #   address is loaded from a global variable first.
+# * alias: `cache` through a merged cache (an alias of kmalloc-64, which has no sheaves of
+#   its own and forwards to its primary).
 # * system, mimalloc: glibc malloc and mimalloc through GlobalAlloc, same loop as `cache`,
 #   for scale.
 # * all: each of the above.
@@ -33,7 +35,7 @@
 set -eu
 mode=${1:-cache}
 if [ "$mode" = all ]; then
-    for m in cache cache-inline cache-hardened kmalloc static dynamic system mimalloc; do "$0" "$m" ${2:+"$2"} ${3:+"$3"}; done
+    for m in cache cache-inline cache-hardened kmalloc static dynamic alias system mimalloc; do "$0" "$m" ${2:+"$2"} ${3:+"$3"}; done
     exit
 fi
 n1=${2:-1000000}

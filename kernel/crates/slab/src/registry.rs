@@ -112,33 +112,22 @@ impl<P: Platform> PartialEq for DestroyError<'_, P> {
 
 impl<P: Platform> Eq for DestroyError<'_, P> {}
 
-/// Which name of its cache a [`KmemCacheHandle`] stands for: [`FIRST_NAME`] for the name the
-/// cache was created with, a number unique in the allocator for a merged alias.
-type NameId = u64;
-/// The [`NameId`] of a cache's first name.
-const FIRST_NAME: NameId = 0;
+/// What a [`KmemCacheHandle`] holds on its cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandleRef {
+    /// The cache's own name, as `kmem_cache_create` or `kmem_cache_setup` gave it.
+    Name,
+    /// An alias's reference on its primary (no name): destroying it only drops the
+    /// reference, which may take the primary with it.
+    AliasReference,
+}
 
 struct CacheEntry<P: Platform> {
     cache: CachePtr<P>,
-    /// The names in use, one per live handle (plus a kmalloc cache's own, for ever), oldest
-    /// first: the first name (while its handle lives), then the merged aliases.
-    names: Vec<(NameId, &'static str)>,
+    /// The cache's own name while its handle lives (a kmalloc cache's for ever); `None` for a
+    /// primary whose name was destroyed while aliases still use it, and for a hidden primary.
+    name: Option<&'static str>,
     kmalloc: bool,
-}
-
-impl<P: Platform> CacheEntry<P> {
-    fn has_name(&self, name: &str) -> bool {
-        self.names.iter().any(|&(_, n)| n == name)
-    }
-
-    /// The names of merged aliases (every name but a live first name).
-    fn aliases(&self) -> Vec<&'static str> {
-        self.names
-            .iter()
-            .filter(|&&(id, _)| id != FIRST_NAME)
-            .map(|&(_, n)| n)
-            .collect()
-    }
 }
 
 /// The owner of one name of a cache: what [`SlabAllocator::kmem_cache_create`] returns and
@@ -146,13 +135,14 @@ impl<P: Platform> CacheEntry<P> {
 /// ownership spelled out). It dereferences to the [`KmemCache`].
 ///
 /// Neither `Clone` nor `Copy`: once destroyed, the handle is gone, so a destroyed cache cannot
-/// be used through it. Each call of `kmem_cache_create` gives its own handle, also when it
-/// merges into an existing cache (the handle then owns that alias's name). A cache that lives
+/// be used through it. Each call of `kmem_cache_create` gives its own handle to its own
+/// [`KmemCache`], also when it merges into an existing cache: the handle's cache is then an
+/// alias that knows its name and uses the primary's storage ([`KmemCache::primary`]). A cache that lives
 /// as long as the allocator can give up its handle for a plain reference with
 /// [`KmemCacheHandle::leak`]; dropping a handle likewise keeps the cache and the name.
 pub struct KmemCacheHandle<'a, P: Platform> {
     cache: &'a KmemCache<P>,
-    name: NameId,
+    held: HandleRef,
 }
 
 impl<'a, P: Platform> KmemCacheHandle<'a, P> {
@@ -174,7 +164,7 @@ impl<P: Platform> fmt::Debug for KmemCacheHandle<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KmemCacheHandle")
             .field("cache", &self.cache.name())
-            .field("name", &self.name)
+            .field("held", &self.held)
             .finish()
     }
 }
@@ -196,12 +186,18 @@ pub struct SlabAllocator<P: Platform> {
     /// them): off `slab_mutex`'s list already, so their names are free for new caches. Made
     /// once, with the allocator.
     pub(crate) destroying: Destroying<P>,
-    /// The last [`NameId`] handed out to an alias.
-    last_name: core::sync::atomic::AtomicU64,
     pub(crate) kmalloc_caches: [CachePtr<P>; KMALLOC_SIZES.len()],
     /// Whether caches are shown in sysfs yet ([`SlabAllocator::sysfs_init`]; Linux's
     /// `slab_state >= FULL`). Read and written under `slab_mutex`.
     sysfs_up: core::sync::atomic::AtomicBool,
+}
+
+/// The primary of a merged dynamic cache, which sysfs shows as a link to the primary's
+/// directory (a static alias, self-named, has a directory of its own).
+fn linked_alias<P: Platform>(cache: &KmemCache<P>) -> Option<&KmemCache<P>> {
+    cache
+        .alias_of()
+        .filter(|_| !cache.flags().contains(SlabFlags::SLAB_PREALLOCATED))
 }
 
 const KMALLOC_NAMES: [&str; KMALLOC_SIZES.len()] = [
@@ -270,7 +266,7 @@ impl<P: Platform> SlabAllocator<P> {
             )?;
             list.push(CacheEntry {
                 cache: CachePtr::new(cache),
-                names: alloc::vec![(FIRST_NAME, name)],
+                name: Some(name),
                 kmalloc: true,
             });
         }
@@ -281,7 +277,6 @@ impl<P: Platform> SlabAllocator<P> {
             merge: !options.nomerge,
             slab_mutex: Mutex::new(list),
             destroying: alloc::sync::Arc::new(DestroyList::new()),
-            last_name: core::sync::atomic::AtomicU64::new(FIRST_NAME),
             kmalloc_caches,
             sysfs_up: core::sync::atomic::AtomicBool::new(false),
         };
@@ -303,8 +298,7 @@ impl<P: Platform> SlabAllocator<P> {
             return;
         }
         for e in list.iter() {
-            let names: Vec<&str> = e.names.iter().map(|&(_, n)| n).collect();
-            e.cache.add_to_sysfs(self, sys, &names);
+            self.show_in_sysfs(sys, e.cache, e.name);
         }
     }
 
@@ -374,16 +368,22 @@ impl<P: Platform> SlabAllocator<P> {
             None
         };
         if let Some(i) = mergeable {
-            let e = &mut list[i];
-            let s = e.cache.get(self);
-            s.refcount.fetch_add(1, Ordering::Relaxed);
-            s.widen_object_size(size);
-            let id = self.last_name.fetch_add(1, Ordering::Relaxed) + 1;
-            e.names.push((id, name));
-            if let Some(sys) = self.sysfs() {
-                crate::sysfs::link_name(sys, s, name);
-            }
-            return Ok(KmemCacheHandle { cache: s, name: id });
+            // An alias: a structure of its own (its name, its sysfs link), no sheaves, its
+            // operations going to the primary's storage.
+            let primary = list[i].cache;
+            let flags = flags | SlabFlags::SLAB_NO_MERGE;
+            return match KmemCache::new(self.platform.clone(), name, size, &args, flags, false) {
+                Ok(alias) => {
+                    self.attach_alias(&alias, primary);
+                    let alias = CachePtr::new(alias);
+                    self.register(&mut list, alias, Some(name));
+                    Ok(KmemCacheHandle {
+                        cache: alias.get(self),
+                        held: HandleRef::Name,
+                    })
+                }
+                Err(e) => Self::create_failed(name, flags, e),
+            };
         }
         match KmemCache::new(self.platform.clone(), name, size, &args, flags, true) {
             Ok(cache) => {
@@ -391,32 +391,57 @@ impl<P: Platform> SlabAllocator<P> {
                 self.register(&mut list, cache, Some(name));
                 Ok(KmemCacheHandle {
                     cache: cache.get(self),
-                    name: FIRST_NAME,
+                    held: HandleRef::Name,
                 })
             }
             Err(e) => Self::create_failed(name, flags, e),
         }
     }
 
-    /// Lists a new cache under its first name (or, for a hidden primary made for a module's
-    /// static cache, no name: nothing but its aliases' references keeps it) and shows it in
-    /// sysfs (`slab_mutex` held: `list` is its list).
+    /// Lists a new cache under its name (or, for a hidden primary made for a module's static
+    /// cache, no name: nothing but its aliases' references keeps it) and shows it in sysfs
+    /// (`slab_mutex` held: `list` is its list).
     fn register(
         &self,
         list: &mut Vec<CacheEntry<P>>,
         cache: CachePtr<P>,
         name: Option<&'static str>,
     ) {
-        let names: Vec<(NameId, &'static str)> =
-            name.map(|n| (FIRST_NAME, n)).into_iter().collect();
         if let Some(sys) = self.sysfs() {
-            cache.add_to_sysfs(self, sys, name.as_slice());
+            self.show_in_sysfs(sys, cache, name);
         }
         list.push(CacheEntry {
             cache,
-            names,
+            name,
             kmalloc: false,
         });
+    }
+
+    /// Shows a listed cache in sysfs: a merged dynamic cache as a link to its primary's
+    /// directory (Linux's `sysfs_slab_alias`), any other as a directory of its own.
+    fn show_in_sysfs(
+        &self,
+        sys: crate::sysfs::SlabSysfs<'_>,
+        cache: CachePtr<P>,
+        name: Option<&'static str>,
+    ) {
+        let c = cache.get(self);
+        match (linked_alias(c), name) {
+            (Some(primary), Some(name)) => crate::sysfs::link_name(sys, primary, name),
+            (Some(_), None) => {}
+            (None, _) => cache.add_to_sysfs(self, sys, name.as_slice()),
+        }
+    }
+
+    /// Makes `alias` use `primary`'s storage (`slab_mutex` held): it holds a reference on the
+    /// primary, which widens its objects to fit.
+    fn attach_alias(&self, alias: &KmemCache<P>, primary: CachePtr<P>) {
+        let p = primary.get(self);
+        alias
+            .primary
+            .store(core::ptr::from_ref(p).cast_mut(), Ordering::Relaxed);
+        p.refcount.fetch_add(1, Ordering::Relaxed);
+        p.widen_object_size(alias.object_size());
     }
 
     /// Whether a cache with these arguments and flags could merge at all (Linux's
@@ -470,36 +495,48 @@ impl<P: Platform> SlabAllocator<P> {
         })
     }
 
-    /// Finds a cache by name (its own name or an alias).
+    /// Finds a cache by name: the newest cache of that name, which for a merged cache is the
+    /// alias (see [`KmemCache::primary`] for the cache whose storage it uses).
     pub fn find_cache(&self, name: &str) -> Option<&KmemCache<P>> {
         let list = self.slab_mutex.lock();
-        list.iter().rev().find_map(|e| {
-            let s = e.cache.get(self);
-            e.has_name(name).then_some(s)
-        })
+        list.iter()
+            .rev()
+            .find(|e| e.name == Some(name))
+            .map(|e| e.cache.get(self))
     }
 
-    /// Every cache on the list, oldest first, with its aliases (for `slabinfo`-style listings).
+    /// Every primary cache on the list, oldest first, with the names of its aliases (for
+    /// `slabinfo`-style listings: an alias has no storage of its own).
     pub fn caches(&self) -> Vec<(&KmemCache<P>, Vec<&'static str>)> {
         let list = self.slab_mutex.lock();
-        // Primaries only: an alias (a static cache merged into a primary) has no storage.
         list.iter()
-            .filter(|e| e.cache.get(self).alias_of().is_none())
-            .map(|e| {
-                let s = e.cache.get(self);
-                (s, e.aliases())
-            })
+            .map(|e| e.cache.get(self))
+            .filter(|s| s.alias_of().is_none())
+            .map(|s| (s, self.alias_names(&list, s).collect()))
             .collect()
     }
 
-    /// Every name of `cache` in use: its own (until its handle is destroyed), then its
-    /// aliases.
+    /// The names of the aliases of `primary` on `list`, oldest first.
+    fn alias_names<'l>(
+        &'l self,
+        list: &'l [CacheEntry<P>],
+        primary: &'l KmemCache<P>,
+    ) -> impl Iterator<Item = &'static str> + 'l {
+        list.iter().filter_map(move |e| {
+            let of = e.cache.get(self).alias_of();
+            of.is_some_and(|p| core::ptr::eq(p, primary))
+                .then_some(e.name)
+                .flatten()
+        })
+    }
+
+    /// Every name `cache` goes by: its own (until its handle is destroyed), then its aliases'.
     pub fn cache_names(&self, cache: &KmemCache<P>) -> Vec<&'static str> {
         let list = self.slab_mutex.lock();
-        list.iter()
-            .find(|e| e.cache.is(cache))
-            .map(|e| e.names.iter().map(|&(_, n)| n).collect())
-            .unwrap_or_default()
+        let own = list.iter().find(|e| e.cache.is(cache)).and_then(|e| e.name);
+        own.into_iter()
+            .chain(self.alias_names(&list, cache))
+            .collect()
     }
 
     /// Writes `/proc/slabinfo` (version 2.1) for every cache: active and total objects, slot
@@ -570,6 +607,9 @@ impl<P: Platform> SlabAllocator<P> {
 
     /// Number of caches on the list (aliases not counted).
     pub fn nr_caches(&self) -> usize {
-        self.slab_mutex.lock().len()
+        let list = self.slab_mutex.lock();
+        list.iter()
+            .filter(|e| e.cache.get(self).alias_of().is_none())
+            .count()
     }
 }

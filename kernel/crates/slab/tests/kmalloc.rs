@@ -133,24 +133,25 @@ fn merging_rules() {
     let foo = a
         .kmem_cache_create("foo", 64, args(), SlabFlags::empty())
         .unwrap();
-    assert_eq!(foo.name(), "kmalloc-64");
-    assert_eq!(foo.refcount(), 2);
-    assert_eq!(a.find_cache("foo").map(|c| c.name()), Some("kmalloc-64"));
+    assert_eq!(foo.name(), "foo", "an alias knows its own name");
+    assert_eq!(foo.primary().name(), "kmalloc-64");
+    assert_eq!(foo.primary().refcount(), 2);
+    assert!(std::ptr::eq(a.find_cache("foo").unwrap(), &*foo));
     // 60 bytes round to 64: waste 0 < one word.
     let f60 = a
         .kmem_cache_create("f60", 60, args(), SlabFlags::empty())
         .unwrap();
-    assert!(std::ptr::eq(&*f60, &*foo));
+    assert!(std::ptr::eq(f60.primary(), foo.primary()));
     // 56 bytes: 64 - 56 = 8 is not less than a word: a new cache...
     let c56 = a
         .kmem_cache_create("c56", 56, args(), SlabFlags::empty())
         .unwrap();
-    assert_eq!(c56.name(), "c56");
+    assert_eq!(c56.primary().name(), "c56");
     // ...which the next 56-byte cache merges with (newest first).
     let d56 = a
         .kmem_cache_create("d56", 49, args(), SlabFlags::empty())
         .unwrap();
-    assert!(std::ptr::eq(&*d56, &*c56));
+    assert!(std::ptr::eq(d56.primary(), &*c56));
     assert_eq!(a.cache_names(&c56), ["c56", "d56"]);
     assert_eq!(a.nr_caches(), n0 + 1);
     // Never merged.
@@ -183,7 +184,7 @@ fn merging_rules() {
     ];
     for (args, flags) in never {
         let c = a.kmem_cache_create("never", 64, args, flags).unwrap();
-        assert_eq!(c.name(), "never", "{flags:?}");
+        assert_eq!(c.primary().name(), "never", "{flags:?}");
     }
     let explicit = a.find_cache("never").unwrap();
     assert!(explicit.sheaf_capacity() >= 100);
@@ -191,7 +192,7 @@ fn merging_rules() {
     let r = a
         .kmem_cache_create("rec", 64, args(), SlabFlags::SLAB_RECLAIM_ACCOUNT)
         .unwrap();
-    assert_eq!(r.name(), "rec");
+    assert_eq!(r.primary().name(), "rec");
     // Alignment: 96 bytes aligned to 64 need a 128-byte slot: kmalloc-128, not kmalloc-96.
     let al = a
         .kmem_cache_create(
@@ -204,7 +205,7 @@ fn merging_rules() {
             SlabFlags::empty(),
         )
         .unwrap();
-    assert_eq!(al.name(), "kmalloc-128");
+    assert_eq!(al.primary().name(), "kmalloc-128");
     // 320 bytes aligned to 64: kmalloc-512 would waste more than a word: a new cache.
     let al2 = a
         .kmem_cache_create(
@@ -217,7 +218,7 @@ fn merging_rules() {
             SlabFlags::empty(),
         )
         .unwrap();
-    assert_eq!(al2.name(), "al2");
+    assert_eq!(al2.primary().name(), "al2");
     // Destroying an alias only drops a reference.
     // SAFETY: no one else uses these caches.
     unsafe {
@@ -245,13 +246,13 @@ fn alias_widens_object_size() {
     let w1 = a
         .kmem_cache_create("w1", 55, args(), SlabFlags::empty())
         .unwrap();
-    assert!(std::ptr::eq(&*c, &*w1));
+    assert!(std::ptr::eq(w1.primary(), &*c));
     assert_eq!(c.object_size(), 55, "the alias widened object_size");
     let c = a
         .kmem_cache_create("w2", 180, args(), SlabFlags::SLAB_HWCACHE_ALIGN)
         .unwrap();
     // 180 with cache-line alignment becomes 192: kmalloc-192 (a multiple of 64).
-    assert_eq!(c.name(), "kmalloc-192");
+    assert_eq!(c.primary().name(), "kmalloc-192");
 }
 
 #[test]
@@ -373,7 +374,7 @@ fn destroying_an_alias_drops_that_alias_name() {
     let y = a
         .kmem_cache_create("y100", 100, args(), SlabFlags::empty())
         .unwrap();
-    assert!(std::ptr::eq(&*x, &*y), "y100 merged into x100");
+    assert!(std::ptr::eq(y.primary(), &*x), "y100 merged into x100");
     let z = a
         .kmem_cache_create("z100", 100, args(), SlabFlags::empty())
         .unwrap();
@@ -386,8 +387,13 @@ fn destroying_an_alias_drops_that_alias_name() {
     assert!(a.find_cache("x100").is_none(), "the destroyed name is gone");
     assert!(a.find_cache("y100").is_none());
     let still = a.find_cache("z100").expect("the other alias stays");
-    assert_eq!(still.name(), "x100", "the cache keeps its first name");
-    assert_eq!(still.refcount(), 1);
+    assert!(std::ptr::eq(still, &*z));
+    assert_eq!(
+        still.primary().name(),
+        "x100",
+        "the cache keeps its first name"
+    );
+    assert_eq!(still.primary().refcount(), 1);
     // The cache still works for the alias left.
     let o = z.alloc(Gfp::KERNEL).unwrap();
     // SAFETY: ours.

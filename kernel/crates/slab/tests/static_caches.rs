@@ -73,7 +73,11 @@ fn a_dynamic_cache_merges_into_a_built_in_static_one() {
     let dynamic = a
         .kmem_cache_create("dynamic-204", 204, args(), SlabFlags::empty())
         .unwrap();
-    assert!(std::ptr::eq(&*dynamic, st), "merged into the static cache");
+    assert!(
+        std::ptr::eq(dynamic.primary(), st),
+        "merged into the static cache"
+    );
+    assert_eq!(dynamic.name(), "dynamic-204");
     assert_eq!(st.refcount(), 2);
     assert_eq!(
         slab::sysfs::resolve(&a, "dynamic-204").as_deref(),
@@ -290,7 +294,7 @@ fn a_module_static_cache_gets_a_hidden_primary_that_later_caches_merge_into() {
         .kmem_cache_create("late-232", 232, args(), SlabFlags::empty())
         .unwrap();
     assert!(
-        std::ptr::eq(&*late, hidden),
+        std::ptr::eq(late.primary(), hidden),
         "a later cache merges into the hidden primary"
     );
     let o = st.alloc(Gfp::KERNEL).unwrap();

@@ -21,11 +21,7 @@ use alloc::boxed::Box;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
-use super::{DestroyError, FIRST_NAME, KmemCacheHandle, NameId, SlabAllocator};
-
-/// The "name" a static alias holds on its primary: no real name has it, so destroying with it
-/// only drops the reference.
-const ALIAS_REFERENCE: NameId = NameId::MAX;
+use super::{DestroyError, HandleRef, KmemCacheHandle, SlabAllocator, linked_alias};
 use crate::cache::KmemCache;
 use crate::cache::destroy::DestroyList;
 use crate::flags::SlabFlags;
@@ -260,7 +256,7 @@ impl<'a, P: Platform> KmemCacheHandle<'a, P> {
     pub unsafe fn from_ref(cache: &'a KmemCache<P>) -> Self {
         Self {
             cache,
-            name: FIRST_NAME,
+            held: HandleRef::Name,
         }
     }
 }
@@ -288,7 +284,7 @@ impl<P: Platform> SlabAllocator<P> {
         &'a self,
         cache: KmemCacheHandle<'a, P>,
     ) -> Result<(), DestroyError<'a, P>> {
-        let KmemCacheHandle { cache, name } = cache;
+        let KmemCacheHandle { cache, held } = cache;
         let mut list = self.slab_mutex.lock();
         let Some(i) = list.iter().position(|e| e.cache.is(cache)) else {
             drop(list);
@@ -299,17 +295,21 @@ impl<P: Platform> SlabAllocator<P> {
         };
         let builtin_static =
             cache.flags().contains(SlabFlags::SLAB_PREALLOCATED) && cache.owner.is_none();
-        if (list[i].kmalloc || builtin_static) && name == FIRST_NAME {
+        if (list[i].kmalloc || builtin_static) && held == HandleRef::Name {
             return Err(DestroyError::Permanent { name: cache.name() });
         }
         if let Some(primary) = cache.alias_of() {
-            // A module's static cache merged into a primary: its directory goes, the structure
-            // is dropped in place (which unpins its owner), and its reference on the primary is
-            // dropped as a name's would be, which may destroy the primary (a hidden one with
-            // no other user, or one whose own name is gone).
+            // An alias (a merged dynamic cache, or a static cache set up over a primary): its
+            // link or directory goes, its structure is released (which unpins a static one's
+            // owner; a static one's storage stays), and its reference on the primary is
+            // dropped, which may destroy the primary (a hidden one with no other user, or one
+            // whose own name is gone).
             let entry = list.remove(i);
             if let Some(sys) = self.sysfs() {
-                crate::sysfs::remove_cache(sys, cache, []);
+                match linked_alias(cache) {
+                    Some(p) => crate::sysfs::unlink_name(sys, p, cache.name()),
+                    None => crate::sysfs::remove_cache(sys, cache, []),
+                }
             }
             drop(list);
             // SAFETY: off the list; the caller promised nobody uses the alias any more (it
@@ -317,22 +317,19 @@ impl<P: Platform> SlabAllocator<P> {
             unsafe { entry.cache.final_release() };
             let handle = KmemCacheHandle {
                 cache: primary,
-                name: ALIAS_REFERENCE,
+                held: HandleRef::AliasReference,
             };
             // SAFETY: the alias's reference is dropped like a name; the caller's contract
             // covers the primary as it did the alias.
             return unsafe { self.kmem_cache_destroy(handle) };
         }
-        let names = &mut list[i].names;
-        let mut name_str = cache.name();
-        if let Some(j) = names.iter().position(|&(id, _)| id == name) {
-            let (_, gone) = names.remove(j);
-            name_str = gone;
-            if let Some(sys) = self.sysfs()
-                && cache.refcount.load(Ordering::Relaxed) > 1
-            {
-                crate::sysfs::unlink_name(sys, cache, gone);
-            }
+        if held == HandleRef::Name
+            && let Some(gone) = list[i].name.take()
+            && let Some(sys) = self.sysfs()
+            && cache.refcount.load(Ordering::Relaxed) > 1
+        {
+            // Aliases keep the cache: only this name's link goes.
+            crate::sysfs::unlink_name(sys, cache, gone);
         }
         if cache.refcount.fetch_sub(1, Ordering::Relaxed) > 1 {
             return Ok(());
@@ -341,8 +338,7 @@ impl<P: Platform> SlabAllocator<P> {
         // this one lingers.
         let entry = list.remove(i);
         if let Some(sys) = self.sysfs() {
-            let names = entry.names.iter().map(|&(_, n)| n);
-            crate::sysfs::remove_cache(sys, cache, names.chain([cache.name(), name_str]));
+            crate::sysfs::remove_cache(sys, cache, [cache.name()]);
         }
         drop(list);
         // SAFETY: nobody else uses the cache (caller contract).
@@ -476,10 +472,14 @@ impl<P: Platform> Drop for SlabAllocator<P> {
         // The structures of the caches go; their pages stay with the platform (a kernel never
         // drops its allocator; the host platform frees its whole arena).
         let sys = self.sysfs();
-        for e in self.slab_mutex.lock().drain(..) {
+        // Newest first: an alias goes before the primary it points at.
+        for e in self.slab_mutex.lock().drain(..).rev() {
             if let Some(sys) = sys {
                 let cache = e.cache.get(self);
-                crate::sysfs::remove_cache(sys, cache, e.names.iter().map(|&(_, n)| n));
+                match linked_alias(cache) {
+                    Some(p) => crate::sysfs::unlink_name(sys, p, cache.name()),
+                    None => crate::sysfs::remove_cache(sys, cache, e.name),
+                }
             }
             // SAFETY: `&mut self` proves no reference to a cache is still alive (a sysfs
             // reader's keeps it until its put); each listed cache is released once (the

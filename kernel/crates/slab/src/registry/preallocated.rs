@@ -168,14 +168,7 @@ impl<P: Platform> SlabAllocator<P> {
             return Self::create_failed(name, flags, SlabError::NoMemory);
         }
         if let Some(p) = primary {
-            let p = p.get(self);
-            cache.primary.store(
-                core::ptr::from_ref(p).cast_mut(),
-                core::sync::atomic::Ordering::Relaxed,
-            );
-            p.refcount
-                .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-            p.widen_object_size(size);
+            self.attach_alias(&cache, p);
         }
         // SAFETY: the storage is `'static` and holds no cache (checked above under
         // `slab_mutex`, which every setup takes): nobody can be using it.

@@ -69,7 +69,12 @@ fn a_merged_alias_is_a_link_to_the_same_directory() {
     let dentry = slab
         .kmem_cache_create("dentry", 60, args, SlabFlags::empty())
         .unwrap();
-    assert_eq!(dentry.name(), "kmalloc-64", "merged into kmalloc-64");
+    assert_eq!(dentry.name(), "dentry", "an alias knows its own name");
+    assert_eq!(
+        dentry.primary().name(),
+        "kmalloc-64",
+        "merged into kmalloc-64"
+    );
     let entries = list(&slab);
     assert!(entries.contains(&link("dentry", ":0000064")));
     assert!(entries.contains(&link("kmalloc-64", ":0000064")));
@@ -81,6 +86,16 @@ fn a_merged_alias_is_a_link_to_the_same_directory() {
     assert_eq!(read(&slab, "dentry/aliases").as_deref(), Ok("1\n"));
     assert_eq!(read(&slab, "kmalloc-64/aliases").as_deref(), Ok("1\n"));
     assert_eq!(read(&slab, "dentry/object_size").as_deref(), Ok("64\n"));
+    // The alias owns its link: destroying it takes the link and the reference, nothing else.
+    // SAFETY: no object of dentry is live, and nothing else uses the handle.
+    unsafe { slab.kmem_cache_destroy(dentry) }.unwrap();
+    let entries = list(&slab);
+    assert!(
+        !entries.iter().any(|e| e.name() == "dentry"),
+        "the link went"
+    );
+    assert!(entries.contains(&link("kmalloc-64", ":0000064")));
+    assert_eq!(read(&slab, "kmalloc-64/aliases").as_deref(), Ok("0\n"));
 }
 
 #[test]
