@@ -197,6 +197,32 @@ fn module_owner(p: &HostPlatform, name: &str) -> (&'static KObject, KmemCacheArg
     (owner, args)
 }
 
+/// A released owner (a module already gone) is refused, and the refused setup leaves nothing
+/// behind: no cache, no hidden primary, no reference on the owner.
+#[test]
+fn a_dead_owner_is_refused_and_leaves_nothing_listed() {
+    let (p, _cpu, a) = setup(1, 1);
+    let (owner, module_args) = module_owner(&p, "module-dead");
+    let before = OWNER_RELEASES.load(SeqCst);
+    // SAFETY: the owner is leaked; this is its only reference, so it is released.
+    unsafe { p.sysfs().kobject_put(NonNull::from(owner)) }.unwrap();
+    assert_eq!(OWNER_RELEASES.load(SeqCst), before + 1);
+    let caches = a.nr_caches();
+    let names = slab::sysfs::list(&a).len();
+    let r = a.kmem_cache_setup(
+        storage(),
+        "module-dead-cache",
+        248,
+        module_args,
+        SlabFlags::empty(),
+    );
+    assert!(r.is_err(), "a dead owner is refused");
+    assert_eq!(a.nr_caches(), caches, "no hidden primary was left behind");
+    assert_eq!(slab::sysfs::list(&a).len(), names, "nothing new in sysfs");
+    assert!(a.find_cache("module-dead-cache").is_none());
+    assert_eq!(OWNER_RELEASES.load(SeqCst), before + 1, "released once");
+}
+
 /// A plain kobject standing in for a module (RFC v3 03/10): its static cache pins it, and its
 /// release runs only after the cache's final release, which a sysfs reader's reference
 /// delays past the destroy.
@@ -219,7 +245,7 @@ fn the_owner_is_released_only_after_the_cache() {
         .kmem_cache_create("same-64", 64, args(), SlabFlags::empty())
         .unwrap();
     assert!(
-        !std::ptr::eq(&*same, c),
+        !std::ptr::eq(same.primary(), c),
         "not merged into the module's cache"
     );
     // The module drops its own reference (unload begins): the cache still pins it.

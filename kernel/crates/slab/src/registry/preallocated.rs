@@ -105,6 +105,21 @@ impl<P: Platform> SlabAllocator<P> {
         if taken {
             return Self::create_failed(name, flags, SlabError::AlreadySetUp);
         }
+        // The owner's pin comes first, so that a dead owner leaves nothing behind (no hidden
+        // primary); a later failure drops it again.
+        if let Some(owner) = args.owner
+            && let Err(e) = owner.get()
+        {
+            // A released or misused owner: refuse rather than pin a dead module.
+            if let Some(sys) = self.platform.slab_sysfs() {
+                sys.sysfs.report(&e);
+            }
+            return Self::create_failed(name, flags, SlabError::NoMemory);
+        }
+        let failed = |e: SlabError| {
+            self.unpin_owner(args.owner);
+            Self::create_failed(name, flags, e)
+        };
         let module = args.owner.is_some();
         let mut primary = if self.merge_enabled() {
             self.find_mergeable(&list, size, &args, flags)
@@ -112,7 +127,23 @@ impl<P: Platform> SlabAllocator<P> {
         } else {
             None
         };
-        if primary.is_none() && module && self.merge_enabled() && self.could_merge(&args, flags) {
+        // A module's cache with nothing to merge into gets a hidden primary (made below, once
+        // the cache's own structure is built, so that a failure leaves nothing listed).
+        let hidden =
+            primary.is_none() && module && self.merge_enabled() && self.could_merge(&args, flags);
+        // An alias is never a merge target itself, nor is a module's cache.
+        let alias = primary.is_some() || hidden;
+        let own_flags = if alias || module {
+            flags | SlabFlags::SLAB_NO_MERGE
+        } else {
+            flags
+        };
+        let cache =
+            match KmemCache::build(self.platform.clone(), name, size, &args, own_flags, !alias) {
+                Ok(cache) => cache,
+                Err(e) => return failed(e),
+            };
+        if hidden {
             // A hidden dynamic primary: no name of its own, so nobody destroys it but its last
             // alias; later caches may merge into it.
             let hidden_flags = flags - SlabFlags::SLAB_PREALLOCATED;
@@ -128,44 +159,18 @@ impl<P: Platform> SlabAllocator<P> {
                 hidden_flags,
                 true,
             ) {
-                Ok(cache) => {
-                    let cache = CachePtr::new(cache);
-                    cache
+                Ok(hidden) => {
+                    let hidden = CachePtr::new(hidden);
+                    hidden
                         .get(self)
                         .refcount
                         .store(0, core::sync::atomic::Ordering::Relaxed);
-                    self.register(&mut list, cache, None);
-                    primary = Some(cache);
+                    self.register(&mut list, hidden, None);
+                    primary = Some(hidden);
                 }
-                Err(e) => return Self::create_failed(name, flags, e),
+                // The structure built above holds no memory of the platform's (no sheaves).
+                Err(e) => return failed(e),
             }
-        }
-        // An alias is never a merge target itself, nor is a module's cache.
-        let own_flags = if primary.is_some() || module {
-            flags | SlabFlags::SLAB_NO_MERGE
-        } else {
-            flags
-        };
-        let with_sheaves = primary.is_none();
-        let cache = match KmemCache::build(
-            self.platform.clone(),
-            name,
-            size,
-            &args,
-            own_flags,
-            with_sheaves,
-        ) {
-            Ok(cache) => cache,
-            Err(e) => return Self::create_failed(name, flags, e),
-        };
-        if let Some(owner) = args.owner
-            && let Err(e) = owner.get()
-        {
-            // A released or misused owner: refuse rather than pin a dead module.
-            if let Some(sys) = self.platform.slab_sysfs() {
-                sys.sysfs.report(&e);
-            }
-            return Self::create_failed(name, flags, SlabError::NoMemory);
         }
         if let Some(p) = primary {
             self.attach_alias(&cache, p);
@@ -176,5 +181,19 @@ impl<P: Platform> SlabAllocator<P> {
         self.register(&mut list, cache, Some(name));
         // SAFETY: set up just now, and never freed (static storage).
         Ok(unsafe { storage.get() })
+    }
+
+    /// Drops the reference a failed setup took on its owner.
+    fn unpin_owner(&self, owner: Option<&'static kobject::KObject>) {
+        if let Some(owner) = owner
+            && let Some(sys) = self.platform.slab_sysfs()
+        {
+            let this = owner.this_ptr().unwrap_or(NonNull::from(owner));
+            // SAFETY: the setup took this reference a moment ago and has given the owner to
+            // nothing else; the caller's own reference keeps it alive.
+            if let Err(e) = unsafe { sys.sysfs.kobject_put(this) } {
+                sys.sysfs.report(&e);
+            }
+        }
     }
 }
