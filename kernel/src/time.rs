@@ -5,15 +5,14 @@
 //! whose deadline has come. Sleeping is measured in ticks of [`HZ`] per second.
 
 use alloc::collections::BTreeMap;
-use alloc::sync::Arc;
 use core::time::Duration;
 
-use kcore::sched::{self, Thread};
+use kcore::sched::{self, ThreadRef};
 use kcore::sync::IrqSpinLock;
 pub use kcore::time::{HZ, delay_us, jiffies, rdtsc, uptime_us};
 
 /// Sleeping threads by (deadline in jiffies, thread id).
-static SLEEPERS: IrqSpinLock<BTreeMap<(u64, u64), Arc<Thread>>> = IrqSpinLock::new(BTreeMap::new());
+static SLEEPERS: IrqSpinLock<BTreeMap<(u64, u64), ThreadRef>> = IrqSpinLock::new(BTreeMap::new());
 
 /// The timers' share of the tick (interrupt context, every CPU): the boot CPU wakes the
 /// sleepers whose time has come.

@@ -34,7 +34,9 @@
 //!   core's self-tests that need raw memory (deliberate corruption, raw frees).
 #![no_std]
 #![feature(abi_x86_interrupt)]
-// `Box::try_new` and `Arc::try_new`: spawning a thread fails cleanly when memory is out.
+// `Box::try_new` and `Arc::try_new`: spawning a thread fails cleanly when memory is out; and
+// `Allocator` with `Arc::new_in`: kernel objects from their static caches
+// (`memory::cache_alloc`).
 #![feature(allocator_ext)]
 
 extern crate alloc;

@@ -725,3 +725,24 @@ fn the_slab_destroy_work_runs_through_its_rescuer_while_memory_is_exhausted() {
         "the rescued item was not the slab destroy queue's"
     );
 }
+
+#[crate::ktest]
+fn work_items_come_from_their_static_cache() {
+    use kcore::memory::cache_alloc::CacheTag;
+    let (w, n) = counter("ktest-cached-item");
+    let cache = workqueue::WorkCache::cache();
+    let ptr = core::ptr::NonNull::new(w.as_ptr().cast_mut().cast::<u8>()).expect("an item");
+    assert!(cache.owns(ptr), "the item is an object of work_struct");
+    let c = cache.cache().expect("set up by the first item");
+    assert_eq!(c.name(), "work_struct");
+    assert!(
+        c.flags().contains(slab::SlabFlags::SLAB_PREALLOCATED),
+        "a static cache"
+    );
+    assert!(
+        kcore::memory::static_cache::in_data_section(core::ptr::from_ref(c) as usize),
+        "in .data"
+    );
+    assert!(queue_work(system_wq(), &w));
+    assert!(wait_for(100, || n.load(Ordering::SeqCst) == 1));
+}

@@ -43,6 +43,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use kcore::memory::cache_alloc::{CacheAlloc, CacheTag, StaticCache};
 use kcore::sched::{self, SpawnError, Thread};
 use kcore::sync::IrqSpinLockGuard;
 use kcore::sync::arc_list::{ArcList, Linked, ListLink};
@@ -97,7 +98,21 @@ pub struct TimerLink;
 /// A handle to a [`Work`] (an `Arc`: cloning it does not allocate). What the queueing calls
 /// take; the function gets it too, as Linux's gets its `work_struct`.
 #[derive(Clone)]
-pub struct WorkRef(Arc<Work>);
+pub struct WorkRef(Arc<Work, WorkAlloc>);
+
+/// The static cache of work items (`/sys/kernel/slab/work_struct`): set up at the first item
+/// made once the slab allocator is up ([`kcore::memory::cache_alloc`]).
+pub struct WorkCache;
+
+impl CacheTag for WorkCache {
+    fn cache() -> &'static StaticCache {
+        static CACHE: StaticCache = StaticCache::new("work_struct");
+        &CACHE
+    }
+}
+
+/// The allocator of [`Work`] items: their static cache.
+pub type WorkAlloc = CacheAlloc<WorkCache>;
 
 /// A work item queued with a delay (Linux's `struct delayed_work`): any [`WorkRef`], used with
 /// [`queue_delayed_work`], [`mod_delayed_work`] and [`cancel_delayed_work_sync`]; the crate
@@ -107,19 +122,25 @@ pub type DelayedWork = WorkRef;
 impl WorkRef {
     /// A new idle item that runs `func` (Linux's `INIT_WORK`). `name` is what the dump shows.
     pub fn new(name: &'static str, func: impl Fn(&WorkRef) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(Work {
+        let work = Work {
             ws: WorkStruct::new(),
             link: ListLink::new(),
             timer: ListLink::new(),
             timer_at: AtomicU64::new(u64::MAX),
             func: Box::new(func),
             name,
-        }))
+        };
+        Self(Arc::new_in(work, WorkAlloc::new()))
     }
 
     /// The item's name.
     pub fn name(&self) -> &'static str {
         self.0.name
+    }
+
+    /// Where the item is (an object of the `work_struct` cache, once it is set up).
+    pub fn as_ptr(&self) -> *const Work {
+        Arc::as_ptr(&self.0)
     }
 
     /// Is the item pending (queued or on its timer, not yet started)? (Linux's `work_pending`.)
@@ -185,7 +206,7 @@ type Wqs = workqueue::Workqueues<WorkRef, WorkArcList>;
 /// The workqueue crate's lists, kept in the items themselves (`kcore::sync::arc_list`): the
 /// crate guarantees an item is on one list at a time, and keeps every list behind its lock.
 #[derive(Default)]
-pub struct WorkArcList(ArcList<Work>);
+pub struct WorkArcList(ArcList<Work, (), WorkAlloc>);
 
 impl WorkList<WorkRef> for WorkArcList {
     fn push_back(&mut self, w: WorkRef) {

@@ -21,7 +21,7 @@ use super::*;
 pub(super) struct Timers {
     pub(super) idle: Vec<u64>,
     pub(super) kick: Vec<u64>,
-    pub(super) delayed: ArcList<Work, TimerLink>,
+    pub(super) delayed: ArcList<Work, TimerLink, WorkAlloc>,
 }
 
 impl Timers {
@@ -50,7 +50,7 @@ impl Timers {
             self.kick[p] = u64::MAX;
             return Some(Fire::Kick(PoolId(p as u16)));
         }
-        let mut first: Option<(u64, Arc<Work>)> = None;
+        let mut first: Option<(u64, Arc<Work, WorkAlloc>)> = None;
         self.delayed.for_each(|w| {
             let at = w.timer_at.load(Ordering::Relaxed);
             if at <= now && first.as_ref().is_none_or(|(f, _)| at < *f) {

@@ -331,6 +331,11 @@ pub fn init(options: SlabOptions) {
     }
 }
 
+/// The slab allocator, once [`init`] has run.
+pub fn try_slab() -> Option<&'static SlabAllocator<KernelPlatform>> {
+    SLAB.get()
+}
+
 /// The slab allocator (after [`init`]).
 pub fn slab() -> &'static SlabAllocator<KernelPlatform> {
     SLAB.get().expect("kmalloc::init has run")

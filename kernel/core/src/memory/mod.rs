@@ -3,6 +3,7 @@
 //! The bootloader maps all physical memory at a fixed offset ([`phys_to_virt`]), so the kernel
 //! can touch any frame, including page-table frames, through an ordinary pointer.
 
+pub mod cache_alloc;
 pub mod free_q;
 pub mod heap;
 pub mod kmalloc;

@@ -22,7 +22,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 pub use policy::{SchedPolicy, set_policy};
 pub use thread::{
-    JoinHandle, RunLink, SpawnError, State, Thread, WaitLink, registered_threads, threads,
+    JoinHandle, RunLink, SpawnError, State, Thread, ThreadAlloc, ThreadCache, ThreadRef, WaitLink,
+    registered_threads, threads,
 };
 
 use policy::POLICY;
@@ -39,11 +40,11 @@ pub struct CpuSched {
 
 struct RunQueue {
     /// Threads ready to run, linked through their run link: waking a thread never allocates.
-    queue: ArcList<Thread, RunLink>,
-    current: Option<Arc<Thread>>,
-    idle: Option<Arc<Thread>>,
+    queue: ArcList<Thread, RunLink, ThreadAlloc>,
+    current: Option<ThreadRef>,
+    idle: Option<ThreadRef>,
     /// The thread switched away from, until the switch is finished.
-    prev: Option<Arc<Thread>>,
+    prev: Option<ThreadRef>,
 }
 
 impl CpuSched {
@@ -66,7 +67,7 @@ impl CpuSched {
     }
 
     /// The thread running on this CPU.
-    pub fn current(&self) -> Option<Arc<Thread>> {
+    pub fn current(&self) -> Option<ThreadRef> {
         self.rq.lock().current.clone()
     }
 }
@@ -142,7 +143,7 @@ pub fn run_on_each_cpu(name: &str, f: &(dyn Fn() + Sync)) -> Result<(), SpawnErr
 }
 
 /// The calling thread.
-pub fn current() -> Arc<Thread> {
+pub fn current() -> ThreadRef {
     this_cpu()
         .sched
         .current()
@@ -262,7 +263,7 @@ fn finish_switch() {
 }
 
 /// Makes a blocked thread runnable again, on its CPU. Does nothing if it is not blocked.
-pub fn wake(thread: &Arc<Thread>) {
+pub fn wake(thread: &ThreadRef) {
     if thread.transition(State::Blocked, State::Runnable) {
         enqueue(thread, thread.cpu());
         if let Some(hook) = WAKE_HOOK.get() {
@@ -272,7 +273,7 @@ pub fn wake(thread: &Arc<Thread>) {
 }
 
 /// Puts a runnable thread on CPU `cpu`'s run queue and makes sure that CPU notices.
-fn enqueue(thread: &Arc<Thread>, cpu_id: usize) {
+fn enqueue(thread: &ThreadRef, cpu_id: usize) {
     let cpu = crate::cpu::cpu(cpu_id).expect("threads only live on existing CPUs");
     thread.cpu.store(cpu_id, Ordering::Relaxed);
     let idle = {

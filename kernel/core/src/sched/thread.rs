@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
+use crate::memory::cache_alloc::{CacheAlloc, CacheTag, StaticCache};
 use crate::memory::stack::KernelStack;
 use crate::sync::arc_list::{Linked, ListLink};
 use crate::sync::{Completion, IrqSpinLock, SpinLock};
@@ -35,6 +36,24 @@ impl State {
         }
     }
 }
+
+/// The static cache of thread structures (Linux's `task_struct_cachep`): `/sys/kernel/slab/
+/// task_struct`, set up at the first thread made once the slab allocator is up (the boot
+/// CPU's idle thread comes before, from the bootstrap heap).
+pub struct ThreadCache;
+
+impl CacheTag for ThreadCache {
+    fn cache() -> &'static StaticCache {
+        static CACHE: StaticCache = StaticCache::new("task_struct");
+        &CACHE
+    }
+}
+
+/// The allocator of [`Thread`]s: their static cache.
+pub type ThreadAlloc = CacheAlloc<ThreadCache>;
+
+/// A shared reference to a thread (an `Arc` in the thread cache's memory).
+pub type ThreadRef = Arc<Thread, ThreadAlloc>;
 
 /// A kernel thread.
 pub struct Thread {
@@ -70,10 +89,10 @@ pub struct Thread {
     wait_link: ListLink<Thread, WaitLink>,
 }
 
-/// The marker of a thread's run-queue link (`ArcList<Thread, RunLink>`).
+/// The marker of a thread's run-queue link (`ArcList<Thread, RunLink, ThreadAlloc>`).
 pub struct RunLink;
 
-/// The marker of a thread's wait-queue link (`ArcList<Thread, WaitLink>`).
+/// The marker of a thread's wait-queue link (`ArcList<Thread, WaitLink, ThreadAlloc>`).
 pub struct WaitLink;
 
 impl Linked<RunLink> for Thread {
@@ -131,10 +150,10 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// structure to kmalloc as soon as its last reference is dropped (by the CPU that switched
 /// away from it, or by its `JoinHandle`, whichever is last). Irq-safe: the last reference may
 /// in principle be dropped anywhere.
-static THREADS: IrqSpinLock<Vec<Weak<Thread>>> = IrqSpinLock::new(Vec::new());
+static THREADS: IrqSpinLock<Vec<Weak<Thread, ThreadAlloc>>> = IrqSpinLock::new(Vec::new());
 
 /// Live threads, oldest first.
-pub fn threads() -> Vec<Arc<Thread>> {
+pub fn threads() -> Vec<ThreadRef> {
     let list = THREADS.lock();
     list.iter().filter_map(Weak::upgrade).collect()
 }
@@ -164,22 +183,25 @@ impl Drop for Thread {
 }
 
 /// Wraps the current context of CPU `cpu` as its idle thread (it keeps its stack).
-pub(super) fn adopt_idle(cpu: usize) -> Arc<Thread> {
-    let thread = Arc::new(Thread {
-        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        name: alloc::format!("idle/{cpu}"),
-        state: AtomicU8::new(State::Running as u8),
-        pinned: true,
-        idle: true,
-        cpu: AtomicUsize::new(cpu),
-        on_cpu: AtomicBool::new(true),
-        rsp: UnsafeCell::new(0),
-        _stack: None,
-        entry: SpinLock::new(None),
-        exited: Completion::new(),
-        run_link: ListLink::new(),
-        wait_link: ListLink::new(),
-    });
+pub(super) fn adopt_idle(cpu: usize) -> ThreadRef {
+    let thread = Arc::new_in(
+        Thread {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name: alloc::format!("idle/{cpu}"),
+            state: AtomicU8::new(State::Running as u8),
+            pinned: true,
+            idle: true,
+            cpu: AtomicUsize::new(cpu),
+            on_cpu: AtomicBool::new(true),
+            rsp: UnsafeCell::new(0),
+            _stack: None,
+            entry: SpinLock::new(None),
+            exited: Completion::new(),
+            run_link: ListLink::new(),
+            wait_link: ListLink::new(),
+        },
+        ThreadAlloc::new(),
+    );
     THREADS.lock().push(Arc::downgrade(&thread));
     thread
 }
@@ -208,13 +230,13 @@ impl From<alloc::collections::TryReserveError> for SpawnError {
 
 /// Handle to a spawned thread: wait for it and take its result.
 pub struct JoinHandle<T> {
-    thread: Arc<Thread>,
+    thread: ThreadRef,
     result: Arc<SpinLock<Option<T>>>,
 }
 
 impl<T> JoinHandle<T> {
     /// The thread.
-    pub fn thread(&self) -> &Arc<Thread> {
+    pub fn thread(&self) -> &ThreadRef {
         &self.thread
     }
 
@@ -253,21 +275,24 @@ pub(super) fn create<T: Send + 'static>(
         *slot.lock() = Some(value);
     })?;
     let top = stack.top().as_u64();
-    let thread = Arc::try_new(Thread {
-        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        name: thread_name,
-        state: AtomicU8::new(State::Runnable as u8),
-        pinned: pin.is_some(),
-        idle: false,
-        cpu: AtomicUsize::new(cpu),
-        on_cpu: AtomicBool::new(false),
-        rsp: UnsafeCell::new(0),
-        _stack: Some(stack),
-        entry: SpinLock::new(Some(entry)),
-        exited: Completion::new(),
-        run_link: ListLink::new(),
-        wait_link: ListLink::new(),
-    })?;
+    let thread = Arc::try_new_in(
+        Thread {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name: thread_name,
+            state: AtomicU8::new(State::Runnable as u8),
+            pinned: pin.is_some(),
+            idle: false,
+            cpu: AtomicUsize::new(cpu),
+            on_cpu: AtomicBool::new(false),
+            rsp: UnsafeCell::new(0),
+            _stack: Some(stack),
+            entry: SpinLock::new(Some(entry)),
+            exited: Completion::new(),
+            run_link: ListLink::new(),
+            wait_link: ListLink::new(),
+        },
+        ThreadAlloc::new(),
+    )?;
     // The new thread's first switch calls `thread_start(ptr)`. The pointer stays valid: the
     // run queue holds a reference until the thread has exited and is off its stack.
     let arg = Arc::as_ptr(&thread) as u64;

@@ -84,6 +84,21 @@ fn static_caches_are_set_up_in_place_self_named_and_refused_twice() {
     unsafe { c.free(o) }.expect("free");
 }
 
+#[crate::ktest]
+fn threads_come_from_the_static_task_struct_cache() {
+    use crate::memory::cache_alloc::CacheTag;
+    let t = crate::sched::spawn("ktest-cached-thread", || 7).expect("spawn");
+    let cache = crate::sched::ThreadCache::cache();
+    let ptr = core::ptr::NonNull::from(&**t.thread()).cast::<u8>();
+    assert!(cache.owns(ptr), "the thread is an object of task_struct");
+    let c = cache.cache().expect("set up by the first thread");
+    assert_eq!(c.name(), "task_struct");
+    assert!(c.flags().contains(SlabFlags::SLAB_PREALLOCATED));
+    assert!(in_data_section(core::ptr::from_ref(c) as usize), "in .data");
+    assert!(sysfs().is_dir("/kernel/slab/task_struct"), "self-named");
+    assert_eq!(t.join(), 7);
+}
+
 /// Cycles per alloc+free pair through a static cache and through the same cache created
 /// dynamically (its address loaded from a global variable, as `static struct kmem_cache
 /// *cachep` in Linux), in one run, best of `rounds`.

@@ -29,8 +29,13 @@
 //! under its lock, before it returns).
 //!
 //! [`ArcList::new`] makes an empty list in a `static` (it takes its id at its first push).
+//!
+//! Items may live in memory of any zero-sized, `Default` allocator `A` (`Arc<T, A>`, e.g. a
+//! thread from its static cache, [`crate::memory::cache_alloc`]); `A = Global` is kmalloc.
 
+use alloc::alloc::Global;
 use alloc::sync::Arc;
+use core::alloc::Allocator;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
@@ -83,23 +88,25 @@ pub trait Linked<M = ()>: Sized {
     fn link(&self) -> &ListLink<Self, M>;
 }
 
-/// A FIFO list of `Arc<T>` linked through the items' links of marker `M`.
-pub struct ArcList<T: Linked<M>, M = ()> {
+/// A FIFO list of `Arc<T, A>` linked through the items' links of marker `M`.
+pub struct ArcList<T: Linked<M>, M = (), A: Allocator + Default = Global> {
     first: *const T,
     last: *const T,
     len: usize,
     id: u64,
-    _marker: PhantomData<fn() -> M>,
+    /// The list holds `Arc<T, A>`s (as raw pointers); `A` is a zero-sized value made anew
+    /// with `Default` when one is given back.
+    _marker: PhantomData<fn() -> (M, A)>,
 }
 
 // SAFETY: the list owns one strong reference of each item (an `Arc<T>` it could give to any
 // thread), and `T: Send + Sync` makes sending those fine; `M` is only a marker.
-unsafe impl<T: Linked<M> + Send + Sync, M> Send for ArcList<T, M> {}
+unsafe impl<T: Linked<M> + Send + Sync, M, A: Allocator + Default> Send for ArcList<T, M, A> {}
 
 /// Ids of lists: unique, never 0.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-impl<T: Linked<M>, M> Default for ArcList<T, M> {
+impl<T: Linked<M>, M, A: Allocator + Default> Default for ArcList<T, M, A> {
     fn default() -> Self {
         Self {
             first: ptr::null(),
@@ -111,7 +118,7 @@ impl<T: Linked<M>, M> Default for ArcList<T, M> {
     }
 }
 
-impl<T: Linked<M>, M> ArcList<T, M> {
+impl<T: Linked<M>, M, A: Allocator + Default> ArcList<T, M, A> {
     /// An empty list, usable in a `static` (the kernel's wait queues): it takes its id when
     /// the first item is pushed.
     pub const fn new() -> Self {
@@ -147,9 +154,9 @@ impl<T: Linked<M>, M> ArcList<T, M> {
     ///
     /// # Panics
     /// If `item` is on a list already.
-    pub fn push_back(&mut self, item: Arc<T>) {
+    pub fn push_back(&mut self, item: Arc<T, A>) {
         let id = self.id();
-        let p = Arc::into_raw(item);
+        let p = Arc::into_raw_with_allocator(item).0;
         // SAFETY: we now hold the reference `p` came from; the last item is ours.
         unsafe {
             let l = Self::links(p);
@@ -173,9 +180,9 @@ impl<T: Linked<M>, M> ArcList<T, M> {
     ///
     /// # Panics
     /// If `item` is on a list already.
-    pub fn push_front(&mut self, item: Arc<T>) {
+    pub fn push_front(&mut self, item: Arc<T, A>) {
         let id = self.id();
-        let p = Arc::into_raw(item);
+        let p = Arc::into_raw_with_allocator(item).0;
         // SAFETY: as in `push_back`.
         unsafe {
             let l = Self::links(p);
@@ -199,7 +206,7 @@ impl<T: Linked<M>, M> ArcList<T, M> {
     ///
     /// # Safety
     /// `p` is on this list.
-    unsafe fn unlink(&mut self, p: *const T) -> Arc<T> {
+    unsafe fn unlink(&mut self, p: *const T) -> Arc<T, A> {
         // SAFETY: `p` and its neighbours are on this list (caller contract).
         unsafe {
             let Links { next, prev, .. } = *Self::links(p);
@@ -219,13 +226,13 @@ impl<T: Linked<M>, M> ArcList<T, M> {
                 list: 0,
             };
             self.len -= 1;
-            // The reference `push_*` took.
-            Arc::from_raw(p)
+            // The reference `push_*` took; its allocator is a zero-sized `Default` value.
+            Arc::from_raw_in(p, A::default())
         }
     }
 
     /// Removes and returns the first item.
-    pub fn pop_front(&mut self) -> Option<Arc<T>> {
+    pub fn pop_front(&mut self) -> Option<Arc<T, A>> {
         let p = self.first;
         // SAFETY: the first item is on this list.
         (!p.is_null()).then(|| unsafe { self.unlink(p) })
@@ -244,7 +251,7 @@ impl<T: Linked<M>, M> ArcList<T, M> {
     }
 
     /// Removes `item` if it is on this list.
-    pub fn remove(&mut self, item: &T) -> Option<Arc<T>> {
+    pub fn remove(&mut self, item: &T) -> Option<Arc<T, A>> {
         let p = ptr::from_ref(item);
         // SAFETY: it is on this list (the id says so).
         self.contains(item).then(|| unsafe { self.unlink(p) })
@@ -260,13 +267,13 @@ impl<T: Linked<M>, M> ArcList<T, M> {
     }
 
     /// Removes and returns the first item for which `pred` is true.
-    pub fn take_first(&mut self, mut pred: impl FnMut(&Arc<T>) -> bool) -> Option<Arc<T>> {
+    pub fn take_first(&mut self, mut pred: impl FnMut(&Arc<T, A>) -> bool) -> Option<Arc<T, A>> {
         let mut p = self.first;
         while !p.is_null() {
             // SAFETY: `p` is on this list: a live `Arc` we hold, lent to `pred` without
             // changing its count (`ManuallyDrop`: not dropped here).
             let (hit, next) = unsafe {
-                let arc = ManuallyDrop::new(Arc::from_raw(p));
+                let arc = ManuallyDrop::new(Arc::from_raw_in(p, A::default()));
                 (pred(&arc), Self::next_of(p))
             };
             if hit {
@@ -279,12 +286,12 @@ impl<T: Linked<M>, M> ArcList<T, M> {
     }
 
     /// Calls `f` on every item, first to last.
-    pub fn for_each(&self, mut f: impl FnMut(&Arc<T>)) {
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<T, A>)) {
         let mut p = self.first;
         while !p.is_null() {
             // SAFETY: as in `take_first`.
             unsafe {
-                let arc = ManuallyDrop::new(Arc::from_raw(p));
+                let arc = ManuallyDrop::new(Arc::from_raw_in(p, A::default()));
                 f(&arc);
                 p = Self::next_of(p);
             }
@@ -302,7 +309,7 @@ impl<T: Linked<M>, M> ArcList<T, M> {
     }
 }
 
-impl<T: Linked<M>, M> Drop for ArcList<T, M> {
+impl<T: Linked<M>, M, A: Allocator + Default> Drop for ArcList<T, M, A> {
     fn drop(&mut self) {
         while self.pop_front().is_some() {}
     }

@@ -8,7 +8,7 @@
 
 use super::IrqSpinLock;
 use super::arc_list::ArcList;
-use crate::sched::{self, Thread, WaitLink};
+use crate::sched::{self, Thread, ThreadAlloc, WaitLink};
 
 /// A queue of sleeping threads. Sleepers re-check their condition after every wake-up, so a
 /// spurious or early wake-up is harmless.
@@ -16,7 +16,7 @@ pub struct WaitQueue {
     /// The sleepers, oldest first, linked through their wait links. A thread is on at most one
     /// queue at a time: it is linked only while inside [`WaitQueue::wait_until`], and takes
     /// itself off (under this lock) before that returns.
-    waiters: IrqSpinLock<ArcList<Thread, WaitLink>>,
+    waiters: IrqSpinLock<ArcList<Thread, WaitLink, ThreadAlloc>>,
 }
 
 impl WaitQueue {

@@ -383,6 +383,16 @@ impl<P: Platform> SlabAllocator<P> {
         }
     }
 
+    /// The cache whose slab holds `addr` (Linux's `virt_to_cache`), `None` for memory of no
+    /// cache (a large kmalloc block, or not slab memory at all). An alias's objects belong to
+    /// its primary, so this is always a primary.
+    pub fn cache_of(&self, addr: NonNull<u8>) -> Option<&KmemCache<P>> {
+        match self.page_owner_of(addr.as_ptr() as usize) {
+            Owner::Slab(c) => Some(c),
+            Owner::None | Owner::Large { .. } => None,
+        }
+    }
+
     /// Resizes a kmalloc'ed object (`krealloc`): returns the same pointer when the new size still
     /// fits the slot, else moves the contents to a new allocation and frees the old one. A new
     /// size of 0 frees and returns [`ZERO_SIZE_PTR`]. `None` (old object untouched) when out of

@@ -4,13 +4,12 @@
 //! on its per-CPU lists ([`barrier`]); the slab allocator's destroy work waits for RCU this
 //! way, also when memory is exhausted.
 
-use alloc::sync::Arc;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{RcuCallback, RcuHead};
 use crate::cpu::MAX_CPUS;
-use crate::sched::{self, Thread};
+use crate::sched::{self, ThreadRef};
 use crate::sync::{IrqSpinLock, Mutex};
 
 /// Serialises barriers: the heads, the count and the waiter slot are one barrier's at a time.
@@ -21,7 +20,7 @@ static BARRIER_HEADS: [RcuHead; MAX_CPUS] = [const { RcuHead::new() }; MAX_CPUS]
 static BARRIER_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// The thread waiting for the barrier (a slot, not a wait queue: a wait queue's sleepers are
 /// kept in a growable deque, which allocates).
-static BARRIER_WAITER: IrqSpinLock<Option<Arc<Thread>>> = IrqSpinLock::new(None);
+static BARRIER_WAITER: IrqSpinLock<Option<ThreadRef>> = IrqSpinLock::new(None);
 
 /// Counts one barrier head done; the last wakes the waiter.
 fn barrier_done() {
