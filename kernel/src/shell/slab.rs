@@ -75,6 +75,18 @@ pub(super) fn slabbench(_: &[&str]) {
         "kmalloc(64)+kfree fast path: {} cycles/pair",
         bench::fastpath_pair_cycles(100_000)
     );
+    match bench::fastpath_instructions() {
+        Some(n) => println!(
+            "fast path instructions (single-stepped): kmalloc(64) {} + kfree {} = {} per pair; kmem_cache alloc {} + free {} = {} per pair",
+            n.kmalloc,
+            n.kfree,
+            n.kmalloc + n.kfree,
+            n.cache_alloc,
+            n.cache_free,
+            n.cache_alloc + n.cache_free
+        ),
+        None => println!("slabbench: out of memory"),
+    }
     match bench::bench(10_000, 10_000) {
         Some(r) => println!(
             "{} live objects, {} replace operations: kmalloc {} cycles/op, linked_list_allocator {} cycles/op ({}x)",

@@ -43,7 +43,6 @@ macro_rules! fatal_handler_code {
 }
 
 fatal_handler!(divide_error, Fault::DivideError);
-fatal_handler!(debug, Fault::Debug);
 fatal_handler!(nmi, Fault::NonMaskableInterrupt);
 fatal_handler!(overflow, Fault::Overflow);
 fatal_handler!(bound_range, Fault::BoundRangeExceeded);
@@ -61,6 +60,13 @@ fatal_handler_code!(control_protection, Fault::ControlProtection);
 fatal_handler!(hv_injection, Fault::HypervisorInjection);
 fatal_handler_code!(vmm_communication, Fault::VmmCommunication);
 fatal_handler_code!(security, Fault::Security);
+
+/// A debug exception: a single-step trap of [`super::step`]'s counting, or fatal.
+extern "x86-interrupt" fn debug(frame: InterruptStackFrame) {
+    if !super::step::single_step_trap() {
+        fatal(Fault::Debug, &frame, None);
+    }
+}
 
 extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
     BREAKPOINTS.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,7 @@ pub mod apic;
 pub mod gdt;
 pub mod interrupts;
 pub mod smp;
+pub mod step;
 mod trampoline;
 pub mod vectors;
 

@@ -22,6 +22,63 @@ pub fn fastpath_pair_cycles(pairs: u64) -> u64 {
     (crate::time::rdtsc() - start) / pairs
 }
 
+/// Instructions of the fast paths in the kernel build, counted by single-stepping
+/// ([`crate::arch::step::count_instructions`]): the counterpart of the host build's
+/// `count_fastpath.sh`. Each figure is one call through a closure, the call's fixed overhead
+/// subtracted; the sheaves are warm, so every operation stays on the fast path.
+#[derive(Debug, Clone, Copy)]
+pub struct FastpathInstructions {
+    /// `kmalloc(64)`.
+    pub kmalloc: u64,
+    /// `kfree` of that object.
+    pub kfree: u64,
+    /// `kmem_cache_alloc` from a 64-byte cache of its own.
+    pub cache_alloc: u64,
+    /// `kmem_cache_free` to it.
+    pub cache_free: u64,
+}
+
+/// Counts the instructions of kmalloc(64), kfree, and a cache's alloc and free, on warm
+/// sheaves. `None` if memory is out.
+pub fn fastpath_instructions() -> Option<FastpathInstructions> {
+    use crate::arch::step::count_instructions;
+    let s = slab();
+    // Warm-up: the main sheaf gets objects and room.
+    let warm = s.kmalloc(64, Gfp::KERNEL)?;
+    // SAFETY: just allocated, not used again.
+    let _ = unsafe { s.kfree(warm.as_ptr()) };
+    let mut obj = None;
+    let kmalloc = count_instructions(|| obj = s.kmalloc(64, Gfp::KERNEL));
+    let obj = obj?;
+    let kfree = count_instructions(|| {
+        // SAFETY: allocated above, not used again.
+        let _ = unsafe { s.kfree(obj.as_ptr()) };
+    });
+    let args = slab::KmemCacheArgs::default();
+    let cache = s
+        .kmem_cache_create("fastpath-count", 64, args, slab::SlabFlags::SLAB_NO_MERGE)
+        .ok()?;
+    let warm = cache.alloc(Gfp::KERNEL)?;
+    // SAFETY: ours.
+    let _ = unsafe { cache.free(warm) };
+    let mut obj = None;
+    let cache_alloc = count_instructions(|| obj = cache.alloc(Gfp::KERNEL));
+    let obj = obj?;
+    // SAFETY: ours, not used again.
+    let cache_free = count_instructions(|| {
+        // SAFETY: allocated above, not used again.
+        let _ = unsafe { cache.free(obj) };
+    });
+    // SAFETY: every object is back; nothing else uses the cache.
+    let _ = unsafe { s.kmem_cache_destroy(cache) };
+    Some(FastpathInstructions {
+        kmalloc,
+        kfree,
+        cache_alloc,
+        cache_free,
+    })
+}
+
 /// Cycles per operation of kmalloc and of `linked_list_allocator` on the same workload.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchReport {
