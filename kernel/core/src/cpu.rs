@@ -33,6 +33,13 @@ pub struct Cpu {
     preempt_count: AtomicU32,
     /// Interrupt handlers running on this CPU (Linux's hardirq count): `gs:[12]`.
     irq_count: AtomicU32,
+    /// Slab fast paths holding this CPU's sheaves (the slab allocator's per-CPU trylock,
+    /// Linux's `local_trylock` on `cpu_sheaves`; see [`slab_fast_path_enter`]). While it is
+    /// not zero the thread is not preempted, as with `preempt_count`.
+    slab_lock: AtomicU32,
+    /// This CPU's slot in every cache's per-CPU array (`slab::base::cpu_slot(id)`): what
+    /// a slab fast path reads with one `gs`-relative load.
+    slab_slot: usize,
     /// Logical CPU number, 0 for the boot CPU.
     pub id: usize,
     /// Local APIC id.
@@ -57,6 +64,8 @@ impl Cpu {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
             preempt_count: AtomicU32::new(0),
             irq_count: AtomicU32::new(0),
+            slab_lock: AtomicU32::new(0),
+            slab_slot: slab::base::cpu_slot(id),
             id,
             apic_id: AtomicU32::new(apic_id),
             online: AtomicBool::new(false),
@@ -90,6 +99,8 @@ const PREEMPT_COUNT_OFFSET: usize = 8;
 const _: () = assert!(core::mem::offset_of!(Cpu, preempt_count) == PREEMPT_COUNT_OFFSET);
 const IRQ_COUNT_OFFSET: usize = core::mem::offset_of!(Cpu, irq_count);
 const ALLOCATIONS_OFFSET: usize = core::mem::offset_of!(Cpu, allocations);
+const SLAB_LOCK_OFFSET: usize = core::mem::offset_of!(Cpu, slab_lock);
+const SLAB_SLOT_OFFSET: usize = core::mem::offset_of!(Cpu, slab_slot);
 
 static CPUS: [AtomicPtr<Cpu>; MAX_CPUS] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
@@ -203,6 +214,63 @@ pub fn preempt_enable() {
     if preempt_count() == 0 {
         crate::sched::preempt_point();
     }
+}
+
+/// A slab fast path takes this CPU's sheaves (the trylock): returns the CPU's slot if they
+/// were free, `0` if another context holds them (this one interrupted it, or runs inside its
+/// slow path). Either way the hold count goes up, and [`slab_fast_path_exit`] takes it down:
+/// an increment and a decrement of `gs`-relative memory, each one instruction, so an interrupt
+/// between them sees a consistent count. While the count is not zero the thread is not
+/// preempted ([`preemptible`]), so the slot stays its CPU's.
+#[inline(always)]
+pub fn slab_fast_path_enter() -> usize {
+    let held: u32;
+    let slot: usize;
+    // SAFETY: reads and increments this CPU's own counter and reads its slot; an interrupt
+    // between the read and the increment leaves the count as it found it (enter and exit
+    // pair up). Not `nomem`: the sheaf accesses that follow must stay after it.
+    unsafe {
+        core::arch::asm!(
+            "mov {held:e}, dword ptr gs:[{lock}]",
+            "inc dword ptr gs:[{lock}]",
+            "mov {slot}, qword ptr gs:[{slot_off}]",
+            held = out(reg) held,
+            slot = out(reg) slot,
+            lock = const SLAB_LOCK_OFFSET,
+            slot_off = const SLAB_SLOT_OFFSET,
+            options(nostack)
+        );
+    }
+    if held == 0 { slot } else { 0 }
+}
+
+/// Ends what [`slab_fast_path_enter`] began. A reschedule that became due meanwhile waits
+/// for the next interrupt exit or preemption point (at most a tick).
+#[inline(always)]
+pub fn slab_fast_path_exit() {
+    // SAFETY: a single gs-relative decrement of this CPU's own counter. Not `nomem`: the
+    // sheaf accesses before it must stay before it.
+    unsafe {
+        core::arch::asm!("dec dword ptr gs:[{off}]", off = const SLAB_LOCK_OFFSET, options(nostack))
+    };
+}
+
+/// Whether a slab fast path holds this CPU's sheaves (see [`slab_fast_path_enter`]).
+#[inline]
+pub fn slab_fast_path_held() -> bool {
+    let held: u32;
+    // SAFETY: reads this CPU's own counter.
+    unsafe {
+        core::arch::asm!("mov {:e}, dword ptr gs:[{off}]", out(reg) held, off = const SLAB_LOCK_OFFSET, options(nostack, readonly, preserves_flags))
+    };
+    held != 0
+}
+
+/// Whether the running thread may be switched away from now: preemption is not disabled and
+/// no slab fast path holds the CPU's sheaves.
+#[inline]
+pub fn preemptible() -> bool {
+    preempt_count() == 0 && !slab_fast_path_held()
 }
 
 /// The calling CPU's preemption-disable depth.

@@ -35,9 +35,25 @@ const SLAB_META_START: u64 = SLAB_META.start;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelPlatform;
 
-/// Keeps the caller on its CPU: local interrupts are off while it lives.
+/// Keeps the caller on its CPU: local interrupts are off while it lives. `usable`: whether
+/// the CPU's sheaves were free when it was taken (no slab fast path held them).
 pub struct Pinned {
     _irq: IrqSave,
+    usable: bool,
+}
+
+/// A slab fast path's hold on its CPU's sheaves (the per-CPU trylock of
+/// [`crate::cpu::slab_fast_path_enter`]); interrupts stay on.
+pub struct FastPinned {
+    /// A hold is the CPU's: not `Send`.
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+impl Drop for FastPinned {
+    #[inline(always)]
+    fn drop(&mut self) {
+        crate::cpu::slab_fast_path_exit();
+    }
 }
 
 fn slab_meta_addr(pfn: usize) -> u64 {
@@ -58,7 +74,11 @@ fn pfn_of(ptr: *const u8) -> Option<usize> {
 }
 
 // SAFETY: `pin` returns the current CPU's id with interrupts off, so nothing else runs on that
-// CPU until the guard drops (and ids are below `nr_cpus`, the CPUs ACPI reports); blocks come
+// CPU until the guard drops (and ids are below `nr_cpus`, the CPUs ACPI reports), and says the
+// sheaves are usable only if no slab fast path holds them; `pin_fast` returns the CPU's slot
+// only to the first holder of the per-CPU trylock, which keeps the thread on its CPU (no
+// preemption while held) and gives every other context on the CPU a 0 and unusable sheaves
+// until it drops, and the trylock's count changes with single instructions; blocks come
 // from the buddy allocator, naturally aligned and exclusively owned; owners are the buddy's
 // per-frame owner words (0 for anything outside RAM); each slab descriptor slot belongs to the
 // frame whose number indexes it; a head given to `call_rcu_head` runs once, after a grace
@@ -66,6 +86,7 @@ fn pfn_of(ptr: *const u8) -> Option<usize> {
 // `queue_work_head` runs once, from the services' slab work item.
 unsafe impl slab::Platform for KernelPlatform {
     type Guard = Pinned;
+    type FastGuard = FastPinned;
 
     fn nr_cpus(&self) -> usize {
         crate::arch::acpi::platform()
@@ -85,7 +106,24 @@ unsafe impl slab::Platform for KernelPlatform {
     #[inline]
     fn pin(&self) -> (Pinned, usize) {
         let irq = IrqSave::new();
-        (Pinned { _irq: irq }, crate::cpu::current_id())
+        // With interrupts off the count cannot change under us: a hold now is a fast path
+        // this context interrupted, or the one whose slow path this is.
+        let usable = !crate::cpu::slab_fast_path_held();
+        (Pinned { _irq: irq, usable }, crate::cpu::current_id())
+    }
+
+    #[inline(always)]
+    fn pin_fast(&self) -> (FastPinned, usize) {
+        let slot = crate::cpu::slab_fast_path_enter();
+        let guard = FastPinned {
+            _not_send: core::marker::PhantomData,
+        };
+        (guard, slot)
+    }
+
+    #[inline(always)]
+    fn sheaves_usable(&self, guard: &Pinned) -> bool {
+        guard.usable
     }
 
     fn alloc_pages(&self, order: u32, node: usize, _gfp: Gfp) -> Option<NonNull<u8>> {

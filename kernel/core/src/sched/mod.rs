@@ -195,10 +195,9 @@ pub static WAKE_HOOK: crate::Hook<fn(&Thread)> = crate::Hook::new();
 
 /// Picks the next thread on this CPU and switches to it.
 pub fn schedule() {
-    assert_eq!(
-        crate::cpu::preempt_count(),
-        0,
-        "scheduling while atomic (preemption disabled)"
+    assert!(
+        crate::cpu::preemptible(),
+        "scheduling while atomic (preemption disabled, or in a slab fast path)"
     );
     let _irq = IrqSave::new();
     if let Some(hook) = CONTEXT_SWITCH_HOOK.get() {
@@ -323,7 +322,7 @@ pub(crate) fn tick() {
 /// reschedule is pending and the interrupted code allowed preemption.
 pub(crate) fn irq_exit() {
     let cpu = this_cpu();
-    if crate::cpu::preempt_count() == 0 && cpu.sched.need_resched.load(Ordering::Relaxed) {
+    if crate::cpu::preemptible() && cpu.sched.need_resched.load(Ordering::Relaxed) {
         schedule();
     }
 }
@@ -333,6 +332,7 @@ pub(crate) fn irq_exit() {
 pub(crate) fn preempt_point() {
     if this_cpu().sched.need_resched.load(Ordering::Relaxed)
         && x86_64::instructions::interrupts::are_enabled()
+        && !crate::cpu::slab_fast_path_held()
     {
         schedule();
     }

@@ -262,6 +262,59 @@ fn shrink_flushes_the_sheaves_of_every_cpu() {
     unsafe { slab().kmem_cache_destroy(cache) }.expect("empty cache");
 }
 
+/// The per-CPU trylock of the fast paths (`cpu::slab_fast_path_enter`): while a fast path
+/// holds this CPU's sheaves, an allocation on the CPU (an interrupt handler's, here the test
+/// itself with interrupts off) is served from the slabs and leaves the sheaves as they were.
+#[crate::ktest]
+fn an_allocation_while_a_fast_path_holds_the_sheaves_leaves_them_alone() {
+    use slab::{KmemCacheArgs, SlabFlags, Stat};
+    let c = slab()
+        .kmem_cache_create(
+            "ktest-trylock",
+            64,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .expect("cache");
+    let _irq = crate::sync::IrqSave::new();
+    // The main sheaf's top object: what the next allocation here returns if nothing touches
+    // the sheaf in between.
+    let top = c.alloc(Gfp::ATOMIC).expect("memory");
+    // SAFETY: ours.
+    unsafe { c.free(top) }.expect("free");
+    let fast = (c.stat(Stat::AllocFastpath), c.stat(Stat::FreeFastpath));
+    // A fast path holds the sheaves (as a thread's would when the interrupt came).
+    assert_ne!(
+        crate::cpu::slab_fast_path_enter(),
+        0,
+        "the sheaves were free"
+    );
+    let objs: Vec<_> = (0..50)
+        .map(|_| c.alloc(Gfp::ATOMIC).expect("memory"))
+        .collect();
+    assert!(!objs.contains(&top), "the sheaf's object stays where it is");
+    for o in objs {
+        // SAFETY: ours.
+        unsafe { c.free(o) }.expect("free");
+    }
+    let k = slab().kmalloc(100, Gfp::ATOMIC).expect("memory");
+    // SAFETY: ours.
+    unsafe { slab().kfree(k.as_ptr()) }.expect("kfree");
+    crate::cpu::slab_fast_path_exit();
+    assert_eq!(
+        (c.stat(Stat::AllocFastpath), c.stat(Stat::FreeFastpath)),
+        fast,
+        "nothing used the held sheaves"
+    );
+    let again = c.alloc(Gfp::ATOMIC).expect("memory");
+    assert_eq!(again, top, "the main sheaf is as the fast path left it");
+    // SAFETY: ours.
+    unsafe { c.free(again) }.expect("free");
+    drop(_irq);
+    // SAFETY: every object is back; nothing else uses the cache.
+    unsafe { slab().kmem_cache_destroy(c) }.expect("destroy");
+}
+
 #[crate::ktest]
 fn atomic_kmalloc_in_interrupt_handlers_while_threads_allocate() {
     use core::sync::atomic::AtomicBool;

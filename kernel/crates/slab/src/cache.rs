@@ -352,6 +352,10 @@ impl<P: Platform> KmemCache<P> {
 
     /// Allocation slow path: `main` of `slot` (from [`Platform::pin_fast`]) is empty, or
     /// `slot` is 0 and the CPU still has to be asked for with [`Platform::pin`].
+    ///
+    /// It runs pinned (`pin`), also when the caller's fast-path guard holds the CPU's sheaves:
+    /// in the kernel that keeps interrupts out while the slow path takes node-list and barn
+    /// locks, which an interrupt handler on this CPU may want too.
     #[cold]
     #[inline(never)]
     fn alloc_slow(&self, slot: usize, gfp: Gfp, caller: usize) -> Option<FreeObject> {
@@ -362,18 +366,32 @@ impl<P: Platform> KmemCache<P> {
             // goes straight back to the caller as an allocated object.
             return Some(unsafe { FreeObject::new(obj) });
         }
+        let pin = Pinned::new(&self.platform);
         if slot != 0 {
-            // SAFETY: `slot` came from `pin_fast`, whose guard the caller holds for the call.
+            // SAFETY: `slot` came from `pin_fast`, whose guard the caller holds for the call:
+            // the CPU's sheaves are this context's.
             let on = unsafe { OnCpu::new(slot_cpu(slot)) };
             return self.alloc_refill(on, gfp, caller);
         }
-        let pin = Pinned::new(&self.platform);
-        self.alloc_pinned(pin.on_cpu(), gfp, caller)
+        match pin.on_cpu() {
+            Some(on) => self.alloc_pinned(on, gfp, caller),
+            None => self.alloc_without_sheaves(pin.cpu(), gfp, caller),
+        }
+    }
+
+    /// An allocation that must leave its CPU's sheaves alone (it interrupted a fast path
+    /// that holds them): one object straight from the slabs of the CPU's node, as Linux
+    /// falls back when `local_trylock` fails.
+    fn alloc_without_sheaves(&self, cpu: usize, gfp: Gfp, caller: usize) -> Option<FreeObject> {
+        self.cpu_stats[cpu].add(Stat::AllocSlowpath, 1);
+        let mut one = [None];
+        self.alloc_from_slabs(self.platform.cpu_to_node(cpu), gfp, &mut one, caller);
+        one[0].take()
     }
 
     /// Free slow path: `main` of `slot` (from [`Platform::pin_fast`]) is full (or absent),
     /// the cache is on a multi-node machine (remote-node test), or `slot` is 0 and the CPU
-    /// still has to be asked for with [`Platform::pin`].
+    /// still has to be asked for with [`Platform::pin`]. Pinned, as [`Self::alloc_slow`].
     #[cold]
     #[inline(never)]
     fn free_slow(&self, slot: usize, obj: FreeObject, caller: usize) -> Result<(), SlabReport> {
@@ -382,13 +400,16 @@ impl<P: Platform> KmemCache<P> {
             // from it).
             return unsafe { p.free_caller(obj.into_allocated(), caller) };
         }
+        let pin = Pinned::new(&self.platform);
         if slot != 0 {
             // SAFETY: `slot` came from `pin_fast`, whose guard the caller holds for the call.
             let on = unsafe { OnCpu::new(slot_cpu(slot)) };
             return self.free_flush(on, obj, caller);
         }
-        let pin = Pinned::new(&self.platform);
-        self.free_flush(pin.on_cpu(), obj, caller)
+        match pin.on_cpu() {
+            Some(on) => self.free_flush(on, obj, caller),
+            None => self.free_without_sheaves(pin.cpu(), obj, caller),
+        }
     }
 
     /// Frees an object the allocator holds the token of (`kmem_cache_free` from inside the
@@ -695,16 +716,24 @@ impl<P: Platform> KmemCache<P> {
         let mut got = 0;
         {
             let pin = Pinned::new(&self.platform);
-            let stats = &self.cpu_stats[pin.on_cpu().cpu()];
-            let pcs = self.pcs(pin.on_cpu());
-            if let Some(main) = pcs.main.get() {
-                got += main.take_batch(slots);
-            }
+            let stats = &self.cpu_stats[pin.cpu()];
+            // From the CPU's main sheaf first, unless a fast path this context interrupted
+            // holds it.
+            let node = match pin.on_cpu() {
+                Some(on) => {
+                    let pcs = self.pcs(on);
+                    if let Some(main) = pcs.main.get() {
+                        got += main.take_batch(slots);
+                    }
+                    pcs.node
+                }
+                None => self.platform.cpu_to_node(pin.cpu()),
+            };
             // Every object counts once, from the sheaf (fast) or the slabs (slow); the
             // objects given back on failure count as frees.
             stats.add(Stat::AllocFastpath, got as u64);
             if got < slots.len() {
-                let slow = self.alloc_from_slabs(pcs.node, gfp, &mut slots[got..], 0);
+                let slow = self.alloc_from_slabs(node, gfp, &mut slots[got..], 0);
                 stats.add(Stat::AllocSlowpath, slow as u64);
                 got += slow;
             }

@@ -149,6 +149,9 @@ std::thread_local! {
     /// Per platform number ([`FastId`]): [`cpu_slot`]`(cpu)` while this thread is registered
     /// as CPU `cpu` of that platform, else 0. What `pin_fast` reads.
     static FAST_SLOT: [Cell<u32>; FAST_IDS] = const { [const { Cell::new(0) }; FAST_IDS] };
+    /// Set by [`HostPlatform::as_if_interrupting_a_fast_path`]: this thread's sheaves are
+    /// taken, as an interrupt handler's on a kernel CPU in the middle of a fast path.
+    static SHEAVES_TAKEN: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Proof that the current thread is registered as a CPU. Dropping it unregisters the thread.
@@ -175,6 +178,23 @@ impl Drop for CpuRegistration {
 
 /// The per-CPU guard of the host: nothing to do, the thread *is* the CPU.
 pub struct HostGuard(PhantomData<*const ()>);
+
+impl HostPlatform {
+    /// Runs `f` as an interrupt handler of a kernel CPU runs when it interrupted a fast path
+    /// there: this thread's fast paths get slot 0 and its pins say the sheaves are not usable,
+    /// so the allocator must serve `f` from the slabs without touching this CPU's sheaves
+    /// (what the kernel's per-CPU trylock makes happen; tests check the sheaves are left
+    /// alone). The thread must be registered with this platform.
+    pub fn as_if_interrupting_a_fast_path<R>(&self, f: impl FnOnce() -> R) -> R {
+        let id = self.2.0 as usize;
+        let slot = FAST_SLOT.with(|s| s[id].replace(0));
+        let taken = SHEAVES_TAKEN.with(|t| t.replace(true));
+        let r = f();
+        SHEAVES_TAKEN.with(|t| t.set(taken));
+        FAST_SLOT.with(|s| s[id].set(slot));
+        r
+    }
+}
 
 impl HostPlatform {
     /// Creates a platform with its arena.
@@ -372,6 +392,7 @@ impl HostPlatform {
 // `rcu_barrier` runs grace periods until none is queued.
 unsafe impl Platform for HostPlatform {
     type Guard = HostGuard;
+    type FastGuard = HostGuard;
 
     fn nr_cpus(&self) -> usize {
         self.0.cfg.cpus
@@ -392,6 +413,11 @@ unsafe impl Platform for HostPlatform {
             not_registered();
         }
         (HostGuard(PhantomData), cpu)
+    }
+
+    #[inline(always)]
+    fn sheaves_usable(&self, _guard: &HostGuard) -> bool {
+        !SHEAVES_TAKEN.with(Cell::get)
     }
 
     #[inline(always)]

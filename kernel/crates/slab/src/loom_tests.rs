@@ -58,6 +58,7 @@ impl Drop for Pages {
 // separate box per block, stable until the block is freed.
 unsafe impl Platform for LoomPlatform {
     type Guard = ();
+    type FastGuard = ();
     fn nr_cpus(&self) -> usize {
         2
     }
@@ -69,6 +70,9 @@ unsafe impl Platform for LoomPlatform {
     }
     fn pin(&self) -> ((), usize) {
         ((), CPU.with(|c| c.get()))
+    }
+    fn pin_fast(&self) -> ((), usize) {
+        ((), crate::base::cpu_slot(CPU.with(|c| c.get())))
     }
     fn alloc_pages(&self, order: u32, _node: usize, _gfp: Gfp) -> Option<NonNull<u8>> {
         let layout = Layout::from_size_align(PAGE_SIZE << order, PAGE_SIZE << order).unwrap();

@@ -28,7 +28,7 @@ use alloc::boxed::Box;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use crate::base::{Gfp, cpu_slot};
+use crate::base::Gfp;
 use crate::head::{CallbackFunc, CallbackHead, RcuFunc, RcuHead, container_of};
 use crate::report::SlabReport;
 use crate::slabs::Slab;
@@ -40,10 +40,15 @@ use crate::slabs::Slab;
 /// # Safety
 ///
 /// Implementors promise what the allocator relies on for memory safety:
-/// * `pin()` returns a CPU id `< nr_cpus()`, and while the returned guard lives no other execution
-///   context can obtain the same CPU id (in the kernel: preemption and interrupts are off; on the
-///   host: each thread is registered as a distinct CPU). Guards may nest.
-/// * `pin_fast()` returns `0` or [`cpu_slot`] of `pin()`'s CPU id, with the same guarantees.
+/// * `pin()` returns a CPU id `< nr_cpus()`, and while the returned guard lives the context
+///   stays on that CPU and no other context on it runs (in the kernel: interrupts are off; on
+///   the host: each thread is registered as a distinct CPU). Guards may nest. The context may
+///   use the CPU's sheaves unless `sheaves_usable` of the guard is `false`.
+/// * `pin_fast()` returns `0` or [`cpu_slot`](crate::base::cpu_slot) of the current CPU's id; while a guard with a
+///   non-zero slot lives, the context stays on that CPU, and no other context uses that CPU's
+///   sheaves: another `pin_fast` on the CPU gets `0`, and a `pin` guard of it says the sheaves
+///   are not usable (in the kernel, an interrupt handler may run meanwhile, on the slabs
+///   only: Linux's `local_trylock`).
 /// * `alloc_pages(order, ..)` returns `2^order` pages, naturally aligned to their total size,
 ///   exclusively owned by the caller until given back to `free_pages`.
 /// * `page_owner(addr)` returns, for any address inside a block whose owner was set with
@@ -57,6 +62,8 @@ use crate::slabs::Slab;
 pub unsafe trait Platform: Clone + Send + Sync + 'static {
     /// Proof that the current context stays on its CPU (preemption and interrupts off).
     type Guard;
+    /// Proof of a fast path's hold on its CPU's sheaves ([`Platform::pin_fast`]).
+    type FastGuard;
 
     /// Number of possible CPUs (`nr_cpu_ids`).
     fn nr_cpus(&self) -> usize;
@@ -68,19 +75,29 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     fn pin(&self) -> (Self::Guard, usize);
 
     /// The fast paths' variant of [`Platform::pin`]: returns the guard and a *slot*, which is
-    /// either [`cpu_slot`]`(cpu)` for the pinned CPU `cpu` (with every guarantee of `pin`), or
-    /// `0`, which means "not known to be a CPU here, ask [`Platform::pin`]". The slot is the
-    /// byte offset of the CPU's entry in a cache's per-CPU array, so that the fast path needs no
-    /// multiply; entry 0 holds a zero-capacity sheaf, so a 0 sends both fast paths to their
-    /// slow paths, which call `pin()`: a platform can thereby move a check of the calling
-    /// context (the host's "is this thread registered?") off the fast path.
+    /// either [`cpu_slot`](crate::base::cpu_slot)`(cpu)` for the current CPU `cpu`, whose sheaves the caller then has
+    /// to itself until the guard drops, or `0`, which means "not known to be a CPU here, or its
+    /// sheaves are taken: ask [`Platform::pin`]". The slot is the byte offset of the CPU's entry
+    /// in a cache's per-CPU array, so that the fast path needs no multiply; entry 0 holds a
+    /// zero-capacity sheaf, so a 0 sends both fast paths to their slow paths, which call
+    /// `pin()`: a platform can thereby move a check of the calling context (the host's "is
+    /// this thread registered?") off the fast path.
     ///
-    /// The default (right for any platform) is [`cpu_slot`] of `pin()`; a platform can keep
-    /// the scaled value per CPU to save the shift.
+    /// It need not keep interrupts out: a platform whose interrupt handlers allocate can take
+    /// a per-CPU trylock here instead (Linux's `local_trylock` on `cpu_sheaves`), give an
+    /// interrupt that finds it taken a `0`, and say from [`Platform::sheaves_usable`] that the
+    /// handler must leave the CPU's sheaves alone; the allocator then serves it from the slabs.
+    /// The slow paths call `pin()` as well, to keep interrupts out while they take locks.
+    fn pin_fast(&self) -> (Self::FastGuard, usize);
+
+    /// Whether the context pinned by `guard` may use its CPU's sheaves: `false` while a fast
+    /// path of another context holds them (see [`Platform::pin_fast`]), in which case the
+    /// allocator goes to the slabs directly. The default, `true`, is right for a platform
+    /// whose fast-path guard keeps every other context off the CPU.
     #[inline(always)]
-    fn pin_fast(&self) -> (Self::Guard, usize) {
-        let (guard, cpu) = self.pin();
-        (guard, cpu_slot(cpu))
+    fn sheaves_usable(&self, guard: &Self::Guard) -> bool {
+        let _ = guard;
+        true
     }
 
     /// Allocates `2^order` naturally aligned pages, preferably from `node`. `None` when out of
@@ -236,7 +253,7 @@ impl OnCpu<'_> {
     /// # Safety
     /// The current context is pinned to `cpu` for all of `'g`: a guard that
     /// [`Platform::pin`] returned with `cpu` (or [`Platform::pin_fast`] with
-    /// [`cpu_slot`]`(cpu)`) lives at least that long.
+    /// [`cpu_slot`](crate::base::cpu_slot)`(cpu)`) lives at least that long.
     #[inline(always)]
     pub(crate) unsafe fn new(cpu: usize) -> Self {
         Self {
@@ -257,13 +274,20 @@ impl OnCpu<'_> {
 pub(crate) struct Pinned<P: Platform> {
     _guard: P::Guard,
     cpu: usize,
+    /// [`Platform::sheaves_usable`] of the guard.
+    usable: bool,
 }
 
 impl<P: Platform> Pinned<P> {
     /// Pins the current CPU until the result is dropped.
     pub(crate) fn new(platform: &P) -> Self {
         let (guard, cpu) = platform.pin();
-        Self { _guard: guard, cpu }
+        let usable = platform.sheaves_usable(&guard);
+        Self {
+            _guard: guard,
+            cpu,
+            usable,
+        }
     }
 
     /// The pinned CPU.
@@ -271,9 +295,12 @@ impl<P: Platform> Pinned<P> {
         self.cpu
     }
 
-    /// The proof that this context stays on [`Pinned::cpu`] while `self` lives.
-    pub(crate) fn on_cpu(&self) -> OnCpu<'_> {
-        // SAFETY: `self` holds the guard `pin` returned with `cpu`, for as long as the borrow.
-        unsafe { OnCpu::new(self.cpu) }
+    /// The proof that this context stays on [`Pinned::cpu`] and may use its sheaves while
+    /// `self` lives; `None` if a fast path of another context holds them (this context
+    /// interrupted it): the caller then works on the slabs only.
+    pub(crate) fn on_cpu(&self) -> Option<OnCpu<'_>> {
+        // SAFETY: `self` holds the guard `pin` returned with `cpu`, for as long as the borrow,
+        // and the platform says the CPU's sheaves are this context's to use.
+        self.usable.then(|| unsafe { OnCpu::new(self.cpu) })
     }
 }

@@ -55,10 +55,9 @@ impl<P: Platform> KmemCache<P> {
         let sheaf = if count > self.sheaf_capacity || self.sheaf_capacity == 0 {
             self.alloc_oversize_sheaf(count.max(1), node, gfp)?
         } else {
-            let spare = self
-                .pcs(pin.on_cpu())
-                .spare
-                .take_if(|spare| spare.len() >= count);
+            let spare = pin
+                .on_cpu()
+                .and_then(|on| self.pcs(on).spare.take_if(|spare| spare.len() >= count));
             match spare {
                 Some(spare) => spare,
                 None => match self.barns[node].get_full_sheaf() {
@@ -161,13 +160,16 @@ impl<P: Platform> KmemCache<P> {
         self.stat_add(Stat::SheafReturn, 1);
         if s.oversize_order().is_none() {
             let pin = Pinned::new(&self.platform);
-            let node = {
-                let pcs = self.pcs(pin.on_cpu());
-                if pcs.spare.is_none() {
-                    *pcs.spare = Some(s);
-                    return Ok(());
+            let node = match pin.on_cpu() {
+                Some(on) => {
+                    let pcs = self.pcs(on);
+                    if pcs.spare.is_none() {
+                        *pcs.spare = Some(s);
+                        return Ok(());
+                    }
+                    pcs.node
                 }
-                pcs.node
+                None => self.platform.cpu_to_node(pin.cpu()),
             };
             let cap = s.capacity();
             self.refill_from_slabs(&mut s, cap, node, Gfp::ATOMIC);

@@ -73,7 +73,14 @@ impl<P: Platform> KmemCache<P> {
         self.mark_rcu_used();
         let pushed = {
             let pin = Pinned::new(&self.platform);
-            self.rcu_free_push(pin.on_cpu(), obj)
+            match pin.on_cpu() {
+                Some(on) => self.rcu_free_push(on, obj),
+                // A fast path this context interrupted holds the sheaves.
+                None => {
+                    self.cpu_stats[pin.cpu()].add(Stat::FreeRcuSheafFail, 1);
+                    Pushed::NoSheaf(obj)
+                }
+            }
         };
         // RCU calls happen unpinned: a platform that runs the callback at once (the default)
         // re-enters the cache's slow paths, which must find this CPU's sheaves given back.

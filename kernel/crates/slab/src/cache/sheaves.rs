@@ -120,6 +120,32 @@ impl<P: Platform> KmemCache<P> {
         pcs.main.get().and_then(SheafBox::pop)
     }
 
+    /// `slab_hardened`: the object must be an object of this cache, at an object boundary
+    /// (Linux's `cache_from_obj`); a free that is not is reported and dropped.
+    fn check_hardened_free(&self, obj: &FreeObject) -> Result<(), SlabReport> {
+        if self.flags.contains(SlabFlags::SLAB_HARDENED_FREE)
+            && let Err(kind) = self.obj_to_slab(obj.as_ptr() as usize)
+        {
+            let addr = obj.as_ptr() as usize;
+            self.report(addr, kind);
+            return Err(self.make_report(addr, kind));
+        }
+        Ok(())
+    }
+
+    /// A free that must leave its CPU's sheaves alone (it interrupted a fast path that holds
+    /// them): the object goes straight back to its slab, pinned to `cpu`.
+    pub(crate) fn free_without_sheaves(
+        &self,
+        cpu: usize,
+        obj: FreeObject,
+        caller: usize,
+    ) -> Result<(), SlabReport> {
+        self.check_hardened_free(&obj)?;
+        self.cpu_stats[cpu].add(Stat::FreeSlowpath, 1);
+        self.free_one_to_slabs(obj, caller)
+    }
+
     /// Frees one object to its slab, turning a problem into a report.
     fn free_one_to_slabs(&self, obj: FreeObject, caller: usize) -> Result<(), SlabReport> {
         let addr = obj.as_ptr() as usize;
@@ -142,15 +168,7 @@ impl<P: Platform> KmemCache<P> {
         let stats = &self.cpu_stats[on.cpu()];
         let mut pcs = self.pcs(on);
         let node = pcs.node;
-        // `slab_hardened`: the object must be an object of this cache, at an object boundary
-        // (Linux's `cache_from_obj`); a free that is not is reported and dropped.
-        if self.flags.contains(SlabFlags::SLAB_HARDENED_FREE)
-            && let Err(kind) = self.obj_to_slab(obj.as_ptr() as usize)
-        {
-            let addr = obj.as_ptr() as usize;
-            self.report(addr, kind);
-            return Err(self.make_report(addr, kind));
-        }
+        self.check_hardened_free(&obj)?;
         // The naive double free: the object is the one freed last, on top of the main sheaf
         // (the fast path sends it here for this check). It is reported and not pushed again.
         if pcs.main.get().is_some_and(|main| main.top_is(obj.as_ptr())) {

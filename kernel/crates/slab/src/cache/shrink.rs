@@ -31,11 +31,16 @@ impl<P: Platform> KmemCache<P> {
             return p.shrink();
         }
         self.on_each_cpu(&|| {
+            // `on_each_cpu` runs this in process context, where no fast path is interrupted;
+            // if one ever were, its CPU's sheaves would stay (until they drain or the next
+            // shrink) rather than be taken from under it.
             let rcu_free = {
                 let pin = Pinned::new(&self.platform);
-                let mut pcs = self.pcs(pin.on_cpu());
-                self.pcs_flush(&mut pcs, false);
-                pcs.rcu_free.take()
+                pin.on_cpu().and_then(|on| {
+                    let mut pcs = self.pcs(on);
+                    self.pcs_flush(&mut pcs, false);
+                    pcs.rcu_free.take()
+                })
             };
             self.submit_partial_rcu_sheaf(rcu_free);
         });
@@ -55,7 +60,7 @@ impl<P: Platform> KmemCache<P> {
         self.on_each_cpu(&|| {
             let rcu_free = {
                 let pin = Pinned::new(&self.platform);
-                self.pcs(pin.on_cpu()).rcu_free.take()
+                pin.on_cpu().and_then(|on| self.pcs(on).rcu_free.take())
             };
             self.submit_partial_rcu_sheaf(rcu_free);
         });
