@@ -33,13 +33,11 @@ pub struct Cpu {
     preempt_count: AtomicU32,
     /// Interrupt handlers running on this CPU (Linux's hardirq count): `gs:[12]`.
     irq_count: AtomicU32,
-    /// Slab fast paths holding this CPU's sheaves (the slab allocator's per-CPU trylock,
-    /// Linux's `local_trylock` on `cpu_sheaves`; see [`slab_fast_path_enter`]). While it is
-    /// not zero the thread is not preempted, as with `preempt_count`.
-    slab_lock: AtomicU32,
-    /// This CPU's slot in every cache's per-CPU array (`slab::base::cpu_slot(id)`): what
-    /// a slab fast path reads with one `gs`-relative load.
-    slab_slot: usize,
+    /// This CPU's slot in every cache's per-CPU array (`slab::base::cpu_slot(id)`, never 0)
+    /// while its sheaves are free, 0 while a slab fast path holds them: the slab allocator's
+    /// per-CPU trylock (Linux's `local_trylock` on `cpu_sheaves`; see
+    /// [`slab_fast_path_enter`]). While it is 0 the thread is not preempted.
+    slab_slot: AtomicUsize,
     /// Logical CPU number, 0 for the boot CPU.
     pub id: usize,
     /// Local APIC id.
@@ -64,8 +62,7 @@ impl Cpu {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
             preempt_count: AtomicU32::new(0),
             irq_count: AtomicU32::new(0),
-            slab_lock: AtomicU32::new(0),
-            slab_slot: slab::base::cpu_slot(id),
+            slab_slot: AtomicUsize::new(slab::base::cpu_slot(id)),
             id,
             apic_id: AtomicU32::new(apic_id),
             online: AtomicBool::new(false),
@@ -99,7 +96,6 @@ const PREEMPT_COUNT_OFFSET: usize = 8;
 const _: () = assert!(core::mem::offset_of!(Cpu, preempt_count) == PREEMPT_COUNT_OFFSET);
 const IRQ_COUNT_OFFSET: usize = core::mem::offset_of!(Cpu, irq_count);
 const ALLOCATIONS_OFFSET: usize = core::mem::offset_of!(Cpu, allocations);
-const SLAB_LOCK_OFFSET: usize = core::mem::offset_of!(Cpu, slab_lock);
 const SLAB_SLOT_OFFSET: usize = core::mem::offset_of!(Cpu, slab_slot);
 
 static CPUS: [AtomicPtr<Cpu>; MAX_CPUS] =
@@ -216,54 +212,57 @@ pub fn preempt_enable() {
     }
 }
 
-/// A slab fast path takes this CPU's sheaves (the trylock): returns the CPU's slot if they
-/// were free, `0` if another context holds them (this one interrupted it, or runs inside its
-/// slow path). Either way the hold count goes up, and [`slab_fast_path_exit`] takes it down:
-/// an increment and a decrement of `gs`-relative memory, each one instruction, so an interrupt
-/// between them sees a consistent count. While the count is not zero the thread is not
-/// preempted ([`preemptible`]), so the slot stays its CPU's.
+/// A slab fast path takes this CPU's sheaves (the trylock): returns the CPU's slot and
+/// leaves 0 in its place, or returns 0 if another context holds them (this one interrupted
+/// it, or runs inside its slow path). Give the result back to [`slab_fast_path_exit`].
+///
+/// Two instructions, a load and a store of `gs`-relative memory: an interrupt between them
+/// takes the sheaves, uses them and puts the slot back before this context continues, so it
+/// finds what it read. While the slot is taken the thread is not preempted
+/// ([`preemptible`]), so it stays its CPU's.
 #[inline(always)]
 pub fn slab_fast_path_enter() -> usize {
-    let held: u32;
     let slot: usize;
-    // SAFETY: reads and increments this CPU's own counter and reads its slot; an interrupt
-    // between the read and the increment leaves the count as it found it (enter and exit
-    // pair up). Not `nomem`: the sheaf accesses that follow must stay after it.
+    // SAFETY: reads and clears this CPU's own word (see above for interrupts). Not `nomem`:
+    // the sheaf accesses that follow must stay after it.
     unsafe {
         core::arch::asm!(
-            "mov {held:e}, dword ptr gs:[{lock}]",
-            "inc dword ptr gs:[{lock}]",
-            "mov {slot}, qword ptr gs:[{slot_off}]",
-            held = out(reg) held,
+            "mov {slot}, qword ptr gs:[{off}]",
+            "mov qword ptr gs:[{off}], 0",
             slot = out(reg) slot,
-            lock = const SLAB_LOCK_OFFSET,
-            slot_off = const SLAB_SLOT_OFFSET,
-            options(nostack)
+            off = const SLAB_SLOT_OFFSET,
+            options(nostack, preserves_flags)
         );
     }
-    if held == 0 { slot } else { 0 }
+    slot
 }
 
-/// Ends what [`slab_fast_path_enter`] began. A reschedule that became due meanwhile waits
-/// for the next interrupt exit or preemption point (at most a tick).
+/// Ends what [`slab_fast_path_enter`] began, with what it returned: puts the slot back (a
+/// nested holder puts back its 0). A reschedule that became due meanwhile waits for the next
+/// interrupt exit or preemption point (at most a tick).
 #[inline(always)]
-pub fn slab_fast_path_exit() {
-    // SAFETY: a single gs-relative decrement of this CPU's own counter. Not `nomem`: the
-    // sheaf accesses before it must stay before it.
+pub fn slab_fast_path_exit(slot: usize) {
+    // SAFETY: a single gs-relative store to this CPU's own word. Not `nomem`: the sheaf
+    // accesses before it must stay before it.
     unsafe {
-        core::arch::asm!("dec dword ptr gs:[{off}]", off = const SLAB_LOCK_OFFSET, options(nostack))
+        core::arch::asm!(
+            "mov qword ptr gs:[{off}], {slot}",
+            slot = in(reg) slot,
+            off = const SLAB_SLOT_OFFSET,
+            options(nostack, preserves_flags)
+        )
     };
 }
 
 /// Whether a slab fast path holds this CPU's sheaves (see [`slab_fast_path_enter`]).
 #[inline]
 pub fn slab_fast_path_held() -> bool {
-    let held: u32;
-    // SAFETY: reads this CPU's own counter.
+    let slot: usize;
+    // SAFETY: reads this CPU's own word.
     unsafe {
-        core::arch::asm!("mov {:e}, dword ptr gs:[{off}]", out(reg) held, off = const SLAB_LOCK_OFFSET, options(nostack, readonly, preserves_flags))
+        core::arch::asm!("mov {}, qword ptr gs:[{off}]", out(reg) slot, off = const SLAB_SLOT_OFFSET, options(nostack, readonly, preserves_flags))
     };
-    held != 0
+    slot == 0
 }
 
 /// Whether the running thread may be switched away from now: preemption is not disabled and

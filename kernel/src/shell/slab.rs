@@ -77,13 +77,8 @@ pub(super) fn slabbench(_: &[&str]) {
     );
     match bench::fastpath_instructions() {
         Some(n) => println!(
-            "fast path instructions (single-stepped): kmalloc(64) {} + kfree {} = {} per pair; kmem_cache alloc {} + free {} = {} per pair",
-            n.kmalloc,
-            n.kfree,
-            n.kmalloc + n.kfree,
-            n.cache_alloc,
-            n.cache_free,
-            n.cache_alloc + n.cache_free
+            "fast path instructions (single-stepped): kmalloc(64) {} + kfree {}, pair function {}; kmem_cache alloc {} + free {}, pair function {}",
+            n.kmalloc, n.kfree, n.kmalloc_pair, n.cache_alloc, n.cache_free, n.cache_pair
         ),
         None => println!("slabbench: out of memory"),
     }

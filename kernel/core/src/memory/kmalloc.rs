@@ -43,8 +43,9 @@ pub struct Pinned {
 }
 
 /// A slab fast path's hold on its CPU's sheaves (the per-CPU trylock of
-/// [`crate::cpu::slab_fast_path_enter`]); interrupts stay on.
+/// [`crate::cpu::slab_fast_path_enter`]), with what to put back; interrupts stay on.
 pub struct FastPinned {
+    slot: usize,
     /// A hold is the CPU's: not `Send`.
     _not_send: core::marker::PhantomData<*const ()>,
 }
@@ -52,7 +53,7 @@ pub struct FastPinned {
 impl Drop for FastPinned {
     #[inline(always)]
     fn drop(&mut self) {
-        crate::cpu::slab_fast_path_exit();
+        crate::cpu::slab_fast_path_exit(self.slot);
     }
 }
 
@@ -76,9 +77,10 @@ fn pfn_of(ptr: *const u8) -> Option<usize> {
 // SAFETY: `pin` returns the current CPU's id with interrupts off, so nothing else runs on that
 // CPU until the guard drops (and ids are below `nr_cpus`, the CPUs ACPI reports), and says the
 // sheaves are usable only if no slab fast path holds them; `pin_fast` returns the CPU's slot
-// only to the first holder of the per-CPU trylock, which keeps the thread on its CPU (no
-// preemption while held) and gives every other context on the CPU a 0 and unusable sheaves
-// until it drops, and the trylock's count changes with single instructions; blocks come
+// only to the context that takes it from the per-CPU word (leaving 0), which keeps the thread
+// on its CPU (no preemption while taken) and gives every other context on the CPU a 0 and
+// unusable sheaves until it puts the slot back; an interrupt between the load and the store
+// that take it puts back what it found (see `cpu::slab_fast_path_enter`); blocks come
 // from the buddy allocator, naturally aligned and exclusively owned; owners are the buddy's
 // per-frame owner words (0 for anything outside RAM); each slab descriptor slot belongs to the
 // frame whose number indexes it; a head given to `call_rcu_head` runs once, after a grace
@@ -116,6 +118,7 @@ unsafe impl slab::Platform for KernelPlatform {
     fn pin_fast(&self) -> (FastPinned, usize) {
         let slot = crate::cpu::slab_fast_path_enter();
         let guard = FastPinned {
+            slot,
             _not_send: core::marker::PhantomData,
         };
         (guard, slot)

@@ -36,6 +36,30 @@ pub struct FastpathInstructions {
     pub cache_alloc: u64,
     /// `kmem_cache_free` to it.
     pub cache_free: u64,
+    /// A call of a non-inlined function doing `kmalloc(64)` and its `kfree`: the same
+    /// function as the host's `count_fastpath.sh kmalloc`, whose figure also has the loop
+    /// around the call (about 3 instructions).
+    pub kmalloc_pair: u64,
+    /// The same for the cache's alloc and free (`count_fastpath.sh cache`).
+    pub cache_pair: u64,
+}
+
+/// One `kmalloc(64)` and its `kfree` (as the host's `count_fastpath` has it).
+#[inline(never)]
+fn kmalloc_kfree_pair(s: &slab::SlabAllocator<crate::memory::kmalloc::KernelPlatform>) {
+    if let Some(o) = s.kmalloc(core::hint::black_box(64), Gfp::KERNEL) {
+        // SAFETY: from kmalloc, not used afterwards.
+        let _ = unsafe { s.kfree(o.as_ptr()) };
+    }
+}
+
+/// One allocation and one free through a cache (as the host's `count_fastpath` has it).
+#[inline(never)]
+fn alloc_free_pair(c: &slab::KmemCache<crate::memory::kmalloc::KernelPlatform>) {
+    if let Some(o) = c.alloc(Gfp::KERNEL) {
+        // SAFETY: just allocated from `c`, not used afterwards.
+        let _ = unsafe { c.free(o) };
+    }
 }
 
 /// Counts the instructions of kmalloc(64), kfree, and a cache's alloc and free, on warm
@@ -54,6 +78,7 @@ pub fn fastpath_instructions() -> Option<FastpathInstructions> {
         // SAFETY: allocated above, not used again.
         let _ = unsafe { s.kfree(obj.as_ptr()) };
     });
+    let kmalloc_pair = count_instructions(|| kmalloc_kfree_pair(s));
     let args = slab::KmemCacheArgs::default();
     let cache = s
         .kmem_cache_create("fastpath-count", 64, args, slab::SlabFlags::SLAB_NO_MERGE)
@@ -69,6 +94,7 @@ pub fn fastpath_instructions() -> Option<FastpathInstructions> {
         // SAFETY: allocated above, not used again.
         let _ = unsafe { cache.free(obj) };
     });
+    let cache_pair = count_instructions(|| alloc_free_pair(&cache));
     // SAFETY: every object is back; nothing else uses the cache.
     let _ = unsafe { s.kmem_cache_destroy(cache) };
     Some(FastpathInstructions {
@@ -76,6 +102,8 @@ pub fn fastpath_instructions() -> Option<FastpathInstructions> {
         kfree,
         cache_alloc,
         cache_free,
+        kmalloc_pair,
+        cache_pair,
     })
 }
 

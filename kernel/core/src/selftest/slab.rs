@@ -284,11 +284,8 @@ fn an_allocation_while_a_fast_path_holds_the_sheaves_leaves_them_alone() {
     unsafe { c.free(top) }.expect("free");
     let fast = (c.stat(Stat::AllocFastpath), c.stat(Stat::FreeFastpath));
     // A fast path holds the sheaves (as a thread's would when the interrupt came).
-    assert_ne!(
-        crate::cpu::slab_fast_path_enter(),
-        0,
-        "the sheaves were free"
-    );
+    let slot = crate::cpu::slab_fast_path_enter();
+    assert_ne!(slot, 0, "the sheaves were free");
     let objs: Vec<_> = (0..50)
         .map(|_| c.alloc(Gfp::ATOMIC).expect("memory"))
         .collect();
@@ -300,7 +297,7 @@ fn an_allocation_while_a_fast_path_holds_the_sheaves_leaves_them_alone() {
     let k = slab().kmalloc(100, Gfp::ATOMIC).expect("memory");
     // SAFETY: ours.
     unsafe { slab().kfree(k.as_ptr()) }.expect("kfree");
-    crate::cpu::slab_fast_path_exit();
+    crate::cpu::slab_fast_path_exit(slot);
     assert_eq!(
         (c.stat(Stat::AllocFastpath), c.stat(Stat::FreeFastpath)),
         fast,
