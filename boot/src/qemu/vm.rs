@@ -18,6 +18,9 @@ use crate::image::{DiskImage, Images, private_copy};
 use crate::initramfs::Initramfs;
 use crate::{Error, Firmware};
 
+/// How the kernel's first log line starts (its timestamp at boot), seen on the serial port.
+const KERNEL_FIRST_LINE: &str = "[    0.000000]";
+
 /// Input typed into the serial console, one line per shell prompt.
 ///
 /// Sending everything at once could lose bytes that arrive before the kernel's serial driver
@@ -52,6 +55,8 @@ pub struct Captured {
     pub stderr: String,
     /// How long the VM ran.
     pub elapsed: Duration,
+    /// When (after QEMU started) the kernel's first log line arrived, if it did.
+    pub first_line: Option<Duration>,
 }
 
 impl Captured {
@@ -317,6 +322,8 @@ impl Vm {
         let mut stdin = child.stdin.take();
         let mut prompts = script.map(|s| Counter::new(&s.prompt));
         let mut progress = watchdog.progress_marker.as_deref().map(Counter::new);
+        let mut kernel_line = Counter::new(KERNEL_FIRST_LINE);
+        let mut first_line = None;
         let mut lines_sent = 0;
         let mut deadline = Instant::now() + watchdog.timeout;
         let status = loop {
@@ -339,6 +346,9 @@ impl Vm {
                             .and_then(|()| input.flush());
                         lines_sent += 1;
                     }
+                }
+                if first_line.is_none() && kernel_line.update(&seen) > 0 {
+                    first_line = Some(start.elapsed());
                 }
                 if let Some(progress) = progress.as_mut() {
                     let before = progress.count;
@@ -364,6 +374,7 @@ impl Vm {
             output: text(&output),
             stderr: text(&errors),
             elapsed: start.elapsed(),
+            first_line,
         })
     }
 }
