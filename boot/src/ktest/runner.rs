@@ -36,6 +36,9 @@ pub fn command_output<'a>(output: &'a str, command: &str) -> Option<&'a str> {
     None
 }
 
+/// Whether a boot's label is of one kind (for the summary's rows).
+type IsKind = fn(&str) -> bool;
+
 /// What one boot of the test run cost, for the summary ([`Runner::summary`]).
 #[derive(Debug, Clone)]
 struct BootStat {
@@ -91,7 +94,7 @@ impl Runner {
                 took.as_secs_f64()
             ));
         }
-        let kinds: [(&str, fn(&str) -> bool); 4] = [
+        let kinds: [(&str, IsKind); 4] = [
             ("listing boot", |l| l == "list"),
             ("batch boots", |l| l.starts_with("batch-")),
             ("shell and UEFI boots", |l| {
