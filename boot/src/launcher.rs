@@ -9,9 +9,11 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 use crate::initramfs::Initramfs;
-use crate::qemu::{Host, KernelExit, Machine, Serial};
+use crate::qemu::{BootTimes, Host, KernelExit, Machine, Serial, TIMES_VAR, TimesMode};
 use crate::{Error, Firmware};
 
 /// The help text (`--help`, and after a usage error).
@@ -276,9 +278,25 @@ pub fn main(kernel: &Path) -> ExitCode {
 }
 
 /// Boots `kernel` with `options` on this terminal and waits for QEMU to exit.
+///
+/// With [`TIMES_VAR`] set and piped input, prints where the boot's time went when QEMU has
+/// exited (see [`BootTimes`]).
 pub fn run(kernel: &Path, options: &Options) -> Result<KernelExit, Error> {
+    let start = Instant::now();
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal() || options.gdb;
+    let mode = TimesMode::from_env();
+    if mode != TimesMode::Off && interactive {
+        eprintln!(
+            "note: {TIMES_VAR} times only boots with piped input (printf 'poweroff\\n' | cargo run)"
+        );
+    }
+    let times = (mode != TimesMode::Off && !interactive).then(|| Arc::new(BootTimes::new(start)));
     // Check the cheap things first, so mistakes are reported before any image is built.
-    let host = Host::new(kernel)?;
+    let mut host = Host::new(kernel)?;
+    if times.is_some() && mode == TimesMode::Bootloader {
+        host.images_mut().set_bootloader_log(true);
+    }
     let mut initramfs = Initramfs::new(&options.append);
     for file in &options.initrd_add {
         initramfs.add_host_file(file).map_err(|error| match error {
@@ -287,25 +305,35 @@ pub fn run(kernel: &Path, options: &Options) -> Result<KernelExit, Error> {
         })?;
     }
     let machine = options.machine();
-    let vm = host.vm(&machine, &initramfs)?;
+    let vm = match &times {
+        Some(times) => {
+            times.mark_process_start();
+            let vm = host.timed_vm(&machine, &initramfs, Arc::clone(times))?;
+            times.mark("launcher: initramfs, disk image (cached or built), QEMU command");
+            vm
+        }
+        None => host.vm(&machine, &initramfs)?,
+    };
     if options.gdb {
         eprintln!(
             "{}",
             gdb_instructions(kernel, is_position_independent(kernel))
         );
-    } else if std::io::stdin().is_terminal() {
+    } else if stdin.is_terminal() {
         eprintln!(
             "Booting Sheaf ({}, {} CPUs, {}). Ctrl-A X quits QEMU.",
             options.firmware, options.smp, options.mem
         );
     }
-    let stdin = std::io::stdin();
-    let status = if stdin.is_terminal() || options.gdb {
+    let status = if interactive {
         vm.run_interactive()?
     } else {
         // Piped input: type it line by line at the shell's prompts (see `Vm::run_relayed`).
         vm.run_relayed(crate::ktest::PROMPT, std::io::BufReader::new(stdin))?
     };
+    if let Some(times) = times {
+        eprint!("{}", times.report());
+    }
     Ok(KernelExit::from_status(status))
 }
 

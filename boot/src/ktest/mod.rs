@@ -55,7 +55,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -189,6 +189,7 @@ pub fn timeout_from_env() -> Duration {
 /// `main` of `tests/kernel.rs`: runs the on-target tests of `kernel` with libtest-mimic's
 /// command-line interface (`cargo test -- [FILTER] [--exact] [--skip S] [--list] ...`).
 pub fn main(kernel: &Path) -> ExitCode {
+    let start = Instant::now();
     let args = Arguments::from_args();
     let host = match Host::new(kernel) {
         Ok(host) => host,
@@ -199,7 +200,11 @@ pub fn main(kernel: &Path) -> ExitCode {
     };
     let runner = Arc::new(Runner::new(host, timeout_from_env()));
     let trials = trials(&args, &runner);
-    libtest_mimic::run(&args, trials).exit_code()
+    let conclusion = libtest_mimic::run(&args, trials);
+    if !args.list {
+        println!("{}", runner.summary(start.elapsed()));
+    }
+    conclusion.exit_code()
 }
 
 #[cfg(test)]

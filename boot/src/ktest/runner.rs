@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use libtest_mimic::Trial;
 
@@ -36,6 +36,22 @@ pub fn command_output<'a>(output: &'a str, command: &str) -> Option<&'a str> {
     None
 }
 
+/// Whether a boot's label is of one kind (for the summary's rows).
+type IsKind = fn(&str) -> bool;
+
+/// What one boot of the test run cost, for the summary ([`Runner::summary`]).
+#[derive(Debug, Clone)]
+struct BootStat {
+    /// The boot's label (`list`, `batch-1-bios-4cpu`, a test name, `shell-help`).
+    label: String,
+    /// Preparing it: the initramfs, the disk image (cached, or built) and its private copy.
+    prepare: Duration,
+    /// From starting QEMU to its exit.
+    run: Duration,
+    /// From starting QEMU to the kernel's first line, if it printed one.
+    to_kernel: Option<Duration>,
+}
+
 /// Boots VMs for the tests and keeps their logs.
 #[derive(Debug)]
 pub struct Runner {
@@ -43,6 +59,9 @@ pub struct Runner {
     timeout: Duration,
     log_dir: PathBuf,
     batches: AtomicUsize,
+    stats: Mutex<Vec<BootStat>>,
+    /// How the list of tests was obtained, and how long it took.
+    listing: Mutex<Option<(&'static str, Duration)>>,
 }
 
 impl Runner {
@@ -54,7 +73,67 @@ impl Runner {
             timeout,
             log_dir,
             batches: AtomicUsize::new(0),
+            stats: Mutex::new(Vec::new()),
+            listing: Mutex::new(None),
         }
+    }
+
+    /// The runner's part of `cargo test`'s time, printed after libtest's result line: the
+    /// listing, then the boots by kind with their preparation (disk images), QEMU time and
+    /// time to the kernel's first line. `wall` is the whole run of the test binary.
+    pub fn summary(&self, wall: Duration) -> String {
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut text = format!(
+            "on-target runner: {:.1} s in all, {} boot(s)\n",
+            wall.as_secs_f64(),
+            stats.len()
+        );
+        if let Some((how, took)) = *self.listing.lock().unwrap_or_else(|e| e.into_inner()) {
+            text.push_str(&format!(
+                "  listing the tests: {how}, {:.2} s\n",
+                took.as_secs_f64()
+            ));
+        }
+        let kinds: [(&str, IsKind); 4] = [
+            ("listing boot", |l| l == "list"),
+            ("batch boots", |l| l.starts_with("batch-")),
+            ("shell and UEFI boots", |l| {
+                l.starts_with("shell-") || l == "uefi-shell"
+            }),
+            ("boots of single tests", |_| true),
+        ];
+        let mut left: Vec<&BootStat> = stats.iter().collect();
+        for (kind, matches) in kinds {
+            let (these, rest): (Vec<&BootStat>, Vec<&BootStat>) =
+                left.into_iter().partition(|s| matches(&s.label));
+            left = rest;
+            if these.is_empty() {
+                continue;
+            }
+            let sum = |f: fn(&BootStat) -> Duration| these.iter().map(|s| f(s)).sum::<Duration>();
+            let mut runs: Vec<Duration> = these.iter().map(|s| s.run).collect();
+            runs.sort();
+            let firsts: Vec<Duration> = these.iter().filter_map(|s| s.to_kernel).collect();
+            let to_kernel = if firsts.is_empty() {
+                String::new()
+            } else {
+                let mean = firsts.iter().sum::<Duration>() / firsts.len() as u32;
+                format!(
+                    ", QEMU start to the kernel's first line {:.2} s on average",
+                    mean.as_secs_f64()
+                )
+            };
+            text.push_str(&format!(
+                "  {kind}: {}, preparing images {:.2} s, in QEMU {:.1} s (longest {:.1} s, median {:.1} s){to_kernel}\n",
+                these.len(),
+                sum(|s| s.prepare).as_secs_f64(),
+                sum(|s| s.run).as_secs_f64(),
+                runs[runs.len() - 1].as_secs_f64(),
+                runs[runs.len() / 2].as_secs_f64(),
+            ));
+        }
+        text.push_str("  (boots run in parallel, one per test thread: QEMU time adds up past the wall time)\n");
+        text
     }
 
     /// The initramfs of a test boot: the command line plus [`FIXTURE`].
@@ -75,7 +154,9 @@ impl Runner {
         cmdline: &str,
         script: Option<&Script>,
     ) -> Result<BootLog, Error> {
+        let prepare = Instant::now();
         let vm = self.host.vm(machine, &Self::initramfs(cmdline))?;
+        let prepare = prepare.elapsed();
         let watchdog = Watchdog {
             timeout: self.timeout,
             // The shell trials print no markers: their timeout counts from the start.
@@ -86,6 +167,15 @@ impl Runner {
             Some(status) => BootEnd::Exited(KernelExit::from_status(status)),
             None => BootEnd::TimedOut(self.timeout),
         };
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(BootStat {
+                label: label.to_owned(),
+                prepare,
+                run: captured.elapsed,
+                to_kernel: captured.first_line,
+            });
         let log_file = self.save_log(label, machine, cmdline, &captured.output, &captured.stderr);
         Ok(BootLog {
             output: captured.output,
@@ -129,6 +219,24 @@ impl Runner {
     /// run if the kernel has not changed since (`target/sheaf/ktest-list-<kernel hash>.txt`),
     /// which saves a boot when tests are rerun with other filters.
     pub fn list(&self) -> Result<Vec<KernelTest>, String> {
+        let start = Instant::now();
+        let result = self.list_uncounted();
+        let how = if self
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            "cached for this kernel"
+        } else {
+            "one boot"
+        };
+        *self.listing.lock().unwrap_or_else(|e| e.into_inner()) = Some((how, start.elapsed()));
+        result
+    }
+
+    /// [`Runner::list`] without the bookkeeping for the summary.
+    fn list_uncounted(&self) -> Result<Vec<KernelTest>, String> {
         let dir = self.host.images().dir().to_path_buf();
         let cache = self
             .host

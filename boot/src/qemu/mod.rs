@@ -10,6 +10,7 @@
 //! to say: with `-no-reboot` a triple fault makes QEMU exit with status 0, and QEMU's own
 //! errors give status 1. [`KernelExit`] sorts this out.
 
+mod times;
 mod vm;
 
 use std::ffi::{OsStr, OsString};
@@ -19,6 +20,7 @@ use std::process::ExitStatus;
 
 use crate::{Error, Firmware};
 
+pub use times::{BootTimes, TIMES_VAR, TimesMode};
 pub use vm::{Captured, Host, Script, Vm, Watchdog};
 
 /// The QEMU program for x86_64 guests.
@@ -185,6 +187,13 @@ pub fn qemu_args(machine: &Machine, image: &Path, firmware_args: &[OsString]) ->
                 .map(OsString::from),
         );
     }
+    // QEMU's default CPU model (qemu64) claims to be an AMD CPU, and for AMD CPUs QEMU 7.1+
+    // reserves the HyperTransport hole below 1 TiB in the e820 memory map. The bootloader maps
+    // "all physical memory" up to the highest address in that map, so it would build 2 MiB
+    // mappings for a whole TiB (512 Ki entries, about 75 ms under TCG) for a machine with
+    // 512 MiB. The same model with Intel's vendor string has no such entry: the mapping stops at
+    // 4 GiB. Nothing in Sheaf looks at the vendor.
+    push(&mut args, &["-cpu", "qemu64,vendor=GenuineIntel"]);
     // On a guest reset (e.g. a triple fault) exit instead of rebooting into the same crash.
     push(&mut args, &["-no-reboot"]);
     push(
@@ -412,6 +421,8 @@ mod tests {
                 "512M",
                 "-smp",
                 "4",
+                "-cpu",
+                "qemu64,vendor=GenuineIntel",
                 "-no-reboot",
                 "-device",
                 "isa-debug-exit,iobase=0xf4,iosize=0x04",

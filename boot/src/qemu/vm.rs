@@ -12,10 +12,14 @@ use std::time::{Duration, Instant};
 
 use tempfile::NamedTempFile;
 
+use super::times::{BootTimes, Follower};
 use super::{KernelExit, Machine, Ovmf, QEMU, escape_commas, find_ovmf, find_qemu, qemu_args};
 use crate::image::{DiskImage, Images, private_copy};
 use crate::initramfs::Initramfs;
 use crate::{Error, Firmware};
+
+/// How the kernel's first log line starts (its timestamp at boot), seen on the serial port.
+const KERNEL_FIRST_LINE: &str = "[    0.000000]";
 
 /// Input typed into the serial console, one line per shell prompt.
 ///
@@ -51,6 +55,8 @@ pub struct Captured {
     pub stderr: String,
     /// How long the VM ran.
     pub elapsed: Duration,
+    /// When (after QEMU started) the kernel's first log line arrived, if it did.
+    pub first_line: Option<Duration>,
 }
 
 impl Captured {
@@ -73,6 +79,11 @@ pub struct Host {
 }
 
 impl Host {
+    /// The image builder, to change how it builds images (see [`Images::set_bootloader_log`]).
+    pub fn images_mut(&mut self) -> &mut Images {
+        &mut self.images
+    }
+
     /// Looks for QEMU on the `PATH` and prepares images of `kernel` under `target/sheaf`.
     pub fn new(kernel: &Path) -> Result<Self, Error> {
         let qemu = find_qemu(std::env::var_os("PATH").as_deref())?;
@@ -117,8 +128,41 @@ impl Host {
             command,
             _image: image,
             _vars: vars,
+            times: None,
         })
     }
+
+    /// Like [`Host::vm`], and the VM's boot is timed into `times` (see [`BootTimes`]): QEMU
+    /// also writes SeaBIOS's debug console (port `0x402`) to a file that is followed.
+    pub fn timed_vm(
+        &self,
+        machine: &Machine,
+        initramfs: &Initramfs,
+        times: Arc<BootTimes>,
+    ) -> Result<Vm, Error> {
+        let mut vm = self.vm(machine, initramfs)?;
+        let debugcon = tempfile::Builder::new()
+            .prefix("debugcon-")
+            .suffix(".log")
+            .tempfile_in(self.images.run_dir()?)
+            .map_err(|e| Error::io("cannot create the debug console file", e))?;
+        // SeaBIOS writes its log to port 0x402 (`-debugcon` alone would listen on 0xe9).
+        let mut chardev = OsString::from("file,id=sheaf-debugcon,path=");
+        chardev.push(escape_commas(debugcon.path()));
+        vm.command.arg("-chardev").arg(chardev).args([
+            "-device",
+            "isa-debugcon,iobase=0x402,chardev=sheaf-debugcon",
+        ]);
+        vm.times = Some(Timing { times, debugcon });
+        Ok(vm)
+    }
+}
+
+/// A timed VM's timeline and the file its debug console goes to.
+#[derive(Debug)]
+struct Timing {
+    times: Arc<BootTimes>,
+    debugcon: NamedTempFile,
 }
 
 /// A prepared QEMU command together with the files that must live as long as the VM.
@@ -127,6 +171,7 @@ pub struct Vm {
     command: Command,
     _image: DiskImage,
     _vars: Option<NamedTempFile>,
+    times: Option<Timing>,
 }
 
 impl Vm {
@@ -155,12 +200,20 @@ impl Vm {
         prompt: &str,
         input: impl BufRead + Send + 'static,
     ) -> Result<ExitStatus, Error> {
+        let times = self.times.as_ref().map(|t| Arc::clone(&t.times));
+        let _follower = self
+            .times
+            .as_ref()
+            .map(|t| Follower::start(t.debugcon.path().to_path_buf(), Arc::clone(&t.times)));
         let mut child = self
             .command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| Error::io(format!("cannot start {QEMU}"), e))?;
+        if let Some(times) = &times {
+            times.mark("launcher: starting QEMU (fork and exec)");
+        }
         // How many prompts QEMU has printed, and whether it has exited; the feeder waits on it.
         let state = Arc::new((Mutex::new((0usize, false)), Condvar::new()));
 
@@ -168,6 +221,7 @@ impl Vm {
             let state = Arc::clone(&state);
             let pattern = prompt.as_bytes().to_vec();
             let mut source = child.stdout.take();
+            let times = times.clone();
             thread::spawn(move || {
                 let Some(source) = source.as_mut() else {
                     return;
@@ -176,8 +230,15 @@ impl Vm {
                 // The last `pattern.len() - 1` bytes seen: a prompt may straddle two reads.
                 let mut window: Vec<u8> = Vec::new();
                 let mut chunk = [0u8; 4096];
+                // The end of the output so far, for milestones split across reads.
+                let mut tail: Vec<u8> = Vec::new();
                 while let Ok(n @ 1..) = source.read(&mut chunk) {
                     let _ = out.write_all(&chunk[..n]).and_then(|()| out.flush());
+                    if let Some(times) = &times {
+                        tail.extend_from_slice(&chunk[..n]);
+                        times.scan(&String::from_utf8_lossy(&tail), Instant::now());
+                        tail.drain(..tail.len().saturating_sub(64));
+                    }
                     window.extend_from_slice(&chunk[..n]);
                     let found = Counter::new_bytes(&pattern).update(&window);
                     let keep = pattern.len().saturating_sub(1).min(window.len());
@@ -221,6 +282,9 @@ impl Vm {
         let status = child
             .wait()
             .map_err(|e| Error::io(format!("cannot wait for {QEMU}"), e));
+        if let Some(times) = &times {
+            times.mark("shell: the typed input, power-off, QEMU's exit");
+        }
         let (lock, ready) = &*state;
         lock.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
         ready.notify_all();
@@ -258,6 +322,8 @@ impl Vm {
         let mut stdin = child.stdin.take();
         let mut prompts = script.map(|s| Counter::new(&s.prompt));
         let mut progress = watchdog.progress_marker.as_deref().map(Counter::new);
+        let mut kernel_line = Counter::new(KERNEL_FIRST_LINE);
+        let mut first_line = None;
         let mut lines_sent = 0;
         let mut deadline = Instant::now() + watchdog.timeout;
         let status = loop {
@@ -280,6 +346,9 @@ impl Vm {
                             .and_then(|()| input.flush());
                         lines_sent += 1;
                     }
+                }
+                if first_line.is_none() && kernel_line.update(&seen) > 0 {
+                    first_line = Some(start.elapsed());
                 }
                 if let Some(progress) = progress.as_mut() {
                     let before = progress.count;
@@ -305,6 +374,7 @@ impl Vm {
             output: text(&output),
             stderr: text(&errors),
             elapsed: start.elapsed(),
+            first_line,
         })
     }
 }
