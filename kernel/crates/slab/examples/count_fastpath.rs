@@ -32,10 +32,32 @@ pub fn alloc_free_pair(c: &KmemCache<HostPlatform>) {
     }
 }
 
-/// One `kmalloc(64)` and its `kfree`.
+/// An allocator and the size `kmalloc_kfree_pair` asks of it, which the compiler does not
+/// know (it goes through `black_box` once, before the loop).
+pub struct KmallocArgs<'a> {
+    /// The allocator.
+    a: &'a SlabAllocator<HostPlatform>,
+    /// The size of each `kmalloc`.
+    size: usize,
+}
+
+/// One `kmalloc(size)` and its `kfree`, the size known only at run time.
 #[inline(never)]
-pub fn kmalloc_kfree_pair(a: &SlabAllocator<HostPlatform>) {
-    if let Some(o) = a.kmalloc(black_box(64), Gfp::KERNEL) {
+pub fn kmalloc_kfree_pair(k: &KmallocArgs<'_>) {
+    let a = k.a;
+    if let Some(o) = a.kmalloc(k.size, Gfp::KERNEL) {
+        // SAFETY: from kmalloc, not used afterwards.
+        let _ = unsafe { a.kfree(o.as_ptr()) };
+    }
+}
+
+/// One `kmalloc(64)` and its `kfree`, the size a constant as in most kernel code: the size
+/// class is then chosen at compile time (the `kmalloc_index` of a constant folds, as Linux's
+/// `kmalloc` picks the cache of a `__builtin_constant_p` size), like the constant layout the
+/// `system` and `mimalloc` modes pass.
+#[inline(never)]
+pub fn kmalloc_const_pair(a: &SlabAllocator<HostPlatform>) {
+    if let Some(o) = a.kmalloc(64, Gfp::KERNEL) {
         // SAFETY: from kmalloc, not used afterwards.
         let _ = unsafe { a.kfree(o.as_ptr()) };
     }
@@ -103,15 +125,16 @@ fn run<T: ?Sized>(n: u64, x: &T, pair: fn(&T)) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().and_then(|a| a.parse().ok()).expect(
-        "usage: count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|static|dynamic|system|mimalloc]",
+        "usage: count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|kmalloc-const|static|dynamic|system|mimalloc]",
     );
     let mode = args.next().unwrap_or_else(|| "cache".into());
     match mode.as_str() {
         "system" => return run(n, &System, global_pair),
         "mimalloc" => return run(n, &MiMalloc, global_pair),
-        "cache" | "cache-inline" | "cache-hardened" | "kmalloc" | "static" | "dynamic" => {}
+        "cache" | "cache-inline" | "cache-hardened" | "kmalloc" | "kmalloc-const" | "static"
+        | "dynamic" => {}
         other => panic!(
-            "unknown mode {other:?}: cache, cache-inline, cache-hardened, kmalloc, static, dynamic, system, mimalloc"
+            "unknown mode {other:?}: cache, cache-inline, cache-hardened, kmalloc, kmalloc-const, static, dynamic, system, mimalloc"
         ),
     }
     let p = HostPlatform::new(HostConfig {
@@ -152,7 +175,13 @@ fn main() {
     }
     // The warm-up refills the main sheaf (the same for every N).
     if mode == "kmalloc" {
-        run(n, &a, kmalloc_kfree_pair);
+        let args = KmallocArgs {
+            a: &a,
+            size: black_box(64),
+        };
+        run(n, &args, kmalloc_kfree_pair);
+    } else if mode == "kmalloc-const" {
+        run(n, &a, kmalloc_const_pair);
     } else if mode == "cache-inline" {
         alloc_free_loop(c, 1);
         alloc_free_loop(c, black_box(n));

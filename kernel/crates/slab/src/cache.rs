@@ -579,32 +579,54 @@ impl<P: Platform> KmemCache<P> {
     /// which pins and goes on in [`sheaves`].
     #[inline]
     pub fn alloc_caller(&self, gfp: Gfp, caller: usize) -> Option<NonNull<u8>> {
-        let (guard, slot) = self.platform.pin_fast();
-        // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
-        // are pinned to, so its sheaves are ours until `guard` drops.
-        let main = unsafe { *self.main_slot(slot) };
-        // SAFETY: `main` is always a valid sheaf; a non-zero size means it is a real one of
-        // our CPU and slot `size - 1` holds an object.
-        let obj = unsafe {
-            let size = (*main).size;
-            if size != 0 {
-                (*main).size = size - 1;
-                PerCpu::count(&self.slot(slot).alloc_fast);
-                *Sheaf::objects(main).add(size as usize - 1)
-            } else {
-                self.alloc_slow(slot, gfp, caller)?
-                    .into_allocated()
-                    .as_ptr()
-            }
-        };
-        drop(guard);
-        // SAFETY: sheaves and slabs only hold non-null object pointers.
-        let obj = unsafe { NonNull::new_unchecked(obj) };
+        // SAFETY: the pin is of the cache's own platform.
+        let (obj, _) = unsafe { self.alloc_unzeroed(self.platform.pin_fast(), gfp, caller) }?;
         if gfp.contains(Gfp::ZERO) {
             // SAFETY: the object is ours and `object_size` bytes long.
             unsafe { obj.as_ptr().write_bytes(0, self.object_size()) };
         }
         Some(obj)
+    }
+
+    /// [`Self::alloc_caller`] without the zeroing, and whether the object came from the fast
+    /// path (`true`) or the slow path. What `kmalloc` inlines: it then knows, without testing,
+    /// that a fast-path object needs no debug work (debug caches have no sheaves, so their
+    /// every allocation takes the slow path).
+    ///
+    /// `pin` is what [`Platform::pin_fast`] returned: `kmalloc` asks its allocator's platform,
+    /// which it has at hand before it knows the cache, so that the per-CPU lookup does not
+    /// wait for the cache's pointer.
+    ///
+    /// # Safety
+    /// `pin` comes from `pin_fast` of this cache's platform or of a clone of it (the same CPUs
+    /// and slots), and its guard is not dropped before.
+    #[inline(always)]
+    pub(crate) unsafe fn alloc_unzeroed(
+        &self,
+        pin: (P::Guard, usize),
+        gfp: Gfp,
+        caller: usize,
+    ) -> Option<(NonNull<u8>, bool)> {
+        let (guard, slot) = pin;
+        // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
+        // are pinned to, so its sheaves are ours until `guard` drops.
+        let main = unsafe { *self.main_slot(slot) };
+        // SAFETY: `main` is always a valid sheaf; a non-zero size means it is a real one of
+        // our CPU and slot `size - 1` holds an object.
+        let (obj, fast) = unsafe {
+            let size = (*main).size;
+            if size != 0 {
+                (*main).size = size - 1;
+                PerCpu::count(&self.slot(slot).alloc_fast);
+                (*Sheaf::objects(main).add(size as usize - 1), true)
+            } else {
+                let obj = self.alloc_slow(slot, gfp, caller)?;
+                (obj.into_allocated().as_ptr(), false)
+            }
+        };
+        drop(guard);
+        // SAFETY: sheaves and slabs only hold non-null object pointers.
+        Some((unsafe { NonNull::new_unchecked(obj) }, fast))
     }
 
     /// Allocates one object from memory of `node` (`kmem_cache_alloc_node`). The local node
@@ -654,7 +676,25 @@ impl<P: Platform> KmemCache<P> {
     /// As for [`Self::free`].
     #[inline]
     pub unsafe fn free_caller(&self, obj: NonNull<u8>, caller: usize) -> Result<(), SlabReport> {
-        let (_guard, slot) = self.platform.pin_fast();
+        // SAFETY: the pin is of the cache's own platform; the rest is forwarded.
+        unsafe { self.free_pinned(self.platform.pin_fast(), obj, caller) }
+    }
+
+    /// [`Self::free_caller`] with the CPU pinned by the caller: `kfree` pins with its
+    /// allocator's platform while it looks the cache up, so that the per-CPU lookup does not
+    /// wait for the cache's pointer.
+    ///
+    /// # Safety
+    /// As for [`Self::free`]; `pin` comes from [`Platform::pin_fast`] of this cache's platform
+    /// or of a clone of it (the same CPUs and slots).
+    #[inline(always)]
+    pub(crate) unsafe fn free_pinned(
+        &self,
+        pin: (P::Guard, usize),
+        obj: NonNull<u8>,
+        caller: usize,
+    ) -> Result<(), SlabReport> {
+        let (_guard, slot) = pin;
         // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
         // are pinned to, whose sheaves are ours.
         let main = unsafe { *self.main_slot(slot) };

@@ -97,9 +97,29 @@ impl HostInner {
     }
 }
 
-/// The host platform: cheap to clone (an `Arc`).
+/// The host platform: cheap to clone (an `Arc`, and copies of what the fast paths read).
 #[derive(Clone)]
-pub struct HostPlatform(Arc<HostInner>, PlatformKey, FastId);
+pub struct HostPlatform(Arc<HostInner>, PlatformKey, FastId, OwnerTable);
+
+/// Where the page-owner words are, copied out of the shared state into every handle (each
+/// cache and allocator holds one): `kfree` finds an address's owner with loads from the handle
+/// it already has, as Linux's `virt_to_slab` computes the `struct page` from the address,
+/// instead of first following the `Arc`.
+#[derive(Clone, Copy)]
+struct OwnerTable {
+    /// First byte of the arena.
+    base: usize,
+    /// Bytes of the arena.
+    len: usize,
+    /// `HostInner::owners`: one word per page of the arena.
+    owners: NonNull<AtomicUsize>,
+}
+
+// SAFETY: `owners` points into the `HostInner` that the handle's `Arc` keeps alive, and is
+// only read through, as atomics, like the `Arc`'s own contents.
+unsafe impl Send for OwnerTable {}
+// SAFETY: as above.
+unsafe impl Sync for OwnerTable {}
 
 /// How many platforms can have a fast-path number at once; further ones get number 0, whose
 /// [`FAST_SLOT`] entry is never set (their fast paths always ask the checking `pin()`).
@@ -234,7 +254,12 @@ impl HostPlatform {
         }
         let key = PlatformKey(Arc::as_ptr(&inner) as usize);
         let fast_id = inner.fast_id;
-        Self(inner, key, fast_id)
+        let table = OwnerTable {
+            base: inner.base,
+            len: inner.len,
+            owners: NonNull::from(&inner.owners[0]),
+        };
+        Self(inner, key, fast_id, table)
     }
 
     /// Registers the current thread as the lowest free CPU id. Panics if the thread is already
@@ -491,10 +516,16 @@ unsafe impl Platform for HostPlatform {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn page_owner(&self, addr: usize) -> usize {
-        self.page_index(addr)
-            .map_or(0, |p| self.0.owners[p].load(Ordering::Acquire))
+        let t = &self.3;
+        let off = addr.wrapping_sub(t.base);
+        if off >= t.len {
+            return 0;
+        }
+        // SAFETY: `off < len`, so the page index is below the number of pages, the length of
+        // `owners`, which the handle's `Arc` keeps alive.
+        unsafe { t.owners.add(off >> PAGE_SHIFT).as_ref() }.load(Ordering::Acquire)
     }
 
     fn slab_meta(&self, page: NonNull<u8>) -> NonNull<Slab> {
