@@ -43,7 +43,7 @@
 //! entry fills a cache line of its own: when CPUs' `main` pointers shared a line, every sheaf
 //! exchange on one CPU took that line away from the others' fast paths. `push_limit` keeps the
 //! multi-node "is this object remote?" test off the single-node free path. Measured time on the
-//! host: about 3 ns per pair (`examples/bench.rs`).
+//! host: about 3 ns per pair (`examples/bench/`).
 
 use alloc::boxed::Box;
 use core::ptr::{self, NonNull};
