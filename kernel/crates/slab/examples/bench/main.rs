@@ -79,6 +79,7 @@
 //!   loop too).
 
 mod alloc;
+mod charts;
 mod churn;
 mod space;
 mod threads;
@@ -89,6 +90,7 @@ use mimalloc::MiMalloc;
 use slab::{KmemCacheArgs, SlabFlags};
 
 use alloc::{Cache, Global, Kmalloc, LinkedList, Sheaf};
+use charts::Figures;
 use churn::{best, churn, pairs};
 use space::{print_space, space_c};
 use threads::{churn_cols, churn_threads_private, one_two, threads_row};
@@ -141,9 +143,11 @@ fn row(name: &str, cols: &[String]) {
 }
 
 fn main() {
-    // Optional arguments: the workloads to run (`a b c d`), default all.
-    let only: Vec<String> = std::env::args().skip(1).collect();
-    let wanted = |w: &str| only.is_empty() || only.iter().any(|o| o == w);
+    // Optional arguments: the workloads to run (`a b c d`), default all, and `--charts=DIR`.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let wanted = |w: &str| only.is_empty() || only.iter().any(|o| *o == w);
+    let mut figs = Figures::default();
     println!("Sheaf slab allocator benchmark (release build; best of {RUNS} runs per figure).");
     println!(
         "NOTE: this 2-core machine may be shared: timings are noisy, compare ratios, run twice."
@@ -152,28 +156,56 @@ fn main() {
     println!();
     let ll = (wanted("a") || wanted("b")).then(LinkedList::new);
     if let (true, Some(ll)) = (wanted("a"), &ll) {
-        workload_a(ll);
+        workload_a(ll, &mut figs);
     }
     if let (true, Some(ll)) = (wanted("b"), &ll) {
-        workload_b(ll);
+        workload_b(ll, &mut figs);
     }
     drop(ll);
     if wanted("c") {
-        workload_c();
+        workload_c(&mut figs);
     }
     if wanted("d") {
-        workload_d();
+        workload_d(&mut figs);
     }
     println!("Instructions per fast-path alloc+free pair (target <= 20), with callgrind:");
     println!("  kernel/crates/slab/examples/count_fastpath.sh all");
+    let dir = charts::charts_dir(&args);
+    match charts::write(&figs, &dir) {
+        Ok(files) => {
+            for f in files {
+                println!("chart: {}", f.display());
+            }
+        }
+        Err(e) => println!("charts not written to {}: {e}", dir.display()),
+    }
 }
 
-/// A best-of-[`RUNS`] time as a table cell.
-fn cell(f: impl FnMut() -> f64) -> Vec<String> {
-    vec![format!("{:.2}", best(f))]
+/// A best-of-[`RUNS`] time as a table cell, recorded for the charts as `(workload, name)`.
+fn cell(
+    figs: &mut Figures,
+    workload: &'static str,
+    name: &'static str,
+    f: impl FnMut() -> f64,
+) -> Vec<String> {
+    let t = best(f);
+    figs.ns.push((workload, name, t));
+    vec![format!("{t:.2}")]
 }
 
-fn workload_a(ll: &LinkedList) {
+/// Prints a row of one best-of-[`RUNS`] time and records it for the charts.
+fn timed_row(
+    figs: &mut Figures,
+    workload: &'static str,
+    name: &'static str,
+    f: impl FnMut() -> f64,
+) {
+    let c = cell(figs, workload, name, f);
+    row(name, &c);
+}
+
+fn workload_a(ll: &LinkedList, figs: &mut Figures) {
+    const A: &str = "(a) pairs, 64 B";
     println!("(a) alloc+free pairs of {PAIR_SIZE} B, ns per pair");
     {
         let (sheaf, _cpu) = Sheaf::new(16_384);
@@ -188,25 +220,25 @@ fn workload_a(ll: &LinkedList) {
             .expect("cache")
             .leak();
         let c = Cache(&sheaf, cache);
-        row("sheaf kmem_cache", &cell(|| pairs(&c, PAIR_SIZE, PAIRS)));
-        row(
-            "sheaf kmalloc",
-            &cell(|| pairs(&Kmalloc(&sheaf), PAIR_SIZE, PAIRS)),
-        );
+        timed_row(figs, A, "sheaf kmem_cache", || pairs(&c, PAIR_SIZE, PAIRS));
+        timed_row(figs, A, "sheaf kmalloc", || {
+            pairs(&Kmalloc(&sheaf), PAIR_SIZE, PAIRS)
+        });
     }
-    row(
-        "linked_list",
-        &cell(|| pairs(&ll.heap, PAIR_SIZE, PAIRS_LL)),
-    );
-    row("system", &cell(|| pairs(&Global(System), PAIR_SIZE, PAIRS)));
-    row(
-        "mimalloc",
-        &cell(|| pairs(&Global(MiMalloc), PAIR_SIZE, PAIRS)),
-    );
+    timed_row(figs, A, "linked_list", || {
+        pairs(&ll.heap, PAIR_SIZE, PAIRS_LL)
+    });
+    timed_row(figs, A, "system", || {
+        pairs(&Global(System), PAIR_SIZE, PAIRS)
+    });
+    timed_row(figs, A, "mimalloc", || {
+        pairs(&Global(MiMalloc), PAIR_SIZE, PAIRS)
+    });
     println!();
 }
 
-fn workload_b(ll: &LinkedList) {
+fn workload_b(ll: &LinkedList, figs: &mut Figures) {
+    const B: &str = "(b) churn, 10k live";
     println!(
         "(b) churn, {LIVE_B} live objects of {MIN_SIZE}..={MAX_SIZE} B, {WARMUP} warm-up ops, \
          ns per op (free + alloc)"
@@ -217,18 +249,18 @@ fn workload_b(ll: &LinkedList) {
     };
     let ll_b = best(|| churn(&ll.heap, LIVE_B, WARMUP, OPS_LL));
     row("sheaf kmalloc", &[format!("{kmalloc_b:.2}")]);
+    figs.ns.push((B, "sheaf kmalloc", kmalloc_b));
+    figs.ns.push((B, "linked_list", ll_b));
     row(
         "linked_list",
         &[format!("{ll_b:.2}"), format!("({OPS_LL} timed ops)")],
     );
-    row(
-        "system",
-        &cell(|| churn(&Global(System), LIVE_B, WARMUP, OPS)),
-    );
-    row(
-        "mimalloc",
-        &cell(|| churn(&Global(MiMalloc), LIVE_B, WARMUP, OPS)),
-    );
+    timed_row(figs, B, "system", || {
+        churn(&Global(System), LIVE_B, WARMUP, OPS)
+    });
+    timed_row(figs, B, "mimalloc", || {
+        churn(&Global(MiMalloc), LIVE_B, WARMUP, OPS)
+    });
     let ratio = ll_b / kmalloc_b;
     println!(
         "  linked_list / kmalloc = {ratio:.0}x  (target >= 100x: {})",
@@ -237,7 +269,8 @@ fn workload_b(ll: &LinkedList) {
     println!();
 }
 
-fn workload_c() {
+fn workload_c(figs: &mut Figures) {
+    const C: &str = "(c) churn, 1M live";
     println!(
         "(c) churn, {LIVE_C} live objects of {MIN_SIZE}..={MAX_SIZE} B, {WARMUP_C} warm-up ops, \
          ns per op (free + alloc)"
@@ -245,10 +278,9 @@ fn workload_c() {
     // ~1.4 GB live: a 2 GiB arena.
     let (sheaf, _cpu) = Sheaf::new(524_288);
     let space = space_c(&sheaf);
-    row(
-        "sheaf kmalloc",
-        &cell(|| churn(&Kmalloc(&sheaf), LIVE_C, WARMUP_C, OPS_C)),
-    );
+    timed_row(figs, C, "sheaf kmalloc", || {
+        churn(&Kmalloc(&sheaf), LIVE_C, WARMUP_C, OPS_C)
+    });
     row(
         "linked_list",
         &[
@@ -256,19 +288,17 @@ fn workload_c() {
             "(first-fit walk over ~1e5-1e6 holes: ms per op, minutes to steady state)".into(),
         ],
     );
-    row(
-        "system",
-        &cell(|| churn(&Global(System), LIVE_C, WARMUP_C, OPS_C)),
-    );
-    row(
-        "mimalloc",
-        &cell(|| churn(&Global(MiMalloc), LIVE_C, WARMUP_C, OPS_C)),
-    );
+    timed_row(figs, C, "system", || {
+        churn(&Global(System), LIVE_C, WARMUP_C, OPS_C)
+    });
+    timed_row(figs, C, "mimalloc", || {
+        churn(&Global(MiMalloc), LIVE_C, WARMUP_C, OPS_C)
+    });
     println!();
-    print_space(&sheaf, &space);
+    print_space(&sheaf, &space, figs);
 }
 
-fn workload_d() {
+fn workload_d(figs: &mut Figures) {
     println!(
         "(d) threads: churn as (b), {OPS} timed ops per thread; producer/consumer {PAIR_SIZE} B"
     );
@@ -290,12 +320,22 @@ fn workload_d() {
     );
     let (sheaf, _cpu) = Sheaf::new(65_536);
     let d = threads_row("sheaf kmalloc", &Kmalloc(&sheaf));
+    figs.scaling
+        .push(("sheaf kmalloc", d.churn, d.control, d.mem));
     drop(sheaf);
-    let mut private = churn_cols(&one_two(churn_threads_private));
+    let rates = one_two(churn_threads_private);
+    let mut private = churn_cols(&rates);
     private.extend(["-".into(), "-".into(), "-".into(), "-".into()]);
     row("sheaf, 1 per thr", &private);
-    threads_row("system", &Global(System));
-    threads_row("mimalloc", &Global(MiMalloc));
+    let ratio = |i: usize| rates[i + 1].wall / rates[i].wall;
+    figs.scaling
+        .push(("sheaf, 1 per thread", ratio(0), ratio(2), ratio(4)));
+    for (name, r) in [
+        ("system", threads_row("system", &Global(System))),
+        ("mimalloc", threads_row("mimalloc", &Global(MiMalloc))),
+    ] {
+        figs.scaling.push((name, r.churn, r.control, r.mem));
+    }
     println!(
         "  sheaf kmalloc: 2/1 threads = {:.2}x on churn ({}), {:.2}x on pairs ({}) (target >= 1.9x), \
          producer/consumer = {:.2}x of same-thread pairs (target >= 0.5x: {})",

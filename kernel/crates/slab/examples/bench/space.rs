@@ -4,6 +4,7 @@ use slab::PAGE_SIZE;
 use slab::layout::KMALLOC_SIZES;
 
 use crate::alloc::{Kmalloc, Sheaf};
+use crate::charts::Figures;
 use crate::churn::Live;
 use crate::{LIVE_C, OPS_C, verdict};
 
@@ -43,11 +44,13 @@ pub(crate) fn space_c(s: &Sheaf) -> SpaceC {
     SpaceC { filled, churned }
 }
 
-pub(crate) fn print_space(s: &Sheaf, space: &SpaceC) {
+pub(crate) fn print_space(s: &Sheaf, space: &SpaceC, figs: &mut Figures) {
     println!("space: kmalloc size classes (objects per slab, bytes of each slab they use)");
     for &size in KMALLOC_SIZES.iter() {
         let c = s.slab.kmalloc_cache(size).expect("kmalloc cache");
         let used = c.objs_per_slab() * c.size();
+        figs.space
+            .push((c.name().to_string(), c.objs_per_slab(), used, c.slab_size()));
         println!(
             "  {:<12} {:>3} objects, {:>5} of {:>5} bytes ({:.1}% used, order {})",
             format!("{}:", c.name()),

@@ -316,6 +316,10 @@ pub(crate) fn pairs_on_thread<A: Bench>(a: &A) -> f64 {
 pub(crate) struct ThreadsRow {
     /// Churn: 2-thread over 1-thread throughput.
     pub(crate) churn: f64,
+    /// The compute control's 2/1 ratio in the same runs.
+    pub(crate) control: f64,
+    /// The memory control's 2/1 ratio in the same runs.
+    pub(crate) mem: f64,
     /// Same-thread pairs: 2-thread over 1-thread throughput.
     pub(crate) pairs: f64,
     /// Producer/consumer over same-thread pairs throughput.
@@ -330,6 +334,8 @@ pub(crate) fn threads_row<A: Bench>(name: &str, a: &A) -> ThreadsRow {
     let pc = best(|| producer_consumer(a));
     let r = ThreadsRow {
         churn: churn[1].wall / churn[0].wall,
+        control: churn[3].wall / churn[2].wall,
+        mem: churn[5].wall / churn[4].wall,
         pairs: p2.wall / p1.wall,
         pc: pairs / pc,
     };
