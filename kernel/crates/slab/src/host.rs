@@ -60,7 +60,8 @@ struct HostInner {
     len: usize,
     free: Vec<Mutex<Vec<BTreeSet<usize>>>>,
     owners: Box<[AtomicUsize]>,
-    meta: Box<[UnsafeCell<MaybeUninit<Slab>>]>,
+    /// Descriptor storage, one cache line per page (see [`MetaSlot`]).
+    meta: Box<[MetaSlot]>,
     taken: Mutex<Vec<bool>>,
     pages_in_use: AtomicUsize,
     rcu_pending: Mutex<Vec<(usize, u32)>>,
@@ -76,6 +77,14 @@ struct HostInner {
     /// `/kernel/slab` (leaked: a kset's members keep a `'static` reference to it).
     slab_kset: &'static kobject::KSet,
 }
+
+/// The descriptor storage of one page, alone on its cache line(s), as in the kernel (whose
+/// descriptor array is page aligned, with 64-byte descriptors). Packed at the 8-byte alignment
+/// of `Slab`, a 64-byte descriptor straddled two lines, the second shared with the next page's
+/// descriptor: list moves of one slab (its links are its last words) took away from every
+/// other CPU the line holding the neighbour's `cache` word, which each `kfree` reads.
+#[repr(align(64))]
+struct MetaSlot(UnsafeCell<MaybeUninit<Slab>>);
 
 // SAFETY: `meta` entries are only written by the owner of the corresponding block; everything
 // else is behind mutexes or atomics.
@@ -227,7 +236,7 @@ impl HostPlatform {
             free,
             owners: (0..pages).map(|_| AtomicUsize::new(0)).collect(),
             meta: (0..pages)
-                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .map(|_| MetaSlot(UnsafeCell::new(MaybeUninit::uninit())))
                 .collect(),
             taken: Mutex::new(vec![false; cfg.cpus]),
             pages_in_use: AtomicUsize::new(0),
@@ -532,7 +541,7 @@ unsafe impl Platform for HostPlatform {
         let p = self
             .page_index(page.as_ptr() as usize)
             .expect("slab_meta outside the arena");
-        NonNull::new(self.0.meta[p].get().cast::<Slab>()).expect("non-null cell")
+        NonNull::new(self.0.meta[p].0.get().cast::<Slab>()).expect("non-null cell")
     }
 
     fn slab_error(&self, _report: &SlabReport) {
