@@ -3,14 +3,16 @@
 //! the instruction counts by the difference of the `N`s, so that setup and exit cancel out).
 //!
 //! ```text
-//! count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|system|mimalloc]
+//! count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|kmalloc-const|static|dynamic|system|mimalloc]
 //! ```
 //! `cache` (the default): `alloc`/`free` of a `kmem_cache_create`d 64-byte cache, the same
 //! `alloc_free_pair` as `fastpath.rs`, called `N` times (so each pair also pays the call, the
 //! function's frame and the loop: about 10 instructions). `cache-inline`: the same alloc and
 //! free inlined into one loop (the count is then the allocator's instructions plus the loop's
 //! decrement and branch). `cache-hardened`: `cache` with `SlabOptions::hardened` (every free
-//! checked against its page owner, through the slow path). `kmalloc`: `kmalloc(64)`/`kfree`. For scale, with the
+//! checked against its page owner, through the slow path). `kmalloc`: `kmalloc(size)`/`kfree`
+//! with the size (64) known only at run time; `kmalloc-const`: `kmalloc(64)`/`kfree` with a
+//! constant size, whose class the compiler picks. For scale, with the
 //! same loop: `system` (`std::alloc::System`, glibc) and `mimalloc` (`mimalloc::MiMalloc`),
 //! both called through `GlobalAlloc` with a 64-byte, 8-aligned layout.
 

@@ -290,7 +290,7 @@ impl<P: Platform> SlabAllocator<P> {
     /// Pointers that are not slab objects or large blocks are reported and ignored.
     ///
     /// The fast path: the page owner of the address is a slab (one signed test of the word,
-    /// see [`PageOwner`]), whose descriptor names the cache, whose free fast path is inlined.
+    /// see `PageOwner`), whose descriptor names the cache, whose free fast path is inlined.
     /// Null and [`ZERO_SIZE_PTR`] need no test there: no page of the platform holds them, so
     /// their owner is 0 and they go to the `#[cold]` rest with large blocks and strays.
     ///
