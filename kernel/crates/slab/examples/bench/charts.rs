@@ -3,7 +3,8 @@
 //!   log scale (linked_list_allocator is 100-1000x slower in (b));
 //! * `scaling.svg`: the 2-thread over 1-thread churn throughput of (d) for each allocator, with
 //!   the run's compute and memory controls beside it (what the machine gave);
-//! * `space.svg`: for each kmalloc class, the share of its slab its objects use.
+//! * `space.svg`: for each kmalloc class, the bytes of its slabs and of its live objects
+//!   (rounded to the class) once (c) has filled its million objects, on a log scale.
 //!
 //! Where: `--charts=DIR`, else `$SHEAF_BENCH_CHARTS`, else `target/bench-charts` (the target
 //! directory the bench binary was built in).
@@ -20,8 +21,8 @@ pub(crate) struct Figures {
     pub(crate) ns: Vec<(&'static str, &'static str, f64)>,
     /// (allocator, churn 2/1 ratio, compute control 2/1, memory control 2/1) of (d).
     pub(crate) scaling: Vec<(&'static str, f64, f64, f64)>,
-    /// (kmalloc class name, objects per slab, bytes they use, slab bytes).
-    pub(crate) space: Vec<(String, usize, usize, usize)>,
+    /// (kmalloc class name, bytes of its slabs, class bytes of its live objects) in (c).
+    pub(crate) space: Vec<(String, usize, usize)>,
 }
 
 /// The charts' directory (see the module docs).
@@ -241,28 +242,41 @@ fn scaling(figs: &Figures, path: &Path) -> Result {
 }
 
 fn space(figs: &Figures, path: &Path) -> Result {
-    let find = |g: usize, _: usize| {
-        let (_, _, used, slab) = figs.space[g];
-        Some(100.0 * used as f64 / slab as f64)
+    let find = |g: usize, s: usize| {
+        let (_, held, live) = figs.space[g];
+        let v = [held, live][s] as f64 / 1024.0;
+        (v > 0.0).then_some(v)
     };
+    let max = figs
+        .space
+        .iter()
+        .map(|f| f.1.max(f.2) as f64 / 1024.0)
+        .fold(1.0, f64::max);
     let root = SVGBackend::new(path, (1000, 520)).into_drawing_area();
     bars(
         &root,
         &Bars {
-            title: "kmalloc classes: share of each slab the objects use",
-            y_desc: "% of slab bytes in objects",
+            title: "(c) space per kmalloc class, 1,000,000 live objects of 8..=2048 B (log scale)",
+            y_desc: "KiB",
             groups: figs
                 .space
                 .iter()
-                .map(|(name, objs, _, _)| {
-                    format!("{} ({objs})", name.trim_start_matches("kmalloc-"))
-                })
+                .map(|(name, _, _)| name.trim_start_matches("kmalloc-").to_string())
                 .collect(),
-            series: vec!["objects x size / slab size (objects per slab in brackets)".into()],
+            series: vec![
+                "slabs held (num_slabs x slab size)".into(),
+                "live objects (count x class size)".into(),
+            ],
             value: &find,
-            label: &|v| format!("{v:.1}%"),
+            label: &|v| {
+                if v >= 1024.0 {
+                    format!("{:.0}M", v / 1024.0)
+                } else {
+                    format!("{v:.0}K")
+                }
+            },
         },
-        0f64..115.0,
+        (1f64..max * 6.0).log_scale(),
         &[],
     )
 }

@@ -1,7 +1,7 @@
 //! Space figures: objects per slab of each kmalloc class, pages held by (c).
 
 use slab::PAGE_SIZE;
-use slab::layout::KMALLOC_SIZES;
+use slab::layout::{KMALLOC_SIZES, kmalloc_size_roundup};
 
 use crate::alloc::{Kmalloc, Sheaf};
 use crate::charts::Figures;
@@ -14,6 +14,8 @@ pub(crate) struct SpaceC {
     pub(crate) filled: (usize, usize, usize),
     /// The same after [`OPS_C`] churn ops.
     pub(crate) churned: (usize, usize, usize),
+    /// Per kmalloc class after filling: (name, num_slabs x slab_size, live class bytes).
+    pub(crate) per_class: Vec<(String, usize, usize)>,
 }
 
 pub(crate) fn slab_bytes(s: &Sheaf) -> usize {
@@ -38,10 +40,28 @@ pub(crate) fn space_c(s: &Sheaf) -> SpaceC {
         )
     };
     let filled = measure(&l);
+    let per_class = KMALLOC_SIZES
+        .iter()
+        .map(|&size| {
+            let c = s.slab.kmalloc_cache(size).expect("kmalloc cache");
+            let live = l
+                .objs
+                .iter()
+                .filter(|&&(_, o)| kmalloc_size_roundup(o) == size)
+                .count()
+                * size;
+            let held = c.slabinfo().num_slabs * c.slab_size();
+            (c.name().to_string(), held, live)
+        })
+        .collect();
     l.churn(&k, OPS_C);
     let churned = measure(&l);
     l.free_all(&k);
-    SpaceC { filled, churned }
+    SpaceC {
+        filled,
+        churned,
+        per_class,
+    }
 }
 
 pub(crate) fn print_space(s: &Sheaf, space: &SpaceC, figs: &mut Figures) {
@@ -49,8 +69,7 @@ pub(crate) fn print_space(s: &Sheaf, space: &SpaceC, figs: &mut Figures) {
     for &size in KMALLOC_SIZES.iter() {
         let c = s.slab.kmalloc_cache(size).expect("kmalloc cache");
         let used = c.objs_per_slab() * c.size();
-        figs.space
-            .push((c.name().to_string(), c.objs_per_slab(), used, c.slab_size()));
+
         println!(
             "  {:<12} {:>3} objects, {:>5} of {:>5} bytes ({:.1}% used, order {})",
             format!("{}:", c.name()),
@@ -61,6 +80,7 @@ pub(crate) fn print_space(s: &Sheaf, space: &SpaceC, figs: &mut Figures) {
             c.order()
         );
     }
+    figs.space.clone_from(&space.per_class);
     println!("space: (c) with {LIVE_C} live objects");
     for (label, (pages, slabs, live)) in [
         ("after filling", space.filled),
