@@ -93,6 +93,8 @@ struct Bars<'a> {
     value: &'a dyn Fn(usize, usize) -> Option<f64>,
     /// Formats a bar's label.
     label: &'a dyn Fn(f64) -> String,
+    /// Where the legend goes (where the bars are low).
+    legend: SeriesLabelPosition,
 }
 
 /// Draws grouped bars on a linear or log y axis, with a legend, a label on each bar and, for
@@ -168,7 +170,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(b.legend.clone())
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()?;
@@ -210,6 +212,7 @@ fn ns_per_op(figs: &Figures, path: &Path) -> Result {
             series: allocators.iter().map(|a| a.to_string()).collect(),
             value: &find,
             label: &|v| format!("{v:.1}"),
+            legend: SeriesLabelPosition::UpperRight,
         },
         (0.5f64..max * 4.0).log_scale(),
         &[],
@@ -235,6 +238,7 @@ fn scaling(figs: &Figures, path: &Path) -> Result {
             ],
             value: &find,
             label: &|v| format!("{v:.2}x"),
+            legend: SeriesLabelPosition::UpperRight,
         },
         0f64..2.6,
         &[(2.0, "2.0x: perfect"), (1.9, "1.9x: target")],
@@ -275,6 +279,7 @@ fn space(figs: &Figures, path: &Path) -> Result {
                     format!("{v:.0}K")
                 }
             },
+            legend: SeriesLabelPosition::UpperLeft,
         },
         (1f64..max * 6.0).log_scale(),
         &[],
