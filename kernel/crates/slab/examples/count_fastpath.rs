@@ -3,14 +3,16 @@
 //! the instruction counts by the difference of the `N`s, so that setup and exit cancel out).
 //!
 //! ```text
-//! count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|system|mimalloc]
+//! count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|kmalloc-const|static|dynamic|system|mimalloc]
 //! ```
 //! `cache` (the default): `alloc`/`free` of a `kmem_cache_create`d 64-byte cache, the same
 //! `alloc_free_pair` as `fastpath.rs`, called `N` times (so each pair also pays the call, the
 //! function's frame and the loop: about 10 instructions). `cache-inline`: the same alloc and
 //! free inlined into one loop (the count is then the allocator's instructions plus the loop's
 //! decrement and branch). `cache-hardened`: `cache` with `SlabOptions::hardened` (every free
-//! checked against its page owner, through the slow path). `kmalloc`: `kmalloc(64)`/`kfree`. For scale, with the
+//! checked against its page owner, through the slow path). `kmalloc`: `kmalloc(size)`/`kfree`
+//! with the size (64) known only at run time; `kmalloc-const`: `kmalloc(64)`/`kfree` with a
+//! constant size, whose class the compiler picks. For scale, with the
 //! same loop: `system` (`std::alloc::System`, glibc) and `mimalloc` (`mimalloc::MiMalloc`),
 //! both called through `GlobalAlloc` with a 64-byte, 8-aligned layout.
 
@@ -32,10 +34,32 @@ pub fn alloc_free_pair(c: &KmemCache<HostPlatform>) {
     }
 }
 
-/// One `kmalloc(64)` and its `kfree`.
+/// An allocator and the size `kmalloc_kfree_pair` asks of it, which the compiler does not
+/// know (it goes through `black_box` once, before the loop).
+pub struct KmallocArgs<'a> {
+    /// The allocator.
+    a: &'a SlabAllocator<HostPlatform>,
+    /// The size of each `kmalloc`.
+    size: usize,
+}
+
+/// One `kmalloc(size)` and its `kfree`, the size known only at run time.
 #[inline(never)]
-pub fn kmalloc_kfree_pair(a: &SlabAllocator<HostPlatform>) {
-    if let Some(o) = a.kmalloc(black_box(64), Gfp::KERNEL) {
+pub fn kmalloc_kfree_pair(k: &KmallocArgs<'_>) {
+    let a = k.a;
+    if let Some(o) = a.kmalloc(k.size, Gfp::KERNEL) {
+        // SAFETY: from kmalloc, not used afterwards.
+        let _ = unsafe { a.kfree(o.as_ptr()) };
+    }
+}
+
+/// One `kmalloc(64)` and its `kfree`, the size a constant as in most kernel code: the size
+/// class is then chosen at compile time (the `kmalloc_index` of a constant folds, as Linux's
+/// `kmalloc` picks the cache of a `__builtin_constant_p` size), like the constant layout the
+/// `system` and `mimalloc` modes pass.
+#[inline(never)]
+pub fn kmalloc_const_pair(a: &SlabAllocator<HostPlatform>) {
+    if let Some(o) = a.kmalloc(64, Gfp::KERNEL) {
         // SAFETY: from kmalloc, not used afterwards.
         let _ = unsafe { a.kfree(o.as_ptr()) };
     }
@@ -103,16 +127,16 @@ fn run<T: ?Sized>(n: u64, x: &T, pair: fn(&T)) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().and_then(|a| a.parse().ok()).expect(
-        "usage: count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|static|dynamic|alias|system|mimalloc]",
+        "usage: count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|kmalloc-const|static|dynamic|alias|system|mimalloc]",
     );
     let mode = args.next().unwrap_or_else(|| "cache".into());
     match mode.as_str() {
         "system" => return run(n, &System, global_pair),
         "mimalloc" => return run(n, &MiMalloc, global_pair),
-        "cache" | "cache-inline" | "cache-hardened" | "kmalloc" | "static" | "dynamic"
-        | "alias" => {}
+        "cache" | "cache-inline" | "cache-hardened" | "kmalloc" | "kmalloc-const" | "static"
+        | "dynamic" | "alias" => {}
         other => panic!(
-            "unknown mode {other:?}: cache, cache-inline, cache-hardened, kmalloc, static, dynamic, alias, system, mimalloc"
+            "unknown mode {other:?}: cache, cache-inline, cache-hardened, kmalloc, kmalloc-const, static, dynamic, alias, system, mimalloc"
         ),
     }
     let p = HostPlatform::new(HostConfig {
@@ -167,7 +191,13 @@ fn main() {
     }
     // The warm-up refills the main sheaf (the same for every N).
     if mode == "kmalloc" {
-        run(n, &a, kmalloc_kfree_pair);
+        let args = KmallocArgs {
+            a: &a,
+            size: black_box(64),
+        };
+        run(n, &args, kmalloc_kfree_pair);
+    } else if mode == "kmalloc-const" {
+        run(n, &a, kmalloc_const_pair);
     } else if mode == "cache-inline" {
         alloc_free_loop(c, 1);
         alloc_free_loop(c, black_box(n));

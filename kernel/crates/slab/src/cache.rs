@@ -21,15 +21,18 @@
 //! sheaves under a pin (`KmemCache::pcs`, or every CPU's with the cache to oneself,
 //! `Exclusive`), the `#[cold]` entry points that turn the fast paths' slot into a pin, the
 //! memory of sheaves (`alloc_empty_sheaf`, `free_sheaf`), handing an object out (zeroing it),
-//! handing sheaves and lone objects to RCU on heads (`call_rcu_sheaf`, `call_rcu_object`) with
-//! their callbacks, which find the cache again, and the `unsafe` free entry points that make a
-//! `FreeObject` of a caller's pointer.
+//! and the `unsafe` free entry points that make a `FreeObject` of a caller's pointer. Its
+//! children `cache/rcu_heads.rs` (handing sheaves and lone objects to RCU on heads,
+//! `call_rcu_sheaf` and `call_rcu_object`, with their callbacks, which find the cache again;
+//! the `kfree_rcu` entry points) and `cache/bulk.rs` (`alloc_bulk`, `free_bulk`) hold the
+//! other raw parts.
 //!
 //! ## What the fast path costs
 //! Counted with callgrind (`examples/count_fastpath.sh`, host, release): an allocation
-//! followed by a free of the same object, both hitting the main sheaf, is **20 instructions**
-//! when inlined into a loop (10 + 10), and 30 through a non-inlined function (the call, its
-//! frame and the loop add 10). Per operation:
+//! followed by a free of the same object, both hitting the main sheaf, is **24 instructions**
+//! when inlined into a loop (11 + 11 and the loop's 2: 20 before the free path's naive
+//! double-free test and the fast-path statistics counters), and 34 through a non-inlined
+//! function (the call, its frame and the loop add 10). Per operation:
 //!
 //! | part | instructions |
 //! |------|-------------:|
@@ -37,13 +40,21 @@
 //! | the CPU's `main` sheaf pointer, stored inside the cache at the slot's byte offset (one load) | 1 |
 //! | sheaf `size` against 0 (alloc) or `push_limit` (free): load, compare, branch | 3 |
 //! | pop / push: object load or store, new size, store | 3-4 |
+//! | free only: the object against the top of the sheaf (naive double free) | 2 |
+//! | `alloc_fastpath` / `free_fastpath` statistic, in the CPU's slot | 1 |
 //!
+//! `kmalloc` and `kfree` inline these paths (`KmemCache::alloc_unzeroed`,
+//! `KmemCache::free_pinned`) and add the size class (a table up to 192 bytes) and the page
+//! owner of the address (one signed test tells a slab): 57 instructions per kmalloc+kfree pair
+//! through a call with the size known at run time, 47 with a constant size (see
+//! `crate::kmalloc`). Both pin with the allocator's platform before they know the cache, so
+//! the per-CPU lookup does not wait for the cache pointer.
 //! Keeping the per-CPU sheaves inside the cache (not behind a pointer to an array) saves a
 //! load per operation, and a slot that is already a byte offset saves a multiply. Each CPU's
 //! entry fills a cache line of its own: when CPUs' `main` pointers shared a line, every sheaf
 //! exchange on one CPU took that line away from the others' fast paths. `push_limit` keeps the
 //! multi-node "is this object remote?" test off the single-node free path. Measured time on the
-//! host: about 3 ns per pair (`examples/bench.rs`).
+//! host: about 3 ns per pair (`examples/bench/`).
 
 use alloc::boxed::Box;
 use core::ptr::{self, NonNull};
@@ -52,7 +63,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::barn::Barn;
 use crate::base::{Gfp, PAGE_SIZE, get_order, slot_cpu};
 use crate::flags::{Ctor, KmemCacheArgs, SlabFlags};
-use crate::head::{CallbackHead, RcuHead, container_of};
+use crate::head::CallbackHead;
 use crate::layout::{
     Layout, LayoutError, SHEAF_HEADER, WORD, calculate_sizes, default_sheaf_capacity, min_partial,
     round_sheaf_capacity,
@@ -65,11 +76,13 @@ use crate::stats::{CpuStats, PaddedStats, Stat};
 use crate::sync::Mutex;
 use destroy::DestroyLink;
 
+mod bulk;
 pub mod debug;
 pub(crate) mod destroy;
 mod info;
 mod prefill;
 pub mod rcu_free;
+mod rcu_heads;
 pub mod sheaves;
 mod shrink;
 mod slabs;
@@ -517,63 +530,6 @@ impl<P: Platform> KmemCache<P> {
         }
     }
 
-    /// Hands a detached `rcu_free` sheaf of this cache to RCU on the head its header turns into
-    /// (Linux's `call_rcu(&sheaf->rcu_head, rcu_free_sheaf)`): nothing is allocated. After the
-    /// grace period `rcu_free_sheaf_callback` gives it to [`Self::rcu_free_sheaf`].
-    pub(crate) fn call_rcu_sheaf(&self, sheaf: SheafBox) {
-        self.mark_rcu_used();
-        assert!(
-            sheaf.capacity() == self.sheaf_capacity && sheaf.oversize_order().is_none(),
-            "an rcu_free sheaf is a regular sheaf of its cache"
-        );
-        let head = sheaf.into_rcu_head();
-        // SAFETY: the head is the sheaf's, which nobody uses until the callback takes it back
-        // (the handle was consumed); the callback only needs a live cache, and the cache
-        // outlives it: with `rcu_used` set, destruction waits for RCU callbacks
-        // (`rcu_free_barrier`) before it frees the cache.
-        unsafe {
-            self.platform
-                .call_rcu_head(head, rcu_free_sheaf_callback::<P>)
-        };
-    }
-
-    /// Frees `obj` after a grace period on a callback record of its own: for an object that no
-    /// `rcu_free` sheaf can take and whose caller gave no `rcu_head` (`kfree_rcu(ptr)`, Linux's
-    /// `kvfree_rcu_mightsleep`, which allocates too). The record, a head and the object's token,
-    /// is the one allocation on the RCU paths, made fallibly from the global allocator: when it
-    /// fails the object is leaked (never reused, so readers stay safe) and reported as
-    /// [`SlabErrorKind::KfreeRcuNoMemory`](crate::SlabErrorKind::KfreeRcuNoMemory). An object
-    /// with a head of its own never comes here (the kernel's `kvfree_call_rcu` queues that head).
-    pub(crate) fn call_rcu_object(&self, obj: FreeObject) {
-        self.mark_rcu_used();
-        let layout = core::alloc::Layout::new::<RcuObject<P>>();
-        // SAFETY: the layout is not zero-sized (it holds a head).
-        let record = NonNull::new(unsafe { alloc::alloc::alloc(layout) }.cast::<RcuObject<P>>());
-        let Some(record) = record else {
-            // The token is given up: the object stays allocated in its slab for good.
-            let addr = obj.into_allocated().as_ptr() as usize;
-            self.report(addr, crate::report::SlabErrorKind::KfreeRcuNoMemory);
-            return;
-        };
-        let r = record.as_ptr();
-        // SAFETY: `record` is a fresh allocation for an `RcuObject`; the head pointer is
-        // projected from the record's, so the callback can step back to the whole record.
-        let head = unsafe {
-            r.write(RcuObject {
-                head: RcuHead::new(),
-                obj,
-                cache: NonNull::from(self),
-            });
-            NonNull::new_unchecked(&raw mut (*r).head)
-        };
-        // SAFETY: the record is the callback's alone until it runs (nobody else has its
-        // address); the cache outlives the callback as for `call_rcu_sheaf` (`rcu_used`).
-        unsafe {
-            self.platform
-                .call_rcu_head(head, rcu_free_object_callback::<P>)
-        };
-    }
-
     /// Adds `n` to statistic `stat` of the current CPU.
     pub(crate) fn stat_add(&self, stat: Stat, n: u64) {
         let (_guard, cpu) = self.platform.pin();
@@ -600,32 +556,54 @@ impl<P: Platform> KmemCache<P> {
     /// which pins and goes on in [`sheaves`].
     #[inline]
     pub fn alloc_caller(&self, gfp: Gfp, caller: usize) -> Option<NonNull<u8>> {
-        let (guard, slot) = self.platform.pin_fast();
-        // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
-        // are pinned to, so its sheaves are ours until `guard` drops.
-        let main = unsafe { *self.main_slot(slot) };
-        // SAFETY: `main` is always a valid sheaf; a non-zero size means it is a real one of
-        // our CPU and slot `size - 1` holds an object.
-        let obj = unsafe {
-            let size = (*main).size;
-            if size != 0 {
-                (*main).size = size - 1;
-                PerCpu::count(&self.slot(slot).alloc_fast);
-                *Sheaf::objects(main).add(size as usize - 1)
-            } else {
-                self.alloc_slow(slot, gfp, caller)?
-                    .into_allocated()
-                    .as_ptr()
-            }
-        };
-        drop(guard);
-        // SAFETY: sheaves and slabs only hold non-null object pointers.
-        let obj = unsafe { NonNull::new_unchecked(obj) };
+        // SAFETY: the pin is of the cache's own platform.
+        let (obj, _) = unsafe { self.alloc_unzeroed(self.platform.pin_fast(), gfp, caller) }?;
         if gfp.contains(Gfp::ZERO) {
             // SAFETY: the object is ours and `object_size` bytes long.
             unsafe { obj.as_ptr().write_bytes(0, self.object_size()) };
         }
         Some(obj)
+    }
+
+    /// [`Self::alloc_caller`] without the zeroing, and whether the object came from the fast
+    /// path (`true`) or the slow path. What `kmalloc` inlines: it then knows, without testing,
+    /// that a fast-path object needs no debug work (debug caches have no sheaves, so their
+    /// every allocation takes the slow path).
+    ///
+    /// `pin` is what [`Platform::pin_fast`] returned: `kmalloc` asks its allocator's platform,
+    /// which it has at hand before it knows the cache, so that the per-CPU lookup does not
+    /// wait for the cache's pointer.
+    ///
+    /// # Safety
+    /// `pin` comes from `pin_fast` of this cache's platform or of a clone of it (the same CPUs
+    /// and slots), and its guard is not dropped before.
+    #[inline(always)]
+    pub(crate) unsafe fn alloc_unzeroed(
+        &self,
+        pin: (P::FastGuard, usize),
+        gfp: Gfp,
+        caller: usize,
+    ) -> Option<(NonNull<u8>, bool)> {
+        let (guard, slot) = pin;
+        // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
+        // are pinned to, so its sheaves are ours until `guard` drops.
+        let main = unsafe { *self.main_slot(slot) };
+        // SAFETY: `main` is always a valid sheaf; a non-zero size means it is a real one of
+        // our CPU and slot `size - 1` holds an object.
+        let (obj, fast) = unsafe {
+            let size = (*main).size;
+            if size != 0 {
+                (*main).size = size - 1;
+                PerCpu::count(&self.slot(slot).alloc_fast);
+                (*Sheaf::objects(main).add(size as usize - 1), true)
+            } else {
+                let obj = self.alloc_slow(slot, gfp, caller)?;
+                (obj.into_allocated().as_ptr(), false)
+            }
+        };
+        drop(guard);
+        // SAFETY: sheaves and slabs only hold non-null object pointers.
+        Some((unsafe { NonNull::new_unchecked(obj) }, fast))
     }
 
     /// Allocates one object from memory of `node` (`kmem_cache_alloc_node`). The local node
@@ -675,7 +653,25 @@ impl<P: Platform> KmemCache<P> {
     /// As for [`Self::free`].
     #[inline]
     pub unsafe fn free_caller(&self, obj: NonNull<u8>, caller: usize) -> Result<(), SlabReport> {
-        let (_guard, slot) = self.platform.pin_fast();
+        // SAFETY: the pin is of the cache's own platform; the rest is forwarded.
+        unsafe { self.free_pinned(self.platform.pin_fast(), obj, caller) }
+    }
+
+    /// [`Self::free_caller`] with the CPU pinned by the caller: `kfree` pins with its
+    /// allocator's platform while it looks the cache up, so that the per-CPU lookup does not
+    /// wait for the cache's pointer.
+    ///
+    /// # Safety
+    /// As for [`Self::free`]; `pin` comes from [`Platform::pin_fast`] of this cache's platform
+    /// or of a clone of it (the same CPUs and slots).
+    #[inline(always)]
+    pub(crate) unsafe fn free_pinned(
+        &self,
+        pin: (P::FastGuard, usize),
+        obj: NonNull<u8>,
+        caller: usize,
+    ) -> Result<(), SlabReport> {
+        let (_guard, slot) = pin;
         // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
         // are pinned to, whose sheaves are ours.
         let main = unsafe { *self.main_slot(slot) };
@@ -700,168 +696,6 @@ impl<P: Platform> KmemCache<P> {
         // SAFETY: the caller gives the object up (contract).
         self.free_slow(slot, unsafe { FreeObject::new(obj) }, caller)
     }
-
-    /// Allocates `out.len()` objects at once (`kmem_cache_alloc_bulk`): first from the main
-    /// sheaf, then straight from the slabs. All or nothing: returns `false` (and allocates
-    /// nothing) when memory is short.
-    #[doc(alias = "kmem_cache_alloc_bulk")]
-    pub fn alloc_bulk(&self, gfp: Gfp, out: &mut [*mut u8]) -> bool {
-        if let Some(p) = self.alias_of() {
-            return p.alloc_bulk(gfp, out);
-        }
-        out.fill(ptr::null_mut());
-        // SAFETY: `Option<FreeObject>` has the layout of a nullable pointer, and every entry is
-        // null (`None`); the tokens written become the caller's pointers.
-        let slots = unsafe { &mut *(ptr::from_mut(out) as *mut [Option<FreeObject>]) };
-        let mut got = 0;
-        {
-            let pin = Pinned::new(&self.platform);
-            let stats = &self.cpu_stats[pin.cpu()];
-            // From the CPU's main sheaf first, unless a fast path this context interrupted
-            // holds it.
-            let node = match pin.on_cpu() {
-                Some(on) => {
-                    let pcs = self.pcs(on);
-                    if let Some(main) = pcs.main.get() {
-                        got += main.take_batch(slots);
-                    }
-                    pcs.node
-                }
-                None => self.platform.cpu_to_node(pin.cpu()),
-            };
-            // Every object counts once, from the sheaf (fast) or the slabs (slow); the
-            // objects given back on failure count as frees.
-            stats.add(Stat::AllocFastpath, got as u64);
-            if got < slots.len() {
-                let slow = self.alloc_from_slabs(node, gfp, &mut slots[got..], 0);
-                stats.add(Stat::AllocSlowpath, slow as u64);
-                got += slow;
-            }
-        }
-        if got < slots.len() {
-            for obj in slots[..got].iter_mut().filter_map(Option::take) {
-                let _ = self.free_object(obj);
-            }
-            return false;
-        }
-        if gfp.contains(Gfp::ZERO) {
-            for &o in out.iter() {
-                // SAFETY: each object is ours.
-                unsafe { o.write_bytes(0, self.object_size()) };
-            }
-        }
-        true
-    }
-
-    /// Frees many objects (`kmem_cache_free_bulk`). Returns the last problem found, if any.
-    ///
-    /// # Safety
-    /// As for [`Self::free`], for every object.
-    #[doc(alias = "kmem_cache_free_bulk")]
-    pub unsafe fn free_bulk(&self, objs: &[*mut u8]) -> Result<(), SlabReport> {
-        if let Some(p) = self.alias_of() {
-            // SAFETY: forwarded contract; the objects are the primary's.
-            return unsafe { p.free_bulk(objs) };
-        }
-        let mut r = Ok(());
-        for &o in objs {
-            match NonNull::new(o) {
-                Some(o) => {
-                    // SAFETY: forwarded contract.
-                    if let Err(e) = unsafe { self.free(o) } {
-                        r = Err(e);
-                    }
-                }
-                None => continue,
-            }
-        }
-        r
-    }
-
-    /// Frees `obj` after an RCU grace period (`kfree_rcu`): readers in read-side sections that
-    /// began before this call may keep using it until they leave. Usable in any context that
-    /// may call [`KmemCache::free`]. How: [`rcu_free`].
-    ///
-    /// # Safety
-    /// As for [`KmemCache::free`]: `obj` is an object of this cache that its owner no longer
-    /// uses (only RCU readers may still look at it), freed once.
-    #[doc(alias = "kfree_rcu")]
-    pub unsafe fn free_rcu(&self, obj: NonNull<u8>) {
-        if let Some(p) = self.alias_of() {
-            // SAFETY: forwarded contract; the object is the primary's.
-            return unsafe { p.free_rcu(obj) };
-        }
-        // SAFETY: the caller gives the object up (contract); until the grace period ends it
-        // waits in an `rcu_free` sheaf or an RCU callback, where nothing writes to it.
-        self.free_rcu_object(unsafe { FreeObject::new(obj) });
-    }
-
-    /// [`KmemCache::free_rcu`] through the `rcu_free` sheaves only: `Err(obj)`, the object
-    /// untouched and still the caller's, when no sheaf can take it (see
-    /// [`crate::SlabAllocator::kvfree_rcu_sheaf`]).
-    ///
-    /// # Safety
-    /// As for [`KmemCache::free_rcu`] when it returns `Ok`.
-    pub unsafe fn free_rcu_sheaf(&self, obj: NonNull<u8>) -> Result<(), NonNull<u8>> {
-        if let Some(p) = self.alias_of() {
-            // SAFETY: forwarded contract; the object is the primary's.
-            return unsafe { p.free_rcu_sheaf(obj) };
-        }
-        // SAFETY: the caller gives the object up (contract); on `Err` it is given back.
-        let obj = unsafe { FreeObject::new(obj) };
-        self.free_rcu_to_sheaf(obj)
-            .map_err(FreeObject::into_allocated)
-    }
-}
-
-/// The RCU callback of an `rcu_free` sheaf (Linux's `rcu_free_sheaf`): takes the sheaf back
-/// from its head and gives it to its cache.
-///
-/// # Safety
-/// `head` was queued by [`KmemCache::call_rcu_sheaf`] of a `KmemCache<P>` and its grace period
-/// is over.
-unsafe fn rcu_free_sheaf_callback<P: Platform>(head: NonNull<RcuHead>) {
-    // SAFETY: the head is that of a sheaf in RCU's hands (caller contract), whose `cache` word
-    // is the address of its live cache: destruction waits for this callback (`rcu_used`).
-    let cache = unsafe { &*(SheafBox::rcu_head_cache(head) as *const KmemCache<P>) };
-    let capacity = cache.sheaf_capacity;
-    // SAFETY: the sheaf is a regular one of `capacity` pointers (`call_rcu_sheaf` checked) and
-    // this callback is its owner now; the head is not used again.
-    let sheaf = unsafe { SheafBox::from_rcu_head(head, capacity, cache.push_limit(capacity)) };
-    cache.rcu_free_sheaf(sheaf);
-}
-
-/// An object waiting for its grace period on a record of its own ([`KmemCache::call_rcu_object`]).
-#[repr(C)]
-struct RcuObject<P: Platform> {
-    /// What RCU links.
-    head: RcuHead,
-    /// The object to free.
-    obj: FreeObject,
-    /// Its cache.
-    cache: NonNull<KmemCache<P>>,
-}
-
-/// The RCU callback of an [`RcuObject`]: frees the record, then the object (checks included).
-///
-/// # Safety
-/// `head` was queued by [`KmemCache::call_rcu_object`] for a `KmemCache<P>` and its grace
-/// period is over.
-unsafe fn rcu_free_object_callback<P: Platform>(head: NonNull<RcuHead>) {
-    let layout = core::alloc::Layout::new::<RcuObject<P>>();
-    // SAFETY: the head is the `head` field of a record that `call_rcu_object` allocated with
-    // `layout` and projected the head from; the callback owns the record and reads it once
-    // before freeing it.
-    let RcuObject { obj, cache, .. } = unsafe {
-        let record = container_of::<RcuObject<P>>(head, core::mem::offset_of!(RcuObject<P>, head));
-        let value = record.as_ptr().read();
-        alloc::alloc::dealloc(record.as_ptr().cast(), layout);
-        value
-    };
-    // SAFETY: the cache outlives the callbacks queued for it (`rcu_used`).
-    let cache = unsafe { cache.as_ref() };
-    // Problems are logged and reported by the cache itself.
-    let _ = cache.free_object(obj);
 }
 
 /// Proof that no other context uses a cache (its destruction): lets the holder reach every

@@ -60,7 +60,8 @@ struct HostInner {
     len: usize,
     free: Vec<Mutex<Vec<BTreeSet<usize>>>>,
     owners: Box<[AtomicUsize]>,
-    meta: Box<[UnsafeCell<MaybeUninit<Slab>>]>,
+    /// Descriptor storage, one cache line per page (see [`MetaSlot`]).
+    meta: Box<[MetaSlot]>,
     taken: Mutex<Vec<bool>>,
     pages_in_use: AtomicUsize,
     rcu_pending: Mutex<Vec<(usize, u32)>>,
@@ -76,6 +77,14 @@ struct HostInner {
     /// `/kernel/slab` (leaked: a kset's members keep a `'static` reference to it).
     slab_kset: &'static kobject::KSet,
 }
+
+/// The descriptor storage of one page, alone on its cache line(s), as in the kernel (whose
+/// descriptor array is page aligned, with 64-byte descriptors). Packed at the 8-byte alignment
+/// of `Slab`, a 64-byte descriptor straddled two lines, the second shared with the next page's
+/// descriptor: list moves of one slab (its links are its last words) took away from every
+/// other CPU the line holding the neighbour's `cache` word, which each `kfree` reads.
+#[repr(align(64))]
+struct MetaSlot(UnsafeCell<MaybeUninit<Slab>>);
 
 // SAFETY: `meta` entries are only written by the owner of the corresponding block; everything
 // else is behind mutexes or atomics.
@@ -97,9 +106,29 @@ impl HostInner {
     }
 }
 
-/// The host platform: cheap to clone (an `Arc`).
+/// The host platform: cheap to clone (an `Arc`, and copies of what the fast paths read).
 #[derive(Clone)]
-pub struct HostPlatform(Arc<HostInner>, PlatformKey, FastId);
+pub struct HostPlatform(Arc<HostInner>, PlatformKey, FastId, OwnerTable);
+
+/// Where the page-owner words are, copied out of the shared state into every handle (each
+/// cache and allocator holds one): `kfree` finds an address's owner with loads from the handle
+/// it already has, as Linux's `virt_to_slab` computes the `struct page` from the address,
+/// instead of first following the `Arc`.
+#[derive(Clone, Copy)]
+struct OwnerTable {
+    /// First byte of the arena.
+    base: usize,
+    /// Bytes of the arena.
+    len: usize,
+    /// `HostInner::owners`: one word per page of the arena.
+    owners: NonNull<AtomicUsize>,
+}
+
+// SAFETY: `owners` points into the `HostInner` that the handle's `Arc` keeps alive, and is
+// only read through, as atomics, like the `Arc`'s own contents.
+unsafe impl Send for OwnerTable {}
+// SAFETY: as above.
+unsafe impl Sync for OwnerTable {}
 
 /// How many platforms can have a fast-path number at once; further ones get number 0, whose
 /// [`FAST_SLOT`] entry is never set (their fast paths always ask the checking `pin()`).
@@ -227,7 +256,7 @@ impl HostPlatform {
             free,
             owners: (0..pages).map(|_| AtomicUsize::new(0)).collect(),
             meta: (0..pages)
-                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .map(|_| MetaSlot(UnsafeCell::new(MaybeUninit::uninit())))
                 .collect(),
             taken: Mutex::new(vec![false; cfg.cpus]),
             pages_in_use: AtomicUsize::new(0),
@@ -254,7 +283,12 @@ impl HostPlatform {
         }
         let key = PlatformKey(Arc::as_ptr(&inner) as usize);
         let fast_id = inner.fast_id;
-        Self(inner, key, fast_id)
+        let table = OwnerTable {
+            base: inner.base,
+            len: inner.len,
+            owners: NonNull::from(&inner.owners[0]),
+        };
+        Self(inner, key, fast_id, table)
     }
 
     /// Registers the current thread as the lowest free CPU id. Panics if the thread is already
@@ -517,17 +551,23 @@ unsafe impl Platform for HostPlatform {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn page_owner(&self, addr: usize) -> usize {
-        self.page_index(addr)
-            .map_or(0, |p| self.0.owners[p].load(Ordering::Acquire))
+        let t = &self.3;
+        let off = addr.wrapping_sub(t.base);
+        if off >= t.len {
+            return 0;
+        }
+        // SAFETY: `off < len`, so the page index is below the number of pages, the length of
+        // `owners`, which the handle's `Arc` keeps alive.
+        unsafe { t.owners.add(off >> PAGE_SHIFT).as_ref() }.load(Ordering::Acquire)
     }
 
     fn slab_meta(&self, page: NonNull<u8>) -> NonNull<Slab> {
         let p = self
             .page_index(page.as_ptr() as usize)
             .expect("slab_meta outside the arena");
-        NonNull::new(self.0.meta[p].get().cast::<Slab>()).expect("non-null cell")
+        NonNull::new(self.0.meta[p].0.get().cast::<Slab>()).expect("non-null cell")
     }
 
     fn slab_error(&self, _report: &SlabReport) {

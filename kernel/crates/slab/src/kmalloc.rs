@@ -13,7 +13,7 @@ use crate::base::{Gfp, PAGE_SIZE, get_order};
 use crate::cache::KmemCache;
 use crate::flags::SlabFlags;
 use crate::head::{RcuHead, container_of};
-use crate::layout::{KMALLOC_MAX_CACHE_SIZE, MAX_PAGE_ORDER, kmalloc_index};
+use crate::layout::{KMALLOC_MAX_CACHE_SIZE, MAX_PAGE_ORDER, kmalloc_index, kmalloc_index_nonzero};
 use crate::platform::Platform;
 use crate::registry::SlabAllocator;
 use crate::report::{SlabErrorKind, SlabReport};
@@ -157,21 +157,41 @@ impl<P: Platform> SlabAllocator<P> {
 
     /// Allocates `size` bytes (`kmalloc`). `None` when out of memory; `kmalloc(0)` returns
     /// [`ZERO_SIZE_PTR`].
+    ///
+    /// The fast path is the cache's, inlined: the size class from a table (one comparison
+    /// sends 0 and large sizes away), then the pop of the CPU's main sheaf. The debug work of a
+    /// debug cache (recording the requested size, red-zoning the rest) is only on the slow
+    /// path, where every allocation of such a cache goes (it has no sheaves).
     #[inline]
     pub fn kmalloc(&self, size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+        let Some(i) = kmalloc_index_nonzero(size) else {
+            return self.kmalloc_uncached(size, gfp);
+        };
+        let pin = self.platform.pin_fast();
+        let c = self.kmalloc_caches[i].get(self);
+        // SAFETY: the allocator's caches have clones of its platform.
+        let (p, fast) = unsafe { c.alloc_unzeroed(pin, gfp, 0) }?;
+        if gfp.contains(Gfp::ZERO) {
+            // SAFETY: the object is ours and `object_size` bytes long.
+            unsafe { p.as_ptr().write_bytes(0, c.object_size()) };
+        }
+        if !fast && c.debug {
+            c.set_orig_size(p.as_ptr(), size);
+        } else {
+            debug_assert!(!c.debug, "a debug cache has no sheaves: no fast path");
+        }
+        Some(p)
+    }
+
+    /// `kmalloc` of 0 bytes ([`ZERO_SIZE_PTR`]) or of more than the largest kmalloc cache
+    /// (whole pages).
+    #[cold]
+    #[inline(never)]
+    fn kmalloc_uncached(&self, size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
         if size == 0 {
             return Some(ZERO_SIZE_PTR);
         }
-        match self.kmalloc_cache(size) {
-            Some(c) => {
-                let p = c.alloc(gfp)?;
-                if c.debug {
-                    c.set_orig_size(p.as_ptr(), size);
-                }
-                Some(p)
-            }
-            None => self.kmalloc_large(size, gfp),
-        }
+        self.kmalloc_large(size, gfp)
     }
 
     /// Allocates `size` zeroed bytes (`kzalloc`).
@@ -269,9 +289,40 @@ impl<P: Platform> SlabAllocator<P> {
     /// Frees memory from [`Self::kmalloc`] (`kfree`); null and [`ZERO_SIZE_PTR`] are ignored.
     /// Pointers that are not slab objects or large blocks are reported and ignored.
     ///
+    /// The fast path: the page owner of the address is a slab (one signed test of the word,
+    /// see `PageOwner`), whose descriptor names the cache, whose free fast path is inlined.
+    /// Null and [`ZERO_SIZE_PTR`] need no test there: no page of the platform holds them, so
+    /// their owner is 0 and they go to the `#[cold]` rest with large blocks and strays.
+    ///
     /// # Safety
     /// `ptr` must come from `kmalloc` (or a cache of this allocator) and not be used again.
+    #[inline]
     pub unsafe fn kfree(&self, ptr: *mut u8) -> Result<(), SlabReport> {
+        let owner = self.platform.page_owner(ptr as usize);
+        if let Some(slab) = PageOwner::slab(owner) {
+            let pin = self.platform.pin_fast();
+            // SAFETY: a slab owner of our platform is a live descriptor whose cache is alive
+            // (caches with live objects are never freed), and has a clone of our platform;
+            // the address is in one of the slab's pages, so it is not null (no block of pages
+            // starts at address 0). The cache checks the object boundary at the slab; the rest
+            // is the caller's contract.
+            return unsafe {
+                let cache = KmemCache::<P>::of_slab(slab);
+                cache.free_pinned(pin, NonNull::new_unchecked(ptr), 0)
+            };
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.kfree_not_slab(ptr) }
+    }
+
+    /// `kfree` of anything but a slab object: null and [`ZERO_SIZE_PTR`] (ignored), a large
+    /// block (freed), anything else (reported).
+    ///
+    /// # Safety
+    /// As for [`Self::kfree`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn kfree_not_slab(&self, ptr: *mut u8) -> Result<(), SlabReport> {
         let Some(p) = NonNull::new(ptr) else {
             return Ok(());
         };
@@ -288,7 +339,8 @@ impl<P: Platform> SlabAllocator<P> {
                 unsafe { free_large(&self.platform, p, order) };
                 Ok(())
             }
-            // SAFETY: forwarded contract (the cache checks the object boundary at the slab).
+            // SAFETY: forwarded contract (the cache checks the object boundary at the slab);
+            // not reached unless the owner changed since `kfree` read it.
             Owner::Slab(cache) => unsafe { cache.free(p) },
         }
     }

@@ -140,6 +140,25 @@ pub fn kmalloc_index(size: usize) -> Option<usize> {
     Some(7 + (size.next_power_of_two().trailing_zeros() as usize - 8))
 }
 
+/// [`kmalloc_index`] for `kmalloc`'s fast path: `None` for 0 too (which gets
+/// `ZERO_SIZE_PTR`, not a cache), so that one unsigned comparison of `size - 1` sends both 0
+/// and the large sizes away, and a request of up to 192 bytes costs a shift and a table load.
+#[inline(always)]
+pub fn kmalloc_index_nonzero(size: usize) -> Option<usize> {
+    let last = size.wrapping_sub(1);
+    if last < 192 {
+        Some(SMALL_INDEX[last / 8] as usize)
+    } else if last < KMALLOC_MAX_CACHE_SIZE {
+        // Laid out off the straight line of the small sizes (no jump over it for them).
+        core::hint::cold_path();
+        // 193..=8192: the power-of-two classes from 256 (index 7) up; `last >= 192`, so its
+        // highest bit is bit 7 or above.
+        Some(7 + (usize::BITS - last.leading_zeros()) as usize - 8)
+    } else {
+        None
+    }
+}
+
 /// What a kmalloc of `size` bytes really gets (`kmalloc_size_roundup`).
 pub fn kmalloc_size_roundup(size: usize) -> usize {
     match kmalloc_index(size) {

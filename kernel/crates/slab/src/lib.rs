@@ -35,7 +35,7 @@
 //! | 4 | `platform.rs` | the [`Platform`] trait |
 //! | 5 | `barn.rs` | the per-node store of full and empty sheaves |
 //! | 6 | `cache.rs` | [`KmemCache`]: the struct, its creation, the fast paths, accessors |
-//! | 7 | `cache/*.rs` | the rest of `impl KmemCache`, by concern: `slabs` (new slabs, refill from and free to slabs), `sheaves` (slow paths), `prefill`, `debug`, `rcu_free`, `shrink`, `destroy` (the list of caches being destroyed) |
+//! | 7 | `cache/*.rs` | the rest of `impl KmemCache`, by concern: `slabs` (new slabs, refill from and free to slabs), `sheaves` (slow paths), `prefill`, `debug`, `rcu_free`, `rcu_heads` (sheaves and objects handed to RCU, their callbacks), `bulk`, `shrink`, `destroy` (the list of caches being destroyed) |
 //! | 8 | `registry.rs` | [`SlabAllocator`]: the list of caches, merging, [`KmemCacheHandle`], destroy |
 //! | 9 | `kmalloc.rs`, then `sysfs.rs` | size classes and `kfree`; the `/sys/kernel/slab` view |
 //! | 10 | `free_q.rs` | the deferred free queue ([`KmemFreeQHead`], `kmem_free_q_add`, `kmem_free_up_q`) |
@@ -85,9 +85,10 @@
 //!   heads), `OnCpu`'s constructor and the boxed-closure convenience `Platform::queue_work`;
 //! * `cache.rs`: the fast paths (per-CPU slots reached by byte offset, sheaf pop and push on
 //!   raw pointers, to stay at 24 instructions), and the primitives listed in its docs: the
-//!   per-CPU borrow, sheaf memory, zeroing, the RCU callbacks of sheaves and lone objects
-//!   (which find their cache from their head), the `unsafe` free entry points; its child
-//!   `cache/info.rs` (the accessors) dereferences an alias's primary pointer;
+//!   per-CPU borrow, sheaf memory, zeroing, the `unsafe` free entry points; its children
+//!   `cache/rcu_heads.rs` (the RCU heads and callbacks of sheaves and lone objects, which find
+//!   their cache from their head) and `cache/bulk.rs` (bulk allocation's slots as tokens);
+//!   its child `cache/info.rs` (the accessors) dereferences an alias's primary pointer;
 //! * `cache/slabs.rs`: new slabs (descriptor, page owner, constructor, first free list),
 //!   descriptors reached from raw list and page-owner pointers under the node lock, list
 //!   membership, giving pages back; `cache/destroy.rs`: the list of caches being destroyed,

@@ -222,9 +222,15 @@ impl KmemCacheNode {
 /// place that encodes and decodes that word.
 ///
 /// * `0`: nobody (not memory of this allocator, or a free page);
-/// * a slab descriptor's address (descriptors are word aligned, so bit 0 is clear): a slab;
-/// * `head | order << 1 | 1`: a large kmalloc block of `2^order` pages starting at the
-///   page-aligned `head`.
+/// * a slab descriptor's address shifted right by one (descriptors are word aligned, so no bit
+///   is lost): a slab, a positive word as a signed number, whatever half of the address space
+///   the descriptor is in;
+/// * `(head | order << 1 | 1)` rotated right by one: a large kmalloc block of `2^order` pages
+///   starting at the page-aligned `head`, a negative word (the tag bit lands in the sign).
+///
+/// So `kfree`'s fast path tells a slab from everything else with one signed test of the word
+/// ([`PageOwner::slab`]), and reaches the descriptor's fields through an address mode that
+/// doubles the word (no instruction to decode it).
 ///
 /// [`Platform::set_page_owner`]: crate::Platform::set_page_owner
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,7 +248,7 @@ pub(crate) enum PageOwner {
     Slab(NonNull<Slab>),
 }
 
-/// Tag bit of a page owner that is a large kmalloc block rather than a slab descriptor.
+/// Tag bit of a large kmalloc block's owner word, before the rotation.
 const OWNER_LARGE: usize = 1;
 
 impl PageOwner {
@@ -251,23 +257,44 @@ impl PageOwner {
     pub(crate) fn encode(self) -> usize {
         match self {
             PageOwner::None => 0,
-            PageOwner::Large { head, order } => head | ((order as usize) << 1) | OWNER_LARGE,
-            PageOwner::Slab(s) => s.as_ptr() as usize,
+            PageOwner::Large { head, order } => {
+                (head | ((order as usize) << 1) | OWNER_LARGE).rotate_right(1)
+            }
+            PageOwner::Slab(s) => {
+                let addr = s.as_ptr() as usize;
+                debug_assert!(addr & 1 == 0, "slab descriptors are word aligned");
+                addr >> 1
+            }
+        }
+    }
+
+    /// The slab descriptor of an owner word, `None` for a large block or nobody: the fast
+    /// test of `kfree` (one signed comparison).
+    #[inline(always)]
+    pub(crate) fn slab(owner: usize) -> Option<NonNull<Slab>> {
+        if (owner as isize) > 0 {
+            // A positive word is a descriptor's address shifted right by one (see `encode`);
+            // non-zero, so the address is too.
+            NonNull::new((owner << 1) as *mut Slab)
+        } else {
+            None
         }
     }
 
     /// Decodes a page-owner word.
     #[inline]
     pub(crate) fn decode(owner: usize) -> Self {
-        if owner == 0 {
+        if let Some(slab) = Self::slab(owner) {
+            PageOwner::Slab(slab)
+        } else if owner == 0 {
             PageOwner::None
-        } else if owner & OWNER_LARGE != 0 {
-            PageOwner::Large {
-                head: owner & !(PAGE_SIZE - 1),
-                order: ((owner >> 1) & 0x1f) as u32,
-            }
         } else {
-            PageOwner::Slab(NonNull::new(owner as *mut Slab).expect("non-zero"))
+            let word = owner.rotate_left(1);
+            debug_assert!(word & OWNER_LARGE != 0);
+            PageOwner::Large {
+                head: word & !(PAGE_SIZE - 1),
+                order: ((word >> 1) & 0x1f) as u32,
+            }
         }
     }
 }
@@ -425,3 +452,6 @@ impl Slab {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -67,3 +67,28 @@ fn kmalloc_index_matches_a_plain_search() {
         assert_eq!(kmalloc_index(size), expected, "size {size}");
     }
 }
+
+#[test]
+fn kmalloc_fast_index_agrees_with_kmalloc_index() {
+    assert_eq!(
+        kmalloc_index_nonzero(0),
+        None,
+        "0 gets ZERO_SIZE_PTR, no cache"
+    );
+    for size in 1..=KMALLOC_MAX_CACHE_SIZE + 1 {
+        assert_eq!(
+            kmalloc_index_nonzero(size),
+            kmalloc_index(size),
+            "size {size}"
+        );
+    }
+    for size in [KMALLOC_MAX_CACHE_SIZE + 1, 1 << 20, usize::MAX] {
+        assert_eq!(kmalloc_index_nonzero(size), None, "size {size}");
+    }
+    // Every class holds its sizes and the next smaller class does not.
+    for size in 1..=KMALLOC_MAX_CACHE_SIZE {
+        let i = kmalloc_index_nonzero(size).unwrap();
+        assert!(KMALLOC_SIZES[i] >= size);
+        assert!(i == 0 || KMALLOC_SIZES[i - 1] < size, "size {size}");
+    }
+}
