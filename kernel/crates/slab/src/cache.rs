@@ -366,9 +366,9 @@ impl<P: Platform> KmemCache<P> {
     /// Allocation slow path: `main` of `slot` (from [`Platform::pin_fast`]) is empty, or
     /// `slot` is 0 and the CPU still has to be asked for with [`Platform::pin`].
     ///
-    /// It runs pinned (`pin`), also when the caller's fast-path guard holds the CPU's sheaves:
-    /// in the kernel that keeps interrupts out while the slow path takes node-list and barn
-    /// locks, which an interrupt handler on this CPU may want too.
+    /// It runs pinned (`pin`, or `pin_held` when the caller's fast-path guard holds the CPU's
+    /// sheaves): in the kernel that keeps interrupts out while the slow path takes node-list
+    /// and barn locks, which an interrupt handler on this CPU may want too.
     #[cold]
     #[inline(never)]
     fn alloc_slow(&self, slot: usize, gfp: Gfp, caller: usize) -> Option<FreeObject> {
@@ -379,13 +379,23 @@ impl<P: Platform> KmemCache<P> {
             // goes straight back to the caller as an allocated object.
             return Some(unsafe { FreeObject::new(obj) });
         }
-        let pin = Pinned::new(&self.platform);
         if slot != 0 {
+            let _irq = self.platform.pin_held();
             // SAFETY: `slot` came from `pin_fast`, whose guard the caller holds for the call:
             // the CPU's sheaves are this context's.
             let on = unsafe { OnCpu::new(slot_cpu(slot)) };
             return self.alloc_refill(on, gfp, caller);
         }
+        self.alloc_unpinned(gfp, caller)
+    }
+
+    /// The allocation slow path when `pin_fast` gave no slot: pins, and allocates through
+    /// this CPU's sheaves or, if a fast path this context interrupted holds them, from the
+    /// slabs.
+    #[cold]
+    #[inline(never)]
+    fn alloc_unpinned(&self, gfp: Gfp, caller: usize) -> Option<FreeObject> {
+        let pin = Pinned::new(&self.platform);
         match pin.on_cpu() {
             Some(on) => self.alloc_pinned(on, gfp, caller),
             None => self.alloc_without_sheaves(pin.cpu(), gfp, caller),
@@ -413,12 +423,21 @@ impl<P: Platform> KmemCache<P> {
             // from it).
             return unsafe { p.free_caller(obj.into_allocated(), caller) };
         }
-        let pin = Pinned::new(&self.platform);
         if slot != 0 {
+            let _irq = self.platform.pin_held();
             // SAFETY: `slot` came from `pin_fast`, whose guard the caller holds for the call.
             let on = unsafe { OnCpu::new(slot_cpu(slot)) };
             return self.free_flush(on, obj, caller);
         }
+        self.free_unpinned(obj, caller)
+    }
+
+    /// The free slow path when `pin_fast` gave no slot: pins, and frees through this CPU's
+    /// sheaves or, if a fast path this context interrupted holds them, to the slabs.
+    #[cold]
+    #[inline(never)]
+    fn free_unpinned(&self, obj: FreeObject, caller: usize) -> Result<(), SlabReport> {
+        let pin = Pinned::new(&self.platform);
         match pin.on_cpu() {
             Some(on) => self.free_flush(on, obj, caller),
             None => self.free_without_sheaves(pin.cpu(), obj, caller),

@@ -450,6 +450,12 @@ unsafe impl Platform for HostPlatform {
     }
 
     #[inline(always)]
+    fn pin_held(&self) -> HostGuard {
+        // No interrupts on the host: the thread holding the slot is all there is.
+        HostGuard(PhantomData)
+    }
+
+    #[inline(always)]
     fn sheaves_usable(&self, _guard: &HostGuard) -> bool {
         !SHEAVES_TAKEN.with(Cell::get)
     }

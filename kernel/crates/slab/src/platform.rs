@@ -90,6 +90,15 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     /// The slow paths call `pin()` as well, to keep interrupts out while they take locks.
     fn pin_fast(&self) -> (Self::FastGuard, usize);
 
+    /// The pin of a slow path entered under a fast-path hold (`pin_fast` gave a non-zero
+    /// slot): the CPU is the slot's and its sheaves are the caller's already, so only the rest
+    /// of what `pin` does is needed (in the kernel: interrupts off, for the locks the slow path
+    /// takes). The default is `pin`'s guard; a platform without interrupts can make it free.
+    #[inline(always)]
+    fn pin_held(&self) -> Self::Guard {
+        self.pin().0
+    }
+
     /// Whether the context pinned by `guard` may use its CPU's sheaves: `false` while a fast
     /// path of another context holds them (see [`Platform::pin_fast`]), in which case the
     /// allocator goes to the slabs directly. The default, `true`, is right for a platform

@@ -122,6 +122,7 @@ impl<P: Platform> KmemCache<P> {
 
     /// `slab_hardened`: the object must be an object of this cache, at an object boundary
     /// (Linux's `cache_from_obj`); a free that is not is reported and dropped.
+    #[inline(always)]
     fn check_hardened_free(&self, obj: &FreeObject) -> Result<(), SlabReport> {
         if self.flags.contains(SlabFlags::SLAB_HARDENED_FREE)
             && let Err(kind) = self.obj_to_slab(obj.as_ptr() as usize)
