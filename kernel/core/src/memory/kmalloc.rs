@@ -189,8 +189,11 @@ unsafe impl slab::Platform for KernelPlatform {
 
     #[inline]
     fn page_owner(&self, addr: usize) -> usize {
-        crate::memory::virt_to_phys(VirtAddr::new_truncate(addr as u64))
-            .map_or(0, crate::memory::page_alloc::owner)
+        // On every `kfree`: the frame number through the physical map, then one bounds check
+        // of the buddy allocator's array. An address below the map wraps to a huge frame
+        // number, which the bounds check refuses like one beyond RAM.
+        let pfn = addr.wrapping_sub(crate::memory::phys_map_base()) / PAGE_SIZE;
+        crate::memory::page_alloc::owner_of_pfn(pfn)
     }
 
     fn slab_meta(&self, page: NonNull<u8>) -> NonNull<Slab> {

@@ -21,6 +21,15 @@ use x86_64::{PhysAddr, VirtAddr};
 pub use layout::{PAGE_SHIFT, PAGE_SIZE};
 
 static PHYS_OFFSET: Once<u64> = Once::new();
+/// [`PHYS_OFFSET`] as a plain word (0 until set), for the slab allocator's `page_owner`, which
+/// reads it on every `kfree`: no `Once` state to test.
+static PHYS_MAP_BASE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Where the physical-memory map starts (0 before [`init`]).
+#[inline]
+pub fn phys_map_base() -> usize {
+    PHYS_MAP_BASE.load(core::sync::atomic::Ordering::Relaxed)
+}
 
 /// The least usable memory the kernel needs to come up: the bootstrap heap (4 MiB), the buddy
 /// allocator's metadata, page tables, the kmalloc caches' first slabs, and the stacks of the
@@ -64,6 +73,7 @@ pub(crate) fn init(boot_info: &'static BootInfo) {
         .into_option()
         .expect("the bootloader maps physical memory (BOOTLOADER_CONFIG asks it to)");
     PHYS_OFFSET.call_once(|| offset);
+    PHYS_MAP_BASE.store(offset as usize, core::sync::atomic::Ordering::Relaxed);
     page_alloc::init(&boot_info.memory_regions);
     let usable = page_alloc::stats().total * PAGE_SIZE as u64;
     if let Err(err) = check_usable_memory(usable) {

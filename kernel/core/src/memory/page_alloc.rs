@@ -275,6 +275,29 @@ pub fn owner(addr: PhysAddr) -> usize {
     entry.owner()
 }
 
+/// [`owner`] of frame `pfn`, for the slab allocator's `page_owner` on every `kfree`: one
+/// bounds check (0 until the buddy allocator is up, so any frame number is out of bounds
+/// before) and a volatile read of the owner word alone.
+#[inline]
+pub fn owner_of_pfn(pfn: usize) -> usize {
+    // Acquire: pairs with the Release store of the length, which comes after the array's.
+    if pfn >= META_LEN.load(Ordering::Acquire) {
+        return 0;
+    }
+    let meta = META.load(Ordering::Relaxed);
+    // SAFETY: the length is non-zero only once `META` points at the live array of that many
+    // entries (stored before it, see above), and `pfn` is in bounds; the owner word is at
+    // `PageMeta::OWNER_OFFSET` of its entry; a volatile read of that one word creates no
+    // reference that the page allocator's writers (under its lock) could alias.
+    unsafe {
+        core::ptr::read_volatile(
+            meta.add(pfn)
+                .byte_add(PageMeta::OWNER_OFFSET)
+                .cast::<usize>(),
+        )
+    }
+}
+
 /// Whether the frame at `addr` lies in a free block of the buddy allocator (on a free list, not
 /// given out): for tests and diagnostics (the answer may be stale as soon as it is returned).
 /// `false` for memory the buddy allocator does not manage.

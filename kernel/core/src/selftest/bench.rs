@@ -44,10 +44,14 @@ pub struct FastpathInstructions {
     pub cache_pair: u64,
 }
 
-/// One `kmalloc(64)` and its `kfree` (as the host's `count_fastpath` has it).
+/// One `kmalloc(size)` and its `kfree` (as the host's `count_fastpath` has it: the size is
+/// an argument, hidden from the compiler once, outside).
 #[inline(never)]
-fn kmalloc_kfree_pair(s: &slab::SlabAllocator<crate::memory::kmalloc::KernelPlatform>) {
-    if let Some(o) = s.kmalloc(core::hint::black_box(64), Gfp::KERNEL) {
+fn kmalloc_kfree_pair(
+    s: &slab::SlabAllocator<crate::memory::kmalloc::KernelPlatform>,
+    size: usize,
+) {
+    if let Some(o) = s.kmalloc(size, Gfp::KERNEL) {
         // SAFETY: from kmalloc, not used afterwards.
         let _ = unsafe { s.kfree(o.as_ptr()) };
     }
@@ -78,7 +82,8 @@ pub fn fastpath_instructions() -> Option<FastpathInstructions> {
         // SAFETY: allocated above, not used again.
         let _ = unsafe { s.kfree(obj.as_ptr()) };
     });
-    let kmalloc_pair = count_instructions(|| kmalloc_kfree_pair(s));
+    let size = core::hint::black_box(64);
+    let kmalloc_pair = count_instructions(|| kmalloc_kfree_pair(s, size));
     let args = slab::KmemCacheArgs::default();
     let cache = s
         .kmem_cache_create("fastpath-count", 64, args, slab::SlabFlags::SLAB_NO_MERGE)

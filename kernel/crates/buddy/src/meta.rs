@@ -47,6 +47,11 @@ pub struct PageMeta {
 }
 
 impl PageMeta {
+    /// Where the owner word is in an entry (`repr(C)`, first field): for lock-free readers
+    /// that hold a raw pointer into the array and read that word alone (the kernel's
+    /// `page_owner`, on every `kfree`).
+    pub const OWNER_OFFSET: usize = core::mem::offset_of!(PageMeta, owner);
+
     /// The state of a frame the allocator does not manage (yet): the value to fill fresh
     /// metadata storage with, and what [`BuddyAllocator::new`](crate::BuddyAllocator::new)
     /// resets every entry to.
