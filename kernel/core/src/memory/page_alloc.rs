@@ -285,10 +285,10 @@ pub fn owner_of_pfn(pfn: usize) -> usize {
         return 0;
     }
     let meta = META.load(Ordering::Relaxed);
-    // SAFETY: the length is non-zero only once `META` points at the live array of that many
-    // entries (stored before it, see above), and `pfn` is in bounds; the owner word is at
-    // `PageMeta::OWNER_OFFSET` of its entry; a volatile read of that one word creates no
-    // reference that the page allocator's writers (under its lock) could alias.
+    // The length is non-zero only once `META` points at the live array of that many entries
+    // (stored before it, see above), and `pfn` is in bounds.
+    // SAFETY: so the entry is live; its owner word is at `PageMeta::OWNER_OFFSET`; a volatile
+    // read of that one word makes no reference the allocator's writers (its lock) could alias.
     unsafe {
         core::ptr::read_volatile(
             meta.add(pfn)
