@@ -135,14 +135,9 @@ impl<P: Platform> CachePtr<P> {
         // SAFETY: a live cache nobody uses any more (caller contract), dropped once; the
         // storage is static and is not freed.
         unsafe { core::ptr::drop_in_place(self.0.as_ptr()) };
-        if let Some(owner) = owner
-            && let Some(sys) = platform.slab_sysfs()
-        {
-            let this = owner.this_ptr().unwrap_or(NonNull::from(owner));
+        if let Some(owner) = owner {
             // SAFETY: setup took this reference; the owner is alive until it is dropped here.
-            if let Err(e) = unsafe { sys.sysfs.kobject_put(this) } {
-                sys.sysfs.report(&e);
-            }
+            unsafe { super::preallocated::put_owner(&platform, owner) };
         }
     }
 

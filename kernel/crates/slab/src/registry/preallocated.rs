@@ -185,15 +185,25 @@ impl<P: Platform> SlabAllocator<P> {
 
     /// Drops the reference a failed setup took on its owner.
     fn unpin_owner(&self, owner: Option<&'static kobject::KObject>) {
-        if let Some(owner) = owner
-            && let Some(sys) = self.platform.slab_sysfs()
-        {
-            let this = owner.this_ptr().unwrap_or(NonNull::from(owner));
+        if let Some(owner) = owner {
             // SAFETY: the setup took this reference a moment ago and has given the owner to
             // nothing else; the caller's own reference keeps it alive.
-            if let Err(e) = unsafe { sys.sysfs.kobject_put(this) } {
-                sys.sysfs.report(&e);
-            }
+            unsafe { put_owner(&self.platform, owner) };
+        }
+    }
+}
+
+/// Drops the reference a static cache's setup took on its `owner` (reported, not fatal, if
+/// the owner's count is already wrong).
+///
+/// # Safety
+/// The caller holds that reference and gives it up; the owner is alive until it is dropped.
+pub(crate) unsafe fn put_owner<P: Platform>(platform: &P, owner: &'static kobject::KObject) {
+    if let Some(sys) = platform.slab_sysfs() {
+        let this = owner.this_ptr().unwrap_or(NonNull::from(owner));
+        // SAFETY: forwarded contract.
+        if let Err(e) = unsafe { sys.sysfs.kobject_put(this) } {
+            sys.sysfs.report(&e);
         }
     }
 }
