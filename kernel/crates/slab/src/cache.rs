@@ -369,9 +369,30 @@ impl<P: Platform> KmemCache<P> {
     /// It runs pinned (`pin`, or `pin_held` when the caller's fast-path guard holds the CPU's
     /// sheaves): in the kernel that keeps interrupts out while the slow path takes node-list
     /// and barn locks, which an interrupt handler on this CPU may want too.
+    ///
+    /// A debug kmalloc cache records `orig_size`, the size `kmalloc` was asked for, here (see
+    /// `set_orig_size`; other caches ignore it). Debug caches have no sheaves, so all their
+    /// allocations come here, and the fast path keeps no register for the size.
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&self, slot: usize, gfp: Gfp, caller: usize) -> Option<FreeObject> {
+    fn alloc_slow(
+        &self,
+        slot: usize,
+        gfp: Gfp,
+        caller: usize,
+        orig_size: usize,
+    ) -> Option<NonNull<u8>> {
+        let obj = self.alloc_slow_object(slot, gfp, caller)?.into_allocated();
+        if self.debug {
+            self.set_orig_size(obj.as_ptr(), orig_size);
+        }
+        Some(obj)
+    }
+
+    /// [`Self::alloc_slow`] but the size record: the object from the primary (an alias), the
+    /// CPU's sheaves refilled, or the slabs.
+    #[inline(always)]
+    fn alloc_slow_object(&self, slot: usize, gfp: Gfp, caller: usize) -> Option<FreeObject> {
         if let Some(p) = self.alias_of() {
             // An alias has no sheaves: every allocation comes here and goes to the primary.
             let obj = p.alloc_caller(gfp, caller)?;
@@ -576,7 +597,8 @@ impl<P: Platform> KmemCache<P> {
     #[inline]
     pub fn alloc_caller(&self, gfp: Gfp, caller: usize) -> Option<NonNull<u8>> {
         // SAFETY: the pin is of the cache's own platform.
-        let (obj, _) = unsafe { self.alloc_unzeroed(self.platform.pin_fast(), gfp, caller) }?;
+        let obj =
+            unsafe { self.alloc_unzeroed(self.platform.pin_fast(), gfp, caller, usize::MAX) }?;
         if gfp.contains(Gfp::ZERO) {
             // SAFETY: the object is ours and `object_size` bytes long.
             unsafe { obj.as_ptr().write_bytes(0, self.object_size()) };
@@ -584,10 +606,9 @@ impl<P: Platform> KmemCache<P> {
         Some(obj)
     }
 
-    /// [`Self::alloc_caller`] without the zeroing, and whether the object came from the fast
-    /// path (`true`) or the slow path. What `kmalloc` inlines: it then knows, without testing,
-    /// that a fast-path object needs no debug work (debug caches have no sheaves, so their
-    /// every allocation takes the slow path).
+    /// [`Self::alloc_caller`] without the zeroing, for `kmalloc` of `orig_size` bytes (which a
+    /// debug kmalloc cache records, on the slow path where all its allocations go; other
+    /// callers pass `usize::MAX`, the whole object). What `kmalloc` inlines.
     ///
     /// `pin` is what [`Platform::pin_fast`] returned: `kmalloc` asks its allocator's platform,
     /// which it has at hand before it knows the cache, so that the per-CPU lookup does not
@@ -602,27 +623,28 @@ impl<P: Platform> KmemCache<P> {
         pin: (P::FastGuard, usize),
         gfp: Gfp,
         caller: usize,
-    ) -> Option<(NonNull<u8>, bool)> {
+        orig_size: usize,
+    ) -> Option<NonNull<u8>> {
         let (guard, slot) = pin;
         // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
         // are pinned to, so its sheaves are ours until `guard` drops.
         let main = unsafe { *self.main_slot(slot) };
         // SAFETY: `main` is always a valid sheaf; a non-zero size means it is a real one of
         // our CPU and slot `size - 1` holds an object.
-        let (obj, fast) = unsafe {
+        let obj = unsafe {
             let size = (*main).size;
             if size != 0 {
                 (*main).size = size - 1;
                 PerCpu::count(&self.slot(slot).alloc_fast);
-                (*Sheaf::objects(main).add(size as usize - 1), true)
+                *Sheaf::objects(main).add(size as usize - 1)
             } else {
-                let obj = self.alloc_slow(slot, gfp, caller)?;
-                (obj.into_allocated().as_ptr(), false)
+                self.alloc_slow(slot, gfp, caller, orig_size)?.as_ptr()
             }
         };
         drop(guard);
-        // SAFETY: sheaves and slabs only hold non-null object pointers.
-        Some((unsafe { NonNull::new_unchecked(obj) }, fast))
+        // SAFETY: sheaves and slabs only hold non-null object pointers. (Made `NonNull` after
+        // the branches meet, so that the compiler does not test the sheaf's pointer.)
+        Some(unsafe { NonNull::new_unchecked(obj) })
     }
 
     /// Allocates one object from memory of `node` (`kmem_cache_alloc_node`). The local node

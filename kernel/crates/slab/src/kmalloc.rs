@@ -13,7 +13,9 @@ use crate::base::{Gfp, PAGE_SIZE, get_order};
 use crate::cache::KmemCache;
 use crate::flags::SlabFlags;
 use crate::head::{RcuHead, container_of};
-use crate::layout::{KMALLOC_MAX_CACHE_SIZE, MAX_PAGE_ORDER, kmalloc_index, kmalloc_index_nonzero};
+use crate::layout::{
+    KMALLOC_MAX_CACHE_SIZE, MAX_PAGE_ORDER, SMALL_KMALLOC_MAX, kmalloc_index, kmalloc_index_nonzero,
+};
 use crate::platform::Platform;
 use crate::registry::SlabAllocator;
 use crate::report::{SlabErrorKind, SlabReport};
@@ -158,27 +160,38 @@ impl<P: Platform> SlabAllocator<P> {
     /// Allocates `size` bytes (`kmalloc`). `None` when out of memory; `kmalloc(0)` returns
     /// [`ZERO_SIZE_PTR`].
     ///
-    /// The fast path is the cache's, inlined: the size class from a table (one comparison
-    /// sends 0 and large sizes away), then the pop of the CPU's main sheaf. The debug work of a
-    /// debug cache (recording the requested size, red-zoning the rest) is only on the slow
-    /// path, where every allocation of such a cache goes (it has no sheaves).
+    /// The fast path is the cache's, inlined: up to 192 bytes the cache comes straight from a
+    /// table indexed by `(size - 1) / 8` (one comparison sends 0 and larger sizes away), then
+    /// the pop of the CPU's main sheaf. The debug work of a debug cache (recording the
+    /// requested size, red-zoning the rest) is only on the slow path, where every allocation
+    /// of such a cache goes (it has no sheaves).
     #[inline]
     pub fn kmalloc(&self, size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
-        let Some(i) = kmalloc_index_nonzero(size) else {
-            return self.kmalloc_uncached(size, gfp);
+        let last = size.wrapping_sub(1);
+        let c = if last < SMALL_KMALLOC_MAX {
+            self.kmalloc_small[last / 8].get(self)
+        } else {
+            // Off the straight line of the small sizes, as in `kmalloc_index_nonzero`.
+            core::hint::cold_path();
+            match kmalloc_index_nonzero(size) {
+                Some(i) => self.kmalloc_caches[i].get(self),
+                None => return self.kmalloc_uncached(size, gfp),
+            }
         };
         let pin = self.platform.pin_fast();
-        let c = self.kmalloc_caches[i].get(self);
         // SAFETY: the allocator's caches have clones of its platform.
-        let (p, fast) = unsafe { c.alloc_unzeroed(pin, gfp, 0) }?;
+        let p = unsafe { c.alloc_unzeroed(pin, gfp, 0, size) }?;
         if gfp.contains(Gfp::ZERO) {
+            // A debug cache red-zoned the bytes past `size` already (on the slow path): only
+            // the requested bytes are zeroed there, as Linux zeroes `orig_size` bytes of a
+            // cache that records it; elsewhere the whole object.
+            let len = if c.debug {
+                size.min(c.object_size())
+            } else {
+                c.object_size()
+            };
             // SAFETY: the object is ours and `object_size` bytes long.
-            unsafe { p.as_ptr().write_bytes(0, c.object_size()) };
-        }
-        if !fast && c.debug {
-            c.set_orig_size(p.as_ptr(), size);
-        } else {
-            debug_assert!(!c.debug, "a debug cache has no sheaves: no fast path");
+            unsafe { p.as_ptr().write_bytes(0, len) };
         }
         Some(p)
     }

@@ -108,12 +108,16 @@ pub const KMALLOC_SIZES: [usize; 13] = [
 /// Largest size served by a kmalloc cache (`KMALLOC_MAX_CACHE_SIZE`); larger requests get pages.
 pub const KMALLOC_MAX_CACHE_SIZE: usize = 8192;
 
+/// Sizes up to this one have their kmalloc class in [`SMALL_INDEX`].
+pub const SMALL_KMALLOC_MAX: usize = 192;
+
 /// Class of each size from 1 to 192 bytes in steps of 8 (Linux's `kmalloc_size_index`): the
-/// classes there are not all powers of two (96, 192), so a table beats arithmetic.
-const SMALL_INDEX: [u8; 24] = {
-    let mut table = [0u8; 24];
+/// classes there are not all powers of two (96, 192), so a table beats arithmetic. Entry
+/// `(size - 1) / 8` is the class of `size`.
+pub const SMALL_INDEX: [u8; SMALL_KMALLOC_MAX / 8] = {
+    let mut table = [0u8; SMALL_KMALLOC_MAX / 8];
     let mut i = 0;
-    while i < 24 {
+    while i < SMALL_KMALLOC_MAX / 8 {
         let size = (i + 1) * 8;
         let mut class = 0;
         while KMALLOC_SIZES[class] < size {

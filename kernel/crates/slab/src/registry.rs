@@ -8,7 +8,9 @@ use core::sync::atomic::Ordering;
 use crate::cache::destroy::DestroyList;
 use crate::cache::{KmemCache, SlabError};
 use crate::flags::{KmemCacheArgs, SlabFlags};
-use crate::layout::{KMALLOC_SIZES, WORD, align_up, calculate_alignment, check_args};
+use crate::layout::{
+    KMALLOC_SIZES, SMALL_INDEX, SMALL_KMALLOC_MAX, WORD, align_up, calculate_alignment, check_args,
+};
 use crate::platform::Platform;
 use crate::sync::Mutex;
 
@@ -187,6 +189,10 @@ pub struct SlabAllocator<P: Platform> {
     /// once, with the allocator.
     pub(crate) destroying: Destroying<P>,
     pub(crate) kmalloc_caches: [CachePtr<P>; KMALLOC_SIZES.len()],
+    /// The kmalloc cache of each size up to [`SMALL_KMALLOC_MAX`], entry `(size - 1) / 8`:
+    /// [`SMALL_INDEX`] with the cache pointers already looked up, so that `kmalloc`'s fast
+    /// path goes from a small size to its cache with one load.
+    pub(crate) kmalloc_small: [CachePtr<P>; SMALL_KMALLOC_MAX / 8],
     /// Whether caches are shown in sysfs yet ([`SlabAllocator::sysfs_init`]; Linux's
     /// `slab_state >= FULL`). Read and written under `slab_mutex`.
     sysfs_up: core::sync::atomic::AtomicBool,
@@ -270,7 +276,9 @@ impl<P: Platform> SlabAllocator<P> {
                 kmalloc: true,
             });
         }
-        let kmalloc_caches = core::array::from_fn(|i| list[i].cache);
+        let kmalloc_caches: [CachePtr<P>; KMALLOC_SIZES.len()] =
+            core::array::from_fn(|i| list[i].cache);
+        let kmalloc_small = SMALL_INDEX.map(|class| kmalloc_caches[class as usize]);
         let slab = Self {
             platform,
             debug_flags: debug | hardened,
@@ -278,6 +286,7 @@ impl<P: Platform> SlabAllocator<P> {
             slab_mutex: Mutex::new(list),
             destroying: alloc::sync::Arc::new(DestroyList::new()),
             kmalloc_caches,
+            kmalloc_small,
             sysfs_up: core::sync::atomic::AtomicBool::new(false),
         };
         // A platform whose sysfs is ready shows the caches at once; the kernel's becomes ready
