@@ -25,6 +25,7 @@ use slab::{CallbackFunc, CallbackHead, HeadQueue};
 
 use super::PAGE_SIZE;
 use super::layout::SLAB_META;
+use super::page_alloc::OwnerMap;
 use crate::sync::rcu::{RcuFunc, RcuHead, call_rcu_head};
 use crate::sync::{IrqSave, IrqSpinLock};
 
@@ -32,8 +33,24 @@ use crate::sync::{IrqSave, IrqSpinLock};
 const SLAB_META_START: u64 = SLAB_META.start;
 
 /// The kernel's side of the slab allocator.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct KernelPlatform;
+///
+/// It carries where the page owner words are ([`OwnerMap`]), copied when the allocator is
+/// made, after the buddy allocator is up: `kfree` then finds the owner with loads from the
+/// allocator it already has at hand, plain loads the compiler folds into the arithmetic,
+/// rather than reading three globals through the position-independent kernel's GOT.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelPlatform {
+    owners: OwnerMap,
+}
+
+impl KernelPlatform {
+    /// The platform, with the page owners' map as it stands (see [`OwnerMap::current`]).
+    fn new() -> Self {
+        Self {
+            owners: OwnerMap::current(),
+        }
+    }
+}
 
 /// Keeps the caller on its CPU: local interrupts are off while it lives. `usable`: whether
 /// the CPU's sheaves were free when it was taken (no slab fast path held them).
@@ -190,10 +207,8 @@ unsafe impl slab::Platform for KernelPlatform {
     #[inline]
     fn page_owner(&self, addr: usize) -> usize {
         // On every `kfree`: the frame number through the physical map, then one bounds check
-        // of the buddy allocator's array. An address below the map wraps to a huge frame
-        // number, which the bounds check refuses like one beyond RAM.
-        let pfn = addr.wrapping_sub(crate::memory::phys_map_base()) / PAGE_SIZE;
-        crate::memory::page_alloc::owner_of_pfn(pfn)
+        // of the buddy allocator's array.
+        self.owners.owner(addr)
     }
 
     fn slab_meta(&self, page: NonNull<u8>) -> NonNull<Slab> {
@@ -267,7 +282,7 @@ unsafe fn free_pages_rcu_callback(head: NonNull<RcuHead>) {
     };
     // SAFETY: the slab allocator gave this block up (`free_pages_rcu`'s contract), and the
     // readers that might still look at it are done.
-    unsafe { slab::Platform::free_pages(&KernelPlatform, block, order) };
+    unsafe { slab::Platform::free_pages(slab().platform(), block, order) };
 }
 
 /// Reports passed to [`slab::Platform::slab_error`] since boot (each is also logged).
@@ -358,7 +373,7 @@ pub fn slab_work_pending() -> bool {
 pub fn init(options: SlabOptions) {
     let debug = options.debug;
     let hardened = options.hardened;
-    let allocator = SlabAllocator::with_options(KernelPlatform, options)
+    let allocator = SlabAllocator::with_options(KernelPlatform::new(), options)
         .expect("memory for the kmalloc caches");
     SLAB.call_once(|| allocator);
     // `/sys` needs kmalloc, which works from here on: show the caches there (Linux's

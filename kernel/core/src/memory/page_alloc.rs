@@ -275,26 +275,60 @@ pub fn owner(addr: PhysAddr) -> usize {
     entry.owner()
 }
 
-/// [`owner`] of frame `pfn`, for the slab allocator's `page_owner` on every `kfree`: one
-/// bounds check (0 until the buddy allocator is up, so any frame number is out of bounds
-/// before) and a volatile read of the owner word alone.
-#[inline]
-pub fn owner_of_pfn(pfn: usize) -> usize {
-    // Acquire: pairs with the Release store of the length, which comes after the array's.
-    if pfn >= META_LEN.load(Ordering::Acquire) {
-        return 0;
+/// Where the owner words of all frames are, for the slab allocator's `page_owner` on every
+/// `kfree`: the physical map's base and the buddy allocator's metadata array, copied once both
+/// are fixed (the array is never moved or freed), so that a lookup is plain loads from the
+/// copy, one bounds check and a volatile read of the owner word alone.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnerMap {
+    /// Virtual address of physical address 0 ([`super::phys_map_base`]).
+    phys_map_base: usize,
+    /// The metadata array (null, and `len` 0, if the buddy allocator never came up).
+    meta: *const PageMeta,
+    /// Entries of `meta`: frame numbers below it have an owner word.
+    len: usize,
+}
+
+// SAFETY: `meta` points at the buddy allocator's metadata, which lives as long as the kernel
+// and whose owner words are only read through the pointer, with volatile reads.
+unsafe impl Send for OwnerMap {}
+// SAFETY: as above.
+unsafe impl Sync for OwnerMap {}
+
+impl OwnerMap {
+    /// The map as it stands. Taken after the buddy allocator is up (its metadata is fixed from
+    /// then on); taken before, or if it never comes up, every lookup says 0.
+    pub fn current() -> Self {
+        // Acquire: pairs with the Release store of the length, which comes after the array's.
+        let len = META_LEN.load(Ordering::Acquire);
+        Self {
+            phys_map_base: super::phys_map_base(),
+            meta: META.load(Ordering::Relaxed),
+            len,
+        }
     }
-    let meta = META.load(Ordering::Relaxed);
-    // The length is non-zero only once `META` points at the live array of that many entries
-    // (stored before it, see above), and `pfn` is in bounds.
-    // SAFETY: so the entry is live; its owner word is at `PageMeta::OWNER_OFFSET`; a volatile
-    // read of that one word makes no reference the allocator's writers (its lock) could alias.
-    unsafe {
-        core::ptr::read_volatile(
-            meta.add(pfn)
-                .byte_add(PageMeta::OWNER_OFFSET)
-                .cast::<usize>(),
-        )
+
+    /// [`owner`] of the page holding the virtual address `addr` of the physical map, or 0 for
+    /// an address outside it (one below the map wraps to a huge frame number, which the bounds
+    /// check refuses like one beyond RAM).
+    #[inline(always)]
+    pub fn owner(&self, addr: usize) -> usize {
+        let pfn = addr.wrapping_sub(self.phys_map_base) / FRAME_SIZE as usize;
+        if pfn >= self.len {
+            return 0;
+        }
+        // SAFETY: a non-zero `len` was read after `META` pointed at the live array of that
+        // many entries (see `current`), and `pfn` is in bounds, so the entry is live; its
+        // owner word is at `PageMeta::OWNER_OFFSET`; a volatile read of that one word makes no
+        // reference the allocator's writers (its lock) could alias.
+        unsafe {
+            core::ptr::read_volatile(
+                self.meta
+                    .add(pfn)
+                    .byte_add(PageMeta::OWNER_OFFSET)
+                    .cast::<usize>(),
+            )
+        }
     }
 }
 
