@@ -8,8 +8,12 @@
 
 mod export;
 
+use bootloader_api::config::BootloaderConfig;
 use bootloader_api::{BootInfo, entry_point};
-use kcore::boot::BOOTLOADER_CONFIG;
+
+/// The bootloader's configuration for this binary, as it was linked (`sheaf_pie` is set by
+/// `kernel/build.rs` when the build is position-independent).
+static BOOTLOADER_CONFIG: BootloaderConfig = kcore::boot::bootloader_config(cfg!(sheaf_pie));
 
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 

@@ -7,21 +7,45 @@ use spin::Once;
 
 use crate::memory::layout::{BOOTLOADER_DYNAMIC, KERNEL_IMAGE};
 
-/// The bootloader's configuration, embedded in the kernel ELF by `entry_point!`.
-pub static BOOTLOADER_CONFIG: BootloaderConfig = {
+/// The bootloader's configuration, which the kernel binary embeds in its ELF with
+/// `entry_point!`.
+///
+/// The kernel runs at [`KERNEL_IMAGE`]`.start`, in the top 2 GiB. The normal build links it
+/// there, as a static (not position-independent) executable with the kernel code model, as
+/// Linux is built: `.cargo/config.toml` gives the target those flags and `kernel/build.rs` the
+/// image base. The bootloader loads such an executable at its link addresses and refuses any
+/// other placement, so `kernel_base` must then be left dynamic. `position_independent`: the
+/// kernel was built position-independent instead (a `RUSTFLAGS` in the environment replaces
+/// the config's flags), and the bootloader moves it to the same address.
+pub const fn bootloader_config(position_independent: bool) -> BootloaderConfig {
     let mut config = BootloaderConfig::new_default();
     config.mappings.physical_memory = Some(Mapping::Dynamic);
-    config.mappings.kernel_base = Mapping::FixedAddress(KERNEL_IMAGE.start);
+    config.mappings.kernel_base = if position_independent {
+        Mapping::FixedAddress(KERNEL_IMAGE.start)
+    } else {
+        Mapping::Dynamic
+    };
     config.mappings.dynamic_range_start = Some(BOOTLOADER_DYNAMIC.start);
     config.mappings.dynamic_range_end = Some(BOOTLOADER_DYNAMIC.end - 1);
     config.kernel_stack_size = 256 * 1024;
     config
-};
+}
 
 static BOOT_INFO: Once<&'static BootInfo> = Once::new();
 
-/// Keeps the boot information for the rest of the kernel's life.
+/// Keeps the boot information for the rest of the kernel's life, after checking that the
+/// kernel runs where the address map says ([`KERNEL_IMAGE`]): a kernel linked elsewhere
+/// would be loaded elsewhere, and code that reaches the kernel with 32-bit sign-extended
+/// addresses (the kernel code model, modules built with `-mcmodel=kernel`) would break.
 pub(crate) fn init(boot_info: &'static BootInfo) {
+    let here = init as *const () as u64;
+    assert!(
+        KERNEL_IMAGE.contains(here),
+        "the kernel runs at {here:#x}, outside its image range {:#x}..{:#x}: build it with \
+         the flags of .cargo/config.toml (and kernel/build.rs), or position-independent",
+        KERNEL_IMAGE.start,
+        KERNEL_IMAGE.end
+    );
     BOOT_INFO.call_once(|| boot_info);
 }
 
