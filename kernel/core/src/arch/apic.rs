@@ -20,8 +20,11 @@ use crate::sync::{IrqSave, SpinLock};
 /// Vector for local APIC errors.
 pub const ERROR_VECTOR: u8 = 0xfe;
 
-/// A CPU's own `LocalApic`: only ever touched by that CPU, with interrupts off.
-struct LapicSlot(UnsafeCell<Option<LocalApic>>);
+/// A CPU's own `LocalApic`: only ever touched by that CPU, with interrupts off. Boxed, so that
+/// an empty slot is a null pointer and the array is zeroes in `.bss` (an inline
+/// `Option<LocalApic>` is not all zeroes when `None`: the 47 KiB array would be in `.data`,
+/// on the disk, for the bootloader to read at every boot).
+struct LapicSlot(UnsafeCell<Option<alloc::boxed::Box<LocalApic>>>);
 
 // SAFETY: slot `i` is only accessed by CPU `i` with interrupts disabled (see `with_local`), so
 // no two contexts use the same slot at once.
@@ -123,7 +126,7 @@ pub(crate) fn init_local() {
     let cpu = crate::cpu::current_id();
     // SAFETY: interrupts are off and only this CPU uses its slot.
     let slot = unsafe { &mut *LAPICS[cpu].0.get() };
-    *slot = Some(lapic);
+    *slot = Some(alloc::boxed::Box::new(lapic));
     let lapic = slot.as_mut().expect("just stored");
     // SAFETY: enabling this CPU's local APIC with the vectors above, which have IDT handlers.
     unsafe { lapic.enable() };
