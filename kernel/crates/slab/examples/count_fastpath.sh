@@ -35,7 +35,7 @@
 # Project target: <= 20 per pair for the fast path itself (for scale, malloc(64)+free measured
 # through calls: jemalloc 78, mimalloc 116, glibc 139). Measured here (December 1, with the
 # double-free test and the fast-path statistics): cache-inline 24, cache 34 (the same 24 plus
-# the call, frame and loop of the pair function), kmalloc 57 (was 90), kmalloc-const 47,
+# the call, frame and loop of the pair function), kmalloc 51 (was 90), kmalloc-const 45,
 # mimalloc 80, system 143.
 # Needs valgrind (apt-get install -y valgrind) and awk. Can be run from any directory.
 set -eu
