@@ -212,3 +212,65 @@ fn threads_registering_at_once_get_distinct_cpus() {
         assert_eq!(cpus, (0..CPUS).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn barn_gives_a_cpu_its_own_sheaves_first() {
+    let p = HostPlatform::new(HostConfig {
+        cpus: 2,
+        nodes: 1,
+        pages_per_node: 4096,
+    });
+    let _cpu0 = p.register_cpu_as(0);
+    let a = SlabAllocator::new(p.clone()).unwrap();
+    let c = a
+        .kmem_cache_create(
+            "own-first",
+            128,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .unwrap();
+    let n = c.sheaf_capacity() * 4;
+    let alloc_n = || -> Vec<usize> {
+        (0..n)
+            .map(|_| c.alloc(Gfp::KERNEL).unwrap().as_ptr() as usize)
+            .collect()
+    };
+    let free_all = |objs: &[usize]| {
+        for &o in objs {
+            // SAFETY: allocated from `c` by this test and not used afterwards.
+            unsafe {
+                c.free(std::ptr::NonNull::new(o as *mut u8).unwrap())
+                    .unwrap()
+            };
+        }
+    };
+    let on_cpu1 = |f: &(dyn Fn() -> Vec<usize> + Sync)| {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _cpu1 = p.register_cpu_as(1);
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+    };
+    let mine = alloc_n();
+    let theirs = on_cpu1(&alloc_n);
+    // CPU 0 frees its objects, then CPU 1 its own: the barn holds CPU 0's full sheaves under
+    // CPU 1's, newer ones.
+    free_all(&mine);
+    on_cpu1(&|| {
+        free_all(&theirs);
+        Vec::new()
+    });
+    assert!(c.barn_counts(0).0 >= 4, "both CPUs put full sheaves");
+    // CPU 0 gets its own objects back, its spare and main first and then its sheaves from the
+    // barn, not CPU 1's (the barn's newest).
+    let again = alloc_n();
+    let (mine, again): (HashSet<_>, HashSet<_>) =
+        (mine.into_iter().collect(), again.into_iter().collect());
+    assert_eq!(mine, again);
+    free_all(&again.into_iter().collect::<Vec<_>>());
+    assert!(c.stat(Stat::BarnGet) >= 2);
+}

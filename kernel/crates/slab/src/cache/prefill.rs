@@ -9,6 +9,7 @@
 use core::ptr::NonNull;
 
 use super::KmemCache;
+use crate::barn::owner;
 use crate::base::Gfp;
 use crate::layout::MAX_SHEAF_CAPACITY;
 use crate::platform::{Pinned, Platform};
@@ -60,7 +61,7 @@ impl<P: Platform> KmemCache<P> {
                 .and_then(|on| self.pcs(on).spare.take_if(|spare| spare.len() >= count));
             match spare {
                 Some(spare) => spare,
-                None => match self.barns[node].get_full_sheaf() {
+                None => match self.barns[node].get_full_sheaf(owner(pin.cpu())) {
                     Some(full) => full,
                     None => self.alloc_empty_sheaf(node, gfp)?,
                 },
@@ -174,7 +175,7 @@ impl<P: Platform> KmemCache<P> {
             let cap = s.capacity();
             self.refill_from_slabs(&mut s, cap, node, Gfp::ATOMIC);
             if s.len() == cap {
-                match self.barns[node].put_full_sheaf(s) {
+                match self.barns[node].put_full_sheaf(s, owner(pin.cpu())) {
                     Ok(()) => return Ok(()),
                     Err(back) => s = back,
                 }

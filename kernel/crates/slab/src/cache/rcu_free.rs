@@ -40,6 +40,7 @@
 use core::sync::atomic::Ordering;
 
 use super::{Exclusive, KmemCache};
+use crate::barn::NO_OWNER;
 use crate::base::Gfp;
 use crate::platform::{OnCpu, Pinned, Platform};
 use crate::sheaf::SheafBox;
@@ -144,7 +145,7 @@ impl<P: Platform> KmemCache<P> {
         // or interrupted by code that spins for them on its CPU (see `crate::sync`).
         let _pin = Pinned::new(&self.platform);
         if sheaf.is_full() {
-            match self.barns[sheaf.node()].put_full_sheaf(sheaf) {
+            match self.barns[sheaf.node()].put_full_sheaf(sheaf, NO_OWNER) {
                 Ok(()) => return,
                 Err(back) => sheaf = back,
             }
