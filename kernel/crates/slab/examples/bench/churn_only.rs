@@ -11,8 +11,8 @@ use std::alloc::System;
 use std::sync::Barrier;
 
 use mimalloc::MiMalloc;
-use slab::Stat;
 use slab::layout::KMALLOC_SIZES;
+use slab::{PAGE_SIZE, Stat};
 
 use crate::alloc::{Bench, Global, Kmalloc, Sheaf};
 use crate::churn::Live;
@@ -115,14 +115,18 @@ fn print_stats() {
                     l.churn(k, WARMUP);
                     barrier.wait();
                     barrier.wait();
+                    let pages0 = pages(&l);
                     let c0 = crate::threads::thread_cpu_time().expect("cpu time");
                     let cross = churn_tagged(&mut l, k, OPS, t as u8);
                     let c1 = crate::threads::thread_cpu_time().expect("cpu time");
                     println!(
                         "    thread {t}: {:.2} ns cpu/op, {:.4} allocs/op got an object last \
-                         written by the other thread",
+                         written by the other thread; its live objects on {} pages, {} \
+                         before the timed ops",
                         (c1 - c0).as_nanos() as f64 / OPS as f64,
-                        cross as f64 / OPS as f64
+                        cross as f64 / OPS as f64,
+                        pages(&l),
+                        pages0
                     );
                     barrier.wait();
                     barrier.wait();
@@ -173,4 +177,14 @@ fn churn_tagged<A: Bench>(l: &mut Live, a: &A, n: usize, t: u8) -> usize {
         l.objs[i] = (p, s);
     }
     cross
+}
+
+/// Number of pages holding the live objects of `l`.
+fn pages(l: &Live) -> usize {
+    let pages: std::collections::HashSet<usize> = l
+        .objs
+        .iter()
+        .map(|&(p, _)| p as usize / PAGE_SIZE)
+        .collect();
+    pages.len()
 }
