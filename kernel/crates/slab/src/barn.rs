@@ -6,12 +6,6 @@
 //! empty sheaves, in fixed arrays, so it never allocates; when it refuses a sheaf the CPU falls
 //! back to the slabs.
 //!
-//! Each sheaf in the barn is tagged with the CPU that handed it in, and a CPU takes back its
-//! own sheaves first (the newest), before another CPU's (the oldest): on a node of several
-//! CPUs, sheaves and the objects in them stay with the CPU whose cache and pages they are in
-//! unless the balance of allocations and frees really moves objects between CPUs. Which sheaf
-//! is handed out is all that changes: the limits, counts and statistics are Linux's.
-//!
 //! Safe code: the barn stores [`SheafBox`]es, whose ownership moves in and out with them.
 
 use crate::sheaf::SheafBox;
@@ -34,76 +28,14 @@ pub enum ReplaceFull {
     NoEmpty(SheafBox),
 }
 
-/// Who handed a sheaf to the barn: a CPU id, or [`NO_OWNER`].
-pub type Owner = u8;
-
-/// The owner of a sheaf that no CPU handed in (an RCU callback's, a returned prefilled
-/// sheaf's): every CPU takes it as another CPU's.
-pub const NO_OWNER: Owner = Owner::MAX;
-
-const _: () = assert!(crate::cache::MAX_CPUS < NO_OWNER as usize);
-
-/// The owner tag of `cpu`.
-pub fn owner(cpu: usize) -> Owner {
-    debug_assert!(cpu < crate::cache::MAX_CPUS);
-    cpu as Owner
-}
-
-/// One list of the barn: sheaves oldest first, each with the CPU that handed it in.
-struct SheafStack<const N: usize> {
-    sheaves: [Option<SheafBox>; N],
-    owners: [Owner; N],
-    nr: usize,
-}
-
-impl<const N: usize> SheafStack<N> {
-    const fn new() -> Self {
-        Self {
-            sheaves: [const { None }; N],
-            owners: [NO_OWNER; N],
-            nr: 0,
-        }
-    }
-
-    fn is_full(&self) -> bool {
-        self.nr >= N
-    }
-
-    /// Adds `s` as the newest sheaf; the caller checked there is room.
-    fn push(&mut self, s: SheafBox, by: Owner) {
-        self.sheaves[self.nr] = Some(s);
-        self.owners[self.nr] = by;
-        self.nr += 1;
-    }
-
-    /// Takes the newest sheaf `by` handed in, else the oldest of the others: a CPU gets back
-    /// its own sheaves (their pointer arrays and objects are in its cache and on its pages)
-    /// before another CPU's, and of another CPU's it takes the one that CPU is least likely to
-    /// want back soon. With one CPU per node this is plain last-in first-out.
-    fn take(&mut self, by: Owner) -> Option<SheafBox> {
-        if self.nr == 0 {
-            return None;
-        }
-        let i = (0..self.nr)
-            .rev()
-            .find(|&i| self.owners[i] == by)
-            .unwrap_or(0);
-        let s = self.sheaves[i].take();
-        self.sheaves[i..self.nr].rotate_left(1);
-        self.owners[i..self.nr].rotate_left(1);
-        self.nr -= 1;
-        s
-    }
-}
-
 struct BarnLists {
-    full: SheafStack<MAX_FULL_SHEAVES>,
-    empty: SheafStack<MAX_EMPTY_SHEAVES>,
+    full: [Option<SheafBox>; MAX_FULL_SHEAVES],
+    nr_full: usize,
+    empty: [Option<SheafBox>; MAX_EMPTY_SHEAVES],
+    nr_empty: usize,
 }
 
-/// A node's barn (Linux's `struct node_barn`), on cache lines of its own: the CPUs of the node
-/// write it at every trade, and nothing else should move with it.
-#[repr(align(64))]
+/// A node's barn (Linux's `struct node_barn`).
 pub struct Barn {
     lock: Mutex<BarnLists>,
 }
@@ -119,8 +51,10 @@ impl Barn {
     pub fn new() -> Self {
         Self {
             lock: Mutex::new(BarnLists {
-                full: SheafStack::new(),
-                empty: SheafStack::new(),
+                full: [const { None }; MAX_FULL_SHEAVES],
+                nr_full: 0,
+                empty: [const { None }; MAX_EMPTY_SHEAVES],
+                nr_empty: 0,
             }),
         }
     }
@@ -128,28 +62,28 @@ impl Barn {
     /// Number of (full, empty) sheaves held.
     pub fn counts(&self) -> (usize, usize) {
         let b = self.lock.lock();
-        (b.full.nr, b.empty.nr)
+        (b.nr_full, b.nr_empty)
     }
 
     /// Allocation side: trades the caller's empty sheaf for a full one
-    /// (`barn_replace_empty_sheaf`); `by` is the calling CPU ([`owner`]). Returns the full
-    /// sheaf and, when the barn had no room for the empty one, gives that back too so the
-    /// caller can keep or free it. `Err` hands the empty sheaf back when the barn has no full
-    /// sheaf.
-    pub fn replace_empty_sheaf(
-        &self,
-        empty: SheafBox,
-        by: Owner,
-    ) -> Result<FullAndLeftover, SheafBox> {
+    /// (`barn_replace_empty_sheaf`). Returns the full sheaf and, when the barn had no room for
+    /// the empty one, gives that back too so the caller can keep or free it. `Err` hands the
+    /// empty sheaf back when the barn has no full sheaf.
+    pub fn replace_empty_sheaf(&self, empty: SheafBox) -> Result<FullAndLeftover, SheafBox> {
         let mut b = self.lock.lock();
-        let Some(full) = b.full.take(by) else {
+        if b.nr_full == 0 {
             return Err(empty);
-        };
-        if b.empty.is_full() {
-            Ok((full, Some(empty)))
-        } else {
-            b.empty.push(empty, by);
+        }
+        b.nr_full -= 1;
+        let i = b.nr_full;
+        let full = b.full[i].take().expect("counted full sheaf");
+        if b.nr_empty < MAX_EMPTY_SHEAVES {
+            let i = b.nr_empty;
+            b.empty[i] = Some(empty);
+            b.nr_empty += 1;
             Ok((full, None))
+        } else {
+            Ok((full, Some(empty)))
         }
     }
 
@@ -157,47 +91,68 @@ impl Barn {
     /// under one lock. Refused when the barn already holds [`MAX_FULL_SHEAVES`]; when it has no
     /// empty sheaf to give, the full one is handed back too so the caller can allocate an
     /// empty sheaf and try [`Barn::put_full_sheaf`].
-    pub fn replace_full_sheaf(&self, full: SheafBox, by: Owner) -> Result<SheafBox, ReplaceFull> {
+    pub fn replace_full_sheaf(&self, full: SheafBox) -> Result<SheafBox, ReplaceFull> {
         let mut b = self.lock.lock();
-        if b.full.is_full() {
+        if b.nr_full >= MAX_FULL_SHEAVES {
             return Err(ReplaceFull::Refused(full));
         }
-        let Some(empty) = b.empty.take(by) else {
+        if b.nr_empty == 0 {
             return Err(ReplaceFull::NoEmpty(full));
-        };
-        b.full.push(full, by);
+        }
+        b.nr_empty -= 1;
+        let i = b.nr_empty;
+        let empty = b.empty[i].take().expect("counted empty sheaf");
+        let i = b.nr_full;
+        b.full[i] = Some(full);
+        b.nr_full += 1;
         Ok(empty)
     }
 
     /// Takes a full sheaf, if any (`barn_get_full_sheaf`).
-    pub fn get_full_sheaf(&self, by: Owner) -> Option<SheafBox> {
-        self.lock.lock().full.take(by)
+    pub fn get_full_sheaf(&self) -> Option<SheafBox> {
+        let mut b = self.lock.lock();
+        if b.nr_full == 0 {
+            return None;
+        }
+        b.nr_full -= 1;
+        let i = b.nr_full;
+        b.full[i].take()
     }
 
     /// Stores a full sheaf; `Err` gives it back when the barn already holds
     /// [`MAX_FULL_SHEAVES`] (`barn_put_full_sheaf`).
-    pub fn put_full_sheaf(&self, full: SheafBox, by: Owner) -> Result<(), SheafBox> {
+    pub fn put_full_sheaf(&self, full: SheafBox) -> Result<(), SheafBox> {
         let mut b = self.lock.lock();
-        if b.full.is_full() {
+        if b.nr_full >= MAX_FULL_SHEAVES {
             return Err(full);
         }
-        b.full.push(full, by);
+        let i = b.nr_full;
+        b.full[i] = Some(full);
+        b.nr_full += 1;
         Ok(())
     }
 
     /// Takes an empty sheaf, if any (`barn_get_empty_sheaf`).
-    pub fn get_empty_sheaf(&self, by: Owner) -> Option<SheafBox> {
-        self.lock.lock().empty.take(by)
+    pub fn get_empty_sheaf(&self) -> Option<SheafBox> {
+        let mut b = self.lock.lock();
+        if b.nr_empty == 0 {
+            return None;
+        }
+        b.nr_empty -= 1;
+        let i = b.nr_empty;
+        b.empty[i].take()
     }
 
     /// Stores an empty sheaf; `Err` gives it back when the barn already holds
     /// [`MAX_EMPTY_SHEAVES`] (`barn_put_empty_sheaf`).
-    pub fn put_empty_sheaf(&self, empty: SheafBox, by: Owner) -> Result<(), SheafBox> {
+    pub fn put_empty_sheaf(&self, empty: SheafBox) -> Result<(), SheafBox> {
         let mut b = self.lock.lock();
-        if b.empty.is_full() {
+        if b.nr_empty >= MAX_EMPTY_SHEAVES {
             return Err(empty);
         }
-        b.empty.push(empty, by);
+        let i = b.nr_empty;
+        b.empty[i] = Some(empty);
+        b.nr_empty += 1;
         Ok(())
     }
 
@@ -206,12 +161,14 @@ impl Barn {
     pub fn shrink(&self, mut f: impl FnMut(SheafBox)) {
         let (full, empty) = {
             let mut b = self.lock.lock();
+            b.nr_full = 0;
+            b.nr_empty = 0;
             (
-                core::mem::replace(&mut b.full, SheafStack::new()),
-                core::mem::replace(&mut b.empty, SheafStack::new()),
+                core::mem::replace(&mut b.full, [const { None }; MAX_FULL_SHEAVES]),
+                core::mem::replace(&mut b.empty, [const { None }; MAX_EMPTY_SHEAVES]),
             )
         };
-        for s in full.sheaves.into_iter().chain(empty.sheaves).flatten() {
+        for s in full.into_iter().chain(empty).flatten() {
             f(s);
         }
     }

@@ -214,7 +214,7 @@ fn exchange_model() {
 mod barn {
     use core::ptr::NonNull;
 
-    use crate::barn::{Barn, MAX_FULL_SHEAVES, ReplaceFull, owner};
+    use crate::barn::{Barn, MAX_FULL_SHEAVES, ReplaceFull};
     use crate::sheaf::{Sheaf, SheafBox};
     use crate::slabs::FreeObject;
     use loom::sync::Arc;
@@ -250,22 +250,21 @@ mod barn {
     fn loom_barn_exchange_conserves_sheaves() {
         loom::model(|| {
             let barn = Arc::new(Barn::new());
-            barn.put_full_sheaf(sheaf(4), owner(2)).unwrap();
-            barn.put_empty_sheaf(sheaf(0), owner(2)).unwrap();
+            barn.put_full_sheaf(sheaf(4)).unwrap();
+            barn.put_empty_sheaf(sheaf(0)).unwrap();
             let b1 = barn.clone();
-            let freeing = thread::spawn(move || match b1.replace_full_sheaf(sheaf(4), owner(0)) {
+            let freeing = thread::spawn(move || match b1.replace_full_sheaf(sheaf(4)) {
                 Ok(empty) => empty,
                 Err(ReplaceFull::Refused(f) | ReplaceFull::NoEmpty(f)) => f,
             });
             let b2 = barn.clone();
-            let allocating =
-                thread::spawn(move || match b2.replace_empty_sheaf(sheaf(0), owner(1)) {
-                    Ok((full, extra)) => {
-                        assert!(extra.is_none());
-                        full
-                    }
-                    Err(e) => e,
-                });
+            let allocating = thread::spawn(move || match b2.replace_empty_sheaf(sheaf(0)) {
+                Ok((full, extra)) => {
+                    assert!(extra.is_none());
+                    full
+                }
+                Err(e) => e,
+            });
             let mut all: Vec<SheafBox> =
                 Vec::from([freeing.join().unwrap(), allocating.join().unwrap()]);
             barn.shrink(|s| all.push(s));
@@ -286,12 +285,12 @@ mod barn {
         loom::model(|| {
             let barn = Arc::new(Barn::new());
             for _ in 0..MAX_FULL_SHEAVES - 1 {
-                barn.put_full_sheaf(sheaf(4), owner(2)).unwrap();
+                barn.put_full_sheaf(sheaf(4)).unwrap();
             }
             let handles: Vec<_> = (0..2)
-                .map(|t| {
+                .map(|_| {
                     let b = barn.clone();
-                    thread::spawn(move || match b.put_full_sheaf(sheaf(4), owner(t)) {
+                    thread::spawn(move || match b.put_full_sheaf(sheaf(4)) {
                         Ok(()) => true,
                         Err(s) => {
                             free(s);

@@ -9,7 +9,6 @@
 use core::ptr::NonNull;
 
 use super::KmemCache;
-use crate::barn::owner;
 use crate::base::Gfp;
 use crate::layout::MAX_SHEAF_CAPACITY;
 use crate::platform::{Pinned, Platform};
@@ -61,7 +60,7 @@ impl<P: Platform> KmemCache<P> {
                 .and_then(|on| self.pcs(on).spare.take_if(|spare| spare.len() >= count));
             match spare {
                 Some(spare) => spare,
-                None => match self.barns[node].get_full_sheaf(owner(pin.cpu())) {
+                None => match self.barns[node].get_full_sheaf() {
                     Some(full) => full,
                     None => self.alloc_empty_sheaf(node, gfp)?,
                 },
@@ -175,7 +174,7 @@ impl<P: Platform> KmemCache<P> {
             let cap = s.capacity();
             self.refill_from_slabs(&mut s, cap, node, Gfp::ATOMIC);
             if s.len() == cap {
-                match self.barns[node].put_full_sheaf(s, owner(pin.cpu())) {
+                match self.barns[node].put_full_sheaf(s) {
                     Ok(()) => return Ok(()),
                     Err(back) => s = back,
                 }

@@ -40,7 +40,6 @@
 use core::sync::atomic::Ordering;
 
 use super::{Exclusive, KmemCache};
-use crate::barn::NO_OWNER;
 use crate::base::Gfp;
 use crate::platform::{OnCpu, Pinned, Platform};
 use crate::sheaf::SheafBox;
@@ -145,7 +144,7 @@ impl<P: Platform> KmemCache<P> {
         // or interrupted by code that spins for them on its CPU (see `crate::sync`).
         let _pin = Pinned::new(&self.platform);
         if sheaf.is_full() {
-            match self.barns[sheaf.node()].put_full_sheaf(sheaf, NO_OWNER) {
+            match self.barns[sheaf.node()].put_full_sheaf(sheaf) {
                 Ok(()) => return,
                 Err(back) => sheaf = back,
             }

@@ -10,7 +10,7 @@
 #![deny(unsafe_code)]
 
 use super::KmemCache;
-use crate::barn::{ReplaceFull, owner};
+use crate::barn::ReplaceFull;
 use crate::base::Gfp;
 use crate::flags::SlabFlags;
 use crate::platform::{OnCpu, Pinned, Platform};
@@ -93,7 +93,7 @@ impl<P: Platform> KmemCache<P> {
             Some(spare) if !spare.is_empty() => core::mem::swap(main, spare),
             _ => {
                 let empty = pcs.main.take().expect("a real main sheaf");
-                match self.barns[node].replace_empty_sheaf(empty, owner(on.cpu())) {
+                match self.barns[node].replace_empty_sheaf(empty) {
                     Ok((full, extra)) => {
                         stats.add(Stat::BarnGet, 1);
                         pcs.main.put(full);
@@ -199,7 +199,7 @@ impl<P: Platform> KmemCache<P> {
         }
         match pcs.spare.as_mut() {
             None => {
-                let empty = match self.barns[node].get_empty_sheaf(owner(on.cpu())) {
+                let empty = match self.barns[node].get_empty_sheaf() {
                     Some(e) => {
                         stats.add(Stat::BarnGet, 1);
                         Some(e)
@@ -233,7 +233,7 @@ impl<P: Platform> KmemCache<P> {
         let stats = &self.cpu_stats[cpu];
         let barn = &self.barns[pcs.node];
         let full = pcs.main.take().expect("a real main sheaf");
-        let swapped = match barn.replace_full_sheaf(full, owner(cpu)) {
+        let swapped = match barn.replace_full_sheaf(full) {
             Ok(empty) => {
                 pcs.main.put(empty);
                 true
@@ -244,7 +244,7 @@ impl<P: Platform> KmemCache<P> {
             }
             Err(ReplaceFull::NoEmpty(full)) => {
                 match self.alloc_empty_sheaf(pcs.node, Gfp::ATOMIC) {
-                    Some(e) => match barn.put_full_sheaf(full, owner(cpu)) {
+                    Some(e) => match barn.put_full_sheaf(full) {
                         Ok(()) => {
                             pcs.main.put(e);
                             true
