@@ -4,6 +4,9 @@
 //! ```text
 //! cargo run -p sheaf-slab --release --example bench          # everything, ~1 minute
 //! cargo run -p sheaf-slab --release --example bench -- d     # only some workloads: a b c d
+//! cargo run -p sheaf-slab --release --example bench -- dc    # only (d)'s churn columns
+//! cargo run -p sheaf-slab --release --example bench -- dc --stats  # and events per op
+//! cargo run -p sheaf-slab --release --example bench -- dc --stats-only  # only those (3 runs)
 //! ```
 //! No `--features std` (the crate no longer has that feature): the host platform
 //! (`slab::host`) is built on every target that has `std`. Peak memory is ~3 GiB (workload
@@ -81,6 +84,7 @@
 mod alloc;
 mod charts;
 mod churn;
+mod churn_only;
 mod space;
 mod threads;
 
@@ -147,6 +151,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let wanted = |w: &str| only.is_empty() || only.iter().any(|o| *o == w);
+    if only.iter().any(|o| *o == "dc") {
+        churn_only::workload_dc(args.iter().any(|a| a == "--stats"));
+        return;
+    }
     let mut figs = Figures::default();
     println!("Sheaf slab allocator benchmark (release build; best of {RUNS} runs per figure).");
     println!(
