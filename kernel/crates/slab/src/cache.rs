@@ -370,9 +370,11 @@ impl<P: Platform> KmemCache<P> {
     /// sheaves): in the kernel that keeps interrupts out while the slow path takes node-list
     /// and barn locks, which an interrupt handler on this CPU may want too.
     ///
-    /// A debug kmalloc cache records `orig_size`, the size `kmalloc` was asked for, here (see
-    /// `set_orig_size`; other caches ignore it). Debug caches have no sheaves, so all their
-    /// allocations come here, and the fast path keeps no register for the size.
+    /// An alias forwards to its primary (it has no sheaves, so every allocation comes here). A
+    /// debug kmalloc cache records `orig_size`, the size `kmalloc` was asked for (see
+    /// [`Self::alloc_slow_debug`]; debug caches have no sheaves either), so the fast path keeps
+    /// no register for the size. Both tests come before any call, so that the common slow path
+    /// keeps nothing across its call and the alias's path nothing but its primary.
     #[cold]
     #[inline(never)]
     fn alloc_slow(
@@ -382,24 +384,36 @@ impl<P: Platform> KmemCache<P> {
         caller: usize,
         orig_size: usize,
     ) -> Option<NonNull<u8>> {
-        let obj = self.alloc_slow_object(slot, gfp, caller)?.into_allocated();
-        if self.debug {
-            self.set_orig_size(obj.as_ptr(), orig_size);
+        if let Some(p) = self.alias_of() {
+            return p.alloc_caller(gfp, caller);
         }
+        if self.debug {
+            return self.alloc_slow_debug(slot, gfp, caller, orig_size);
+        }
+        self.alloc_slow_object(slot, gfp, caller)
+            .map(FreeObject::into_allocated)
+    }
+
+    /// [`Self::alloc_slow`] of a debug cache: the object, then the record of the size asked
+    /// for (`set_orig_size`: a kmalloc cache with `SLAB_STORE_USER` or `SLAB_RED_ZONE` keeps it
+    /// and red-zones the rest; other caches ignore it).
+    #[inline(never)]
+    fn alloc_slow_debug(
+        &self,
+        slot: usize,
+        gfp: Gfp,
+        caller: usize,
+        orig_size: usize,
+    ) -> Option<NonNull<u8>> {
+        let obj = self.alloc_slow_object(slot, gfp, caller)?.into_allocated();
+        self.set_orig_size(obj.as_ptr(), orig_size);
         Some(obj)
     }
 
-    /// [`Self::alloc_slow`] but the size record: the object from the primary (an alias), the
-    /// CPU's sheaves refilled, or the slabs.
+    /// The object of [`Self::alloc_slow`] for a primary: the CPU's sheaves refilled, or the
+    /// slabs.
     #[inline(always)]
     fn alloc_slow_object(&self, slot: usize, gfp: Gfp, caller: usize) -> Option<FreeObject> {
-        if let Some(p) = self.alias_of() {
-            // An alias has no sheaves: every allocation comes here and goes to the primary.
-            let obj = p.alloc_caller(gfp, caller)?;
-            // SAFETY: just allocated from the primary, whose objects these are; the token
-            // goes straight back to the caller as an allocated object.
-            return Some(unsafe { FreeObject::new(obj) });
-        }
         if slot != 0 {
             let _irq = self.platform.pin_held();
             // SAFETY: `slot` came from `pin_fast`, whose guard the caller holds for the call:
