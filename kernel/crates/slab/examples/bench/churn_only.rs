@@ -17,7 +17,7 @@ use slab::{PAGE_SIZE, Stat};
 use crate::alloc::{Bench, Global, Kmalloc, Sheaf};
 use crate::churn::Live;
 use crate::threads::{churn_cols, churn_threads, churn_threads_private, one_two};
-use crate::{LIVE_B, OPS, WARMUP, row};
+use crate::{CHURN_HEADS, LIVE_B, OPS, WARMUP, row};
 
 /// The events printed by `--stats`, per churn op (one free and one alloc).
 const EVENTS: [Stat; 12] = [
@@ -44,17 +44,7 @@ pub(crate) fn workload_dc(stats: bool) {
         return;
     }
     println!("(d) threads, churn columns only ({OPS} timed ops per thread)");
-    row(
-        "",
-        &[
-            "1 thr Mop/s".into(),
-            "2 thr Mop/s".into(),
-            "2/1 ratio".into(),
-            "control 2/1".into(),
-            "mem ctl 2/1".into(),
-            "cpu eff 2/1".into(),
-        ],
-    );
+    row("", &CHURN_HEADS.map(String::from));
     {
         let (sheaf, _cpu) = Sheaf::new(65_536);
         row(

@@ -138,6 +138,16 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// The headings of (d)'s churn columns (`churn_cols`), which `dc` prints alone.
+const CHURN_HEADS: [&str; 6] = [
+    "1 thr Mop/s",
+    "2 thr Mop/s",
+    "2/1 ratio",
+    "control 2/1",
+    "mem ctl 2/1",
+    "cpu eff 2/1",
+];
+
 fn row(name: &str, cols: &[String]) {
     print!("  {name:<18}");
     for c in cols {
@@ -311,21 +321,12 @@ fn workload_d(figs: &mut Figures) {
         "(d) threads: churn as (b), {OPS} timed ops per thread; producer/consumer {PAIR_SIZE} B"
     );
     println!("  load average before (d): {}", loadavg());
-    row(
-        "",
-        &[
-            "1 thr Mop/s".into(),
-            "2 thr Mop/s".into(),
-            "2/1 ratio".into(),
-            "control 2/1".into(),
-            "mem ctl 2/1".into(),
-            "cpu eff 2/1".into(),
-            "pairs 2/1".into(),
-            "pairs ns/obj".into(),
-            "prod/cons ns".into(),
-            "pc/pairs thr".into(),
-        ],
-    );
+    let heads = CHURN_HEADS
+        .iter()
+        .chain(&["pairs 2/1", "pairs ns/obj", "prod/cons ns", "pc/pairs thr"])
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>();
+    row("", &heads);
     let (sheaf, _cpu) = Sheaf::new(65_536);
     let d = threads_row("sheaf kmalloc", &Kmalloc(&sheaf));
     figs.scaling
