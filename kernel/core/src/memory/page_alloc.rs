@@ -317,10 +317,10 @@ impl OwnerMap {
         if pfn >= self.len {
             return 0;
         }
-        // SAFETY: a non-zero `len` was read after `META` pointed at the live array of that
-        // many entries (see `current`), and `pfn` is in bounds, so the entry is live; its
-        // owner word is at `PageMeta::OWNER_OFFSET`; a volatile read of that one word makes no
-        // reference the allocator's writers (its lock) could alias.
+        // A non-zero `len` was read after `META` pointed at the live array of that many
+        // entries (see `current`), and `pfn` is in bounds, so the entry is live.
+        // SAFETY: so its owner word, at `PageMeta::OWNER_OFFSET`, is readable; a volatile read
+        // of that one word makes no reference the allocator's writers (its lock) could alias.
         unsafe {
             core::ptr::read_volatile(
                 self.meta

@@ -314,11 +314,12 @@ impl<P: Platform> SlabAllocator<P> {
         let owner = self.platform.page_owner(ptr as usize);
         if let Some(slab) = PageOwner::slab(owner) {
             let pin = self.platform.pin_fast();
-            // SAFETY: a slab owner of our platform is a live descriptor whose cache is alive
-            // (caches with live objects are never freed), and has a clone of our platform;
-            // the address is in one of the slab's pages, so it is not null (no block of pages
-            // starts at address 0). The cache checks the object boundary at the slab; the rest
-            // is the caller's contract.
+            // A slab owner of our platform is a live descriptor whose cache is alive (caches
+            // with live objects are never freed), and has a clone of our platform; the
+            // address is in one of the slab's pages, so it is not null (no block of pages
+            // starts at address 0).
+            // SAFETY: so; the cache checks the object boundary at the slab; the rest is the
+            // caller's contract.
             return unsafe {
                 let cache = KmemCache::<P>::of_slab(slab);
                 cache.free_pinned(pin, NonNull::new_unchecked(ptr), 0)

@@ -21,10 +21,10 @@ impl<P: Platform> KmemCache<P> {
             "an rcu_free sheaf is a regular sheaf of its cache"
         );
         let head = sheaf.into_rcu_head();
-        // SAFETY: the head is the sheaf's, which nobody uses until the callback takes it back
-        // (the handle was consumed); the callback only needs a live cache, and the cache
-        // outlives it: with `rcu_used` set, destruction waits for RCU callbacks
-        // (`rcu_free_barrier`) before it frees the cache.
+        // The callback only needs a live cache, and the cache outlives it: with `rcu_used`
+        // set, destruction waits for RCU callbacks (`rcu_free_barrier`) before freeing it.
+        // SAFETY: so; and the head is the sheaf's, which nobody uses until the callback takes
+        // it back (the handle was consumed).
         unsafe {
             self.platform
                 .call_rcu_head(head, rcu_free_sheaf_callback::<P>)
