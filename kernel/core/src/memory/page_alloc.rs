@@ -263,16 +263,7 @@ pub fn set_owner(addr: PhysAddr, order: usize, owner: usize) -> Result<(), FreeE
 /// changes while its owner holds it, so whoever asks about memory it was given reads a stable
 /// value (the read is volatile, like Linux's `READ_ONCE` of `page->slab_cache`).
 pub fn owner(addr: PhysAddr) -> usize {
-    let pfn = (addr.as_u64() / FRAME_SIZE) as usize;
-    let meta = META.load(Ordering::Acquire);
-    if meta.is_null() || pfn >= META_LEN.load(Ordering::Acquire) {
-        return 0;
-    }
-    // SAFETY: `meta` points at the live metadata array of META_LEN entries and pfn is in
-    // bounds; copying the entry with a volatile read never creates a reference that a
-    // concurrent writer (holding the page allocator's lock) could alias.
-    let entry = unsafe { core::ptr::read_volatile(meta.add(pfn)) };
-    entry.owner()
+    OwnerMap::current().owner_of_pfn((addr.as_u64() / FRAME_SIZE) as usize)
 }
 
 /// Where the owner words of all frames are, for the slab allocator's `page_owner` on every
@@ -313,7 +304,12 @@ impl OwnerMap {
     /// check refuses like one beyond RAM).
     #[inline(always)]
     pub fn owner(&self, addr: usize) -> usize {
-        let pfn = addr.wrapping_sub(self.phys_map_base) / FRAME_SIZE as usize;
+        self.owner_of_pfn(addr.wrapping_sub(self.phys_map_base) / FRAME_SIZE as usize)
+    }
+
+    /// The owner word of frame `pfn`, or 0 for a frame the array does not cover.
+    #[inline(always)]
+    fn owner_of_pfn(&self, pfn: usize) -> usize {
         if pfn >= self.len {
             return 0;
         }

@@ -144,9 +144,10 @@ pub fn kmalloc_index(size: usize) -> Option<usize> {
     Some(7 + (size.next_power_of_two().trailing_zeros() as usize - 8))
 }
 
-/// [`kmalloc_index`] for `kmalloc`'s fast path: `None` for 0 too (which gets
-/// `ZERO_SIZE_PTR`, not a cache), so that one unsigned comparison of `size - 1` sends both 0
-/// and the large sizes away, and a request of up to 192 bytes costs a shift and a table load.
+/// [`kmalloc_index`] without the 0 case: `None` for 0 too (which gets `ZERO_SIZE_PTR`, not a
+/// cache), so that one unsigned comparison of `size - 1` sends both 0 and the large sizes
+/// away. `kmalloc` itself takes sizes up to [`SMALL_KMALLOC_MAX`] from its table of cache
+/// pointers and asks this only above.
 #[inline(always)]
 pub fn kmalloc_index_nonzero(size: usize) -> Option<usize> {
     let last = size.wrapping_sub(1);
