@@ -2,7 +2,8 @@
 # Instructions per fast-path alloc+free pair of Sheaf's slab allocator, counted with callgrind.
 #
 #   kernel/crates/slab/examples/count_fastpath.sh [MODE] [N1] [N2]
-#   MODE: cache (default) | cache-inline | cache-hardened | kmalloc | kmalloc-const | static |
+#   MODE: cache (default) | cache-inline | cache-nohardened | kmalloc | kmalloc-nohardened |
+#         kmalloc-const | static |
 #         dynamic | alias | system | mimalloc | all
 #
 # Builds examples/count_fastpath.rs in release, runs it under
@@ -17,7 +18,8 @@
 #   and the call, frame and return of the pair function: about 10 instructions.
 # * cache-inline: the same alloc + free inlined into one loop: the allocator's own
 #   instructions plus the loop's decrement and branch.
-# * cache-hardened: `cache` with `slab_hardened` (every free checked against its page owner).
+# * cache-nohardened, kmalloc-nohardened: `cache` and `kmalloc` with `slab_nohardened` (the
+#   default free checks off: no page-owner lookup in kmem_cache_free, no boundary test).
 # * kmalloc: kmalloc(size) + kfree, like `cache`, the size (64) known only at run time (it goes
 #   through black_box once, before the loop): the size-class table lookup is counted.
 # * kmalloc-const: kmalloc(64) + kfree with the size a constant, as most kernel callers write
@@ -41,7 +43,7 @@
 set -eu
 mode=${1:-cache}
 if [ "$mode" = all ]; then
-    for m in cache cache-inline cache-hardened kmalloc kmalloc-const static dynamic alias system mimalloc; do "$0" "$m" ${2:+"$2"} ${3:+"$3"}; done
+    for m in cache cache-nohardened cache-inline kmalloc kmalloc-nohardened kmalloc-const static dynamic alias system mimalloc; do "$0" "$m" ${2:+"$2"} ${3:+"$3"}; done
     exit
 fi
 n1=${2:-1000000}

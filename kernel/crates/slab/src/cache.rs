@@ -58,7 +58,7 @@
 
 use alloc::boxed::Box;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::barn::Barn;
 use crate::base::{Gfp, PAGE_SIZE, get_order, slot_cpu};
@@ -71,7 +71,7 @@ use crate::layout::{
 use crate::platform::{OnCpu, Pinned, Platform};
 use crate::report::{ReportLog, SlabReport};
 use crate::sheaf::{NOT_OVERSIZE, PerCpu, PerCpuSheaves, Sheaf, SheafBox, SheafUnion, SheafWords};
-use crate::slabs::{FreeObject, KmemCacheNode};
+use crate::slabs::{FreeObject, KmemCacheNode, PageOwner, Slab};
 use crate::stats::{CpuStats, PaddedStats, Stat};
 use crate::sync::Mutex;
 use destroy::DestroyLink;
@@ -121,6 +121,8 @@ pub struct KmemCache<P: Platform> {
     pub(crate) platform: P,
     pub(crate) multi_node: bool,
     object_size: AtomicUsize,
+    /// The object-boundary test of the free fast path ([`ObjIndex`]).
+    pub(crate) obj_index: ObjIndex,
     // Cold.
     pub(crate) debug: bool,
     pub(crate) flags: SlabFlags,
@@ -138,6 +140,11 @@ pub struct KmemCache<P: Platform> {
     pub(crate) sheaf_cache: Option<Box<KmemCache<P>>>,
     /// Number of names (creator plus aliases) using the cache.
     pub(crate) refcount: AtomicUsize,
+    /// The cache's identity, never reused by another cache (a cache made later at the same
+    /// address gets another one): what a [`crate::PrefilledSheaf`] names its cache by.
+    pub(crate) serial: u64,
+    /// Prefilled sheaves handed out and not returned: destroy refuses while there are any.
+    pub(crate) prefilled: AtomicUsize,
     name: &'static str,
     pub(crate) reports: Mutex<ReportLog>,
     pub(crate) isolated: AtomicUsize,
@@ -196,7 +203,53 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-static CACHE_SERIAL: AtomicUsize = AtomicUsize::new(0);
+/// The next cache's [`KmemCache::serial`] (64 bits: never wraps in practice).
+static CACHE_SERIAL: AtomicU64 = AtomicU64::new(0);
+
+/// The object-boundary test of the free fast paths: whether an offset into a slab is a
+/// multiple of the stride `d` and below the slab's object count, with one multiply and one
+/// comparison (Linux's `obj_to_index` divides with a reciprocal multiply; this is Lemire's
+/// divisibility test, whose remainder also tells the quotient, so the boundary and the range
+/// checks are one comparison).
+///
+/// With `mul = floor(2^64 / d) + 1` and `step = mul * d - 2^64` (between 1 and `d`): for an
+/// offset `n = q * d + m` (`0 <= m < d`) below `2^32`, `n * mul mod 2^64` is `q * step` when
+/// `m` is 0, and at least `mul` (which is larger than `objects * step`) otherwise. So `n` is
+/// the offset of object `q < objects` exactly when the product is below `objects * step`,
+/// the slab's [`Slab::free_limit`](crate::slabs::Slab). (Slabs are at most
+/// [`MAX_OBJECT_SIZE`](crate::layout::MAX_OBJECT_SIZE) bytes, objects at most as large: `mul`
+/// is at least `2^42`, far above any `objects * step` or offset.)
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ObjIndex {
+    /// `floor(2^64 / d) + 1`.
+    mul: u64,
+    /// `mul * d - 2^64`: what each whole stride adds to the product.
+    step: u64,
+}
+
+impl ObjIndex {
+    /// The test for stride `size` (at least 2).
+    pub(crate) const fn new(size: usize) -> Self {
+        let d = size as u128;
+        let mul = (1u128 << 64) / d + 1;
+        Self {
+            mul: mul as u64,
+            step: (mul * d - (1u128 << 64)) as u64,
+        }
+    }
+
+    /// The slab's bound for [`ObjIndex::key`] of an object's offset: `objects * step`.
+    pub(crate) const fn limit(self, objects: usize) -> u64 {
+        objects as u64 * self.step
+    }
+
+    /// The key of byte `offset` (below the slab's size) of a slab: below the slab's
+    /// [`ObjIndex::limit`] exactly when `offset` is an object's start.
+    #[inline(always)]
+    pub(crate) fn key(self, offset: usize) -> u64 {
+        (offset as u64).wrapping_mul(self.mul)
+    }
+}
 
 impl<P: Platform> KmemCache<P> {
     /// Builds a cache (the work of `do_kmem_cache_create`); registration and merging are done
@@ -267,7 +320,11 @@ impl<P: Platform> KmemCache<P> {
                 _ => 0,
             })
         });
-        let serial = CACHE_SERIAL.fetch_add(1, Ordering::Relaxed) as u64;
+        let serial = CACHE_SERIAL.fetch_add(1, Ordering::Relaxed);
+        // The free fast path's boundary test assumes objects start at the slab's first byte,
+        // which only a debug cache (left red zone) does not do; such caches have no sheaves,
+        // so their frees never take the fast path.
+        debug_assert!(sheaf_capacity == 0 || layout.red_left_pad == 0);
         Ok(Self {
             cpu_sheaves,
             cpu_stats: (0..nr_cpus)
@@ -275,10 +332,13 @@ impl<P: Platform> KmemCache<P> {
                 .collect(),
             multi_node: nr_nodes > 1,
             object_size: AtomicUsize::new(size),
+            obj_index: ObjIndex::new(layout.size),
             debug,
             flags,
             layout,
             random: splitmix64(platform.random_seed() ^ serial.rotate_left(32)) as usize,
+            serial,
+            prefilled: AtomicUsize::new(0),
             ctor: args.ctor,
             useroffset: args.useroffset,
             usersize: args.usersize,
@@ -499,11 +559,7 @@ impl<P: Platform> KmemCache<P> {
 
     /// The `push_limit` of this cache's sheaves of `capacity` (see [`Sheaf::push_limit`]).
     pub(crate) fn push_limit(&self, capacity: usize) -> u32 {
-        if self.multi_node || self.flags.contains(SlabFlags::SLAB_HARDENED_FREE) {
-            0
-        } else {
-            capacity as u32
-        }
+        if self.multi_node { 0 } else { capacity as u32 }
     }
 
     /// The header of a new empty sheaf of this cache.
@@ -701,20 +757,54 @@ impl<P: Platform> KmemCache<P> {
 
     /// [`Self::free`] recording `caller` in `SLAB_STORE_USER` caches.
     ///
-    /// The fast path: push on the CPU's main sheaf. Everything else is the `#[cold]` `free_slow`,
-    /// which pins and goes on in [`sheaves`].
+    /// The fast path: check the object (below), then push it on the CPU's main sheaf.
+    /// Everything else is the `#[cold]` `free_slow`, which pins and goes on in [`sheaves`].
+    ///
+    /// The check, on by default (`SLAB_HARDENED_FREE`, off under `slab_nohardened`): the page
+    /// owner of the address is a slab of this cache and the address an object boundary in it
+    /// ([`Self::is_object_fast`]). A free that fails it goes to the slow path, which says
+    /// what is wrong (another cache's object, inside an object, not a slab page), reports it
+    /// and drops the free; an alias's frees go there too and on to the primary.
     ///
     /// # Safety
     /// As for [`Self::free`].
     #[inline]
     pub unsafe fn free_caller(&self, obj: NonNull<u8>, caller: usize) -> Result<(), SlabReport> {
+        let pin = self.platform.pin_fast();
+        let checked = !self.flags.contains(SlabFlags::SLAB_HARDENED_FREE)
+            || PageOwner::slab(self.platform.page_owner(obj.as_ptr() as usize)).is_some_and(
+                // SAFETY: a slab owner word of our platform names a live descriptor (see
+                // `of_slab`).
+                |slab| unsafe { self.is_own_object_fast(slab.as_ref(), obj) },
+            );
         // SAFETY: the pin is of the cache's own platform; the rest is forwarded.
-        unsafe { self.free_pinned(self.platform.pin_fast(), obj, caller) }
+        unsafe { self.free_pinned(pin, obj, caller, checked) }
+    }
+
+    /// Whether `obj` is an object of `slab`, a slab descriptor, and the slab is this cache's:
+    /// the default free check of `kmem_cache_free`'s fast path, a compare and
+    /// [`Self::is_object_fast`].
+    #[inline(always)]
+    fn is_own_object_fast(&self, slab: &Slab, obj: NonNull<u8>) -> bool {
+        (slab.cache == self as *const Self as usize) & self.is_object_fast(slab, obj)
+    }
+
+    /// Whether `obj` is at an object boundary of `slab`, a slab of this cache (the fast paths'
+    /// test, [`ObjIndex`]: a subtraction, a multiply and a comparison with the slab's
+    /// `free_limit`). `obj` must lie in the slab's pages (its page owner is `slab`). Exact for a cache with sheaves, whose objects start at the slab's first
+    /// byte (no left red zone); a debug cache's frees, which all take the slow path, are
+    /// checked there in full.
+    #[inline(always)]
+    pub(crate) fn is_object_fast(&self, slab: &Slab, obj: NonNull<u8>) -> bool {
+        let offset = (obj.as_ptr() as usize).wrapping_sub(slab.base as usize);
+        self.obj_index.key(offset) < slab.free_limit
     }
 
     /// [`Self::free_caller`] with the CPU pinned by the caller: `kfree` pins with its
     /// allocator's platform while it looks the cache up, so that the per-CPU lookup does not
-    /// wait for the cache's pointer.
+    /// wait for the cache's pointer. `checked` is the fast path's verdict on the object
+    /// (`true` when the checks are off): `false` sends the free to the slow path, which
+    /// checks again and reports.
     ///
     /// # Safety
     /// As for [`Self::free`]; `pin` comes from [`Platform::pin_fast`] of this cache's platform
@@ -725,6 +815,7 @@ impl<P: Platform> KmemCache<P> {
         pin: (P::FastGuard, usize),
         obj: NonNull<u8>,
         caller: usize,
+        checked: bool,
     ) -> Result<(), SlabReport> {
         let (_guard, slot) = pin;
         // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
@@ -739,7 +830,8 @@ impl<P: Platform> KmemCache<P> {
         unsafe {
             let size = (*main).size;
             let objects = Sheaf::objects(main);
-            if size < (*main).u.words.push_limit
+            if checked
+                && size < (*main).u.words.push_limit
                 && *objects.add(size as usize).sub(1) != obj.as_ptr()
             {
                 *objects.add(size as usize) = obj.as_ptr();
@@ -748,7 +840,8 @@ impl<P: Platform> KmemCache<P> {
                 return Ok(());
             }
         }
-        // SAFETY: the caller gives the object up (contract).
+        // SAFETY: the caller gives the object up (contract); a pointer that is no object of
+        // the cache is rejected by the slow path's checks (`FreeObject`'s contract).
         self.free_slow(slot, unsafe { FreeObject::new(obj) }, caller)
     }
 }

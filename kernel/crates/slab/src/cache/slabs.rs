@@ -110,8 +110,9 @@ impl<P: Platform> KmemCache<P> {
                 freelist: ptr::null_mut(),
                 inuse: 0,
                 objects: objects as u32,
-                order,
-                node: self.platform.page_node(base as usize) as u32,
+                free_limit: self.obj_index.limit(objects),
+                order: order as u8,
+                node: self.platform.page_node(base as usize) as u16,
                 list: SlabListId::None,
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
@@ -149,7 +150,7 @@ impl<P: Platform> KmemCache<P> {
     pub(crate) unsafe fn discard_slab(&self, slab: *mut Slab) -> bool {
         // SAFETY: the slab is ours alone (caller contract); its block came from `alloc_pages`.
         unsafe {
-            let (base, order) = ((*slab).base, (*slab).order);
+            let (base, order) = ((*slab).base, u32::from((*slab).order));
             self.check_slab_padding(base, (*slab).objects as usize, order);
             if self.debug && self.free_slab_checks(&mut *slab) {
                 self.relist_slab(slab);
