@@ -36,7 +36,8 @@ pub mod initramfs;
 pub mod kmalloc;
 pub mod rcu;
 pub mod sched_policy;
-pub mod selftest;
+#[cfg(feature = "ktest")]
+mod selftest;
 pub mod shell;
 pub mod time;
 pub mod workqueue;

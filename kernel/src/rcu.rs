@@ -18,7 +18,6 @@
 //! any lock a thread may take. [`rcu_barrier`] queues one callback on every CPU and waits for
 //! all of them: since each CPU runs its list in order, every callback queued before has run.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use rcu::Rcu;
@@ -140,6 +139,9 @@ pub fn stats() -> (u64, u64, Vec<(usize, usize)>) {
         .collect();
     (s.rcu.gp_seq(), s.rcu.completed_gps(), pending)
 }
+
+#[cfg(feature = "ktest")]
+use alloc::sync::Arc;
 
 #[crate::ktest]
 fn synchronize_rcu_waits_for_a_reader_on_another_cpu() {

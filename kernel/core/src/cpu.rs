@@ -220,8 +220,11 @@ pub fn preempt_enable() {
 /// takes the sheaves, uses them and puts the slot back before this context continues, so it
 /// finds what it read. While the slot is taken the thread is not preempted
 /// ([`preemptible`]), so it stays its CPU's.
+///
+/// Crate-private: only the slab platform ([`crate::memory::kmalloc`]) takes the slot, and
+/// only through a guard that puts it back.
 #[inline(always)]
-pub fn slab_fast_path_enter() -> usize {
+pub(crate) fn slab_fast_path_enter() -> usize {
     let slot: usize;
     // SAFETY: reads and clears this CPU's own word (see above for interrupts). Not `nomem`:
     // the sheaf accesses that follow must stay after it.
@@ -240,10 +243,17 @@ pub fn slab_fast_path_enter() -> usize {
 /// Ends what [`slab_fast_path_enter`] began, with what it returned: puts the slot back (a
 /// nested holder puts back its 0). A reschedule that became due meanwhile waits for the next
 /// interrupt exit or preemption point (at most a tick).
+///
+/// # Safety
+/// `slot` is what the matching [`slab_fast_path_enter`] returned, on this CPU, in this
+/// context, and each hold is ended once, the latest first. The fast path uses the word as an
+/// unchecked offset into every cache's per-CPU array, and a slot put back twice, on another
+/// CPU, or made up would let two contexts use one CPU's sheaves at once.
 #[inline(always)]
-pub fn slab_fast_path_exit(slot: usize) {
-    // SAFETY: a single gs-relative store to this CPU's own word. Not `nomem`: the sheaf
-    // accesses before it must stay before it.
+pub(crate) unsafe fn slab_fast_path_exit(slot: usize) {
+    // SAFETY: a single gs-relative store to this CPU's own word, of the slot this context took
+    // from it (the caller's contract). Not `nomem`: the sheaf accesses before it must stay
+    // before it.
     unsafe {
         core::arch::asm!(
             "mov qword ptr gs:[{off}], {slot}",

@@ -62,10 +62,13 @@ fn with_local<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
 /// every I/O APIC input.
 pub(crate) fn init_bsp() {
     let platform = super::acpi::platform();
-    let base = crate::memory::paging::map_mmio(
-        PhysAddr::new(platform.local_apic_address),
-        PAGE_SIZE as u64,
-    )
+    // SAFETY: the address ACPI gives for the local APIC is its register page, not RAM.
+    let base = unsafe {
+        crate::memory::paging::map_mmio(
+            PhysAddr::new(platform.local_apic_address),
+            PAGE_SIZE as u64,
+        )
+    }
     .expect("memory to map the local APIC");
     XAPIC_BASE.store(base.as_u64(), Ordering::Relaxed);
     init_local();
@@ -77,8 +80,10 @@ pub(crate) fn init_bsp() {
 
     let mut list = alloc::vec::Vec::new();
     for io in &platform.io_apics {
-        let virt = crate::memory::paging::map_mmio(PhysAddr::new(io.address), PAGE_SIZE as u64)
-            .expect("memory to map an I/O APIC");
+        // SAFETY: the address ACPI gives for an I/O APIC is its register page, not RAM.
+        let virt =
+            unsafe { crate::memory::paging::map_mmio(PhysAddr::new(io.address), PAGE_SIZE as u64) }
+                .expect("memory to map an I/O APIC");
         // SAFETY: `virt` maps this I/O APIC's registers uncached, for ever; this is the only
         // `IoApic` for them.
         let mut ioapic = unsafe { IoApic::new(virt.as_u64()) };

@@ -35,7 +35,9 @@ pub(crate) fn start_aps() -> usize {
         log::error!("no free page below 1 MiB for the AP trampoline; running on one CPU");
         return 1;
     };
-    if crate::memory::paging::map_identity(page).is_err() {
+    // SAFETY: `trampoline_page` found a free page below 1 MiB that nothing else uses; it is
+    // the trampoline's until `unmap_identity` below.
+    if unsafe { crate::memory::paging::map_identity(page) }.is_err() {
         log::error!("cannot map the AP trampoline; running on one CPU");
         return 1;
     }

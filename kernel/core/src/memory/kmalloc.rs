@@ -71,7 +71,12 @@ pub struct FastPinned {
 impl Drop for FastPinned {
     #[inline(always)]
     fn drop(&mut self) {
-        crate::cpu::slab_fast_path_exit(self.slot);
+        // SAFETY: `pin_fast` made this guard with what `slab_fast_path_enter` returned, and
+        // nothing else can make one (private fields). The guard is not `Send`, and while the
+        // slot is taken the thread is neither preempted nor allowed to sleep (`schedule`
+        // asserts `preemptible`), so it drops on the CPU and in the context that took the slot,
+        // once; a nested hold got 0 and puts 0 back.
+        unsafe { crate::cpu::slab_fast_path_exit(self.slot) };
     }
 }
 
@@ -198,9 +203,14 @@ unsafe impl slab::Platform for KernelPlatform {
     }
 
     unsafe fn set_page_owner(&self, ptr: NonNull<u8>, order: u32, owner: usize) {
-        if let Some(phys) = crate::memory::virt_to_phys(VirtAddr::from_ptr(ptr.as_ptr()))
-            && let Err(err) = crate::memory::page_alloc::set_owner(phys, order as usize, owner)
-        {
+        let Some(phys) = crate::memory::virt_to_phys(VirtAddr::from_ptr(ptr.as_ptr())) else {
+            log::error!("slab: set_page_owner({:p}) outside the physical map", ptr);
+            return;
+        };
+        // SAFETY: the slab allocator owns the block (from `alloc_pages`) and names its own
+        // descriptor or 0 (`set_page_owner`'s contract).
+        let result = unsafe { crate::memory::page_alloc::set_owner(phys, order as usize, owner) };
+        if let Err(err) = result {
             log::error!("slab: set_page_owner({:p}): {err}", ptr);
         }
     }

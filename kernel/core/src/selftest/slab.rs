@@ -297,7 +297,8 @@ fn an_allocation_while_a_fast_path_holds_the_sheaves_leaves_them_alone() {
     let k = slab().kmalloc(100, Gfp::ATOMIC).expect("memory");
     // SAFETY: ours.
     unsafe { slab().kfree(k.as_ptr()) }.expect("kfree");
-    crate::cpu::slab_fast_path_exit(slot);
+    // SAFETY: the slot this context took above, on this CPU (interrupts are off), put back once.
+    unsafe { crate::cpu::slab_fast_path_exit(slot) };
     assert_eq!(
         (c.stat(Stat::AllocFastpath), c.stat(Stat::FreeFastpath)),
         fast,
