@@ -4,10 +4,9 @@
 //! kernel is three layers (docs/README.md draws them):
 //! - [`kcore`] (`kernel/core`): the only kernel crate with `unsafe`: CPUs, interrupts, memory,
 //!   threads, locks, the console, behind a safe API;
-//! - this crate: the services built on that API: RCU's grace periods ([`rcu`]), sleeping
-//!   ([`time`]), workqueues ([`workqueue`]), the scheduling policy ([`sched_policy`]), the
+//! - this crate: the services built on that API: sleeping ([`time`]), workqueues ([`workqueue`]), the scheduling policy ([`sched_policy`]), the
 //!   initramfs and command line, kmalloc's boot options ([`kmalloc`]), the shell, and the
-//!   on-target tests that need services ([`selftest`]). `unsafe_code` is forbidden here, so the compiler checks that
+//!   on-target tests that need services (`selftest`, in the kernel `cargo test` builds). `unsafe_code` is forbidden here, so the compiler checks that
 //!   every service is safe code;
 //! - `kernel/entry`: the binary: the entry point the bootloader jumps to (and, to come, the
 //!   `extern "C"` surface for loadable modules).
@@ -20,9 +19,9 @@
 //! Start-up order (see [`init`]): the core's part ([`kcore::init`]: per-CPU area → console →
 //! CPU tables (GDT, TSS, IDT) → memory (bootstrap frames, page tables, bootstrap heap) → TSC
 //! clock → scheduler → ACPI → buddy page allocator (per NUMA node)) → initramfs and command
-//! line → slab allocator (kmalloc becomes the global allocator) → RCU and the services' hooks →
-//! [`kcore::start_cpus`] (local/I-O APICs and the timer tick → serial input interrupt → the
-//! other CPUs). After that the entry point starts a thread that runs the on-target tests the
+//! line → slab allocator (kmalloc becomes the global allocator) → the services' hooks →
+//! [`kcore::start_cpus`] (RCU → local/I-O APICs and the timer tick → serial input interrupt →
+//! the other CPUs → RCU's callback threads). After that the entry point starts a thread that runs the on-target tests the
 //! command line asks for, or the shell, and the boot context becomes CPU 0's idle thread.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -34,7 +33,6 @@ extern crate alloc;
 pub mod cmdline;
 pub mod initramfs;
 pub mod kmalloc;
-pub mod rcu;
 pub mod sched_policy;
 #[cfg(feature = "ktest")]
 mod selftest;
@@ -42,6 +40,7 @@ pub mod shell;
 pub mod time;
 pub mod workqueue;
 
+pub use kcore::sync::rcu;
 pub use kcore::{arch, boot, console, cpu, ktest, memory, print, println, sched, sync};
 
 use bootloader_api::BootInfo;
@@ -56,11 +55,9 @@ pub fn init(boot_info: &'static mut BootInfo) {
     cmdline::init();
     kmalloc::init();
     sched_policy::init();
-    rcu::init();
     kcore::time::TICK_HOOK.set(tick);
     let online = kcore::start_cpus();
     log::info!("{online} CPU(s) online");
-    rcu::start_callback_threads();
     workqueue::init();
     log::info!(
         "boot complete: {} firmware, {} MiB usable, initramfs {} bytes",
@@ -71,11 +68,10 @@ pub fn init(boot_info: &'static mut BootInfo) {
 }
 
 /// The services' share of every timer tick, on every CPU (interrupt context): sleepers first,
-/// so a thread woken now can be scheduled at this very tick, then RCU, then the workqueues'
-/// timers.
+/// so a thread woken now can be scheduled at this very tick, then the workqueues' timers (the
+/// core's tick then does RCU's share).
 fn tick() {
     time::tick();
-    rcu::tick();
     workqueue::tick();
 }
 

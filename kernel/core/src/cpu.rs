@@ -152,18 +152,12 @@ pub fn cpu(id: usize) -> Option<&'static Cpu> {
     unsafe { CPUS.get(id)?.load(Ordering::Acquire).as_ref() }
 }
 
-/// The services' share of a CPU coming online (RCU starts waiting for it), registered once at
-/// start-up. Runs on that CPU, right after it is marked online.
-pub static ONLINE_HOOK: crate::Hook<fn(usize)> = crate::Hook::new();
-
-/// Marks the calling CPU online (it runs kernel code, its timer ticks and it takes interrupts)
-/// and runs the [`ONLINE_HOOK`]. Called once per CPU at start-up.
-pub fn set_online() {
+/// Marks the calling CPU online (it runs kernel code, its timer ticks and it takes interrupts);
+/// RCU's grace periods wait for it from now on. Called once per CPU at start-up.
+pub(crate) fn set_online() {
     let cpu = this_cpu();
     cpu.online.store(true, Ordering::Release);
-    if let Some(hook) = ONLINE_HOOK.get() {
-        hook(cpu.id);
-    }
+    crate::sync::rcu::cpu_online(cpu.id);
 }
 
 /// Number of CPU structures registered (online or starting).

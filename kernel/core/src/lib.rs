@@ -17,9 +17,10 @@
 //! ```
 //!
 //! Imports run one way, down. Where the core must call up into a service (the timer tick's
-//! work, a context switch or a CPU coming online for RCU, the RCU calls the slab allocator
-//! makes), the service registers a function with the core at start-up ([`Hook`],
-//! [`sync::rcu::set_backend`]): the core never names a service.
+//! timers, the workqueues' hooks, the slab allocator's work item), the service registers a
+//! function with the core at start-up ([`Hook`]): the core never names a service. RCU's
+//! grace-period machine is the core's own ([`sync::rcu`]): running a callback is what frees an
+//! object's memory, so only trusted code may decide a grace period has passed.
 //!
 //! Modules, in the order a reader can take them:
 //! - [`memory::layout`]: the virtual-address map and the page size (one owner of each);
@@ -81,14 +82,18 @@ pub fn init(boot_info: &'static mut BootInfo) {
     memory::page_alloc::init_buddy(|addr| arch::acpi::platform().node_of_addr(addr) as usize);
 }
 
-/// Starts the machine running: the boot CPU's local APIC and timer tick, the console's input
-/// interrupt, interrupts on, then every other CPU. Returns how many CPUs are online. Called once
-/// by the services' `init`, after they have registered their hooks (a CPU coming online and the
-/// tick call them at once).
+/// Starts the machine running: RCU's grace-period machine, the boot CPU's local APIC and timer
+/// tick, the console's input interrupt, interrupts on, then every other CPU, then one RCU
+/// callback thread per CPU. Returns how many CPUs are online. Called once by the services'
+/// `init`, after the slab allocator is up and the services registered their tick hook (the
+/// tick calls it at once).
 pub fn start_cpus() -> usize {
+    sync::rcu::init();
     arch::apic::init_bsp();
     cpu::set_online();
     console::enable_input_interrupt();
     x86_64::instructions::interrupts::enable();
-    arch::smp::start_aps()
+    let online = arch::smp::start_aps();
+    sync::rcu::start_callback_threads();
+    online
 }

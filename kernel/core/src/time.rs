@@ -21,8 +21,9 @@ pub fn jiffies() -> u64 {
     JIFFIES.load(Ordering::Acquire)
 }
 
-/// The services' share of every timer tick (timers, RCU), registered once at start-up. It runs
-/// in the timer interrupt, on every CPU, after `jiffies` has moved.
+/// The services' share of every timer tick (timers, the workqueues' timers), registered once at
+/// start-up. It runs in the timer interrupt, on every CPU, after `jiffies` has moved, before
+/// RCU's share (a quiescent state, callbacks woken) and the scheduler's.
 pub static TICK_HOOK: Hook<fn()> = Hook::new();
 
 /// Called by the timer interrupt on every CPU.
@@ -35,6 +36,7 @@ pub(crate) fn tick() {
     if let Some(hook) = TICK_HOOK.get() {
         hook();
     }
+    crate::sync::rcu::tick();
     crate::sched::tick();
 }
 

@@ -177,10 +177,6 @@ pub fn exit_current() -> ! {
     unreachable!("an exited thread was scheduled again");
 }
 
-/// The services' share of every pass through [`schedule`] (RCU's quiescent state), registered
-/// once at start-up. Runs with interrupts off, before the next thread is picked.
-pub static CONTEXT_SWITCH_HOOK: crate::Hook<fn()> = crate::Hook::new();
-
 /// Called in [`schedule`] when the calling thread is about to block (its state is
 /// [`State::Blocked`]), with the thread (the workqueues' concurrency management: Linux's
 /// `wq_worker_sleeping`). Runs with interrupts off, before the run queue is locked: it may take
@@ -200,9 +196,8 @@ pub fn schedule() {
         "scheduling while atomic (preemption disabled, or in a slab fast path)"
     );
     let _irq = IrqSave::new();
-    if let Some(hook) = CONTEXT_SWITCH_HOOK.get() {
-        hook();
-    }
+    // A context switch is a quiescent state (Linux's `rcu_note_context_switch`).
+    crate::sync::rcu::note_context_switch();
     if let Some(hook) = BLOCK_HOOK.get() {
         let me = current();
         if me.state() == State::Blocked {
