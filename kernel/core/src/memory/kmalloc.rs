@@ -363,6 +363,12 @@ unsafe fn queue_slab_work(head: NonNull<CallbackHead>, func: CallbackFunc) {
 /// meanwhile: the function of the services' work item. Process context (the heads' functions
 /// sleep).
 pub fn run_slab_work() {
+    // The heads' functions sleep and were queued for process context: refuse anything else
+    // rather than run them where their contract does not hold.
+    assert!(
+        !crate::cpu::in_interrupt() && crate::cpu::preemptible(),
+        "run_slab_work needs process context"
+    );
     loop {
         let head = SLAB_WORK.lock().pop_front();
         let Some(head) = head else { return };
