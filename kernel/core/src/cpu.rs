@@ -19,10 +19,9 @@
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-/// The most CPUs Sheaf supports: the kernel's one limit. The slab crate sizes each cache's
-/// per-CPU slots with its own capacity, which must hold the kernel's CPUs.
-pub const MAX_CPUS: usize = 64;
-const _: () = assert!(MAX_CPUS <= slab::cache::MAX_CPUS);
+// The most CPUs Sheaf supports: the kernel's one limit, owned by the `consts` crate, which the
+// slab and RCU crates size their per-CPU arrays with too.
+pub use consts::MAX_CPUS;
 
 /// One CPU's private data. Reached through [`this_cpu`] on the CPU itself or [`cpu`] by index.
 #[repr(C)]

@@ -31,11 +31,9 @@
 //! Every range here is used by exactly one module, which takes its bounds from this file; the
 //! compile-time checks at the bottom keep the ranges in order and apart.
 
-/// Size of a page (and of a page frame): 4 KiB. The slab and buddy crates' page sizes are
-/// checked against it below.
-pub const PAGE_SIZE: usize = 4096;
-/// log2 of [`PAGE_SIZE`].
-pub const PAGE_SHIFT: u32 = 12;
+// The size of a page (and of a page frame), 4 KiB, and its log2: owned by the `consts` crate,
+// which the slab, buddy and kobject crates use too.
+pub use consts::{PAGE_SHIFT, PAGE_SIZE};
 
 /// A range of virtual addresses: `start..end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +90,7 @@ pub const SLAB_META: VirtRange = VirtRange {
 /// The kernel image: the top 2 GiB begin here, where code built with the kernel code model
 /// reaches the kernel with 32-bit displacements.
 pub const KERNEL_IMAGE: VirtRange = VirtRange {
-    start: 0xffff_ffff_8000_0000,
+    start: consts::KERNEL_BASE,
     end: 0xffff_ffff_a000_0000,
 };
 /// Owned mappings with permissions (`memory::vmap::KernelMapping`): loadable modules (Linux's
@@ -125,9 +123,4 @@ const _: () = {
         }
         i += 1;
     }
-    assert!(PAGE_SIZE == 1 << PAGE_SHIFT);
-    assert!(
-        PAGE_SIZE == slab::PAGE_SIZE,
-        "the slab crate's page is the kernel's page"
-    );
 };

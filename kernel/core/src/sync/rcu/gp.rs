@@ -27,9 +27,6 @@ use super::{HeadList, RcuCallback};
 use crate::cpu::MAX_CPUS;
 use crate::sync::{IrqSave, WaitQueue};
 
-// The grace-period crate tracks at most `rcu::MAX_CPUS` CPUs; the kernel's limit must fit.
-const _: () = assert!(MAX_CPUS <= rcu::MAX_CPUS);
-
 /// The grace-period machine, and each CPU's callback thread's wait queue.
 struct State {
     rcu: Rcu<HeadList>,
