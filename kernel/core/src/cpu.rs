@@ -50,8 +50,6 @@ pub struct Cpu {
     /// Allocations made through the global allocator (`kmalloc`) on this CPU, counted with one
     /// `gs`-relative increment (see [`allocations`]).
     allocations: AtomicU64,
-    /// This CPU's scheduler state (run queue, current and idle threads).
-    pub sched: crate::sched::CpuSched,
 }
 
 impl Cpu {
@@ -68,13 +66,7 @@ impl Cpu {
             ticks: AtomicU64::new(0),
             context_switches: AtomicU64::new(0),
             allocations: AtomicU64::new(0),
-            sched: crate::sched::CpuSched::new(),
         }
-    }
-
-    /// The NUMA node this CPU belongs to ([`crate::memory::numa::cpu_to_node`]).
-    pub fn node(&self) -> usize {
-        crate::memory::numa::cpu_to_node(self.id)
     }
 
     /// Whether the CPU runs kernel code and takes interrupts.
@@ -151,12 +143,10 @@ pub fn cpu(id: usize) -> Option<&'static Cpu> {
     unsafe { CPUS.get(id)?.load(Ordering::Acquire).as_ref() }
 }
 
-/// Marks the calling CPU online (it runs kernel code, its timer ticks and it takes interrupts);
-/// RCU's grace periods wait for it from now on. Called once per CPU at start-up.
+/// Marks the calling CPU online (it runs kernel code, its timer ticks and it takes
+/// interrupts). Called once per CPU at start-up, which then has RCU wait for it too.
 pub(crate) fn set_online() {
-    let cpu = this_cpu();
-    cpu.online.store(true, Ordering::Release);
-    crate::sync::rcu::cpu_online(cpu.id);
+    this_cpu().online.store(true, Ordering::Release);
 }
 
 /// Number of CPU structures registered (online or starting).
@@ -414,7 +404,7 @@ fn in_interrupt_is_true_in_interrupt_handlers_only() {
     let target = other_online_ids().next().expect("a second CPU");
     let seen = Arc::new(AtomicU32::new(0));
     let s = seen.clone();
-    crate::arch::smp::smp_call_function(target, move || {
+    crate::arch::ipi::smp_call_function(target, move || {
         s.store(1 + u32::from(in_interrupt()), Ordering::SeqCst);
     })
     .expect("online");

@@ -91,6 +91,7 @@ pub fn start_cpus() -> usize {
     sync::rcu::init();
     arch::apic::init_bsp();
     cpu::set_online();
+    sync::rcu::cpu_online(cpu::current_id());
     console::enable_input_interrupt();
     x86_64::instructions::interrupts::enable();
     let online = arch::smp::start_aps();

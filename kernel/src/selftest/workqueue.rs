@@ -332,7 +332,7 @@ fn queue_work_from_an_interrupt_handler_runs_the_item() {
     let queued = Arc::new(AtomicUsize::new(0));
     for round in 1..=20 {
         let (w2, q2) = (w.clone(), queued.clone());
-        crate::arch::smp::smp_call_function(target, move || {
+        crate::arch::ipi::smp_call_function(target, move || {
             if queue_work(system_wq(), &w2) {
                 q2.fetch_add(1, Ordering::SeqCst);
             }

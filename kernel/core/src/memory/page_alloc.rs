@@ -216,7 +216,7 @@ fn add_by_node(
 /// Allocates 2^`order` contiguous, naturally aligned frames, from `node` if it has them (the
 /// calling CPU's node when `None`), else from another node.
 pub fn alloc_pages(order: usize, node: Option<usize>) -> Result<PhysAddr, AllocError> {
-    let node = node.unwrap_or_else(|| crate::cpu::this_cpu().node());
+    let node = node.unwrap_or_else(|| super::numa::cpu_to_node(crate::cpu::current_id()));
     let mut guard = PAGES.lock();
     let pages = guard.as_mut().ok_or(AllocError::OutOfMemory)?;
     match &mut pages.allocator {

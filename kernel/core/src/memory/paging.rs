@@ -217,7 +217,7 @@ pub(crate) unsafe fn unmap_page(virt: VirtAddr) -> Option<PhysFrame> {
         flush.ignore();
         frame
     };
-    crate::arch::smp::flush_tlb_kernel_range(page.start_address(), 1);
+    crate::arch::ipi::flush_tlb_kernel_range(page.start_address(), 1);
     Some(frame)
 }
 
@@ -239,7 +239,7 @@ pub(crate) unsafe fn update_flags(start: VirtAddr, pages: usize, flags: PageTabl
             }
         }
     }
-    crate::arch::smp::flush_tlb_kernel_range(first.start_address(), pages as u64);
+    crate::arch::ipi::flush_tlb_kernel_range(first.start_address(), pages as u64);
 }
 
 /// Unmaps `pages` kernel pages from `start` and hands each page's frame to `free` once the
@@ -267,7 +267,7 @@ pub(crate) unsafe fn unmap_range(start: VirtAddr, pages: usize, mut free: impl F
                 }
             }
         }
-        crate::arch::smp::flush_tlb_kernel_range(batch_start.start_address(), count as u64);
+        crate::arch::ipi::flush_tlb_kernel_range(batch_start.start_address(), count as u64);
         frames.into_iter().flatten().for_each(&mut free);
         done += count;
     }
@@ -297,7 +297,7 @@ fn tlb_shootdown_reaches_every_cpu() {
             .map(|c| {
                 let seen = alloc::sync::Arc::new(AtomicU64::new(0));
                 let out = seen.clone();
-                crate::arch::smp::smp_call_function(c.id, move || {
+                crate::arch::ipi::smp_call_function(c.id, move || {
                     // SAFETY: VIRT is mapped (to one of the test frames) while this runs.
                     out.store(
                         unsafe { core::ptr::read_volatile(VIRT as *const u64) },

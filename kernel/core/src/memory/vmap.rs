@@ -291,7 +291,7 @@ fn a_read_after_the_drop_faults() {
     let other = crate::cpu::other_online_ids().next();
     if let Some(cpu) = other {
         let addr = p as usize;
-        crate::arch::smp::smp_call_function(cpu, move || {
+        crate::arch::ipi::smp_call_function(cpu, move || {
             // SAFETY: mapped while the mapping lives, which it does until this call returns.
             let _ = unsafe { core::ptr::read_volatile(addr as *const u8) };
         })

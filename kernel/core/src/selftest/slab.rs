@@ -364,7 +364,7 @@ fn atomic_kmalloc_in_interrupt_handlers_while_threads_allocate() {
     for round in 0..ROUNDS {
         for &cpu in &others {
             let in_irq = in_irq.clone();
-            crate::arch::smp::smp_call_function(cpu, move || {
+            crate::arch::ipi::smp_call_function(cpu, move || {
                 let mut objs = [core::ptr::null_mut::<u64>(); 4];
                 for o in &mut objs {
                     let p = slab()
