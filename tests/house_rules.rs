@@ -245,8 +245,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "tasks and the slab allocator: threads, sleeping locks, RCU, kmalloc, kobjects, the \
-         console (its input sleeps)",
+        "tasks and the slab allocator: threads, sleeping locks, RCU, workqueues, kmalloc, \
+         kobjects, the console (its input sleeps)",
         &[
             "console",
             "sched",
@@ -261,6 +261,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "sync::rcu::barrier",
             "sync::rcu::gp",
             "sync::rcu::head",
+            "workqueue",
             "memory::kmalloc",
             "memory::free_q",
             "memory::cache_alloc",

@@ -3,11 +3,12 @@
 //! Sheaf is a small x86_64 kernel built to learn, test and measure a modern slab allocator. The
 //! kernel is three layers (docs/README.md draws them):
 //! - [`kcore`] (`kernel/core`): the only kernel crate with `unsafe`: CPUs, interrupts, memory,
-//!   threads, locks, the console, behind a safe API;
-//! - this crate: the services built on that API: sleeping ([`time`]), workqueues ([`workqueue`]), the scheduling policy ([`sched_policy`]), the
-//!   initramfs and command line, kmalloc's boot options ([`kmalloc`]), the shell, and the
-//!   on-target tests that need services (`selftest`, in the kernel `cargo test` builds). `unsafe_code` is forbidden here, so the compiler checks that
-//!   every service is safe code;
+//!   threads, locks, RCU, workqueues, the console, behind a safe API;
+//! - this crate: the services built on that API: sleeping ([`time`]), the scheduling policy
+//!   ([`sched_policy`]), the initramfs and command line, kmalloc's boot options ([`kmalloc`]),
+//!   the shell, and the on-target tests that need services (`selftest`, in the kernel
+//!   `cargo test` builds). `unsafe_code` is forbidden here, so the compiler checks that every
+//!   service is safe code;
 //! - `kernel/entry`: the binary: the entry point the bootloader jumps to (and, to come, the
 //!   `extern "C"` surface for loadable modules).
 //!
@@ -21,12 +22,11 @@
 //! clock → scheduler → ACPI → buddy page allocator (per NUMA node)) → initramfs and command
 //! line → slab allocator (kmalloc becomes the global allocator) → the services' hooks →
 //! [`kcore::start_cpus`] (RCU → local/I-O APICs and the timer tick → serial input interrupt →
-//! the other CPUs → RCU's callback threads). After that the entry point starts a thread that runs the on-target tests the
-//! command line asks for, or the shell, and the boot context becomes CPU 0's idle thread.
+//! the other CPUs → RCU's callback threads → workqueues). After that the entry point starts a
+//! thread that runs the on-target tests the command line asks for, or the shell, and the boot
+//! context becomes CPU 0's idle thread.
 #![no_std]
 #![forbid(unsafe_code)]
-// `Arc::try_new`: a workqueue worker that cannot be allocated is a failed creation (a mayday).
-#![feature(allocator_ext)]
 
 extern crate alloc;
 
@@ -38,9 +38,9 @@ pub mod sched_policy;
 mod selftest;
 pub mod shell;
 pub mod time;
-pub mod workqueue;
 
 pub use kcore::sync::rcu;
+pub use kcore::workqueue;
 pub use kcore::{arch, boot, console, cpu, ktest, memory, print, println, sched, sync};
 
 use bootloader_api::BootInfo;
@@ -58,7 +58,6 @@ pub fn init(boot_info: &'static mut BootInfo) {
     kcore::time::TICK_HOOK.set(tick);
     let online = kcore::start_cpus();
     log::info!("{online} CPU(s) online");
-    workqueue::init();
     log::info!(
         "boot complete: {} firmware, {} MiB usable, initramfs {} bytes",
         boot::firmware(),
@@ -67,12 +66,11 @@ pub fn init(boot_info: &'static mut BootInfo) {
     );
 }
 
-/// The services' share of every timer tick, on every CPU (interrupt context): sleepers first,
-/// so a thread woken now can be scheduled at this very tick, then the workqueues' timers (the
-/// core's tick then does RCU's share).
+/// The services' share of every timer tick, on every CPU (interrupt context): the sleepers,
+/// so a thread woken now can be scheduled at this very tick (the core's tick then does the
+/// workqueues' timers, RCU's share and the scheduler's).
 fn tick() {
     time::tick();
-    workqueue::tick();
 }
 
 /// Runs what the command line asks for in a thread of its own: the on-target tests

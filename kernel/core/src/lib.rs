@@ -54,6 +54,7 @@ pub mod sched;
 pub mod selftest;
 pub mod sync;
 pub mod time;
+pub mod workqueue;
 
 mod hook;
 
@@ -84,7 +85,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
 
 /// Starts the machine running: RCU's grace-period machine, the boot CPU's local APIC and timer
 /// tick, the console's input interrupt, interrupts on, then every other CPU, then one RCU
-/// callback thread per CPU. Returns how many CPUs are online. Called once by the services'
+/// callback thread per CPU and the workqueues (their manager thread, the system queues). Returns how many CPUs are online. Called once by the services'
 /// `init`, after the slab allocator is up and the services registered their tick hook (the
 /// tick calls it at once).
 pub fn start_cpus() -> usize {
@@ -96,5 +97,6 @@ pub fn start_cpus() -> usize {
     x86_64::instructions::interrupts::enable();
     let online = arch::smp::start_aps();
     sync::rcu::start_callback_threads();
+    workqueue::init();
     online
 }

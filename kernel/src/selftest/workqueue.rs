@@ -709,7 +709,7 @@ fn the_slab_destroy_work_runs_through_its_rescuer_while_memory_is_exhausted() {
     let executed = workqueue::wq_stats(wq).executed;
     let exhausted = kcore::selftest::exhaust_all_cpus();
     workqueue::FAIL_WORKER_CREATION.store(false, Ordering::SeqCst);
-    // What the core's QUEUE_WORK_HOOK does after a cache destroy linked its head.
+    // What the slab platform does after a cache destroy linked its head.
     workqueue::queue_slab_work();
     let ran = spin_until(|| workqueue::RESCUED.load(Ordering::SeqCst) > rescued);
     exhausted.give_back();

@@ -127,6 +127,7 @@ fn tick() {
     if let Some(hook) = crate::time::TICK_HOOK.get() {
         hook();
     }
+    crate::workqueue::tick();
     crate::sync::rcu::tick();
     crate::sched::tick();
 }

@@ -329,34 +329,28 @@ pub static SHEAF_KMEM_CACHE_LAYOUT: [u64; 2] = [KMEM_CACHE_SIZE as u64, KMEM_CAC
 /// themselves, so that queueing never allocates. Taken with interrupts off.
 static SLAB_WORK: IrqSpinLock<HeadQueue> = IrqSpinLock::new(HeadQueue::new());
 
-/// How the slab allocator's pending work reaches the services' workqueues: a function that
-/// queues their one work item for it (Linux's `slab_caches_to_rcu_destroy_work`) on
-/// `system_wq`, registered once at start-up. The work item runs [`run_slab_work`].
-pub static QUEUE_WORK_HOOK: crate::Hook<fn()> = crate::Hook::new();
-
-/// `KernelPlatform::queue_work_head`: links `head` on the pending list and, once the services'
-/// workqueues are up, queues their work item for the list. Before that the head waits: the
-/// workqueues' start-up queues the item if the list is not empty (no cache is destroyed
-/// asynchronously before then; if one were, its slabs would only be freed a little later).
-/// Allocates nothing.
+/// `KernelPlatform::queue_work_head`: links `head` on the pending list and queues the
+/// workqueues' one work item for the list (Linux's `slab_caches_to_rcu_destroy_work`,
+/// [`crate::workqueue::queue_slab_work`]), which runs [`run_slab_work`]. Before the workqueues
+/// are up the head waits: their start-up queues the item if the list is not empty (no cache is
+/// destroyed asynchronously before then; if one were, its slabs would only be freed a little
+/// later). Allocates nothing.
 ///
 /// # Safety
 /// As for [`slab::Platform::queue_work_head`].
 unsafe fn queue_slab_work(head: NonNull<CallbackHead>, func: CallbackFunc) {
-    let kick = {
+    {
         let mut work = SLAB_WORK.lock();
         // SAFETY: the caller hands the head over (not queued already) until `func` runs.
         unsafe {
             CallbackHead::set_func(head, func);
             work.push_back(head);
         }
-        // Read under the lock: either the hook is seen here, or the start-up's check of the
-        // list (under the lock, after setting the hook) sees this head.
-        QUEUE_WORK_HOOK.get()
-    };
-    if let Some(kick) = kick {
-        kick();
     }
+    // After the push's lock: either the workqueues' start-up checked the list (under the lock)
+    // after this push and queues the item itself, or it took the lock before us, after making
+    // the item, which this call then sees.
+    crate::workqueue::queue_slab_work();
 }
 
 /// Runs every pending head of the slab allocator, oldest first, including those queued

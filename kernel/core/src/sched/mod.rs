@@ -177,18 +177,6 @@ pub fn exit_current() -> ! {
     unreachable!("an exited thread was scheduled again");
 }
 
-/// Called in [`schedule`] when the calling thread is about to block (its state is
-/// [`State::Blocked`]), with the thread (the workqueues' concurrency management: Linux's
-/// `wq_worker_sleeping`). Runs with interrupts off, before the run queue is locked: it may take
-/// spin locks with interrupts off and [`wake`] threads, but must not sleep or spawn. A wake-up
-/// may race with it (the thread may already be runnable again when it runs).
-pub static BLOCK_HOOK: crate::Hook<fn(&Thread)> = crate::Hook::new();
-
-/// Called by [`wake`] after it made a blocked thread runnable, with that thread (Linux's
-/// `wq_worker_running`, here on the waker's side). Runs in the waker's context, which may be an
-/// interrupt handler or [`BLOCK_HOOK`]: same rules as that hook.
-pub static WAKE_HOOK: crate::Hook<fn(&Thread)> = crate::Hook::new();
-
 /// Picks the next thread on this CPU and switches to it.
 pub fn schedule() {
     assert!(
@@ -198,10 +186,12 @@ pub fn schedule() {
     let _irq = IrqSave::new();
     // A context switch is a quiescent state (Linux's `rcu_note_context_switch`).
     crate::sync::rcu::note_context_switch();
-    if let Some(hook) = BLOCK_HOOK.get() {
+    {
         let me = current();
         if me.state() == State::Blocked {
-            hook(&me);
+            // A workqueue worker that blocks lets its pool start another (concurrency
+            // management, Linux's `wq_worker_sleeping`).
+            crate::workqueue::on_block(&me);
         }
     }
     let cpu = this_cpu();
@@ -273,9 +263,8 @@ fn this_sched() -> &'static CpuSched {
 pub fn wake(thread: &ThreadRef) {
     if thread.transition(State::Blocked, State::Runnable) {
         enqueue(thread, thread.cpu());
-        if let Some(hook) = WAKE_HOOK.get() {
-            hook(thread);
-        }
+        // Linux's `wq_worker_running`, on the waker's side.
+        crate::workqueue::on_wake(thread);
     }
 }
 

@@ -3,7 +3,7 @@
 //! Linux's work items are queued through the `list_head` inside them (`work_struct::entry`);
 //! [`ArcList`] is that, for items shared through `Arc`. An item embeds a [`ListLink`] and says
 //! where it is ([`Linked`]); a list holds one strong reference of every item on it (taken at
-//! push, given back at pop or remove). The services' workqueues keep their pools' lists here,
+//! push, given back at pop or remove). The workqueues keep their pools' lists here,
 //! which makes `queue_work` allocation-free.
 //!
 //! The rule that makes one link per item enough: **an item is on at most one list of a link at
