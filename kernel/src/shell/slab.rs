@@ -75,6 +75,14 @@ pub(super) fn slabbench(_: &[&str]) {
         "kmalloc(64)+kfree fast path: {} cycles/pair",
         bench::fastpath_pair_cycles(100_000)
     );
+    println!(
+        "free checks (page owner, cache, object boundary): {}",
+        if slab().hardened() {
+            "on (the default; boot with slab_nohardened to measure without them)"
+        } else {
+            "off (slab_nohardened; boot without it to measure with them)"
+        }
+    );
     match bench::fastpath_instructions() {
         Some(n) => println!(
             "fast path instructions (single-stepped): kmalloc(64) {} + kfree {}, pair function {}; kmem_cache alloc {} + free {}, pair function {}",

@@ -29,10 +29,10 @@
 //!
 //! ## What the fast path costs
 //! Counted with callgrind (`examples/count_fastpath.sh`, host, release): an allocation
-//! followed by a free of the same object, both hitting the main sheaf, is **24 instructions**
-//! when inlined into a loop (11 + 11 and the loop's 2: 20 before the free path's naive
-//! double-free test and the fast-path statistics counters), and 34 through a non-inlined
-//! function (the call, its frame and the loop add 10). Per operation:
+//! followed by a free of the same object, both hitting the main sheaf, is **52 instructions**
+//! through a non-inlined pair function with the default free checks (`cache`), 36 without
+//! them (`cache-nohardened`; 34 before the checks existed, whose flag is now tested). Per
+//! operation:
 //!
 //! | part | instructions |
 //! |------|-------------:|
@@ -42,11 +42,15 @@
 //! | pop / push: object load or store, new size, store | 3-4 |
 //! | free only: the object against the top of the sheaf (naive double free) | 2 |
 //! | `alloc_fastpath` / `free_fastpath` statistic, in the CPU's slot | 1 |
+//! | free only: the checks' flag (`SLAB_HARDENED_FREE`), test and branch | 2 |
+//! | free only, checks on: page owner (host: range check and load), slab or not (signed test) | 9 |
+//! | free only, checks on: the slab's cache against this one, the object boundary (`ObjIndex`: subtract, multiply, compare) | 7 |
 //!
 //! `kmalloc` and `kfree` inline these paths (`KmemCache::alloc_unzeroed`,
 //! `KmemCache::free_pinned`) and add the size class (a table up to 192 bytes) and the page
-//! owner of the address (one signed test tells a slab): 57 instructions per kmalloc+kfree pair
-//! through a call with the size known at run time, 47 with a constant size (see
+//! owner of the address (one signed test tells a slab), which `kfree` needs anyway, so its
+//! checks are the flag and the boundary: 58 instructions per kmalloc+kfree pair through a call
+//! with the size known at run time (53 with `slab_nohardened`, 51 before the checks; see
 //! `crate::kmalloc`). Both pin with the allocator's platform before they know the cache, so
 //! the per-CPU lookup does not wait for the cache pointer.
 //! Keeping the per-CPU sheaves inside the cache (not behind a pointer to an array) saves a
@@ -762,7 +766,7 @@ impl<P: Platform> KmemCache<P> {
     ///
     /// The check, on by default (`SLAB_HARDENED_FREE`, off under `slab_nohardened`): the page
     /// owner of the address is a slab of this cache and the address an object boundary in it
-    /// ([`Self::is_object_fast`]). A free that fails it goes to the slow path, which says
+    /// (`is_object_fast`). A free that fails it goes to the slow path, which says
     /// what is wrong (another cache's object, inside an object, not a slab page), reports it
     /// and drops the free; an alias's frees go there too and on to the primary.
     ///

@@ -212,15 +212,15 @@ impl<P: Platform> KmemCache<P> {
                         offset: (l.object_size + i) as isize,
                     });
                 }
-                if active && let Some(orig) = self.orig_size(obj) {
-                    if let Some(i) =
+                if active
+                    && let Some(orig) = self.orig_size(obj)
+                    && let Some(i) =
                         restore_bytes(obj.add(orig), l.object_size - orig, SLUB_RED_ACTIVE)
-                    {
-                        return Err(SlabErrorKind::KmallocRedzoneOverwritten {
-                            offset: orig + i,
-                            orig_size: orig,
-                        });
-                    }
+                {
+                    return Err(SlabErrorKind::KmallocRedzoneOverwritten {
+                        offset: orig + i,
+                        orig_size: orig,
+                    });
                 }
             }
             if !active && self.poisons() {
