@@ -38,7 +38,10 @@
 # through calls: jemalloc 78, mimalloc 116, glibc 139). Measured here (December 1, with the
 # double-free test and the fast-path statistics): cache-inline 24, cache 34 (the same 24 plus
 # the call, frame and loop of the pair function), kmalloc 51 (was 90), kmalloc-const 45,
-# mimalloc 80, system 143.
+# mimalloc 80, system 143. With the default free checks (issue #18; December 7): cache 52
+# (cache-nohardened 36), cache-inline 42, kmalloc 58 (kmalloc-nohardened 53), kmalloc-const 52,
+# static and dynamic 52, alias 110 (its free looks the page up twice: as the alias, whose fast
+# path then fails, and as the primary).
 # Needs valgrind (apt-get install -y valgrind) and awk. Can be run from any directory.
 set -eu
 mode=${1:-cache}
