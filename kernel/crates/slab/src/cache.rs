@@ -69,13 +69,13 @@ use crate::base::{Gfp, PAGE_SIZE, get_order, slot_cpu};
 use crate::flags::{Ctor, KmemCacheArgs, SlabFlags};
 use crate::head::CallbackHead;
 use crate::layout::{
-    Layout, LayoutError, SHEAF_HEADER, WORD, calculate_sizes, default_sheaf_capacity, min_partial,
-    round_sheaf_capacity,
+    Layout, LayoutError, ObjIndex, SHEAF_HEADER, WORD, calculate_sizes, default_sheaf_capacity,
+    min_partial, round_sheaf_capacity,
 };
 use crate::platform::{OnCpu, Pinned, Platform};
 use crate::report::{ReportLog, SlabReport};
 use crate::sheaf::{NOT_OVERSIZE, PerCpu, PerCpuSheaves, Sheaf, SheafBox, SheafUnion, SheafWords};
-use crate::slabs::{FreeObject, KmemCacheNode, PageOwner, Slab};
+use crate::slabs::{FreeObject, KmemCacheNode, PageOwner};
 use crate::stats::{CpuStats, PaddedStats, Stat};
 use crate::sync::Mutex;
 use destroy::DestroyLink;
@@ -209,51 +209,6 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// The next cache's [`KmemCache::serial`] (64 bits: never wraps in practice).
 static CACHE_SERIAL: AtomicU64 = AtomicU64::new(0);
-
-/// The object-boundary test of the free fast paths: whether an offset into a slab is a
-/// multiple of the stride `d` and below the slab's object count, with one multiply and one
-/// comparison (Linux's `obj_to_index` divides with a reciprocal multiply; this is Lemire's
-/// divisibility test, whose remainder also tells the quotient, so the boundary and the range
-/// checks are one comparison).
-///
-/// With `mul = floor(2^64 / d) + 1` and `step = mul * d - 2^64` (between 1 and `d`): for an
-/// offset `n = q * d + m` (`0 <= m < d`) below `2^32`, `n * mul mod 2^64` is `q * step` when
-/// `m` is 0, and at least `mul` (which is larger than `objects * step`) otherwise. So `n` is
-/// the offset of object `q < objects` exactly when the product is below `objects * step`,
-/// the slab's [`Slab::free_limit`](crate::slabs::Slab). (Slabs are at most
-/// [`MAX_OBJECT_SIZE`](crate::layout::MAX_OBJECT_SIZE) bytes, objects at most as large: `mul`
-/// is at least `2^42`, far above any `objects * step` or offset.)
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ObjIndex {
-    /// `floor(2^64 / d) + 1`.
-    mul: u64,
-    /// `mul * d - 2^64`: what each whole stride adds to the product.
-    step: u64,
-}
-
-impl ObjIndex {
-    /// The test for stride `size` (at least 2).
-    pub(crate) const fn new(size: usize) -> Self {
-        let d = size as u128;
-        let mul = (1u128 << 64) / d + 1;
-        Self {
-            mul: mul as u64,
-            step: (mul * d - (1u128 << 64)) as u64,
-        }
-    }
-
-    /// The slab's bound for [`ObjIndex::key`] of an object's offset: `objects * step`.
-    pub(crate) const fn limit(self, objects: usize) -> u64 {
-        objects as u64 * self.step
-    }
-
-    /// The key of byte `offset` (below the slab's size) of a slab: below the slab's
-    /// [`ObjIndex::limit`] exactly when `offset` is an object's start.
-    #[inline(always)]
-    pub(crate) fn key(self, offset: usize) -> u64 {
-        (offset as u64).wrapping_mul(self.mul)
-    }
-}
 
 impl<P: Platform> KmemCache<P> {
     /// Builds a cache (the work of `do_kmem_cache_create`); registration and merging are done
@@ -783,25 +738,6 @@ impl<P: Platform> KmemCache<P> {
             );
         // SAFETY: the pin is of the cache's own platform; the rest is forwarded.
         unsafe { self.free_pinned(pin, obj, caller, checked) }
-    }
-
-    /// Whether `obj` is an object of `slab`, a slab descriptor, and the slab is this cache's:
-    /// the default free check of `kmem_cache_free`'s fast path, a compare and
-    /// [`Self::is_object_fast`].
-    #[inline(always)]
-    fn is_own_object_fast(&self, slab: &Slab, obj: NonNull<u8>) -> bool {
-        (slab.cache == self as *const Self as usize) & self.is_object_fast(slab, obj)
-    }
-
-    /// Whether `obj` is at an object boundary of `slab`, a slab of this cache (the fast paths'
-    /// test, [`ObjIndex`]: a subtraction, a multiply and a comparison with the slab's
-    /// `free_limit`). `obj` must lie in the slab's pages (its page owner is `slab`). Exact for a cache with sheaves, whose objects start at the slab's first
-    /// byte (no left red zone); a debug cache's frees, which all take the slow path, are
-    /// checked there in full.
-    #[inline(always)]
-    pub(crate) fn is_object_fast(&self, slab: &Slab, obj: NonNull<u8>) -> bool {
-        let offset = (obj.as_ptr() as usize).wrapping_sub(slab.base as usize);
-        self.obj_index.key(offset) < slab.free_limit
     }
 
     /// [`Self::free_caller`] with the CPU pinned by the caller: `kfree` pins with its
