@@ -4,8 +4,53 @@
 use alloc::string::String;
 use slab::Stat;
 
+use super::args::Number;
 use crate::memory::kmalloc::slab;
 use crate::println;
+
+/// `kmalloc-test`'s ROUNDS: 64 objects per CPU each (about 1 ms); a million is minutes.
+const KMALLOC_TEST_ROUNDS: Number = Number {
+    name: "ROUNDS",
+    min: 1,
+    max: 1_000_000,
+    default: 50,
+};
+
+/// `freeqbench`'s N: N objects of 64 bytes are live at once, twice, with an array of N
+/// pointers each time (16 MiB at the maximum).
+const FREEQBENCH_OBJECTS: Number = Number {
+    name: "N",
+    min: 1,
+    max: 1_000_000,
+    default: 1000,
+};
+
+/// `destroybench`'s N: objects of 64 bytes in `kfree_rcu` flight (64 MiB at the maximum).
+const DESTROYBENCH_OBJECTS: Number = Number {
+    name: "N",
+    min: 1,
+    max: 1_000_000,
+    default: 10_000,
+};
+
+/// `staticbench`'s PAIRS: alloc+free pairs per timed round (10 rounds).
+const STATICBENCH_PAIRS: Number = Number {
+    name: "PAIRS",
+    min: 1,
+    max: 100_000_000,
+    default: 100_000,
+};
+
+/// `a / b` with two decimals (`0.42x`), for the benchmarks' ratios; `b` of 0 counts as 1.
+struct Ratio(u64, u64);
+
+impl core::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (a, b) = (self.0, self.1.max(1));
+        let hundredths = u128::from(a % b) * 100 / u128::from(b);
+        write!(f, "{}.{hundredths:02}", a / b)
+    }
+}
 use kcore::selftest::{bench, freeq, storm};
 
 /// `slabinfo [-s] [-d]`: every cache with its geometry, aliases and sheaf capacity; `-s` adds
@@ -54,7 +99,10 @@ pub(super) fn slabinfo(args: &[&str]) {
 
 /// `kmalloc-test [ROUNDS]`: a checked alloc/free storm on every CPU.
 pub(super) fn kmalloc_test(args: &[&str]) {
-    let rounds = args.first().and_then(|a| a.parse().ok()).unwrap_or(50);
+    let Some(rounds) = KMALLOC_TEST_ROUNDS.only_arg("kmalloc-test", args) else {
+        return;
+    };
+    let rounds = rounds as usize;
     let start = crate::time::uptime_us();
     match storm::storm(rounds) {
         Ok(report) => println!(
@@ -89,7 +137,7 @@ pub(super) fn slabbench(_: &[&str]) {
             r.ops,
             r.kmalloc_cycles,
             r.linked_list_cycles,
-            r.linked_list_cycles / r.kmalloc_cycles.max(1)
+            Ratio(r.linked_list_cycles, r.kmalloc_cycles)
         ),
         None => println!("slabbench: out of memory"),
     }
@@ -98,7 +146,10 @@ pub(super) fn slabbench(_: &[&str]) {
 /// `freeqbench [N]`: the lock hold time of freeing N (1000) objects under a spin lock, directly
 /// and through the deferred free queue (freed after the unlock), in TSC cycles.
 pub(super) fn freeqbench(args: &[&str]) {
-    let n = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let Some(n) = FREEQBENCH_OBJECTS.only_arg("freeqbench", args) else {
+        return;
+    };
+    let n = n as usize;
     let debug = slab().kmalloc_cache(64).is_some_and(|c| c.is_debug());
     println!(
         "freeing {n} objects of 64 bytes under a spin lock (booted with slub_debug: {})",
@@ -130,7 +181,10 @@ pub(super) fn freeqbench(args: &[&str]) {
 /// `destroybench [N]`: the time `kmem_cache_destroy` takes with N (10,000) objects in
 /// `kfree_rcu` flight, asynchronous against a synchronous `kvfree_rcu_barrier` first.
 pub(super) fn destroybench(args: &[&str]) {
-    let n = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let Some(n) = DESTROYBENCH_OBJECTS.only_arg("destroybench", args) else {
+        return;
+    };
+    let n = n as usize;
     match bench::destroy_bench(n) {
         Some(r) => println!(
             "kmem_cache_destroy with {} objects in kfree_rcu flight: asynchronous {} cycles, \
@@ -138,7 +192,7 @@ pub(super) fn destroybench(args: &[&str]) {
             r.objects,
             r.asynchronous,
             r.synchronous,
-            r.synchronous / r.asynchronous.max(1)
+            Ratio(r.synchronous, r.asynchronous)
         ),
         None => println!("destroybench: out of memory"),
     }
@@ -147,10 +201,22 @@ pub(super) fn destroybench(args: &[&str]) {
 /// `staticbench [PAIRS]`: cycles per alloc+free through a static cache and through the same
 /// cache created dynamically (the static-cache RFC's claim: one load fewer per operation).
 pub(super) fn staticbench(args: &[&str]) {
-    let pairs = args.first().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let Some(pairs) = STATICBENCH_PAIRS.only_arg("staticbench", args) else {
+        return;
+    };
     let r = kcore::selftest::static_cache::static_bench(pairs, 5);
     println!(
         "alloc+free pair, best of 5 x {} pairs: static cache {} cycles, dynamic cache {} cycles",
         r.pairs, r.static_cycles, r.dynamic_cycles
     );
+}
+
+#[crate::ktest]
+fn ratios_print_two_decimals_not_a_whole_number() {
+    use alloc::format;
+    assert_eq!(format!("{}", Ratio(1, 3)), "0.33");
+    assert_eq!(format!("{}", Ratio(5, 10)), "0.50");
+    assert_eq!(format!("{}", Ratio(3, 2)), "1.50");
+    assert_eq!(format!("{}", Ratio(7, 0)), "7.00");
+    assert_eq!(format!("{}", Ratio(u64::MAX, 1)), "18446744073709551615.00");
 }

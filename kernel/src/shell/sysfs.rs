@@ -27,9 +27,23 @@ fn in_tree(path: &str) -> &str {
     path.strip_prefix("/sys").unwrap_or(path)
 }
 
+/// Whether `path` under `/sys` is a directory (a link to one included).
+pub(super) fn is_dir(path: &str) -> bool {
+    tree().is_dir(in_tree(path))
+}
+
+/// A file named with a trailing `/`, which Linux refuses ("Not a directory"); the tree
+/// itself ignores trailing slashes.
+fn file_as_dir(path: &str) -> bool {
+    path.ends_with('/') && tree().is_file(in_tree(path))
+}
+
 /// `ls PATH` under `/sys`: a directory's entries (a link as `name -> target`, relative when it
 /// leads into the same directory, as Linux's sysfs links read), or the path of a file.
 pub(super) fn ls(path: &str) {
+    if file_as_dir(path) {
+        return println!("ls: cannot access '{path}': Not a directory");
+    }
     let p = in_tree(path);
     match tree().read_dir(p) {
         Ok(entries) => {
@@ -64,6 +78,9 @@ pub(super) fn ls(path: &str) {
 
 /// `echo TEXT > PATH` under `/sys`: a writable attribute file.
 pub(super) fn write(path: &str, text: &str) {
+    if file_as_dir(path) {
+        return println!("echo: {path}: Not a directory");
+    }
     if let Err(e) = tree().write(in_tree(path), text) {
         println!("echo: {path}: {e}");
     }
@@ -72,6 +89,9 @@ pub(super) fn write(path: &str, text: &str) {
 /// `cat PATH` under `/sys`: an attribute file, read into a page (no allocation, so reading a
 /// slab counter does not move it).
 pub(super) fn cat(path: &str) {
+    if file_as_dir(path) {
+        return println!("cat: {path}: Not a directory");
+    }
     let mut page = PageBuf::new();
     match tree().read(in_tree(path), &mut page) {
         Ok(()) => print!("{}", page.as_str()),

@@ -79,12 +79,29 @@ fn slab_meta_addr(pfn: usize) -> u64 {
     SLAB_META_START + (pfn * core::mem::size_of::<Slab>()) as u64
 }
 
+/// Frames mapped for slab descriptors so far (never unmapped: one per 64 frames that ever held
+/// a slab, as Linux's `struct page` array, but filled in on demand).
+static SLAB_META_FRAMES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many frames hold slab descriptors ([`SLAB_META_FRAMES`]): memory in use that no cache
+/// accounts for and no shrink gives back (`meminfo`; docs/slab.md).
+pub fn slab_meta_frames() -> usize {
+    SLAB_META_FRAMES.load(Ordering::Relaxed)
+}
+
 /// Maps the slab-descriptor slot of frame `pfn`.
 fn map_slab_meta(pfn: usize) -> bool {
     let start = slab_meta_addr(pfn);
     let end = start + core::mem::size_of::<Slab>() as u64 - 1;
-    crate::memory::paging::ensure_mapped(VirtAddr::new(start)).is_ok()
-        && crate::memory::paging::ensure_mapped(VirtAddr::new(end)).is_ok()
+    [start, end].into_iter().all(|addr| {
+        match crate::memory::paging::ensure_mapped(VirtAddr::new(addr)) {
+            Ok(mapped) => {
+                SLAB_META_FRAMES.fetch_add(usize::from(mapped), Ordering::Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
+    })
 }
 
 fn pfn_of(ptr: *const u8) -> Option<usize> {

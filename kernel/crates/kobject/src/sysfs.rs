@@ -614,6 +614,12 @@ impl Sysfs {
         matches!(self.lock().resolve(path), Ok(Target::Dir(_)))
     }
 
+    /// Is `path` an attribute file (through symlinks; trailing slashes are ignored, as
+    /// everywhere in the tree)?
+    pub fn is_file(&self, path: &str) -> bool {
+        matches!(self.lock().resolve(path), Ok(Target::File(..)))
+    }
+
     /// Finds the attribute file at `path` (relative to `at`'s directory, or absolute) and takes
     /// a reference on its kobject.
     fn open(
