@@ -70,7 +70,7 @@ pub(super) fn ls(path: &str) {
             let mut page = PageBuf::new();
             match tree().read(p, &mut page) {
                 Ok(()) => println!("{path}"),
-                Err(_) => println!("ls: {path}: {e}"),
+                Err(_) => println!("ls: cannot access '{path}': {e}"),
             }
         }
     }

@@ -103,6 +103,43 @@ pub fn map_fresh_missing(start: VirtAddr, pages: u64) -> Result<(), MapToError<S
     Ok(())
 }
 
+/// Undoes [`map_fresh`]: unmaps every mapped page of the `pages` pages from `start` and frees
+/// their frames (pages not mapped are skipped, so it also undoes a `map_fresh` that stopped
+/// part-way). Allocates nothing: the frames of each batch of pages are freed after that
+/// batch's TLB shoot-down.
+///
+/// # Safety
+/// The mapped pages of the range were mapped by [`map_fresh`] or [`map_fresh_missing`] (their
+/// frames are theirs alone) and nothing uses them any more.
+pub unsafe fn unmap_fresh(start: VirtAddr, pages: u64) {
+    /// Pages unmapped per TLB shoot-down.
+    const BATCH: u64 = 64;
+    let first = Page::<Size4KiB>::containing_address(start);
+    let mut done = 0;
+    while done < pages {
+        let n = BATCH.min(pages - done);
+        let mut frames = [None; BATCH as usize];
+        {
+            let mut guard = MAPPER.lock();
+            let mapper = guard.as_mut().expect("paging::init has not run");
+            for (i, slot) in frames.iter_mut().enumerate().take(n as usize) {
+                if let Ok((frame, flush)) = mapper.unmap(first + done + i as u64) {
+                    // Flushed on every CPU below, this one included.
+                    flush.ignore();
+                    *slot = Some(frame);
+                }
+            }
+        }
+        crate::arch::smp::flush_tlb_kernel_range((first + done).start_address(), n);
+        for frame in frames.into_iter().flatten() {
+            // SAFETY: the frame was `map_fresh`'s (caller contract), is unmapped now on every
+            // CPU (shoot-down above) and nothing uses it.
+            unsafe { super::page_alloc::free_frame(frame) };
+        }
+        done += n;
+    }
+}
+
 /// The next free address of the [`layout::MMIO`] range, where device registers are mapped.
 static MMIO_NEXT: SpinLock<u64> = SpinLock::new(layout::MMIO.start);
 

@@ -39,6 +39,39 @@ mod sysfs_slab;
 
 pub use rcu::{Exhausted, exhaust, exhaust_all_cpus, quiesce};
 
+/// Why a benchmark or workload stopped early. Whatever it had allocated is given back first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchError {
+    /// An allocation failed.
+    OutOfMemory,
+    /// Ctrl-C at the console ([`crate::console::interrupted`]).
+    Interrupted,
+}
+
+impl core::fmt::Display for BenchError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            BenchError::OutOfMemory => "out of memory",
+            BenchError::Interrupted => "interrupted",
+        })
+    }
+}
+
+/// Gives back what a benchmark left in the kmalloc caches of `sizes` (objects it freed, kept
+/// in sheaves, barns and empty slabs for the next allocation): each is shrunk
+/// (`kmem_cache_shrink`), its empty slabs freed. Sleeps (a thread on each CPU).
+pub fn shrink_kmalloc_caches(sizes: impl IntoIterator<Item = usize>) {
+    let s = crate::memory::kmalloc::slab();
+    for size in sizes {
+        if let Some(cache) = s.kmalloc_cache(size) {
+            cache.shrink();
+        }
+    }
+}
+
+/// Every kmalloc size class up to a page: what a benchmark of mixed sizes uses.
+pub const KMALLOC_SIZES: [usize; 12] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
+
 /// A small deterministic random number generator (xorshift64*).
 pub struct Rng(u64);
 
