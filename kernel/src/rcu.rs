@@ -80,7 +80,7 @@ fn callback_thread(cpu: usize) -> ! {
             let _irq = IrqSave::new();
             s.rcu.pop_ready_callback(cpu)
         });
-        cb.run();
+        kcore::sync::rcu::run_callback(cb);
     }
 }
 

@@ -249,6 +249,14 @@ unsafe impl slab::Platform for KernelPlatform {
         crate::sync::rcu::rcu_barrier();
     }
 
+    fn synchronize_rcu_if_sleepable(&self) -> bool {
+        if !crate::sync::rcu::may_sleep() {
+            return false;
+        }
+        crate::sync::rcu::synchronize_rcu_polling();
+        true
+    }
+
     unsafe fn queue_work_head(&self, head: NonNull<CallbackHead>, func: CallbackFunc) {
         // SAFETY: forwarded contract.
         unsafe { queue_slab_work(head, func) };
