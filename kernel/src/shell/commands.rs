@@ -78,22 +78,34 @@ pub(super) fn numa(_: &[&str]) {
 }
 
 pub(super) fn rcu(_: &[&str]) {
-    let (gp_seq, completed, pending) = crate::rcu::stats();
+    let (gp_seq, completed) = crate::rcu::counters();
     let state = if gp_seq % 2 == 1 {
         "in progress"
     } else {
         "idle"
     };
     println!("gp_seq {gp_seq} (grace period {state}), {completed} grace periods completed");
-    for (cpu, n) in pending {
-        println!("CPU {cpu}: {n} callbacks queued");
+    for c in crate::cpu::online() {
+        println!(
+            "CPU {}: {} callbacks queued",
+            c.id,
+            crate::rcu::pending_callbacks(c.id)
+        );
     }
 }
 
 pub(super) fn ps(_: &[&str]) {
+    let Some(threads) = crate::sched::try_threads() else {
+        return println!("ps: out of memory");
+    };
     println!("{:>5} {:<16} {:>4} {:<9}", "ID", "NAME", "CPU", "STATE");
-    for t in crate::sched::threads() {
-        let state = alloc::format!("{:?}", t.state());
+    for t in threads {
+        let state = match t.state() {
+            crate::sched::State::Running => "Running",
+            crate::sched::State::Runnable => "Runnable",
+            crate::sched::State::Blocked => "Blocked",
+            crate::sched::State::Exited => "Exited",
+        };
         println!(
             "{:>5} {:<16} {:>4} {:<9}{}",
             t.id,
@@ -113,5 +125,8 @@ pub(super) fn poweroff(_: &[&str]) {
 /// `workqueues`: every worker pool (workers idle or busy and what they run, pending items,
 /// items executed) and every workqueue, as `crate::workqueue::dump` formats them.
 pub(super) fn workqueues(_: &[&str]) {
-    print!("{}", crate::workqueue::dump());
+    match crate::workqueue::try_dump() {
+        Some(dump) => print!("{dump}"),
+        None => println!("workqueues: out of memory"),
+    }
 }

@@ -12,7 +12,7 @@
 //! sheaf> echo 1 > /sys/kernel/slab/kmalloc-64/shrink
 //! ```
 
-use kcore::kobject::{DirEntry, PageBuf, sysfs as tree};
+use kcore::kobject::{EntryRef, PageBuf, sysfs as tree};
 
 use crate::{print, println};
 
@@ -45,33 +45,23 @@ pub(super) fn ls(path: &str) {
         return println!("ls: cannot access '{path}': Not a directory");
     }
     let p = in_tree(path);
-    match tree().read_dir(p) {
-        Ok(entries) => {
-            for e in entries {
-                match e {
-                    DirEntry::Dir(name) => println!("{name}/"),
-                    DirEntry::File(name, _) => println!("{name}"),
-                    DirEntry::Link(name, Some(target)) => {
-                        let here = target
-                            .strip_prefix(p)
-                            .and_then(|t| t.strip_prefix('/'))
-                            .filter(|t| !t.contains('/'));
-                        match here {
-                            Some(t) => println!("{name} -> {t}"),
-                            None => println!("{name} -> /sys{target}"),
-                        }
-                    }
-                    DirEntry::Link(name, None) => println!("{name} -> (gone)"),
-                }
-            }
-        }
+    // Printed entry by entry from the tree: nothing allocated, so `ls` works when memory is
+    // exhausted.
+    let listed = tree().for_each_entry(p, |e| match e {
+        EntryRef::Dir(name) => println!("{name}/"),
+        EntryRef::File(name, _) => println!("{name}"),
+        EntryRef::Link(name, Some(target)) => match target.name_in_same_dir() {
+            Some(t) => println!("{name} -> {t}"),
+            None => println!("{name} -> /sys{target}"),
+        },
+        EntryRef::Link(name, None) => println!("{name} -> (gone)"),
+    });
+    if let Err(e) = listed {
         // Not a directory: a file is listed by its path, as `ls FILE` does.
-        Err(e) => {
-            let mut page = PageBuf::new();
-            match tree().read(p, &mut page) {
-                Ok(()) => println!("{path}"),
-                Err(_) => println!("ls: cannot access '{path}': {e}"),
-            }
+        let mut page = PageBuf::new();
+        match tree().read(p, &mut page) {
+            Ok(()) => println!("{path}"),
+            Err(_) => println!("ls: cannot access '{path}': {e}"),
         }
     }
 }
