@@ -13,6 +13,7 @@ mod commands;
 mod files;
 mod slab;
 mod sysfs;
+mod tests;
 
 use commands::*;
 use files::{cat, echo, ls};

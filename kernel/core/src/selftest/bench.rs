@@ -89,6 +89,9 @@ pub fn fastpath_instructions() -> Option<FastpathInstructions> {
     let size = core::hint::black_box(64);
     let kmalloc_pair = count_instructions(|| kmalloc_kfree_pair(s, size));
     let args = slab::KmemCacheArgs::default();
+    if !super::memory_for_a_cache() {
+        return None;
+    }
     let cache = s
         .kmem_cache_create("fastpath-count", 64, args, slab::SlabFlags::SLAB_NO_MERGE)
         .ok()?;
@@ -307,6 +310,9 @@ pub fn destroy_bench(objects: usize) -> Result<DestroyReport, BenchError> {
     use slab::{KmemCacheArgs, SlabFlags};
     let mut cycles = [0u64; 2];
     for (i, sync) in [false, true].into_iter().enumerate() {
+        if !super::memory_for_a_cache() {
+            return Err(BenchError::OutOfMemory);
+        }
         let cache = slab()
             .kmem_cache_create(
                 "destroybench",

@@ -37,6 +37,9 @@ const RUNS: usize = 5;
 pub fn bench(n: usize) -> Result<[FreeQRow; 3], BenchError> {
     let s = slab();
     let args = KmemCacheArgs::default();
+    if !super::memory_for_a_cache() {
+        return Err(BenchError::OutOfMemory);
+    }
     let plain = s
         .kmem_cache_create("freeq-plain", 64, args, SlabFlags::SLAB_NO_MERGE)
         .map_err(|_| BenchError::OutOfMemory)?;

@@ -151,6 +151,11 @@ pub fn static_bench(pairs: u64, rounds: usize) -> Result<StaticBench, BenchError
     let flags = SlabFlags::SLAB_NO_MERGE;
     // Set up on the first run that has the memory for it (the shell runs one command at a
     // time, so no two runs race here).
+    let ready = BENCH_STATIC_READY.load(Ordering::Acquire)
+        && !BENCH_DYNAMIC.load(Ordering::Acquire).is_null();
+    if !ready && !super::memory_for_a_cache() {
+        return Err(BenchError::OutOfMemory);
+    }
     if !BENCH_STATIC_READY.load(Ordering::Acquire) {
         BENCH_STATIC
             .setup("bench-static-64", 64, 8, flags, None)
