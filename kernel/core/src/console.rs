@@ -192,6 +192,26 @@ pub fn raise_interrupt() {
     INTERRUPT.store(true, Ordering::Relaxed);
 }
 
+/// Queues `bytes` as if they had been typed (a Ctrl-C among them raises the flag, as typed):
+/// for tests of what reads the console. Bytes that do not fit in the input ring are dropped,
+/// as typed ones are.
+pub fn push_input(bytes: &[u8]) {
+    {
+        let mut input = INPUT.lock();
+        for &byte in bytes {
+            if byte == CTRL_C {
+                INTERRUPT.store(true, Ordering::Relaxed);
+            }
+            if input.len < INPUT_RING {
+                let tail = (input.head + input.len) % INPUT_RING;
+                input.bytes[tail] = byte;
+                input.len += 1;
+            }
+        }
+    }
+    INPUT_WAITERS.wake_all();
+}
+
 /// Returns the next byte typed on the console, if one is waiting.
 pub fn try_read() -> Option<u8> {
     let mut input = INPUT.lock();

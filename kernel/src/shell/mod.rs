@@ -24,7 +24,7 @@ pub const PROMPT: &str = "sheaf> ";
 
 /// The longest command line the shell accepts, in bytes; a longer one is refused whole, with a
 /// message (the console's input ring holds 1024 bytes: a line must fit while it is echoed).
-const MAX_LINE: usize = 1000;
+pub(crate) const MAX_LINE: usize = 1000;
 
 /// A shell command: its name, a one-line description and what it runs.
 struct Command {
@@ -207,7 +207,7 @@ pub fn execute(line: &str) {
 }
 
 /// Why [`read_line`] returned no line.
-enum LineError {
+pub(crate) enum LineError {
     /// The line was longer than [`MAX_LINE`] bytes (read to its end and dropped).
     TooLong,
     /// Ctrl-C dropped it.
@@ -217,7 +217,7 @@ enum LineError {
 /// Reads one line into `line`, echoing it and handling backspace, and returns its length.
 /// Returns on `\r` or `\n`. Bytes are kept as typed, non-ASCII ones included (the caller
 /// refuses a line that is not UTF-8); tabs count as spaces; other control bytes are ignored.
-fn read_line(line: &mut [u8; MAX_LINE]) -> Result<usize, LineError> {
+pub(crate) fn read_line(line: &mut [u8; MAX_LINE]) -> Result<usize, LineError> {
     let mut len = 0;
     let mut too_long = false;
     loop {

@@ -1,12 +1,11 @@
 //! The shell's slab allocator commands: `slabinfo`, `kmalloc-test`, `slabbench`, `freeqbench`,
 //! `destroybench`.
 
-use alloc::string::String;
 use slab::Stat;
 
 use super::args::Number;
-use crate::memory::kmalloc::slab;
-use crate::println;
+use crate::memory::kmalloc::{slab, with_reserve};
+use crate::{print, println};
 
 /// `kmalloc-test`'s ROUNDS: 64 objects per CPU each (about 1 ms); a million is minutes.
 const KMALLOC_TEST_ROUNDS: Number = Number {
@@ -16,12 +15,12 @@ const KMALLOC_TEST_ROUNDS: Number = Number {
     default: 50,
 };
 
-/// `freeqbench`'s N: N objects of 64 bytes are live at once, twice, with an array of N
-/// pointers each time (16 MiB at the maximum).
+/// `freeqbench`'s N: N objects of 64 bytes are live at once, with an array of N pointers, one
+/// block of at most 4 MiB (the largest the page allocator gives: order 10), so 500,000.
 const FREEQBENCH_OBJECTS: Number = Number {
     name: "N",
     min: 1,
-    max: 1_000_000,
+    max: 500_000,
     default: 1000,
 };
 
@@ -57,8 +56,20 @@ use kcore::selftest::{bench, freeq, storm};
 /// the statistics; `-d` lists the caches whose destruction is pending (waiting for `kfree_rcu`
 /// objects in flight) instead.
 pub(super) fn slabinfo(args: &[&str]) {
-    if args.contains(&"-d") {
-        let pending = slab().destroy_pending();
+    let (mut stats, mut pending) = (false, false);
+    for arg in args {
+        match *arg {
+            "-s" => stats = true,
+            "-d" => pending = true,
+            other => {
+                return println!("slabinfo: unknown option `{other}` (usage: slabinfo [-s] [-d])");
+            }
+        }
+    }
+    // The slab crate builds these lists infallibly: from the emergency reserve if kmalloc
+    // cannot (`with_reserve`), so the listing works when memory is exhausted.
+    if pending {
+        let pending = with_reserve(|| slab().destroy_pending());
         println!("{:<18} {:>8}", "destroying", "objects");
         for (name, objects) in &pending {
             println!("{name:<18} {objects:>8}");
@@ -66,15 +77,15 @@ pub(super) fn slabinfo(args: &[&str]) {
         println!("{} cache(s) waiting to be destroyed", pending.len());
         return;
     }
-    let stats = args.contains(&"-s");
+    let caches = with_reserve(|| slab().caches());
     println!(
         "{:<18} {:>8} {:>8} {:>7} {:>6} {:>5} {:>6}  aliases",
         "name", "active", "total", "objsize", "objper", "pages", "sheaf"
     );
-    for (cache, aliases) in slab().caches() {
+    for (cache, aliases) in caches {
         let info = cache.slabinfo();
-        println!(
-            "{:<18} {:>8} {:>8} {:>7} {:>6} {:>5} {:>6}  {}",
+        print!(
+            "{:<18} {:>8} {:>8} {:>7} {:>6} {:>5} {:>6}  ",
             cache.name(),
             info.active_objs,
             info.num_objs,
@@ -82,17 +93,20 @@ pub(super) fn slabinfo(args: &[&str]) {
             cache.objs_per_slab(),
             1usize << cache.order(),
             cache.sheaf_capacity(),
-            aliases.join(",")
         );
+        for (i, alias) in aliases.iter().enumerate() {
+            print!("{}{alias}", if i == 0 { "" } else { "," });
+        }
+        println!();
         if stats {
-            let mut line = String::from("    ");
+            print!("    ");
             for stat in Stat::ALL {
                 let value = cache.stat(stat);
                 if value != 0 {
-                    line.push_str(&alloc::format!(" {}={}", stat.name(), value));
+                    print!(" {}={}", stat.name(), value);
                 }
             }
-            println!("{line}");
+            println!();
         }
     }
 }

@@ -95,6 +95,11 @@ const CASES: &[Case] = &[
         back: "events_unbound",
     },
     Case {
+        line: "slabinfo -s",
+        exhausted: Expect::Prints("alloc_fastpath="),
+        back: "alloc_fastpath=",
+    },
+    Case {
         line: "slabinfo -d",
         exhausted: Expect::Prints("cache(s) waiting to be destroyed"),
         back: "cache(s) waiting to be destroyed",
@@ -136,10 +141,8 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// Commands the memory test leaves out: `poweroff` ends the boot; `slabinfo` (without `-d`)
-/// lists the caches through `SlabAllocator::caches`, which allocates its list infallibly
-/// (docs/slab.md, "When memory runs out").
-const NOT_UNDER_OOM: &[&str] = &["poweroff", "slabinfo"];
+/// Commands the memory test leaves out: `poweroff` ends the boot.
+const NOT_UNDER_OOM: &[&str] = &["poweroff"];
 
 /// Runs `line` with the console captured into `out` (whose capacity bounds what is kept).
 fn run_captured(line: &str, out: &mut String) {
@@ -194,5 +197,200 @@ fn every_command_answers_while_memory_is_exhausted_and_works_once_it_is_back() {
             "`{}` with memory back printed:\n{out}",
             case.line
         );
+    }
+}
+
+/// Runs `line` and returns what it printed (up to 16 KiB).
+fn output_of(line: &str) -> String {
+    let mut out = String::with_capacity(16 << 10);
+    run_captured(line, &mut out);
+    out
+}
+
+#[crate::ktest]
+fn numeric_arguments_are_refused_with_their_limits() {
+    for (line, says) in [
+        (
+            "kmalloc-test 99999999999999999999",
+            "ROUNDS `99999999999999999999` is too large: give a whole number from 1 to 1000000",
+        ),
+        (
+            "kmalloc-test 18446744073709551615",
+            "is too large: give a whole number from 1 to 1000000",
+        ),
+        ("kmalloc-test -1", "ROUNDS `-1` is not a decimal number"),
+        ("kmalloc-test abc", "ROUNDS `abc` is not a decimal number"),
+        ("kmalloc-test 0x10", "ROUNDS `0x10` is not a decimal number"),
+        ("kmalloc-test 0", "ROUNDS `0` is too small"),
+        (
+            "destroybench -1",
+            "N `-1` is not a decimal number: give a whole number from 1 to 1000000",
+        ),
+        (
+            "freeqbench 500001",
+            "N `500001` is too large: give a whole number from 1 to 500000",
+        ),
+        ("staticbench -1", "PAIRS `-1` is not a decimal number"),
+        (
+            "staticbench 0",
+            "PAIRS `0` is too small: give a whole number from 1 to 100000000",
+        ),
+        (
+            "staticbench 1 2",
+            "unexpected argument `2` (usage: staticbench [PAIRS])",
+        ),
+    ] {
+        let out = output_of(line);
+        assert!(out.contains(says), "`{line}` printed:\n{out}");
+        assert!(
+            !out.contains("ok:") && !out.contains("cycles"),
+            "`{line}` ran:\n{out}"
+        );
+    }
+}
+
+#[crate::ktest]
+fn files_and_directories_answer_as_on_linux() {
+    for (line, says, not) in [
+        ("ls /proc/slabinfo", "/proc/slabinfo", "etc/motd"),
+        ("ls /etc/motd", "/etc/motd", "cmdline"),
+        ("ls etc /proc", "etc:", "cmdline"),
+        ("ls etc /proc", "/proc:", "cmdline"),
+        (
+            "ls /nothing",
+            "ls: cannot access '/nothing': No such file or directory",
+            "etc",
+        ),
+        (
+            "ls etc/motd/",
+            "ls: cannot access 'etc/motd/': Not a directory",
+            "17",
+        ),
+        (
+            "cat etc/motd/",
+            "cat: etc/motd/: Not a directory",
+            "Welcome",
+        ),
+        ("cat /etc", "cat: /etc: Is a directory", "Welcome"),
+        (
+            "cat /proc/slabinfo/",
+            "cat: /proc/slabinfo/: Not a directory",
+            "version",
+        ),
+        (
+            "echo 1 > etc/motd/",
+            "echo: etc/motd/: Not a directory",
+            "Read-only",
+        ),
+        ("echo 1 > /etc", "echo: /etc: Is a directory", "Read-only"),
+        (
+            "echo 1 > /etc/motd",
+            "echo: /etc/motd: Read-only file system",
+            "Not a",
+        ),
+        (
+            "echo 1 > /sys/kernel/slab/kmalloc-64/shrink/",
+            "echo: /sys/kernel/slab/kmalloc-64/shrink/: Not a directory",
+            "Permission",
+        ),
+        (
+            "cat /sys/kernel/slab/kmalloc-64/object_size/",
+            "cat: /sys/kernel/slab/kmalloc-64/object_size/: Not a directory",
+            "64\n",
+        ),
+        (
+            "ls /sys/kernel/slab/kmalloc-64/object_size/",
+            "ls: cannot access '/sys/kernel/slab/kmalloc-64/object_size/': Not a directory",
+            "objects",
+        ),
+        ("meminfö", "unknown command: meminfö", "frames"),
+    ] {
+        let out = output_of(line);
+        assert!(
+            out.contains(says) && !out.contains(not),
+            "`{line}` printed:\n{out}"
+        );
+    }
+}
+
+/// Reads one line from bytes queued as typed input, as the shell's loop does.
+fn read_typed(bytes: &[u8]) -> Result<String, &'static str> {
+    kcore::console::push_input(bytes);
+    let mut line = [0u8; super::MAX_LINE];
+    let mut out = String::with_capacity(4096);
+    kcore::console::capture_start();
+    let read = super::read_line(&mut line);
+    kcore::console::capture_stop(&mut out);
+    match read {
+        Ok(len) => match core::str::from_utf8(&line[..len]) {
+            Ok(text) => Ok(String::from(text)),
+            Err(_) => Err("not UTF-8"),
+        },
+        Err(super::LineError::TooLong) => Err("too long"),
+        Err(super::LineError::Interrupted) => Err("interrupted"),
+    }
+}
+
+#[crate::ktest]
+fn typed_lines_keep_every_byte_and_long_ones_are_refused_whole() {
+    kcore::console::clear_interrupt();
+    assert_eq!(read_typed(b"meminfo\n").as_deref(), Ok("meminfo"));
+    // Not dropped: `mem\xe9info` is not `meminfo`.
+    assert_eq!(read_typed(b"mem\xe9info\n"), Err("not UTF-8"));
+    assert_eq!(read_typed("meminfö\r".as_bytes()).as_deref(), Ok("meminfö"));
+    // Backspace takes a whole character; a tab is a space.
+    assert_eq!(
+        read_typed("ab\u{e9}\x7f\x08c\td\n".as_bytes()).as_deref(),
+        Ok("ac d")
+    );
+    // A line of exactly the limit works; one byte more is refused whole (not cut).
+    let mut long = [b'x'; super::MAX_LINE + 2];
+    long[super::MAX_LINE] = b'\n';
+    assert_eq!(
+        read_typed(&long[..=super::MAX_LINE]).map(|l| l.len()),
+        Ok(super::MAX_LINE)
+    );
+    long[super::MAX_LINE] = b'x';
+    long[super::MAX_LINE + 1] = b'\n';
+    assert_eq!(read_typed(&long), Err("too long"));
+    // Ctrl-C drops the line typed so far.
+    assert_eq!(read_typed(b"kmalloc-te\x03"), Err("interrupted"));
+    kcore::console::clear_interrupt();
+    assert_eq!(read_typed(b"uptime\n").as_deref(), Ok("uptime"));
+}
+
+#[crate::ktest]
+fn ctrl_c_stops_a_long_command_and_the_prompt_returns() {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    // Minutes each without Ctrl-C.
+    for line in [
+        "kmalloc-test 1000000",
+        "destroybench 1000000",
+        "freeqbench 500000",
+        "staticbench 100000000",
+    ] {
+        DONE.store(false, Ordering::Release);
+        // Ctrl-C every 100 ms until the command returns (the shell forgets an earlier one
+        // when the command starts).
+        let typist = crate::sched::spawn("ktest-ctrl-c", || {
+            while !DONE.load(Ordering::Acquire) {
+                let until = crate::time::uptime_us() + 100_000;
+                while crate::time::uptime_us() < until {
+                    crate::sched::yield_now();
+                }
+                kcore::console::raise_interrupt();
+            }
+        })
+        .expect("memory for a thread");
+        let start = crate::time::uptime_us();
+        let out = output_of(line);
+        let took = crate::time::uptime_us() - start;
+        DONE.store(true, Ordering::Release);
+        typist.join();
+        kcore::console::clear_interrupt();
+        assert!(out.contains("interrupted"), "`{line}` printed:\n{out}");
+        assert!(out.contains("^C"), "`{line}` printed:\n{out}");
+        assert!(took < 20_000_000, "`{line}` took {took} us to stop");
     }
 }

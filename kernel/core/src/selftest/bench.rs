@@ -9,7 +9,7 @@ use x86_64::VirtAddr;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::{BenchError, Rng};
-use crate::memory::kmalloc::slab;
+use crate::memory::kmalloc::{slab, with_reserve};
 use crate::memory::{PAGE_SIZE, layout};
 use crate::sync::SpinLock;
 
@@ -89,16 +89,16 @@ pub fn fastpath_instructions() -> Option<FastpathInstructions> {
     let size = core::hint::black_box(64);
     let kmalloc_pair = count_instructions(|| kmalloc_kfree_pair(s, size));
     let args = slab::KmemCacheArgs::default();
-    if !super::memory_for_a_cache() {
-        return None;
-    }
-    let cache = s
-        .kmem_cache_create("fastpath-count", 64, args, slab::SlabFlags::SLAB_NO_MERGE)
-        .ok()?;
+    // The cache's structures may come from the reserve: `kmem_cache_create` allocates them
+    // infallibly.
+    let cache = with_reserve(|| {
+        s.kmem_cache_create("fastpath-count", 64, args, slab::SlabFlags::SLAB_NO_MERGE)
+    })
+    .ok()?;
     let counts = cache_instructions(&cache);
     // SAFETY: every object is back (`cache_instructions` frees what it allocates); nothing
     // else uses the cache.
-    let _ = unsafe { s.kmem_cache_destroy(cache) };
+    let _ = with_reserve(|| unsafe { s.kmem_cache_destroy(cache) });
     let (cache_alloc, cache_free, cache_pair) = counts?;
     Some(FastpathInstructions {
         kmalloc,
@@ -310,17 +310,17 @@ pub fn destroy_bench(objects: usize) -> Result<DestroyReport, BenchError> {
     use slab::{KmemCacheArgs, SlabFlags};
     let mut cycles = [0u64; 2];
     for (i, sync) in [false, true].into_iter().enumerate() {
-        if !super::memory_for_a_cache() {
-            return Err(BenchError::OutOfMemory);
-        }
-        let cache = slab()
-            .kmem_cache_create(
+        // The cache's structures may come from the reserve: `kmem_cache_create` allocates
+        // them infallibly (so does `kvfree_rcu_barrier` its list of caches).
+        let cache = with_reserve(|| {
+            slab().kmem_cache_create(
                 "destroybench",
                 64,
                 KmemCacheArgs::default(),
                 SlabFlags::SLAB_NO_MERGE,
             )
-            .map_err(|_| BenchError::OutOfMemory)?;
+        })
+        .map_err(|_| BenchError::OutOfMemory)?;
         let mut filled = Ok(());
         for n in 0..objects {
             if n % 1024 == 0 && crate::console::interrupted() {
@@ -336,10 +336,10 @@ pub fn destroy_bench(objects: usize) -> Result<DestroyReport, BenchError> {
         }
         let start = crate::time::rdtsc();
         if sync && filled.is_ok() {
-            slab().kvfree_rcu_barrier();
+            with_reserve(|| slab().kvfree_rcu_barrier());
         }
         // SAFETY: nobody uses the cache afterwards; every object was freed (with `kfree_rcu`).
-        let destroyed = unsafe { slab().kmem_cache_destroy(cache) };
+        let destroyed = with_reserve(|| unsafe { slab().kmem_cache_destroy(cache) });
         cycles[i] = crate::time::rdtsc() - start;
         // Let the asynchronous one finish before the next round (not timed).
         while slab().nr_destroy_pending() != 0 {

@@ -8,7 +8,7 @@ use core::ptr::NonNull;
 use slab::{Gfp, KmemCache, KmemCacheArgs, KmemFreeQHead, SlabFlags};
 
 use super::BenchError;
-use crate::memory::kmalloc::{KernelPlatform, slab};
+use crate::memory::kmalloc::{KernelPlatform, slab, with_reserve};
 use crate::sync::SpinLock;
 use crate::time::rdtsc;
 
@@ -37,17 +37,18 @@ const RUNS: usize = 5;
 pub fn bench(n: usize) -> Result<[FreeQRow; 3], BenchError> {
     let s = slab();
     let args = KmemCacheArgs::default();
-    if !super::memory_for_a_cache() {
-        return Err(BenchError::OutOfMemory);
-    }
-    let plain = s
-        .kmem_cache_create("freeq-plain", 64, args, SlabFlags::SLAB_NO_MERGE)
-        .map_err(|_| BenchError::OutOfMemory)?;
-    let debug = match s.kmem_cache_create("freeq-debug", 64, args, SlabFlags::SLAB_DEBUG_FLAGS) {
+    // The caches' structures may come from the reserve: `kmem_cache_create` allocates them
+    // infallibly.
+    let plain =
+        with_reserve(|| s.kmem_cache_create("freeq-plain", 64, args, SlabFlags::SLAB_NO_MERGE))
+            .map_err(|_| BenchError::OutOfMemory)?;
+    let debug = match with_reserve(|| {
+        s.kmem_cache_create("freeq-debug", 64, args, SlabFlags::SLAB_DEBUG_FLAGS)
+    }) {
         Ok(debug) => debug,
         Err(_) => {
             // SAFETY: nothing of the cache was allocated; nobody else uses it.
-            let _ = unsafe { s.kmem_cache_destroy(plain) };
+            let _ = with_reserve(|| unsafe { s.kmem_cache_destroy(plain) });
             return Err(BenchError::OutOfMemory);
         }
     };
@@ -87,10 +88,10 @@ pub fn bench(n: usize) -> Result<[FreeQRow; 3], BenchError> {
     // kmalloc-64's `n` objects are free: their slabs go back.
     super::shrink_kmalloc_caches([64]);
     // SAFETY: every object of both caches was freed by `measure`, whatever it returned.
-    unsafe {
+    with_reserve(|| unsafe {
         let _ = s.kmem_cache_destroy(plain);
         let _ = s.kmem_cache_destroy(debug);
-    }
+    });
     rows
 }
 

@@ -69,37 +69,6 @@ pub fn shrink_kmalloc_caches(sizes: impl IntoIterator<Item = usize>) {
     }
 }
 
-/// Whether a `kmem_cache_create` is likely to find the memory it needs: blocks the size of
-/// two caches' structures (the cache and its private sheaf cache) and a page can be allocated
-/// now (they are freed again). `kmem_cache_create` allocates its structures infallibly (the
-/// slab crate's `Box::new`s, docs/slab.md): a benchmark that creates caches asks this first,
-/// so that with memory exhausted it answers "out of memory" instead of panicking. Best effort:
-/// memory taken by another CPU between this check and the creation is not covered.
-pub fn memory_for_a_cache() -> bool {
-    use core::alloc::Layout;
-    let sizes = [
-        crate::memory::kmalloc::KMEM_CACHE_SIZE,
-        crate::memory::kmalloc::KMEM_CACHE_SIZE,
-        crate::memory::PAGE_SIZE,
-    ];
-    let mut blocks = [core::ptr::null_mut::<u8>(); 3];
-    let mut ok = true;
-    for (block, size) in blocks.iter_mut().zip(sizes) {
-        let layout = Layout::from_size_align(size, 8).expect("a valid layout");
-        // SAFETY: the layout is not zero-sized.
-        *block = unsafe { alloc::alloc::alloc(layout) };
-        ok &= !block.is_null();
-    }
-    for (block, size) in blocks.into_iter().zip(sizes) {
-        if !block.is_null() {
-            let layout = Layout::from_size_align(size, 8).expect("a valid layout");
-            // SAFETY: allocated above with this layout, not used.
-            unsafe { alloc::alloc::dealloc(block, layout) };
-        }
-    }
-    ok
-}
-
 /// Every kmalloc size class up to a page: what a benchmark of mixed sizes uses.
 pub const KMALLOC_SIZES: [usize; 12] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
 
