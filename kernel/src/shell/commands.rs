@@ -21,6 +21,15 @@ pub(super) fn meminfo(_: &[&str]) {
         "bootstrap heap: {} bytes used, {} bytes free",
         heap_used, heap_free
     );
+    // Frames that no cache accounts for and no shrink gives back (docs/slab.md).
+    let stacks = crate::memory::stack::slots_mapped();
+    println!(
+        "kept for reuse: {} frames of slab descriptors, {} kernel stacks mapped ({} in use, {} frames each)",
+        crate::memory::kmalloc::slab_meta_frames(),
+        stacks,
+        crate::memory::stack::stacks_in_use(),
+        crate::memory::stack::STACK_SIZE / 4096
+    );
     let blocks = crate::memory::page_alloc::free_blocks_per_order();
     print!("free blocks per order:");
     for (o, n) in blocks.iter().enumerate() {
