@@ -120,6 +120,21 @@ struct InputRing {
     len: usize,
 }
 
+impl InputRing {
+    /// Queues a received byte (dropped when the ring is full). A Ctrl-C raises the flag and is
+    /// queued too: the shell's line editor sees it and drops the line typed so far.
+    fn push(&mut self, byte: u8) {
+        if byte == CTRL_C {
+            INTERRUPT.store(true, Ordering::Relaxed);
+        }
+        if self.len < INPUT_RING {
+            let tail = (self.head + self.len) % INPUT_RING;
+            self.bytes[tail] = byte;
+            self.len += 1;
+        }
+    }
+}
+
 /// Capacity of the input ring; bytes arriving when it is full are dropped.
 const INPUT_RING: usize = 1024;
 
@@ -153,15 +168,7 @@ pub(crate) fn handle_irq() {
         let mut port = CONSOLE.lock();
         let mut input = INPUT.lock();
         while let Some(byte) = port.as_mut().and_then(SerialPort::try_receive) {
-            if byte == CTRL_C {
-                // Also queued: the shell's line editor sees it and drops the line typed so far.
-                INTERRUPT.store(true, Ordering::Relaxed);
-            }
-            if input.len < INPUT_RING {
-                let tail = (input.head + input.len) % INPUT_RING;
-                input.bytes[tail] = byte;
-                input.len += 1;
-            }
+            input.push(byte);
             received = true;
         }
     }
@@ -199,14 +206,7 @@ pub fn push_input(bytes: &[u8]) {
     {
         let mut input = INPUT.lock();
         for &byte in bytes {
-            if byte == CTRL_C {
-                INTERRUPT.store(true, Ordering::Relaxed);
-            }
-            if input.len < INPUT_RING {
-                let tail = (input.head + input.len) % INPUT_RING;
-                input.bytes[tail] = byte;
-                input.len += 1;
-            }
+            input.push(byte);
         }
     }
     INPUT_WAITERS.wake_all();
