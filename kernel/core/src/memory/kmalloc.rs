@@ -509,7 +509,8 @@ static RESERVE_USER: AtomicU64 = AtomicU64::new(0);
 /// (the shell's commands): their small structures then come from the reserve, and what truly
 /// needs memory (slab pages) still fails with an error. Blocks go back to the heap when freed.
 /// One thread at a time: while another holds the reserve, `f` runs without it. Not in
-/// interrupt handlers.
+/// interrupt handlers. A block from the reserve is not a kmalloc object: it goes back through
+/// the global allocator (a drop), never through `kfree` or `kfree_rcu`.
 pub fn with_reserve<R>(f: impl FnOnce() -> R) -> R {
     let Some(slot) = super::stack::current_slot() else {
         return f();

@@ -156,7 +156,8 @@ pub fn bench(live: usize, ops: usize) -> Result<BenchReport, BenchError> {
         let kmalloc = which == 0;
         let run = replace_objects(&heap, kmalloc, &mut objs, live, ops);
         for (ptr, size) in objs.drain(..) {
-            free_object(&heap, kmalloc, ptr, size);
+            // SAFETY: `objs` holds what `alloc_object` gave out in this run, each once.
+            unsafe { free_object(&heap, kmalloc, ptr, size) };
         }
         if run.is_err() {
             super::shrink_kmalloc_caches(super::KMALLOC_SIZES);
@@ -197,7 +198,8 @@ fn replace_objects(
         }
         let i = rng.range(0, live - 1);
         let (ptr, size) = objs[i];
-        free_object(heap, kmalloc, ptr, size);
+        // SAFETY: from `alloc_object` in this run; its slot is refilled (or dropped) below.
+        unsafe { free_object(heap, kmalloc, ptr, size) };
         let size = rng.range(8, max);
         match alloc_object(heap, kmalloc, size) {
             Ok(p) => objs[i] = (p, size),
@@ -228,16 +230,21 @@ fn alloc_object(heap: &BenchHeap, kmalloc: bool, size: usize) -> Result<usize, B
 }
 
 /// Frees an object [`alloc_object`] gave out with the same `kmalloc` and `size`.
-fn free_object(heap: &BenchHeap, kmalloc: bool, ptr: usize, size: usize) {
+///
+/// # Safety
+/// `ptr` came from [`alloc_object`] with this `heap`, `kmalloc` and `size`, is freed once and
+/// not used afterwards.
+unsafe fn free_object(heap: &BenchHeap, kmalloc: bool, ptr: usize, size: usize) {
     use core::alloc::Layout;
     if kmalloc {
-        // SAFETY: allocated by kmalloc in `alloc_object`, not used again.
+        // SAFETY: allocated by kmalloc in `alloc_object` (caller contract), not used again.
         let _ = unsafe { slab().kfree(ptr as *mut u8) };
     } else if let (Some(p), Ok(layout)) = (
         core::ptr::NonNull::new(ptr as *mut u8),
         Layout::from_size_align(size, 8),
     ) {
-        // SAFETY: allocated from this heap with this layout in `alloc_object`.
+        // SAFETY: allocated from this heap with this layout in `alloc_object` (caller
+        // contract).
         unsafe { heap.heap.lock().deallocate(p, layout) };
     }
 }

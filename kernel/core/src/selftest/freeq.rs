@@ -96,8 +96,11 @@ pub fn bench(n: usize) -> Result<[FreeQRow; 3], BenchError> {
 }
 
 /// Frees one object of `cache` (kmalloc for `None`).
-fn free_one(cache: Option<&KmemCache<KernelPlatform>>, o: NonNull<u8>) {
-    // SAFETY: the callers pass objects they allocated from `cache` (or kmalloc) and give up.
+///
+/// # Safety
+/// `o` is a live object of `cache` (or of kmalloc), freed once and not used afterwards.
+unsafe fn free_one(cache: Option<&KmemCache<KernelPlatform>>, o: NonNull<u8>) {
+    // SAFETY: the caller's contract.
     let _ = unsafe {
         match cache {
             Some(c) => c.free(o),
@@ -128,7 +131,8 @@ fn alloc_n(
             Ok(o) => objs.push(o),
             Err(e) => {
                 for o in objs.drain(..) {
-                    free_one(cache, o);
+                    // SAFETY: allocated above from `cache`, each once.
+                    unsafe { free_one(cache, o) };
                 }
                 return Err(e);
             }
@@ -152,7 +156,8 @@ fn measure(
         let mut guard = lock.lock();
         let start = rdtsc();
         for o in guard.drain(..) {
-            free_one(cache, o);
+            // SAFETY: allocated by `alloc_n` from `cache`, each once.
+            unsafe { free_one(cache, o) };
         }
         direct = direct.min(rdtsc() - start);
         drop(guard);

@@ -52,10 +52,14 @@ fn check(obj: &Obj) -> Result<(), StormError> {
 }
 
 /// Checks `obj` and frees it.
-fn check_and_free(obj: Obj) -> Result<(), StormError> {
+///
+/// # Safety
+/// `obj` names a live kmalloc object that its holder gives up: freed once, not used again
+/// (`Obj` is `Copy`: no other copy of it may be freed).
+unsafe fn check_and_free(obj: Obj) -> Result<(), StormError> {
     let checked = check(&obj);
-    // SAFETY: a live kmalloc object its holder gives up (an overwritten one too: its memory
-    // is still the allocator's, only its contents are wrong).
+    // SAFETY: the caller's contract (an overwritten object too: its memory is still the
+    // allocator's, only its contents are wrong).
     let freed = unsafe { slab().kfree(obj.ptr as *mut u8) };
     checked?;
     freed.map_err(StormError::BadFree)
@@ -169,13 +173,16 @@ fn storm_thread(
                     room
                 };
                 if !passed {
-                    check_and_free(obj)?;
+                    // SAFETY: taken out of `live`, this thread's; no copy remains.
+                    unsafe { check_and_free(obj) }?;
                 }
             }
             loop {
                 let obj = mailboxes[slot].lock().pop();
                 let Some(obj) = obj else { break };
-                check_and_free(obj)?;
+                // SAFETY: handed over by another CPU through the mailbox, which no longer
+                // holds it.
+                unsafe { check_and_free(obj) }?;
                 cross.fetch_add(1, Ordering::Relaxed);
             }
             for obj in &live {
@@ -187,7 +194,8 @@ fn storm_thread(
     // Whatever happened, the thread's objects go back.
     let mut freed = Ok(());
     for obj in live.drain(..) {
-        let r = check_and_free(obj);
+        // SAFETY: drained out of `live`, this thread's.
+        let r = unsafe { check_and_free(obj) };
         freed = freed.and(r);
     }
     result.and(freed).map(|()| allocs)
@@ -249,7 +257,8 @@ pub fn storm(rounds: usize) -> Result<StormReport, StormError> {
         loop {
             let obj = mailbox.lock().pop();
             let Some(obj) = obj else { break };
-            if let Err(e) = check_and_free(obj) {
+            // SAFETY: popped from a mailbox; every storm thread has finished.
+            if let Err(e) = unsafe { check_and_free(obj) } {
                 first_error = first_error.or(Some(e));
             }
         }
