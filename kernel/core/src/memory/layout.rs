@@ -70,7 +70,8 @@ pub const HEAP: VirtRange = VirtRange {
     start: 0xffff_c000_0000_0000,
     end: 0xffff_c000_0000_0000 + 4 * 1024 * 1024,
 };
-/// The benchmark's `linked_list_allocator` heap (`memory::heap::benchmark_heap`).
+/// The benchmark's `linked_list_allocator` heap (`selftest::bench::BenchHeap`), mapped only while
+/// a benchmark runs.
 pub const BENCH_HEAP: VirtRange = VirtRange {
     start: 0xffff_c400_0000_0000,
     end: 0xffff_c400_0000_0000 + 24 * 1024 * 1024,

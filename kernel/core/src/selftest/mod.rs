@@ -10,7 +10,8 @@
 //! - `kfree_rcu`: `kfree_rcu` of 100,000 objects from every CPU, `kvfree_rcu_barrier`, the
 //!   asynchronous destroy, and the slab allocator's RCU and destroy paths while memory is
 //!   exhausted (a full `rcu_free` sheaf, a destroy with objects in flight, `SLAB_TYPESAFE_BY_RCU`
-//!   slabs, a large block);
+//!   slabs, a large block, `kfree_rcu` without a head or memory), and the create/destroy soak
+//!   that checks every frame comes back;
 //! - `kobject`: kobject releases from every CPU, misuse reports, `/sys` visibility;
 //! - `sysfs_slab`: `/sys/kernel/slab` and `/proc/slabinfo` against the allocator's numbers;
 //! - [`static_cache`]: static caches in `.data`, their rules, and cycles static vs dynamic (the
@@ -24,6 +25,10 @@
 //!   allocates nothing, and `spawn` fails with an error instead of panicking;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
+
+//!
+//! Every benchmark and workload stops with a [`BenchError`] (or the storm's `StormError`) when
+//! memory runs out or Ctrl-C is typed, after giving back everything it took.
 
 pub mod bench;
 pub mod freeq;
