@@ -212,6 +212,15 @@ pub fn push_input(bytes: &[u8]) {
     INPUT_WAITERS.wake_all();
 }
 
+/// Discards every byte typed and not read yet, as Linux's terminal does when Ctrl-C interrupts
+/// (the `INTR` character flushes the input queue): the Ctrl-C itself, and whatever was typed
+/// ahead for the interrupted command.
+pub fn flush_input() {
+    let mut input = INPUT.lock();
+    input.head = 0;
+    input.len = 0;
+}
+
 /// Returns the next byte typed on the console, if one is waiting.
 pub fn try_read() -> Option<u8> {
     let mut input = INPUT.lock();

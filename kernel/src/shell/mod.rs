@@ -199,6 +199,8 @@ pub fn execute(line: &str) {
             (command.run)(args);
             if kcore::console::interrupted() {
                 println!("^C");
+                // The Ctrl-C and what was typed ahead go, as on Linux.
+                kcore::console::flush_input();
                 kcore::console::clear_interrupt();
             }
         }
