@@ -5,21 +5,23 @@ use alloc::vec::Vec;
 use linked_list_allocator::Heap;
 use slab::Gfp;
 
-use super::Rng;
+use super::{BenchError, Rng};
 use crate::memory::PAGE_SIZE;
-use crate::memory::kmalloc::slab;
+use crate::memory::kmalloc::{slab, with_reserve};
 use crate::memory::vmap::KernelMapping;
 use crate::sync::SpinLock;
 
 /// TSC cycles per kmalloc(64)+kfree pair on the sheaf fast path (the same object every time).
-pub fn fastpath_pair_cycles(pairs: u64) -> u64 {
+pub fn fastpath_pair_cycles(pairs: u64) -> Result<u64, BenchError> {
     let start = crate::time::rdtsc();
     for _ in 0..pairs {
-        let p = slab().kmalloc(64, Gfp::KERNEL).expect("memory");
+        let p = slab()
+            .kmalloc(64, Gfp::KERNEL)
+            .ok_or(BenchError::OutOfMemory)?;
         // SAFETY: just allocated, not used again.
         let _ = unsafe { slab().kfree(core::hint::black_box(p.as_ptr())) };
     }
-    (crate::time::rdtsc() - start) / pairs
+    Ok((crate::time::rdtsc() - start) / pairs.max(1))
 }
 
 /// Instructions of the fast paths in the kernel build, counted by single-stepping
@@ -67,7 +69,7 @@ fn alloc_free_pair(c: &slab::KmemCache<crate::memory::kmalloc::KernelPlatform>) 
 }
 
 /// Counts the instructions of kmalloc(64), kfree, and a cache's alloc and free, on warm
-/// sheaves. `None` if memory is out.
+/// sheaves. `None` if memory is out (whatever was allocated is given back).
 pub fn fastpath_instructions() -> Option<FastpathInstructions> {
     use crate::arch::step::count_instructions;
     let s = slab();
@@ -85,23 +87,17 @@ pub fn fastpath_instructions() -> Option<FastpathInstructions> {
     let size = core::hint::black_box(64);
     let kmalloc_pair = count_instructions(|| kmalloc_kfree_pair(s, size));
     let args = slab::KmemCacheArgs::default();
-    let cache = s
-        .kmem_cache_create("fastpath-count", 64, args, slab::SlabFlags::SLAB_NO_MERGE)
-        .ok()?;
-    let warm = cache.alloc(Gfp::KERNEL)?;
-    // SAFETY: ours.
-    let _ = unsafe { cache.free(warm) };
-    let mut obj = None;
-    let cache_alloc = count_instructions(|| obj = cache.alloc(Gfp::KERNEL));
-    let obj = obj?;
-    // SAFETY: ours, not used again.
-    let cache_free = count_instructions(|| {
-        // SAFETY: allocated above, not used again.
-        let _ = unsafe { cache.free(obj) };
-    });
-    let cache_pair = count_instructions(|| alloc_free_pair(&cache));
-    // SAFETY: every object is back; nothing else uses the cache.
-    let _ = unsafe { s.kmem_cache_destroy(cache) };
+    // The cache's structures may come from the reserve: `kmem_cache_create` allocates them
+    // infallibly.
+    let cache = with_reserve(|| {
+        s.kmem_cache_create("fastpath-count", 64, args, slab::SlabFlags::SLAB_NO_MERGE)
+    })
+    .ok()?;
+    let counts = cache_instructions(&cache);
+    // SAFETY: every object is back (`cache_instructions` frees what it allocates); nothing
+    // else uses the cache.
+    let _ = with_reserve(|| unsafe { s.kmem_cache_destroy(cache) });
+    let (cache_alloc, cache_free, cache_pair) = counts?;
     Some(FastpathInstructions {
         kmalloc,
         kfree,
@@ -110,6 +106,26 @@ pub fn fastpath_instructions() -> Option<FastpathInstructions> {
         kmalloc_pair,
         cache_pair,
     })
+}
+
+/// The instructions of `cache`'s alloc, free, and a pair function, on warm sheaves; every
+/// object allocated is freed. `None` if memory is out.
+fn cache_instructions(
+    cache: &slab::KmemCache<crate::memory::kmalloc::KernelPlatform>,
+) -> Option<(u64, u64, u64)> {
+    use crate::arch::step::count_instructions;
+    let warm = cache.alloc(Gfp::KERNEL)?;
+    // SAFETY: ours.
+    let _ = unsafe { cache.free(warm) };
+    let mut obj = None;
+    let alloc = count_instructions(|| obj = cache.alloc(Gfp::KERNEL));
+    let obj = obj?;
+    let free = count_instructions(|| {
+        // SAFETY: allocated above, not used again.
+        let _ = unsafe { cache.free(obj) };
+    });
+    let pair = count_instructions(|| alloc_free_pair(cache));
+    Some((alloc, free, pair))
 }
 
 /// Cycles per operation of kmalloc and of `linked_list_allocator` on the same workload.
@@ -126,63 +142,30 @@ pub struct BenchReport {
 }
 
 /// Keeps `live` objects of mixed sizes (8..=2048 bytes) and replaces a random one `ops` times,
-/// with kmalloc and with a `linked_list_allocator` heap, in the same run on this CPU. `None`
-/// when memory runs out; the heap's pages go back when it returns.
-pub fn bench(live: usize, ops: usize) -> Option<BenchReport> {
-    use core::alloc::Layout;
-    let heap = SpinLock::new(benchmark_heap()?);
+/// with kmalloc and with a `linked_list_allocator` heap, in the same run on this CPU. On an
+/// error (memory out, Ctrl-C) every object is freed and the benchmark heap given back.
+pub fn bench(live: usize, ops: usize) -> Result<BenchReport, BenchError> {
+    let heap = BenchHeap::new().ok_or(BenchError::OutOfMemory)?;
+    let mut objs: Vec<(usize, usize)> = Vec::new();
+    objs.try_reserve_exact(live)
+        .map_err(|_| BenchError::OutOfMemory)?;
     let mut results = [0u64; 2];
     for (which, result) in results.iter_mut().enumerate() {
-        let mut rng = Rng::new(42);
-        let mut objs: Vec<(usize, usize)> = Vec::with_capacity(live);
-        let alloc = |size: usize| -> Option<usize> {
-            if which == 0 {
-                slab()
-                    .kmalloc(size, Gfp::KERNEL)
-                    .map(|p| p.as_ptr() as usize)
-            } else {
-                heap.lock()
-                    .heap
-                    .allocate_first_fit(Layout::from_size_align(size, 8).ok()?)
-                    .ok()
-                    .map(|p| p.as_ptr() as usize)
-            }
-        };
-        let free = |ptr: usize, size: usize| {
-            if which == 0 {
-                // SAFETY: allocated by kmalloc above, not used again.
-                let _ = unsafe { slab().kfree(ptr as *mut u8) };
-            } else {
-                let layout = Layout::from_size_align(size, 8).expect("valid");
-                // SAFETY: allocated from this heap with this layout above.
-                unsafe {
-                    heap.lock()
-                        .heap
-                        .deallocate(core::ptr::NonNull::new(ptr as *mut u8)?, layout)
-                };
-            }
-            Some(())
-        };
-        // Sizes small enough that both allocators hold `live` objects in the benchmark heap.
-        let max = (BENCH_HEAP_SIZE / 2 / live).clamp(16, 2048);
-        for _ in 0..live {
-            let size = rng.range(8, max);
-            objs.push((alloc(size)?, size));
+        let kmalloc = which == 0;
+        let run = replace_objects(&heap, kmalloc, &mut objs, live, ops);
+        for (ptr, size) in objs.drain(..) {
+            // SAFETY: `objs` holds what `alloc_object` gave out in this run, each once.
+            unsafe { free_object(&heap, kmalloc, ptr, size) };
         }
-        let start = crate::time::rdtsc();
-        for _ in 0..ops {
-            let i = rng.range(0, live - 1);
-            let (ptr, size) = objs[i];
-            free(ptr, size)?;
-            let size = rng.range(8, max);
-            objs[i] = (alloc(size)?, size);
+        if run.is_err() {
+            super::shrink_kmalloc_caches(super::KMALLOC_SIZES);
         }
-        *result = (crate::time::rdtsc() - start) / ops as u64;
-        for (ptr, size) in objs {
-            free(ptr, size)?;
-        }
+        *result = run?;
     }
-    Some(BenchReport {
+    drop(heap);
+    // The 10,000 objects' slabs, empty now, go back to the page allocator.
+    super::shrink_kmalloc_caches(super::KMALLOC_SIZES);
+    Ok(BenchReport {
         live,
         ops,
         kmalloc_cycles: results[0],
@@ -190,29 +173,107 @@ pub fn bench(live: usize, ops: usize) -> Option<BenchReport> {
     })
 }
 
+/// One run of [`bench`] with kmalloc or the heap: fills `objs` (whose capacity is `live`) and
+/// times `ops` replacements; the caller frees what `objs` holds afterwards, whatever happens.
+fn replace_objects(
+    heap: &BenchHeap,
+    kmalloc: bool,
+    objs: &mut Vec<(usize, usize)>,
+    live: usize,
+    ops: usize,
+) -> Result<u64, BenchError> {
+    let mut rng = Rng::new(42);
+    // Sizes small enough that both allocators hold `live` objects in the benchmark heap.
+    let max = (BENCH_HEAP_SIZE / 2 / live.max(1)).clamp(16, 2048);
+    for _ in 0..live {
+        let size = rng.range(8, max);
+        objs.push((alloc_object(heap, kmalloc, size)?, size));
+    }
+    let start = crate::time::rdtsc();
+    for op in 0..ops {
+        if op % 1024 == 0 && crate::console::interrupted() {
+            return Err(BenchError::Interrupted);
+        }
+        let i = rng.range(0, live - 1);
+        let (ptr, size) = objs[i];
+        // SAFETY: from `alloc_object` in this run; its slot is refilled (or dropped) below.
+        unsafe { free_object(heap, kmalloc, ptr, size) };
+        let size = rng.range(8, max);
+        match alloc_object(heap, kmalloc, size) {
+            Ok(p) => objs[i] = (p, size),
+            Err(e) => {
+                // The slot's object is gone: keep the others for the caller to free.
+                objs.swap_remove(i);
+                return Err(e);
+            }
+        }
+    }
+    Ok((crate::time::rdtsc() - start) / ops.max(1) as u64)
+}
+
+/// An object of `size` bytes from kmalloc or the benchmark heap.
+fn alloc_object(heap: &BenchHeap, kmalloc: bool, size: usize) -> Result<usize, BenchError> {
+    use core::alloc::Layout;
+    let p = if kmalloc {
+        slab()
+            .kmalloc(size, Gfp::KERNEL)
+            .map(|p| p.as_ptr() as usize)
+    } else {
+        Layout::from_size_align(size, 8)
+            .ok()
+            .and_then(|l| heap.heap.lock().allocate_first_fit(l).ok())
+            .map(|p| p.as_ptr() as usize)
+    };
+    p.ok_or(BenchError::OutOfMemory)
+}
+
+/// Frees an object [`alloc_object`] gave out with the same `kmalloc` and `size`.
+///
+/// # Safety
+/// `ptr` came from [`alloc_object`] with this `heap`, `kmalloc` and `size`, is freed once and
+/// not used afterwards.
+unsafe fn free_object(heap: &BenchHeap, kmalloc: bool, ptr: usize, size: usize) {
+    use core::alloc::Layout;
+    if kmalloc {
+        // SAFETY: allocated by kmalloc in `alloc_object` (caller contract), not used again.
+        let _ = unsafe { slab().kfree(ptr as *mut u8) };
+    } else if let (Some(p), Ok(layout)) = (
+        core::ptr::NonNull::new(ptr as *mut u8),
+        Layout::from_size_align(size, 8),
+    ) {
+        // SAFETY: allocated from this heap with this layout in `alloc_object` (caller
+        // contract).
+        unsafe { heap.heap.lock().deallocate(p, layout) };
+    }
+}
+
 /// Size of the benchmark heap.
 pub const BENCH_HEAP_SIZE: usize = 24 * 1024 * 1024;
 
-/// A `linked_list_allocator` heap over pages of its own, which go back when it is dropped.
-struct BenchHeap {
+/// A `linked_list_allocator` heap over [`BENCH_HEAP_SIZE`] bytes, for benchmarks that compare
+/// it with kmalloc: over fresh pages of its own (a [`KernelMapping`]), which are unmapped and
+/// given back when it is dropped (a benchmark keeps no memory). Any number may exist at once,
+/// each over its own pages.
+pub struct BenchHeap {
     /// Declared first, so dropped before the pages it manages.
-    heap: Heap,
+    heap: SpinLock<Heap>,
     _pages: KernelMapping,
 }
 
-/// A fresh `linked_list_allocator` heap over [`BENCH_HEAP_SIZE`] bytes, for benchmarks that
-/// compare it with kmalloc; `None` when memory is short.
-fn benchmark_heap() -> Option<BenchHeap> {
-    let mut pages = KernelMapping::new(BENCH_HEAP_SIZE / PAGE_SIZE).ok()?;
-    let memory = pages.as_mut_slice()?;
-    // SAFETY: the pages are the mapping's alone (nothing else has a pointer into them), and
-    // the mapping lives exactly as long as the heap: both are fields of one `BenchHeap`, the
-    // heap dropped first.
-    let heap = unsafe { Heap::new(memory.as_mut_ptr(), memory.len()) };
-    Some(BenchHeap {
-        heap,
-        _pages: pages,
-    })
+impl BenchHeap {
+    /// Maps the pages and makes the heap; `None` when memory is short (nothing is kept).
+    pub fn new() -> Option<Self> {
+        let mut pages = KernelMapping::new(BENCH_HEAP_SIZE / PAGE_SIZE).ok()?;
+        let memory = pages.as_mut_slice()?;
+        // SAFETY: the pages are the mapping's alone (nothing else has a pointer into them), and
+        // the mapping lives exactly as long as the heap: both are fields of one `BenchHeap`,
+        // the heap dropped first.
+        let heap = unsafe { Heap::new(memory.as_mut_ptr(), memory.len()) };
+        Some(Self {
+            heap: SpinLock::new(heap),
+            _pages: pages,
+        })
+    }
 }
 
 /// What [`destroy_bench`] measured, in TSC cycles.
@@ -227,39 +288,53 @@ pub struct DestroyReport {
 }
 
 /// Times `kmem_cache_destroy` of a cache with `objects` objects in `kfree_rcu` flight: the
-/// asynchronous destroy, against a synchronous `kvfree_rcu_barrier` inside the destroy. `None`
-/// when out of memory.
-pub fn destroy_bench(objects: usize) -> Option<DestroyReport> {
+/// asynchronous destroy, against a synchronous `kvfree_rcu_barrier` inside the destroy. On an
+/// error (memory out, Ctrl-C) the cache is destroyed all the same, its objects in flight
+/// included.
+pub fn destroy_bench(objects: usize) -> Result<DestroyReport, BenchError> {
     use slab::{KmemCacheArgs, SlabFlags};
     let mut cycles = [0u64; 2];
     for (i, sync) in [false, true].into_iter().enumerate() {
-        let cache = slab()
-            .kmem_cache_create(
+        // The cache's structures may come from the reserve: `kmem_cache_create` allocates
+        // them infallibly (so does `kvfree_rcu_barrier` its list of caches).
+        let cache = with_reserve(|| {
+            slab().kmem_cache_create(
                 "destroybench",
                 64,
                 KmemCacheArgs::default(),
                 SlabFlags::SLAB_NO_MERGE,
             )
-            .ok()?;
-        for _ in 0..objects {
-            let o = cache.alloc(Gfp::KERNEL)?;
+        })
+        .map_err(|_| BenchError::OutOfMemory)?;
+        let mut filled = Ok(());
+        for n in 0..objects {
+            if n % 1024 == 0 && crate::console::interrupted() {
+                filled = Err(BenchError::Interrupted);
+                break;
+            }
+            let Some(o) = cache.alloc(Gfp::KERNEL) else {
+                filled = Err(BenchError::OutOfMemory);
+                break;
+            };
             // SAFETY: just allocated, not used afterwards.
             unsafe { cache.free_rcu(o) };
         }
         let start = crate::time::rdtsc();
-        if sync {
-            slab().kvfree_rcu_barrier();
+        if sync && filled.is_ok() {
+            with_reserve(|| slab().kvfree_rcu_barrier());
         }
-        // SAFETY: nobody uses the cache afterwards.
-        let destroyed = unsafe { slab().kmem_cache_destroy(cache) };
+        // SAFETY: nobody uses the cache afterwards; every object was freed (with `kfree_rcu`).
+        let destroyed = with_reserve(|| unsafe { slab().kmem_cache_destroy(cache) });
         cycles[i] = crate::time::rdtsc() - start;
-        destroyed.ok()?;
         // Let the asynchronous one finish before the next round (not timed).
-        while !slab().destroy_pending().is_empty() {
+        while slab().nr_destroy_pending() != 0 {
             crate::sched::yield_now();
         }
+        filled?;
+        // Every object was freed: the destroy cannot find one left.
+        destroyed.map_err(|_| BenchError::OutOfMemory)?;
     }
-    Some(DestroyReport {
+    Ok(DestroyReport {
         objects,
         asynchronous: cycles[0],
         synchronous: cycles[1],

@@ -7,7 +7,8 @@ use core::ptr::NonNull;
 
 use slab::{Gfp, KmemCache, KmemCacheArgs, KmemFreeQHead, SlabFlags};
 
-use crate::memory::kmalloc::{KernelPlatform, slab};
+use super::BenchError;
+use crate::memory::kmalloc::{KernelPlatform, slab, with_reserve};
 use crate::sync::SpinLock;
 use crate::time::rdtsc;
 
@@ -31,77 +32,142 @@ const RUNS: usize = 5;
 
 /// Lock hold times for freeing `n` objects under a [`SpinLock`], directly and through the
 /// queue, for kmalloc-64 (in whatever debug state the kernel booted), a plain private cache
-/// and a private cache with [`SlabFlags::SLAB_DEBUG_FLAGS`]. `None` when out of memory.
-pub fn bench(n: usize) -> Option<Vec<FreeQRow>> {
+/// and a private cache with [`SlabFlags::SLAB_DEBUG_FLAGS`]. On an error (memory out, Ctrl-C)
+/// every object is freed and both caches destroyed.
+pub fn bench(n: usize) -> Result<[FreeQRow; 3], BenchError> {
     let s = slab();
     let args = KmemCacheArgs::default();
-    let plain = s
-        .kmem_cache_create("freeq-plain", 64, args, SlabFlags::SLAB_NO_MERGE)
-        .ok()?;
-    let debug = s
-        .kmem_cache_create("freeq-debug", 64, args, SlabFlags::SLAB_DEBUG_FLAGS)
-        .ok()?;
+    // The caches' structures may come from the reserve: `kmem_cache_create` allocates them
+    // infallibly.
+    let plain =
+        with_reserve(|| s.kmem_cache_create("freeq-plain", 64, args, SlabFlags::SLAB_NO_MERGE))
+            .map_err(|_| BenchError::OutOfMemory)?;
+    let debug = match with_reserve(|| {
+        s.kmem_cache_create("freeq-debug", 64, args, SlabFlags::SLAB_DEBUG_FLAGS)
+    }) {
+        Ok(debug) => debug,
+        Err(_) => {
+            // SAFETY: nothing of the cache was allocated; nobody else uses it.
+            let _ = with_reserve(|| unsafe { s.kmem_cache_destroy(plain) });
+            return Err(BenchError::OutOfMemory);
+        }
+    };
     let kmalloc64 = s.kmalloc_cache(64).expect("a kmalloc-64 cache");
-    let rows = [
+    let kinds = [
         ("kmalloc-64", None, kmalloc64.is_debug()),
         ("cache, plain", Some(&*plain), plain.is_debug()),
         ("cache, debug flags", Some(&*debug), debug.is_debug()),
-    ]
-    .into_iter()
-    .map(|(what, cache, is_debug)| {
-        let (direct, queued, free_up) = measure(cache, n)?;
-        Some(FreeQRow {
-            what,
-            debug: is_debug,
-            direct,
-            queued,
-            free_up,
-        })
-    })
-    .collect();
-    // SAFETY: every object of both caches was freed by `measure`.
-    unsafe {
+    ];
+    // One array of `n` pointers, reserved once (it is the bulk of what the bench needs besides
+    // the objects: 8 MiB for a million).
+    let mut objs: Vec<NonNull<u8>> = Vec::new();
+    let rows = objs
+        .try_reserve_exact(n)
+        .map_err(|_| BenchError::OutOfMemory)
+        .and_then(|()| {
+            let mut rows = [FreeQRow {
+                what: "",
+                debug: false,
+                direct: 0,
+                queued: 0,
+                free_up: 0,
+            }; 3];
+            for (row, (what, cache, is_debug)) in rows.iter_mut().zip(kinds) {
+                let (direct, queued, free_up) = measure(cache, n, &mut objs)?;
+                *row = FreeQRow {
+                    what,
+                    debug: is_debug,
+                    direct,
+                    queued,
+                    free_up,
+                };
+            }
+            Ok(rows)
+        });
+    drop(objs);
+    // kmalloc-64's `n` objects are free: their slabs go back.
+    super::shrink_kmalloc_caches([64]);
+    // SAFETY: every object of both caches was freed by `measure`, whatever it returned.
+    with_reserve(|| unsafe {
         let _ = s.kmem_cache_destroy(plain);
         let _ = s.kmem_cache_destroy(debug);
-    }
+    });
     rows
 }
 
-/// Allocates `n` objects of `cache` (kmalloc(64) for `None`).
-fn alloc_n(cache: Option<&KmemCache<KernelPlatform>>, n: usize) -> Option<Vec<NonNull<u8>>> {
-    (0..n)
-        .map(|_| match cache {
-            Some(c) => c.alloc(Gfp::KERNEL),
-            None => slab().kmalloc(64, Gfp::KERNEL),
-        })
-        .collect()
+/// Frees one object of `cache` (kmalloc for `None`).
+///
+/// # Safety
+/// `o` is a live object of `cache` (or of kmalloc), freed once and not used afterwards.
+unsafe fn free_one(cache: Option<&KmemCache<KernelPlatform>>, o: NonNull<u8>) {
+    // SAFETY: the caller's contract.
+    let _ = unsafe {
+        match cache {
+            Some(c) => c.free(o),
+            None => slab().kfree(o.as_ptr()),
+        }
+    };
 }
 
-/// (direct, queued, free_up) cycles for `n` objects, each the fewest of [`RUNS`] runs.
-fn measure(cache: Option<&KmemCache<KernelPlatform>>, n: usize) -> Option<(u64, u64, u64)> {
+/// Fills `objs` (empty, with room for `n`) with `n` objects of `cache` (kmalloc(64) for
+/// `None`); on an error frees those it got and leaves `objs` empty.
+fn alloc_n(
+    cache: Option<&KmemCache<KernelPlatform>>,
+    n: usize,
+    objs: &mut Vec<NonNull<u8>>,
+) -> Result<(), BenchError> {
+    for i in 0..n {
+        let o = if i % 1024 == 0 && crate::console::interrupted() {
+            Err(BenchError::Interrupted)
+        } else {
+            match cache {
+                Some(c) => c.alloc(Gfp::KERNEL),
+                None => slab().kmalloc(64, Gfp::KERNEL),
+            }
+            .ok_or(BenchError::OutOfMemory)
+        };
+        match o {
+            // Within the capacity reserved: no allocation.
+            Ok(o) => objs.push(o),
+            Err(e) => {
+                for o in objs.drain(..) {
+                    // SAFETY: allocated above from `cache`, each once.
+                    unsafe { free_one(cache, o) };
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// (direct, queued, free_up) cycles for `n` objects, each the fewest of [`RUNS`] runs; `objs`
+/// is the caller's array with room for `n`, left empty.
+fn measure(
+    cache: Option<&KmemCache<KernelPlatform>>,
+    n: usize,
+    objs: &mut Vec<NonNull<u8>>,
+) -> Result<(u64, u64, u64), BenchError> {
     let s = slab();
     let (mut direct, mut queued, mut free_up) = (u64::MAX, u64::MAX, u64::MAX);
     for _ in 0..RUNS {
-        let lock = SpinLock::new(alloc_n(cache, n)?);
-        let guard = lock.lock();
+        alloc_n(cache, n, objs)?;
+        let lock = SpinLock::new(&mut *objs);
+        let mut guard = lock.lock();
         let start = rdtsc();
-        for &o in guard.iter() {
-            // SAFETY: allocated above from `cache` (or kmalloc), freed once.
-            let _ = unsafe {
-                match cache {
-                    Some(c) => c.free(o),
-                    None => s.kfree(o.as_ptr()),
-                }
-            };
+        for o in guard.drain(..) {
+            // SAFETY: allocated by `alloc_n` from `cache`, each once.
+            unsafe { free_one(cache, o) };
         }
         direct = direct.min(rdtsc() - start);
         drop(guard);
 
-        let lock = SpinLock::new(alloc_n(cache, n)?);
+        alloc_n(cache, n, objs)?;
+        let lock = SpinLock::new(&mut *objs);
         let mut q = KmemFreeQHead::new();
-        let guard = lock.lock();
+        let mut guard = lock.lock();
         let start = rdtsc();
-        for &o in guard.iter() {
+        for o in guard.drain(..) {
             // SAFETY: as above, given up to the queue.
             let _ = unsafe { s.kmem_free_q_add(&mut q, cache, o) };
         }
@@ -112,7 +178,7 @@ fn measure(cache: Option<&KmemCache<KernelPlatform>>, n: usize) -> Option<(u64, 
         free_up = free_up.min(rdtsc() - start);
         assert_eq!((r.freed, r.reports.len()), (n, 0), "freeqbench: a bad free");
     }
-    Some((direct, queued, free_up))
+    Ok((direct, queued, free_up))
 }
 
 #[crate::ktest]

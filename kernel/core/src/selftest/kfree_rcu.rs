@@ -350,3 +350,158 @@ fn typesafe_by_rcu_slabs_and_kfree_rcu_large_blocks_wait_for_rcu_while_memory_is
     );
     exhausted.give_back();
 }
+
+/// Rounds of [`create_fill_kfree_rcu_destroy_and_storm_soak_gives_every_frame_back`]: a leak of
+/// one frame per round is this many frames, well above [`SOAK_SLACK`].
+const SOAK_ROUNDS: u64 = 40;
+/// Frames the soak may end above its baseline (allocator state that settles differently from
+/// one reading to the next: a slab kept as a node's minimum partial, a sheaf in a barn).
+const SOAK_SLACK: u64 = 8;
+
+/// One round of the soak, as `destroybench` does it: two caches created, filled, every object
+/// freed with `kfree_rcu` (the `rcu_free` sheaves, full ones handed to RCU at once); the first
+/// destroyed while they are in flight (the asynchronous destroy, finished by its work item),
+/// the second after `kvfree_rcu_barrier` (the destroy's first try finds it empty and frees it
+/// at once); then one round of the `kmalloc-test` storm on every CPU.
+fn soak_round(objects: usize) {
+    for barrier in [false, true] {
+        let handle = slab()
+            .kmem_cache_create(
+                "ktest-soak",
+                64,
+                KmemCacheArgs::default(),
+                SlabFlags::SLAB_NO_MERGE,
+            )
+            .expect("cache");
+        for _ in 0..objects {
+            let o = handle.alloc(Gfp::KERNEL).expect("memory");
+            // SAFETY: just allocated, not used afterwards.
+            unsafe { handle.free_rcu(o) };
+        }
+        if barrier {
+            slab().kvfree_rcu_barrier();
+        }
+        // SAFETY: nobody uses the cache afterwards.
+        unsafe { slab().kmem_cache_destroy(handle) }.expect("returns at once");
+    }
+    super::storm::storm(1).expect("the storm round");
+}
+
+/// Frames in use once everything has settled: no destroy pending, every RCU callback run,
+/// every cache shrunk (sheaves flushed on every CPU, empty slabs freed); with the frames of
+/// the listed caches' slabs, and the frames mapped for good: kernel stacks (a freed stack
+/// stays mapped for the next thread, so a worker the pool adds meanwhile keeps 16 frames) and
+/// slab descriptors (a frame used for a slab for the first time may map one).
+fn settled_frames() -> (u64, u64, u64) {
+    super::quiesce();
+    slab().kvfree_rcu_barrier();
+    super::quiesce();
+    for (cache, _) in slab().caches() {
+        cache.shrink();
+    }
+    crate::sync::rcu::rcu_barrier();
+    for (cache, _) in slab().caches() {
+        cache.shrink();
+    }
+    let slab_frames = slab()
+        .caches()
+        .iter()
+        .map(|(c, _)| (c.slabinfo().num_slabs << c.order()) as u64)
+        .sum();
+    let stack_frames =
+        crate::memory::stack::slots_mapped() * crate::memory::stack::STACK_SIZE / 4096;
+    // Descriptor frames are mapped for good, like stacks: once per 64 frames ever used.
+    let meta_frames = crate::memory::kmalloc::slab_meta_frames() as u64;
+    (
+        crate::memory::page_alloc::stats().used,
+        slab_frames,
+        stack_frames + meta_frames,
+    )
+}
+
+#[crate::ktest]
+fn create_fill_kfree_rcu_destroy_and_storm_soak_gives_every_frame_back() {
+    let start = crate::time::uptime_us();
+    // Warm-up: the storm's threads, the destroy's worker and the kmalloc caches' slabs exist.
+    for _ in 0..3 {
+        soak_round(500);
+    }
+    let (used, slab_frames, stacks) = settled_frames();
+    for _ in 0..SOAK_ROUNDS {
+        soak_round(500);
+    }
+    let (used_after, slab_after, stacks_after) = settled_frames();
+    let other = used - slab_frames - stacks;
+    let other_after = used_after - slab_after - stacks_after;
+    assert!(
+        slab_after <= slab_frames + SOAK_SLACK,
+        "slab frames {slab_frames} -> {slab_after} over {SOAK_ROUNDS} rounds"
+    );
+    assert!(
+        other_after <= other + SOAK_SLACK,
+        "frames outside the listed caches' slabs, stacks and descriptors: {other} -> {other_after} over \
+         {SOAK_ROUNDS} rounds (in use {used} -> {used_after})"
+    );
+    log::info!(
+        "soak: {SOAK_ROUNDS} rounds in {} ms; frames in use {used} -> {used_after}, slabs \
+         {slab_frames} -> {slab_after}, stacks and descriptors {stacks} -> {stacks_after}",
+        (crate::time::uptime_us() - start) / 1000
+    );
+}
+
+#[crate::ktest]
+fn kfree_rcu_without_a_head_or_memory_waits_for_the_grace_period_where_it_may_sleep() {
+    use super::rcu::{exhaust_all_cpus, quiesce};
+    use slab::SlabErrorKind;
+    quiesce();
+    // A debug cache has no sheaves: `kfree_rcu` queues each object on a record of its own,
+    // the allocation that fails when memory is exhausted.
+    let handle = slab()
+        .kmem_cache_create(
+            "ktest-oom-kfree-rcu",
+            64,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_DEBUG_FLAGS,
+        )
+        .expect("cache");
+    // SAFETY: the cache keeps its memory after the destroy below (an object is leaked on
+    // purpose), so the reference stays valid.
+    let cache = unsafe { handle.as_ref_unchecked() };
+    let objs: Vec<_> = (0..2)
+        .map(|_| cache.alloc(Gfp::KERNEL).expect("memory"))
+        .collect();
+    let live = cache.slabinfo().active_objs;
+    let errors = crate::memory::kmalloc::slab_errors();
+    let exhausted = exhaust_all_cpus();
+    // This thread may sleep: the grace period is waited for here (Linux's
+    // `kvfree_rcu_mightsleep` fallback), and the object is free when the call returns.
+    // SAFETY: ours, not used afterwards.
+    unsafe { cache.free_rcu(objs[0]) };
+    let after_sleepable = cache.slabinfo().active_objs;
+    // Interrupts off: no waiting; the object is leaked (readers stay safe) and reported.
+    {
+        let _irq = crate::sync::IrqSave::new();
+        // SAFETY: as above.
+        unsafe { cache.free_rcu(objs[1]) };
+    }
+    let after_atomic = cache.slabinfo().active_objs;
+    exhausted.give_back();
+    assert_eq!(
+        after_sleepable,
+        live - 1,
+        "freed after a grace period, at once"
+    );
+    assert_eq!(after_atomic, live - 1, "leaked where it could not wait");
+    // The destroy still completes: its work item reports the leaked object and keeps the
+    // cache's memory for it, off every list.
+    // SAFETY: nobody uses the cache afterwards (but to read its reports).
+    unsafe { slab().kmem_cache_destroy(handle) }.expect("returns at once");
+    wait_for_destroys();
+    assert!(slab().find_cache("ktest-oom-kfree-rcu").is_none());
+    let (reports, total) = cache.reports();
+    assert_eq!(total, 2, "{reports:?}");
+    assert_eq!(reports[0].kind, SlabErrorKind::KfreeRcuNoMemory);
+    assert_eq!(reports[1].kind, SlabErrorKind::ObjectRemaining);
+    assert_eq!(reports[1].object, objs[1].as_ptr() as usize);
+    assert_eq!(crate::memory::kmalloc::slab_errors(), errors + 2);
+}

@@ -10,7 +10,8 @@
 //! - `kfree_rcu`: `kfree_rcu` of 100,000 objects from every CPU, `kvfree_rcu_barrier`, the
 //!   asynchronous destroy, and the slab allocator's RCU and destroy paths while memory is
 //!   exhausted (a full `rcu_free` sheaf, a destroy with objects in flight, `SLAB_TYPESAFE_BY_RCU`
-//!   slabs, a large block);
+//!   slabs, a large block, `kfree_rcu` without a head or memory), and the create/destroy soak
+//!   that checks every frame comes back;
 //! - `kobject`: kobject releases from every CPU, misuse reports, `/sys` visibility;
 //! - `sysfs_slab`: `/sys/kernel/slab` and `/proc/slabinfo` against the allocator's numbers;
 //! - [`static_cache`]: static caches in `.data`, their rules, and cycles static vs dynamic (the
@@ -24,6 +25,10 @@
 //!   allocates nothing, and `spawn` fails with an error instead of panicking;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
+
+//!
+//! Every benchmark and workload stops with a [`BenchError`] (or the storm's `StormError`) when
+//! memory runs out or Ctrl-C is typed, after giving back everything it took.
 
 pub mod bench;
 pub mod freeq;
@@ -48,6 +53,39 @@ mod sysfs_slab;
 
 #[cfg(feature = "ktest")]
 pub use rcu::{Exhausted, exhaust, exhaust_all_cpus, quiesce};
+
+/// Why a benchmark or workload stopped early. Whatever it had allocated is given back first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchError {
+    /// An allocation failed.
+    OutOfMemory,
+    /// Ctrl-C at the console ([`crate::console::interrupted`]).
+    Interrupted,
+}
+
+impl core::fmt::Display for BenchError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            BenchError::OutOfMemory => "out of memory",
+            BenchError::Interrupted => "interrupted",
+        })
+    }
+}
+
+/// Gives back what a benchmark left in the kmalloc caches of `sizes` (objects it freed, kept
+/// in sheaves, barns and empty slabs for the next allocation): each is shrunk
+/// (`kmem_cache_shrink`), its empty slabs freed. Sleeps (a thread on each CPU).
+pub fn shrink_kmalloc_caches(sizes: impl IntoIterator<Item = usize>) {
+    let s = crate::memory::kmalloc::slab();
+    for size in sizes {
+        if let Some(cache) = s.kmalloc_cache(size) {
+            cache.shrink();
+        }
+    }
+}
+
+/// Every kmalloc size class up to a page: what a benchmark of mixed sizes uses.
+pub const KMALLOC_SIZES: [usize; 12] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
 
 /// A small deterministic random number generator (xorshift64*).
 pub struct Rng(u64);

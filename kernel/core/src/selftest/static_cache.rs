@@ -3,11 +3,12 @@
 //! `static_setup`.
 
 use core::hint::black_box;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use slab::{Gfp, KmemCache, KmemCacheArgs, SlabFlags};
 
-use crate::memory::kmalloc::{KernelPlatform, slab};
+use super::BenchError;
+use crate::memory::kmalloc::{KernelPlatform, slab, with_reserve};
 use crate::memory::static_cache::KmemCacheOpaque;
 
 /// Cycles per alloc+free pair through a static cache and through the same cache created
@@ -24,56 +25,90 @@ pub struct StaticBench {
 }
 
 static BENCH_STATIC: KmemCacheOpaque = KmemCacheOpaque::new();
+/// Set once [`BENCH_STATIC`]'s setup has returned `Ok`.
+static BENCH_STATIC_READY: AtomicBool = AtomicBool::new(false);
 static BENCH_DYNAMIC: AtomicPtr<KmemCache<KernelPlatform>> = AtomicPtr::new(core::ptr::null_mut());
 
 #[inline(never)]
-fn static_pair() {
-    // SAFETY: set up by `static_bench` before any call.
+fn static_pair() -> bool {
+    // SAFETY: set up by `static_bench` before any call (`BENCH_STATIC_READY`).
     let c = unsafe { BENCH_STATIC.to_kmem_cache() };
     if let Some(o) = c.alloc(Gfp::KERNEL) {
         // SAFETY: just allocated, not used again.
         let _ = unsafe { c.free(black_box(o)) };
+        return true;
     }
+    false
 }
 
 #[inline(never)]
-fn dynamic_pair() {
+fn dynamic_pair() -> bool {
     // SAFETY: set by `static_bench` to a cache that is never destroyed, before any call.
     let c = unsafe { &*BENCH_DYNAMIC.load(Ordering::Relaxed) };
     if let Some(o) = c.alloc(Gfp::KERNEL) {
         // SAFETY: just allocated, not used again.
         let _ = unsafe { c.free(black_box(o)) };
+        return true;
     }
+    false
 }
 
-/// Runs the comparison (sets the two 64-byte caches up on first use).
-pub fn static_bench(pairs: u64, rounds: usize) -> StaticBench {
+/// Pairs timed between two checks for Ctrl-C.
+const PAIRS_PER_CHECK: u64 = 1 << 16;
+
+/// Runs the comparison (sets the two 64-byte caches up on first use). An error when memory is
+/// out (a pair could not allocate: its figure would mean nothing) or on Ctrl-C.
+pub fn static_bench(pairs: u64, rounds: usize) -> Result<StaticBench, BenchError> {
     let flags = SlabFlags::SLAB_NO_MERGE;
-    if BENCH_DYNAMIC.load(Ordering::Relaxed).is_null() {
-        let _ = BENCH_STATIC.setup("bench-static-64", 64, 8, flags, None);
-        let c = slab()
-            .kmem_cache_create("bench-dynamic-64", 64, KmemCacheArgs::default(), flags)
-            .expect("cache")
-            .leak();
-        BENCH_DYNAMIC.store(core::ptr::from_ref(c).cast_mut(), Ordering::Relaxed);
+    // Set up on the first run that has the memory for it (the shell runs one command at a
+    // time, so no two runs race here).
+    // The caches' structures may come from the reserve: setup and create allocate them
+    // infallibly.
+    if !BENCH_STATIC_READY.load(Ordering::Acquire) {
+        with_reserve(|| BENCH_STATIC.setup("bench-static-64", 64, 8, flags, None))
+            .map_err(|_| BenchError::OutOfMemory)?;
+        BENCH_STATIC_READY.store(true, Ordering::Release);
     }
-    let time = |pair: fn()| {
-        pair();
-        let _pin = crate::cpu::PreemptGuard::new();
-        let start = crate::time::rdtsc();
-        for _ in 0..pairs {
-            pair();
+    if BENCH_DYNAMIC.load(Ordering::Acquire).is_null() {
+        let c = with_reserve(|| {
+            slab().kmem_cache_create("bench-dynamic-64", 64, KmemCacheArgs::default(), flags)
+        })
+        .map_err(|_| BenchError::OutOfMemory)?
+        .leak();
+        BENCH_DYNAMIC.store(core::ptr::from_ref(c).cast_mut(), Ordering::Release);
+    }
+    let time = |pair: fn() -> bool| -> Result<u64, BenchError> {
+        if !pair() {
+            return Err(BenchError::OutOfMemory);
         }
-        (crate::time::rdtsc() - start) / pairs
+        let mut cycles = 0;
+        let mut done = 0;
+        while done < pairs {
+            if crate::console::interrupted() {
+                return Err(BenchError::Interrupted);
+            }
+            let n = PAIRS_PER_CHECK.min(pairs - done);
+            let _pin = crate::cpu::PreemptGuard::new();
+            let start = crate::time::rdtsc();
+            for _ in 0..n {
+                pair();
+            }
+            cycles += crate::time::rdtsc() - start;
+            done += n;
+        }
+        if !pair() {
+            return Err(BenchError::OutOfMemory);
+        }
+        Ok(cycles / pairs.max(1))
     };
     let (mut s, mut d) = (u64::MAX, u64::MAX);
     for _ in 0..rounds {
-        s = s.min(time(static_pair));
-        d = d.min(time(dynamic_pair));
+        s = s.min(time(static_pair)?);
+        d = d.min(time(dynamic_pair)?);
     }
-    StaticBench {
+    Ok(StaticBench {
         pairs,
         static_cycles: s,
         dynamic_cycles: d,
-    }
+    })
 }
