@@ -32,13 +32,20 @@ pub const C_FLAGS: &[&str] = &[
 
 /// The repository's root (two levels above this crate).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     let shown = format!("{cmd:?}");
     let status = cmd.status().map_err(|e| format!("{shown}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{shown}: {status}")) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown}: {status}"))
+    }
 }
 
 /// Compiles one C file into a module at `out`.
@@ -73,8 +80,14 @@ pub fn build_rust(name: &str, out: &Path) -> Result<(), String> {
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR");
     run(&mut cmd)?;
-    let lib = target_dir.join(format!("x86_64-unknown-none/release/lib{}.a", name.replace('-', "_")));
-    run(Command::new("ld").args(["-r", "--strip-debug", "-u", "init_module", "-o"]).arg(out).arg(&lib))?;
+    let lib = target_dir.join(format!(
+        "x86_64-unknown-none/release/lib{}.a",
+        name.replace('-', "_")
+    ));
+    run(Command::new("ld")
+        .args(["-r", "--strip-debug", "-u", "init_module", "-o"])
+        .arg(out)
+        .arg(&lib))?;
     check(out)
 }
 
@@ -82,7 +95,9 @@ pub fn build_rust(name: &str, out: &Path) -> Result<(), String> {
 pub fn check(path: &Path) -> Result<(), String> {
     let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
-    modload::Module::parse(&data, file).map(|_| ()).map_err(|e| format!("{}: refused: {e}", path.display()))
+    modload::Module::parse(&data, file)
+        .map(|_| ())
+        .map_err(|e| format!("{}: refused: {e}", path.display()))
 }
 
 /// The example modules: C files in `modules/c/` and Rust crates in `modules/` (every
@@ -99,7 +114,11 @@ pub fn examples() -> Vec<(String, Source)> {
         .collect();
     c.sort();
     for p in c {
-        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let stem = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
         out.push((format!("{stem}.ko"), Source::C(p)));
     }
     let mut rust: Vec<String> = std::fs::read_dir(&modules)
@@ -147,20 +166,50 @@ pub fn describe(data: &[u8], file: &str) -> Result<String, String> {
         let _ = writeln!(s, "{k:<12} {v}");
     }
     for p in m.params() {
-        let _ = writeln!(s, "param:       {} ({}, perm {:o})", p.name, p.kind.name(), p.perm);
+        let _ = writeln!(
+            s,
+            "param:       {} ({}, perm {:o})",
+            p.name,
+            p.kind.name(),
+            p.perm
+        );
     }
     for x in m.exports() {
-        let _ = writeln!(s, "export:      {}{}", x.name, if x.gpl_only { " (GPL-only)" } else { "" });
+        let _ = writeln!(
+            s,
+            "export:      {}{}",
+            x.name,
+            if x.gpl_only { " (GPL-only)" } else { "" }
+        );
     }
     let l = m.layout();
     for r in modload::Region::ALL {
         if l.used(r) > 0 {
-            let _ = writeln!(s, "region:      {:<13} {:>6} bytes in {:>6}", r.name(), l.used(r), l.size(r));
+            let _ = writeln!(
+                s,
+                "region:      {:<13} {:>6} bytes in {:>6}",
+                r.name(),
+                l.used(r),
+                l.size(r)
+            );
         }
     }
     let _ = writeln!(s, "got slots:   {}", l.got_symbols.len());
-    let _ = writeln!(s, "coresize:    {}\ninitsize:    {}", l.core_size(), l.init_size());
-    let _ = writeln!(s, "unloadable:  {}", if m.has_cleanup() { "yes" } else { "no (no cleanup_module)" });
+    let _ = writeln!(
+        s,
+        "coresize:    {}\ninitsize:    {}",
+        l.core_size(),
+        l.init_size()
+    );
+    let _ = writeln!(
+        s,
+        "unloadable:  {}",
+        if m.has_cleanup() {
+            "yes"
+        } else {
+            "no (no cleanup_module)"
+        }
+    );
     Ok(s)
 }
 

@@ -483,9 +483,10 @@ impl<'a> ElfFile<'a> {
             .is_some_and(|end| shoff >= EHDR_SIZE as u64 && end <= data.len() as u64);
         if !table_ok {
             return Err(err(
-                ErrorKind::SectionOutOfBounds,
+                ErrorKind::Truncated,
                 format!(
-                    "the section header table ({shnum} entries at {shoff:#x}) lies outside the file"
+                    "the section header table ({shnum} entries at {shoff:#x}) lies outside the file ({:#x} bytes)",
+                    data.len()
                 ),
             ));
         }

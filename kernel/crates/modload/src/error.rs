@@ -8,7 +8,7 @@ use core::fmt;
 /// test (or `insmod`) can tell one refusal from another without reading the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// The file is shorter than an ELF header, or a table runs past its end.
+    /// The file is shorter than an ELF header, or the section header table runs past its end.
     Truncated,
     /// The file does not start with `\x7fELF`.
     BadMagic,
@@ -27,7 +27,7 @@ pub enum ErrorKind {
     /// Another header field is wrong: `e_ehsize`, `e_shentsize`, program headers, `e_entry`,
     /// `e_flags`, or the section count.
     BadHeader,
-    /// A section's contents (or the section header table) lie past the end of the file.
+    /// A section's contents lie past the end of the file.
     SectionOutOfBounds,
     /// Two sections' contents (or a section and the headers) share bytes of the file.
     OverlappingSections,

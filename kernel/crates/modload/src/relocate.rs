@@ -126,7 +126,14 @@ impl<'b> Image<'b> {
     }
 }
 
-/// The value a relocation writes, checked to fit: `Ok(bytes, width)`, or why not.
+/// The value a relocation writes (8 little-endian bytes, of which the first
+/// [`RelocType::width`] are written), checked to fit its field, or why it does not.
+///
+/// `s` is the symbol's address, `a` the addend, `p` the field's address, `got_entry` the
+/// address of the symbol's GOT slot. The 32-bit forms are computed in 64-bit two's-complement
+/// arithmetic, as the CPU uses them, and must then survive truncation: zero-extension for
+/// `R_X86_64_32`, sign-extension for the others (Linux's check). The 64-bit forms must not leave
+/// the 64-bit range (`S + A` or `S + A - P`, computed exactly, between `-2^63` and `2^64 - 1`).
 pub fn compute(
     rtype: RelocType,
     s: u64,
@@ -134,34 +141,35 @@ pub fn compute(
     p: u64,
     got_entry: u64,
 ) -> core::result::Result<[u8; 8], String> {
-    let (s, a, p, g) = (
-        i128::from(s),
-        i128::from(a),
-        i128::from(p),
-        i128::from(got_entry),
-    );
-    let (v, lo, hi): (i128, i128, i128) = match rtype {
-        RelocType::None => return Ok([0; 8]),
-        RelocType::Abs64 => (s + a, i128::from(i64::MIN), i128::from(u64::MAX)),
-        RelocType::Abs32 => (s + a, 0, i128::from(u32::MAX)),
-        RelocType::Abs32S => (s + a, i128::from(i32::MIN), i128::from(i32::MAX)),
-        RelocType::Pc32 | RelocType::Plt32 => {
-            (s + a - p, i128::from(i32::MIN), i128::from(i32::MAX))
-        }
-        RelocType::Pc64 => (s + a - p, i128::from(i64::MIN), i128::from(i64::MAX)),
+    let a64 = a as u64;
+    let exact = |v: i128| -> Option<u64> {
+        (i128::from(i64::MIN)..=i128::from(u64::MAX))
+            .contains(&v)
+            .then_some(v as u64)
+    };
+    let signed32 = |w: u64| i32::try_from(w as i64).is_ok().then_some(w);
+    let value = match rtype {
+        RelocType::None => Some(0),
+        RelocType::Abs64 => exact(i128::from(s) + i128::from(a)),
+        RelocType::Pc64 => exact(i128::from(s) + i128::from(a) - i128::from(p)),
+        RelocType::Abs32 => Some(s.wrapping_add(a64)).filter(|&w| w <= u64::from(u32::MAX)),
+        RelocType::Abs32S => signed32(s.wrapping_add(a64)),
+        RelocType::Pc32 | RelocType::Plt32 => signed32(s.wrapping_add(a64).wrapping_sub(p)),
         RelocType::GotPcRel | RelocType::GotPcRelX | RelocType::RexGotPcRelX => {
-            (g + a - p, i128::from(i32::MIN), i128::from(i32::MAX))
+            signed32(got_entry.wrapping_add(a64).wrapping_sub(p))
         }
     };
-    if v < lo || v > hi {
-        return Err(format!(
-            "{} value {v:#x} does not fit in {} bits{}",
-            rtype.name(),
-            rtype.width() * 8,
-            if lo < 0 { " signed" } else { "" }
-        ));
-    }
-    Ok((v as u64).to_le_bytes())
+    value.map(u64::to_le_bytes).ok_or_else(|| {
+        let how = match rtype {
+            RelocType::Abs32 => "32 bits zero-extended",
+            RelocType::Abs64 | RelocType::Pc64 => "64 bits",
+            _ => "32 bits sign-extended",
+        };
+        format!(
+            "{} value (S {s:#x}, A {a:#x}, P {p:#x}) does not fit in {how}",
+            rtype.name()
+        )
+    })
 }
 
 /// Copies every placed section into `image` (zeroing the rest, `.bss` included), fills the

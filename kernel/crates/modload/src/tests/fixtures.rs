@@ -1,0 +1,1 @@
+//! The example modules (fixtures built by `cargo modbuild fixtures`).

@@ -1,0 +1,1 @@
+//! Mutation property test.
