@@ -158,27 +158,36 @@ fn check_header(data: &[u8]) -> Result<&Header> {
             ),
         ));
     }
+    // The identification bytes first: `object` refuses a header it does not support without
+    // saying why, and each of these has its own kind.
+    let ident = &data[..16];
+    if ident[..4] != elf::ELFMAG {
+        return Err(err(
+            ErrorKind::BadMagic,
+            format!("magic {:02x?}, not 7f 45 4c 46", &ident[..4]),
+        ));
+    }
+    if ident[4] != elf::ELFCLASS64 {
+        return Err(err(
+            ErrorKind::BadClass,
+            format!("EI_CLASS {}, not ELFCLASS64 (2)", ident[4]),
+        ));
+    }
+    if ident[5] != elf::ELFDATA2LSB {
+        return Err(err(
+            ErrorKind::BadDataEncoding,
+            format!("EI_DATA {}, not ELFDATA2LSB (1, little-endian)", ident[5]),
+        ));
+    }
+    if ident[6] != elf::EV_CURRENT {
+        return Err(err(
+            ErrorKind::BadVersion,
+            format!("EI_VERSION {}, not 1", ident[6]),
+        ));
+    }
     let h =
         Header::parse(data).map_err(|_| err(ErrorKind::Truncated, "cannot read the ELF header"))?;
     let id = h.e_ident();
-    if id.magic != elf::ELFMAG {
-        return Err(err(
-            ErrorKind::BadMagic,
-            format!("magic {:02x?}, not 7f 45 4c 46", id.magic),
-        ));
-    }
-    if id.class != elf::ELFCLASS64 {
-        return Err(err(
-            ErrorKind::BadClass,
-            format!("EI_CLASS {}, not ELFCLASS64 (2)", id.class),
-        ));
-    }
-    if id.data != elf::ELFDATA2LSB {
-        return Err(err(
-            ErrorKind::BadDataEncoding,
-            format!("EI_DATA {}, not ELFDATA2LSB (1, little-endian)", id.data),
-        ));
-    }
     let e = LE;
     if id.version != elf::EV_CURRENT || h.e_version(e) != u32::from(elf::EV_CURRENT) {
         return Err(err(

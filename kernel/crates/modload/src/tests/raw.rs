@@ -17,6 +17,7 @@ pub const ST_NAME: usize = 0;
 pub const ST_INFO: usize = 4;
 pub const ST_SHNDX: usize = 6;
 pub const ST_VALUE: usize = 8;
+pub const ST_SIZE: usize = 16;
 pub const R_OFFSET: usize = 0;
 pub const R_INFO: usize = 8;
 pub const R_ADDEND: usize = 16;
