@@ -6,6 +6,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use object::LittleEndian as LE;
@@ -588,7 +589,7 @@ fn find_symtab(sections: &[Section<'_>]) -> Result<usize> {
 /// `sh_link`/`sh_info`/`sh_entsize`-style checks of the symbol table and the relocation tables.
 fn check_links(sections: &[Section<'_>], symtab: usize) -> Result<()> {
     let st = &sections[symtab];
-    if st.size % SYM_SIZE != 0 || st.size == 0 {
+    if !st.size.is_multiple_of(SYM_SIZE) || st.size == 0 {
         return Err(Error::new(
             ErrorKind::BadSymbolTable,
             st.loc(),
@@ -607,7 +608,7 @@ fn check_links(sections: &[Section<'_>], symtab: usize) -> Result<()> {
             format!("sh_link {} is not a string table", st.link),
         ));
     }
-    let mut targets: Vec<usize> = Vec::new();
+    let mut relocated = vec![false; sections.len()];
     for s in sections.iter().filter(|s| s.sh_type == elf::SHT_RELA) {
         let fail = |k: ErrorKind, m: String| Err(Error::new(k, s.loc(), m));
         if s.size % RELA_SIZE != 0 {
@@ -639,13 +640,12 @@ fn check_links(sections: &[Section<'_>], symtab: usize) -> Result<()> {
                 format!("sh_info {t} is not a section that can be relocated"),
             );
         }
-        if targets.contains(&t) {
+        if core::mem::replace(&mut relocated[t], true) {
             return fail(
                 ErrorKind::BadSectionLink,
                 format!("a second relocation table for section {t}"),
             );
         }
-        targets.push(t);
     }
     Ok(())
 }

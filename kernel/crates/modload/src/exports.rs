@@ -7,6 +7,7 @@
 //! address comes from the module's own symbol table, so the table needs no relocations. The
 //! loader does not load these sections.
 
+use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -29,6 +30,7 @@ pub struct ModuleExport<'a> {
 /// Reads both export sections.
 pub fn parse<'a>(file: &ElfFile<'a>, syms: &SymbolTable<'a>) -> Result<Vec<ModuleExport<'a>>> {
     let mut out: Vec<ModuleExport<'a>> = Vec::new();
+    let mut seen = BTreeSet::new();
     for s in file
         .sections
         .iter()
@@ -52,7 +54,7 @@ pub fn parse<'a>(file: &ElfFile<'a>, syms: &SymbolTable<'a>) -> Result<Vec<Modul
             {
                 return bad(format!("`{name}` is in section {si}, which is not loaded"));
             }
-            if out.iter().any(|x| x.name == name) {
+            if !seen.insert(name) {
                 return Err(Error::new(
                     ErrorKind::DuplicateExport,
                     s.loc(),

@@ -9,6 +9,7 @@
 //! The module's GOT, one 8-byte slot per symbol a `GOTPCREL*` relocation names, follows the
 //! read-only data.
 
+use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -208,8 +209,9 @@ impl Layout {
             }
         }
         let mut got_symbols: Vec<usize> = Vec::new();
+        let mut in_got = BTreeSet::new();
         for r in relas.iter().flat_map(|rs| rs.entries.iter()) {
-            if r.rtype.uses_got() && !got_symbols.contains(&r.sym) {
+            if r.rtype.uses_got() && in_got.insert(r.sym) {
                 got_symbols.push(r.sym);
             }
         }

@@ -43,7 +43,7 @@
 //! The files layer one way: `error` ← `elf` ← `symbols` ← `rela` ← `layout` ← `modinfo`,
 //! `exports`, `params`, `resolve`, `relocate` ← `module`.
 
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;

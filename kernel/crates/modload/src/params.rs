@@ -19,6 +19,7 @@
 //! `include/sheaf/module.h` declares it as `struct sheaf_param`; the Rust `kmod` crate as
 //! `kmod::ParamDesc`.
 
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -27,7 +28,7 @@ use crate::elf::{ElfFile, PARAMS, Section};
 use crate::error::{Error, ErrorKind, Location, Result};
 use crate::layout::{Layout, Region};
 use crate::modinfo::ModInfo;
-use crate::rela::{RelaSection, RelocType};
+use crate::rela::{Rela, RelaSection, RelocType};
 use crate::symbols::{Place, SymbolTable};
 
 /// Size of one descriptor.
@@ -204,12 +205,12 @@ pub struct Param<'a> {
 
 fn target(
     syms: &SymbolTable<'_>,
-    rs: &RelaSection,
+    by_offset: &BTreeMap<u64, Vec<Rela>>,
     at: u64,
     what: &str,
 ) -> core::result::Result<(usize, u64), String> {
-    let mut hits = rs.entries.iter().filter(|r| r.offset == at);
-    let (Some(r), None) = (hits.next(), hits.next()) else {
+    let hits = by_offset.get(&at).map_or(&[][..], |v| &v[..]);
+    let [r] = hits else {
         return Err(format!(
             "the {what} field does not have exactly one relocation"
         ));
@@ -246,6 +247,7 @@ pub fn parse<'a>(
     info: &ModInfo<'a>,
 ) -> Result<Vec<Param<'a>>> {
     let mut out: Vec<Param<'a>> = Vec::new();
+    let mut names = BTreeSet::new();
     let Some(ps) = file.sections.iter().find(|s| s.name == PARAMS) else {
         return Ok(out);
     };
@@ -268,7 +270,9 @@ pub fn parse<'a>(
         .iter()
         .find(|r| r.target == ps.index)
         .unwrap_or(&empty);
+    let mut by_offset: BTreeMap<u64, Vec<Rela>> = BTreeMap::new();
     for r in &rs.entries {
+        by_offset.entry(r.offset).or_default().push(*r);
         if r.offset % DESC_SIZE != 0 && r.offset % DESC_SIZE != 8 {
             let index = (r.offset / DESC_SIZE) as usize;
             return Err(Error::new(
@@ -282,9 +286,9 @@ pub fn parse<'a>(
         }
     }
     for index in 0..(ps.size / DESC_SIZE) as usize {
-        let p = check_desc(file, syms, rs, layout, ps, index)
+        let p = check_desc(file, syms, &by_offset, layout, ps, index)
             .map_err(|m| Error::new(ErrorKind::BadParam, Location::Param { index }, m))?;
-        if out.iter().any(|q| q.name == p.name) {
+        if !names.insert(p.name) {
             return Err(Error::new(
                 ErrorKind::BadParam,
                 Location::Param { index },
@@ -293,16 +297,17 @@ pub fn parse<'a>(
         }
         out.push(p);
     }
+    let kinds: BTreeMap<&str, ParamType> = out.iter().map(|p| (p.name, p.kind)).collect();
     for (name, ty) in info.parm_types() {
-        match out.iter().find(|p| p.name == name) {
-            Some(p) if p.kind.name() == ty => {}
+        match kinds.get(name) {
+            Some(k) if k.name() == ty => {}
             found => {
                 return Err(Error::new(
                     ErrorKind::BadParam,
                     Location::Modinfo,
                     format!(
                         "parmtype={name}:{ty} but the descriptor says {}",
-                        found.map_or("nothing (no such parameter)", |p| p.kind.name())
+                        found.map_or("nothing (no such parameter)", |k| k.name())
                     ),
                 ));
             }
@@ -314,7 +319,7 @@ pub fn parse<'a>(
 fn check_desc<'a>(
     file: &ElfFile<'a>,
     syms: &SymbolTable<'a>,
-    rs: &RelaSection,
+    by_offset: &BTreeMap<u64, Vec<Rela>>,
     layout: &Layout,
     ps: &Section<'a>,
     index: usize,
@@ -331,7 +336,7 @@ fn check_desc<'a>(
             "perm {perm:#o} / flags {flags:#x}: mode bits, never world-writable, and no flags"
         ));
     }
-    let (nsec, noff) = target(syms, rs, base, "name")?;
+    let (nsec, noff) = target(syms, by_offset, base, "name")?;
     let nsec = &file.sections[nsec];
     let name = nsec
         .data
@@ -350,7 +355,7 @@ fn check_desc<'a>(
             "name `{name}` is not 1 to 55 characters of [A-Za-z0-9_]"
         ));
     }
-    let (asec, aoff) = target(syms, rs, base + 8, "arg")?;
+    let (asec, aoff) = target(syms, by_offset, base + 8, "arg")?;
     let a = &file.sections[asec];
     if layout
         .placement(asec)

@@ -56,7 +56,7 @@ impl<'b> Image<'b> {
                     layout.size(r)
                 )));
             }
-            if len > 0 && (m.addr % PAGE_SIZE != 0 || m.addr.checked_add(len).is_none()) {
+            if len > 0 && (!m.addr.is_multiple_of(PAGE_SIZE) || m.addr.checked_add(len).is_none()) {
                 return Err(image_err(format!(
                     "region {} at {:#x} is not page aligned or wraps",
                     r.name(),

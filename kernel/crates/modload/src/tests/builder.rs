@@ -24,6 +24,9 @@ pub struct Sym {
     pub shndx: u16,
 }
 
+/// A section header: name, type, flags, offset, size, link, info, align, entsize.
+type Hdr = (u32, u32, u64, u64, u64, u32, u32, u64, u64);
+
 pub struct R {
     pub offset: u64,
     pub sym: u32,
@@ -112,7 +115,7 @@ impl Obj {
             at
         }
         fn pad(out: &mut Vec<u8>) {
-            while out.len() % 8 != 0 {
+            while !out.len().is_multiple_of(8) {
                 out.push(0);
             }
         }
@@ -122,8 +125,7 @@ impl Obj {
         let mut shstr = vec![0u8];
         let mut strtab = vec![0u8];
         // (name, type, flags, offset, size, link, info, align, entsize)
-        let mut hdrs: Vec<(u32, u32, u64, u64, u64, u32, u32, u64, u64)> =
-            vec![(0, 0, 0, 0, 0, 0, 0, 0, 0)];
+        let mut hdrs: Vec<Hdr> = vec![(0, 0, 0, 0, 0, 0, 0, 0, 0)];
         for s in &self.sections {
             pad(&mut out);
             let off = out.len() as u64;

@@ -12,7 +12,6 @@ pub const SH_SIZE: usize = 32;
 pub const SH_LINK: usize = 40;
 pub const SH_INFO: usize = 44;
 pub const SH_ALIGN: usize = 48;
-pub const SH_ENTSIZE: usize = 56;
 pub const ST_NAME: usize = 0;
 pub const ST_INFO: usize = 4;
 pub const ST_SHNDX: usize = 6;
