@@ -2,8 +2,8 @@
 
 #![no_std]
 
-use kmod::{AtomicBool, AtomicI32, Errno, pr_info};
 use core::sync::atomic::Ordering::Relaxed;
+use kmod::{AtomicBool, AtomicI32, Errno, pr_info};
 
 kmod::module! {
     name: "hello",

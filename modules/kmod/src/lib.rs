@@ -15,8 +15,8 @@
 #![no_std]
 
 pub mod ffi;
-pub mod mem;
 mod macros;
+pub mod mem;
 pub mod print;
 
 pub use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64};
@@ -132,7 +132,10 @@ pub const fn concat_len(parts: &[&str]) -> usize {
 /// as an oops in the module (a module cannot unwind).
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    print::printk_fmt(print::KERN_EMERG, format_args!("module panic: {}\n", info.message()));
+    print::printk_fmt(
+        print::KERN_EMERG,
+        format_args!("module panic: {}\n", info.message()),
+    );
     // SAFETY: `ud2` touches no memory; it raises #UD, which the kernel handles as an oops.
     unsafe { core::arch::asm!("ud2", options(noreturn, nomem, nostack)) }
 }

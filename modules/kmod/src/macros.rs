@@ -91,7 +91,13 @@ macro_rules! module_param {
                 perm: $perm,
                 flags: 0,
             };
-            const PARTS: &[&str] = &["parmtype=", $name, ":", <$ty as $crate::ParamType>::NAME, "\0"];
+            const PARTS: &[&str] = &[
+                "parmtype=",
+                $name,
+                ":",
+                <$ty as $crate::ParamType>::NAME,
+                "\0",
+            ];
             #[unsafe(link_section = ".modinfo")]
             #[used]
             static PARMTYPE: [u8; $crate::concat_len(PARTS)] = $crate::concat_bytes(PARTS);

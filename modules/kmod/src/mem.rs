@@ -47,7 +47,9 @@ impl KmemCache {
     /// `kmem_cache_create(name, size, 0, SLAB_HWCACHE_ALIGN, NULL)`.
     pub fn new(name: &'static CStr, size: u32) -> Option<Self> {
         // SAFETY: `name` is NUL-terminated and static (the cache keeps a pointer to it).
-        let c = unsafe { ffi::kmem_cache_create(name.as_ptr(), size, 0, ffi::SLAB_HWCACHE_ALIGN, None) };
+        let c = unsafe {
+            ffi::kmem_cache_create(name.as_ptr(), size, 0, ffi::SLAB_HWCACHE_ALIGN, None)
+        };
         NonNull::new(c).map(|cache| KmemCache { cache })
     }
 

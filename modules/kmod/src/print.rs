@@ -36,7 +36,10 @@ impl Write for Line {
 
 /// Formats `args` and prints it at `level` through the kernel's `printk`.
 pub fn printk_fmt(level: &[u8; 2], args: fmt::Arguments<'_>) {
-    let mut line = Line { buf: [0; LINE], len: 0 };
+    let mut line = Line {
+        buf: [0; LINE],
+        len: 0,
+    };
     let _ = line.write_fmt(args);
     line.buf[line.len] = 0;
     let fmt = [level[0], level[1], b'%', b's', 0];
