@@ -5,6 +5,7 @@
 mod builder;
 mod fake;
 mod fixtures;
+mod metadata;
 mod prop;
 mod raw;
 mod refusals;

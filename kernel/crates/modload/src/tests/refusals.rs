@@ -464,3 +464,81 @@ fn every_refusal_message_says_where() {
     );
     assert!(text.contains("`.init.text`"), "{text}");
 }
+
+// ---- More of the checks, one test each ----
+
+refused!(elf_flags_set, BadHeader, |d| wr(&mut d, 0x30, 4, 1));
+refused!(loaded_compressed_section, BadSectionFlags, |d| or_flags(
+    &mut d,
+    ".rodata",
+    elf::SHF_COMPRESSED.into()
+));
+refused!(extended_section_index_table, BadSectionType, |d| set_sec(
+    &mut d,
+    ".comment",
+    SH_TYPE,
+    4,
+    u64::from(elf::SHT_SYMTAB_SHNDX)
+));
+refused!(symbol_with_bits_besides_visibility, BadSymbol, |d| {
+    let at = sym_off(&d, find_sym(&d, "init_module")) + 5;
+    d[at] = 0x10
+});
+refused!(local_undefined_symbol, BadSymbol, |d| {
+    // The last local symbol, made undefined.
+    let first_global = rd(&d, symtab(&d).hdr + SH_INFO, 4) as usize;
+    let at = sym_off(&d, first_global - 1) + ST_SHNDX;
+    wr(&mut d, at, 2, 0)
+});
+refused!(
+    symbol_with_an_extended_section_index,
+    BadSymbolSection,
+    |d| sym_field(
+        &mut d,
+        "init_module",
+        ST_SHNDX,
+        2,
+        u64::from(elf::SHN_XINDEX)
+    )
+);
+refused!(modinfo_second_license, BadModinfo, |d| d =
+    patched(&d, "author=Sheaf", "license=MIT\0"));
+refused!(modinfo_unterminated, BadModinfo, |d| {
+    let s = section(&d, ".modinfo");
+    let at = (s.offset + s.size - 1) as usize;
+    d[at] = b'x'
+});
+refused!(param_variable_in_read_only_data, BadParam, |d| {
+    // Descriptor 0's arg relocation, pointed at .rodata's section symbol.
+    let rodata = section(&d, ".rodata").index as u64;
+    let n = (symtab(&d).size / 24) as usize;
+    let sym = (0..n)
+        .find(|&i| {
+            rd(&d, sym_off(&d, i) + ST_SHNDX, 2) == rodata
+                && rd(&d, sym_off(&d, i) + ST_INFO, 1) & 0xf == 3
+        })
+        .unwrap();
+    let r = section(&d, ".rela.sheaf.params").offset as usize + 24;
+    wr(&mut d, r + R_INFO + 4, 4, sym as u64)
+});
+
+#[test]
+fn overlapping_regions_are_refused() {
+    use crate::relocate::{Image, RegionMem};
+    let m = crate::Module::parse(HELLO_C, "hello_c.ko").unwrap();
+    let l = m.layout();
+    let mut bufs: Vec<Vec<u8>> = crate::Region::ALL
+        .iter()
+        .map(|&r| alloc::vec![0; l.size(r) as usize])
+        .collect();
+    // Every region at the same address.
+    let mut it = bufs.iter_mut().map(|b| RegionMem {
+        addr: MBASE,
+        bytes: b.as_mut_slice(),
+    });
+    let regions = core::array::from_fn(|_| it.next().unwrap());
+    assert_eq!(
+        Image::new(l, regions).unwrap_err().kind,
+        ErrorKind::BadImage
+    );
+}
