@@ -165,9 +165,11 @@ pub fn compute(
             RelocType::Abs64 | RelocType::Pc64 => "64 bits",
             _ => "32 bits sign-extended",
         };
+        let sign = if a < 0 { "-" } else { "" };
         format!(
-            "{} value (S {s:#x}, A {a:#x}, P {p:#x}) does not fit in {how}",
-            rtype.name()
+            "{} value (S {s:#x}, A {sign}{:#x}, P {p:#x}) does not fit in {how}",
+            rtype.name(),
+            a.unsigned_abs()
         )
     })
 }
@@ -242,7 +244,7 @@ pub fn write_image(
                     let name = syms.get(r.sym).name;
                     return fail(
                         ErrorKind::RelocationOverflow,
-                        format!("{m} (symbol `{name}`, S {s:#x}, P {p:#x})"),
+                        format!("{m}, symbol `{name}`"),
                     );
                 }
             };

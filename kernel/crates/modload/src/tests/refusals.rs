@@ -173,6 +173,7 @@ fn overflowing_relocation() {
         e.message.contains("printk") && e.message.contains("R_X86_64_PLT32"),
         "{e}"
     );
+    assert!(e.message.contains("A -0x4,"), "{e}");
 }
 
 #[test]
