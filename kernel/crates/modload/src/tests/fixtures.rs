@@ -203,18 +203,17 @@ fn hello_c_modinfo_and_params() {
     );
 }
 
+fn param<'a>(m: &Module<'a>, name: &str) -> crate::params::Param<'a> {
+    m.params().iter().find(|p| p.name == name).unwrap().clone()
+}
+
 #[test]
 fn setting_parameters_writes_the_variables() {
     let k = Kernel::new();
     let (m, mut mem, _) = load(HELLO_C, "hello_c.ko", &k, MBASE).unwrap();
     let l = m.layout().clone();
     let mut img = mem.image(&l);
-    let times = m
-        .params()
-        .iter()
-        .find(|p| p.name == "times")
-        .unwrap()
-        .clone();
+    let times = param(&m, "times");
     let at = m.param_address(&img, &times);
     // Its initial value, 1, from .data.
     assert_eq!(img.read(at, 4).unwrap(), 1i32.to_le_bytes());
@@ -252,12 +251,7 @@ fn rust_hello_has_bool_and_int_params_and_a_got() {
     assert!(!m.layout().got_symbols.is_empty());
     let l = m.layout().clone();
     let mut img = mem.image(&l);
-    let loud = m
-        .params()
-        .iter()
-        .find(|p| p.name == "loud")
-        .unwrap()
-        .clone();
+    let loud = param(&m, "loud");
     assert_eq!(loud.kind, ParamType::Bool);
     let at = m.param_address(&img, &loud);
     assert_eq!(img.read(at, 1).unwrap(), [0]);
@@ -266,12 +260,7 @@ fn rust_hello_has_bool_and_int_params_and_a_got() {
     m.set_param(&mut img, "loud", Some("off")).unwrap();
     assert_eq!(img.read(at, 1).unwrap(), [0]);
     m.set_param(&mut img, "times", Some("0x10")).unwrap();
-    let times = m
-        .params()
-        .iter()
-        .find(|p| p.name == "times")
-        .unwrap()
-        .clone();
+    let times = param(&m, "times");
     assert_eq!(
         img.read(m.param_address(&img, &times), 4).unwrap(),
         16i32.to_le_bytes()

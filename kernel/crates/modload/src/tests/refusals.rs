@@ -39,6 +39,10 @@ fn set_sec(d: &mut [u8], name: &str, field: usize, w: usize, v: u64) {
     wr(d, h + field, w, v);
 }
 
+fn set_type(d: &mut [u8], name: &str, t: impl Into<u64>) {
+    set_sec(d, name, SH_TYPE, 4, t.into());
+}
+
 fn or_flags(d: &mut [u8], name: &str, bits: u64) {
     let h = hdr(d, name);
     let f = rd(d, h + SH_FLAGS, 8);
@@ -133,7 +137,7 @@ refused!(common_symbol, BadSymbolSection, |d| sym_field(
 ));
 refused!(symbol_in_the_null_section, BadSymbolSection, |d| {
     // A defined symbol whose section index names a SHT_NULL section.
-    set_sec(&mut d, ".comment", SH_TYPE, 4, u64::from(elf::SHT_NULL));
+    set_type(&mut d, ".comment", elf::SHT_NULL);
     let comment = section(&d, ".comment").index as u64;
     sym_field(&mut d, "init_module", ST_SHNDX, 2, comment)
 });
@@ -228,34 +232,26 @@ refused!(section_zero_not_null, BadHeader, |d| {
 
 // ---- Sections ----
 
-refused!(rel_section, BadSectionType, |d| set_sec(
+refused!(rel_section, BadSectionType, |d| set_type(
     &mut d,
     ".rela.init.text",
-    SH_TYPE,
-    4,
     u64::from(elf::SHT_REL)
 ));
-refused!(dynamic_section, BadSectionType, |d| set_sec(
+refused!(dynamic_section, BadSectionType, |d| set_type(
     &mut d,
     ".comment",
-    SH_TYPE,
-    4,
     u64::from(elf::SHT_DYNSYM)
 ));
-refused!(loaded_constructors, BadSectionType, |d| set_sec(
+refused!(loaded_constructors, BadSectionType, |d| set_type(
     &mut d,
     ".rodata",
-    SH_TYPE,
-    4,
     u64::from(elf::SHT_INIT_ARRAY)
 ));
-refused!(loaded_section_of_unknown_type, BadSectionType, |d| set_sec(
-    &mut d,
-    ".rodata",
-    SH_TYPE,
-    4,
-    0x6000_0123
-));
+refused!(
+    loaded_section_of_unknown_type,
+    BadSectionType,
+    |d| set_type(&mut d, ".rodata", 0x6000_0123u32)
+);
 refused!(tls_section, BadSectionFlags, |d| or_flags(
     &mut d,
     ".data",
@@ -332,11 +328,9 @@ refused!(no_symbol_table, NoSymbolTable, |d| {
     let h = symtab(&d).hdr;
     wr(&mut d, h + SH_TYPE, 4, u64::from(elf::SHT_PROGBITS))
 });
-refused!(two_symbol_tables, BadSymbolTable, |d| set_sec(
+refused!(two_symbol_tables, BadSymbolTable, |d| set_type(
     &mut d,
     ".comment",
-    SH_TYPE,
-    4,
     u64::from(elf::SHT_SYMTAB)
 ));
 refused!(symbol_table_of_a_partial_entry, BadSymbolTable, |d| {
@@ -474,11 +468,9 @@ refused!(loaded_compressed_section, BadSectionFlags, |d| or_flags(
     ".rodata",
     elf::SHF_COMPRESSED.into()
 ));
-refused!(extended_section_index_table, BadSectionType, |d| set_sec(
+refused!(extended_section_index_table, BadSectionType, |d| set_type(
     &mut d,
     ".comment",
-    SH_TYPE,
-    4,
     u64::from(elf::SHT_SYMTAB_SHNDX)
 ));
 refused!(symbol_with_bits_besides_visibility, BadSymbol, |d| {
