@@ -16,13 +16,15 @@ pub const HELLO_RS: &[u8] = include_bytes!("../../tests/fixtures/hello.ko");
 pub const EXPORTER: &[u8] = include_bytes!("../../tests/fixtures/exporter.ko");
 pub const USER: &[u8] = include_bytes!("../../tests/fixtures/user.ko");
 pub const NODEV: &[u8] = include_bytes!("../../tests/fixtures/nodev.ko");
+pub const RUST_USER: &[u8] = include_bytes!("../../tests/fixtures/rust_user.ko");
 
-pub const ALL: [(&str, &[u8]); 5] = [
+pub const ALL: [(&str, &[u8]); 6] = [
     ("hello_c.ko", HELLO_C),
     ("hello.ko", HELLO_RS),
     ("exporter.ko", EXPORTER),
     ("user.ko", USER),
     ("nodev.ko", NODEV),
+    ("rust_user.ko", RUST_USER),
 ];
 
 /// The fake kernel with `exporter` loaded (at a base of its own), so `user` resolves.
@@ -123,7 +125,7 @@ fn load_checked<'a>(name: &str, data: &'a [u8], k: &Kernel) -> (usize, Module<'a
 #[test]
 fn every_example_loads_and_every_relocation_is_applied() {
     for (name, data) in ALL {
-        let k = if name == "user.ko" {
+        let k = if name.contains("user") {
             kernel_with_exporter()
         } else {
             Kernel::new()
@@ -363,4 +365,26 @@ fn nodev_has_init_but_no_cleanup() {
     assert_eq!(init, img.addr(Region::InitText));
     let secs: Vec<String> = m.loaded_sections(&img).map(|(n, _, _)| n.into()).collect();
     assert!(secs.contains(&".init.text".into()), "{secs:?}");
+}
+
+#[test]
+fn rust_user_links_against_the_c_exporter_and_this_module() {
+    let k = kernel_with_exporter();
+    let (m, _, res) = load(RUST_USER, "rust_user.ko", &k, MBASE).unwrap();
+    assert_eq!(res.uses, [1], "rust_user uses exporter (owner 1)");
+    assert!(
+        m.info().is_gpl_compatible(),
+        "Dual MIT/GPL may use the GPL-only exporter_add"
+    );
+    let this = raw::find_sym(RUST_USER, "__this_module");
+    assert_eq!(res.addresses[this], THIS);
+    // Without exporter: both of its symbols are named.
+    let e = load(RUST_USER, "rust_user.ko", &Kernel::new(), MBASE)
+        .err()
+        .unwrap();
+    assert_eq!(e.kind, ErrorKind::UndefinedSymbol);
+    assert!(
+        e.message.contains("exporter_add") && e.message.contains("exporter_calls"),
+        "{e}"
+    );
 }
