@@ -14,13 +14,10 @@
 #ifndef _SHEAF_MODULE_H
 #define _SHEAF_MODULE_H
 
-/* ---- Types ---- */
-typedef unsigned long size_t;
+/* ---- Types (gcc's freestanding headers: size_t, NULL, bool) ---- */
+#include <stddef.h>
+#include <stdbool.h>
 typedef long ssize_t;
-typedef _Bool bool;
-#define true 1
-#define false 0
-#define NULL ((void *)0)
 
 /* ---- Error numbers (Linux's values; init_module returns one negated) ---- */
 #define EPERM 1

@@ -366,6 +366,12 @@ fn check_section<'a>(
             );
         }
         elf::SHT_PROGBITS | elf::SHT_NOBITS | elf::SHT_NOTE | elf::SHT_X86_64_UNWIND => {}
+        elf::SHT_NULL if alloc => {
+            return fail(
+                ErrorKind::BadSectionType,
+                "an inactive (SHT_NULL) section cannot be SHF_ALLOC".into(),
+            );
+        }
         elf::SHT_NULL | elf::SHT_RELA | elf::SHT_SYMTAB | elf::SHT_STRTAB => {}
         elf::SHT_GROUP | SHT_LLVM_ADDRSIG | elf::SHT_GNU_ATTRIBUTES if !alloc => {}
         _ if alloc => {

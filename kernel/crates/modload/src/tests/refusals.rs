@@ -535,3 +535,9 @@ fn overlapping_regions_are_refused() {
         ErrorKind::BadImage
     );
 }
+
+refused!(loaded_null_section, BadSectionType, |d| set_type(
+    &mut d,
+    ".rodata",
+    elf::SHT_NULL
+));
