@@ -13,6 +13,7 @@
 //! links it into one relocatable object with `ld -r`.
 
 #![no_std]
+#![warn(missing_docs)]
 
 pub mod ffi;
 mod macros;

@@ -13,6 +13,8 @@
 //! Every module built is then parsed by the loader crate (`modload`), so a module that the
 //! kernel would refuse fails the build with the loader's message.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
