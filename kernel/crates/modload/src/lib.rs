@@ -40,8 +40,11 @@
 //!    after init, free the init regions and seal `ro_after_init` read-only
 //!    ([`Region::perms`]).
 //!
-//! The files layer one way: `error` ← `elf` ← `symbols` ← `rela` ← `layout` ← `modinfo`,
-//! `exports`, `params`, `resolve`, `relocate` ← `module`.
+//! The files layer one way (each uses only files above it): `error`; `elf`; `symbols`; `rela`;
+//! `layout`; `modinfo` (on `error` alone); `exports` (on `symbols`); `params` (on `layout`,
+//! `rela`, `modinfo`); `resolve` (on `exports`); `relocate` (on `layout`, `rela`); `module`,
+//! the front door, on all of them. The tests are in `src/tests/` (synthetic objects, the
+//! example modules kept in `tests/fixtures/`, one test per refusal, a mutation property test).
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
