@@ -4,15 +4,14 @@
 //! code-model=kernel`, as Linux builds its kernel: a static executable in the top 2 GiB, whose
 //! code reaches its statics with one RIP-relative instruction (no GOT) and whose image carries
 //! no relocations for the bootloader to apply. This script then links the binary at
-//! `KERNEL_IMAGE.start` (`kernel/core/src/memory/layout.rs`; the kernel checks at boot that it
-//! runs there).
+//! `consts::KERNEL_BASE` (`KERNEL_IMAGE.start` in `kernel/core/src/memory/layout.rs`; the kernel
+//! checks at boot that it runs there).
 //!
 //! A `RUSTFLAGS` in the environment replaces the config's flags, and the kernel is then built
 //! position-independent (the target's default): the script sets the `sheaf_pie` cfg instead,
 //! and the kernel asks the bootloader to move it to the same address.
 
-/// `KERNEL_IMAGE.start`.
-const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
+use consts::KERNEL_BASE;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(sheaf_pie)");

@@ -2,12 +2,12 @@
 //! few host-driven checks of the shell. Filters work as usual:
 //! `cargo test --test kernel -- memory`, `cargo test --test kernel -- --list`.
 //!
-//! Everything happens in `boot/src/ktest/`; this file only passes the kernel's path (an
-//! artifact dependency, see the root `Cargo.toml`).
+//! Everything happens in `boot/src/ktest/`; this file only passes the path of the kernel built
+//! with its tests (the `kernel-test` artifact dependency, see the root `Cargo.toml`).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    sheaf_boot::ktest::main(Path::new(env!("CARGO_BIN_FILE_KERNEL_kernel")))
+    sheaf_boot::ktest::main(Path::new(env!("CARGO_BIN_FILE_KERNEL_TEST_kernel-test")))
 }

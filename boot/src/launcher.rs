@@ -39,8 +39,9 @@ Options:
 In the console, Ctrl-A X quits QEMU and Ctrl-A C switches to the QEMU monitor.
 Exit status: 0 when the kernel powers off, 1 when it panics or QEMU fails, 2 for usage errors.";
 
-/// The virtual address the kernel is loaded at (`KERNEL_IMAGE` in `kernel/core/src/memory/layout.rs`).
-pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
+// The virtual address the kernel is loaded at (`KERNEL_IMAGE` in
+// `kernel/core/src/memory/layout.rs`), from its one owner.
+pub use consts::KERNEL_BASE;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,12 +3,12 @@
 //! Sheaf is a small x86_64 kernel built to learn, test and measure a modern slab allocator. The
 //! kernel is three layers (docs/README.md draws them):
 //! - [`kcore`] (`kernel/core`): the only kernel crate with `unsafe`: CPUs, interrupts, memory,
-//!   threads, locks, the console, behind a safe API;
-//! - this crate: the services built on that API: RCU's grace periods ([`rcu`]), sleeping
-//!   ([`time`]), workqueues ([`workqueue`]), the scheduling policy ([`sched_policy`]), the
-//!   initramfs and command line, kmalloc's boot options ([`kmalloc`]), the shell, and the
-//!   on-target tests that need services ([`selftest`]). `unsafe_code` is forbidden here, so the compiler checks that
-//!   every service is safe code;
+//!   threads, locks, RCU, workqueues, the console, behind a safe API;
+//! - this crate: the services built on that API: sleeping ([`time`]), the scheduling policy
+//!   ([`sched_policy`]), the initramfs and command line, kmalloc's boot options ([`kmalloc`]),
+//!   the shell, and the on-target tests that need services (`selftest`, in the kernel
+//!   `cargo test` builds). `unsafe_code` is forbidden here, so the compiler checks that every
+//!   service is safe code;
 //! - `kernel/entry`: the binary: the entry point the bootloader jumps to (and, to come, the
 //!   `extern "C"` surface for loadable modules).
 //!
@@ -20,27 +20,27 @@
 //! Start-up order (see [`init`]): the core's part ([`kcore::init`]: per-CPU area → console →
 //! CPU tables (GDT, TSS, IDT) → memory (bootstrap frames, page tables, bootstrap heap) → TSC
 //! clock → scheduler → ACPI → buddy page allocator (per NUMA node)) → initramfs and command
-//! line → slab allocator (kmalloc becomes the global allocator) → RCU and the services' hooks →
-//! [`kcore::start_cpus`] (local/I-O APICs and the timer tick → serial input interrupt → the
-//! other CPUs). After that the entry point starts a thread that runs the on-target tests the
-//! command line asks for, or the shell, and the boot context becomes CPU 0's idle thread.
+//! line → slab allocator (kmalloc becomes the global allocator) → the services' hooks →
+//! [`kcore::start_cpus`] (RCU → local/I-O APICs and the timer tick → serial input interrupt →
+//! the other CPUs → RCU's callback threads → workqueues). After that the entry point starts a
+//! thread that runs the on-target tests the command line asks for, or the shell, and the boot
+//! context becomes CPU 0's idle thread.
 #![no_std]
 #![forbid(unsafe_code)]
-// `Arc::try_new`: a workqueue worker that cannot be allocated is a failed creation (a mayday).
-#![feature(allocator_ext)]
 
 extern crate alloc;
 
 pub mod cmdline;
 pub mod initramfs;
 pub mod kmalloc;
-pub mod rcu;
 pub mod sched_policy;
-pub mod selftest;
+#[cfg(feature = "ktest")]
+mod selftest;
 pub mod shell;
 pub mod time;
-pub mod workqueue;
 
+pub use kcore::sync::rcu;
+pub use kcore::workqueue;
 pub use kcore::{arch, boot, console, cpu, ktest, memory, print, println, sched, sync};
 
 use bootloader_api::BootInfo;
@@ -55,12 +55,9 @@ pub fn init(boot_info: &'static mut BootInfo) {
     cmdline::init();
     kmalloc::init();
     sched_policy::init();
-    rcu::init();
     kcore::time::TICK_HOOK.set(tick);
     let online = kcore::start_cpus();
     log::info!("{online} CPU(s) online");
-    rcu::start_callback_threads();
-    workqueue::init();
     log::info!(
         "boot complete: {} firmware, {} MiB usable, initramfs {} bytes",
         boot::firmware(),
@@ -69,13 +66,11 @@ pub fn init(boot_info: &'static mut BootInfo) {
     );
 }
 
-/// The services' share of every timer tick, on every CPU (interrupt context): sleepers first,
-/// so a thread woken now can be scheduled at this very tick, then RCU, then the workqueues'
-/// timers.
+/// The services' share of every timer tick, on every CPU (interrupt context): the sleepers,
+/// so a thread woken now can be scheduled at this very tick (the core's tick then does the
+/// workqueues' timers, RCU's share and the scheduler's).
 fn tick() {
     time::tick();
-    rcu::tick();
-    workqueue::tick();
 }
 
 /// Runs what the command line asks for in a thread of its own: the on-target tests

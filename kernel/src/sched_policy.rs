@@ -11,13 +11,13 @@ pub struct RoundRobin;
 impl SchedPolicy for RoundRobin {
     fn select_cpu(&self) -> usize {
         kcore::cpu::online()
-            .min_by_key(|c| c.sched.queued())
+            .min_by_key(|c| kcore::sched::cpu_sched(c).queued())
             .map_or_else(kcore::cpu::current_id, |c| c.id)
     }
 
     fn tick_preempts(&self, cpu: &Cpu) -> bool {
         // The slice ends at every tick if another thread waits for this CPU.
-        cpu.sched.queued() > 0
+        kcore::sched::cpu_sched(cpu).queued() > 0
     }
 }
 

@@ -19,10 +19,9 @@
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-/// The most CPUs Sheaf supports: the kernel's one limit. The slab crate sizes each cache's
-/// per-CPU slots with its own capacity, which must hold the kernel's CPUs.
-pub const MAX_CPUS: usize = 64;
-const _: () = assert!(MAX_CPUS <= slab::cache::MAX_CPUS);
+// The most CPUs Sheaf supports: the kernel's one limit, owned by the `consts` crate, which the
+// slab and RCU crates size their per-CPU arrays with too.
+pub use consts::MAX_CPUS;
 
 /// One CPU's private data. Reached through [`this_cpu`] on the CPU itself or [`cpu`] by index.
 #[repr(C)]
@@ -51,8 +50,6 @@ pub struct Cpu {
     /// Allocations made through the global allocator (`kmalloc`) on this CPU, counted with one
     /// `gs`-relative increment (see [`allocations`]).
     allocations: AtomicU64,
-    /// This CPU's scheduler state (run queue, current and idle threads).
-    pub sched: crate::sched::CpuSched,
 }
 
 impl Cpu {
@@ -69,13 +66,7 @@ impl Cpu {
             ticks: AtomicU64::new(0),
             context_switches: AtomicU64::new(0),
             allocations: AtomicU64::new(0),
-            sched: crate::sched::CpuSched::new(),
         }
-    }
-
-    /// The NUMA node this CPU belongs to ([`crate::memory::numa::cpu_to_node`]).
-    pub fn node(&self) -> usize {
-        crate::memory::numa::cpu_to_node(self.id)
     }
 
     /// Whether the CPU runs kernel code and takes interrupts.
@@ -152,18 +143,10 @@ pub fn cpu(id: usize) -> Option<&'static Cpu> {
     unsafe { CPUS.get(id)?.load(Ordering::Acquire).as_ref() }
 }
 
-/// The services' share of a CPU coming online (RCU starts waiting for it), registered once at
-/// start-up. Runs on that CPU, right after it is marked online.
-pub static ONLINE_HOOK: crate::Hook<fn(usize)> = crate::Hook::new();
-
-/// Marks the calling CPU online (it runs kernel code, its timer ticks and it takes interrupts)
-/// and runs the [`ONLINE_HOOK`]. Called once per CPU at start-up.
-pub fn set_online() {
-    let cpu = this_cpu();
-    cpu.online.store(true, Ordering::Release);
-    if let Some(hook) = ONLINE_HOOK.get() {
-        hook(cpu.id);
-    }
+/// Marks the calling CPU online (it runs kernel code, its timer ticks and it takes
+/// interrupts). Called once per CPU at start-up, which then has RCU wait for it too.
+pub(crate) fn set_online() {
+    this_cpu().online.store(true, Ordering::Release);
 }
 
 /// Number of CPU structures registered (online or starting).
@@ -220,8 +203,11 @@ pub fn preempt_enable() {
 /// takes the sheaves, uses them and puts the slot back before this context continues, so it
 /// finds what it read. While the slot is taken the thread is not preempted
 /// ([`preemptible`]), so it stays its CPU's.
+///
+/// Crate-private: only the slab platform ([`crate::memory::kmalloc`]) takes the slot, and
+/// only through a guard that puts it back.
 #[inline(always)]
-pub fn slab_fast_path_enter() -> usize {
+pub(crate) fn slab_fast_path_enter() -> usize {
     let slot: usize;
     // SAFETY: reads and clears this CPU's own word (see above for interrupts). Not `nomem`:
     // the sheaf accesses that follow must stay after it.
@@ -240,10 +226,17 @@ pub fn slab_fast_path_enter() -> usize {
 /// Ends what [`slab_fast_path_enter`] began, with what it returned: puts the slot back (a
 /// nested holder puts back its 0). A reschedule that became due meanwhile waits for the next
 /// interrupt exit or preemption point (at most a tick).
+///
+/// # Safety
+/// `slot` is what the matching [`slab_fast_path_enter`] returned, on this CPU, in this
+/// context, and each hold is ended once, the latest first. The fast path uses the word as an
+/// unchecked offset into every cache's per-CPU array, and a slot put back twice, on another
+/// CPU, or made up would let two contexts use one CPU's sheaves at once.
 #[inline(always)]
-pub fn slab_fast_path_exit(slot: usize) {
-    // SAFETY: a single gs-relative store to this CPU's own word. Not `nomem`: the sheaf
-    // accesses before it must stay before it.
+pub(crate) unsafe fn slab_fast_path_exit(slot: usize) {
+    // SAFETY: a single gs-relative store to this CPU's own word, of the slot this context took
+    // from it (the caller's contract). Not `nomem`: the sheaf accesses before it must stay
+    // before it.
     unsafe {
         core::arch::asm!(
             "mov qword ptr gs:[{off}], {slot}",
@@ -411,7 +404,7 @@ fn in_interrupt_is_true_in_interrupt_handlers_only() {
     let target = other_online_ids().next().expect("a second CPU");
     let seen = Arc::new(AtomicU32::new(0));
     let s = seen.clone();
-    crate::arch::smp::smp_call_function(target, move || {
+    crate::arch::ipi::smp_call_function(target, move || {
         s.store(1 + u32::from(in_interrupt()), Ordering::SeqCst);
     })
     .expect("online");

@@ -140,13 +140,22 @@ impl Fault {
     }
 }
 
+#[cfg(feature = "ktest")]
 unsafe extern "Rust" {
     // Defined by the linker around the `ktests` section that `#[ktest]` fills.
     static __start_ktests: KTest;
     static __stop_ktests: KTest;
 }
 
+/// Every test registered in the kernel, in link order: none in a kernel built without the
+/// `ktest` feature (the one `cargo run` boots).
+#[cfg(not(feature = "ktest"))]
+pub fn all() -> &'static [KTest] {
+    &[]
+}
+
 /// Every test registered in the kernel, in link order.
+#[cfg(feature = "ktest")]
 pub fn all() -> &'static [KTest] {
     let start = &raw const __start_ktests;
     let stop = &raw const __stop_ktests;
@@ -170,6 +179,13 @@ fn current() -> Option<&'static KTest> {
 /// Serves a `ktest=...` request from the command line (`only` is the value of `ktest.only`,
 /// the comma-separated names to run). Never returns: exits QEMU.
 pub fn run_request(request: &str, only: &str) -> ! {
+    if !cfg!(feature = "ktest") {
+        crate::println!(
+            "@@ktest-fail - this kernel was built without its on-target tests \
+             (the `ktest` feature, which `cargo test` turns on)"
+        );
+        exit(ExitCode::Failure)
+    }
     match request {
         "list" => {
             for test in all() {

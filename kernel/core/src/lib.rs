@@ -1,37 +1,41 @@
 //! The Sheaf kernel's core: the one kernel crate that may use `unsafe`.
 //!
 //! Sheaf follows the rule of Asterinas' OSTD: everything that touches the hardware or raw memory
-//! lives here, behind a small safe API, and the kernel's services (the `kernel` crate: RCU,
-//! timers, the shell, the initramfs, the command line, kmalloc's set-up, the tests) are written
-//! in safe Rust on top of it, with `unsafe_code` forbidden by the compiler. A service that needs
-//! `unsafe` gets a small safe API here instead.
+//! lives here, behind a small safe API, and the kernel's services (the `kernel` crate: sleeping,
+//! the scheduling policy, the shell, the initramfs, the command line, kmalloc's set-up, the
+//! tests) are written in safe Rust on top of it, with `unsafe_code` forbidden by the compiler.
+//! A service that needs `unsafe` gets a small safe API here instead, and `docs/safety.md`
+//! argues, for every public safe function here that wraps `unsafe`, why no safe caller can break
+//! memory through it.
 //!
 //! ```text
 //!   kernel/entry  entry point; the extern "C" surface for modules (to come)     unsafe allowed
 //!        │
-//!   kernel        services: rcu, timer, shell, initramfs, cmdline, slab set-up  unsafe forbidden
+//!   kernel        services: sleeping, sched policy, shell, initramfs, cmdline,  unsafe forbidden
+//!        │        slab options
+//!   kcore         this crate, in layers (below)                                 unsafe allowed
 //!        │
-//!   kcore         this crate: arch, cpu, sched, sync, memory, time, console     unsafe allowed
-//!        │
-//!   crates/*      no_std logic tested on the host: slab, buddy, rcu, cpio
+//!   crates/*      no_std logic tested on the host: slab, buddy, rcu, workqueue, kobject, cpio,
+//!                 consts
 //! ```
 //!
-//! Imports run one way, down. Where the core must call up into a service (the timer tick's
-//! work, a context switch or a CPU coming online for RCU, the RCU calls the slab allocator
-//! makes), the service registers a function with the core at start-up ([`Hook`],
-//! [`sync::rcu::set_backend`]): the core never names a service.
+//! Imports run one way, down. Where the core must call up into a service it calls what the
+//! service registered at start-up, for policy only ([`Hook`]: the services' tick;
+//! [`sched::set_policy`]): the core never names a service. Inside the core, imports run down
+//! its layers (checked by `tests/house_rules.rs`, drawn in `docs/README.md`), bottom first:
 //!
-//! Modules, in the order a reader can take them:
-//! - [`memory::layout`]: the virtual-address map and the page size (one owner of each);
-//! - [`cpu`]: per-CPU data through `GS`, preemption counting, CPU numbers;
-//! - [`sync`]: spin locks, sleeping locks, wait queues, completions, RCU's read side;
-//! - [`arch`]: GDT/TSS, IDT and exception handlers, APICs, ACPI tables, SMP start-up, IPIs;
-//! - [`sched`]: kernel threads, run queues and the context switch;
-//! - [`memory`]: the frame and page allocator, page tables, stacks, the bootstrap heap and the
-//!   slab allocator's platform (kmalloc as the global allocator);
-//! - [`time`], [`console`], [`boot`]: the clock and tick, the serial console, boot information;
-//! - [`ktest`], [`panic`], [`selftest`]: the on-target test harness, the panic handler, and the
-//!   core's self-tests that need raw memory (deliberate corruption, raw frees).
+//! 1. base: [`memory::layout`] (the address map), [`boot`], [`time`] (the clock),
+//!    `arch::{vectors, trampoline}`;
+//! 2. CPUs and spin locks: [`cpu`] (per-CPU data through `GS`, preemption counting), `sync::spin`;
+//! 3. hardware and memory: `arch::{acpi, apic, gdt, ipi}`, [`memory`]'s frames, page tables,
+//!    stacks, bootstrap heap and owned mappings ([`memory::vmap`]);
+//! 4. tasks and the slab allocator: [`sched`], [`sync`]'s sleeping locks and RCU
+//!    ([`sync::rcu`], grace periods included: running a callback is what frees an object's
+//!    memory, so only trusted code may decide a grace period has passed), [`workqueue`], the
+//!    slab allocator's platform ([`memory::kmalloc`]), [`kobject`], [`console`];
+//! 5. top: start-up ([`init`], [`start_cpus`]), `arch::{interrupts, smp}` (every interrupt and
+//!    exception handler, the tick, AP bring-up), [`panic`], [`ktest`], [`selftest`] (the core's
+//!    benchmarks, and with the `ktest` feature its self-tests that need raw memory).
 #![no_std]
 #![feature(abi_x86_interrupt)]
 // `Box::try_new` and `Arc::try_new`: spawning a thread fails cleanly when memory is out; and
@@ -53,6 +57,7 @@ pub mod sched;
 pub mod selftest;
 pub mod sync;
 pub mod time;
+pub mod workqueue;
 
 mod hook;
 
@@ -81,14 +86,20 @@ pub fn init(boot_info: &'static mut BootInfo) {
     memory::page_alloc::init_buddy(|addr| arch::acpi::platform().node_of_addr(addr) as usize);
 }
 
-/// Starts the machine running: the boot CPU's local APIC and timer tick, the console's input
-/// interrupt, interrupts on, then every other CPU. Returns how many CPUs are online. Called once
-/// by the services' `init`, after they have registered their hooks (a CPU coming online and the
-/// tick call them at once).
+/// Starts the machine running: RCU's grace-period machine, the boot CPU's local APIC and timer
+/// tick, the console's input interrupt, interrupts on, then every other CPU, then one RCU
+/// callback thread per CPU and the workqueues (their manager thread, the system queues). Returns how many CPUs are online. Called once by the services'
+/// `init`, after the slab allocator is up and the services registered their tick hook (the
+/// tick calls it at once).
 pub fn start_cpus() -> usize {
+    sync::rcu::init();
     arch::apic::init_bsp();
     cpu::set_online();
+    sync::rcu::cpu_online(cpu::current_id());
     console::enable_input_interrupt();
     x86_64::instructions::interrupts::enable();
-    arch::smp::start_aps()
+    let online = arch::smp::start_aps();
+    sync::rcu::start_callback_threads();
+    workqueue::init();
+    online
 }

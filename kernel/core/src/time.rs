@@ -1,9 +1,10 @@
-//! Time: a monotonic clock and the timer tick (sleeping is the services' `timer`).
+//! Time: a monotonic clock (sleeping is the services' `timer`; the tick itself is the timer
+//! interrupt's, `arch::interrupts`).
 //!
 //! Two clocks, as in Linux:
 //! - **`jiffies`**: timer ticks since the tick started, [`HZ`] per second. Every CPU's local
 //!   APIC timer interrupts it [`HZ`] times a second; the boot CPU's tick advances `jiffies`,
-//!   then every CPU's tick runs the services' [`TICK_HOOK`] and the scheduler's tick.
+//!   then every CPU's tick runs the services' [`TICK_HOOK`], RCU's and the scheduler's share.
 //! - **uptime**: the CPU's time-stamp counter (TSC), calibrated at boot against the PIT (count
 //!   TSC cycles across 10 ms of its known 1.193182 MHz clock), for fine-grained real time.
 
@@ -21,21 +22,14 @@ pub fn jiffies() -> u64 {
     JIFFIES.load(Ordering::Acquire)
 }
 
-/// The services' share of every timer tick (timers, RCU), registered once at start-up. It runs
-/// in the timer interrupt, on every CPU, after `jiffies` has moved.
+/// The services' share of every timer tick (timers, the workqueues' timers), registered once at
+/// start-up. It runs in the timer interrupt, on every CPU, after `jiffies` has moved, before
+/// RCU's share (a quiescent state, callbacks woken) and the scheduler's.
 pub static TICK_HOOK: Hook<fn()> = Hook::new();
 
-/// Called by the timer interrupt on every CPU.
-pub(crate) fn tick() {
-    let cpu = crate::cpu::this_cpu();
-    cpu.ticks.fetch_add(1, Ordering::Relaxed);
-    if cpu.id == 0 {
-        JIFFIES.fetch_add(1, Ordering::AcqRel);
-    }
-    if let Some(hook) = TICK_HOOK.get() {
-        hook();
-    }
-    crate::sched::tick();
+/// Advances `jiffies` by one tick (the boot CPU's timer interrupt).
+pub(crate) fn advance_jiffies() {
+    JIFFIES.fetch_add(1, Ordering::AcqRel);
 }
 
 /// Busy-waits for `us` microseconds (for hardware delays; threads should sleep).

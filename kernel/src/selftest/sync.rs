@@ -55,7 +55,7 @@ fn irq_safe_spinlock_shared_by_an_interrupt_handler_and_a_thread() {
     .expect("spawn");
     for _ in 0..IPIS {
         let l = lock.clone();
-        crate::arch::smp::smp_call_function(target, move || *l.lock() += 1).expect("online");
+        crate::arch::ipi::smp_call_function(target, move || *l.lock() += 1).expect("online");
     }
     worker.join();
     assert!(done.load(Ordering::Acquire));

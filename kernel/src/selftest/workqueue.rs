@@ -332,7 +332,7 @@ fn queue_work_from_an_interrupt_handler_runs_the_item() {
     let queued = Arc::new(AtomicUsize::new(0));
     for round in 1..=20 {
         let (w2, q2) = (w.clone(), queued.clone());
-        crate::arch::smp::smp_call_function(target, move || {
+        crate::arch::ipi::smp_call_function(target, move || {
             if queue_work(system_wq(), &w2) {
                 q2.fetch_add(1, Ordering::SeqCst);
             }
@@ -709,7 +709,7 @@ fn the_slab_destroy_work_runs_through_its_rescuer_while_memory_is_exhausted() {
     let executed = workqueue::wq_stats(wq).executed;
     let exhausted = kcore::selftest::exhaust_all_cpus();
     workqueue::FAIL_WORKER_CREATION.store(false, Ordering::SeqCst);
-    // What the core's QUEUE_WORK_HOOK does after a cache destroy linked its head.
+    // What the slab platform does after a cache destroy linked its head.
     workqueue::queue_slab_work();
     let ran = spin_until(|| workqueue::RESCUED.load(Ordering::SeqCst) > rescued);
     exhausted.give_back();

@@ -122,7 +122,7 @@ pub(super) fn cpus(_: &[&str]) {
             "{:>4} {:>7} {:>5} {:>7} {:>10} {:>10}",
             c.id,
             c.apic_id.load(Relaxed),
-            c.node(),
+            kcore::memory::numa::cpu_to_node(c.id),
             if c.is_online() { "yes" } else { "no" },
             c.ticks.load(Relaxed),
             c.context_switches.load(Relaxed)
@@ -135,7 +135,7 @@ pub(super) fn numa(_: &[&str]) {
     println!("{nodes} NUMA node(s)");
     for node in 0..nodes {
         let cpus: Vec<String> = crate::cpu::all()
-            .filter(|c| c.node() == node)
+            .filter(|c| kcore::memory::numa::cpu_to_node(c.id) == node)
             .map(|c| alloc::format!("{}", c.id))
             .collect();
         let mem = crate::memory::numa::node_memory(node);

@@ -62,10 +62,13 @@ fn with_local<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
 /// every I/O APIC input.
 pub(crate) fn init_bsp() {
     let platform = super::acpi::platform();
-    let base = crate::memory::paging::map_mmio(
-        PhysAddr::new(platform.local_apic_address),
-        PAGE_SIZE as u64,
-    )
+    // SAFETY: the address ACPI gives for the local APIC is its register page, not RAM.
+    let base = unsafe {
+        crate::memory::paging::map_mmio(
+            PhysAddr::new(platform.local_apic_address),
+            PAGE_SIZE as u64,
+        )
+    }
     .expect("memory to map the local APIC");
     XAPIC_BASE.store(base.as_u64(), Ordering::Relaxed);
     init_local();
@@ -77,8 +80,10 @@ pub(crate) fn init_bsp() {
 
     let mut list = alloc::vec::Vec::new();
     for io in &platform.io_apics {
-        let virt = crate::memory::paging::map_mmio(PhysAddr::new(io.address), PAGE_SIZE as u64)
-            .expect("memory to map an I/O APIC");
+        // SAFETY: the address ACPI gives for an I/O APIC is its register page, not RAM.
+        let virt =
+            unsafe { crate::memory::paging::map_mmio(PhysAddr::new(io.address), PAGE_SIZE as u64) }
+                .expect("memory to map an I/O APIC");
         // SAFETY: `virt` maps this I/O APIC's registers uncached, for ever; this is the only
         // `IoApic` for them.
         let mut ioapic = unsafe { IoApic::new(virt.as_u64()) };
@@ -104,7 +109,7 @@ pub(crate) fn init_bsp() {
 }
 
 /// Whether the local APICs run in x2APIC mode.
-pub fn is_x2apic() -> bool {
+pub(crate) fn is_x2apic() -> bool {
     static X2APIC: Once<bool> = Once::new();
     // CPUID leaf 1, ECX bit 21: x2APIC supported (the x2apic crate then picks that mode).
     *X2APIC.call_once(|| core::arch::x86_64::__cpuid(1).ecx & (1 << 21) != 0)
@@ -169,7 +174,7 @@ pub(crate) fn start_timer() {
 }
 
 /// The calling CPU's local APIC id.
-pub fn id() -> u32 {
+pub(crate) fn id() -> u32 {
     // SAFETY: reading the ID register has no side effects.
     let raw = with_local(|lapic| unsafe { lapic.id() });
     // The `x2apic` crate returns the raw register: in xAPIC mode the id is its top byte.
@@ -184,32 +189,32 @@ fn icr_destination(apic_id: u32) -> u32 {
 }
 
 /// Signals the end of the interrupt being handled.
-pub fn eoi() {
+pub(crate) fn eoi() {
     // SAFETY: called at the end of an interrupt handler, once per interrupt.
     with_local(|lapic| unsafe { lapic.end_of_interrupt() });
 }
 
 /// Sends interrupt `vector` to the CPU with local APIC id `apic_id`.
-pub fn send_ipi(apic_id: u32, vector: u8) {
+pub(crate) fn send_ipi(apic_id: u32, vector: u8) {
     // SAFETY: the vector has a handler on every CPU.
     with_local(|lapic| unsafe { lapic.send_ipi(vector, icr_destination(apic_id)) });
 }
 
 /// Sends the INIT IPI that resets an application processor to wait for a start-up IPI.
-pub fn send_init(apic_id: u32) {
+pub(crate) fn send_init(apic_id: u32) {
     // SAFETY: resets a CPU that has not been started (or must be restarted).
     with_local(|lapic| unsafe { lapic.send_init_ipi(icr_destination(apic_id)) });
 }
 
 /// Sends a start-up IPI: the target starts in real mode at physical address `page << 12`.
-pub fn send_startup(apic_id: u32, page: u8) {
+pub(crate) fn send_startup(apic_id: u32, page: u8) {
     // SAFETY: the caller placed start-up code at that page.
     with_local(|lapic| unsafe { lapic.send_sipi(page, icr_destination(apic_id)) });
 }
 
 /// Routes ISA IRQ `irq` to `vector` on the CPU with local APIC id `apic_id`, honouring the
 /// firmware's overrides (GSI, polarity, trigger), and unmasks it.
-pub fn route_isa_irq(irq: u8, vector: u8, apic_id: u32) {
+pub(crate) fn route_isa_irq(irq: u8, vector: u8, apic_id: u32) {
     let route = super::acpi::platform().isa_irq(irq);
     let Some(ioapics) = IO_APICS.get() else {
         return;

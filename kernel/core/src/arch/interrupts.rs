@@ -114,9 +114,27 @@ fn fatal(fault: Fault, frame: &InterruptStackFrame, code: Option<u64>) -> ! {
     panic!("unhandled CPU exception: {}", fault.description());
 }
 
+/// The timer tick, on every CPU: the top of the core, which calls into every layer below.
+/// The boot CPU's advances `jiffies`; then the services' share (timers), RCU's (a quiescent
+/// state, callbacks woken) and the scheduler's (the time slice).
+fn tick() {
+    let cpu = crate::cpu::this_cpu();
+    cpu.ticks
+        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    if cpu.id == 0 {
+        crate::time::advance_jiffies();
+    }
+    if let Some(hook) = crate::time::TICK_HOOK.get() {
+        hook();
+    }
+    crate::workqueue::tick();
+    crate::sync::rcu::tick();
+    crate::sched::tick();
+}
+
 extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
     crate::cpu::irq_enter();
-    crate::time::tick();
+    tick();
     super::apic::eoi();
     crate::cpu::irq_leave();
     crate::sched::irq_exit();
@@ -132,7 +150,7 @@ extern "x86-interrupt" fn reschedule(_frame: InterruptStackFrame) {
 
 extern "x86-interrupt" fn call_function(_frame: InterruptStackFrame) {
     crate::cpu::irq_enter();
-    super::smp::handle_call_function();
+    super::ipi::handle_call_function();
     super::apic::eoi();
     crate::cpu::irq_leave();
     crate::sched::irq_exit();

@@ -4,6 +4,7 @@ pub mod acpi;
 pub mod apic;
 pub mod gdt;
 pub mod interrupts;
+pub mod ipi;
 pub mod smp;
 pub mod step;
 mod trampoline;

@@ -1,5 +1,5 @@
-//! Multiprocessor support: starting the application processors (APs), and inter-processor
-//! interrupts (IPIs) to reschedule, call a function on another CPU, or flush its TLB.
+//! Multiprocessor start-up: bringing the application processors (APs) online. The
+//! inter-processor interrupts they then exchange are [`super::ipi`]'s.
 //!
 //! Start-up follows the classic INIT-SIPI-SIPI sequence: the boot CPU copies the trampoline
 //! ([`super::trampoline`]) to a page below 1 MiB, fills in the AP's stack and entry point,
@@ -8,18 +8,14 @@
 //! report in (a second start-up IPI follows if it has not). APs start one at a time, since
 //! they share the trampoline page.
 
-use alloc::boxed::Box;
-use alloc::collections::VecDeque;
-use alloc::sync::Arc;
 use bootloader_api::info::MemoryRegionKind;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use x86_64::PhysAddr;
 
-use super::{apic, vectors};
-use crate::cpu::{self, Cpu, MAX_CPUS};
+use super::apic;
+use crate::cpu::{self, MAX_CPUS};
 use crate::memory::PAGE_SIZE;
 use crate::memory::stack::KernelStack;
-use crate::sync::IrqSpinLock;
 
 /// Set by an AP once it runs kernel code on its own stack.
 static AP_STARTED: AtomicBool = AtomicBool::new(false);
@@ -35,7 +31,9 @@ pub(crate) fn start_aps() -> usize {
         log::error!("no free page below 1 MiB for the AP trampoline; running on one CPU");
         return 1;
     };
-    if crate::memory::paging::map_identity(page).is_err() {
+    // SAFETY: `trampoline_page` found a free page below 1 MiB that nothing else uses; it is
+    // the trampoline's until `unmap_identity` below.
+    if unsafe { crate::memory::paging::map_identity(page) }.is_err() {
         log::error!("cannot map the AP trampoline; running on one CPU");
         return 1;
     }
@@ -158,109 +156,12 @@ extern "C" fn ap_entry(id: u64) -> ! {
         "CPU {} online (APIC id {}, node {})",
         cpu.id,
         apic::id(),
-        cpu.node()
+        crate::memory::numa::cpu_to_node(cpu.id)
     );
     cpu::set_online();
+    // Grace periods wait for this CPU from now on (it reports quiescent states).
+    crate::sync::rcu::cpu_online(cpu.id);
     crate::sched::idle_loop()
-}
-
-/// Asks `cpu` to run its scheduler (a thread became runnable there).
-pub fn send_reschedule(cpu: &Cpu) {
-    if cpu.is_online() {
-        apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), vectors::RESCHEDULE);
-    }
-}
-
-/// A function queued for another CPU.
-struct CallRequest {
-    func: IrqSpinLock<Option<Box<dyn FnOnce() + Send>>>,
-    done: AtomicBool,
-}
-
-/// Per-CPU queues of function calls, run by the CALL_FUNCTION IPI handler.
-static CALL_QUEUES: [IrqSpinLock<VecDeque<Arc<CallRequest>>>; MAX_CPUS] =
-    [const { IrqSpinLock::new(VecDeque::new()) }; MAX_CPUS];
-
-/// Error from [`smp_call_function`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallError {
-    /// No such CPU, or it is not online.
-    Offline,
-}
-
-/// Runs `f` on CPU `target` (in its interrupt context, interrupts off) and waits until it has
-/// run. On the calling CPU itself it runs directly. Must be called with interrupts enabled,
-/// or two CPUs calling each other would wait for ever.
-pub fn smp_call_function(
-    target: usize,
-    f: impl FnOnce() + Send + 'static,
-) -> Result<(), CallError> {
-    let cpu = cpu::cpu(target)
-        .filter(|c| c.is_online())
-        .ok_or(CallError::Offline)?;
-    let request = Arc::new(CallRequest {
-        func: IrqSpinLock::new(Some(Box::new(f))),
-        done: AtomicBool::new(false),
-    });
-    {
-        let _pin = cpu::PreemptGuard::new();
-        if cpu::current_id() == target {
-            let _irq = crate::sync::IrqSave::new();
-            run(&request);
-            return Ok(());
-        }
-        CALL_QUEUES[target].lock().push_back(request.clone());
-        apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), vectors::CALL_FUNCTION);
-    }
-    while !request.done.load(Ordering::Acquire) {
-        core::hint::spin_loop();
-    }
-    Ok(())
-}
-
-fn run(request: &CallRequest) {
-    let func = request.func.lock().take();
-    if let Some(func) = func {
-        func();
-    }
-    request.done.store(true, Ordering::Release);
-}
-
-/// The CALL_FUNCTION IPI handler's work: run everything queued for this CPU.
-pub(crate) fn handle_call_function() {
-    let id = cpu::current_id();
-    loop {
-        let request = CALL_QUEUES[id].lock().pop_front();
-        match request {
-            Some(request) => run(&request),
-            None => break,
-        }
-    }
-}
-
-/// Runs `f` on every online CPU (including this one) and waits for all.
-pub fn on_each_cpu(f: impl Fn() + Send + Sync + 'static) {
-    let f = Arc::new(f);
-    for c in cpu::online() {
-        let f = f.clone();
-        // An online CPU stays online, so this cannot fail.
-        let _ = smp_call_function(c.id, move || f());
-    }
-}
-
-/// Number of TLB shoot-downs performed (for tests and statistics).
-pub static TLB_SHOOTDOWNS: AtomicUsize = AtomicUsize::new(0);
-
-/// Flushes the TLB entries of `pages` kernel pages starting at `start` on every CPU: the
-/// shoot-down that must follow any change or removal of a kernel mapping that other CPUs may
-/// have cached.
-pub fn flush_tlb_kernel_range(start: x86_64::VirtAddr, pages: u64) {
-    TLB_SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
-    on_each_cpu(move || {
-        for i in 0..pages {
-            x86_64::instructions::tlb::flush(start + i * PAGE_SIZE as u64);
-        }
-    });
 }
 
 #[crate::ktest(smp = 4)]
@@ -280,21 +181,4 @@ fn all_cpus_come_online_with_smp_8() {
         .map(|c| c.apic_id.load(Ordering::Relaxed))
         .collect();
     assert_eq!(online.len(), 8, "all 8 CPUs are online: {online:?}");
-}
-
-#[crate::ktest]
-fn ipi_function_call_runs_on_the_target_cpu() {
-    for target in cpu::all().map(|c| c.id) {
-        let ran_on = Arc::new(AtomicUsize::new(usize::MAX));
-        let out = ran_on.clone();
-        smp_call_function(target, move || {
-            out.store(cpu::current_id(), Ordering::SeqCst)
-        })
-        .expect("online");
-        assert_eq!(ran_on.load(Ordering::SeqCst), target);
-    }
-    assert_eq!(
-        smp_call_function(MAX_CPUS - 1, || {}),
-        Err(CallError::Offline)
-    );
 }

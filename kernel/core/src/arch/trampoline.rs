@@ -122,7 +122,7 @@ unsafe extern "C" {
 }
 
 /// The trampoline's machine code, to copy to its page.
-pub fn code() -> &'static [u8] {
+pub(crate) fn code() -> &'static [u8] {
     let start = addr_of!(ap_trampoline_start);
     let end = addr_of!(ap_trampoline_end);
     // SAFETY: the two symbols bound the trampoline's bytes in the kernel's text, which is
@@ -131,7 +131,7 @@ pub fn code() -> &'static [u8] {
 }
 
 /// Byte offsets of the parameter block's fields within the trampoline.
-pub struct Params {
+pub(crate) struct Params {
     /// Physical address of the level-4 page table (must be below 4 GiB).
     pub cr3: usize,
     /// Initial stack pointer.
@@ -143,7 +143,7 @@ pub struct Params {
 }
 
 /// Where in the copied page each parameter goes.
-pub fn params() -> Params {
+pub(crate) fn params() -> Params {
     let start = addr_of!(ap_trampoline_start) as usize;
     Params {
         cr3: addr_of!(ap_trampoline_cr3) as usize - start,

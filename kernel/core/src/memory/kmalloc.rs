@@ -71,7 +71,12 @@ pub struct FastPinned {
 impl Drop for FastPinned {
     #[inline(always)]
     fn drop(&mut self) {
-        crate::cpu::slab_fast_path_exit(self.slot);
+        // SAFETY: `pin_fast` made this guard with what `slab_fast_path_enter` returned, and
+        // nothing else can make one (private fields). The guard is not `Send`, and while the
+        // slot is taken the thread is neither preempted nor allowed to sleep (`schedule`
+        // asserts `preemptible`), so it drops on the CPU and in the context that took the slot,
+        // once; a nested hold got 0 and puts 0 back.
+        unsafe { crate::cpu::slab_fast_path_exit(self.slot) };
     }
 }
 
@@ -198,9 +203,14 @@ unsafe impl slab::Platform for KernelPlatform {
     }
 
     unsafe fn set_page_owner(&self, ptr: NonNull<u8>, order: u32, owner: usize) {
-        if let Some(phys) = crate::memory::virt_to_phys(VirtAddr::from_ptr(ptr.as_ptr()))
-            && let Err(err) = crate::memory::page_alloc::set_owner(phys, order as usize, owner)
-        {
+        let Some(phys) = crate::memory::virt_to_phys(VirtAddr::from_ptr(ptr.as_ptr())) else {
+            log::error!("slab: set_page_owner({:p}) outside the physical map", ptr);
+            return;
+        };
+        // SAFETY: the slab allocator owns the block (from `alloc_pages`) and names its own
+        // descriptor or 0 (`set_page_owner`'s contract).
+        let result = unsafe { crate::memory::page_alloc::set_owner(phys, order as usize, owner) };
+        if let Err(err) = result {
             log::error!("slab: set_page_owner({:p}): {err}", ptr);
         }
     }
@@ -319,40 +329,40 @@ pub static SHEAF_KMEM_CACHE_LAYOUT: [u64; 2] = [KMEM_CACHE_SIZE as u64, KMEM_CAC
 /// themselves, so that queueing never allocates. Taken with interrupts off.
 static SLAB_WORK: IrqSpinLock<HeadQueue> = IrqSpinLock::new(HeadQueue::new());
 
-/// How the slab allocator's pending work reaches the services' workqueues: a function that
-/// queues their one work item for it (Linux's `slab_caches_to_rcu_destroy_work`) on
-/// `system_wq`, registered once at start-up. The work item runs [`run_slab_work`].
-pub static QUEUE_WORK_HOOK: crate::Hook<fn()> = crate::Hook::new();
-
-/// `KernelPlatform::queue_work_head`: links `head` on the pending list and, once the services'
-/// workqueues are up, queues their work item for the list. Before that the head waits: the
-/// workqueues' start-up queues the item if the list is not empty (no cache is destroyed
-/// asynchronously before then; if one were, its slabs would only be freed a little later).
-/// Allocates nothing.
+/// `KernelPlatform::queue_work_head`: links `head` on the pending list and queues the
+/// workqueues' one work item for the list (Linux's `slab_caches_to_rcu_destroy_work`,
+/// [`crate::workqueue::queue_slab_work`]), which runs [`run_slab_work`]. Before the workqueues
+/// are up the head waits: their start-up queues the item if the list is not empty (no cache is
+/// destroyed asynchronously before then; if one were, its slabs would only be freed a little
+/// later). Allocates nothing.
 ///
 /// # Safety
 /// As for [`slab::Platform::queue_work_head`].
 unsafe fn queue_slab_work(head: NonNull<CallbackHead>, func: CallbackFunc) {
-    let kick = {
+    {
         let mut work = SLAB_WORK.lock();
         // SAFETY: the caller hands the head over (not queued already) until `func` runs.
         unsafe {
             CallbackHead::set_func(head, func);
             work.push_back(head);
         }
-        // Read under the lock: either the hook is seen here, or the start-up's check of the
-        // list (under the lock, after setting the hook) sees this head.
-        QUEUE_WORK_HOOK.get()
-    };
-    if let Some(kick) = kick {
-        kick();
     }
+    // After the push's lock: either the workqueues' start-up checked the list (under the lock)
+    // after this push and queues the item itself, or it took the lock before us, after making
+    // the item, which this call then sees.
+    crate::workqueue::queue_slab_work();
 }
 
 /// Runs every pending head of the slab allocator, oldest first, including those queued
 /// meanwhile: the function of the services' work item. Process context (the heads' functions
 /// sleep).
 pub fn run_slab_work() {
+    // The heads' functions sleep and were queued for process context: refuse anything else
+    // rather than run them where their contract does not hold.
+    assert!(
+        !crate::cpu::in_interrupt() && crate::cpu::preemptible(),
+        "run_slab_work needs process context"
+    );
     loop {
         let head = SLAB_WORK.lock().pop_front();
         let Some(head) = head else { return };

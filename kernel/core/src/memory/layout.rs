@@ -7,8 +7,6 @@
 //!                       │ `memory::phys_to_virt`), boot information, boot stack, ramdisk│
 //! 0xffff_c000_0000_0000 ├───────────────────────────────────────────────────────────────┤
 //!                       │ HEAP: the bootstrap heap (4 MiB)                              │
-//! 0xffff_c400_0000_0000 ├───────────────────────────────────────────────────────────────┤
-//!                       │ BENCH_HEAP: the benchmark's linked_list_allocator (24 MiB)    │
 //! 0xffff_c800_0000_0000 ├───────────────────────────────────────────────────────────────┤
 //!                       │ KERNEL_STACKS: 65536 slots of 128 KiB, each a 64 KiB stack    │
 //!                       │ over an unmapped guard                                        │
@@ -24,19 +22,18 @@
 //! 0xffff_ffff_8000_0000 ├───────────────────────────────────────────────────────────────┤
 //!                       │ KERNEL_IMAGE: the kernel ELF (512 MiB, as Linux's text map)   │
 //! 0xffff_ffff_a000_0000 ├───────────────────────────────────────────────────────────────┤
-//!                       │ MODULES: loadable modules (reserved), in the top 2 GiB so     │
-//!                       │ code built with `-mcmodel=kernel` reaches the kernel          │
+//!                       │ MODULES: owned mappings (`memory::vmap`): loadable modules,   │
+//!                       │ the benchmark heap; in the top 2 GiB so code built with       │
+//!                       │ `-mcmodel=kernel` reaches the kernel                          │
 //! 0xffff_ffff_ff00_0000 ┴───────────────────────────────────────────────────────────────┘
 //! ```
 //!
 //! Every range here is used by exactly one module, which takes its bounds from this file; the
 //! compile-time checks at the bottom keep the ranges in order and apart.
 
-/// Size of a page (and of a page frame): 4 KiB. The slab and buddy crates' page sizes are
-/// checked against it below.
-pub const PAGE_SIZE: usize = 4096;
-/// log2 of [`PAGE_SIZE`].
-pub const PAGE_SHIFT: u32 = 12;
+// The size of a page (and of a page frame), 4 KiB, and its log2: owned by the `consts` crate,
+// which the slab, buddy and kobject crates use too.
+pub use consts::{PAGE_SHIFT, PAGE_SIZE};
 
 /// A range of virtual addresses: `start..end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,11 +67,6 @@ pub const HEAP: VirtRange = VirtRange {
     start: 0xffff_c000_0000_0000,
     end: 0xffff_c000_0000_0000 + 4 * 1024 * 1024,
 };
-/// The benchmark's `linked_list_allocator` heap (`memory::heap::benchmark_heap`).
-pub const BENCH_HEAP: VirtRange = VirtRange {
-    start: 0xffff_c400_0000_0000,
-    end: 0xffff_c400_0000_0000 + 24 * 1024 * 1024,
-};
 /// Kernel stacks with guard pages (`memory::stack`).
 pub const KERNEL_STACKS: VirtRange = VirtRange {
     start: 0xffff_c800_0000_0000,
@@ -98,20 +90,20 @@ pub const SLAB_META: VirtRange = VirtRange {
 /// The kernel image: the top 2 GiB begin here, where code built with the kernel code model
 /// reaches the kernel with 32-bit displacements.
 pub const KERNEL_IMAGE: VirtRange = VirtRange {
-    start: 0xffff_ffff_8000_0000,
+    start: consts::KERNEL_BASE,
     end: 0xffff_ffff_a000_0000,
 };
-/// Reserved for loadable modules (Linux's `MODULES_VADDR`..`MODULES_END`).
+/// Owned mappings with permissions (`memory::vmap::KernelMapping`): loadable modules (Linux's
+/// `MODULES_VADDR`..`MODULES_END`), and other code's pages that must go back when done.
 pub const MODULES: VirtRange = VirtRange {
     start: 0xffff_ffff_a000_0000,
     end: 0xffff_ffff_ff00_0000,
 };
 
 /// The ranges in address order (for the checks below and for anyone who wants to list them).
-pub const ALL: [(&str, VirtRange); 9] = [
+pub const ALL: [(&str, VirtRange); 8] = [
     ("bootloader", BOOTLOADER_DYNAMIC),
     ("heap", HEAP),
-    ("bench heap", BENCH_HEAP),
     ("kernel stacks", KERNEL_STACKS),
     ("mmio", MMIO),
     ("scratch", SCRATCH),
@@ -131,9 +123,4 @@ const _: () = {
         }
         i += 1;
     }
-    assert!(PAGE_SIZE == 1 << PAGE_SHIFT);
-    assert!(
-        PAGE_SIZE == slab::PAGE_SIZE,
-        "the slab crate's page is the kernel's page"
-    );
 };

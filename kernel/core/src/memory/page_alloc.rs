@@ -216,7 +216,7 @@ fn add_by_node(
 /// Allocates 2^`order` contiguous, naturally aligned frames, from `node` if it has them (the
 /// calling CPU's node when `None`), else from another node.
 pub fn alloc_pages(order: usize, node: Option<usize>) -> Result<PhysAddr, AllocError> {
-    let node = node.unwrap_or_else(|| crate::cpu::this_cpu().node());
+    let node = node.unwrap_or_else(|| super::numa::cpu_to_node(crate::cpu::current_id()));
     let mut guard = PAGES.lock();
     let pages = guard.as_mut().ok_or(AllocError::OutOfMemory)?;
     match &mut pages.allocator {
@@ -250,7 +250,17 @@ pub unsafe fn free_pages(addr: PhysAddr, order: usize) -> Result<(), FreeError> 
 /// Records `owner` for every page of the allocated block at `addr` (0 clears it), so that
 /// [`owner`] maps any address inside the block back to it in O(1) (the slab allocator stores
 /// its cache or slab there).
-pub fn set_owner(addr: PhysAddr, order: usize, owner: usize) -> Result<(), FreeError> {
+///
+/// # Safety
+/// `kfree` trusts the owner word: it takes a non-zero word for the slab descriptor of the
+/// block and follows it. The caller owns the block (it came from [`alloc_pages`] and is not
+/// freed) and `owner` is 0 or what the slab allocator's `Platform::set_page_owner` was given
+/// for it (crate-private: only the slab platform writes owner words).
+pub(crate) unsafe fn set_owner(
+    addr: PhysAddr,
+    order: usize,
+    owner: usize,
+) -> Result<(), FreeError> {
     let pfn = (addr.as_u64() / FRAME_SIZE) as usize;
     let mut guard = PAGES.lock();
     match guard.as_mut().map(|p| &mut p.allocator) {

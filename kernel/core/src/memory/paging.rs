@@ -78,7 +78,7 @@ fn map_zeroed(
 ///
 /// Returns an error if memory runs out or a page is already mapped; the pages mapped before
 /// the error stay mapped.
-pub fn map_fresh(start: VirtAddr, pages: u64) -> Result<(), MapToError<Size4KiB>> {
+pub(crate) fn map_fresh(start: VirtAddr, pages: u64) -> Result<(), MapToError<Size4KiB>> {
     let mut guard = MAPPER.lock();
     let mapper = guard.as_mut().expect("paging::init has not run");
     let first = Page::<Size4KiB>::containing_address(start);
@@ -91,7 +91,7 @@ pub fn map_fresh(start: VirtAddr, pages: u64) -> Result<(), MapToError<Size4KiB>
 /// Maps the pages of `pages` pages from `start` that are not mapped yet to fresh, zeroed
 /// frames (what [`map_fresh`] left undone when memory ran out). Pages already mapped are
 /// kept as they are.
-pub fn map_fresh_missing(start: VirtAddr, pages: u64) -> Result<(), MapToError<Size4KiB>> {
+pub(crate) fn map_fresh_missing(start: VirtAddr, pages: u64) -> Result<(), MapToError<Size4KiB>> {
     let mut guard = MAPPER.lock();
     let mapper = guard.as_mut().expect("paging::init has not run");
     let first = Page::<Size4KiB>::containing_address(start);
@@ -108,7 +108,14 @@ static MMIO_NEXT: SpinLock<u64> = SpinLock::new(layout::MMIO.start);
 
 /// Maps `len` bytes of device registers at physical address `phys`, uncached, and returns
 /// the virtual address of `phys`.
-pub fn map_mmio(phys: x86_64::PhysAddr, len: u64) -> Result<VirtAddr, MapToError<Size4KiB>> {
+///
+/// # Safety
+/// `phys..phys + len` is device memory (registers), not RAM: a second, uncached, writable
+/// mapping of RAM would let the caller write memory that others own.
+pub(crate) unsafe fn map_mmio(
+    phys: x86_64::PhysAddr,
+    len: u64,
+) -> Result<VirtAddr, MapToError<Size4KiB>> {
     let first = PhysFrame::<Size4KiB>::containing_address(phys);
     let last = PhysFrame::<Size4KiB>::containing_address(phys + len.max(1) - 1u64);
     let pages = last - first + 1;
@@ -127,8 +134,9 @@ pub fn map_mmio(phys: x86_64::PhysAddr, len: u64) -> Result<VirtAddr, MapToError
         | PageTableFlags::WRITE_THROUGH;
     let first_page = Page::<Size4KiB>::containing_address(VirtAddr::new(start));
     for (i, frame) in PhysFrame::range_inclusive(first, last).enumerate() {
-        // SAFETY: the virtual range was just reserved for this mapping; mapping device
-        // registers uncached has no effect on memory the kernel uses.
+        // SAFETY: the virtual range was just reserved for this mapping; the frames are device
+        // registers (the caller's contract), so mapping them uncached touches no memory the
+        // kernel uses.
         unsafe {
             mapper
                 .map_to(first_page + i as u64, frame, flags, &mut Frames)?
@@ -141,13 +149,17 @@ pub fn map_mmio(phys: x86_64::PhysAddr, len: u64) -> Result<VirtAddr, MapToError
 /// Maps the 4 KiB page at physical address `phys` at the same virtual address, executable.
 /// Used for the application-processor start-up trampoline, which runs at its physical
 /// address while it switches paging on. Undo with [`unmap_identity`].
-pub fn map_identity(phys: x86_64::PhysAddr) -> Result<(), MapToError<Size4KiB>> {
+///
+/// # Safety
+/// The caller owns the frame at `phys` for as long as it stays mapped: the mapping is writable
+/// and executable, so anything written there can run.
+pub(crate) unsafe fn map_identity(phys: x86_64::PhysAddr) -> Result<(), MapToError<Size4KiB>> {
     let frame = PhysFrame::<Size4KiB>::containing_address(phys);
     let page = Page::<Size4KiB>::containing_address(VirtAddr::new(phys.as_u64()));
     let mut guard = MAPPER.lock();
     let mapper = guard.as_mut().expect("paging::init has not run");
     // SAFETY: the page is in the lower half, which the kernel otherwise leaves unmapped, and
-    // maps memory the caller owns.
+    // maps memory the caller owns (the caller's contract).
     unsafe {
         mapper
             .map_to(
@@ -162,7 +174,7 @@ pub fn map_identity(phys: x86_64::PhysAddr) -> Result<(), MapToError<Size4KiB>> 
 }
 
 /// Removes a mapping made by [`map_identity`] (from this CPU's TLB too).
-pub fn unmap_identity(phys: x86_64::PhysAddr) {
+pub(crate) fn unmap_identity(phys: x86_64::PhysAddr) {
     let page = Page::<Size4KiB>::containing_address(VirtAddr::new(phys.as_u64()));
     let mut guard = MAPPER.lock();
     let mapper = guard.as_mut().expect("paging::init has not run");
@@ -172,18 +184,30 @@ pub fn unmap_identity(phys: x86_64::PhysAddr) {
 }
 
 /// Maps the kernel page at `virt` to `frame` (writable, not executable).
-pub fn map_page(virt: VirtAddr, frame: PhysFrame) -> Result<(), MapToError<Size4KiB>> {
+///
+/// # Safety
+/// The caller owns `frame` and the virtual page `virt` (no other code expects it unmapped,
+/// as a guard page, or mapped elsewhere) for as long as the mapping stays.
+#[cfg(feature = "ktest")]
+pub(crate) unsafe fn map_page(
+    virt: VirtAddr,
+    frame: PhysFrame,
+) -> Result<(), MapToError<Size4KiB>> {
     let page = Page::<Size4KiB>::containing_address(virt);
     let mut guard = MAPPER.lock();
     let mapper = guard.as_mut().expect("paging::init has not run");
-    // SAFETY: the caller owns `frame`; a not-present page needs no TLB flush.
+    // SAFETY: the caller owns `frame` and the page; a not-present page needs no TLB flush.
     unsafe { mapper.map_to(page, frame, DATA, &mut Frames)?.ignore() };
     Ok(())
 }
 
 /// Unmaps the kernel page at `virt` and shoots its translation down on every CPU. Returns the
 /// frame it mapped, which the caller now owns.
-pub fn unmap_page(virt: VirtAddr) -> Option<PhysFrame> {
+///
+/// # Safety
+/// The caller owns the page (it mapped it with [`map_page`]) and nothing uses it any more.
+#[cfg(feature = "ktest")]
+pub(crate) unsafe fn unmap_page(virt: VirtAddr) -> Option<PhysFrame> {
     let page = Page::<Size4KiB>::containing_address(virt);
     let frame = {
         let mut guard = MAPPER.lock();
@@ -193,10 +217,63 @@ pub fn unmap_page(virt: VirtAddr) -> Option<PhysFrame> {
         flush.ignore();
         frame
     };
-    crate::arch::smp::flush_tlb_kernel_range(page.start_address(), 1);
+    crate::arch::ipi::flush_tlb_kernel_range(page.start_address(), 1);
     Some(frame)
 }
 
+/// Sets the flags of `pages` kernel pages from `start` to `flags` and shoots the old
+/// translations down on every CPU. Pages that are not mapped are skipped.
+///
+/// # Safety
+/// The caller owns the pages, and no reference into them relies on the permissions taken away
+/// (no `&mut` into a page made read-only, no code running from a page made non-executable).
+pub(crate) unsafe fn update_flags(start: VirtAddr, pages: usize, flags: PageTableFlags) {
+    let first = Page::<Size4KiB>::containing_address(start);
+    {
+        let mut guard = MAPPER.lock();
+        let mapper = guard.as_mut().expect("paging::init has not run");
+        for page in Page::range(first, first + pages as u64) {
+            // SAFETY: the caller's contract; flushed on every CPU below.
+            if let Ok(flush) = unsafe { mapper.update_flags(page, flags) } {
+                flush.ignore();
+            }
+        }
+    }
+    crate::arch::ipi::flush_tlb_kernel_range(first.start_address(), pages as u64);
+}
+
+/// Unmaps `pages` kernel pages from `start` and hands each page's frame to `free` once the
+/// translation is gone on every CPU (in batches: one shoot-down per 64 pages, nothing
+/// allocated). Pages that are not mapped are skipped.
+///
+/// # Safety
+/// The caller owns the pages and nothing uses them any more.
+pub(crate) unsafe fn unmap_range(start: VirtAddr, pages: usize, mut free: impl FnMut(PhysFrame)) {
+    const BATCH: usize = 64;
+    let first = Page::<Size4KiB>::containing_address(start);
+    let mut done = 0;
+    while done < pages {
+        let count = BATCH.min(pages - done);
+        let batch_start = first + done as u64;
+        let mut frames = [None; BATCH];
+        {
+            let mut guard = MAPPER.lock();
+            let mapper = guard.as_mut().expect("paging::init has not run");
+            for (i, slot) in frames.iter_mut().enumerate().take(count) {
+                if let Ok((frame, flush)) = mapper.unmap(batch_start + i as u64) {
+                    // Flushed on every CPU below, this one included.
+                    flush.ignore();
+                    *slot = Some(frame);
+                }
+            }
+        }
+        crate::arch::ipi::flush_tlb_kernel_range(batch_start.start_address(), count as u64);
+        frames.into_iter().flatten().for_each(&mut free);
+        done += count;
+    }
+}
+
+#[cfg(feature = "ktest")]
 #[crate::ktest]
 fn tlb_shootdown_reaches_every_cpu() {
     use alloc::vec::Vec;
@@ -220,7 +297,7 @@ fn tlb_shootdown_reaches_every_cpu() {
             .map(|c| {
                 let seen = alloc::sync::Arc::new(AtomicU64::new(0));
                 let out = seen.clone();
-                crate::arch::smp::smp_call_function(c.id, move || {
+                crate::arch::ipi::smp_call_function(c.id, move || {
                     // SAFETY: VIRT is mapped (to one of the test frames) while this runs.
                     out.store(
                         unsafe { core::ptr::read_volatile(VIRT as *const u64) },
@@ -232,19 +309,23 @@ fn tlb_shootdown_reaches_every_cpu() {
             })
             .collect()
     };
-    map_page(virt, frames[0]).expect("map");
+    // SAFETY: SCRATCH is the tests' own range and the frames are fresh.
+    unsafe { map_page(virt, frames[0]) }.expect("map");
     assert!(
         read_everywhere().iter().all(|&v| v == 1),
         "every CPU sees the first frame"
     );
-    assert_eq!(unmap_page(virt), Some(frames[0]));
-    map_page(virt, frames[1]).expect("remap");
+    // SAFETY: mapped above, read by nobody now.
+    assert_eq!(unsafe { unmap_page(virt) }, Some(frames[0]));
+    // SAFETY: as for the first mapping.
+    unsafe { map_page(virt, frames[1]) }.expect("remap");
     let seen = read_everywhere();
     assert!(
         seen.iter().all(|&v| v == 2),
         "after the shoot-down every CPU sees the new frame: {seen:?}"
     );
-    assert_eq!(unmap_page(virt), Some(frames[1]));
+    // SAFETY: mapped above, read by nobody now.
+    assert_eq!(unsafe { unmap_page(virt) }, Some(frames[1]));
     for frame in frames {
         // SAFETY: unmapped everywhere, unused.
         unsafe { super::page_alloc::free_frame(frame) };
@@ -253,7 +334,7 @@ fn tlb_shootdown_reaches_every_cpu() {
 
 /// Makes sure the kernel page containing `virt` is mapped, mapping a fresh zeroed frame if it
 /// is not. For sparse tables (such as the slab descriptors) that are filled in on demand.
-pub fn ensure_mapped(virt: VirtAddr) -> Result<(), MapToError<Size4KiB>> {
+pub(crate) fn ensure_mapped(virt: VirtAddr) -> Result<(), MapToError<Size4KiB>> {
     use x86_64::structures::paging::Translate;
     let page = Page::<Size4KiB>::containing_address(virt);
     let mut guard = MAPPER.lock();

@@ -28,11 +28,12 @@ pub use thread::{
 
 use policy::POLICY;
 
-use crate::cpu::{Cpu, this_cpu};
+use crate::cpu::{Cpu, MAX_CPUS, this_cpu};
 use crate::sync::arc_list::ArcList;
 use crate::sync::{IrqSave, IrqSpinLock};
 
-/// A CPU's scheduler state (part of [`Cpu`]).
+/// A CPU's scheduler state: its run queue and whether it must reschedule. The scheduler owns
+/// one per CPU ([`cpu_sched`]); the CPU layer below knows nothing of it.
 pub struct CpuSched {
     rq: IrqSpinLock<RunQueue>,
     need_resched: AtomicBool,
@@ -83,7 +84,7 @@ impl Default for CpuSched {
 pub(crate) fn init_cpu() {
     let cpu = this_cpu();
     let idle = thread::adopt_idle(cpu.id);
-    let mut rq = cpu.sched.rq.lock();
+    let mut rq = cpu_sched(cpu).rq.lock();
     rq.current = Some(idle.clone());
     rq.idle = Some(idle);
 }
@@ -144,8 +145,7 @@ pub fn run_on_each_cpu(name: &str, f: &(dyn Fn() + Sync)) -> Result<(), SpawnErr
 
 /// The calling thread.
 pub fn current() -> ThreadRef {
-    this_cpu()
-        .sched
+    this_sched()
         .current()
         .expect("sched::init_cpu has run on this CPU")
 }
@@ -161,7 +161,7 @@ pub fn idle_loop() -> ! {
         // Look for work with interrupts off, then `sti; hlt` as one step, so a wake-up
         // interrupt arriving between the check and the halt still ends the halt.
         x86_64::instructions::interrupts::disable();
-        if this_cpu().sched.queued() > 0 {
+        if this_sched().queued() > 0 {
             x86_64::instructions::interrupts::enable();
             schedule();
         } else {
@@ -177,22 +177,6 @@ pub fn exit_current() -> ! {
     unreachable!("an exited thread was scheduled again");
 }
 
-/// The services' share of every pass through [`schedule`] (RCU's quiescent state), registered
-/// once at start-up. Runs with interrupts off, before the next thread is picked.
-pub static CONTEXT_SWITCH_HOOK: crate::Hook<fn()> = crate::Hook::new();
-
-/// Called in [`schedule`] when the calling thread is about to block (its state is
-/// [`State::Blocked`]), with the thread (the workqueues' concurrency management: Linux's
-/// `wq_worker_sleeping`). Runs with interrupts off, before the run queue is locked: it may take
-/// spin locks with interrupts off and [`wake`] threads, but must not sleep or spawn. A wake-up
-/// may race with it (the thread may already be runnable again when it runs).
-pub static BLOCK_HOOK: crate::Hook<fn(&Thread)> = crate::Hook::new();
-
-/// Called by [`wake`] after it made a blocked thread runnable, with that thread (Linux's
-/// `wq_worker_running`, here on the waker's side). Runs in the waker's context, which may be an
-/// interrupt handler or [`BLOCK_HOOK`]: same rules as that hook.
-pub static WAKE_HOOK: crate::Hook<fn(&Thread)> = crate::Hook::new();
-
 /// Picks the next thread on this CPU and switches to it.
 pub fn schedule() {
     assert!(
@@ -200,18 +184,19 @@ pub fn schedule() {
         "scheduling while atomic (preemption disabled, or in a slab fast path)"
     );
     let _irq = IrqSave::new();
-    if let Some(hook) = CONTEXT_SWITCH_HOOK.get() {
-        hook();
-    }
-    if let Some(hook) = BLOCK_HOOK.get() {
+    // A context switch is a quiescent state (Linux's `rcu_note_context_switch`).
+    crate::sync::rcu::note_context_switch();
+    {
         let me = current();
         if me.state() == State::Blocked {
-            hook(&me);
+            // A workqueue worker that blocks lets its pool start another (concurrency
+            // management, Linux's `wq_worker_sleeping`).
+            crate::workqueue::on_block(&me);
         }
     }
     let cpu = this_cpu();
-    cpu.sched.need_resched.store(false, Ordering::Relaxed);
-    let mut rq = cpu.sched.rq.lock();
+    cpu_sched(cpu).need_resched.store(false, Ordering::Relaxed);
+    let mut rq = cpu_sched(cpu).rq.lock();
     let prev = rq
         .current
         .clone()
@@ -252,7 +237,7 @@ pub fn schedule() {
 /// Runs on the new thread right after a switch: lets the previous thread be resumed elsewhere
 /// and, if it exited, tells its joiners (its stack is no longer in use).
 fn finish_switch() {
-    let prev = this_cpu().sched.rq.lock().prev.take();
+    let prev = this_sched().rq.lock().prev.take();
     if let Some(prev) = prev {
         prev.on_cpu.store(false, Ordering::Release);
         if prev.state() == State::Exited {
@@ -261,13 +246,25 @@ fn finish_switch() {
     }
 }
 
+/// Every CPU's scheduler state, by CPU id.
+static CPU_SCHED: [CpuSched; MAX_CPUS] = [const { CpuSched::new() }; MAX_CPUS];
+
+/// CPU `cpu`'s scheduler state.
+pub fn cpu_sched(cpu: &Cpu) -> &'static CpuSched {
+    &CPU_SCHED[cpu.id]
+}
+
+/// The calling CPU's scheduler state.
+fn this_sched() -> &'static CpuSched {
+    &CPU_SCHED[crate::cpu::current_id()]
+}
+
 /// Makes a blocked thread runnable again, on its CPU. Does nothing if it is not blocked.
 pub fn wake(thread: &ThreadRef) {
     if thread.transition(State::Blocked, State::Runnable) {
         enqueue(thread, thread.cpu());
-        if let Some(hook) = WAKE_HOOK.get() {
-            hook(thread);
-        }
+        // Linux's `wq_worker_running`, on the waker's side.
+        crate::workqueue::on_wake(thread);
     }
 }
 
@@ -276,7 +273,7 @@ fn enqueue(thread: &ThreadRef, cpu_id: usize) {
     let cpu = crate::cpu::cpu(cpu_id).expect("threads only live on existing CPUs");
     thread.cpu.store(cpu_id, Ordering::Relaxed);
     let idle = {
-        let mut rq = cpu.sched.rq.lock();
+        let mut rq = cpu_sched(cpu).rq.lock();
         rq.queue.push_back(thread.clone());
         rq.current.as_ref().is_none_or(|c| c.idle)
     };
@@ -287,9 +284,9 @@ fn enqueue(thread: &ThreadRef, cpu_id: usize) {
 
 /// Asks `cpu` to reschedule: at once if it is this CPU, by IPI otherwise.
 fn kick(cpu: &Cpu) {
-    cpu.sched.need_resched.store(true, Ordering::Release);
+    cpu_sched(cpu).need_resched.store(true, Ordering::Release);
     if cpu.id != this_cpu().id {
-        crate::arch::smp::send_reschedule(cpu);
+        crate::arch::ipi::send_reschedule(cpu);
     }
 }
 
@@ -314,7 +311,7 @@ fn place_new_thread() -> usize {
 pub(crate) fn tick() {
     let cpu = this_cpu();
     if POLICY.get().is_some_and(|policy| policy.tick_preempts(cpu)) {
-        cpu.sched.need_resched.store(true, Ordering::Relaxed);
+        cpu_sched(cpu).need_resched.store(true, Ordering::Relaxed);
     }
 }
 
@@ -322,7 +319,7 @@ pub(crate) fn tick() {
 /// reschedule is pending and the interrupted code allowed preemption.
 pub(crate) fn irq_exit() {
     let cpu = this_cpu();
-    if crate::cpu::preemptible() && cpu.sched.need_resched.load(Ordering::Relaxed) {
+    if crate::cpu::preemptible() && cpu_sched(cpu).need_resched.load(Ordering::Relaxed) {
         schedule();
     }
 }
@@ -330,7 +327,7 @@ pub(crate) fn irq_exit() {
 /// Called by `preempt_enable` when the count drops to zero: reschedules if one is pending and
 /// interrupts are on (with interrupts off, the next interrupt exit or enable will do it).
 pub(crate) fn preempt_point() {
-    if this_cpu().sched.need_resched.load(Ordering::Relaxed)
+    if this_sched().need_resched.load(Ordering::Relaxed)
         && x86_64::instructions::interrupts::are_enabled()
         && !crate::cpu::slab_fast_path_held()
     {

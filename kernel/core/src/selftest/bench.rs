@@ -4,11 +4,11 @@
 use alloc::vec::Vec;
 use linked_list_allocator::Heap;
 use slab::Gfp;
-use x86_64::VirtAddr;
 
 use super::Rng;
+use crate::memory::PAGE_SIZE;
 use crate::memory::kmalloc::slab;
-use crate::memory::{PAGE_SIZE, layout};
+use crate::memory::vmap::KernelMapping;
 use crate::sync::SpinLock;
 
 /// TSC cycles per kmalloc(64)+kfree pair on the sheaf fast path (the same object every time).
@@ -126,7 +126,8 @@ pub struct BenchReport {
 }
 
 /// Keeps `live` objects of mixed sizes (8..=2048 bytes) and replaces a random one `ops` times,
-/// with kmalloc and with a `linked_list_allocator` heap, in the same run on this CPU.
+/// with kmalloc and with a `linked_list_allocator` heap, in the same run on this CPU. `None`
+/// when memory runs out; the heap's pages go back when it returns.
 pub fn bench(live: usize, ops: usize) -> Option<BenchReport> {
     use core::alloc::Layout;
     let heap = SpinLock::new(benchmark_heap()?);
@@ -141,6 +142,7 @@ pub fn bench(live: usize, ops: usize) -> Option<BenchReport> {
                     .map(|p| p.as_ptr() as usize)
             } else {
                 heap.lock()
+                    .heap
                     .allocate_first_fit(Layout::from_size_align(size, 8).ok()?)
                     .ok()
                     .map(|p| p.as_ptr() as usize)
@@ -155,13 +157,14 @@ pub fn bench(live: usize, ops: usize) -> Option<BenchReport> {
                 // SAFETY: allocated from this heap with this layout above.
                 unsafe {
                     heap.lock()
+                        .heap
                         .deallocate(core::ptr::NonNull::new(ptr as *mut u8)?, layout)
                 };
             }
             Some(())
         };
         // Sizes small enough that both allocators hold `live` objects in the benchmark heap.
-        let max = (BENCH_HEAP_SIZE as usize / 2 / live).clamp(16, 2048);
+        let max = (BENCH_HEAP_SIZE / 2 / live).clamp(16, 2048);
         for _ in 0..live {
             let size = rng.range(8, max);
             objs.push((alloc(size)?, size));
@@ -187,25 +190,29 @@ pub fn bench(live: usize, ops: usize) -> Option<BenchReport> {
     })
 }
 
-/// Where the benchmark heap lives ([`layout::BENCH_HEAP`] in the address map).
-const BENCH_HEAP_START: u64 = layout::BENCH_HEAP.start;
 /// Size of the benchmark heap.
-pub const BENCH_HEAP_SIZE: u64 = layout::BENCH_HEAP.size();
+pub const BENCH_HEAP_SIZE: usize = 24 * 1024 * 1024;
+
+/// A `linked_list_allocator` heap over pages of its own, which go back when it is dropped.
+struct BenchHeap {
+    /// Declared first, so dropped before the pages it manages.
+    heap: Heap,
+    _pages: KernelMapping,
+}
 
 /// A fresh `linked_list_allocator` heap over [`BENCH_HEAP_SIZE`] bytes, for benchmarks that
-/// compare it with kmalloc. Its pages are mapped on first use and kept.
-pub fn benchmark_heap() -> Option<Heap> {
-    static MAPPED: spin::Once<bool> = spin::Once::new();
-    let mapped = *MAPPED.call_once(|| {
-        crate::memory::paging::map_fresh(
-            VirtAddr::new(BENCH_HEAP_START),
-            BENCH_HEAP_SIZE / PAGE_SIZE as u64,
-        )
-        .is_ok()
-    });
-    // SAFETY: the range is mapped for ever and used only by the heap returned here; callers
-    // (the benchmark) use one such heap at a time and drop it before asking for another.
-    mapped.then(|| unsafe { Heap::new(BENCH_HEAP_START as *mut u8, BENCH_HEAP_SIZE as usize) })
+/// compare it with kmalloc; `None` when memory is short.
+fn benchmark_heap() -> Option<BenchHeap> {
+    let mut pages = KernelMapping::new(BENCH_HEAP_SIZE / PAGE_SIZE).ok()?;
+    let memory = pages.as_mut_slice()?;
+    // SAFETY: the pages are the mapping's alone (nothing else has a pointer into them), and
+    // the mapping lives exactly as long as the heap: both are fields of one `BenchHeap`, the
+    // heap dropped first.
+    let heap = unsafe { Heap::new(memory.as_mut_ptr(), memory.len()) };
+    Some(BenchHeap {
+        heap,
+        _pages: pages,
+    })
 }
 
 /// What [`destroy_bench`] measured, in TSC cycles.

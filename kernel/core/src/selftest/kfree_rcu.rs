@@ -237,9 +237,7 @@ fn a_cache_with_kfree_rcu_objects_in_flight_is_destroyed_while_memory_is_exhaust
     // creating a worker allocates (its name, its slot, its thread), which fails when memory is
     // exhausted. Queueing the (empty) slab work now makes the pool's worker while memory is
     // there; it goes idle once the item has run (a pool keeps two workers).
-    if let Some(kick) = crate::memory::kmalloc::QUEUE_WORK_HOOK.get() {
-        kick();
-    }
+    crate::workqueue::queue_slab_work();
     let until = crate::time::uptime_us() + 100_000;
     while crate::time::uptime_us() < until {
         crate::sched::yield_now();

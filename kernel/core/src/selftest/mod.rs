@@ -27,16 +27,26 @@
 
 pub mod bench;
 pub mod freeq;
+#[cfg(feature = "ktest")]
 mod kfree_rcu;
+#[cfg(feature = "ktest")]
 mod kobject;
+#[cfg(feature = "ktest")]
 mod oom;
+#[cfg(feature = "ktest")]
 mod primary_cache;
+#[cfg(feature = "ktest")]
 mod rcu;
+#[cfg(feature = "ktest")]
 mod slab;
 pub mod static_cache;
+#[cfg(feature = "ktest")]
+mod static_setup;
 pub mod storm;
+#[cfg(feature = "ktest")]
 mod sysfs_slab;
 
+#[cfg(feature = "ktest")]
 pub use rcu::{Exhausted, exhaust, exhaust_all_cpus, quiesce};
 
 /// A small deterministic random number generator (xorshift64*).

@@ -297,7 +297,8 @@ fn an_allocation_while_a_fast_path_holds_the_sheaves_leaves_them_alone() {
     let k = slab().kmalloc(100, Gfp::ATOMIC).expect("memory");
     // SAFETY: ours.
     unsafe { slab().kfree(k.as_ptr()) }.expect("kfree");
-    crate::cpu::slab_fast_path_exit(slot);
+    // SAFETY: the slot this context took above, on this CPU (interrupts are off), put back once.
+    unsafe { crate::cpu::slab_fast_path_exit(slot) };
     assert_eq!(
         (c.stat(Stat::AllocFastpath), c.stat(Stat::FreeFastpath)),
         fast,
@@ -363,7 +364,7 @@ fn atomic_kmalloc_in_interrupt_handlers_while_threads_allocate() {
     for round in 0..ROUNDS {
         for &cpu in &others {
             let in_irq = in_irq.clone();
-            crate::arch::smp::smp_call_function(cpu, move || {
+            crate::arch::ipi::smp_call_function(cpu, move || {
                 let mut objs = [core::ptr::null_mut::<u64>(); 4];
                 for o in &mut objs {
                     let p = slab()

@@ -3,13 +3,22 @@
 //! Linux's work items are queued through the `list_head` inside them (`work_struct::entry`);
 //! [`ArcList`] is that, for items shared through `Arc`. An item embeds a [`ListLink`] and says
 //! where it is ([`Linked`]); a list holds one strong reference of every item on it (taken at
-//! push, given back at pop or remove). The services' workqueues keep their pools' lists here,
+//! push, given back at pop or remove). The workqueues keep their pools' lists here,
 //! which makes `queue_work` allocation-free.
 //!
 //! The rule that makes one link per item enough: **an item is on at most one list of a link at
 //! a time** (the workqueue crate guarantees it for work items). Each list has a unique id,
 //! written into the links of its items, so that `remove` can tell whether an item is on *this*
-//! list.
+//! list. The rule is enforced, not assumed: a push claims the link with an atomic
+//! compare-and-swap of that id (a second list's push of the same item panics, whatever locks
+//! the callers hold), and only the list whose id the link holds reads or writes the rest of it.
+//! The link also records the item it was claimed for, and every later use checks it: a
+//! [`Linked`] implementation that hands out another item's link, or a different link each
+//! time, makes the list panic instead of corrupting it. So no safe caller can break a list.
+//!
+//! A list is given back the references it holds as `Arc<T, A>` made with `A::default()`: the
+//! allocator must be zero-sized (checked at compile time), so any value of it is the one the
+//! item was allocated with.
 //!
 //! An item that must be on two lists at once (a work item on a worklist while a stale timer of
 //! it still waits on the timer list, as Linux's `delayed_work` has a `list_head` and a
@@ -18,8 +27,9 @@
 //! use only the links of that marker, so lists of different markers never touch the same
 //! memory.
 //!
-//! A list is used by one owner at a time (`&mut self`), and all the lists of one marker that an
-//! item can move between are used under one lock (the workqueue crate keeps every list behind
+//! A list is used by one owner at a time (`&mut self`). For the item-moving code to be *correct*
+//! (not panic), all the lists of one marker that an item can move between are used under one
+//! lock (the workqueue crate keeps every list behind
 //! its one lock; the kernel's timer list has a lock of its own): a list reads the link of an
 //! item on another list only to see that it is not its own. Lists with a lock each are fine
 //! too where an item moves only in an order those locks make visible: it is taken off one list
@@ -44,6 +54,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The link an item embeds to be on an [`ArcList`] of marker `M` (one link per marker).
 pub struct ListLink<T, M = ()> {
+    /// The id of the list the item is on; 0 when on none. Claimed by compare-and-swap: the
+    /// list whose id this holds owns `inner`.
+    list: AtomicU64,
     inner: UnsafeCell<Links<T>>,
     /// Which lists may use this link (no data: `fn() -> M` keeps `Send`/`Sync` independent of `M`).
     _marker: PhantomData<fn() -> M>,
@@ -52,12 +65,13 @@ pub struct ListLink<T, M = ()> {
 struct Links<T> {
     next: *const T,
     prev: *const T,
-    /// The id of the list the item is on; 0 when on none.
-    list: u64,
+    /// The item the link was claimed for (null when on no list).
+    owner: *const T,
 }
 
-// SAFETY: the links are read and written only by the `ArcList` the item is on, through
-// `&mut ArcList` (one owner at a time); an item on no list is never touched through them.
+// SAFETY: `inner` is read and written only by the `ArcList` whose id `list` holds (claimed by
+// compare-and-swap, released with a release store), through `&mut ArcList` (one owner at a
+// time), or read through `&ArcList` when no `&mut` exists; `list` is atomic.
 unsafe impl<T: Send + Sync, M> Send for ListLink<T, M> {}
 // SAFETY: as above.
 unsafe impl<T: Send + Sync, M> Sync for ListLink<T, M> {}
@@ -66,10 +80,11 @@ impl<T, M> ListLink<T, M> {
     /// A link on no list.
     pub const fn new() -> Self {
         Self {
+            list: AtomicU64::new(0),
             inner: UnsafeCell::new(Links {
                 next: ptr::null(),
                 prev: ptr::null(),
-                list: 0,
+                owner: ptr::null(),
             }),
             _marker: PhantomData,
         }
@@ -84,7 +99,8 @@ impl<T, M> Default for ListLink<T, M> {
 
 /// An item that can be on an [`ArcList`] of marker `M`: where its link for those lists is.
 pub trait Linked<M = ()>: Sized {
-    /// The item's link for the lists of marker `M`.
+    /// The item's link for the lists of marker `M`: a field of `self`, the same one every time
+    /// (a list that finds otherwise panics; see the module docs).
     fn link(&self) -> &ListLink<Self, M>;
 }
 
@@ -139,15 +155,65 @@ impl<T: Linked<M>, M, A: Allocator + Default> ArcList<T, M, A> {
         self.id
     }
 
-    /// The links of the item at `p`.
+    /// The link of the item at `p`, checked to be this list's and claimed for `p`.
     ///
     /// # Safety
-    /// `p` is an item this list holds (a pointer from `Arc::into_raw`, alive while held), or
-    /// the caller owns a reference to it.
-    unsafe fn links<'a>(p: *const T) -> &'a mut Links<T> {
-        // SAFETY: caller contract; `&mut self` of the list (every caller holds it) makes this
-        // the only access to the links of its items.
-        unsafe { &mut *<T as Linked<M>>::link(&*p).inner.get() }
+    /// `p` points at a live item (one this list holds, or one the caller holds a reference to).
+    ///
+    /// # Panics
+    /// If the link is not on this list or was claimed for another item (a [`Linked`] that
+    /// does not return the item's own link every time).
+    unsafe fn links<'a>(&self, p: *const T) -> &'a mut Links<T> {
+        // SAFETY: `p` is live (caller contract).
+        let link = <T as Linked<M>>::link(unsafe { &*p });
+        assert_eq!(
+            link.list.load(Ordering::Acquire),
+            self.id,
+            "an item's link is not on the list that holds the item"
+        );
+        // SAFETY: the link holds this list's id, so this list owns `inner`; every caller holds
+        // `&mut self` (or `&self` with no `&mut` possible), so this is the only access.
+        let links = unsafe { &mut *link.inner.get() };
+        assert!(
+            ptr::eq(links.owner, p),
+            "a Linked implementation returned another item's link"
+        );
+        links
+    }
+
+    /// Claims `item`'s link for this list and takes the reference.
+    ///
+    /// # Panics
+    /// If `item` is on a list already.
+    fn claim(&mut self, item: Arc<T, A>, next: *const T, prev: *const T) -> *const T {
+        const {
+            assert!(
+                core::mem::size_of::<A>() == 0,
+                "the allocator is zero-sized: any value of it is the item's"
+            )
+        };
+        let id = self.id();
+        let p = Arc::into_raw_with_allocator(item).0;
+        // SAFETY: we hold the reference `p` came from.
+        let link = <T as Linked<M>>::link(unsafe { &*p });
+        if link
+            .list
+            .compare_exchange(0, id, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            // SAFETY: the reference taken above, given back before the panic.
+            drop(unsafe { Arc::from_raw_in(p, A::default()) });
+            panic!("an item on two lists");
+        }
+        // SAFETY: the compare-and-swap made this list the link's owner; `&mut self`.
+        unsafe {
+            *link.inner.get() = Links {
+                next,
+                prev,
+                owner: p,
+            }
+        };
+        p
     }
 
     /// Appends `item`.
@@ -155,22 +221,13 @@ impl<T: Linked<M>, M, A: Allocator + Default> ArcList<T, M, A> {
     /// # Panics
     /// If `item` is on a list already.
     pub fn push_back(&mut self, item: Arc<T, A>) {
-        let id = self.id();
-        let p = Arc::into_raw_with_allocator(item).0;
-        // SAFETY: we now hold the reference `p` came from; the last item is ours.
-        unsafe {
-            let l = Self::links(p);
-            assert_eq!(l.list, 0, "an item on two lists");
-            *l = Links {
-                next: ptr::null(),
-                prev: self.last,
-                list: id,
-            };
-            if self.last.is_null() {
-                self.first = p;
-            } else {
-                Self::links(self.last).next = p;
-            }
+        let last = self.last;
+        let p = self.claim(item, ptr::null(), last);
+        if last.is_null() {
+            self.first = p;
+        } else {
+            // SAFETY: the last item is on this list.
+            unsafe { self.links(last).next = p };
         }
         self.last = p;
         self.len += 1;
@@ -181,22 +238,13 @@ impl<T: Linked<M>, M, A: Allocator + Default> ArcList<T, M, A> {
     /// # Panics
     /// If `item` is on a list already.
     pub fn push_front(&mut self, item: Arc<T, A>) {
-        let id = self.id();
-        let p = Arc::into_raw_with_allocator(item).0;
-        // SAFETY: as in `push_back`.
-        unsafe {
-            let l = Self::links(p);
-            assert_eq!(l.list, 0, "an item on two lists");
-            *l = Links {
-                next: self.first,
-                prev: ptr::null(),
-                list: id,
-            };
-            if self.first.is_null() {
-                self.last = p;
-            } else {
-                Self::links(self.first).prev = p;
-            }
+        let first = self.first;
+        let p = self.claim(item, first, ptr::null());
+        if first.is_null() {
+            self.last = p;
+        } else {
+            // SAFETY: the first item is on this list.
+            unsafe { self.links(first).prev = p };
         }
         self.first = p;
         self.len += 1;
@@ -209,22 +257,24 @@ impl<T: Linked<M>, M, A: Allocator + Default> ArcList<T, M, A> {
     unsafe fn unlink(&mut self, p: *const T) -> Arc<T, A> {
         // SAFETY: `p` and its neighbours are on this list (caller contract).
         unsafe {
-            let Links { next, prev, .. } = *Self::links(p);
+            let Links { next, prev, .. } = *self.links(p);
             if prev.is_null() {
                 self.first = next;
             } else {
-                Self::links(prev).next = next;
+                self.links(prev).next = next;
             }
             if next.is_null() {
                 self.last = prev;
             } else {
-                Self::links(next).prev = prev;
+                self.links(next).prev = prev;
             }
-            *Self::links(p) = Links {
+            *self.links(p) = Links {
                 next: ptr::null(),
                 prev: ptr::null(),
-                list: 0,
+                owner: ptr::null(),
             };
+            // The link is free: another list may claim it from now on.
+            <T as Linked<M>>::link(&*p).list.store(0, Ordering::Release);
             self.len -= 1;
             // The reference `push_*` took; its allocator is a zero-sized `Default` value.
             Arc::from_raw_in(p, A::default())
@@ -241,13 +291,7 @@ impl<T: Linked<M>, M, A: Allocator + Default> ArcList<T, M, A> {
     /// Whether `item` is on this list.
     pub fn contains(&self, item: &T) -> bool {
         // A list without an id yet ([`new`](Self::new)) has never held an item.
-        if self.id == 0 {
-            return false;
-        }
-        // SAFETY: the caller holds a reference to `item`, and its links of this marker are
-        // written only under the lock all the lists of the marker share, or in an order that
-        // lock hand-overs make visible (module docs).
-        unsafe { (*<T as Linked<M>>::link(item).inner.get()).list == self.id }
+        self.id != 0 && <T as Linked<M>>::link(item).list.load(Ordering::Acquire) == self.id
     }
 
     /// Removes `item` if it is on this list.
@@ -257,13 +301,13 @@ impl<T: Linked<M>, M, A: Allocator + Default> ArcList<T, M, A> {
         self.contains(item).then(|| unsafe { self.unlink(p) })
     }
 
-    /// The item after `p` (read through the raw link, without a `&mut`).
+    /// The item after `p`.
     ///
     /// # Safety
     /// `p` is on this list.
-    unsafe fn next_of(p: *const T) -> *const T {
-        // SAFETY: caller contract: a live item whose links only this list writes.
-        unsafe { (*<T as Linked<M>>::link(&*p).inner.get()).next }
+    unsafe fn next_of(&self, p: *const T) -> *const T {
+        // SAFETY: caller contract.
+        unsafe { self.links(p).next }
     }
 
     /// Removes and returns the first item for which `pred` is true.
@@ -274,7 +318,7 @@ impl<T: Linked<M>, M, A: Allocator + Default> ArcList<T, M, A> {
             // changing its count (`ManuallyDrop`: not dropped here).
             let (hit, next) = unsafe {
                 let arc = ManuallyDrop::new(Arc::from_raw_in(p, A::default()));
-                (pred(&arc), Self::next_of(p))
+                (pred(&arc), self.next_of(p))
             };
             if hit {
                 // SAFETY: `p` is on this list.
@@ -293,7 +337,7 @@ impl<T: Linked<M>, M, A: Allocator + Default> ArcList<T, M, A> {
             unsafe {
                 let arc = ManuallyDrop::new(Arc::from_raw_in(p, A::default()));
                 f(&arc);
-                p = Self::next_of(p);
+                p = self.next_of(p);
             }
         }
     }

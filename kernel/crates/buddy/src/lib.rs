@@ -122,8 +122,9 @@ pub use error::{AllocError, FreeError, InitError, RangeError};
 pub use meta::{PageMeta, init_metadata, metadata_bytes};
 pub use stats::{NodeStats, Stats};
 
-/// The size of one page frame, in bytes: 4 KiB, the smallest page on x86_64.
-pub const PAGE_SIZE: usize = 4096;
+// The size of one page frame, in bytes: 4 KiB, the smallest page on x86_64 (the `consts`
+// crate owns it).
+pub use consts::PAGE_SIZE;
 
 /// The largest order: a block of order `MAX_ORDER` is `2^10 = 1024` frames, 4 MiB.
 ///

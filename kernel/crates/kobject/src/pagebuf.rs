@@ -2,8 +2,8 @@
 
 use core::fmt;
 
-/// The most a sysfs file shows (Linux's `PAGE_SIZE` limit on a sysfs read).
-pub const PAGE_SIZE: usize = 4096;
+// The most a sysfs file shows: a page (Linux's `PAGE_SIZE` limit on a sysfs read).
+pub use consts::PAGE_SIZE;
 
 /// A fixed page of text: `show` functions `write!` into it; what does not fit is cut off (and
 /// [`truncated`](Self::truncated) says so), as Linux's `sysfs_emit` stops at the page's end.

@@ -14,7 +14,8 @@
 //! fn eight_cpus_on_two_nodes() { ... }
 //! ```
 //!
-//! The attribute leaves the function as it is and adds a `static` descriptor of type
+//! The attribute keeps the function only where the crate's `ktest` feature is on (the kernel
+//! `cargo test` builds; `cargo run`'s kernel has no tests) and adds a `static` descriptor of type
 //! `crate::ktest::KTest` in the `ktests` linker section. The linker gathers every descriptor of
 //! the kernel into one array bounded by `__start_ktests`/`__stop_ktests`, which the kernel walks
 //! to list and run its tests: no central registry to keep in sync.
@@ -63,7 +64,17 @@ pub fn ktest(attr: TokenStream, item: TokenStream) -> TokenStream {
          }};",
         upper = name.to_uppercase(),
     );
-    let mut out = item;
+    // The test and its descriptor exist only in a kernel built for testing (the crate's
+    // `ktest` feature, which `cargo test` turns on): the kernel `cargo run` boots has none.
+    let mut out: TokenStream = "#[cfg(feature = \"ktest\")]"
+        .parse()
+        .expect("attribute is valid Rust");
+    out.extend(item);
+    out.extend(
+        "#[cfg(feature = \"ktest\")]"
+            .parse::<TokenStream>()
+            .expect("valid"),
+    );
     out.extend(
         descriptor
             .parse::<TokenStream>()

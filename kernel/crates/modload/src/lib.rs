@@ -73,8 +73,9 @@ pub use module::Module;
 pub use relocate::{Image, RegionMem};
 pub use resolve::{Exported, Resolved, SymbolSource, THIS_MODULE};
 
-/// The page size regions are aligned to (the kernel's `PAGE_SIZE`, checked there).
-pub const PAGE_SIZE: u64 = 4096;
+/// The page size regions are aligned to (`sheaf-consts`' `PAGE_SIZE`, as a `u64` like every
+/// ELF size).
+pub const PAGE_SIZE: u64 = consts::PAGE_SIZE as u64;
 
 /// The most memory one module may take, all regions together, and the largest `.bss`
 /// (64 MiB: far more than any example, far less than the 1.5 GiB `MODULES` range).

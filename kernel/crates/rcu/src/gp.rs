@@ -34,8 +34,9 @@ use crate::seq::{
 };
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 
-/// The largest number of CPUs an [`Rcu`] handles (CPU masks are `u64`).
-pub const MAX_CPUS: usize = 64;
+// The largest number of CPUs an [`Rcu`] handles: the kernel's limit (the `consts` crate).
+pub use consts::MAX_CPUS;
+const _: () = assert!(MAX_CPUS <= 64, "CPU masks are u64");
 
 /// The state guarded by `Rcu::state`.
 struct GpState {

@@ -2,10 +2,8 @@
 //!
 //! Nothing here depends on the rest of the crate.
 
-/// Size of a page frame: 4 KiB.
-pub const PAGE_SIZE: usize = 4096;
-/// log2 of [`PAGE_SIZE`].
-pub const PAGE_SHIFT: u32 = 12;
+// The page size (4 KiB) and its log2: one owner, the `consts` crate.
+pub use consts::{PAGE_SHIFT, PAGE_SIZE};
 
 bitflags::bitflags! {
     /// Allocation flags ("get free pages" flags), a tiny subset of Linux's `gfp_t`.

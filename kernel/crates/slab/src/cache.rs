@@ -100,10 +100,10 @@ pub enum SlabError {
     AlreadySetUp,
 }
 
-/// The most CPUs a cache serves. The `main` sheaf pointers of all of them live inside the cache
-/// itself, so the fast path reaches its CPU's sheaf with one load from the cache instead of
-/// two (array pointer, then entry).
-pub const MAX_CPUS: usize = 64;
+// The most CPUs a cache serves (the kernel's limit, from the `consts` crate). The `main` sheaf
+// pointers of all of them live inside the cache itself, so the fast path reaches its CPU's
+// sheaf with one load from the cache instead of two (array pointer, then entry).
+pub use consts::MAX_CPUS;
 
 /// A cache of objects of one size (Linux's `struct kmem_cache`).
 ///

@@ -1,7 +1,7 @@
 //! `rcu_barrier`'s waiting, without allocating: one static head per CPU (Linux's
 //! `rdp->barrier_head`), a count of those not run yet (`barrier_cpu_count`) and a slot for the
-//! one waiting thread, all under a mutex (`barrier_mutex`). The services' RCU queues the heads
-//! on its per-CPU lists ([`barrier`]); the slab allocator's destroy work waits for RCU this
+//! one waiting thread, all under a mutex (`barrier_mutex`). RCU's grace-period machine (`gp`)
+//! queues the heads on its per-CPU lists ([`barrier`]); the slab allocator's destroy work waits for RCU this
 //! way, also when memory is exhausted.
 
 use core::ptr::NonNull;
@@ -44,7 +44,10 @@ unsafe fn barrier_callback(_: NonNull<RcuHead>) {
 /// below [`MAX_CPUS`], each once) to queue on that CPU's list, then sleeps until all of them
 /// have run (Linux's `rcu_barrier`, whose caller's lists run in order: every callback queued on
 /// them before has run too). Allocates nothing. Process context only.
-pub fn barrier(cpus: impl Iterator<Item = usize>, mut queue: impl FnMut(usize, RcuCallback)) {
+pub(crate) fn barrier(
+    cpus: impl Iterator<Item = usize>,
+    mut queue: impl FnMut(usize, RcuCallback),
+) {
     let _serial = BARRIER_MUTEX.lock();
     let me = sched::current();
     *BARRIER_WAITER.lock() = Some(me.clone());

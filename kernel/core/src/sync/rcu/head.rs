@@ -31,14 +31,14 @@ impl RcuCallback {
     /// `head` is valid and handed over until the callback runs (in particular it is not
     /// queued already), and running `func(head)` after a grace period, in process context, is
     /// sound (the contract of [`super::call_rcu_head`]).
-    pub unsafe fn new(head: NonNull<RcuHead>, func: RcuFunc) -> Self {
+    pub(crate) unsafe fn new(head: NonNull<RcuHead>, func: RcuFunc) -> Self {
         // SAFETY: the caller hands the head over: its words are ours to write.
         unsafe { RcuHead::set_func(head, func) };
         Self(head)
     }
 
     /// Runs the callback: `func(head)`.
-    pub fn run(self) {
+    pub(crate) fn run(self) {
         // SAFETY: the function was set by `new` (a callback exists only after it), the head is
         // off every list (a callback is made by `new` or popped), and `new`'s caller promised
         // that calling it with the head is sound now that the grace period has passed (the

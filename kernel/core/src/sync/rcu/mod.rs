@@ -1,11 +1,10 @@
 //! RCU's interface: the read side, and the calls that wait for a grace period.
 //!
 //! Readers run between [`read_lock`] and the drop of its guard, with preemption disabled (Linux's
-//! non-preemptible RCU): that part is a core primitive, like a lock. Detecting grace periods
-//! (quiescent states at context switches and ticks, callback threads) is a service: the
-//! services' `rcu` module registers itself as the [`RcuBackend`] at start-up, and
-//! [`call_rcu_head`], [`synchronize_rcu`] and [`rcu_barrier`] go to it. Before a backend is set no
-//! CPU is online and nobody can be reading, so a callback runs at once.
+//! non-preemptible RCU). Grace periods are detected by [`gp`]: quiescent states at context
+//! switches and ticks (the scheduler and the tick call it directly), callbacks run by one
+//! thread per CPU. Before RCU is set up (`kcore::start_cpus`) no CPU is online and nobody can
+//! be reading, so a callback runs at once.
 //!
 //! The primitive is Linux's: [`call_rcu_head`] queues an [`RcuHead`] embedded in the object
 //! to free, and never allocates; the slab allocator hands its sheaves and caches to RCU that
@@ -13,35 +12,21 @@
 //! that boxes the closure with its head (one allocation).
 
 mod barrier;
+mod gp;
 mod head;
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::ptr::NonNull;
 
-pub use barrier::barrier;
-pub use head::{HeadList, RcuCallback, RcuFunc, RcuHead};
+use barrier::barrier;
+pub use gp::stats;
+pub(crate) use gp::{cpu_online, init, note_context_switch, start_callback_threads, tick};
+use head::{HeadList, RcuCallback};
+pub use head::{RcuFunc, RcuHead};
 
-use crate::Hook;
 use crate::cpu::PreemptGuard;
 use crate::sync::Completion;
-
-/// The grace-period machinery behind [`call_rcu_head`] and [`rcu_barrier`] (the services'
-/// `rcu`).
-pub trait RcuBackend: Sync {
-    /// Queues `cb` to run in process context after a grace period. Must not allocate.
-    fn call_rcu(&self, cb: RcuCallback);
-    /// Waits until every callback queued so far, on any CPU, has run. Sleeps.
-    fn rcu_barrier(&self);
-}
-
-static BACKEND: Hook<&'static dyn RcuBackend> = Hook::new();
-
-/// Registers the grace-period machinery (once, before the first CPU is marked online).
-/// Returns `false` if one was registered already.
-pub fn set_backend(backend: &'static dyn RcuBackend) -> bool {
-    BACKEND.set(backend)
-}
 
 /// A read-side critical section: preemption stays off until the guard is dropped.
 pub struct RcuReadGuard {
@@ -67,11 +52,7 @@ pub fn read_lock() -> RcuReadGuard {
 pub unsafe fn call_rcu_head(head: NonNull<RcuHead>, func: RcuFunc) {
     // SAFETY: forwarded contract.
     let cb = unsafe { RcuCallback::new(head, func) };
-    match BACKEND.get() {
-        Some(backend) => backend.call_rcu(cb),
-        // Before RCU is set up no CPU is online, so nobody can be reading: run it now.
-        None => cb.run(),
-    }
+    gp::call(cb);
 }
 
 /// A closure boxed together with the head that queues it.
@@ -96,17 +77,12 @@ unsafe fn run_closure<F: FnOnce()>(head: NonNull<RcuHead>) {
 /// Runs `f` in process context after a grace period (`call_rcu` with a closure). A
 /// convenience over [`call_rcu_head`]: it allocates the closure's box (with its head).
 pub fn call_rcu<F: FnOnce() + Send + 'static>(f: F) {
-    let cb = RcuCallback::from_closure(f);
-    match BACKEND.get() {
-        Some(backend) => backend.call_rcu(cb),
-        None => cb.run(),
-    }
+    gp::call(RcuCallback::from_closure(f));
 }
 
 impl RcuCallback {
-    /// A callback that runs `f`, boxed with its head (one allocation): for callers that queue
-    /// on a list of their choice (the services' `rcu_barrier` queues one on every CPU).
-    pub fn from_closure<F: FnOnce() + Send + 'static>(f: F) -> Self {
+    /// A callback that runs `f`, boxed with its head (one allocation).
+    fn from_closure<F: FnOnce() + Send + 'static>(f: F) -> Self {
         let closure = Box::new(Closure {
             head: RcuHead::new(),
             f,
@@ -129,7 +105,5 @@ pub fn synchronize_rcu() {
 
 /// Waits until every callback queued so far, on any CPU, has run (`rcu_barrier`). Sleeps.
 pub fn rcu_barrier() {
-    if let Some(backend) = BACKEND.get() {
-        backend.rcu_barrier();
-    }
+    gp::rcu_barrier_all();
 }

@@ -147,7 +147,7 @@ pub(super) fn run_timers(now: u64) {
 /// The workqueues' share of the tick (interrupt context, every CPU): on CPU 0, wakes the
 /// manager when a timer is due, and the waiters of flush and cancel (see [`item_done`]).
 pub fn tick() {
-    if kcore::cpu::current_id() != 0 || G.get().is_none() {
+    if crate::cpu::current_id() != 0 || G.get().is_none() {
         return;
     }
     if NEXT_TIMER.load(Ordering::Acquire) <= jiffies() {

@@ -1,36 +1,31 @@
-//! RCU (read-copy-update) in the kernel: the `rcu` crate's grace-period state machine plugged
-//! into the scheduler, the timer tick and one callback thread per CPU.
-//!
-//! Readers run between [`read_lock`] and the drop of its guard, with preemption disabled: they
-//! never sleep and never block writers. A writer publishes a new version of the data, then
-//! waits for a *grace period* ([`synchronize_rcu`]) or queues a callback ([`call_rcu`]) before
-//! freeing the old version: once every CPU has passed through a *quiescent state* (a point
-//! where it cannot be inside a read-side section), no reader can still hold the old version.
+//! Grace-period detection: the `rcu` crate's state machine plugged into the scheduler, the
+//! timer tick and one callback thread per CPU (Linux's tree RCU, non-preemptible flavour).
 //!
 //! Sheaf's quiescent states, as in Linux's non-preemptible RCU:
-//! * a context switch ([`note_context_switch`], from `schedule`, which runs with preemption
-//!   enabled, so outside any read-side section);
-//! * a timer tick that interrupted code with preemption enabled ([`tick`]), which also covers
-//!   the idle loop, whose `hlt` only the tick or another interrupt ends.
+//! * a context switch ([`note_context_switch`], called by `schedule`, which runs with
+//!   preemption enabled, so outside any read-side section);
+//! * a timer tick that interrupted code with preemption enabled ([`tick`], called by the core's
+//!   tick), which also covers the idle loop, whose `hlt` only the tick or another interrupt
+//!   ends.
 //!
 //! Callbacks run in process context, in the thread `rcuc/N` of the CPU whose list they were
 //! queued on; the tick wakes it when its callbacks are ready. They may therefore sleep or take
-//! any lock a thread may take. [`rcu_barrier`] queues one callback on every CPU and waits for
-//! all of them: since each CPU runs its list in order, every callback queued before has run.
+//! any lock a thread may take. [`rcu_barrier_all`] queues one callback on every CPU and waits
+//! for all of them: since each CPU runs its list in order, every callback queued before has
+//! run.
+//!
+//! This lives in the core, not with the services, because running a callback is what makes an
+//! object's memory free: only the code that knows a grace period has passed may do it
+//! ([`RcuCallback::run`](super::RcuCallback) is crate-private).
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use rcu::Rcu;
 use spin::Once;
 
-use kcore::cpu::MAX_CPUS;
-use kcore::sync::rcu::{HeadList, RcuBackend, RcuCallback};
-pub use kcore::sync::rcu::{RcuReadGuard, call_rcu, rcu_barrier, read_lock, synchronize_rcu};
-use kcore::sync::{IrqSave, WaitQueue};
-
-// The grace-period crate tracks at most `rcu::MAX_CPUS` CPUs; the kernel's limit must fit.
-const _: () = assert!(MAX_CPUS <= rcu::MAX_CPUS);
+use super::{HeadList, RcuCallback};
+use crate::cpu::MAX_CPUS;
+use crate::sync::{IrqSave, WaitQueue};
 
 /// The grace-period machine, and each CPU's callback thread's wait queue.
 struct State {
@@ -44,30 +39,42 @@ fn state() -> &'static State {
     STATE.get().expect("rcu::init has run")
 }
 
-/// Sets RCU up (once memory is up, before the first CPU is marked online).
-pub fn init() {
+/// Sets RCU up (once memory is up, before the first CPU is marked online). Until then no CPU
+/// is online and nobody can be reading, so a callback runs at once.
+pub(crate) fn init() {
     STATE.call_once(|| State {
         rcu: Rcu::with_lists(MAX_CPUS),
         callback_waiters: [const { WaitQueue::new() }; MAX_CPUS],
     });
-    kcore::sync::rcu::set_backend(&Backend);
-    kcore::sched::CONTEXT_SWITCH_HOOK.set(note_context_switch);
-    kcore::cpu::ONLINE_HOOK.set(cpu_online);
+}
+
+/// Queues `cb` on the calling CPU's list, to run after a grace period; runs it at once before
+/// RCU is set up (no CPU is online then, so nobody can be reading).
+pub(crate) fn call(cb: RcuCallback) {
+    match STATE.get() {
+        Some(s) => {
+            let _irq = IrqSave::new();
+            s.rcu.call_rcu(crate::cpu::current_id(), cb);
+        }
+        None => cb.run(),
+    }
 }
 
 /// Grace periods wait for CPU `cpu` from now on. Called by each CPU as it comes online, once
 /// its timer ticks (so that it reports quiescent states).
-pub fn cpu_online(cpu: usize) {
-    let _irq = IrqSave::new();
-    state().rcu.cpu_online(cpu);
+pub(crate) fn cpu_online(cpu: usize) {
+    if let Some(s) = STATE.get() {
+        let _irq = IrqSave::new();
+        s.rcu.cpu_online(cpu);
+    }
 }
 
 /// Starts the callback thread of every online CPU (after SMP bring-up).
-pub fn start_callback_threads() {
-    for cpu in kcore::cpu::online() {
+pub(crate) fn start_callback_threads() {
+    for cpu in crate::cpu::online() {
         let id = cpu.id;
         let name = alloc::format!("rcuc/{id}");
-        kcore::sched::spawn_on(id, &name, move || callback_thread(id))
+        crate::sched::spawn_on(id, &name, move || callback_thread(id))
             .expect("memory for the RCU callback threads at boot");
     }
 }
@@ -84,26 +91,16 @@ fn callback_thread(cpu: usize) -> ! {
     }
 }
 
-/// The grace-period machinery, as the core's RCU calls reach it.
-struct Backend;
-
-impl RcuBackend for Backend {
-    fn call_rcu(&self, cb: RcuCallback) {
-        let _irq = IrqSave::new();
-        state().rcu.call_rcu(kcore::cpu::current_id(), cb);
-    }
-
-    fn rcu_barrier(&self) {
-        rcu_barrier_all();
-    }
-}
-
 /// Queues one barrier head on every online CPU and waits for all of them: since each CPU runs
 /// its list in order, every callback queued before has run. Allocates nothing (the core's
 /// static per-CPU barrier heads), so the slab allocator's destroy work can wait for RCU when
 /// memory is exhausted.
-fn rcu_barrier_all() {
-    kcore::sync::rcu::barrier(kcore::cpu::online().map(|c| c.id), |cpu, cb| {
+pub(crate) fn rcu_barrier_all() {
+    if STATE.get().is_none() {
+        // Before RCU is set up every callback ran when it was queued.
+        return;
+    }
+    super::barrier(crate::cpu::online().map(|c| c.id), |cpu, cb| {
         let _irq = IrqSave::new();
         state().rcu.call_rcu(cpu, cb);
     });
@@ -111,18 +108,18 @@ fn rcu_barrier_all() {
 
 /// A context switch on the calling CPU: a quiescent state. Called by `schedule` (interrupts
 /// off).
-pub fn note_context_switch() {
+pub(crate) fn note_context_switch() {
     if let Some(s) = STATE.get() {
-        s.rcu.quiescent_state(kcore::cpu::current_id());
+        s.rcu.quiescent_state(crate::cpu::current_id());
     }
 }
 
 /// The timer tick on the calling CPU (interrupt handler): a quiescent state if the interrupted
 /// code had preemption enabled, and a wake-up for the callback thread if callbacks are ready.
-pub fn tick() {
+pub(crate) fn tick() {
     let Some(s) = STATE.get() else { return };
-    let cpu = kcore::cpu::current_id();
-    if kcore::cpu::preempt_count() == 0 {
+    let cpu = crate::cpu::current_id();
+    if crate::cpu::preempt_count() == 0 {
         s.rcu.quiescent_state(cpu);
     }
     if s.rcu.has_ready_callbacks(cpu) {
@@ -135,22 +132,27 @@ pub fn tick() {
 pub fn stats() -> (u64, u64, Vec<(usize, usize)>) {
     let s = state();
     let _irq = IrqSave::new();
-    let pending = kcore::cpu::online()
+    let pending = crate::cpu::online()
         .map(|c| (c.id, s.rcu.pending_callbacks(c.id)))
         .collect();
     (s.rcu.gp_seq(), s.rcu.completed_gps(), pending)
 }
 
+#[cfg(feature = "ktest")]
+use super::{call_rcu, rcu_barrier, read_lock, synchronize_rcu};
+#[cfg(feature = "ktest")]
+use alloc::sync::Arc;
+
 #[crate::ktest]
 fn synchronize_rcu_waits_for_a_reader_on_another_cpu() {
     use core::sync::atomic::{AtomicU32, Ordering};
-    let other = kcore::cpu::other_online_ids()
+    let other = crate::cpu::other_online_ids()
         .next()
         .expect("the test needs two CPUs");
     // 0: not yet reading, 1: inside the read-side section, 2: left it.
     let phase = Arc::new(AtomicU32::new(0));
     let p = phase.clone();
-    let reader = kcore::sched::spawn_on(other, "ktest-reader", move || {
+    let reader = crate::sched::spawn_on(other, "ktest-reader", move || {
         let guard = read_lock();
         p.store(1, Ordering::SeqCst);
         // Stay inside for several ticks: their interrupts must not count as quiescent.
@@ -176,10 +178,10 @@ fn rcu_barrier_waits_for_every_queued_callback() {
     use core::sync::atomic::{AtomicUsize, Ordering};
     let ran = Arc::new(AtomicUsize::new(0));
     let before = stats().1;
-    let threads: Vec<_> = kcore::cpu::online()
+    let threads: Vec<_> = crate::cpu::online()
         .map(|c| {
             let ran = ran.clone();
-            kcore::sched::spawn_on(c.id, "ktest-call-rcu", move || {
+            crate::sched::spawn_on(c.id, "ktest-call-rcu", move || {
                 for _ in 0..25 {
                     let ran = ran.clone();
                     call_rcu(move || {
@@ -224,10 +226,10 @@ fn readers_never_see_an_object_freed_after_a_grace_period() {
     // The published version: an index into `objs`.
     let current = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = kcore::cpu::other_online_ids()
+    let readers: Vec<_> = crate::cpu::other_online_ids()
         .map(|cpu| {
             let (objs, current, stop) = (objs.clone(), current.clone(), stop.clone());
-            kcore::sched::spawn_on(cpu, "ktest-rcu-reader", move || -> u64 {
+            crate::sched::spawn_on(cpu, "ktest-rcu-reader", move || -> u64 {
                 let mut reads = 0;
                 while !stop.load(Ordering::Relaxed) {
                     {
@@ -244,7 +246,7 @@ fn readers_never_see_an_object_freed_after_a_grace_period() {
                     reads += 1;
                     // Like Linux's `cond_resched()` in a long loop: a quiescent state, and a
                     // chance for this CPU's callback thread to run.
-                    kcore::sched::yield_now();
+                    crate::sched::yield_now();
                 }
                 reads
             })
@@ -256,7 +258,10 @@ fn readers_never_see_an_object_freed_after_a_grace_period() {
         let objs = objs.clone();
         // Replaced a grace period ago: no reader can hold it any more.
         call_rcu(move || objs[old].magic.store(0, Ordering::Relaxed));
-        crate::time::sleep_ticks(1);
+        let tick = crate::time::jiffies();
+        while crate::time::jiffies() == tick {
+            crate::sched::yield_now();
+        }
     }
     rcu_barrier();
     stop.store(true, Ordering::Relaxed);

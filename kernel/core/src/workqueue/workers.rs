@@ -300,17 +300,17 @@ pub(super) fn worker_in_item(t: &Thread) -> Option<Arc<WorkerSlot>> {
     }
 }
 
-/// [`sched::BLOCK_HOOK`]: a worker executing an item is about to sleep (interrupts off, inside
+/// Called by `sched::schedule`: a worker executing an item is about to sleep (interrupts off, inside
 /// `schedule`): the crate may wake another worker or ask the manager for one.
-pub(super) fn on_block(t: &Thread) {
+pub(crate) fn on_block(t: &Thread) {
     if let Some(slot) = worker_in_item(t) {
         let actions = g().wqs.worker_sleeping(slot.pool, slot.id);
         perform(actions, None);
     }
 }
 
-/// [`sched::WAKE_HOOK`]: a worker that blocked inside an item was woken.
-pub(super) fn on_wake(t: &Thread) {
+/// Called by `sched::wake`: a worker that blocked inside an item was woken.
+pub(crate) fn on_wake(t: &Thread) {
     if let Some(slot) = worker_in_item(t) {
         locked(|w| w.worker_waking(slot.pool, slot.id));
     }

@@ -17,8 +17,9 @@
 //!   out of memory is a failed creation (the crate's mayday to the rescuers, and a retry
 //!   later), never a panic; sleeping and waking allocate nothing (the core's intrusive wait
 //!   and run queues).
-//! - **Concurrency management**: [`sched::BLOCK_HOOK`] and [`sched::WAKE_HOOK`] tell the crate
-//!   when a worker executing an item blocks and wakes (`worker_sleeping` / `worker_waking`).
+//! - **Concurrency management**: the scheduler tells the crate when a worker executing an item
+//!   blocks and wakes (`schedule` and `wake` call `on_block` / `on_wake`: the
+//!   crate's `worker_sleeping` / `worker_waking`).
 //! - **Timers**: a deadline (jiffies) per pool for its idle timer and one for the retry after a
 //!   failed worker creation, in arrays made at start-up, and the delayed items' timers on an
 //!   intrusive list through a second link every [`Work`] embeds: arming a timer never
@@ -34,7 +35,10 @@
 //! - **Rescuers**: a thread per `WQ_MEM_RECLAIM` queue, woken by a mayday. The slab
 //!   allocator's destroy work runs on one, `slab_destroy` ([`slab_destroy_wq`]).
 //! - **Retired workers** end their threads; the scheduler frees an exited thread's stack and
-//!   structure once its last reference is gone, joined or not (`kcore::sched`).
+//!   structure once its last reference is gone, joined or not (`crate::sched`).
+// The workqueues are safe code on the core's safe API, as they were as a service: the
+// compiler keeps them so.
+#![forbid(unsafe_code)]
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -43,14 +47,16 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use kcore::memory::cache_alloc::{CacheAlloc, CacheTag, StaticCache};
-use kcore::sched::{self, SpawnError, Thread};
-use kcore::sync::IrqSpinLockGuard;
-use kcore::sync::arc_list::{ArcList, Linked, ListLink};
-use kcore::sync::{IrqSave, IrqSpinLock, Mutex, WaitQueue};
+use crate::memory::cache_alloc::{CacheAlloc, CacheTag, StaticCache};
+use crate::sched::{self, SpawnError, Thread};
+use crate::sync::IrqSpinLockGuard;
+use crate::sync::arc_list::{ArcList, Linked, ListLink};
+use crate::sync::{IrqSave, IrqSpinLock, Mutex, WaitQueue};
+use sheaf_workqueue::{
+    Action, Actions, Job, Next, PoolId, WorkItem, WorkList, WorkStruct, WorkerId,
+};
+pub use sheaf_workqueue::{WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, WqFlags, WqId};
 use spin::Once;
-use workqueue::{Action, Actions, Job, Next, PoolId, WorkItem, WorkList, WorkStruct, WorkerId};
-pub use workqueue::{WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, WqFlags, WqId};
 
 use crate::time::{HZ, jiffies};
 
@@ -67,6 +73,7 @@ use wait::*;
 pub use wait::{WAITS, WAITS_WITH_IRQS_OFF};
 use workers::*;
 pub use workers::{FAIL_WORKER_CREATION, WORKER_CREATE_FAILURES};
+pub(crate) use workers::{on_block, on_wake};
 
 /// How long a worker beyond the two a pool keeps may stay idle before it is retired: 5 s
 /// (Linux: 300 s), short enough for tests and the shell to see retirement.
@@ -101,7 +108,7 @@ pub struct TimerLink;
 pub struct WorkRef(Arc<Work, WorkAlloc>);
 
 /// The static cache of work items (`/sys/kernel/slab/work_struct`): set up at the first item
-/// made once the slab allocator is up ([`kcore::memory::cache_alloc`]).
+/// made once the slab allocator is up ([`crate::memory::cache_alloc`]).
 pub struct WorkCache;
 
 impl CacheTag for WorkCache {
@@ -195,15 +202,15 @@ impl Workqueue {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WqError {
     /// The crate refused (`max_active` too large, too many queues).
-    Alloc(workqueue::AllocError),
+    Alloc(sheaf_workqueue::AllocError),
     /// The rescuer thread of a `WQ_MEM_RECLAIM` queue could not be created (or there was no
     /// memory to register it).
     Rescuer(SpawnError),
 }
 
-type Wqs = workqueue::Workqueues<WorkRef, WorkArcList>;
+type Wqs = sheaf_workqueue::Workqueues<WorkRef, WorkArcList>;
 
-/// The workqueue crate's lists, kept in the items themselves (`kcore::sync::arc_list`): the
+/// The workqueue crate's lists, kept in the items themselves (`crate::sync::arc_list`): the
 /// crate guarantees an item is on one list at a time, and keeps every list behind its lock.
 #[derive(Default)]
 pub struct WorkArcList(ArcList<Work, (), WorkAlloc>);
@@ -269,12 +276,12 @@ fn locked<T>(f: impl FnOnce(&'static Wqs) -> T) -> T {
 // ---------------------------------------------------------------------------------------------
 // Start-up.
 
-/// Creates the workqueues (system queues included), registers the scheduler hooks and starts
-/// the manager thread. Called once at boot, with every CPU online.
-pub fn init() {
-    let nr_cpus = kcore::cpu::online().count();
+/// Creates the workqueues (system queues included) and starts the manager thread. Called once
+/// at boot by `start_cpus`, with every CPU online.
+pub(crate) fn init() {
+    let nr_cpus = crate::cpu::online().count();
     G.call_once(|| {
-        let wqs = Wqs::new(nr_cpus, IDLE_WORKER_TIMEOUT, kcore::cpu::current_id);
+        let wqs = Wqs::new(nr_cpus, IDLE_WORKER_TIMEOUT, crate::cpu::current_id);
         let nr_pools = 2 * nr_cpus + 2;
         Globals {
             create: (0..nr_pools).map(|_| AtomicBool::new(false)).collect(),
@@ -287,20 +294,17 @@ pub fn init() {
             nr_cpus,
         }
     });
-    sched::BLOCK_HOOK.set(on_block);
-    sched::WAKE_HOOK.set(on_wake);
     sched::spawn("kworker-mgr", manager_thread).expect("memory for the workqueue manager");
     let slab_wq = alloc_workqueue("slab_destroy", WqFlags::WQ_MEM_RECLAIM, 0)
         .expect("memory for the slab allocator's reclaim workqueue");
     SLAB_WQ.call_once(|| slab_wq);
     SLAB_WORK.call_once(|| {
         WorkRef::new("slab_caches_to_rcu_destroy", |_| {
-            kcore::memory::kmalloc::run_slab_work()
+            crate::memory::kmalloc::run_slab_work()
         })
     });
-    kcore::memory::kmalloc::QUEUE_WORK_HOOK.set(queue_slab_work);
-    // Heads queued before the hook was set wait on the list: run them now.
-    if kcore::memory::kmalloc::slab_work_pending() {
+    // Heads queued before the workqueues were up wait on the list: run them now.
+    if crate::memory::kmalloc::slab_work_pending() {
         queue_slab_work();
     }
 }
@@ -321,10 +325,10 @@ pub fn slab_destroy_wq() -> Workqueue {
     *SLAB_WQ.get().expect("workqueue::init has run")
 }
 
-/// Queues [`SLAB_WORK`] on [`SLAB_WQ`] (the core's `QUEUE_WORK_HOOK`, called after a head was
-/// linked on its list). Allocates nothing; queueing an item already pending does nothing, and
+/// Queues [`SLAB_WORK`] on [`SLAB_WQ`] (called by the slab platform after a head was linked on
+/// its list; does nothing before [`init`], which then queues it if heads wait). Allocates nothing; queueing an item already pending does nothing, and
 /// one queued while it runs runs again, so every head linked is run.
-pub(crate) fn queue_slab_work() {
+pub fn queue_slab_work() {
     if let (Some(work), Some(&wq)) = (SLAB_WORK.get(), SLAB_WQ.get()) {
         queue_work(wq, work);
     }
@@ -356,21 +360,21 @@ pub fn alloc_workqueue(
 /// multi-threaded; use it when the item does not sleep long.
 pub fn system_wq() -> Workqueue {
     Workqueue {
-        id: workqueue::SYSTEM_WQ,
+        id: sheaf_workqueue::SYSTEM_WQ,
     }
 }
 
 /// The system high-priority workqueue (`events_highpri`).
 pub fn system_highpri_wq() -> Workqueue {
     Workqueue {
-        id: workqueue::SYSTEM_HIGHPRI_WQ,
+        id: sheaf_workqueue::SYSTEM_HIGHPRI_WQ,
     }
 }
 
 /// The system workqueue for long items (`events_long`).
 pub fn system_long_wq() -> Workqueue {
     Workqueue {
-        id: workqueue::SYSTEM_LONG_WQ,
+        id: sheaf_workqueue::SYSTEM_LONG_WQ,
     }
 }
 
@@ -379,7 +383,7 @@ pub fn system_long_wq() -> Workqueue {
 /// `max_active` limit is not reached and resources are available.
 pub fn system_unbound_wq() -> Workqueue {
     Workqueue {
-        id: workqueue::SYSTEM_UNBOUND_WQ,
+        id: sheaf_workqueue::SYSTEM_UNBOUND_WQ,
     }
 }
 
@@ -484,12 +488,12 @@ pub fn dump() -> String {
 
 /// The numbers of every pool (as in [`dump`]), in pool order: `2 * cpu` and `2 * cpu + 1`
 /// (high priority) for each CPU, then the unbound pools.
-pub fn pool_stats() -> Vec<workqueue::PoolStats> {
+pub fn pool_stats() -> Vec<sheaf_workqueue::PoolStats> {
     locked(|w| w.pool_stats())
 }
 
 /// The numbers of workqueue `wq` (as in [`dump`]; also whether it is draining).
-pub fn wq_stats(wq: Workqueue) -> workqueue::WqStats {
+pub fn wq_stats(wq: Workqueue) -> sheaf_workqueue::WqStats {
     locked(|w| w.wq_stats()[usize::from(wq.id.0)])
 }
 
