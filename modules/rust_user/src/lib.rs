@@ -1,6 +1,7 @@
 //! `rust_user`: a Rust module linked against the C `exporter` module (its GPL-only
 //! `exporter_add` and its `exporter_calls` counter), so `exporter` cannot be unloaded while
-//! this one is loaded. It also holds a reference on itself (`THIS_MODULE`) during init.
+//! this one is loaded. It also holds a reference on itself (`THIS_MODULE`) during init, and
+//! exports `rust_user_answer` (GPL-only) with `export_symbol_gpl!`.
 
 #![no_std]
 
@@ -34,6 +35,13 @@ fn rust_user_init() -> Result<(), Errno> {
     pr_info!("rust_user: exporter_add(40, 2) = {sum}, {calls} calls so far\n");
     Ok(())
 }
+
+/// Exported to modules loaded after this one (GPL-only: the license is GPL-compatible).
+#[unsafe(no_mangle)]
+pub extern "C" fn rust_user_answer() -> i64 {
+    42
+}
+kmod::export_symbol_gpl!(rust_user_answer);
 
 fn rust_user_exit() {
     pr_info!("rust_user: bye\n");

@@ -378,6 +378,9 @@ fn rust_user_links_against_the_c_exporter_and_this_module() {
     );
     let this = raw::find_sym(RUST_USER, "__this_module");
     assert_eq!(res.addresses[this], THIS);
+    // export_symbol_gpl! from Rust.
+    let x: Vec<(&str, bool)> = m.exports().iter().map(|x| (x.name, x.gpl_only)).collect();
+    assert_eq!(x, [("rust_user_answer", true)]);
     // Without exporter: both of its symbols are named.
     let e = load(RUST_USER, "rust_user.ko", &Kernel::new(), MBASE)
         .err()
