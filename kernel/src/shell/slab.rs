@@ -50,7 +50,7 @@ impl core::fmt::Display for Ratio {
         write!(f, "{}.{hundredths:02}", a / b)
     }
 }
-use kcore::selftest::{bench, freeq, storm};
+use bench::{freeq, kmalloc, storm};
 
 /// `slabinfo [-s] [-d]`: every cache with its geometry, aliases and sheaf capacity; `-s` adds
 /// the statistics; `-d` lists the caches whose destruction is pending (waiting for `kfree_rcu`
@@ -135,20 +135,20 @@ pub(super) fn kmalloc_test(args: &[&str]) {
 pub(super) fn slabbench(_: &[&str]) {
     let pairs = {
         let _pin = crate::cpu::PreemptGuard::new();
-        bench::fastpath_pair_cycles(100_000)
+        kmalloc::fastpath_pair_cycles(100_000)
     };
     match pairs {
         Ok(cycles) => println!("kmalloc(64)+kfree fast path: {cycles} cycles/pair"),
         Err(e) => return println!("slabbench: {e}"),
     }
-    match bench::fastpath_instructions() {
+    match kmalloc::fastpath_instructions() {
         Some(n) => println!(
             "fast path instructions (single-stepped): kmalloc(64) {} + kfree {}, pair function {}; kmem_cache alloc {} + free {}, pair function {}",
             n.kmalloc, n.kfree, n.kmalloc_pair, n.cache_alloc, n.cache_free, n.cache_pair
         ),
         None => return println!("slabbench: out of memory"),
     }
-    match bench::bench(10_000, 10_000) {
+    match kmalloc::bench(10_000, 10_000) {
         Ok(r) => println!(
             "{} live objects, {} replace operations: kmalloc {} cycles/op, linked_list_allocator {} cycles/op ({}x)",
             r.live,
@@ -203,7 +203,7 @@ pub(super) fn destroybench(args: &[&str]) {
         return;
     };
     let n = n as usize;
-    match bench::destroy_bench(n) {
+    match kmalloc::destroy_bench(n) {
         Ok(r) => println!(
             "kmem_cache_destroy with {} objects in kfree_rcu flight: asynchronous {} cycles, \
              synchronous kvfree_rcu_barrier {} cycles ({}x)",
@@ -222,7 +222,7 @@ pub(super) fn staticbench(args: &[&str]) {
     let Some(pairs) = STATICBENCH_PAIRS.only_arg("staticbench", args) else {
         return;
     };
-    let r = match kcore::selftest::static_cache::static_bench(pairs, 5) {
+    let r = match bench::static_cache::static_bench(pairs, 5) {
         Ok(r) => r,
         Err(e) => return println!("staticbench: {e}"),
     };

@@ -5,9 +5,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use slab::Gfp;
 
-use super::Rng;
-use crate::memory::kmalloc::slab;
-use crate::sync::SpinLock;
+use kcore::memory::kmalloc::slab;
+use kcore::rand::Rng;
+use kcore::sync::SpinLock;
 
 /// A live object: where, how big, and the tag written into every byte.
 #[derive(Clone, Copy)]
@@ -135,7 +135,7 @@ fn storm_thread(
     let result = (|| {
         let mut rng = Rng::new(0x5eaf + cpu as u64);
         for _ in 0..rounds {
-            if crate::console::interrupted() {
+            if kcore::console::interrupted() {
                 return Err(StormError::Interrupted);
             }
             if stop.load(Ordering::Relaxed) {
@@ -207,10 +207,10 @@ fn storm_thread(
 /// there. Out of memory or Ctrl-C stop it with an error, every object freed.
 pub fn storm(rounds: usize) -> Result<StormReport, StormError> {
     let oom = |_| StormError::OutOfMemory;
-    let n = crate::cpu::online().count();
+    let n = kcore::cpu::online().count();
     let mut cpus: Vec<usize> = Vec::new();
     cpus.try_reserve_exact(n).map_err(oom)?;
-    cpus.extend(crate::cpu::online().map(|c| c.id).take(n));
+    cpus.extend(kcore::cpu::online().map(|c| c.id).take(n));
     let mut boxes: Vec<SpinLock<Vec<Obj>>> = Vec::new();
     boxes.try_reserve_exact(cpus.len()).map_err(oom)?;
     for _ in &cpus {
@@ -232,7 +232,7 @@ pub fn storm(rounds: usize) -> Result<StormReport, StormError> {
             cross.clone(),
             stop.clone(),
         );
-        let spawned = crate::sched::spawn_on(cpu, "kmalloc-storm", move || {
+        let spawned = kcore::sched::spawn_on(cpu, "kmalloc-storm", move || {
             storm_thread(slot, cpu, rounds, &mailboxes, &next_tag, &cross, &stopped)
         });
         match spawned {
@@ -272,10 +272,10 @@ pub fn storm(rounds: usize) -> Result<StormReport, StormError> {
     }
 }
 
-#[crate::ktest]
+#[kcore::ktest]
 fn kmalloc_storm_on_every_cpu_keeps_every_object_intact() {
     let report = storm(20).expect("no object handed out twice or corrupted");
-    assert_eq!(report.allocs, 20 * 64 * crate::cpu::online().count() as u64);
+    assert_eq!(report.allocs, 20 * 64 * kcore::cpu::online().count() as u64);
     assert!(
         report.cross_cpu_frees > 0,
         "objects were freed on other CPUs"

@@ -7,9 +7,9 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use slab::{Gfp, KmemCache, KmemCacheArgs, SlabFlags};
 
-use super::BenchError;
-use crate::memory::kmalloc::{KernelPlatform, slab, with_reserve};
-use crate::memory::static_cache::KmemCacheOpaque;
+use crate::BenchError;
+use kcore::memory::kmalloc::{KernelPlatform, slab, with_reserve};
+use kcore::memory::static_cache::KmemCacheOpaque;
 
 /// Cycles per alloc+free pair through a static cache and through the same cache created
 /// dynamically (its address loaded from a global variable, as `static struct kmem_cache
@@ -84,16 +84,16 @@ pub fn static_bench(pairs: u64, rounds: usize) -> Result<StaticBench, BenchError
         let mut cycles = 0;
         let mut done = 0;
         while done < pairs {
-            if crate::console::interrupted() {
+            if kcore::console::interrupted() {
                 return Err(BenchError::Interrupted);
             }
             let n = PAIRS_PER_CHECK.min(pairs - done);
-            let _pin = crate::cpu::PreemptGuard::new();
-            let start = crate::time::rdtsc();
+            let _pin = kcore::cpu::PreemptGuard::new();
+            let start = kcore::time::rdtsc();
             for _ in 0..n {
                 pair();
             }
-            cycles += crate::time::rdtsc() - start;
+            cycles += kcore::time::rdtsc() - start;
             done += n;
         }
         if !pair() {

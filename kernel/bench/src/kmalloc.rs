@@ -5,15 +5,16 @@ use alloc::vec::Vec;
 use linked_list_allocator::Heap;
 use slab::Gfp;
 
-use super::{BenchError, Rng};
-use crate::memory::PAGE_SIZE;
-use crate::memory::kmalloc::{slab, with_reserve};
-use crate::memory::vmap::KernelMapping;
-use crate::sync::SpinLock;
+use crate::BenchError;
+use kcore::memory::PAGE_SIZE;
+use kcore::memory::kmalloc::{slab, with_reserve};
+use kcore::memory::vmap::KernelMapping;
+use kcore::rand::Rng;
+use kcore::sync::SpinLock;
 
 /// TSC cycles per kmalloc(64)+kfree pair on the sheaf fast path (the same object every time).
 pub fn fastpath_pair_cycles(pairs: u64) -> Result<u64, BenchError> {
-    let start = crate::time::rdtsc();
+    let start = kcore::time::rdtsc();
     for _ in 0..pairs {
         let p = slab()
             .kmalloc(64, Gfp::KERNEL)
@@ -21,11 +22,11 @@ pub fn fastpath_pair_cycles(pairs: u64) -> Result<u64, BenchError> {
         // SAFETY: just allocated, not used again.
         let _ = unsafe { slab().kfree(core::hint::black_box(p.as_ptr())) };
     }
-    Ok((crate::time::rdtsc() - start) / pairs.max(1))
+    Ok((kcore::time::rdtsc() - start) / pairs.max(1))
 }
 
 /// Instructions of the fast paths in the kernel build, counted by single-stepping
-/// ([`crate::arch::step::count_instructions`]): the counterpart of the host build's
+/// ([`kcore::arch::step::count_instructions`]): the counterpart of the host build's
 /// `count_fastpath.sh`. Each figure is one call through a closure, the call's fixed overhead
 /// subtracted; the sheaves are warm, so every operation stays on the fast path.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +51,7 @@ pub struct FastpathInstructions {
 /// an argument, hidden from the compiler once, outside).
 #[inline(never)]
 fn kmalloc_kfree_pair(
-    s: &slab::SlabAllocator<crate::memory::kmalloc::KernelPlatform>,
+    s: &slab::SlabAllocator<kcore::memory::kmalloc::KernelPlatform>,
     size: usize,
 ) {
     if let Some(o) = s.kmalloc(size, Gfp::KERNEL) {
@@ -61,7 +62,7 @@ fn kmalloc_kfree_pair(
 
 /// One allocation and one free through a cache (as the host's `count_fastpath` has it).
 #[inline(never)]
-fn alloc_free_pair(c: &slab::KmemCache<crate::memory::kmalloc::KernelPlatform>) {
+fn alloc_free_pair(c: &slab::KmemCache<kcore::memory::kmalloc::KernelPlatform>) {
     if let Some(o) = c.alloc(Gfp::KERNEL) {
         // SAFETY: just allocated from `c`, not used afterwards.
         let _ = unsafe { c.free(o) };
@@ -71,7 +72,7 @@ fn alloc_free_pair(c: &slab::KmemCache<crate::memory::kmalloc::KernelPlatform>) 
 /// Counts the instructions of kmalloc(64), kfree, and a cache's alloc and free, on warm
 /// sheaves. `None` if memory is out (whatever was allocated is given back).
 pub fn fastpath_instructions() -> Option<FastpathInstructions> {
-    use crate::arch::step::count_instructions;
+    use kcore::arch::step::count_instructions;
     let s = slab();
     // Warm-up: the main sheaf gets objects and room.
     let warm = s.kmalloc(64, Gfp::KERNEL)?;
@@ -111,9 +112,9 @@ pub fn fastpath_instructions() -> Option<FastpathInstructions> {
 /// The instructions of `cache`'s alloc, free, and a pair function, on warm sheaves; every
 /// object allocated is freed. `None` if memory is out.
 fn cache_instructions(
-    cache: &slab::KmemCache<crate::memory::kmalloc::KernelPlatform>,
+    cache: &slab::KmemCache<kcore::memory::kmalloc::KernelPlatform>,
 ) -> Option<(u64, u64, u64)> {
-    use crate::arch::step::count_instructions;
+    use kcore::arch::step::count_instructions;
     let warm = cache.alloc(Gfp::KERNEL)?;
     // SAFETY: ours.
     let _ = unsafe { cache.free(warm) };
@@ -158,13 +159,13 @@ pub fn bench(live: usize, ops: usize) -> Result<BenchReport, BenchError> {
             unsafe { free_object(&heap, kmalloc, ptr, size) };
         }
         if run.is_err() {
-            super::shrink_kmalloc_caches(super::KMALLOC_SIZES);
+            crate::shrink_kmalloc_caches(crate::KMALLOC_SIZES);
         }
         *result = run?;
     }
     drop(heap);
     // The 10,000 objects' slabs, empty now, go back to the page allocator.
-    super::shrink_kmalloc_caches(super::KMALLOC_SIZES);
+    crate::shrink_kmalloc_caches(crate::KMALLOC_SIZES);
     Ok(BenchReport {
         live,
         ops,
@@ -189,9 +190,9 @@ fn replace_objects(
         let size = rng.range(8, max);
         objs.push((alloc_object(heap, kmalloc, size)?, size));
     }
-    let start = crate::time::rdtsc();
+    let start = kcore::time::rdtsc();
     for op in 0..ops {
-        if op % 1024 == 0 && crate::console::interrupted() {
+        if op % 1024 == 0 && kcore::console::interrupted() {
             return Err(BenchError::Interrupted);
         }
         let i = rng.range(0, live - 1);
@@ -208,7 +209,7 @@ fn replace_objects(
             }
         }
     }
-    Ok((crate::time::rdtsc() - start) / ops.max(1) as u64)
+    Ok((kcore::time::rdtsc() - start) / ops.max(1) as u64)
 }
 
 /// An object of `size` bytes from kmalloc or the benchmark heap.
@@ -308,7 +309,7 @@ pub fn destroy_bench(objects: usize) -> Result<DestroyReport, BenchError> {
         .map_err(|_| BenchError::OutOfMemory)?;
         let mut filled = Ok(());
         for n in 0..objects {
-            if n % 1024 == 0 && crate::console::interrupted() {
+            if n % 1024 == 0 && kcore::console::interrupted() {
                 filled = Err(BenchError::Interrupted);
                 break;
             }
@@ -319,16 +320,16 @@ pub fn destroy_bench(objects: usize) -> Result<DestroyReport, BenchError> {
             // SAFETY: just allocated, not used afterwards.
             unsafe { cache.free_rcu(o) };
         }
-        let start = crate::time::rdtsc();
+        let start = kcore::time::rdtsc();
         if sync && filled.is_ok() {
             with_reserve(|| slab().kvfree_rcu_barrier());
         }
         // SAFETY: nobody uses the cache afterwards; every object was freed (with `kfree_rcu`).
         let destroyed = with_reserve(|| unsafe { slab().kmem_cache_destroy(cache) });
-        cycles[i] = crate::time::rdtsc() - start;
+        cycles[i] = kcore::time::rdtsc() - start;
         // Let the asynchronous one finish before the next round (not timed).
         while slab().nr_destroy_pending() != 0 {
-            crate::sched::yield_now();
+            kcore::sched::yield_now();
         }
         filled?;
         // Every object was freed: the destroy cannot find one left.

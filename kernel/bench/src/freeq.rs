@@ -7,10 +7,10 @@ use core::ptr::NonNull;
 
 use slab::{Gfp, KmemCache, KmemCacheArgs, KmemFreeQHead, SlabFlags};
 
-use super::BenchError;
-use crate::memory::kmalloc::{KernelPlatform, slab, with_reserve};
-use crate::sync::SpinLock;
-use crate::time::rdtsc;
+use crate::BenchError;
+use kcore::memory::kmalloc::{KernelPlatform, slab, with_reserve};
+use kcore::sync::SpinLock;
+use kcore::time::rdtsc;
 
 /// One row of [`bench`]: TSC cycles to free `objects` objects of one kind.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +86,7 @@ pub fn bench(n: usize) -> Result<[FreeQRow; 3], BenchError> {
         });
     drop(objs);
     // kmalloc-64's `n` objects are free: their slabs go back.
-    super::shrink_kmalloc_caches([64]);
+    crate::shrink_kmalloc_caches([64]);
     // SAFETY: every object of both caches was freed by `measure`, whatever it returned.
     with_reserve(|| unsafe {
         let _ = s.kmem_cache_destroy(plain);
@@ -117,7 +117,7 @@ fn alloc_n(
     objs: &mut Vec<NonNull<u8>>,
 ) -> Result<(), BenchError> {
     for i in 0..n {
-        let o = if i % 1024 == 0 && crate::console::interrupted() {
+        let o = if i % 1024 == 0 && kcore::console::interrupted() {
             Err(BenchError::Interrupted)
         } else {
             match cache {
@@ -181,7 +181,7 @@ fn measure(
     Ok((direct, queued, free_up))
 }
 
-#[crate::ktest]
+#[kcore::ktest]
 fn objects_queued_under_a_lock_on_every_cpu_are_all_freed_after_it() {
     // Red zones: no sheaves, so the counts are exact as soon as the objects are freed.
     let cache = slab()
@@ -196,7 +196,7 @@ fn objects_queued_under_a_lock_on_every_cpu_are_all_freed_after_it() {
     let base = c.slabinfo().active_objs;
     const PER_CPU: usize = 200;
     let lock = SpinLock::new(KmemFreeQHead::new());
-    crate::sched::run_on_each_cpu("ktest-freeq", &|| {
+    kcore::sched::run_on_each_cpu("ktest-freeq", &|| {
         for _ in 0..PER_CPU / 10 {
             let objs: Vec<_> = (0..10)
                 .map(|_| c.alloc(Gfp::KERNEL).expect("memory"))
@@ -209,7 +209,7 @@ fn objects_queued_under_a_lock_on_every_cpu_are_all_freed_after_it() {
         }
     })
     .expect("a thread per CPU");
-    let cpus = crate::cpu::online().count();
+    let cpus = kcore::cpu::online().count();
     assert_eq!(
         c.slabinfo().active_objs,
         base + cpus * PER_CPU,
