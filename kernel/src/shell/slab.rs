@@ -32,7 +32,7 @@ const DESTROYBENCH_OBJECTS: Number = Number {
     default: 10_000,
 };
 
-/// `staticbench`'s PAIRS: alloc+free pairs per timed round (10 rounds).
+/// `staticbench`'s PAIRS: alloc+free pairs per timed round (best of 5 rounds).
 const STATICBENCH_PAIRS: Number = Number {
     name: "PAIRS",
     min: 1,
