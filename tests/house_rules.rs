@@ -222,6 +222,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "arch::trampoline",
             "time",
             "hook",
+            "rand",
         ],
     ),
     // `sync` itself only declares and re-exports its children (each import is resolved to

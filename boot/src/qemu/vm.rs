@@ -258,8 +258,13 @@ impl Vm {
         let feeder_state = Arc::clone(&state);
         thread::spawn(move || {
             let Some(stdin) = stdin.as_mut() else { return };
-            for (sent, line) in input.lines().enumerate() {
-                let Ok(line) = line else { return };
+            // Bytes, not `String`s: a line that is not UTF-8 is typed as it is (the shell
+            // answers it), rather than ending the input.
+            for (sent, line) in input.split(b'\n').enumerate() {
+                let Ok(mut line) = line else { return };
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
                 let (lock, ready) = &*feeder_state;
                 let mut seen = lock.lock().unwrap_or_else(|e| e.into_inner());
                 while seen.0 <= sent && !seen.1 {
@@ -269,11 +274,8 @@ impl Vm {
                     return;
                 }
                 drop(seen);
-                if stdin
-                    .write_all(format!("{line}\n").as_bytes())
-                    .and_then(|()| stdin.flush())
-                    .is_err()
-                {
+                line.push(b'\n');
+                if stdin.write_all(&line).and_then(|()| stdin.flush()).is_err() {
                     return;
                 }
             }

@@ -5,6 +5,7 @@
 
 use crate::sync::{IrqSpinLock, WaitQueue};
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 use drivers::serial::{COM1, SerialPort};
 
 static CONSOLE: IrqSpinLock<Option<SerialPort>> = IrqSpinLock::new(None);
@@ -19,11 +20,96 @@ pub(crate) fn init() {
     log::set_max_level(log::LevelFilter::Info);
 }
 
-/// Writes formatted text to the console (used by [`print!`](crate::print)).
+/// Writes formatted text to the console (used by [`print!`](crate::print)), and into the
+/// capture buffer while a test captures ([`capture_start`]).
 pub fn write_fmt(args: fmt::Arguments<'_>) {
-    if let Some(port) = CONSOLE.lock().as_mut() {
+    let mut console = CONSOLE.lock();
+    if let Some(port) = console.as_mut() {
         // Serial output cannot fail.
         let _ = port.write_fmt(args);
+    }
+    let mut capture = CAPTURE.lock();
+    if capture.on {
+        // A full buffer drops the rest (`Capture::write_str` never fails).
+        let _ = capture.write_fmt(args);
+    }
+}
+
+/// Writes raw bytes to the console (the shell echoes typed bytes with it, UTF-8 or not), and
+/// into the capture buffer while a test captures.
+pub fn write_bytes(bytes: &[u8]) {
+    let mut console = CONSOLE.lock();
+    if let Some(port) = console.as_mut() {
+        for &b in bytes {
+            port.send(b);
+        }
+    }
+    let mut capture = CAPTURE.lock();
+    if capture.on {
+        let n = bytes.len().min(CAPTURE_BYTES - capture.len);
+        let at = capture.len;
+        capture.bytes[at..at + n].copy_from_slice(&bytes[..n]);
+        capture.len += n;
+    }
+}
+
+/// Bytes of console output a capture keeps; later output is not kept.
+const CAPTURE_BYTES: usize = 16 * 1024;
+
+/// Console output kept for a test ([`capture_start`], [`capture_stop`]): a static buffer, so
+/// capturing works while memory is exhausted.
+struct Capture {
+    on: bool,
+    len: usize,
+    bytes: [u8; CAPTURE_BYTES],
+}
+
+impl fmt::Write for Capture {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(CAPTURE_BYTES - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+static CAPTURE: IrqSpinLock<Capture> = IrqSpinLock::new(Capture {
+    on: false,
+    len: 0,
+    bytes: [0; CAPTURE_BYTES],
+});
+
+/// Starts keeping what is printed on the console (everything, from every CPU, log lines
+/// included), forgetting an earlier capture. For tests of what commands print.
+pub fn capture_start() {
+    let mut capture = CAPTURE.lock();
+    capture.on = true;
+    capture.len = 0;
+}
+
+/// Stops the capture and appends what it kept (its first 16 KiB) to `out`, as far as `out`'s
+/// capacity goes: nothing is allocated, so a test may call it while memory is exhausted.
+pub fn capture_stop(out: &mut alloc::string::String) {
+    let mut capture = CAPTURE.lock();
+    capture.on = false;
+    let kept = &capture.bytes[..capture.len];
+    // Bytes that are not UTF-8 (echoed as typed) become U+FFFD, as `from_utf8_lossy` has it.
+    for chunk in kept.utf8_chunks() {
+        for text in [
+            chunk.valid(),
+            if chunk.invalid().is_empty() {
+                ""
+            } else {
+                "\u{fffd}"
+            },
+        ] {
+            let room = out.capacity() - out.len();
+            let mut end = text.len().min(room);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push_str(&text[..end]);
+        }
     }
 }
 
@@ -32,6 +118,21 @@ struct InputRing {
     bytes: [u8; INPUT_RING],
     head: usize,
     len: usize,
+}
+
+impl InputRing {
+    /// Queues a received byte (dropped when the ring is full). A Ctrl-C raises the flag and is
+    /// queued too: the shell's line editor sees it and drops the line typed so far.
+    fn push(&mut self, byte: u8) {
+        if byte == CTRL_C {
+            INTERRUPT.store(true, Ordering::Relaxed);
+        }
+        if self.len < INPUT_RING {
+            let tail = (self.head + self.len) % INPUT_RING;
+            self.bytes[tail] = byte;
+            self.len += 1;
+        }
+    }
 }
 
 /// Capacity of the input ring; bytes arriving when it is full are dropped.
@@ -67,17 +168,57 @@ pub(crate) fn handle_irq() {
         let mut port = CONSOLE.lock();
         let mut input = INPUT.lock();
         while let Some(byte) = port.as_mut().and_then(SerialPort::try_receive) {
-            if input.len < INPUT_RING {
-                let tail = (input.head + input.len) % INPUT_RING;
-                input.bytes[tail] = byte;
-                input.len += 1;
-            }
+            input.push(byte);
             received = true;
         }
     }
     if received {
         INPUT_WAITERS.wake_all();
     }
+}
+
+/// Ctrl-C (ETX), which asks the command running at the console to stop.
+pub const CTRL_C: u8 = 0x03;
+
+/// Set by the serial interrupt when Ctrl-C arrives; the shell clears it before each command.
+static INTERRUPT: AtomicBool = AtomicBool::new(false);
+
+/// Whether Ctrl-C was typed since [`clear_interrupt`]: long-running commands check it in their
+/// loops and stop early (as Linux's long loops check `fatal_signal_pending`). One relaxed load.
+pub fn interrupted() -> bool {
+    INTERRUPT.load(Ordering::Relaxed)
+}
+
+/// Forgets an earlier Ctrl-C (the shell calls it before running a command).
+pub fn clear_interrupt() {
+    INTERRUPT.store(false, Ordering::Relaxed);
+}
+
+/// Raises the Ctrl-C flag as a typed Ctrl-C does (for tests, which cannot type).
+pub fn raise_interrupt() {
+    INTERRUPT.store(true, Ordering::Relaxed);
+}
+
+/// Queues `bytes` as if they had been typed (a Ctrl-C among them raises the flag, as typed):
+/// for tests of what reads the console. Bytes that do not fit in the input ring are dropped,
+/// as typed ones are.
+pub fn push_input(bytes: &[u8]) {
+    {
+        let mut input = INPUT.lock();
+        for &byte in bytes {
+            input.push(byte);
+        }
+    }
+    INPUT_WAITERS.wake_all();
+}
+
+/// Discards every byte typed and not read yet, as Linux's terminal does when Ctrl-C interrupts
+/// (the `INTR` character flushes the input queue): the Ctrl-C itself, and whatever was typed
+/// ahead for the interrupted command.
+pub fn flush_input() {
+    let mut input = INPUT.lock();
+    input.head = 0;
+    input.len = 0;
 }
 
 /// Returns the next byte typed on the console, if one is waiting.
@@ -105,6 +246,10 @@ pub(crate) unsafe fn force_unlock() {
     if CONSOLE.is_locked() {
         // SAFETY: the caller guarantees the holder will not touch the port again.
         unsafe { CONSOLE.force_unlock() };
+    }
+    if CAPTURE.is_locked() {
+        // SAFETY: as above: its holder was printing and will not touch the buffer again.
+        unsafe { CAPTURE.force_unlock() };
     }
 }
 

@@ -53,7 +53,9 @@ pub mod kobject;
 pub mod ktest;
 pub mod memory;
 pub mod panic;
+pub mod rand;
 pub mod sched;
+#[cfg(feature = "ktest")]
 pub mod selftest;
 pub mod sync;
 pub mod time;

@@ -5,22 +5,27 @@
 //! a pipe (`printf 'help\npoweroff\n' | cargo run`, lines end in `\n`).
 
 use alloc::string::String;
-use alloc::vec::Vec;
 
 use crate::{print, println};
 
+mod args;
 mod commands;
+mod files;
 mod slab;
 mod sysfs;
+#[cfg(feature = "ktest")]
+mod tests;
 
 use commands::*;
+use files::{cat, echo, ls};
 use slab::{destroybench, freeqbench, kmalloc_test, slabbench, slabinfo, staticbench};
 
 /// The prompt printed before each command line.
 pub const PROMPT: &str = "sheaf> ";
 
-/// The longest command line the shell accepts; longer input is cut at this length.
-const MAX_LINE: usize = 256;
+/// The longest command line the shell accepts, in bytes; a longer one is refused whole, with a
+/// message (the console's input ring holds 1024 bytes: a line must fit while it is echoed).
+pub(crate) const MAX_LINE: usize = 1000;
 
 /// A shell command: its name, a one-line description and what it runs.
 struct Command {
@@ -147,47 +152,119 @@ pub fn run() -> ! {
         print!("{}", String::from_utf8_lossy(motd));
     }
     println!("Type `help` for the list of commands.");
-    let mut line = String::new();
+    // The line lives on the stack: reading and splitting it allocates nothing, so the shell
+    // answers even when memory is exhausted.
+    let mut line = [0u8; MAX_LINE];
     loop {
         print!("{PROMPT}");
-        read_line(&mut line);
-        let words: Vec<&str> = line.split_ascii_whitespace().collect();
-        let Some((&name, args)) = words.split_first() else {
-            continue;
-        };
-        match COMMANDS.iter().find(|c| c.name == name) {
-            Some(command) => (command.run)(args),
-            None => println!("unknown command: {name} (type `help` for the list)"),
+        match read_line(&mut line) {
+            Ok(len) => match core::str::from_utf8(&line[..len]) {
+                Ok(text) => execute(text),
+                Err(e) => println!(
+                    "shell: byte {:#04x} at column {} is not UTF-8 text: line ignored",
+                    line[e.valid_up_to()],
+                    e.valid_up_to() + 1
+                ),
+            },
+            Err(LineError::TooLong) => {
+                println!("shell: line longer than {MAX_LINE} bytes: ignored")
+            }
+            Err(LineError::Interrupted) => {}
         }
     }
 }
 
-/// Reads one line into `line`, echoing it and handling backspace. Returns on `\r` or `\n`.
-fn read_line(line: &mut String) {
-    line.clear();
+/// The most words a command line may have (the command's name included).
+const MAX_WORDS: usize = 64;
+
+/// Runs one command line as typed at the prompt: splits it into words at ASCII white space and
+/// runs the command named by the first. Returns when the command is done (or interrupted by
+/// Ctrl-C, which it clears first). Allocates nothing itself.
+pub fn execute(line: &str) {
+    let mut words = [""; MAX_WORDS];
+    let mut n = 0;
+    for word in line.split_ascii_whitespace() {
+        if n == MAX_WORDS {
+            println!("shell: more than {MAX_WORDS} words: line ignored");
+            return;
+        }
+        words[n] = word;
+        n += 1;
+    }
+    let Some((&name, args)) = words[..n].split_first() else {
+        return;
+    };
+    match COMMANDS.iter().find(|c| c.name == name) {
+        Some(command) => {
+            kcore::console::clear_interrupt();
+            (command.run)(args);
+            if kcore::console::interrupted() {
+                println!("^C");
+                // The Ctrl-C and what was typed ahead go, as on Linux.
+                kcore::console::flush_input();
+                kcore::console::clear_interrupt();
+            }
+        }
+        None => println!("unknown command: {name} (type `help` for the list)"),
+    }
+}
+
+/// Why [`read_line`] returned no line.
+pub(crate) enum LineError {
+    /// The line was longer than [`MAX_LINE`] bytes (read to its end and dropped).
+    TooLong,
+    /// Ctrl-C dropped it.
+    Interrupted,
+}
+
+/// Reads one line into `line`, echoing it and handling backspace, and returns its length.
+/// Returns on `\r` or `\n`. Bytes are kept as typed, non-ASCII ones included (the caller
+/// refuses a line that is not UTF-8); tabs count as spaces; other control bytes are ignored.
+pub(crate) fn read_line(line: &mut [u8; MAX_LINE]) -> Result<usize, LineError> {
+    let mut len = 0;
+    let mut too_long = false;
     loop {
         let byte = next_byte();
         match byte {
             b'\r' | b'\n' => {
                 println!();
-                return;
+                return if too_long {
+                    Err(LineError::TooLong)
+                } else {
+                    Ok(len)
+                };
             }
-            // Backspace (^H) and DEL, which most terminals send for the backspace key.
-            0x08 | 0x7f => {
-                if line.pop().is_some() {
+            kcore::console::CTRL_C => {
+                println!("^C");
+                return Err(LineError::Interrupted);
+            }
+            // Backspace (^H) and DEL, which most terminals send for the backspace key: one
+            // character goes, all the bytes of a UTF-8 one.
+            0x08 | 0x7f if !too_long => {
+                if len > 0 {
+                    len -= 1;
+                    while len > 0 && line[len] & 0xc0 == 0x80 {
+                        len -= 1;
+                    }
                     print!("\x08 \x08");
                 }
             }
-            // Printable ASCII; other control bytes and non-ASCII are ignored.
-            0x20..=0x7e if line.len() < MAX_LINE => {
-                line.push(byte as char);
-                print!("{}", byte as char);
+            _ if too_long => {}
+            b'\t' | 0x20..=0x7e | 0x80..=0xff => {
+                if len == MAX_LINE {
+                    too_long = true;
+                    continue;
+                }
+                line[len] = if byte == b'\t' { b' ' } else { byte };
+                len += 1;
+                // Echo the byte as it came: a terminal shows a UTF-8 character once its
+                // last byte is back.
+                kcore::console::write_bytes(&[line[len - 1]]);
             }
             _ => {}
         }
     }
 }
-
 /// Waits for the next byte from the console. A `\n` right after a `\r` (a terminal's CR LF)
 /// is swallowed so it does not count as a second, empty line.
 fn next_byte() -> u8 {
@@ -206,11 +283,14 @@ fn next_byte() -> u8 {
 fn help(_: &[&str]) {
     println!("Commands:");
     for c in COMMANDS {
-        let call = if c.usage.is_empty() {
-            String::from(c.name)
-        } else {
-            alloc::format!("{} {}", c.name, c.usage)
-        };
-        println!("  {call:<16} {}", c.help);
+        let width = c.name.len()
+            + if c.usage.is_empty() {
+                0
+            } else {
+                1 + c.usage.len()
+            };
+        let space = if c.usage.is_empty() { "" } else { " " };
+        let pad = 16usize.saturating_sub(width);
+        println!("  {}{space}{} {:pad$}{}", c.name, c.usage, "", c.help);
     }
 }

@@ -1,19 +1,75 @@
 //! The shell's slab allocator commands: `slabinfo`, `kmalloc-test`, `slabbench`, `freeqbench`,
 //! `destroybench`.
 
-use alloc::string::String;
 use slab::Stat;
 
-use crate::memory::kmalloc::slab;
-use crate::println;
-use kcore::selftest::{bench, freeq, storm};
+use super::args::Number;
+use crate::memory::kmalloc::{slab, with_reserve};
+use crate::{print, println};
+
+/// `kmalloc-test`'s ROUNDS: 64 objects per CPU each (about 1 ms); a million is minutes.
+const KMALLOC_TEST_ROUNDS: Number = Number {
+    name: "ROUNDS",
+    min: 1,
+    max: 1_000_000,
+    default: 50,
+};
+
+/// `freeqbench`'s N: N objects of 64 bytes are live at once, with an array of N pointers, one
+/// block of at most 4 MiB (the largest the page allocator gives: order 10), so 500,000.
+const FREEQBENCH_OBJECTS: Number = Number {
+    name: "N",
+    min: 1,
+    max: 500_000,
+    default: 1000,
+};
+
+/// `destroybench`'s N: objects of 64 bytes in `kfree_rcu` flight (64 MiB at the maximum).
+const DESTROYBENCH_OBJECTS: Number = Number {
+    name: "N",
+    min: 1,
+    max: 1_000_000,
+    default: 10_000,
+};
+
+/// `staticbench`'s PAIRS: alloc+free pairs per timed round (best of 5 rounds).
+const STATICBENCH_PAIRS: Number = Number {
+    name: "PAIRS",
+    min: 1,
+    max: 100_000_000,
+    default: 100_000,
+};
+
+/// `a / b` with two decimals (`0.42x`), for the benchmarks' ratios; `b` of 0 counts as 1.
+struct Ratio(u64, u64);
+
+impl core::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (a, b) = (self.0, self.1.max(1));
+        let hundredths = u128::from(a % b) * 100 / u128::from(b);
+        write!(f, "{}.{hundredths:02}", a / b)
+    }
+}
+use bench::{freeq, kmalloc, storm};
 
 /// `slabinfo [-s] [-d]`: every cache with its geometry, aliases and sheaf capacity; `-s` adds
 /// the statistics; `-d` lists the caches whose destruction is pending (waiting for `kfree_rcu`
 /// objects in flight) instead.
 pub(super) fn slabinfo(args: &[&str]) {
-    if args.contains(&"-d") {
-        let pending = slab().destroy_pending();
+    let (mut stats, mut pending) = (false, false);
+    for arg in args {
+        match *arg {
+            "-s" => stats = true,
+            "-d" => pending = true,
+            other => {
+                return println!("slabinfo: unknown option `{other}` (usage: slabinfo [-s] [-d])");
+            }
+        }
+    }
+    // The slab crate builds these lists infallibly: from the emergency reserve if kmalloc
+    // cannot (`with_reserve`), so the listing works when memory is exhausted.
+    if pending {
+        let pending = with_reserve(|| slab().destroy_pending());
         println!("{:<18} {:>8}", "destroying", "objects");
         for (name, objects) in &pending {
             println!("{name:<18} {objects:>8}");
@@ -21,15 +77,15 @@ pub(super) fn slabinfo(args: &[&str]) {
         println!("{} cache(s) waiting to be destroyed", pending.len());
         return;
     }
-    let stats = args.contains(&"-s");
+    let caches = with_reserve(|| slab().caches());
     println!(
         "{:<18} {:>8} {:>8} {:>7} {:>6} {:>5} {:>6}  aliases",
         "name", "active", "total", "objsize", "objper", "pages", "sheaf"
     );
-    for (cache, aliases) in slab().caches() {
+    for (cache, aliases) in caches {
         let info = cache.slabinfo();
-        println!(
-            "{:<18} {:>8} {:>8} {:>7} {:>6} {:>5} {:>6}  {}",
+        print!(
+            "{:<18} {:>8} {:>8} {:>7} {:>6} {:>5} {:>6}  ",
             cache.name(),
             info.active_objs,
             info.num_objs,
@@ -37,24 +93,30 @@ pub(super) fn slabinfo(args: &[&str]) {
             cache.objs_per_slab(),
             1usize << cache.order(),
             cache.sheaf_capacity(),
-            aliases.join(",")
         );
+        for (i, alias) in aliases.iter().enumerate() {
+            print!("{}{alias}", if i == 0 { "" } else { "," });
+        }
+        println!();
         if stats {
-            let mut line = String::from("    ");
+            print!("    ");
             for stat in Stat::ALL {
                 let value = cache.stat(stat);
                 if value != 0 {
-                    line.push_str(&alloc::format!(" {}={}", stat.name(), value));
+                    print!(" {}={}", stat.name(), value);
                 }
             }
-            println!("{line}");
+            println!();
         }
     }
 }
 
 /// `kmalloc-test [ROUNDS]`: a checked alloc/free storm on every CPU.
 pub(super) fn kmalloc_test(args: &[&str]) {
-    let rounds = args.first().and_then(|a| a.parse().ok()).unwrap_or(50);
+    let Some(rounds) = KMALLOC_TEST_ROUNDS.only_arg("kmalloc-test", args) else {
+        return;
+    };
+    let rounds = rounds as usize;
     let start = crate::time::uptime_us();
     match storm::storm(rounds) {
         Ok(report) => println!(
@@ -68,13 +130,17 @@ pub(super) fn kmalloc_test(args: &[&str]) {
     }
 }
 
-/// `slabbench`: kmalloc against linked_list_allocator with 10,000 live objects.
+/// `slabbench`: kmalloc against linked_list_allocator with 10,000 live objects. Gives back
+/// everything it takes, the benchmark heap's 24 MiB included.
 pub(super) fn slabbench(_: &[&str]) {
-    let _pin = crate::cpu::PreemptGuard::new();
-    println!(
-        "kmalloc(64)+kfree fast path: {} cycles/pair",
-        bench::fastpath_pair_cycles(100_000)
-    );
+    let pairs = {
+        let _pin = crate::cpu::PreemptGuard::new();
+        kmalloc::fastpath_pair_cycles(100_000)
+    };
+    match pairs {
+        Ok(cycles) => println!("kmalloc(64)+kfree fast path: {cycles} cycles/pair"),
+        Err(e) => return println!("slabbench: {e}"),
+    }
     println!(
         "free checks (page owner, cache, object boundary): {}",
         if slab().hardened() {
@@ -83,38 +149,41 @@ pub(super) fn slabbench(_: &[&str]) {
             "off (slab_nohardened; boot without it to measure with them)"
         }
     );
-    match bench::fastpath_instructions() {
+    match kmalloc::fastpath_instructions() {
         Some(n) => println!(
             "fast path instructions (single-stepped): kmalloc(64) {} + kfree {}, pair function {}; kmem_cache alloc {} + free {}, pair function {}",
             n.kmalloc, n.kfree, n.kmalloc_pair, n.cache_alloc, n.cache_free, n.cache_pair
         ),
-        None => println!("slabbench: out of memory"),
+        None => return println!("slabbench: out of memory"),
     }
-    match bench::bench(10_000, 10_000) {
-        Some(r) => println!(
+    match kmalloc::bench(10_000, 10_000) {
+        Ok(r) => println!(
             "{} live objects, {} replace operations: kmalloc {} cycles/op, linked_list_allocator {} cycles/op ({}x)",
             r.live,
             r.ops,
             r.kmalloc_cycles,
             r.linked_list_cycles,
-            r.linked_list_cycles / r.kmalloc_cycles.max(1)
+            Ratio(r.linked_list_cycles, r.kmalloc_cycles)
         ),
-        None => println!("slabbench: out of memory"),
+        Err(e) => println!("slabbench: {e}"),
     }
 }
 
 /// `freeqbench [N]`: the lock hold time of freeing N (1000) objects under a spin lock, directly
 /// and through the deferred free queue (freed after the unlock), in TSC cycles.
 pub(super) fn freeqbench(args: &[&str]) {
-    let n = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let Some(n) = FREEQBENCH_OBJECTS.only_arg("freeqbench", args) else {
+        return;
+    };
+    let n = n as usize;
     let debug = slab().kmalloc_cache(64).is_some_and(|c| c.is_debug());
     println!(
         "freeing {n} objects of 64 bytes under a spin lock (booted with slub_debug: {})",
         if debug { "yes" } else { "no" }
     );
-    let Some(rows) = freeq::bench(n) else {
-        println!("freeqbench: out of memory");
-        return;
+    let rows = match freeq::bench(n) {
+        Ok(rows) => rows,
+        Err(e) => return println!("freeqbench: {e}"),
     };
     println!(
         "{:<20} {:>5} {:>12} {:>12} {:>7} {:>12}",
@@ -138,27 +207,45 @@ pub(super) fn freeqbench(args: &[&str]) {
 /// `destroybench [N]`: the time `kmem_cache_destroy` takes with N (10,000) objects in
 /// `kfree_rcu` flight, asynchronous against a synchronous `kvfree_rcu_barrier` first.
 pub(super) fn destroybench(args: &[&str]) {
-    let n = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    match bench::destroy_bench(n) {
-        Some(r) => println!(
+    let Some(n) = DESTROYBENCH_OBJECTS.only_arg("destroybench", args) else {
+        return;
+    };
+    let n = n as usize;
+    match kmalloc::destroy_bench(n) {
+        Ok(r) => println!(
             "kmem_cache_destroy with {} objects in kfree_rcu flight: asynchronous {} cycles, \
              synchronous kvfree_rcu_barrier {} cycles ({}x)",
             r.objects,
             r.asynchronous,
             r.synchronous,
-            r.synchronous / r.asynchronous.max(1)
+            Ratio(r.synchronous, r.asynchronous)
         ),
-        None => println!("destroybench: out of memory"),
+        Err(e) => println!("destroybench: {e}"),
     }
 }
 
 /// `staticbench [PAIRS]`: cycles per alloc+free through a static cache and through the same
 /// cache created dynamically (the static-cache RFC's claim: one load fewer per operation).
 pub(super) fn staticbench(args: &[&str]) {
-    let pairs = args.first().and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let r = kcore::selftest::static_cache::static_bench(pairs, 5);
+    let Some(pairs) = STATICBENCH_PAIRS.only_arg("staticbench", args) else {
+        return;
+    };
+    let r = match bench::static_cache::static_bench(pairs, 5) {
+        Ok(r) => r,
+        Err(e) => return println!("staticbench: {e}"),
+    };
     println!(
         "alloc+free pair, best of 5 x {} pairs: static cache {} cycles, dynamic cache {} cycles",
         r.pairs, r.static_cycles, r.dynamic_cycles
     );
+}
+
+#[crate::ktest]
+fn ratios_print_two_decimals_not_a_whole_number() {
+    use alloc::format;
+    assert_eq!(format!("{}", Ratio(1, 3)), "0.33");
+    assert_eq!(format!("{}", Ratio(5, 10)), "0.50");
+    assert_eq!(format!("{}", Ratio(3, 2)), "1.50");
+    assert_eq!(format!("{}", Ratio(7, 0)), "7.00");
+    assert_eq!(format!("{}", Ratio(u64::MAX, 1)), "18446744073709551615.00");
 }

@@ -11,7 +11,8 @@
 //!   mapped on demand (Linux keeps `struct slab` in `struct page`, in the `vmemmap` array).
 //!
 //! After [`init`], `Box`, `Vec` and friends are served by `kmalloc`; blocks the bootstrap heap
-//! gave out before still go back to it.
+//! gave out before still go back to it, and it serves as the emergency reserve of
+//! [`with_reserve`].
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
@@ -20,7 +21,7 @@ use slab::{Gfp, SlabAllocator, SlabOptions};
 use spin::Once;
 use x86_64::VirtAddr;
 
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use slab::{CallbackFunc, CallbackHead, HeadQueue};
 
 use super::PAGE_SIZE;
@@ -84,12 +85,29 @@ fn slab_meta_addr(pfn: usize) -> u64 {
     SLAB_META_START + (pfn * core::mem::size_of::<Slab>()) as u64
 }
 
+/// Frames mapped for slab descriptors so far (never unmapped: one per 64 frames that ever held
+/// a slab, as Linux's `struct page` array, but filled in on demand).
+static SLAB_META_FRAMES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many frames hold slab descriptors ([`SLAB_META_FRAMES`]): memory in use that no cache
+/// accounts for and no shrink gives back (`meminfo`; docs/slab.md).
+pub fn slab_meta_frames() -> usize {
+    SLAB_META_FRAMES.load(Ordering::Relaxed)
+}
+
 /// Maps the slab-descriptor slot of frame `pfn`.
 fn map_slab_meta(pfn: usize) -> bool {
     let start = slab_meta_addr(pfn);
     let end = start + core::mem::size_of::<Slab>() as u64 - 1;
-    crate::memory::paging::ensure_mapped(VirtAddr::new(start)).is_ok()
-        && crate::memory::paging::ensure_mapped(VirtAddr::new(end)).is_ok()
+    [start, end].into_iter().all(|addr| {
+        match crate::memory::paging::ensure_mapped(VirtAddr::new(addr)) {
+            Ok(mapped) => {
+                SLAB_META_FRAMES.fetch_add(usize::from(mapped), Ordering::Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
+    })
 }
 
 fn pfn_of(ptr: *const u8) -> Option<usize> {
@@ -240,6 +258,14 @@ unsafe impl slab::Platform for KernelPlatform {
 
     fn rcu_barrier(&self) {
         crate::sync::rcu::rcu_barrier();
+    }
+
+    fn synchronize_rcu_if_sleepable(&self) -> bool {
+        if !crate::sync::rcu::may_sleep() {
+            return false;
+        }
+        crate::sync::rcu::synchronize_rcu_polling();
+        true
     }
 
     unsafe fn queue_work_head(&self, head: NonNull<CallbackHead>, func: CallbackFunc) {
@@ -481,6 +507,50 @@ fn kmalloc_layout(slab: &SlabAllocator<KernelPlatform>, layout: Layout) -> Optio
     slab.kmalloc(size, Gfp::KERNEL)
 }
 
+/// The thread (its stack slot plus one; 0: none) that may fall back on the bootstrap heap when
+/// kmalloc fails ([`with_reserve`]).
+static RESERVE_USER: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `f` with the bootstrap heap as an emergency reserve for this thread's Rust allocations
+/// (`Box`, `Vec`, ...): one that kmalloc cannot serve comes from the bootstrap heap, which
+/// keeps about 4 MiB free after boot, instead of failing (Linux's memory reserves for
+/// `PF_MEMALLOC` tasks). For code that allocates infallibly in a crate it cannot change, such
+/// as the slab crate's `kmem_cache_create` and `caches`, run where memory may be exhausted
+/// (the shell's commands): their small structures then come from the reserve, and what truly
+/// needs memory (slab pages) still fails with an error. Blocks go back to the heap when freed.
+/// One thread at a time: while another holds the reserve, `f` runs without it. Not in
+/// interrupt handlers. A block from the reserve is not a kmalloc object: it goes back through
+/// the global allocator (a drop), never through `kfree` or `kfree_rcu`.
+pub fn with_reserve<R>(f: impl FnOnce() -> R) -> R {
+    let Some(slot) = super::stack::current_slot() else {
+        return f();
+    };
+    let mine = RESERVE_USER
+        .compare_exchange(0, slot + 1, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok();
+    let result = f();
+    if mine {
+        RESERVE_USER.store(0, Ordering::Release);
+    }
+    result
+}
+
+/// Whether the caller runs inside [`with_reserve`] (its thread, not an interrupt handler).
+fn may_use_reserve() -> bool {
+    let user = RESERVE_USER.load(Ordering::Acquire);
+    user != 0
+        && !crate::cpu::in_interrupt()
+        && super::stack::current_slot().map(|s| s + 1) == Some(user)
+}
+
+/// Allocations served by the reserve since boot ([`with_reserve`]).
+static RESERVE_ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many allocations the emergency reserve has served since boot.
+pub fn reserve_allocations() -> usize {
+    RESERVE_ALLOCATIONS.load(Ordering::Relaxed)
+}
+
 /// The global allocator: the bootstrap heap until [`init`], then `kmalloc`.
 struct KernelAllocator;
 
@@ -492,7 +562,14 @@ unsafe impl GlobalAlloc for KernelAllocator {
         match SLAB.get() {
             Some(slab) => {
                 crate::cpu::count_allocation();
-                kmalloc_layout(slab, layout).map_or(core::ptr::null_mut(), NonNull::as_ptr)
+                match kmalloc_layout(slab, layout) {
+                    Some(p) => p.as_ptr(),
+                    None if may_use_reserve() => {
+                        RESERVE_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+                        super::heap::alloc(layout)
+                    }
+                    None => core::ptr::null_mut(),
+                }
             }
             None => super::heap::alloc(layout),
         }

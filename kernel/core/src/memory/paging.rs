@@ -334,13 +334,14 @@ fn tlb_shootdown_reaches_every_cpu() {
 
 /// Makes sure the kernel page containing `virt` is mapped, mapping a fresh zeroed frame if it
 /// is not. For sparse tables (such as the slab descriptors) that are filled in on demand.
-pub(crate) fn ensure_mapped(virt: VirtAddr) -> Result<(), MapToError<Size4KiB>> {
+/// `Ok(true)` when it mapped a frame now.
+pub(crate) fn ensure_mapped(virt: VirtAddr) -> Result<bool, MapToError<Size4KiB>> {
     use x86_64::structures::paging::Translate;
     let page = Page::<Size4KiB>::containing_address(virt);
     let mut guard = MAPPER.lock();
     let mapper = guard.as_mut().expect("paging::init has not run");
     if mapper.translate_addr(page.start_address()).is_some() {
-        return Ok(());
+        return Ok(false);
     }
-    map_zeroed(mapper, page)
+    map_zeroed(mapper, page).map(|()| true)
 }

@@ -52,6 +52,17 @@ pub fn stacks_in_use() -> u64 {
     slots.next - slots.free.len() as u64
 }
 
+/// The stack slot the caller runs on, which names its thread for as long as the thread lives
+/// (`None` on a stack outside the range: a CPU's boot stack). Reads no lock: the address of a
+/// local variable.
+pub fn current_slot() -> Option<u64> {
+    let here = 0u8;
+    let addr = core::ptr::from_ref(&here) as u64;
+    (STACKS_START..STACKS_START + MAX_STACKS * SLOT_SIZE)
+        .contains(&addr)
+        .then(|| (addr - STACKS_START) / SLOT_SIZE)
+}
+
 /// A kernel stack. Freed (and cached for reuse) when dropped.
 #[derive(Debug)]
 pub struct KernelStack {

@@ -52,6 +52,7 @@ impl KmemCacheOpaque {
     }
 
     /// The storage as the slab allocator's type.
+    #[inline]
     fn storage(&'static self) -> &'static KmemCacheStatic<KernelPlatform> {
         // SAFETY: same size and alignment (checked above); `KmemCacheStatic` is a
         // `MaybeUninit` in an `UnsafeCell`, for which any bytes are valid, and it is `Sync`.
@@ -110,6 +111,7 @@ impl KmemCacheOpaque {
     /// # Safety
     /// A setup of this storage returned `Ok` before (it happened before this call), and, for
     /// a module's cache, the cache was not destroyed since.
+    #[inline]
     pub unsafe fn to_kmem_cache(&'static self) -> &'static KmemCache<KernelPlatform> {
         // SAFETY: set up (caller contract).
         unsafe { self.storage().get() }

@@ -23,7 +23,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 pub use policy::{SchedPolicy, set_policy};
 pub use thread::{
     JoinHandle, RunLink, SpawnError, State, Thread, ThreadAlloc, ThreadCache, ThreadRef, WaitLink,
-    registered_threads, threads,
+    registered_threads, threads, try_threads,
 };
 
 use policy::POLICY;

@@ -158,6 +158,22 @@ pub fn threads() -> Vec<ThreadRef> {
     list.iter().filter_map(Weak::upgrade).collect()
 }
 
+/// [`threads`] without infallible allocation (for the shell's `ps`): `None` when there is no
+/// memory for the list.
+pub fn try_threads() -> Option<Vec<ThreadRef>> {
+    let mut out = Vec::new();
+    loop {
+        let want = THREADS.lock().len();
+        // Reserved with the lock dropped; threads made meanwhile: reserve again.
+        out.try_reserve_exact(want).ok()?;
+        let list = THREADS.lock();
+        if list.len() <= out.capacity() {
+            out.extend(list.iter().filter_map(Weak::upgrade));
+            return Some(out);
+        }
+    }
+}
+
 /// How many threads are registered (not freed yet), exited ones whose last reference is still
 /// held included: the length of the list [`threads`] reads. Every entry of a thread that was
 /// freed is gone, so once exited threads are released this is the number of live threads.

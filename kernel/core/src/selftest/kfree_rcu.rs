@@ -350,3 +350,60 @@ fn typesafe_by_rcu_slabs_and_kfree_rcu_large_blocks_wait_for_rcu_while_memory_is
     );
     exhausted.give_back();
 }
+
+#[crate::ktest]
+fn kfree_rcu_without_a_head_or_memory_waits_for_the_grace_period_where_it_may_sleep() {
+    use super::rcu::{exhaust_all_cpus, quiesce};
+    use slab::SlabErrorKind;
+    quiesce();
+    // A debug cache has no sheaves: `kfree_rcu` queues each object on a record of its own,
+    // the allocation that fails when memory is exhausted.
+    let handle = slab()
+        .kmem_cache_create(
+            "ktest-oom-kfree-rcu",
+            64,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_DEBUG_FLAGS,
+        )
+        .expect("cache");
+    // SAFETY: the cache keeps its memory after the destroy below (an object is leaked on
+    // purpose), so the reference stays valid.
+    let cache = unsafe { handle.as_ref_unchecked() };
+    let objs: Vec<_> = (0..2)
+        .map(|_| cache.alloc(Gfp::KERNEL).expect("memory"))
+        .collect();
+    let live = cache.slabinfo().active_objs;
+    let errors = crate::memory::kmalloc::slab_errors();
+    let exhausted = exhaust_all_cpus();
+    // This thread may sleep: the grace period is waited for here (Linux's
+    // `kvfree_rcu_mightsleep` fallback), and the object is free when the call returns.
+    // SAFETY: ours, not used afterwards.
+    unsafe { cache.free_rcu(objs[0]) };
+    let after_sleepable = cache.slabinfo().active_objs;
+    // Interrupts off: no waiting; the object is leaked (readers stay safe) and reported.
+    {
+        let _irq = crate::sync::IrqSave::new();
+        // SAFETY: as above.
+        unsafe { cache.free_rcu(objs[1]) };
+    }
+    let after_atomic = cache.slabinfo().active_objs;
+    exhausted.give_back();
+    assert_eq!(
+        after_sleepable,
+        live - 1,
+        "freed after a grace period, at once"
+    );
+    assert_eq!(after_atomic, live - 1, "leaked where it could not wait");
+    // The destroy still completes: its work item reports the leaked object and keeps the
+    // cache's memory for it, off every list.
+    // SAFETY: nobody uses the cache afterwards (but to read its reports).
+    unsafe { slab().kmem_cache_destroy(handle) }.expect("returns at once");
+    wait_for_destroys();
+    assert!(slab().find_cache("ktest-oom-kfree-rcu").is_none());
+    let (reports, total) = cache.reports();
+    assert_eq!(total, 2, "{reports:?}");
+    assert_eq!(reports[0].kind, SlabErrorKind::KfreeRcuNoMemory);
+    assert_eq!(reports[1].kind, SlabErrorKind::ObjectRemaining);
+    assert_eq!(reports[1].object, objs[1].as_ptr() as usize);
+    assert_eq!(crate::memory::kmalloc::slab_errors(), errors + 2);
+}

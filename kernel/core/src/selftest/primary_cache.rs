@@ -14,10 +14,10 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use slab::{Gfp, KmemCache, KmemCacheArgs, KmemCacheHandle, SlabFlags};
 
-use super::Rng;
 use crate::kobject::{KERNEL_KSET, KObject, KobjType, sysfs};
 use crate::memory::kmalloc::{KernelPlatform, slab};
 use crate::memory::static_cache::KmemCacheOpaque;
+use crate::rand::Rng;
 use crate::sync::SpinLock;
 
 type Cache = KmemCache<KernelPlatform>;

@@ -486,6 +486,33 @@ pub fn dump() -> String {
     out
 }
 
+/// The longest [`try_dump`]: its buffer, reserved before the workqueues are locked.
+const DUMP_BYTES: usize = 16 * 1024;
+
+/// [`dump`] without infallible allocation, for the shell: `None` when there is no memory for
+/// its buffer; a dump longer than 16 KiB ends with `...`.
+pub fn try_dump() -> Option<String> {
+    /// A `String` that never grows past its capacity (a write that does not fit fails).
+    struct Capped<'a>(&'a mut String);
+    impl core::fmt::Write for Capped<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            if self.0.capacity() - self.0.len() < s.len() {
+                return Err(core::fmt::Error);
+            }
+            self.0.push_str(s);
+            Ok(())
+        }
+    }
+    let mut out = String::new();
+    out.try_reserve_exact(DUMP_BYTES).ok()?;
+    if locked(|w| w.dump(&mut Capped(&mut out))).is_err() {
+        let keep = out.floor_char_boundary(DUMP_BYTES - 4);
+        out.truncate(keep);
+        out.push_str("...\n");
+    }
+    Some(out)
+}
+
 /// The numbers of every pool (as in [`dump`]), in pool order: `2 * cpu` and `2 * cpu + 1`
 /// (high priority) for each CPU, then the unbound pools.
 pub fn pool_stats() -> Vec<sheaf_workqueue::PoolStats> {

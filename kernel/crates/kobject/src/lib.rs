@@ -58,7 +58,7 @@ pub use kobject::{
 };
 pub use kref::{Kref, REFCOUNT_MAX, REFCOUNT_SATURATED, RefError};
 pub use pagebuf::{PAGE_SIZE, PageBuf};
-pub use sysfs::{DirEntry, Sysfs};
+pub use sysfs::{DirEntry, EntryRef, LinkTarget, Sysfs};
 
 #[cfg(all(test, not(loom)))]
 mod tests;

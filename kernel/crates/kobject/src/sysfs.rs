@@ -38,7 +38,10 @@ use crate::kobject::{
     errno, name_of,
 };
 use crate::pagebuf::PageBuf;
+
+mod entries;
 use crate::sync::{Mutex, MutexGuard, Ordering};
+pub use entries::{EntryRef, LinkTarget};
 
 const ROOT: u64 = 0;
 
@@ -612,6 +615,12 @@ impl Sysfs {
     /// Is `path` a directory (through symlinks)?
     pub fn is_dir(&self, path: &str) -> bool {
         matches!(self.lock().resolve(path), Ok(Target::Dir(_)))
+    }
+
+    /// Is `path` an attribute file (through symlinks; trailing slashes are ignored, as
+    /// everywhere in the tree)?
+    pub fn is_file(&self, path: &str) -> bool {
+        matches!(self.lock().resolve(path), Ok(Target::File(..)))
     }
 
     /// Finds the attribute file at `path` (relative to `at`'s directory, or absolute) and takes

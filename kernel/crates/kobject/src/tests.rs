@@ -357,3 +357,59 @@ fn release_runs_once_when_puts_race_on_threads() {
         assert_eq!(o.releases.load(SeqCst), 1);
     }
 }
+
+/// What `for_each_entry` shows, as `read_dir` would (link targets as absolute paths).
+fn entries(sysfs: &Sysfs, path: &str) -> Vec<DirEntry> {
+    let mut out = Vec::new();
+    sysfs
+        .for_each_entry(path, |e| {
+            out.push(match e {
+                EntryRef::Dir(n) => DirEntry::Dir(String::from(n)),
+                EntryRef::File(n, mode) => DirEntry::File(String::from(n), mode),
+                EntryRef::Link(n, t) => {
+                    DirEntry::Link(String::from(n), t.map(|t| std::format!("{t}")))
+                }
+            })
+        })
+        .unwrap();
+    out
+}
+
+#[test]
+fn for_each_entry_lists_what_read_dir_does_in_the_same_order() {
+    let sysfs = Sysfs::new();
+    let top = added(&sysfs, None, "top");
+    // Children named around the attributes (`name`, `value`), so the merge is exercised.
+    for name in ["a", "o", "z", "nb"] {
+        added(&sysfs, Some(&top.kobj), name);
+    }
+    let far = added(&sysfs, None, "far");
+    let near = sysfs.read_dir("/top").unwrap().len();
+    sysfs
+        .create_link(Some(&top.kobj), &far.kobj, "to-far")
+        .unwrap();
+    let a = added(&sysfs, Some(&top.kobj), "w");
+    sysfs.create_link(Some(&top.kobj), &a.kobj, "to-w").unwrap();
+    assert_eq!(sysfs.read_dir("/top").unwrap().len(), near + 3);
+    assert_eq!(entries(&sysfs, "/top"), sysfs.read_dir("/top").unwrap());
+    assert_eq!(entries(&sysfs, "/"), sysfs.read_dir("/").unwrap());
+    let mut same_dir = Vec::new();
+    sysfs
+        .for_each_entry("/top", |e| {
+            if let EntryRef::Link(n, Some(t)) = e {
+                same_dir.push((String::from(n), t.name_in_same_dir().map(String::from)));
+            }
+        })
+        .unwrap();
+    assert_eq!(
+        same_dir,
+        [
+            (String::from("to-far"), None),
+            (String::from("to-w"), Some(String::from("w")))
+        ]
+    );
+    assert_eq!(
+        sysfs.for_each_entry("/top/value", |_| {}),
+        Err(Errno(errno::ENOTDIR))
+    );
+}

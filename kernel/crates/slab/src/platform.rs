@@ -147,6 +147,16 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     /// (`rcu_barrier`). May sleep. The default has nothing to wait for.
     fn rcu_barrier(&self) {}
 
+    /// If the caller may sleep now (process context, preemptible, not inside an RCU read-side
+    /// section or callback), waits for an RCU grace period without allocating and returns
+    /// `true`; otherwise returns `false` at once. `kfree_rcu` without a head falls back on it
+    /// when it has no memory for its record (Linux's `kvfree_rcu_mightsleep`:
+    /// `synchronize_rcu()`, then free the object directly). The default cannot tell, and says
+    /// no.
+    fn synchronize_rcu_if_sleepable(&self) -> bool {
+        false
+    }
+
     /// Queues `head` so that `func(head)` runs later, once, in process context (where it may
     /// sleep): a work item embedded in the structure it works on, like the `async_destroy_work`
     /// of a cache, the asynchronous part of `kmem_cache_destroy` (Linux queues such a

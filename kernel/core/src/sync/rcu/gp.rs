@@ -18,8 +18,6 @@
 //! object's memory free: only the code that knows a grace period has passed may do it
 //! ([`RcuCallback::run`](super::RcuCallback) is crate-private).
 
-use alloc::vec::Vec;
-
 use rcu::Rcu;
 use spin::Once;
 
@@ -87,7 +85,7 @@ fn callback_thread(cpu: usize) -> ! {
             let _irq = IrqSave::new();
             s.rcu.pop_ready_callback(cpu)
         });
-        cb.run();
+        crate::sync::rcu::run_callback(cb);
     }
 }
 
@@ -127,21 +125,26 @@ pub(crate) fn tick() {
     }
 }
 
-/// Figures for the shell: (grace-period sequence number, grace periods completed, callbacks
-/// queued on each online CPU).
-pub fn stats() -> (u64, u64, Vec<(usize, usize)>) {
+/// Figures for the shell: the grace-period sequence number and the grace periods completed;
+/// [`pending_callbacks`] gives each CPU's queue. Allocates nothing.
+pub fn counters() -> (u64, u64) {
     let s = state();
     let _irq = IrqSave::new();
-    let pending = crate::cpu::online()
-        .map(|c| (c.id, s.rcu.pending_callbacks(c.id)))
-        .collect();
-    (s.rcu.gp_seq(), s.rcu.completed_gps(), pending)
+    (s.rcu.gp_seq(), s.rcu.completed_gps())
+}
+
+/// Callbacks queued on CPU `cpu`. Allocates nothing.
+pub fn pending_callbacks(cpu: usize) -> usize {
+    let _irq = IrqSave::new();
+    state().rcu.pending_callbacks(cpu)
 }
 
 #[cfg(feature = "ktest")]
 use super::{call_rcu, rcu_barrier, read_lock, synchronize_rcu};
 #[cfg(feature = "ktest")]
 use alloc::sync::Arc;
+#[cfg(feature = "ktest")]
+use alloc::vec::Vec;
 
 #[crate::ktest]
 fn synchronize_rcu_waits_for_a_reader_on_another_cpu() {
@@ -177,7 +180,7 @@ fn synchronize_rcu_waits_for_a_reader_on_another_cpu() {
 fn rcu_barrier_waits_for_every_queued_callback() {
     use core::sync::atomic::{AtomicUsize, Ordering};
     let ran = Arc::new(AtomicUsize::new(0));
-    let before = stats().1;
+    let before = counters().1;
     let threads: Vec<_> = crate::cpu::online()
         .map(|c| {
             let ran = ran.clone();
@@ -198,7 +201,7 @@ fn rcu_barrier_waits_for_every_queued_callback() {
     }
     rcu_barrier();
     assert_eq!(ran.load(Ordering::SeqCst), queued, "every callback ran");
-    assert!(stats().1 > before, "grace periods completed");
+    assert!(counters().1 > before, "grace periods completed");
 }
 
 #[crate::ktest]

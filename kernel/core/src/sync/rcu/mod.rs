@@ -18,9 +18,10 @@ mod head;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use barrier::barrier;
-pub use gp::stats;
+pub use gp::{counters, pending_callbacks};
 pub(crate) use gp::{cpu_online, init, note_context_switch, start_callback_threads, tick};
 use head::{HeadList, RcuCallback};
 pub use head::{RcuFunc, RcuHead};
@@ -101,6 +102,65 @@ pub fn synchronize_rcu() {
     let signal = done.clone();
     call_rcu(move || signal.complete());
     done.wait();
+}
+
+/// Per CPU: whether its RCU callback thread is running a callback ([`run_callback`]).
+static IN_CALLBACK: [AtomicBool; crate::cpu::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; crate::cpu::MAX_CPUS];
+
+/// Runs `cb`, marking this CPU as running an RCU callback meanwhile: the callback threads
+/// (`gp.rs`; pinned) run every callback through it, so that [`may_sleep`] says no
+/// inside one (a callback that waited for a grace period would wait for itself: the thread
+/// running it is the one that runs the next callbacks of its CPU).
+pub(crate) fn run_callback(cb: RcuCallback) {
+    let cpu = crate::cpu::current_id();
+    IN_CALLBACK[cpu].store(true, Ordering::Relaxed);
+    cb.run();
+    IN_CALLBACK[cpu].store(false, Ordering::Relaxed);
+}
+
+/// Whether the caller may wait for a grace period now: a thread (not an interrupt handler)
+/// with interrupts on and preemption enabled (so outside every read-side section and spin
+/// lock), not running an RCU callback.
+pub fn may_sleep() -> bool {
+    crate::sync::interrupts_enabled()
+        && !crate::cpu::in_interrupt()
+        && crate::cpu::preemptible()
+        && !IN_CALLBACK[crate::cpu::current_id()].load(Ordering::Relaxed)
+}
+
+/// [`synchronize_rcu`] that allocates nothing: the callback's head and the flag it sets live
+/// on the caller's stack, and the caller polls the flag, yielding the CPU meanwhile (each
+/// yield is a quiescent state of this CPU), so it works when memory is exhausted. It busies
+/// the CPU for the grace period: for rare fallbacks (`kfree_rcu` out of memory), not as the
+/// usual wait. Only where [`may_sleep`] holds.
+pub fn synchronize_rcu_polling() {
+    /// The on-stack callback: the head first, so the callback finds the flag from it.
+    #[repr(C)]
+    struct Waiter {
+        head: RcuHead,
+        done: AtomicBool,
+    }
+    /// Sets the flag of the [`Waiter`] around `head`; its last access to the waiter.
+    ///
+    /// # Safety
+    /// `head` is the head of a live `Waiter` (queued by `synchronize_rcu_polling`).
+    unsafe fn wake(head: NonNull<RcuHead>) {
+        // SAFETY: the head is the first field of a `#[repr(C)]` `Waiter`, which its owner
+        // keeps alive until it sees `done` (set here, last).
+        let waiter = unsafe { &*head.cast::<Waiter>().as_ptr() };
+        waiter.done.store(true, Ordering::Release);
+    }
+    let waiter = Waiter {
+        head: RcuHead::new(),
+        done: AtomicBool::new(false),
+    };
+    // SAFETY: the waiter stays on this stack, untouched, until `wake` has set `done`, which
+    // this function waits for before returning; `wake` only sets the flag.
+    unsafe { call_rcu_head(NonNull::from(&waiter.head), wake) };
+    while !waiter.done.load(Ordering::Acquire) {
+        crate::sched::yield_now();
+    }
 }
 
 /// Waits until every callback queued so far, on any CPU, has run (`rcu_barrier`). Sleeps.

@@ -36,16 +36,27 @@ impl<P: Platform> KmemCache<P> {
     /// Frees `obj` after a grace period on a callback record of its own: for an object that no
     /// `rcu_free` sheaf can take and whose caller gave no `rcu_head` (`kfree_rcu(ptr)`, Linux's
     /// `kvfree_rcu_mightsleep`, which allocates too). The record, a head and the object's token,
-    /// is the one allocation on the RCU paths, made fallibly from the global allocator: when it
-    /// fails the object is leaked (never reused, so readers stay safe) and reported as
-    /// [`SlabErrorKind::KfreeRcuNoMemory`](crate::SlabErrorKind::KfreeRcuNoMemory). An object
-    /// with a head of its own never comes here (the kernel's `kvfree_call_rcu` queues that head).
+    /// is the one allocation on the RCU paths, made fallibly from the global allocator. When it
+    /// fails, as Linux's `kvfree_rcu_mightsleep` does, a caller that may sleep waits for the
+    /// grace period here ([`Platform::synchronize_rcu_if_sleepable`]) and the object is freed
+    /// at once. A caller that may not sleep (interrupts off, an RCU read-side section or
+    /// callback) leaks the object (never reused, so readers stay safe), reported as
+    /// [`SlabErrorKind::KfreeRcuNoMemory`](crate::SlabErrorKind::KfreeRcuNoMemory); a destroy
+    /// of the cache still completes (its work item reports the object as remaining and keeps
+    /// the cache's memory for it, off every list). An object with a head of its own never comes
+    /// here (the kernel's `kvfree_call_rcu` queues that head).
     pub(crate) fn call_rcu_object(&self, obj: FreeObject) {
         self.mark_rcu_used();
         let layout = core::alloc::Layout::new::<RcuObject<P>>();
         // SAFETY: the layout is not zero-sized (it holds a head).
         let record = NonNull::new(unsafe { alloc::alloc::alloc(layout) }.cast::<RcuObject<P>>());
         let Some(record) = record else {
+            if self.platform.synchronize_rcu_if_sleepable() {
+                // The grace period is over: no reader can still hold the object.
+                // Problems are logged and reported by the cache itself.
+                let _ = self.free_object(obj);
+                return;
+            }
             // The token is given up: the object stays allocated in its slab for good.
             let addr = obj.into_allocated().as_ptr() as usize;
             self.report(addr, crate::report::SlabErrorKind::KfreeRcuNoMemory);

@@ -112,7 +112,12 @@ impl<P: Platform> KmemCache<P> {
         // Counted from the slabs' counters, not listed: this try allocates nothing, so a cache
         // can be destroyed when memory is exhausted.
         match s.slabinfo().active_objs + s.sheaves_out() {
-            0 => Ok(()),
+            0 => {
+                // The sheaves went back to the private sheaf cache above: its slabs go too, or
+                // they would outlive the cache, never freed (as `shutdown_slabs` does).
+                s.discard_sheaf_cache_slabs();
+                Ok(())
+            }
             n => Err(n),
         }
     }
@@ -132,8 +137,8 @@ impl<P: Platform> KmemCache<P> {
         for &o in &live {
             self.report(o, SlabErrorKind::ObjectRemaining);
         }
+        self.discard_sheaf_cache_slabs();
         if let Some(sc) = &self.sheaf_cache {
-            sc.discard_empty_slabs();
             // What is left in the sheaf cache is prefilled sheaves still out (every other
             // sheaf was flushed and freed above): listed too, so their pages stay accounted
             // for with the cache that is kept.
@@ -147,6 +152,14 @@ impl<P: Platform> KmemCache<P> {
             Ok(())
         } else {
             Err(live)
+        }
+    }
+
+    /// Frees the empty slabs of the private cache the sheaves come from (every slab, once the
+    /// sheaves are all freed, as on a cache's way out).
+    fn discard_sheaf_cache_slabs(&self) {
+        if let Some(sc) = &self.sheaf_cache {
+            sc.discard_empty_slabs();
         }
     }
 }

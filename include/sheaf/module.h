@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/*
+ * Everything a Sheaf module written in C includes (Linux's <linux/module.h>, <linux/printk.h>,
+ * <linux/slab.h> and <linux/moduleparam.h> in one header). Build a module with nothing but gcc
+ * and this directory:
+ *
+ *     gcc -c -O2 -ffreestanding -fno-pic -mcmodel=kernel -mno-red-zone \
+ *         -fno-stack-protector -mgeneral-regs-only -I include hello.c -o hello.ko
+ *
+ * or `cargo modbuild c hello.c`. The format of the sections these macros fill (.modinfo,
+ * .sheaf.exports, .sheaf.exports_gpl, .sheaf.params) is in docs/modules.md and in the loader
+ * (kernel/crates/modload).
+ */
+#ifndef _SHEAF_MODULE_H
+#define _SHEAF_MODULE_H
+
+/* ---- Types (gcc's freestanding headers: size_t, NULL, bool) ---- */
+#include <stddef.h>
+#include <stdbool.h>
+typedef long ssize_t;
+
+/* ---- Error numbers (Linux's values; init_module returns one negated) ---- */
+#define EPERM 1
+#define ENOENT 2
+#define EIO 5
+#define ENOMEM 12
+#define EFAULT 14
+#define EBUSY 16
+#define EEXIST 17
+#define ENODEV 19
+#define EINVAL 22
+#define ENOSPC 28
+
+/* ---- printk ---- */
+#define KERN_SOH "\001"
+#define KERN_EMERG KERN_SOH "0"
+#define KERN_ALERT KERN_SOH "1"
+#define KERN_CRIT KERN_SOH "2"
+#define KERN_ERR KERN_SOH "3"
+#define KERN_WARNING KERN_SOH "4"
+#define KERN_NOTICE KERN_SOH "5"
+#define KERN_INFO KERN_SOH "6"
+#define KERN_DEBUG KERN_SOH "7"
+#define KERN_DEFAULT ""
+#define KERN_CONT KERN_SOH "c"
+
+/*
+ * Conversions: %s %c %d %i %u %ld %lu %lld %llu %x %lx %llx %p %zu %%, a width, and the '-'
+ * and '0' flags. Returns the number of bytes printed.
+ */
+int printk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define pr_emerg(fmt, ...) printk(KERN_EMERG fmt, ##__VA_ARGS__)
+#define pr_alert(fmt, ...) printk(KERN_ALERT fmt, ##__VA_ARGS__)
+#define pr_crit(fmt, ...) printk(KERN_CRIT fmt, ##__VA_ARGS__)
+#define pr_err(fmt, ...) printk(KERN_ERR fmt, ##__VA_ARGS__)
+#define pr_warn(fmt, ...) printk(KERN_WARNING fmt, ##__VA_ARGS__)
+#define pr_notice(fmt, ...) printk(KERN_NOTICE fmt, ##__VA_ARGS__)
+#define pr_info(fmt, ...) printk(KERN_INFO fmt, ##__VA_ARGS__)
+#define pr_debug(fmt, ...) printk(KERN_DEBUG fmt, ##__VA_ARGS__)
+#define pr_cont(fmt, ...) printk(KERN_CONT fmt, ##__VA_ARGS__)
+
+/* ---- Memory (the kernel's slab allocator) ---- */
+typedef unsigned int gfp_t;
+#define GFP_KERNEL ((gfp_t)0x01u)
+#define GFP_ATOMIC ((gfp_t)0x02u)
+#define __GFP_ZERO ((gfp_t)0x04u)
+#define __GFP_NOWARN ((gfp_t)0x08u)
+#define GFP_NOWAIT ((gfp_t)0x10u)
+
+void *kmalloc(size_t size, gfp_t flags);
+void *kzalloc(size_t size, gfp_t flags);
+void kfree(const void *objp);
+
+struct kmem_cache;
+typedef unsigned int slab_flags_t;
+#define SLAB_CONSISTENCY_CHECKS ((slab_flags_t)(1u << 0))
+#define SLAB_RED_ZONE ((slab_flags_t)(1u << 1))
+#define SLAB_POISON ((slab_flags_t)(1u << 2))
+#define SLAB_HWCACHE_ALIGN ((slab_flags_t)(1u << 3))
+#define SLAB_NO_MERGE ((slab_flags_t)(1u << 4))
+#define SLAB_STORE_USER ((slab_flags_t)(1u << 5))
+#define SLAB_PANIC ((slab_flags_t)(1u << 6))
+#define SLAB_TYPESAFE_BY_RCU ((slab_flags_t)(1u << 7))
+
+struct kmem_cache *kmem_cache_create(const char *name, unsigned int size, unsigned int align,
+				     slab_flags_t flags, void (*ctor)(void *));
+void *kmem_cache_alloc(struct kmem_cache *s, gfp_t flags);
+void kmem_cache_free(struct kmem_cache *s, void *objp);
+void kmem_cache_destroy(struct kmem_cache *s);
+
+/* ---- The module itself ---- */
+struct module;
+/* Resolved by the loader to this module's handle (Linux's __this_module). */
+extern struct module __this_module;
+#define THIS_MODULE (&__this_module)
+
+/* Takes a reference on a live module (false once it is going away); module_put drops it. */
+bool try_module_get(struct module *module);
+void module_put(struct module *module);
+
+/* ---- Entry points ---- */
+#define __init __attribute__((section(".init.text")))
+#define __exit __attribute__((section(".exit.text")))
+#define __initdata __attribute__((section(".init.data")))
+
+/* init_module and cleanup_module are aliases of the module's functions, as on Linux. */
+#define module_init(initfn)                                             \
+	static inline int (*__inittest(void))(void) { return initfn; } \
+	int init_module(void) __attribute__((alias(#initfn)))
+#define module_exit(exitfn)                                              \
+	static inline void (*__exittest(void))(void) { return exitfn; } \
+	void cleanup_module(void) __attribute__((alias(#exitfn)))
+
+/* ---- .modinfo: NUL-terminated "key=value" strings ---- */
+#define __SHEAF_CAT2(a, b) a##b
+#define __SHEAF_CAT(a, b) __SHEAF_CAT2(a, b)
+#define __MODULE_INFO(tag, info)                                                            \
+	static const char __SHEAF_CAT(__modinfo_, __COUNTER__)[]                            \
+		__attribute__((section(".modinfo"), used, aligned(1))) = #tag "=" info
+#define MODULE_INFO(tag, info) __MODULE_INFO(tag, info)
+#define MODULE_LICENSE(text) __MODULE_INFO(license, text)
+#define MODULE_DESCRIPTION(text) __MODULE_INFO(description, text)
+#define MODULE_AUTHOR(text) __MODULE_INFO(author, text)
+#define MODULE_ALIAS(text) __MODULE_INFO(alias, text)
+#define MODULE_VERSION(text) __MODULE_INFO(version, text)
+#define MODULE_PARM_DESC(name, text) __MODULE_INFO(parm, #name ":" text)
+/* The module's name, when the builder passes -DKBUILD_MODNAME='"name"' (else the file name). */
+#ifdef KBUILD_MODNAME
+__MODULE_INFO(name, KBUILD_MODNAME);
+#endif
+
+/* ---- Exports: NUL-terminated names in .sheaf.exports(_gpl) ---- */
+#define __EXPORT_SYMBOL(sym, sec)                                                      \
+	extern __typeof__(sym) sym;                                                    \
+	static const char __export_name_##sym[]                                        \
+		__attribute__((section(sec), used, aligned(1))) = #sym
+#define EXPORT_SYMBOL(sym) __EXPORT_SYMBOL(sym, ".sheaf.exports")
+#define EXPORT_SYMBOL_GPL(sym) __EXPORT_SYMBOL(sym, ".sheaf.exports_gpl")
+
+/* ---- Parameters: 24-byte descriptors in .sheaf.params ---- */
+struct sheaf_param {
+	const char *name;	/* the parameter's name */
+	void *arg;		/* the variable */
+	unsigned int type;	/* SHEAF_PARAM_* */
+	unsigned short perm;	/* sysfs mode bits (0444, 0644; 0: hidden) */
+	unsigned short flags;	/* 0 */
+};
+_Static_assert(sizeof(struct sheaf_param) == 24, "the loader reads 24-byte descriptors");
+
+#define SHEAF_PARAM_int 1
+#define SHEAF_PARAM_uint 2
+#define SHEAF_PARAM_long 3
+#define SHEAF_PARAM_ulong 4
+#define SHEAF_PARAM_bool 5
+#define SHEAF_PARAM_charp 6
+typedef int __sheaf_param_ctype_int;
+typedef unsigned int __sheaf_param_ctype_uint;
+typedef long __sheaf_param_ctype_long;
+typedef unsigned long __sheaf_param_ctype_ulong;
+typedef bool __sheaf_param_ctype_bool;
+typedef char *__sheaf_param_ctype_charp;
+
+/*
+ * module_param(name, type, perm): `name` is a variable of `type` (int, uint, long, ulong,
+ * bool, charp) that `insmod m.ko name=value` sets before init_module runs.
+ */
+#define module_param(name, type, perm)                                                     \
+	static inline __sheaf_param_ctype_##type *__param_check_##name(void)               \
+	{                                                                                  \
+		return &(name);                                                            \
+	}                                                                                  \
+	_Static_assert(((perm) & 0002) == 0, "parameters are never world-writable");       \
+	static const char __param_str_##name[] = #name;                                    \
+	static const struct sheaf_param __param_##name                                     \
+		__attribute__((section(".sheaf.params"), used, aligned(8))) = {             \
+			__param_str_##name, &(name), SHEAF_PARAM_##type, (perm), 0         \
+		};                                                                         \
+	__MODULE_INFO(parmtype, #name ":" #type)
+
+#endif /* _SHEAF_MODULE_H */

@@ -1,0 +1,60 @@
+//! The kernel's exports, declared exactly as `include/sheaf/module.h` declares them.
+
+use core::ffi::{c_char, c_int, c_uint, c_void};
+
+/// `struct module`: opaque; a module names its own as [`__this_module`].
+#[repr(C)]
+pub struct Module {
+    _opaque: [u8; 0],
+}
+
+/// `struct kmem_cache`: opaque.
+#[repr(C)]
+pub struct KmemCache {
+    _opaque: [u8; 0],
+}
+
+/// `gfp_t`.
+pub type GfpT = c_uint;
+/// `GFP_KERNEL`.
+pub const GFP_KERNEL: GfpT = 0x01;
+/// `GFP_ATOMIC`.
+pub const GFP_ATOMIC: GfpT = 0x02;
+/// `__GFP_ZERO`.
+pub const __GFP_ZERO: GfpT = 0x04;
+/// `slab_flags_t`.
+pub type SlabFlagsT = c_uint;
+/// `SLAB_HWCACHE_ALIGN`.
+pub const SLAB_HWCACHE_ALIGN: SlabFlagsT = 1 << 3;
+
+unsafe extern "C" {
+    /// This module's handle; the loader resolves it (C's `THIS_MODULE` is its address).
+    pub static __this_module: Module;
+
+    /// `int printk(const char *fmt, ...)`.
+    pub fn printk(fmt: *const c_char, ...) -> c_int;
+    /// `void *kmalloc(size_t size, gfp_t flags)`.
+    pub fn kmalloc(size: usize, flags: GfpT) -> *mut c_void;
+    /// `void *kzalloc(size_t size, gfp_t flags)`.
+    pub fn kzalloc(size: usize, flags: GfpT) -> *mut c_void;
+    /// `void kfree(const void *objp)`.
+    pub fn kfree(objp: *const c_void);
+    /// `struct kmem_cache *kmem_cache_create(name, size, align, flags, ctor)`.
+    pub fn kmem_cache_create(
+        name: *const c_char,
+        size: c_uint,
+        align: c_uint,
+        flags: SlabFlagsT,
+        ctor: Option<unsafe extern "C" fn(*mut c_void)>,
+    ) -> *mut KmemCache;
+    /// `void *kmem_cache_alloc(struct kmem_cache *s, gfp_t flags)`.
+    pub fn kmem_cache_alloc(s: *mut KmemCache, flags: GfpT) -> *mut c_void;
+    /// `void kmem_cache_free(struct kmem_cache *s, void *objp)`.
+    pub fn kmem_cache_free(s: *mut KmemCache, objp: *mut c_void);
+    /// `void kmem_cache_destroy(struct kmem_cache *s)`.
+    pub fn kmem_cache_destroy(s: *mut KmemCache);
+    /// `bool try_module_get(struct module *module)`.
+    pub fn try_module_get(module: *const Module) -> bool;
+    /// `void module_put(struct module *module)`.
+    pub fn module_put(module: *const Module);
+}
