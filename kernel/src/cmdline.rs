@@ -32,6 +32,7 @@ pub const PARAMETERS: &[&str] = &[
     "slub_debug",
     "slab_nomerge",
     "slab_hardened",
+    "slab_nohardened",
 ];
 
 /// The words of `text` whose key is not one of [`PARAMETERS`], in order.

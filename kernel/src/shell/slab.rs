@@ -141,6 +141,14 @@ pub(super) fn slabbench(_: &[&str]) {
         Ok(cycles) => println!("kmalloc(64)+kfree fast path: {cycles} cycles/pair"),
         Err(e) => return println!("slabbench: {e}"),
     }
+    println!(
+        "free checks (page owner, cache, object boundary): {}",
+        if slab().hardened() {
+            "on (the default; boot with slab_nohardened to measure without them)"
+        } else {
+            "off (slab_nohardened; boot without it to measure with them)"
+        }
+    );
     match kmalloc::fastpath_instructions() {
         Some(n) => println!(
             "fast path instructions (single-stepped): kmalloc(64) {} + kfree {}, pair function {}; kmem_cache alloc {} + free {}, pair function {}",

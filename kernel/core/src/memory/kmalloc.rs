@@ -409,7 +409,7 @@ pub fn slab_work_pending() -> bool {
 /// (the services' `kmalloc` module reads `slub_debug` and `slab_nomerge`).
 pub fn init(options: SlabOptions) {
     let debug = options.debug;
-    let hardened = options.hardened;
+    let nohardened = options.nohardened;
     let allocator = SlabAllocator::with_options(KernelPlatform::new(), options)
         .expect("memory for the kmalloc caches");
     SLAB.call_once(|| allocator);
@@ -422,8 +422,8 @@ pub fn init(options: SlabOptions) {
     } else {
         log::info!("slab allocator up, debugging every cache ({debug:?})");
     }
-    if hardened {
-        log::info!("slab_hardened: every free is checked against its page owner");
+    if nohardened {
+        log::info!("slab_nohardened: frees are not checked against their page owner");
     }
 }
 

@@ -3,14 +3,14 @@
 //! the instruction counts by the difference of the `N`s, so that setup and exit cancel out).
 //!
 //! ```text
-//! count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|kmalloc-const|static|dynamic|system|mimalloc]
+//! count_fastpath N [cache|cache-inline|cache-nohardened|kmalloc|kmalloc-nohardened|kmalloc-const|static|dynamic|alias|system|mimalloc]
 //! ```
 //! `cache` (the default): `alloc`/`free` of a `kmem_cache_create`d 64-byte cache, the same
 //! `alloc_free_pair` as `fastpath.rs`, called `N` times (so each pair also pays the call, the
 //! function's frame and the loop: about 10 instructions). `cache-inline`: the same alloc and
 //! free inlined into one loop (the count is then the allocator's instructions plus the loop's
-//! decrement and branch). `cache-hardened`: `cache` with `SlabOptions::hardened` (every free
-//! checked against its page owner, through the slow path). `kmalloc`: `kmalloc(size)`/`kfree`
+//! decrement and branch). `cache-nohardened`: `cache` with `SlabOptions::nohardened` (the default
+//! free checks off: no page-owner lookup, no boundary test). `kmalloc`: `kmalloc(size)`/`kfree`
 //! with the size (64) known only at run time; `kmalloc-const`: `kmalloc(64)`/`kfree` with a
 //! constant size, whose class the compiler picks. For scale, with the
 //! same loop: `system` (`std::alloc::System`, glibc) and `mimalloc` (`mimalloc::MiMalloc`),
@@ -127,16 +127,16 @@ fn run<T: ?Sized>(n: u64, x: &T, pair: fn(&T)) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().and_then(|a| a.parse().ok()).expect(
-        "usage: count_fastpath N [cache|cache-inline|cache-hardened|kmalloc|kmalloc-const|static|dynamic|alias|system|mimalloc]",
+        "usage: count_fastpath N [cache|cache-inline|cache-nohardened|kmalloc|kmalloc-nohardened|kmalloc-const|static|dynamic|alias|system|mimalloc]",
     );
     let mode = args.next().unwrap_or_else(|| "cache".into());
     match mode.as_str() {
         "system" => return run(n, &System, global_pair),
         "mimalloc" => return run(n, &MiMalloc, global_pair),
-        "cache" | "cache-inline" | "cache-hardened" | "kmalloc" | "kmalloc-const" | "static"
-        | "dynamic" | "alias" => {}
+        "cache" | "cache-inline" | "cache-nohardened" | "kmalloc" | "kmalloc-nohardened"
+        | "kmalloc-const" | "static" | "dynamic" | "alias" => {}
         other => panic!(
-            "unknown mode {other:?}: cache, cache-inline, cache-hardened, kmalloc, kmalloc-const, static, dynamic, alias, system, mimalloc"
+            "unknown mode {other:?}: cache, cache-inline, cache-nohardened, kmalloc, kmalloc-nohardened, kmalloc-const, static, dynamic, alias, system, mimalloc"
         ),
     }
     let p = HostPlatform::new(HostConfig {
@@ -146,7 +146,7 @@ fn main() {
     });
     let _cpu = p.register_cpu();
     let options = SlabOptions {
-        hardened: mode == "cache-hardened",
+        nohardened: mode.ends_with("-nohardened"),
         ..SlabOptions::default()
     };
     let a = SlabAllocator::with_options(p.clone(), options).expect("allocator");
@@ -190,7 +190,7 @@ fn main() {
         return run(n, alias, alloc_free_pair);
     }
     // The warm-up refills the main sheaf (the same for every N).
-    if mode == "kmalloc" {
+    if mode == "kmalloc" || mode == "kmalloc-nohardened" {
         let args = KmallocArgs {
             a: &a,
             size: black_box(64),

@@ -29,10 +29,10 @@
 //!
 //! ## What the fast path costs
 //! Counted with callgrind (`examples/count_fastpath.sh`, host, release): an allocation
-//! followed by a free of the same object, both hitting the main sheaf, is **24 instructions**
-//! when inlined into a loop (11 + 11 and the loop's 2: 20 before the free path's naive
-//! double-free test and the fast-path statistics counters), and 34 through a non-inlined
-//! function (the call, its frame and the loop add 10). Per operation:
+//! followed by a free of the same object, both hitting the main sheaf, is **52 instructions**
+//! through a non-inlined pair function with the default free checks (`cache`), 36 without
+//! them (`cache-nohardened`; 34 before the checks existed, whose flag is now tested). Per
+//! operation:
 //!
 //! | part | instructions |
 //! |------|-------------:|
@@ -42,11 +42,15 @@
 //! | pop / push: object load or store, new size, store | 3-4 |
 //! | free only: the object against the top of the sheaf (naive double free) | 2 |
 //! | `alloc_fastpath` / `free_fastpath` statistic, in the CPU's slot | 1 |
+//! | free only: the checks' flag (`SLAB_HARDENED_FREE`), test and branch | 2 |
+//! | free only, checks on: page owner (host: range check and load), slab or not (signed test) | 9 |
+//! | free only, checks on: the slab's cache against this one, the object boundary (`ObjIndex`: subtract, multiply, compare) | 7 |
 //!
 //! `kmalloc` and `kfree` inline these paths (`KmemCache::alloc_unzeroed`,
 //! `KmemCache::free_pinned`) and add the size class (a table up to 192 bytes) and the page
-//! owner of the address (one signed test tells a slab): 57 instructions per kmalloc+kfree pair
-//! through a call with the size known at run time, 47 with a constant size (see
+//! owner of the address (one signed test tells a slab), which `kfree` needs anyway, so its
+//! checks are the flag and the boundary: 58 instructions per kmalloc+kfree pair through a call
+//! with the size known at run time (53 with `slab_nohardened`, 51 before the checks; see
 //! `crate::kmalloc`). Both pin with the allocator's platform before they know the cache, so
 //! the per-CPU lookup does not wait for the cache pointer.
 //! Keeping the per-CPU sheaves inside the cache (not behind a pointer to an array) saves a
@@ -58,20 +62,20 @@
 
 use alloc::boxed::Box;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::barn::Barn;
 use crate::base::{Gfp, PAGE_SIZE, get_order, slot_cpu};
 use crate::flags::{Ctor, KmemCacheArgs, SlabFlags};
 use crate::head::CallbackHead;
 use crate::layout::{
-    Layout, LayoutError, SHEAF_HEADER, WORD, calculate_sizes, default_sheaf_capacity, min_partial,
-    round_sheaf_capacity,
+    Layout, LayoutError, ObjIndex, SHEAF_HEADER, WORD, calculate_sizes, default_sheaf_capacity,
+    min_partial, round_sheaf_capacity,
 };
 use crate::platform::{OnCpu, Pinned, Platform};
 use crate::report::{ReportLog, SlabReport};
 use crate::sheaf::{NOT_OVERSIZE, PerCpu, PerCpuSheaves, Sheaf, SheafBox, SheafUnion, SheafWords};
-use crate::slabs::{FreeObject, KmemCacheNode};
+use crate::slabs::{FreeObject, KmemCacheNode, PageOwner};
 use crate::stats::{CpuStats, PaddedStats, Stat};
 use crate::sync::Mutex;
 use destroy::DestroyLink;
@@ -121,6 +125,8 @@ pub struct KmemCache<P: Platform> {
     pub(crate) platform: P,
     pub(crate) multi_node: bool,
     object_size: AtomicUsize,
+    /// The object-boundary test of the free fast path ([`ObjIndex`]).
+    pub(crate) obj_index: ObjIndex,
     // Cold.
     pub(crate) debug: bool,
     pub(crate) flags: SlabFlags,
@@ -138,6 +144,11 @@ pub struct KmemCache<P: Platform> {
     pub(crate) sheaf_cache: Option<Box<KmemCache<P>>>,
     /// Number of names (creator plus aliases) using the cache.
     pub(crate) refcount: AtomicUsize,
+    /// The cache's identity, never reused by another cache (a cache made later at the same
+    /// address gets another one): what a [`crate::PrefilledSheaf`] names its cache by.
+    pub(crate) serial: u64,
+    /// Prefilled sheaves handed out and not returned: destroy refuses while there are any.
+    pub(crate) prefilled: AtomicUsize,
     name: &'static str,
     pub(crate) reports: Mutex<ReportLog>,
     pub(crate) isolated: AtomicUsize,
@@ -196,7 +207,8 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-static CACHE_SERIAL: AtomicUsize = AtomicUsize::new(0);
+/// The next cache's [`KmemCache::serial`] (64 bits: never wraps in practice).
+static CACHE_SERIAL: AtomicU64 = AtomicU64::new(0);
 
 impl<P: Platform> KmemCache<P> {
     /// Builds a cache (the work of `do_kmem_cache_create`); registration and merging are done
@@ -267,7 +279,11 @@ impl<P: Platform> KmemCache<P> {
                 _ => 0,
             })
         });
-        let serial = CACHE_SERIAL.fetch_add(1, Ordering::Relaxed) as u64;
+        let serial = CACHE_SERIAL.fetch_add(1, Ordering::Relaxed);
+        // The free fast path's boundary test assumes objects start at the slab's first byte,
+        // which only a debug cache (left red zone) does not do; such caches have no sheaves,
+        // so their frees never take the fast path.
+        debug_assert!(sheaf_capacity == 0 || layout.red_left_pad == 0);
         Ok(Self {
             cpu_sheaves,
             cpu_stats: (0..nr_cpus)
@@ -275,10 +291,13 @@ impl<P: Platform> KmemCache<P> {
                 .collect(),
             multi_node: nr_nodes > 1,
             object_size: AtomicUsize::new(size),
+            obj_index: ObjIndex::new(layout.size),
             debug,
             flags,
             layout,
             random: splitmix64(platform.random_seed() ^ serial.rotate_left(32)) as usize,
+            serial,
+            prefilled: AtomicUsize::new(0),
             ctor: args.ctor,
             useroffset: args.useroffset,
             usersize: args.usersize,
@@ -499,11 +518,7 @@ impl<P: Platform> KmemCache<P> {
 
     /// The `push_limit` of this cache's sheaves of `capacity` (see [`Sheaf::push_limit`]).
     pub(crate) fn push_limit(&self, capacity: usize) -> u32 {
-        if self.multi_node || self.flags.contains(SlabFlags::SLAB_HARDENED_FREE) {
-            0
-        } else {
-            capacity as u32
-        }
+        if self.multi_node { 0 } else { capacity as u32 }
     }
 
     /// The header of a new empty sheaf of this cache.
@@ -701,20 +716,35 @@ impl<P: Platform> KmemCache<P> {
 
     /// [`Self::free`] recording `caller` in `SLAB_STORE_USER` caches.
     ///
-    /// The fast path: push on the CPU's main sheaf. Everything else is the `#[cold]` `free_slow`,
-    /// which pins and goes on in [`sheaves`].
+    /// The fast path: check the object (below), then push it on the CPU's main sheaf.
+    /// Everything else is the `#[cold]` `free_slow`, which pins and goes on in [`sheaves`].
+    ///
+    /// The check, on by default (`SLAB_HARDENED_FREE`, off under `slab_nohardened`): the page
+    /// owner of the address is a slab of this cache and the address an object boundary in it
+    /// (`is_object_fast`). A free that fails it goes to the slow path, which says
+    /// what is wrong (another cache's object, inside an object, not a slab page), reports it
+    /// and drops the free; an alias's frees go there too and on to the primary.
     ///
     /// # Safety
     /// As for [`Self::free`].
     #[inline]
     pub unsafe fn free_caller(&self, obj: NonNull<u8>, caller: usize) -> Result<(), SlabReport> {
+        let pin = self.platform.pin_fast();
+        let checked = !self.flags.contains(SlabFlags::SLAB_HARDENED_FREE)
+            || PageOwner::slab(self.platform.page_owner(obj.as_ptr() as usize)).is_some_and(
+                // SAFETY: a slab owner word of our platform names a live descriptor (see
+                // `of_slab`).
+                |slab| unsafe { self.is_own_object_fast(slab.as_ref(), obj) },
+            );
         // SAFETY: the pin is of the cache's own platform; the rest is forwarded.
-        unsafe { self.free_pinned(self.platform.pin_fast(), obj, caller) }
+        unsafe { self.free_pinned(pin, obj, caller, checked) }
     }
 
     /// [`Self::free_caller`] with the CPU pinned by the caller: `kfree` pins with its
     /// allocator's platform while it looks the cache up, so that the per-CPU lookup does not
-    /// wait for the cache's pointer.
+    /// wait for the cache's pointer. `checked` is the fast path's verdict on the object
+    /// (`true` when the checks are off): `false` sends the free to the slow path, which
+    /// checks again and reports.
     ///
     /// # Safety
     /// As for [`Self::free`]; `pin` comes from [`Platform::pin_fast`] of this cache's platform
@@ -725,6 +755,7 @@ impl<P: Platform> KmemCache<P> {
         pin: (P::FastGuard, usize),
         obj: NonNull<u8>,
         caller: usize,
+        checked: bool,
     ) -> Result<(), SlabReport> {
         let (_guard, slot) = pin;
         // SAFETY: `pin_fast` returns a slot in bounds: 0 (the static empty sheaf) or a CPU we
@@ -739,7 +770,8 @@ impl<P: Platform> KmemCache<P> {
         unsafe {
             let size = (*main).size;
             let objects = Sheaf::objects(main);
-            if size < (*main).u.words.push_limit
+            if checked
+                && size < (*main).u.words.push_limit
                 && *objects.add(size as usize).sub(1) != obj.as_ptr()
             {
                 *objects.add(size as usize) = obj.as_ptr();
@@ -748,7 +780,8 @@ impl<P: Platform> KmemCache<P> {
                 return Ok(());
             }
         }
-        // SAFETY: the caller gives the object up (contract).
+        // SAFETY: the caller gives the object up (contract); a pointer that is no object of
+        // the cache is rejected by the slow path's checks (`FreeObject`'s contract).
         self.free_slow(slot, unsafe { FreeObject::new(obj) }, caller)
     }
 }

@@ -33,9 +33,9 @@ bitflags::bitflags! {
         const SLAB_KMALLOC = 1 << 11;
         /// Every free checks, from the page owner, that the object is an object of this cache
         /// at an object boundary, and drops (and reports) a free that is not (set by the
-        /// allocator itself on every cache under [`crate::SlabOptions::hardened`]; Linux's
-        /// `cache_from_obj` with `CONFIG_SLAB_FREELIST_HARDENED`). Frees then take the slow
-        /// path: the fast path stays as it is when the option is off.
+        /// allocator itself on every cache unless [`crate::SlabOptions::nohardened`]; Linux's
+        /// `cache_from_obj` with `CONFIG_SLAB_FREELIST_HARDENED`, plus the boundary). The fast
+        /// path does it in a few instructions (`KmemCache::free_caller`).
         const SLAB_HARDENED_FREE = 1 << 12;
         /// The cache's structure has static storage, set up in place by
         /// [`crate::SlabAllocator::kmem_cache_setup`] (the RFC's `SLAB_PREALLOCATED`): it is

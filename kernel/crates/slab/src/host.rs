@@ -314,26 +314,65 @@ impl HostPlatform {
     /// Registers the current thread as the CPU `pick` chooses among the free ones. Choosing
     /// and taking happen under one lock, so threads registering at once never pick the same.
     fn register(&self, pick: impl FnOnce(&[bool]) -> usize) -> CpuRegistration {
+        assert!(
+            CURRENT.with(|c| c.get().0) == PlatformKey(0),
+            "thread already registered as a CPU"
+        );
+        self.try_register(|taken| Some(pick(taken)))
+            .expect("a CPU was picked")
+    }
+
+    /// [`Self::register`] if `pick` finds a CPU (the thread is not registered).
+    fn try_register(&self, pick: impl FnOnce(&[bool]) -> Option<usize>) -> Option<CpuRegistration> {
         let cpu = {
-            let mut taken = self.0.taken.lock().unwrap();
-            let cpu = pick(&taken);
+            let mut taken = self.0.taken.lock().unwrap_or_else(|e| e.into_inner());
+            let cpu = pick(&taken)?;
             taken[cpu] = true;
             cpu
         };
-        CURRENT.with(|c| {
-            assert!(
-                c.get().0 == PlatformKey(0),
-                "thread already registered as a CPU"
-            );
-            c.set((self.1, cpu));
-        });
+        CURRENT.with(|c| c.set((self.1, cpu)));
         if self.2.0 != 0 {
             FAST_SLOT.with(|f| f[self.2.0 as usize].set(cpu_slot(cpu) as u32));
         }
-        CpuRegistration {
+        Some(CpuRegistration {
             platform: self.clone(),
             cpu,
             _not_send: PhantomData,
+        })
+    }
+
+    /// A CPU for the calling thread while queued callbacks run (they pin): none is needed if
+    /// the thread is registered with this platform; else it borrows a free CPU id for the
+    /// call, so that the callbacks can run on any thread (an allocator's drop runs those
+    /// still queued, and may happen on a thread that is no CPU). `Err` says why there is
+    /// none.
+    fn cpu_for_callbacks(&self) -> Result<Option<CpuRegistration>, &'static str> {
+        match CURRENT.with(|c| c.get().0) {
+            key if key == self.1 => Ok(None),
+            PlatformKey(0) => self
+                .try_register(|taken| taken.iter().position(|t| !t))
+                .map(Some)
+                .ok_or("every CPU of the platform is taken by another thread"),
+            _ => Err("the thread is a CPU of another platform"),
+        }
+    }
+
+    /// [`Self::cpu_for_callbacks`] for a run of `what`'s queue: `None` when there is no CPU
+    /// for it, which panics with the reason, or, while the thread is panicking already (a
+    /// panic in a drop would abort the process), forgets `what`'s queued heads (their
+    /// structures leak; none runs later on memory freed meanwhile) and says so on stderr.
+    fn callbacks_cpu(&self, what: &Mutex<HeadQueue>) -> Option<Option<CpuRegistration>> {
+        match self.cpu_for_callbacks() {
+            Ok(cpu) => Some(cpu),
+            Err(why) if std::thread::panicking() => {
+                let lost = std::mem::take(&mut *what.lock().unwrap_or_else(|e| e.into_inner()));
+                std::eprintln!(
+                    "HostPlatform: {} queued callbacks dropped without running: {why}",
+                    lost.len()
+                );
+                None
+            }
+            Err(why) => panic!("HostPlatform: no CPU to run queued callbacks on: {why}"),
         }
     }
 
@@ -352,8 +391,12 @@ impl HostPlatform {
     /// Ends the current RCU grace period: runs the callbacks given to `call_rcu_head` and frees the
     /// pages of `SLAB_TYPESAFE_BY_RCU` slabs given back since the last call (the host has no
     /// RCU readers, so a grace period is whenever a test says so). Callbacks run on the
-    /// calling thread, which must be registered as a CPU. Returns how many blocks were freed.
+    /// calling thread, as its CPU or, if it is none, as a free CPU it borrows for the call.
+    /// Returns how many blocks were freed.
     pub fn synchronize_rcu(&self) -> usize {
+        let Some(_cpu) = self.callbacks_cpu(&self.0.rcu_callbacks) else {
+            return 0;
+        };
         // The heads queued so far; those their callbacks queue wait for the next grace period.
         let mut callbacks = std::mem::take(&mut *self.0.rcu_callbacks.lock().unwrap());
         while let Some(head) = callbacks.pop_front() {
@@ -370,9 +413,12 @@ impl HostPlatform {
     }
 
     /// Runs the work items given to `queue_work_head`, oldest first, including those queued while
-    /// they run, on the calling thread (which must be registered as a CPU). Returns how many
-    /// ran.
+    /// they run, on the calling thread (as its CPU or a free CPU it borrows, as
+    /// [`Self::synchronize_rcu`]). Returns how many ran.
     pub fn run_work(&self) -> usize {
+        let Some(_cpu) = self.callbacks_cpu(&self.0.work) else {
+            return 0;
+        };
         let mut ran = 0;
         loop {
             let next = self.0.work.lock().unwrap().pop_front();

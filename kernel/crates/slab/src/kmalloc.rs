@@ -300,12 +300,19 @@ impl<P: Platform> SlabAllocator<P> {
     }
 
     /// Frees memory from [`Self::kmalloc`] (`kfree`); null and [`ZERO_SIZE_PTR`] are ignored.
-    /// Pointers that are not slab objects or large blocks are reported and ignored.
+    /// Pointers that are not slab objects or large blocks are reported and dropped: by
+    /// default (`SLAB_HARDENED_FREE`, which `slab_nohardened` turns off) before the object
+    /// goes anywhere, else when it reaches its slab (an object of a sheaf may have been handed
+    /// out again by then).
     ///
     /// The fast path: the page owner of the address is a slab (one signed test of the word,
-    /// see `PageOwner`), whose descriptor names the cache, whose free fast path is inlined.
-    /// Null and [`ZERO_SIZE_PTR`] need no test there: no page of the platform holds them, so
-    /// their owner is 0 and they go to the `#[cold]` rest with large blocks and strays.
+    /// see `PageOwner`), whose descriptor names the cache; the address is an object boundary
+    /// of that slab (a multiply, a rotate and a comparison,
+    /// `KmemCache::is_object_fast`); the cache's free fast path follows, inlined (naive
+    /// double-free test included). Null and [`ZERO_SIZE_PTR`] need no test there: no page of
+    /// the platform holds them, so their owner is 0 and they go to the `#[cold]` rest with
+    /// large blocks and strays. Like Linux's `kfree`, any cache's object is accepted (the
+    /// cache is the slab's).
     ///
     /// # Safety
     /// `ptr` must come from `kmalloc` (or a cache of this allocator) and not be used again.
@@ -318,11 +325,14 @@ impl<P: Platform> SlabAllocator<P> {
             // with live objects are never freed), and has a clone of our platform; the
             // address is in one of the slab's pages, so it is not null (no block of pages
             // starts at address 0).
-            // SAFETY: so; the cache checks the object boundary at the slab; the rest is the
-            // caller's contract.
+            // SAFETY: so; the rest is the caller's contract (a pointer that fails the check
+            // goes to the slow path, which reports it).
             return unsafe {
                 let cache = KmemCache::<P>::of_slab(slab);
-                cache.free_pinned(pin, NonNull::new_unchecked(ptr), 0)
+                let obj = NonNull::new_unchecked(ptr);
+                let checked = !cache.flags().contains(SlabFlags::SLAB_HARDENED_FREE)
+                    | cache.is_object_fast(slab.as_ref(), obj);
+                cache.free_pinned(pin, obj, 0, checked)
             };
         }
         // SAFETY: forwarded contract.
@@ -361,7 +371,9 @@ impl<P: Platform> SlabAllocator<P> {
 
     /// Frees memory from [`Self::kmalloc`] after an RCU grace period (`kfree_rcu`; see
     /// [`crate::cache::rcu_free`]). Null and [`ZERO_SIZE_PTR`] are ignored; pointers that are not slab
-    /// objects or large blocks are reported and ignored.
+    /// objects or large blocks (inside an object included), and the object freed last
+    /// again, are reported and dropped, whatever the boot options (see
+    /// [`KmemCache::free_rcu`]).
     ///
     /// # Safety
     /// As for [`Self::kfree`], except that RCU readers may use the memory until they leave
@@ -380,11 +392,9 @@ impl<P: Platform> SlabAllocator<P> {
                 unsafe { self.free_large_rcu(p, order) };
                 Ok(())
             }
-            Owner::Slab(cache) => {
-                // SAFETY: forwarded contract.
-                unsafe { cache.free_rcu(p) };
-                Ok(())
-            }
+            // SAFETY: forwarded contract; the pointer is checked as `kfree`'s (an object
+            // boundary of the slab, and not the object freed last).
+            Owner::Slab(cache) => unsafe { cache.try_free_rcu(p) },
         }
     }
 

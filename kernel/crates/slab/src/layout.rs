@@ -377,5 +377,50 @@ pub fn calculate_sizes(
     })
 }
 
+/// The object-boundary test of the free fast paths: whether an offset into a slab is a
+/// multiple of the stride `d` and below the slab's object count, with one multiply and one
+/// comparison (Linux's `obj_to_index` divides with a reciprocal multiply; this is Lemire's
+/// divisibility test, whose remainder also tells the quotient, so the boundary and the range
+/// checks are one comparison).
+///
+/// With `mul = floor(2^64 / d) + 1` and `step = mul * d - 2^64` (between 1 and `d`): for an
+/// offset `n = q * d + m` (`0 <= m < d`) below `2^32`, `n * mul mod 2^64` is `q * step` when
+/// `m` is 0, and at least `mul` (which is larger than `objects * step`) otherwise. So `n` is
+/// the offset of object `q < objects` exactly when the product is below `objects * step`,
+/// the slab's `free_limit` (in its descriptor, [`crate::slabs::Slab`]). (Slabs are at most
+/// [`MAX_OBJECT_SIZE`] bytes, objects at most as large: `mul`
+/// is at least `2^42`, far above any `objects * step` or offset.)
+#[derive(Clone, Copy, Debug)]
+pub struct ObjIndex {
+    /// `floor(2^64 / d) + 1`.
+    mul: u64,
+    /// `mul * d - 2^64`: what each whole stride adds to the product.
+    step: u64,
+}
+
+impl ObjIndex {
+    /// The test for stride `size` (at least 2).
+    pub const fn new(size: usize) -> Self {
+        let d = size as u128;
+        let mul = (1u128 << 64) / d + 1;
+        Self {
+            mul: mul as u64,
+            step: (mul * d - (1u128 << 64)) as u64,
+        }
+    }
+
+    /// The slab's bound for [`ObjIndex::key`] of an object's offset: `objects * step`.
+    pub const fn limit(self, objects: usize) -> u64 {
+        objects as u64 * self.step
+    }
+
+    /// The key of byte `offset` (below the slab's size) of a slab: below the slab's
+    /// [`ObjIndex::limit`] exactly when `offset` is an object's start.
+    #[inline(always)]
+    pub fn key(self, offset: usize) -> u64 {
+        (offset as u64).wrapping_mul(self.mul)
+    }
+}
+
 #[cfg(test)]
 mod tests;

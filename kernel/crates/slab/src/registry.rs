@@ -19,7 +19,7 @@ mod owned;
 #[allow(unsafe_code)]
 mod preallocated;
 
-pub use preallocated::KmemCacheStatic;
+pub use preallocated::{HIDDEN_PRIMARY_NAME, KmemCacheStatic};
 
 use owned::CachePtr;
 pub(crate) use owned::release_cache_kobj;
@@ -43,7 +43,10 @@ pub enum DestroyError<'a, P: Platform> {
     ObjectsRemaining {
         /// Name of the cache.
         name: &'static str,
-        /// Addresses of the objects still allocated.
+        /// Addresses of the objects still allocated, then of the prefilled sheaves not
+        /// returned (Linux refuses likewise: their objects remain). A drained oversize sheaf,
+        /// pages of its own, is not listed, but keeps the cache all the same: the list may then
+        /// be empty.
         objects: Vec<usize>,
         /// The cache, kept for as long as the allocator, so that those objects can be freed.
         cache: &'a KmemCache<P>,
@@ -55,7 +58,8 @@ pub enum DestroyError<'a, P: Platform> {
         name: &'static str,
     },
     /// The cache is being destroyed already (its destruction waits for `kfree_rcu` objects
-    /// in flight): a second destroy of the same cache.
+    /// in flight), or its name is gone while aliases keep it: a second destroy of the same
+    /// name. Nothing changes (the aliases' references stay theirs).
     AlreadyDestroyed {
         /// Name of the cache.
         name: &'static str,
@@ -179,7 +183,7 @@ impl<P: Platform> fmt::Debug for KmemCacheHandle<'_, P> {
 pub struct SlabAllocator<P: Platform> {
     pub(crate) platform: P,
     /// Flags added to every cache: the debug flags (Linux's `slub_debug` boot option) and
-    /// `SLAB_HARDENED_FREE` (`slab_hardened`).
+    /// `SLAB_HARDENED_FREE` (unless `slab_nohardened`).
     debug_flags: SlabFlags,
     /// Whether caches may merge (Linux's `slab_nomerge` boot option turns it off).
     merge: bool,
@@ -231,11 +235,14 @@ pub struct SlabOptions {
     pub debug: SlabFlags,
     /// Never merge caches (`slab_nomerge`).
     pub nomerge: bool,
-    /// Check every free against the object's page owner (its cache, an object boundary), as
-    /// Linux's `CONFIG_SLAB_FREELIST_HARDENED` does in `cache_from_obj`, and drop bad frees
-    /// with a report (Sheaf's boot option `slab_hardened`). It costs every free the slow path
-    /// (see `docs/slab.md` for the figures), so it is off by default.
-    pub hardened: bool,
+    /// Turn off the free checks that are on by default (Sheaf's boot option
+    /// `slab_nohardened`, for measuring what they cost). By default every free checks, from
+    /// the page owner, that the pointer is an object of the cache (`kmem_cache_free`) or of a
+    /// slab at all (`kfree`) and at an object boundary, on the fast path, and drops a bad free
+    /// with a report, as Linux's `cache_from_obj` does under `CONFIG_SLAB_FREELIST_HARDENED`
+    /// (which checks the cache only). Off, a bad pointer is only caught when it reaches its
+    /// slab: it may be handed out again before. The cost: `docs/slab.md`.
+    pub nohardened: bool,
 }
 
 impl<P: Platform> SlabAllocator<P> {
@@ -247,10 +254,10 @@ impl<P: Platform> SlabAllocator<P> {
     /// Like [`SlabAllocator::new`], with boot-time options (see [`SlabOptions`]).
     pub fn with_options(platform: P, options: SlabOptions) -> Result<Self, SlabError> {
         let debug = options.debug & SlabFlags::SLAB_DEBUG_FLAGS;
-        let hardened = if options.hardened {
-            SlabFlags::SLAB_HARDENED_FREE
-        } else {
+        let hardened = if options.nohardened {
             SlabFlags::empty()
+        } else {
+            SlabFlags::SLAB_HARDENED_FREE
         };
         let mut list = Vec::new();
         for (&size, &name) in KMALLOC_SIZES.iter().zip(KMALLOC_NAMES.iter()) {
@@ -337,8 +344,8 @@ impl<P: Platform> SlabAllocator<P> {
         self.debug_flags & SlabFlags::SLAB_DEBUG_FLAGS
     }
 
-    /// Whether every free is checked against the object's page owner (see
-    /// [`SlabOptions::hardened`]).
+    /// Whether every free is checked against the object's page owner (the default; see
+    /// [`SlabOptions::nohardened`]).
     pub fn hardened(&self) -> bool {
         self.debug_flags.contains(SlabFlags::SLAB_HARDENED_FREE)
     }

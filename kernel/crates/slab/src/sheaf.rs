@@ -548,11 +548,15 @@ pub enum RefillError {
 ///
 /// A prefilled sheaf belongs to the cache that made it: the other calls check that they are
 /// given a sheaf of their own cache, report one of another cache and leave it alone (its
-/// objects have that cache's size).
+/// objects have that cache's size). A cache is told by a serial number that no other cache
+/// gets, so a sheaf outliving its cache (kept past the allocator's drop) is refused by a new
+/// cache at the same address too. `kmem_cache_destroy` refuses to free a cache while any of
+/// its prefilled sheaves is out (its objects, and the sheaf itself, belong to the cache).
 #[must_use = "return the sheaf with kmem_cache_return_sheaf"]
 #[derive(Debug)]
 pub struct PrefilledSheaf {
     pub(crate) sheaf: SheafBox,
-    /// The cache it belongs to: its address (an identity, never dereferenced) and name.
-    pub(crate) cache: (usize, &'static str),
+    /// The cache it belongs to: its serial number (an identity never reused, unlike an
+    /// address, which a cache created after this one's destruction may get) and name.
+    pub(crate) cache: (u64, &'static str),
 }

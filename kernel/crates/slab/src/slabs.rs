@@ -58,6 +58,13 @@ impl FreeObject {
     }
 }
 
+impl From<&FreeObject> for NonNull<u8> {
+    /// The object's address.
+    fn from(obj: &FreeObject) -> Self {
+        obj.0
+    }
+}
+
 /// Which node list a slab is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SlabListId {
@@ -74,27 +81,37 @@ pub(crate) enum SlabListId {
 /// It lives in per-page storage provided by the platform ([`Platform::slab_meta`](crate::Platform::slab_meta)), not in the
 /// slab's own memory, and the platform maps every page of the slab to it
 /// ([`Platform::page_owner`](crate::Platform::page_owner)), so finding the slab of any object is O(1).
+///
+/// The free fast paths read `base`, `cache` and `free_limit` (the first three words:
+/// `repr(C)` keeps them at the line's start).
+#[repr(C)]
 pub struct Slab {
-    /// Address of the owning [`KmemCache`](crate::KmemCache) (its identity; also used to name it in reports).
-    pub(crate) cache: usize,
     /// First byte of the slab's pages.
     pub(crate) base: *mut u8,
+    /// Address of the owning [`KmemCache`](crate::KmemCache) (its identity; also used to name it in reports).
+    pub(crate) cache: usize,
+    /// The free fast path's bound for an object's key (`ObjIndex::limit` of `objects`, in
+    /// the cache's `ObjIndex`).
+    pub(crate) free_limit: u64,
     /// First free object (raw pointer; the links inside objects are hardened).
     pub(crate) freelist: *mut u8,
     /// Objects handed out (to users or to sheaves).
     pub(crate) inuse: u32,
     /// Objects in the slab.
     pub(crate) objects: u32,
-    /// Page order of the slab.
-    pub(crate) order: u32,
-    /// Node of the slab's memory.
-    pub(crate) node: u32,
-    /// Which list the slab is on.
-    pub(crate) list: SlabListId,
     /// Intrusive list links.
     pub(crate) prev: *mut Slab,
     pub(crate) next: *mut Slab,
+    /// Page order of the slab.
+    pub(crate) order: u8,
+    /// Node of the slab's memory.
+    pub(crate) node: u16,
+    /// Which list the slab is on.
+    pub(crate) list: SlabListId,
 }
+
+// A descriptor fills one cache line (the host gives each its own, the kernel packs them).
+const _: () = assert!(core::mem::size_of::<Slab>() <= 64);
 
 /// A doubly-linked intrusive list of slabs.
 pub(crate) struct SlabList {

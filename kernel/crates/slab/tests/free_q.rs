@@ -270,10 +270,8 @@ fn a_wrong_cache_is_reported_at_free_up() {
             debug: SlabFlags::SLAB_DEBUG_FLAGS,
             ..Default::default()
         },
-        SlabOptions {
-            hardened: true,
-            ..Default::default()
-        },
+        // The default free checks (`SLAB_HARDENED_FREE`).
+        SlabOptions::default(),
     ] {
         let (_p, _cpu, a) = with_options(options);
         let c1 = a.kmem_cache_create("fq-a", 64, args(), no_merge()).unwrap();

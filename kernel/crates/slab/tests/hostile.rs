@@ -525,21 +525,10 @@ fn an_isolated_object_freed_again_is_counted_once() {
     assert_eq!(c.isolated_objects(), 1, "still one isolated object");
 }
 
-fn hardened() -> (
-    slab::host::HostPlatform,
-    slab::host::CpuRegistration,
-    slab::SlabAllocator<slab::host::HostPlatform>,
-) {
-    common::with_options(slab::SlabOptions {
-        hardened: true,
-        ..Default::default()
-    })
-}
-
 #[test]
-fn under_slab_hardened_a_free_that_is_no_object_of_the_cache_is_dropped() {
-    let (_p, _cpu, a) = hardened();
-    assert!(a.hardened());
+fn by_default_a_free_that_is_no_object_of_the_cache_is_dropped() {
+    let (_p, _cpu, a) = setup(1, 1);
+    assert!(a.hardened(), "the free checks are on by default");
     let c = a
         .kmem_cache_create("strict", 64, args(), SlabFlags::SLAB_NO_MERGE)
         .unwrap();

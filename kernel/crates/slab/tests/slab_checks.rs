@@ -302,3 +302,40 @@ fn validate_checks_free_lists() {
     assert_eq!(v.reports[0].kind, SlabErrorKind::FreelistCorrupted);
     assert_eq!(v.reports[0].object, objs[3].as_ptr() as usize);
 }
+
+/// Linux restores the bytes it reports as corrupted (`restore_bytes`): one corruption, one
+/// report, whatever checks the object later (another validate, then the shrink that frees
+/// the slab). Two corruptions of one object (red zone, poison): two reports, one per check.
+#[test]
+fn a_corruption_is_reported_once() {
+    let (_p, _cpu, a) = setup(1, 1);
+    let c = a
+        .kmem_cache_create("once", 64, args(), POISON_F | SlabFlags::SLAB_RED_ZONE)
+        .unwrap();
+    let o = c.alloc(Gfp::KERNEL).unwrap();
+    // SAFETY: ours.
+    unsafe { c.free(o) }.unwrap();
+    // SAFETY: deliberate writes after free, into the object and its right red zone, memory
+    // the slab still owns.
+    unsafe {
+        o.as_ptr().add(3).write(0);
+        o.as_ptr().add(5).write(0);
+        o.as_ptr().add(64).write(0);
+    }
+    let v = c.validate();
+    assert_eq!(v.errors, 1, "{v:?}");
+    let v = c.validate();
+    assert_eq!(v.errors, 1, "{v:?}");
+    assert_eq!(
+        kinds(&c),
+        [
+            SlabErrorKind::RedzoneOverwritten { offset: 64 },
+            SlabErrorKind::PoisonOverwritten { offset: 3 }
+        ]
+    );
+    let v = c.validate();
+    assert_eq!(v.errors, 0, "reported again: {v:?}");
+    assert_eq!(c.shrink(), 1, "the slab is freed, nothing isolated");
+    assert_eq!(c.isolated_objects(), 0);
+    assert_eq!(c.reports().1, 2, "one report each: {:?}", kinds(&c));
+}

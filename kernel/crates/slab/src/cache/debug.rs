@@ -124,8 +124,7 @@ impl<P: Platform> KmemCache<P> {
         }
         let (offset, len) = self.slab_padding(objects, order);
         // SAFETY: as in `init_slab_padding`; the slab is being discarded and is ours alone.
-        let tail = unsafe { core::slice::from_raw_parts(base.add(offset), len) };
-        if let Some(bad) = tail.iter().position(|&b| b != SLAB_PADDING) {
+        if let Some(bad) = unsafe { restore_bytes(base.add(offset), len, SLAB_PADDING) } {
             let offset = offset + bad;
             self.report(
                 base as usize + offset,
@@ -182,7 +181,12 @@ impl<P: Platform> KmemCache<P> {
         double_free: bool,
     ) -> Result<(), SlabErrorKind> {
         let l = &self.layout;
-        // SAFETY: we read inside the object's slot, which the node lock protects.
+        // The first problem found is returned, and the range it was found in restored to
+        // what it should hold (Linux's `restore_bytes`), so that this corruption is reported
+        // once, not again at each later check of the object (validate, then shrink); another
+        // corruption of the object is reported by the next check.
+        // SAFETY: we read and write inside the object's slot, which the node lock protects
+        // (or which the caller has to itself).
         unsafe {
             if self.flags.contains(SlabFlags::SLAB_RED_ZONE) {
                 let (want, other) = if active {
@@ -190,40 +194,40 @@ impl<P: Platform> KmemCache<P> {
                 } else {
                     (SLUB_RED_INACTIVE, SLUB_RED_ACTIVE)
                 };
-                let left = core::slice::from_raw_parts(obj.sub(l.red_left_pad), l.red_left_pad);
-                let right =
-                    core::slice::from_raw_parts(obj.add(l.object_size), l.inuse - l.object_size);
+                let left_start = obj.sub(l.red_left_pad);
+                let right_start = obj.add(l.object_size);
+                let right_len = l.inuse - l.object_size;
+                let left = core::slice::from_raw_parts(left_start, l.red_left_pad);
+                let right = core::slice::from_raw_parts(right_start, right_len);
                 if double_free && left.iter().chain(right).all(|&b| b == other) {
                     return Err(SlabErrorKind::DoubleFree);
                 }
-                if let Some(i) = left.iter().position(|&b| b != want) {
+                if let Some(i) = restore_bytes(left_start, l.red_left_pad, want) {
                     return Err(SlabErrorKind::RedzoneOverwritten {
                         offset: i as isize - l.red_left_pad as isize,
                     });
                 }
-                if let Some(i) = right.iter().position(|&b| b != want) {
+                if let Some(i) = restore_bytes(right_start, right_len, want) {
                     return Err(SlabErrorKind::RedzoneOverwritten {
                         offset: (l.object_size + i) as isize,
                     });
                 }
-                if active && let Some(orig) = self.orig_size(obj) {
-                    let slack = core::slice::from_raw_parts(obj.add(orig), l.object_size - orig);
-                    if let Some(i) = slack.iter().position(|&b| b != SLUB_RED_ACTIVE) {
-                        return Err(SlabErrorKind::KmallocRedzoneOverwritten {
-                            offset: orig + i,
-                            orig_size: orig,
-                        });
-                    }
+                if active
+                    && let Some(orig) = self.orig_size(obj)
+                    && let Some(i) =
+                        restore_bytes(obj.add(orig), l.object_size - orig, SLUB_RED_ACTIVE)
+                {
+                    return Err(SlabErrorKind::KmallocRedzoneOverwritten {
+                        offset: orig + i,
+                        orig_size: orig,
+                    });
                 }
             }
             if !active && self.poisons() {
-                let body = core::slice::from_raw_parts(obj, l.object_size);
-                let bad = body[..l.object_size - 1]
-                    .iter()
-                    .position(|&b| b != POISON_FREE)
-                    .or_else(|| {
-                        (body[l.object_size - 1] != POISON_END).then_some(l.object_size - 1)
-                    });
+                let bad = restore_bytes(obj, l.object_size - 1, POISON_FREE).or_else(|| {
+                    restore_bytes(obj.add(l.object_size - 1), 1, POISON_END)
+                        .map(|_| l.object_size - 1)
+                });
                 if let Some(offset) = bad {
                     return Err(SlabErrorKind::PoisonOverwritten { offset });
                 }
@@ -550,4 +554,20 @@ impl<P: Platform> KmemCache<P> {
             }
         }
     }
+}
+
+/// Linux's `check_bytes` and `restore_bytes`: the offset of the first of the `len` bytes at
+/// `start` that is not `value`, after writing `value` over everything from it to the last
+/// such byte, so that the same corruption is not reported again by a later check.
+///
+/// # Safety
+/// The `len` bytes at `start` are the caller's to read and write (inside an object slot or
+/// slab it holds the node lock of, or has to itself).
+unsafe fn restore_bytes(start: *mut u8, len: usize, value: u8) -> Option<usize> {
+    // SAFETY: caller contract.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(start, len) };
+    let first = bytes.iter().position(|&b| b != value)?;
+    let last = bytes.iter().rposition(|&b| b != value).unwrap_or(first);
+    bytes[first..=last].fill(value);
+    Some(first)
 }

@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
 
 use super::KmemCache;
 use crate::base::Gfp;
@@ -17,9 +18,9 @@ use crate::sheaf::{PrefilledSheaf, RefillError};
 use crate::stats::Stat;
 
 impl<P: Platform> KmemCache<P> {
-    /// This cache's identity in a [`PrefilledSheaf`].
-    fn sheaf_owner(&self) -> (usize, &'static str) {
-        (core::ptr::from_ref(self) as usize, self.name())
+    /// This cache's identity in a [`PrefilledSheaf`]: its serial number, never reused.
+    fn sheaf_owner(&self) -> (u64, &'static str) {
+        (self.serial, self.name())
     }
 
     /// Whether `sheaf` belongs to this cache; if not, the misuse is reported.
@@ -70,6 +71,8 @@ impl<P: Platform> KmemCache<P> {
             sheaf,
             cache: self.sheaf_owner(),
         };
+        // Out until `return_sheaf` takes it back: destroy refuses meanwhile.
+        self.prefilled.fetch_add(1, Ordering::Relaxed);
         if self.refill_sheaf(gfp, &mut p, count).is_err() {
             let returned = self.return_sheaf(p);
             debug_assert!(returned.is_ok(), "a sheaf this cache just made is its own");
@@ -157,6 +160,7 @@ impl<P: Platform> KmemCache<P> {
             return Err(sheaf);
         }
         let mut s = sheaf.sheaf;
+        self.prefilled.fetch_sub(1, Ordering::Relaxed);
         self.stat_add(Stat::SheafReturn, 1);
         if s.oversize_order().is_none() {
             let pin = Pinned::new(&self.platform);

@@ -42,6 +42,7 @@ use core::sync::atomic::Ordering;
 use super::{Exclusive, KmemCache};
 use crate::base::Gfp;
 use crate::platform::{OnCpu, Pinned, Platform};
+use crate::report::{SlabErrorKind, SlabReport};
 use crate::sheaf::SheafBox;
 use crate::slabs::FreeObject;
 use crate::stats::Stat;
@@ -54,22 +55,42 @@ enum Pushed {
     Full(SheafBox),
     /// No sheaf could take it: queue it to RCU on its own.
     NoSheaf(FreeObject),
+    /// It is the object freed last, on top of the sheaf (the naive double free): reported and
+    /// dropped.
+    DoubleFree(SlabReport),
+}
+
+/// Why [`KmemCache::free_rcu_to_sheaf`] did not take an object.
+pub(crate) enum RcuRefused {
+    /// No sheaf can take it (the object is given back): the caller queues it on its own.
+    NoSheaf(FreeObject),
+    /// A double free, reported: the object must not be queued.
+    Report(SlabReport),
 }
 
 impl<P: Platform> KmemCache<P> {
-    /// [`KmemCache::free_rcu`] of an object whose token the allocator holds.
-    pub(crate) fn free_rcu_object(&self, obj: FreeObject) {
-        if let Err(obj) = self.free_rcu_to_sheaf(obj) {
-            self.call_rcu_object(obj);
+    /// [`KmemCache::free_rcu`] of an object whose token the allocator holds (the pointer was
+    /// checked): `Err` for a naive double free, reported and dropped.
+    pub(crate) fn free_rcu_object(&self, obj: FreeObject) -> Result<(), SlabReport> {
+        match self.free_rcu_to_sheaf(obj) {
+            Ok(()) => Ok(()),
+            Err(RcuRefused::NoSheaf(obj)) => {
+                self.call_rcu_object(obj);
+                Ok(())
+            }
+            Err(RcuRefused::Report(r)) => Err(r),
         }
     }
 
     /// The sheaf part of `kfree_rcu`: puts `obj` in this CPU's `rcu_free` sheaf (handing the
-    /// sheaf to RCU when it fills). `Err(obj)` when no sheaf can take it (a cache without
-    /// sheaves, an object of another node, no memory for a sheaf): the caller queues it to RCU
-    /// on its own, through a callback record or, without allocating, through an `rcu_head`
-    /// embedded in the object (Linux's `kvfree_call_rcu` fallback).
-    pub(crate) fn free_rcu_to_sheaf(&self, obj: FreeObject) -> Result<(), FreeObject> {
+    /// sheaf to RCU when it fills). `Err(NoSheaf(obj))` when no sheaf can take it (a cache
+    /// without sheaves, an object of another node, no memory for a sheaf): the caller queues
+    /// it to RCU on its own, through a callback record or, without allocating, through an
+    /// `rcu_head` embedded in the object (Linux's `kvfree_call_rcu` fallback).
+    /// `Err(Report(_))` when it is the object on top of the sheaf, freed a moment ago (the
+    /// naive double free, caught as cheaply as `free` catches it; a deeper one is caught when
+    /// the objects reach their slabs).
+    pub(crate) fn free_rcu_to_sheaf(&self, obj: FreeObject) -> Result<(), RcuRefused> {
         self.mark_rcu_used();
         let pushed = {
             let pin = Pinned::new(&self.platform);
@@ -90,7 +111,8 @@ impl<P: Platform> KmemCache<P> {
                 self.submit_rcu_sheaf(sheaf);
                 Ok(())
             }
-            Pushed::NoSheaf(obj) => Err(obj),
+            Pushed::NoSheaf(obj) => Err(RcuRefused::NoSheaf(obj)),
+            Pushed::DoubleFree(r) => Err(RcuRefused::Report(r)),
         }
     }
 
@@ -113,6 +135,11 @@ impl<P: Platform> KmemCache<P> {
             }
         }
         let s = pcs.rcu_free.as_mut().expect("set above");
+        if s.top_is(obj.as_ptr()) {
+            let addr = obj.as_ptr() as usize;
+            self.report(addr, SlabErrorKind::DoubleFree);
+            return Pushed::DoubleFree(self.make_report(addr, SlabErrorKind::DoubleFree));
+        }
         // The sheaf is never left full, so it has room.
         if let Err(obj) = s.push(obj) {
             return Pushed::NoSheaf(obj);

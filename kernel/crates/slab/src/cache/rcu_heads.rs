@@ -5,8 +5,10 @@
 use core::ptr::NonNull;
 
 use super::KmemCache;
+use super::rcu_free::RcuRefused;
 use crate::head::{RcuHead, container_of};
 use crate::platform::Platform;
+use crate::report::SlabReport;
 use crate::sheaf::SheafBox;
 use crate::slabs::FreeObject;
 
@@ -83,23 +85,44 @@ impl<P: Platform> KmemCache<P> {
     /// began before this call may keep using it until they leave. Usable in any context that
     /// may call [`KmemCache::free`]. How: [`super::rcu_free`].
     ///
+    /// The pointer is checked now, whatever the boot options, as `free` checks it by
+    /// default: not an object of this cache (another cache's, inside an object, not a slab
+    /// page) or the object freed last (a naive double free) is reported (the cache's
+    /// [`Self::reports`] and [`Platform::slab_error`]) and dropped. Objects waiting for their
+    /// grace period go back to the cache without further checks at the sheaf level, so this
+    /// is where a bad pointer must be stopped. A deeper double free is caught when the objects
+    /// reach their slab.
+    ///
     /// # Safety
     /// As for [`KmemCache::free`]: `obj` is an object of this cache that its owner no longer
     /// uses (only RCU readers may still look at it), freed once.
     #[doc(alias = "kfree_rcu")]
     pub unsafe fn free_rcu(&self, obj: NonNull<u8>) {
+        // SAFETY: forwarded contract. A refusal is reported by the cache.
+        let _ = unsafe { self.try_free_rcu(obj) };
+    }
+
+    /// [`Self::free_rcu`], saying what was wrong with a refused pointer (`kfree_rcu`'s
+    /// result).
+    ///
+    /// # Safety
+    /// As for [`Self::free_rcu`].
+    pub(crate) unsafe fn try_free_rcu(&self, obj: NonNull<u8>) -> Result<(), SlabReport> {
         if let Some(p) = self.alias_of() {
             // SAFETY: forwarded contract; the object is the primary's.
-            return unsafe { p.free_rcu(obj) };
+            return unsafe { p.try_free_rcu(obj) };
         }
-        // SAFETY: the caller gives the object up (contract); until the grace period ends it
-        // waits in an `rcu_free` sheaf or an RCU callback, where nothing writes to it.
-        self.free_rcu_object(unsafe { FreeObject::new(obj) });
+        self.check_free_pointer(obj)?;
+        // SAFETY: the caller gives the object up (contract), an object of this cache (checked
+        // above); until the grace period ends it waits in an `rcu_free` sheaf or an RCU
+        // callback, where nothing writes to it.
+        self.free_rcu_object(unsafe { FreeObject::new(obj) })
     }
 
     /// [`KmemCache::free_rcu`] through the `rcu_free` sheaves only: `Err(obj)`, the object
     /// untouched and still the caller's, when no sheaf can take it (see
-    /// [`crate::SlabAllocator::kvfree_rcu_sheaf`]).
+    /// [`crate::SlabAllocator::kvfree_rcu_sheaf`]). A naive double free is reported and
+    /// dropped (`Ok`: the caller must not queue it again).
     ///
     /// # Safety
     /// As for [`KmemCache::free_rcu`] when it returns `Ok`.
@@ -108,10 +131,16 @@ impl<P: Platform> KmemCache<P> {
             // SAFETY: forwarded contract; the object is the primary's.
             return unsafe { p.free_rcu_sheaf(obj) };
         }
-        // SAFETY: the caller gives the object up (contract); on `Err` it is given back.
+        if self.check_free_pointer(obj).is_err() {
+            return Ok(());
+        }
+        // SAFETY: the caller gives the object up (contract), an object of this cache (checked
+        // above); on `NoSheaf` it is given back.
         let obj = unsafe { FreeObject::new(obj) };
-        self.free_rcu_to_sheaf(obj)
-            .map_err(FreeObject::into_allocated)
+        match self.free_rcu_to_sheaf(obj) {
+            Ok(()) | Err(RcuRefused::Report(_)) => Ok(()),
+            Err(RcuRefused::NoSheaf(obj)) => Err(obj.into_allocated()),
+        }
     }
 }
 

@@ -120,18 +120,26 @@ impl<P: Platform> KmemCache<P> {
         pcs.main.get().and_then(SheafBox::pop)
     }
 
-    /// `slab_hardened`: the object must be an object of this cache, at an object boundary
-    /// (Linux's `cache_from_obj`); a free that is not is reported and dropped.
+    /// The free checks on by default (`SLAB_HARDENED_FREE`, off under `slab_nohardened`):
+    /// [`Self::check_free_pointer`]. The slow path's part: the fast path only tells good frees from
+    /// the rest, which come here to be named.
     #[inline(always)]
     fn check_hardened_free(&self, obj: &FreeObject) -> Result<(), SlabReport> {
-        if self.flags.contains(SlabFlags::SLAB_HARDENED_FREE)
-            && let Err(kind) = self.obj_to_slab(obj.as_ptr() as usize)
-        {
-            let addr = obj.as_ptr() as usize;
-            self.report(addr, kind);
-            return Err(self.make_report(addr, kind));
+        if self.flags.contains(SlabFlags::SLAB_HARDENED_FREE) {
+            return self.check_free_pointer(obj.into());
         }
         Ok(())
+    }
+
+    /// Whether `obj` is an object of this cache at an object boundary (Linux's
+    /// `cache_from_obj`, plus the boundary); if not, the problem (`WrongCache` naming the
+    /// owner, `NotObjectBoundary`, `NotSlabPage`) is reported and returned.
+    pub(crate) fn check_free_pointer(&self, obj: core::ptr::NonNull<u8>) -> Result<(), SlabReport> {
+        let addr = obj.as_ptr() as usize;
+        self.obj_to_slab(addr).map(|_| ()).map_err(|kind| {
+            self.report(addr, kind);
+            self.make_report(addr, kind)
+        })
     }
 
     /// A free that must leave its CPU's sheaves alone (it interrupted a fast path that holds

@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 use super::{Exclusive, KmemCache};
 use crate::platform::{Pinned, Platform};
@@ -110,7 +111,7 @@ impl<P: Platform> KmemCache<P> {
         s.discard_empty_slabs();
         // Counted from the slabs' counters, not listed: this try allocates nothing, so a cache
         // can be destroyed when memory is exhausted.
-        match s.slabinfo().active_objs {
+        match s.slabinfo().active_objs + s.sheaves_out() {
             0 => {
                 // The sheaves went back to the private sheaf cache above: its slabs go too, or
                 // they would outlive the cache, never freed (as `shutdown_slabs` does).
@@ -121,16 +122,37 @@ impl<P: Platform> KmemCache<P> {
         }
     }
 
+    /// Prefilled sheaves handed out and not returned: their objects are allocated, and a
+    /// regular one is itself an object of the cache's sheaf cache, which goes with the cache.
+    /// Destroy keeps a cache with any (Linux: objects remain).
+    fn sheaves_out(&self) -> usize {
+        self.prefilled.load(Ordering::Relaxed)
+    }
+
     /// The slab part of [`Self::shutdown`], with the sheaves flushed.
     fn shutdown_slabs(&self) -> Result<(), Vec<usize>> {
         self.barns_shrink();
         self.discard_empty_slabs();
-        let live = self.allocated_objects();
+        let mut live = self.allocated_objects();
         for &o in &live {
             self.report(o, SlabErrorKind::ObjectRemaining);
         }
         self.discard_sheaf_cache_slabs();
-        if live.is_empty() { Ok(()) } else { Err(live) }
+        if let Some(sc) = &self.sheaf_cache {
+            // What is left in the sheaf cache is prefilled sheaves still out (every other
+            // sheaf was flushed and freed above): listed too, so their pages stay accounted
+            // for with the cache that is kept.
+            let sheaves = sc.allocated_objects();
+            for &o in &sheaves {
+                self.report(o, SlabErrorKind::ObjectRemaining);
+            }
+            live.extend(sheaves);
+        }
+        if live.is_empty() && self.sheaves_out() == 0 {
+            Ok(())
+        } else {
+            Err(live)
+        }
     }
 
     /// Frees the empty slabs of the private cache the sheaves come from (every slab, once the

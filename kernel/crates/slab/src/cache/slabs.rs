@@ -39,6 +39,25 @@ impl<P: Platform> KmemCache<P> {
         unsafe { &*(slab.as_ref().cache as *const Self) }
     }
 
+    /// Whether `obj` is an object of `slab`, a slab descriptor, and the slab is this cache's:
+    /// the default free check of `kmem_cache_free`'s fast path, a compare and
+    /// [`Self::is_object_fast`].
+    #[inline(always)]
+    pub(crate) fn is_own_object_fast(&self, slab: &Slab, obj: NonNull<u8>) -> bool {
+        (slab.cache == self as *const Self as usize) & self.is_object_fast(slab, obj)
+    }
+
+    /// Whether `obj` is at an object boundary of `slab`, a slab of this cache (the fast paths'
+    /// test, [`ObjIndex`]: a subtraction, a multiply and a comparison with the slab's
+    /// `free_limit`). `obj` must lie in the slab's pages (its page owner is `slab`). Exact for a cache with sheaves, whose objects start at the slab's first
+    /// byte (no left red zone); a debug cache's frees, which all take the slow path, are
+    /// checked there in full.
+    #[inline(always)]
+    pub(crate) fn is_object_fast(&self, slab: &Slab, obj: NonNull<u8>) -> bool {
+        let offset = (obj.as_ptr() as usize).wrapping_sub(slab.base as usize);
+        self.obj_index.key(offset) < slab.free_limit
+    }
+
     /// Is `addr` the address of an object slot of `slab`?
     pub(crate) fn is_object_of(&self, slab: &Slab, addr: usize) -> bool {
         slab.is_object(self.free_pointer(), addr)
@@ -110,8 +129,9 @@ impl<P: Platform> KmemCache<P> {
                 freelist: ptr::null_mut(),
                 inuse: 0,
                 objects: objects as u32,
-                order,
-                node: self.platform.page_node(base as usize) as u32,
+                free_limit: self.obj_index.limit(objects),
+                order: order as u8,
+                node: self.platform.page_node(base as usize) as u16,
                 list: SlabListId::None,
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
@@ -149,7 +169,7 @@ impl<P: Platform> KmemCache<P> {
     pub(crate) unsafe fn discard_slab(&self, slab: *mut Slab) -> bool {
         // SAFETY: the slab is ours alone (caller contract); its block came from `alloc_pages`.
         unsafe {
-            let (base, order) = ((*slab).base, (*slab).order);
+            let (base, order) = ((*slab).base, u32::from((*slab).order));
             self.check_slab_padding(base, (*slab).objects as usize, order);
             if self.debug && self.free_slab_checks(&mut *slab) {
                 self.relist_slab(slab);

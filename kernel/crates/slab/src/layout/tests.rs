@@ -92,3 +92,51 @@ fn kmalloc_fast_index_agrees_with_kmalloc_index() {
         assert!(i == 0 || KMALLOC_SIZES[i - 1] < size, "size {size}");
     }
 }
+
+/// The free fast path's boundary test against division: `key(offset) < limit(objects)` exactly
+/// when `offset` is `i * size` for an `i < objects`.
+fn obj_index_agrees(size: usize, slab_bytes: usize, offset: usize) {
+    let objects = slab_bytes / size;
+    let idx = ObjIndex::new(size);
+    let is_object = offset.is_multiple_of(size) && offset / size < objects;
+    assert_eq!(
+        idx.key(offset) < idx.limit(objects),
+        is_object,
+        "size {size}, slab {slab_bytes}, offset {offset}"
+    );
+}
+
+#[test]
+fn obj_index_tells_object_starts_exactly() {
+    // Every offset of a page, for every stride a small cache may have (odd ones too).
+    for size in 2..=1024 {
+        for offset in 0..PAGE_SIZE {
+            obj_index_agrees(size, PAGE_SIZE, offset);
+        }
+    }
+    // The largest slabs and objects, near the edges.
+    let big = MAX_OBJECT_SIZE;
+    for size in [8192, 12_288, 65_536 + 8, big / 3, big / 2, big] {
+        for i in 0..=(big / size) + 1 {
+            for delta in [0usize, 1, 7, 8, size - 1] {
+                if let Some(offset) = (i * size).checked_add(delta).filter(|&o| o < big) {
+                    obj_index_agrees(size, big, offset);
+                }
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn obj_index_agrees_with_division(
+        size in 2..=MAX_OBJECT_SIZE,
+        order in 0..=MAX_PAGE_ORDER,
+        offset in 0..MAX_OBJECT_SIZE,
+    ) {
+        let slab_bytes = PAGE_SIZE << order;
+        if size <= slab_bytes {
+            obj_index_agrees(size, slab_bytes, offset % slab_bytes);
+        }
+    }
+}

@@ -293,6 +293,12 @@ impl<P: Platform> SlabAllocator<P> {
         if (list[i].kmalloc || builtin_static) && held == HandleRef::Name {
             return Err(DestroyError::Permanent { name: cache.name() });
         }
+        if held == HandleRef::Name && list[i].name.is_none() {
+            // The name was destroyed already (a second handle made with `from_ref`), or the
+            // cache never had one (a hidden primary): only aliases hold it now, and their
+            // references are theirs to drop.
+            return Err(DestroyError::AlreadyDestroyed { name: cache.name() });
+        }
         if let Some(primary) = cache.alias_of() {
             // An alias (a merged dynamic cache, or a static cache set up over a primary): its
             // link or directory goes, its structure is released (which unpins a static one's

@@ -31,6 +31,13 @@ use crate::flags::{KmemCacheArgs, SlabFlags};
 use crate::layout::check_args;
 use crate::platform::Platform;
 
+/// The name of the hidden primary made for a module's static cache that has nothing to merge
+/// into (see [`SlabAllocator::kmem_cache_setup`]). Not the module cache's name: that string is
+/// the module's memory, and the hidden primary may outlive the module (a cache created later
+/// can merge into it). In listings it is followed by its aliases' names; in sysfs it goes by
+/// its unique id, as every mergeable cache does.
+pub const HIDDEN_PRIMARY_NAME: &str = "hidden-primary";
+
 /// The storage of a static cache: exactly a `KmemCache<P>`'s size and alignment, uninitialised
 /// until [`SlabAllocator::kmem_cache_setup`] builds the cache in it.
 #[repr(transparent)]
@@ -51,7 +58,9 @@ impl<P: Platform> KmemCacheStatic<P> {
     ///
     /// # Safety
     /// [`SlabAllocator::kmem_cache_setup`] of this storage returned `Ok` before (it happened
-    /// before this call), and the cache was not destroyed since.
+    /// before this call), the cache was not destroyed since, and the allocator that set it up
+    /// is alive (and stays so while the reference is used: its drop drops the cache in place).
+    /// The kernel's allocator, a `static`, is never dropped.
     pub unsafe fn get(&self) -> &KmemCache<P> {
         // SAFETY: set up (caller contract): the storage holds a live cache.
         unsafe { (*self.0.get()).assume_init_ref() }
@@ -84,6 +93,28 @@ impl<P: Platform> SlabAllocator<P> {
     ///
     /// Errors: bad arguments, no memory, or [`SlabError::AlreadySetUp`] if `storage` holds a
     /// cache already. With `SLAB_PANIC`, an error panics.
+    ///
+    /// The cache is borrowed from the allocator, like a [`crate::KmemCacheHandle`]: its
+    /// storage is `'static`, but dropping the allocator drops the cache in place (its sheaves,
+    /// barns and statistics go), so a reference must not outlive the allocator. The kernel's
+    /// allocator is a `static` and never dropped, so there the reference is `'static`; code
+    /// that reaches the cache through the storage's address ([`KmemCacheStatic::get`]) has
+    /// that rule in its safety contract. This reference cannot outlive the allocator:
+    ///
+    /// ```compile_fail,E0505
+    /// use slab::host::{HostConfig, HostPlatform};
+    /// use slab::{KmemCacheArgs, KmemCacheStatic, SlabAllocator, SlabFlags};
+    ///
+    /// static STORAGE: KmemCacheStatic<HostPlatform> = KmemCacheStatic::new();
+    /// let platform = HostPlatform::new(HostConfig::default());
+    /// let _cpu = platform.register_cpu();
+    /// let slab = SlabAllocator::new(platform.clone()).unwrap();
+    /// let cache = slab
+    ///     .kmem_cache_setup(&STORAGE, "s", 64, KmemCacheArgs::default(), SlabFlags::empty())
+    ///     .unwrap();
+    /// drop(slab); // error[E0505]: the cache borrows the allocator
+    /// let _ = cache.slabinfo();
+    /// ```
     #[doc(alias = "kmem_cache_setup_usercopy")]
     pub fn kmem_cache_setup(
         &self,
@@ -92,7 +123,7 @@ impl<P: Platform> SlabAllocator<P> {
         size: usize,
         args: KmemCacheArgs,
         flags: SlabFlags,
-    ) -> Result<&'static KmemCache<P>, SlabError> {
+    ) -> Result<&KmemCache<P>, SlabError> {
         let flags = flags | self.debug_flags | SlabFlags::SLAB_PREALLOCATED;
         if let Err(e) = check_args(size, &args) {
             return Self::create_failed(name, flags, SlabError::Layout(e));
@@ -144,8 +175,9 @@ impl<P: Platform> SlabAllocator<P> {
                 Err(e) => return failed(e),
             };
         if hidden {
-            // A hidden dynamic primary: no name of its own, so nobody destroys it but its last
-            // alias; later caches may merge into it.
+            // A hidden dynamic primary: no name on the list, so nobody destroys it but its last
+            // alias; later caches may merge into it, and it may outlive the module. So it is
+            // not named with the module's string (module memory), but `HIDDEN_PRIMARY_NAME`.
             let hidden_flags = flags - SlabFlags::SLAB_PREALLOCATED;
             let hidden_args = KmemCacheArgs {
                 owner: None,
@@ -153,7 +185,7 @@ impl<P: Platform> SlabAllocator<P> {
             };
             match KmemCache::new(
                 self.platform.clone(),
-                name,
+                HIDDEN_PRIMARY_NAME,
                 size,
                 &hidden_args,
                 hidden_flags,
@@ -179,7 +211,8 @@ impl<P: Platform> SlabAllocator<P> {
         // `slab_mutex`, which every setup takes): nobody can be using it.
         let cache = unsafe { CachePtr::place(ptr, cache) };
         self.register(&mut list, cache, Some(name));
-        // SAFETY: set up just now, and never freed (static storage).
+        // SAFETY: set up just now; the result borrows the allocator, whose drop (the only other
+        // way the cache goes besides the unsafe destroy) cannot happen while it is used.
         Ok(unsafe { storage.get() })
     }
 
