@@ -249,6 +249,8 @@ pub mod layout;
 #[cfg(all(test, loom))]
 mod loom_tests;
 #[allow(unsafe_code)]
+pub mod name;
+#[allow(unsafe_code)]
 pub mod platform;
 pub mod registry;
 pub mod report;
@@ -266,6 +268,7 @@ pub use cache::{KmemCache, SlabError, SlabInfo};
 pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
 pub use free_q::{FREE_Q_NODE_SIZE, FreeUpResult, KmemFreeQHead};
 pub use head::{CallbackFunc, CallbackHead, HeadQueue, RcuFunc, RcuHead};
+pub use name::CacheName;
 pub use platform::Platform;
 pub use registry::{DestroyError, KmemCacheHandle, KmemCacheStatic, SlabAllocator, SlabOptions};
 pub use report::{SlabErrorKind, SlabReport, Track, ValidateReport};

@@ -163,7 +163,12 @@ fn a_built_in_static_cache_cannot_be_destroyed() {
     let handle = unsafe { KmemCacheHandle::from_ref(c) };
     // SAFETY: destroy is refused: nothing is freed.
     let r = unsafe { a.kmem_cache_destroy(handle) };
-    assert_eq!(r, Err(DestroyError::Permanent { name: "forever" }));
+    assert_eq!(
+        r,
+        Err(DestroyError::Permanent {
+            name: "forever".into()
+        })
+    );
     assert!(a.find_cache("forever").is_some());
 }
 
