@@ -270,7 +270,9 @@ pub use free_q::{FREE_Q_NODE_SIZE, FreeUpResult, KmemFreeQHead};
 pub use head::{CallbackFunc, CallbackHead, HeadQueue, RcuFunc, RcuHead};
 pub use name::CacheName;
 pub use platform::Platform;
-pub use registry::{DestroyError, KmemCacheHandle, KmemCacheStatic, SlabAllocator, SlabOptions};
+pub use registry::{
+    CacheState, DestroyError, KmemCacheHandle, KmemCacheStatic, SlabAllocator, SlabOptions,
+};
 pub use report::{SlabErrorKind, SlabReport, Track, ValidateReport};
 pub use sheaf::{OutOfMemory, PrefilledSheaf, RefillError};
 pub use slabs::Slab;
