@@ -196,18 +196,15 @@ impl<P: Platform> SlabAllocator<P> {
         let p = obj.as_ptr();
         let addr = p as usize;
         // The cache the object goes back to (none for a large kmalloc block: pages, enough for
-        // any node), and the name for reports.
-        // (The name only when there is something to report: taking it touches its count.)
+        // any node), and the name for reports (taken only when there is something to report:
+        // taking it touches its count).
         let name = || cache.map_or(CacheName::from_static(ADD), KmemCache::cache_name);
         let owner = match cache {
             Some(c) => Some(c),
             None if obj == ZERO_SIZE_PTR => return Ok(()),
-            None => {
-                let owner = self
-                    .kmalloc_owner(obj)
-                    .map_err(|kind| report(ADD, addr, kind))?;
-                owner
-            }
+            None => self
+                .kmalloc_owner(obj)
+                .map_err(|kind| report(ADD, addr, kind))?,
         };
         if let Some(c) = owner {
             // The usable size (what `ksize` says of a kmalloc'ed object).
