@@ -27,7 +27,7 @@
 //!
 //! | layer | file | what |
 //! |------:|------|------|
-//! | 0 | `sync.rs`, `base.rs`, `head.rs` | the lock type; `PAGE_SIZE`, [`Gfp`], `get_order`, CPU slots; the [`CallbackHead`] (`rcu_head`) and its [`HeadQueue`] |
+//! | 0 | `sync.rs`, `base.rs`, `head.rs`, `name.rs` | the lock type; `PAGE_SIZE`, [`Gfp`], `get_order`, CPU slots; the [`CallbackHead`] (`rcu_head`) and its [`HeadQueue`]; a cache's [`CacheName`] |
 //! | 1 | `report.rs`, `stats.rs`, `flags.rs` | plain data: [`SlabReport`], [`Stat`], [`SlabFlags`] |
 //! | 2 | `layout.rs` | object and slab geometry, pure functions |
 //! | 3 | `slabs.rs` | [`Slab`] descriptors, slab lists, `KmemCacheNode`, the free-pointer codec, the page-owner word |
@@ -81,6 +81,8 @@
 //!   free objects, and `FreeObject`'s constructor;
 //! * `head.rs`: the callback head's words, the intrusive [`HeadQueue`] and `container_of`, the
 //!   one function that turns a head back into the structure embedding it;
+//! * `name.rs`: [`CacheName`], a name borrowed for ever or a shared, counted copy (header and
+//!   bytes in one allocation, freed by the last holder);
 //! * `platform.rs`: the `unsafe trait Platform` and its `unsafe fn`s (page ownership, queued
 //!   heads), `OnCpu`'s constructor and the boxed-closure convenience `Platform::queue_work`;
 //! * `cache.rs`: the fast paths (per-CPU slots reached by byte offset, sheaf pop and push on

@@ -1,6 +1,6 @@
 //! A cache's name (Linux's `kstrdup_const` / `kfree_const`): borrowed when its bytes live for
-//! ever in the kernel image's read-only data ([`crate::Platform::is_kernel_rodata`]), copied
-//! otherwise, so that a module's cache name dies with the cache (and whatever still names it:
+//! ever in the kernel image's read-only data ([`crate::Platform::is_kernel_rodata`]; the
+//! choice is made by the registry's `kstrdup_const`), copied otherwise, so that a module's cache name dies with the cache (and whatever still names it:
 //! an error, a listing), not with the module's memory.
 //!
 //! The copy is shared, not copied again: cloning a [`CacheName`] takes a reference on one
@@ -12,9 +12,6 @@ use core::fmt;
 use core::ops::Deref;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering, fence};
-
-use crate::cache::SlabError;
-use crate::platform::Platform;
 
 /// A cache's name: a `&'static str` of the kernel image, or a shared copy freed with its last
 /// holder. Dereferences to `str`.
@@ -51,32 +48,33 @@ fn shared_layout(len: usize) -> Option<(Layout, usize)> {
 }
 
 impl CacheName {
-    /// `name` as a cache keeps it (`kstrdup_const`): borrowed if `platform` says its bytes
-    /// are in the kernel image's read-only data, copied otherwise. The copy's allocation may
-    /// fail: [`SlabError::NoMemory`], never a panic.
-    pub fn new<P: Platform>(platform: &P, name: &str) -> Result<Self, SlabError> {
-        if platform.is_kernel_rodata(name.as_ptr(), name.len()) {
-            // SAFETY: the platform vouches that these bytes are in the image's read-only
-            // data, which is mapped and unchanged for as long as the kernel runs.
-            let forever: &'static str = unsafe { &*core::ptr::from_ref(name) };
-            return Ok(Self(Repr::Static(forever)));
-        }
-        Self::copy(name)
+    /// `name`, borrowed, not copied (the `kstrdup_const` of a name in the image's read-only
+    /// data: see `SlabAllocator`'s use of [`crate::Platform::is_kernel_rodata`]).
+    ///
+    /// # Safety
+    /// The bytes of `name` stay valid and unchanged for as long as the kernel runs (as long
+    /// as the process, on the host).
+    pub unsafe fn borrow_forever(name: &str) -> Self {
+        // SAFETY: caller contract: the bytes live for ever, unchanged.
+        let forever: &'static str = unsafe { &*core::ptr::from_ref(name) };
+        Self(Repr::Static(forever))
     }
 
     /// A name whose bytes live for ever (a literal of the caller's own image): never copied.
     /// Only for names that cannot go away (the kmalloc caches', the allocator's own, tests'
-    /// expected values); a module's `'static` must go through [`Self::new`].
+    /// expected values); a cache's creation copies any name the platform does not vouch for,
+    /// a module's `'static` included.
     pub const fn from_static(name: &'static str) -> Self {
         Self(Repr::Static(name))
     }
 
-    /// A shared copy of `name`; [`SlabError::NoMemory`] if it cannot be allocated.
-    pub fn copy(name: &str) -> Result<Self, SlabError> {
-        let (layout, offset) = shared_layout(name.len()).ok_or(SlabError::NoMemory)?;
+    /// A shared copy of `name`; `None` if it cannot be allocated (out of memory is an error,
+    /// never a panic).
+    pub fn copy(name: &str) -> Option<Self> {
+        let (layout, offset) = shared_layout(name.len())?;
         // SAFETY: the layout has a non-zero size (the header).
         let raw = unsafe { alloc(layout) };
-        let header = NonNull::new(raw.cast::<Shared>()).ok_or(SlabError::NoMemory)?;
+        let header = NonNull::new(raw.cast::<Shared>())?;
         // SAFETY: the allocation holds a header then `name.len()` bytes at `offset`, all ours.
         unsafe {
             header.write(Shared {
@@ -85,7 +83,7 @@ impl CacheName {
             });
             core::ptr::copy_nonoverlapping(name.as_ptr(), raw.add(offset), name.len());
         }
-        Ok(Self(Repr::Shared(header)))
+        Some(Self(Repr::Shared(header)))
     }
 
     /// Whether the name is a copy (false: borrowed from bytes that live for ever).

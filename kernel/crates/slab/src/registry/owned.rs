@@ -22,10 +22,11 @@ use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
 use super::{DestroyError, HandleRef, KmemCacheHandle, SlabAllocator, linked_alias};
-use crate::cache::KmemCache;
 use crate::cache::destroy::DestroyList;
+use crate::cache::{KmemCache, SlabError};
 use crate::flags::SlabFlags;
 use crate::head::{CallbackHead, container_of};
+use crate::name::CacheName;
 use crate::platform::Platform;
 use crate::sysfs::SlabSysfs;
 use kobject::KObject;
@@ -494,5 +495,19 @@ impl<P: Platform> Drop for SlabAllocator<P> {
             // kmalloc array's copies are never released).
             unsafe { e.cache.final_release() };
         }
+    }
+}
+
+impl<P: Platform> SlabAllocator<P> {
+    /// A new cache's own name (Linux's `kstrdup_const`): borrowed if the platform says its
+    /// bytes are in the kernel image's read-only data, copied otherwise (a module's name, any
+    /// name on the host); [`SlabError::NoMemory`] if the copy cannot be allocated.
+    pub(crate) fn kstrdup_const(&self, name: &str) -> Result<CacheName, SlabError> {
+        if self.platform().is_kernel_rodata(name.as_ptr(), name.len()) {
+            // SAFETY: the `Platform` contract: such bytes stay mapped and unchanged for as
+            // long as the kernel runs.
+            return Ok(unsafe { CacheName::borrow_forever(name) });
+        }
+        CacheName::copy(name).ok_or(SlabError::NoMemory)
     }
 }

@@ -130,7 +130,7 @@ impl<P: Platform> SlabAllocator<P> {
             return Self::create_failed(name, flags, SlabError::Layout(e));
         }
         // The cache's own name (`kstrdup_const`): a module's is copied.
-        let name = match CacheName::new(&self.platform, name) {
+        let name = match self.kstrdup_const(name) {
             Ok(name) => name,
             Err(e) => return Self::create_failed(name, flags, e),
         };
