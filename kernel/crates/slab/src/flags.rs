@@ -92,9 +92,12 @@ pub struct KmemCacheArgs {
     pub ctor: Option<Ctor>,
     /// Minimum sheaf capacity; raises the default and makes the cache unmergeable.
     pub sheaf_capacity: usize,
-    /// For a static cache set up by a module ([`crate::SlabAllocator::kmem_cache_setup`]): the
-    /// module's kobject, pinned (a reference taken) from setup until the cache's final release,
-    /// so the module cannot be unloaded while the cache is in use (RFC v3 03/10). Such a cache
-    /// is never merged. Ignored by `kmem_cache_create`.
+    /// For a cache a module makes, static ([`crate::SlabAllocator::kmem_cache_setup`]) or
+    /// dynamic ([`crate::SlabAllocator::kmem_cache_create`]): the module's kobject, pinned (a
+    /// reference taken) from creation until the cache's final release (after an asynchronous
+    /// destroy too), so the module cannot be unloaded while the cache is in use (RFC v3 03/10),
+    /// and listed by [`crate::SlabAllocator::caches_of`] for the loader's unload accounting.
+    /// Such a cache is never merged, either way (nothing else's objects live in it, and it
+    /// holds nothing of another cache's). A released owner is refused.
     pub owner: Option<&'static kobject::KObject>,
 }
