@@ -42,7 +42,7 @@ pub enum DestroyError<'a, P: Platform> {
     /// one is listed; the cache is kept alive (deliberately leaked) so they stay valid and can
     /// still be freed, but it is removed from the list of caches.
     ObjectsRemaining {
-        /// Name of the cache (a shared copy: it outlives the cache).
+        /// Name of the cache (a [`CacheName`]: it outlives the cache).
         name: CacheName,
         /// Addresses of the objects still allocated, then of the prefilled sheaves not
         /// returned (Linux refuses likewise: their objects remain). A drained oversize sheaf,
@@ -55,14 +55,14 @@ pub enum DestroyError<'a, P: Platform> {
     /// The kmalloc caches and built-in static caches (set up without an owner) live as long
     /// as the allocator.
     Permanent {
-        /// Name of the cache (a shared copy: it outlives the cache).
+        /// Name of the cache (a [`CacheName`]: it outlives the cache).
         name: CacheName,
     },
     /// The cache is being destroyed already (its destruction waits for `kfree_rcu` objects
     /// in flight), or its name is gone while aliases keep it: a second destroy of the same
     /// name. Nothing changes (the aliases' references stay theirs).
     AlreadyDestroyed {
-        /// Name of the cache (a shared copy: it outlives the cache).
+        /// Name of the cache (a [`CacheName`]: it outlives the cache).
         name: CacheName,
     },
     /// The handle names no cache of this allocator (a cache destroyed and freed already, or

@@ -9,12 +9,9 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use common::*;
-use kobject::{KObject, KobjType};
 use slab::host::HostPlatform;
-use slab::platform::Platform;
 use slab::{
     CacheState, DestroyError, Gfp, KmemCache, KmemCacheArgs, KmemCacheHandle, KmemCacheStatic,
     SlabError, SlabFlags,
@@ -176,36 +173,6 @@ fn a_failed_copy_of_the_name_is_an_error_not_a_panic() {
     unsafe { a.kmem_cache_destroy(c) }.unwrap();
 }
 
-static OWNER_RELEASES: AtomicUsize = AtomicUsize::new(0);
-
-/// The owner's release: counts (the owner is leaked, as a module's memory would be freed by
-/// its loader after this).
-unsafe fn owner_release(_: NonNull<KObject>) {
-    OWNER_RELEASES.fetch_add(1, SeqCst);
-}
-
-static OWNER_TYPE: KobjType = KobjType {
-    release: Some(owner_release),
-    attrs: &[],
-};
-
-/// A plain kobject standing in for a module, added as `/NAME`, and cache arguments naming it
-/// as the owner (the model of `tests/static_caches.rs`).
-fn module_owner(p: &HostPlatform, name: &str) -> (&'static KObject, KmemCacheArgs) {
-    let owner: &'static KObject = Box::leak(Box::new(KObject::new()));
-    // SAFETY: leaked: never moves or goes away.
-    unsafe {
-        p.sysfs()
-            .kobject_init_and_add(NonNull::from(owner), &OWNER_TYPE, None, name)
-    }
-    .unwrap();
-    let args = KmemCacheArgs {
-        owner: Some(owner),
-        ..args()
-    };
-    (owner, args)
-}
-
 /// A module's dynamic cache pins the module's kobject from `kmem_cache_create` to its final
 /// release, which a sysfs reader delays past the destroy; it is never merged, either way;
 /// `caches_of` lists it meanwhile.
@@ -235,28 +202,12 @@ fn a_dynamic_cache_pins_its_owner_until_its_final_release() {
         a.caches_of(owner),
         [("mod-dyn-88".into(), CacheState::Listed)]
     );
-    // The module drops its own reference (unload begins): the cache still pins it.
-    let before = OWNER_RELEASES.load(SeqCst);
-    // SAFETY: the owner is leaked; this is the module's reference.
-    unsafe { p.sysfs().kobject_put(NonNull::from(owner)) }.unwrap();
-    assert_eq!(OWNER_RELEASES.load(SeqCst), before);
-    // A reader holds the cache's kobject while the module destroys the cache.
-    let sys = p.sysfs();
-    let kset = p.slab_sysfs().expect("the host has sysfs").kset;
-    let held = sys
-        .kset_find_obj(kset, "mod-dyn-88")
-        .expect("its directory");
-    // SAFETY: the only handle; nothing uses the cache afterwards.
-    unsafe { a.kmem_cache_destroy(c) }.unwrap();
-    assert!(a.caches_of(owner).is_empty(), "off the list");
-    assert_eq!(OWNER_RELEASES.load(SeqCst), before, "not released yet");
-    // SAFETY: the reference taken above, the last one on the cache.
-    unsafe { sys.kobject_put(held) }.unwrap();
-    assert_eq!(
-        OWNER_RELEASES.load(SeqCst),
-        before + 1,
-        "then the owner goes"
-    );
+    // The module unloads while a reader holds the cache's directory across the destroy.
+    unload_with_a_reader(&p, owner, "mod-dyn-88", || {
+        // SAFETY: the only handle; nothing uses the cache afterwards.
+        unsafe { a.kmem_cache_destroy(c) }.unwrap();
+        assert!(a.caches_of(owner).is_empty(), "off the list");
+    });
 }
 
 /// The asynchronous destroy of a module's cache (objects in `kfree_rcu` flight) keeps the
