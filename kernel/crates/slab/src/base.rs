@@ -5,6 +5,11 @@
 // The page size (4 KiB) and its log2: one owner, the `consts` crate.
 pub use consts::{PAGE_SHIFT, PAGE_SIZE};
 
+/// Bytes of a deferred free queue node, written at the start of each queued object: the usable
+/// size an object must have to be queued (`sizeof(struct kmem_free_q_node)`; the queue is
+/// `free_q.rs`, which the error reports name it for).
+pub const FREE_Q_NODE_SIZE: usize = 2 * core::mem::size_of::<usize>();
+
 bitflags::bitflags! {
     /// Allocation flags ("get free pages" flags), a tiny subset of Linux's `gfp_t`.
     ///

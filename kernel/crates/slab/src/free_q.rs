@@ -64,15 +64,14 @@ use core::ptr::{self, NonNull};
 
 use crate::cache::KmemCache;
 use crate::kmalloc::ZERO_SIZE_PTR;
-use crate::layout::WORD;
 use crate::name::CacheName;
 use crate::platform::Platform;
 use crate::registry::SlabAllocator;
 use crate::report::{SlabErrorKind, SlabReport};
 
-/// Bytes of a queue node, written at the start of each queued object: the usable size an
-/// object must have to be queued (`sizeof(struct kmem_free_q_node)`).
-pub const FREE_Q_NODE_SIZE: usize = 2 * WORD;
+// Bytes of a queue node (`sizeof(struct kmem_free_q_node)`), defined in `base` so that the
+// error reports below this file can name it.
+pub use crate::base::FREE_Q_NODE_SIZE;
 
 /// Mixed into the cache address to make a node's tag (any constant unlikely in live data).
 const TAG_MIX: usize = 0x6b6d_5f66_7265_6571;

@@ -626,8 +626,8 @@ unsafe impl Platform for HostPlatform {
         self.0.errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn slab_sysfs(&self) -> Option<crate::sysfs::SlabSysfs<'_>> {
-        Some(crate::sysfs::SlabSysfs {
+    fn slab_sysfs(&self) -> Option<crate::platform::SlabSysfs<'_>> {
+        Some(crate::platform::SlabSysfs {
             sysfs: &self.0.sysfs,
             kset: self.0.slab_kset,
         })

@@ -23,16 +23,17 @@
 //! [`layout`] holds the pure geometry functions (`calculate_sizes`, `calculate_order`, ...).
 //!
 //! ## Reading order: the files in layers
-//! Each file uses only files listed before it (`use crate::` lines; no import cycle):
+//! Each file uses only files listed before it (`crate::` paths), with the two exceptions said
+//! below the table:
 //!
 //! | layer | file | what |
 //! |------:|------|------|
-//! | 0 | `sync.rs`, `base.rs`, `head.rs`, `name.rs` | the lock type; `PAGE_SIZE`, [`Gfp`], `get_order`, CPU slots; the [`CallbackHead`] (`rcu_head`) and its [`HeadQueue`]; a cache's [`CacheName`] |
+//! | 0 | `sync.rs`, `base.rs`, `head.rs`, `name.rs` | the lock type; `PAGE_SIZE`, [`Gfp`], `get_order`, CPU slots, the free queue's node size; the [`CallbackHead`] (`rcu_head`) and its [`HeadQueue`]; a cache's [`CacheName`] |
 //! | 1 | `report.rs`, `stats.rs`, `flags.rs` | plain data: [`SlabReport`], [`Stat`], [`SlabFlags`] |
 //! | 2 | `layout.rs` | object and slab geometry, pure functions |
 //! | 3 | `slabs.rs` | [`Slab`] descriptors, slab lists, `KmemCacheNode`, the free-pointer codec, the page-owner word |
 //! | 3 | `sheaf.rs` | the sheaf header, the per-CPU slot, [`PrefilledSheaf`] |
-//! | 4 | `platform.rs` | the [`Platform`] trait |
+//! | 4 | `platform.rs` | the [`Platform`] trait, and [`sysfs::SlabSysfs`], where a platform shows its caches |
 //! | 5 | `barn.rs` | the per-node store of full and empty sheaves |
 //! | 6 | `cache.rs` | [`KmemCache`]: the struct, its creation, the fast paths, accessors |
 //! | 7 | `cache/*.rs` | the rest of `impl KmemCache`, by concern: `slabs` (new slabs, refill from and free to slabs), `sheaves` (slow paths), `prefill`, `debug`, `rcu_free`, `rcu_heads` (sheaves and objects handed to RCU, their callbacks), `bulk`, `shrink`, `destroy` (the list of caches being destroyed) |
@@ -41,10 +42,38 @@
 //! | 10 | `free_q.rs` | the deferred free queue ([`KmemFreeQHead`], `kmem_free_q_add`, `kmem_free_up_q`) |
 //! | – | `host.rs` | the host [`Platform`] for tests (uses layers 0-4 only) |
 //!
-//! The one dependency that points up is inside `cache`: `cache.rs`'s fast paths call the slow
-//! paths its children (`cache/sheaves.rs`) define on the same type. They are one `impl
-//! KmemCache` split over files (the children `use super::KmemCache`; the parent imports
-//! nothing from them), so the cycle is between parts of one type, not between layers.
+//! Two dependencies point up:
+//! - inside `cache`: `cache.rs`'s fast paths call the slow paths its children
+//!   (`cache/sheaves.rs`) define on the same type. They are one `impl KmemCache` split over
+//!   files (the children `use super::KmemCache`; the parent imports nothing from them), so the
+//!   cycle is between parts of one type, not between layers;
+//! - `registry.rs` ↔ `sysfs.rs`: the registry puts caches into `/sys` and takes them out
+//!   (`sysfs::add_cache`, `link_name`, `unlink_name`, `remove_cache`, with `slab_mutex` held,
+//!   as Linux's `sysfs_slab_add` and `sysfs_slab_unlink` run under it), and `sysfs.rs` both
+//!   defines the caches' `kobj_type` (whose release is the registry's) and reads the registry
+//!   for the `/sys/kernel/slab` view. Splitting `sysfs.rs` into the cache's attributes and
+//!   `kobj_type` (below the registry) and the view (above it) would end this cycle; it is not
+//!   done yet.
+//!
+//! ## Lock order
+//! As `mm/slub.c` writes it, outermost first (a lock may be taken while holding those above
+//! it, never the reverse):
+//!
+//! 1. `slab_mutex` ([`SlabAllocator`]'s list of caches): creation, merging, destroy, the
+//!    `/sys/kernel/slab` view's name lookups.
+//! 2. The platform's sysfs: the tree's lock, then a kobject's own lock (the `kobject` crate).
+//!    `kmem_cache_destroy` and `kmem_cache_create` take them with `slab_mutex` held; sysfs
+//!    `show`/`store` run with neither held, on a reference of the cache's kobject, so a read or
+//!    a `shrink` never waits for `slab_mutex` (`tests/lock_order.rs` races them).
+//! 3. A CPU's sheaves: no lock; the CPU is pinned ([`Platform::pin`], or the fast path's per-CPU
+//!    trylock, [`Platform::pin_fast`]).
+//! 4. A node's barn lock ([`barn`]), or a node's `list_lock` (`KmemCacheNode`, the partial and
+//!    full slab lists): never held together; both spin, taken pinned.
+//! 5. Leaf locks, taken under a `list_lock` at most: a debug cache's reports and isolated
+//!    objects (`cache/debug.rs`), the destroy list (`cache/destroy.rs`).
+//!
+//! Pages are allocated and freed with no slab lock held (empty slabs are unlinked under
+//! `list_lock` and freed after it), and RCU callbacks and work items run with none held.
 //!
 //! ## Naming
 //! Linux's names, one convention: a Linux function that takes the cache as its first argument,

@@ -28,10 +28,23 @@ use alloc::boxed::Box;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
+use kobject::{KSet, Sysfs};
+
 use crate::base::Gfp;
 use crate::head::{CallbackFunc, CallbackHead, RcuFunc, RcuHead, container_of};
 use crate::report::SlabReport;
 use crate::slabs::Slab;
+
+/// Where a platform shows its caches: its sysfs tree and the slab kset in it (Linux's
+/// `slab_kset`, `/sys/kernel/slab`). See [`Platform::slab_sysfs`].
+#[derive(Clone, Copy)]
+pub struct SlabSysfs<'a> {
+    /// The tree.
+    pub sysfs: &'a Sysfs,
+    /// The directory the caches' directories go in.
+    pub kset: &'static KSet,
+}
+
 /// The services the slab allocator needs from the kernel (or from the host test harness).
 ///
 /// A `Platform` value is a cheap handle (`Clone`): every cache keeps its own copy, so it is usually
@@ -196,7 +209,7 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
 
     /// Where the caches are shown: the platform's sysfs tree and its slab kset
     /// (`/sys/kernel/slab`), once they exist. The default has none. See [`crate::sysfs`].
-    fn slab_sysfs(&self) -> Option<crate::sysfs::SlabSysfs<'_>> {
+    fn slab_sysfs(&self) -> Option<SlabSysfs<'_>> {
         None
     }
 

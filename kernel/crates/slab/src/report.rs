@@ -66,7 +66,7 @@ pub enum SlabErrorKind {
         free_listed: usize,
     },
     /// The object is too small to hold the free queue's node
-    /// ([`FREE_Q_NODE_SIZE`](crate::free_q::FREE_Q_NODE_SIZE) bytes); refused by
+    /// ([`FREE_Q_NODE_SIZE`](crate::base::FREE_Q_NODE_SIZE) bytes); refused by
     /// `kmem_free_q_add`, untouched.
     TooSmallForFreeQ {
         /// Its usable size.
@@ -133,7 +133,7 @@ impl fmt::Display for SlabReport {
             SlabErrorKind::TooSmallForFreeQ { size } => write!(
                 f,
                 "too small for the free queue ({size} bytes, a node needs {})",
-                crate::free_q::FREE_Q_NODE_SIZE
+                crate::base::FREE_Q_NODE_SIZE
             ),
             SlabErrorKind::KfreeRcuNoMemory => write!(
                 f,

@@ -58,9 +58,7 @@ use core::fmt::{self, Write};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use kobject::{
-    Attribute, DirEntry, Errno, KObject, KSet, KobjError, KobjType, PageBuf, Sysfs, errno,
-};
+use kobject::{Attribute, DirEntry, Errno, KObject, KobjError, KobjType, PageBuf, errno};
 
 use crate::cache::{KmemCache, SlabInfo};
 use crate::flags::SlabFlags;
@@ -68,15 +66,8 @@ use crate::platform::Platform;
 use crate::registry::SlabAllocator;
 use crate::stats::Stat;
 
-/// Where a platform shows its caches: its sysfs tree and the slab kset in it (Linux's
-/// `slab_kset`, `/sys/kernel/slab`). See [`Platform::slab_sysfs`].
-#[derive(Clone, Copy)]
-pub struct SlabSysfs<'a> {
-    /// The tree.
-    pub sysfs: &'a Sysfs,
-    /// The directory the caches' directories go in.
-    pub kset: &'static KSet,
-}
+// Where a platform shows its caches; defined with the platform that returns it.
+pub use crate::platform::SlabSysfs;
 
 /// One entry of the `/sys/kernel/slab` directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
