@@ -75,7 +75,7 @@ pub struct StormReport {
 }
 
 /// Why a storm failed. Allocates nothing, so it can say "out of memory" when memory is out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StormError {
     /// Memory ran out (a kmalloc, a thread, the storm's own lists).
     OutOfMemory,

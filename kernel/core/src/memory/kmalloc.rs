@@ -290,6 +290,33 @@ unsafe impl slab::Platform for KernelPlatform {
         SLAB_ERRORS.fetch_add(1, Ordering::Relaxed);
         log::error!("slab: {report}");
     }
+
+    fn is_kernel_rodata(&self, ptr: *const u8, len: usize) -> bool {
+        in_kernel_rodata(ptr, len)
+    }
+}
+
+unsafe extern "C" {
+    /// The image's first byte, its ELF header (the linker's `__ehdr_start`): the first load
+    /// segment, read-only, holds it, then `.rodata` and `.eh_frame`; `.text` follows.
+    static __ehdr_start: u8;
+    /// The end of `.text` (the linker's `_etext`).
+    static _etext: u8;
+}
+
+/// Are the `len` bytes at `ptr` in the kernel image's read-only part (the ELF header,
+/// `.rodata`, `.eh_frame` and `.text`: from `__ehdr_start` to `_etext`, the first two load
+/// segments of `readelf -lW`, never written and never unmapped)? What the slab platform's
+/// `is_kernel_rodata` answers, so that a cache named by a literal of the kernel keeps the
+/// literal (`kstrdup_const`) and any other name, a module's included, is copied. Wider than
+/// Linux's `__start_rodata..__end_rodata` (code is included), and as safe: both live for
+/// ever, unchanged.
+pub fn in_kernel_rodata(ptr: *const u8, len: usize) -> bool {
+    // Only the symbols' addresses are taken (no read), which needs no `unsafe`.
+    let (start, etext) = (&raw const __ehdr_start as usize, &raw const _etext as usize);
+    let addr = ptr as usize;
+    addr.checked_add(len)
+        .is_some_and(|end| start <= addr && end <= etext)
 }
 
 /// The pages of a `SLAB_TYPESAFE_BY_RCU` slab waiting for their grace period, written in the

@@ -63,7 +63,7 @@ impl KmemCacheOpaque {
     /// See [`slab::SlabAllocator::kmem_cache_setup`] for the rules.
     pub fn setup(
         &'static self,
-        name: &'static str,
+        name: &str,
         size: usize,
         align: usize,
         flags: SlabFlags,
@@ -76,7 +76,7 @@ impl KmemCacheOpaque {
     #[allow(clippy::too_many_arguments)]
     pub fn setup_usercopy(
         &'static self,
-        name: &'static str,
+        name: &str,
         size: usize,
         align: usize,
         flags: SlabFlags,
@@ -98,7 +98,7 @@ impl KmemCacheOpaque {
     /// `KmemCacheArgs::owner` for a module's cache).
     pub fn setup_args(
         &'static self,
-        name: &'static str,
+        name: &str,
         size: usize,
         args: KmemCacheArgs,
         flags: SlabFlags,

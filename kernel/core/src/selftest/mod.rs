@@ -7,6 +7,7 @@
 //!   asynchronous destroy, and the slab allocator's RCU and destroy paths while memory is
 //!   exhausted (a full `rcu_free` sheaf, a destroy with objects in flight, `SLAB_TYPESAFE_BY_RCU`
 //!   slabs, a large block, `kfree_rcu` without a head or memory);
+//! - `names`: cache names kept when in the image's read-only part, copied otherwise;
 //! - `kobject`: kobject releases from every CPU, misuse reports, `/sys` visibility;
 //! - `sysfs_slab`: `/sys/kernel/slab` and `/proc/slabinfo` against the allocator's numbers;
 //! - `static_setup`: static caches in `.data`, set up in place, self-named, refused twice;
@@ -22,6 +23,7 @@
 
 mod kfree_rcu;
 mod kobject;
+mod names;
 mod oom;
 mod primary_cache;
 mod rcu;

@@ -74,7 +74,7 @@ fn debug_detections_are_reported_and_survived() {
     // SAFETY: ...and, on purpose, twice.
     let r = unsafe { cache.free(o) }.expect_err("double free detected");
     assert_eq!(
-        (r.cache, r.object, r.kind),
+        (r.cache.as_str(), r.object, r.kind),
         (
             "ktest-debug",
             o.as_ptr() as usize,
@@ -111,7 +111,7 @@ fn debug_detections_are_reported_and_survived() {
         "the use after free was reported"
     );
     assert_eq!(
-        reports.last().map(|r| (r.object, r.kind)),
+        reports.last().map(|r| (r.object, r.kind.clone())),
         Some((
             o.as_ptr() as usize,
             SlabErrorKind::PoisonOverwritten { offset: 8 }
@@ -140,7 +140,7 @@ fn debug_detections_are_reported_and_survived() {
     assert_eq!(
         r.kind,
         SlabErrorKind::WrongCache {
-            owner: "ktest-other"
+            owner: "ktest-other".into()
         }
     );
     let stack_value = 0u64;
@@ -166,7 +166,7 @@ fn debug_detections_are_reported_and_survived() {
                 objects.sort_unstable();
                 let mut isolated = alloc::vec![red_zoned, poisoned];
                 isolated.sort_unstable();
-                assert_eq!((name, objects), ("ktest-debug", isolated));
+                assert_eq!((name.as_str(), objects), ("ktest-debug", isolated));
             }
             other => panic!("destroy after isolating two objects returned {other:?}"),
         }

@@ -75,7 +75,7 @@ fn static_caches_are_set_up_in_place_self_named_and_refused_twice() {
     let r = unsafe { slab().kmem_cache_destroy(KmemCacheHandle::from_ref(c)) };
     assert!(matches!(
         r,
-        Err(slab::DestroyError::Permanent { name: "KtestThing" })
+        Err(slab::DestroyError::Permanent { name }) if name == "KtestThing"
     ));
     let o = c.alloc(Gfp::KERNEL).expect("still works");
     // SAFETY: ours.

@@ -35,7 +35,7 @@ fn sysfs_slab_files_agree_with_the_allocator() {
     // it, or a module's hidden primary).
     for (cache, _) in slab().caches() {
         let name = match slab().cache_names(cache).first() {
-            Some(name) => String::from(*name),
+            Some(name) => String::from(name.as_str()),
             None => slab::sysfs::unique_id(cache),
         };
         assert_eq!(total(&format!("{name}/object_size")), cache.object_size());

@@ -72,6 +72,7 @@ use crate::layout::{
     Layout, LayoutError, ObjIndex, SHEAF_HEADER, WORD, calculate_sizes, default_sheaf_capacity,
     min_partial, round_sheaf_capacity,
 };
+use crate::name::CacheName;
 use crate::platform::{OnCpu, Pinned, Platform};
 use crate::report::{ReportLog, SlabReport};
 use crate::sheaf::{NOT_OVERSIZE, PerCpu, PerCpuSheaves, Sheaf, SheafBox, SheafUnion, SheafWords};
@@ -149,7 +150,9 @@ pub struct KmemCache<P: Platform> {
     pub(crate) serial: u64,
     /// Prefilled sheaves handed out and not returned: destroy refuses while there are any.
     pub(crate) prefilled: AtomicUsize,
-    name: &'static str,
+    /// The cache's name: borrowed from the kernel image, or a copy freed with the cache
+    /// ([`CacheName`], `kstrdup_const`).
+    name: CacheName,
     pub(crate) reports: Mutex<ReportLog>,
     pub(crate) isolated: AtomicUsize,
     /// The objects isolated one by one (debug caches), so that a second free of one is known.
@@ -215,7 +218,7 @@ impl<P: Platform> KmemCache<P> {
     /// by [`crate::SlabAllocator`]. `with_sheaves == false` forces capacity 0 (sheaf caches).
     pub(crate) fn new(
         platform: P,
-        name: &'static str,
+        name: CacheName,
         size: usize,
         args: &KmemCacheArgs,
         flags: SlabFlags,
@@ -240,7 +243,7 @@ impl<P: Platform> KmemCache<P> {
     #[inline(always)]
     pub(crate) fn build(
         platform: P,
-        name: &'static str,
+        name: CacheName,
         size: usize,
         args: &KmemCacheArgs,
         flags: SlabFlags,
@@ -264,7 +267,7 @@ impl<P: Platform> KmemCache<P> {
             let args = KmemCacheArgs::default();
             Some(KmemCache::new(
                 platform.clone(),
-                "kmem_cache_sheaf",
+                CacheName::from_static("kmem_cache_sheaf"),
                 bytes,
                 &args,
                 SlabFlags::SLAB_NO_MERGE,

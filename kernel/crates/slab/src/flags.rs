@@ -60,11 +60,21 @@ impl SlabFlags {
         .union(Self::SLAB_ACCOUNT);
 }
 
-/// An object constructor: called once for every object when its slab is created (not on every
-/// allocation), so objects come back from the cache in their constructed state. Users must
-/// free objects in that state. A constructor runs inside the allocator's slow path and must not
-/// allocate from or free to the same cache.
-pub type Ctor = fn(*mut u8);
+/// An object constructor (Linux's `void (*ctor)(void *)`): called once for every object when
+/// its slab is created (not on every allocation), so objects come back from the cache in their
+/// constructed state. Users must free objects in that state. It has the C calling convention,
+/// so a C module and a Rust module can both give one.
+///
+/// # Safety
+///
+/// What the allocator guarantees when it calls a constructor: the argument points to a fresh
+/// object of the cache (at least [`crate::KmemCache::object_size`] bytes, aligned as the cache
+/// was asked), writable and owned by nobody else: it is not handed out yet, and no other CPU
+/// sees it until the constructor returns. Its bytes are not initialised (or hold the debug
+/// poison). What the constructor must not do: touch memory outside that object, keep the
+/// pointer, allocate from or free to the same cache (it runs inside the cache's slow path, pinned
+/// to its CPU: preemption is off), sleep, or unwind (a panic across `extern "C"` aborts).
+pub type Ctor = unsafe extern "C" fn(*mut core::ffi::c_void);
 
 /// Optional arguments of cache creation (Linux's `struct kmem_cache_args`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -82,9 +92,12 @@ pub struct KmemCacheArgs {
     pub ctor: Option<Ctor>,
     /// Minimum sheaf capacity; raises the default and makes the cache unmergeable.
     pub sheaf_capacity: usize,
-    /// For a static cache set up by a module ([`crate::SlabAllocator::kmem_cache_setup`]): the
-    /// module's kobject, pinned (a reference taken) from setup until the cache's final release,
-    /// so the module cannot be unloaded while the cache is in use (RFC v3 03/10). Such a cache
-    /// is never merged. Ignored by `kmem_cache_create`.
+    /// For a cache a module makes, static ([`crate::SlabAllocator::kmem_cache_setup`]) or
+    /// dynamic ([`crate::SlabAllocator::kmem_cache_create`]): the module's kobject, pinned (a
+    /// reference taken) from creation until the cache's final release (after an asynchronous
+    /// destroy too), so the module cannot be unloaded while the cache is in use (RFC v3 03/10),
+    /// and listed by [`crate::SlabAllocator::caches_of`] for the loader's unload accounting.
+    /// Such a cache is never merged, either way (nothing else's objects live in it, and it
+    /// holds nothing of another cache's). A released owner is refused.
     pub owner: Option<&'static kobject::KObject>,
 }

@@ -64,6 +64,7 @@ use core::ptr::{self, NonNull};
 
 use crate::cache::KmemCache;
 use crate::kmalloc::ZERO_SIZE_PTR;
+use crate::name::CacheName;
 use crate::platform::Platform;
 use crate::registry::SlabAllocator;
 use crate::report::{SlabErrorKind, SlabReport};
@@ -89,9 +90,9 @@ struct Node {
 }
 
 /// A report by the queue function `api` about the object at `addr`.
-fn report(api: &'static str, addr: usize, kind: SlabErrorKind) -> SlabReport {
+fn report(api: impl Into<CacheName>, addr: usize, kind: SlabErrorKind) -> SlabReport {
     SlabReport {
-        cache: api,
+        cache: api.into(),
         object: addr,
         kind,
     }
@@ -194,25 +195,28 @@ impl<P: Platform> SlabAllocator<P> {
         let p = obj.as_ptr();
         let addr = p as usize;
         // The cache the object goes back to (none for a large kmalloc block: pages, enough for
-        // any node), and the name for reports.
-        let (owner, name) = match cache {
-            Some(c) => (Some(c), c.name()),
+        // any node), and the name for reports (taken only when there is something to report:
+        // taking it touches its count).
+        let name = || cache.map_or(CacheName::from_static(ADD), KmemCache::cache_name);
+        let owner = match cache {
+            Some(c) => Some(c),
             None if obj == ZERO_SIZE_PTR => return Ok(()),
-            None => {
-                let owner = self
-                    .kmalloc_owner(obj)
-                    .map_err(|kind| report(ADD, addr, kind))?;
-                (owner, ADD)
-            }
+            None => self
+                .kmalloc_owner(obj)
+                .map_err(|kind| report(ADD, addr, kind))?,
         };
         if let Some(c) = owner {
             // The usable size (what `ksize` says of a kmalloc'ed object).
             let size = c.object_size();
             if size < FREE_Q_NODE_SIZE {
-                return Err(report(name, addr, SlabErrorKind::TooSmallForFreeQ { size }));
+                return Err(report(
+                    name(),
+                    addr,
+                    SlabErrorKind::TooSmallForFreeQ { size },
+                ));
             }
             if c.ctor.is_some() {
-                return Err(report(name, addr, SlabErrorKind::FreeQConstructed));
+                return Err(report(name(), addr, SlabErrorKind::FreeQConstructed));
             }
         }
         let node = p.cast::<Node>();
@@ -221,7 +225,7 @@ impl<P: Platform> SlabAllocator<P> {
         let queued = unsafe { (*node).tag };
         // Queued already, named this way or the other (its cache, or kmalloc)?
         if queued == tag(owner) || queued == tag::<P>(None) {
-            let r = report(name, addr, SlabErrorKind::DoubleFree);
+            let r = report(name(), addr, SlabErrorKind::DoubleFree);
             match owner {
                 Some(c) => c.report(addr, SlabErrorKind::DoubleFree),
                 None => self.platform.slab_error(&r),

@@ -48,7 +48,7 @@ fn kfree_report(ptr: *mut u8, kind: SlabErrorKind) -> SlabReport {
 /// A report by the kmalloc function `api` (`kfree`, `ksize`, `krealloc`) about `ptr`.
 fn report(api: &'static str, ptr: *mut u8, kind: SlabErrorKind) -> SlabReport {
     SlabReport {
-        cache: api,
+        cache: api.into(),
         object: ptr as usize,
         kind,
     }

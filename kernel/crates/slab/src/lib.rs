@@ -28,7 +28,7 @@
 //!
 //! | layer | file | what |
 //! |------:|------|------|
-//! | 0 | `sync.rs`, `base.rs`, `head.rs` | the lock type; `PAGE_SIZE`, [`Gfp`], `get_order`, CPU slots, the free queue's node size; the [`CallbackHead`] (`rcu_head`) and its [`HeadQueue`] |
+//! | 0 | `sync.rs`, `base.rs`, `head.rs`, `name.rs` | the lock type; `PAGE_SIZE`, [`Gfp`], `get_order`, CPU slots, the free queue's node size; the [`CallbackHead`] (`rcu_head`) and its [`HeadQueue`]; a cache's [`CacheName`] |
 //! | 1 | `report.rs`, `stats.rs`, `flags.rs` | plain data: [`SlabReport`], [`Stat`], [`SlabFlags`] |
 //! | 2 | `layout.rs` | object and slab geometry, pure functions |
 //! | 3 | `slabs.rs` | [`Slab`] descriptors, slab lists, `KmemCacheNode`, the free-pointer codec, the page-owner word |
@@ -110,6 +110,8 @@
 //!   free objects, and `FreeObject`'s constructor;
 //! * `head.rs`: the callback head's words, the intrusive [`HeadQueue`] and `container_of`, the
 //!   one function that turns a head back into the structure embedding it;
+//! * `name.rs`: [`CacheName`], a name borrowed for ever or a shared, counted copy (header and
+//!   bytes in one allocation, freed by the last holder);
 //! * `platform.rs`: the `unsafe trait Platform` and its `unsafe fn`s (page ownership, queued
 //!   heads), `OnCpu`'s constructor and the boxed-closure convenience `Platform::queue_work`;
 //! * `cache.rs`: the fast paths (per-CPU slots reached by byte offset, sheaf pop and push on
@@ -278,6 +280,8 @@ pub mod layout;
 #[cfg(all(test, loom))]
 mod loom_tests;
 #[allow(unsafe_code)]
+pub mod name;
+#[allow(unsafe_code)]
 pub mod platform;
 pub mod registry;
 pub mod report;
@@ -295,8 +299,11 @@ pub use cache::{KmemCache, SlabError, SlabInfo};
 pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
 pub use free_q::{FREE_Q_NODE_SIZE, FreeUpResult, KmemFreeQHead};
 pub use head::{CallbackFunc, CallbackHead, HeadQueue, RcuFunc, RcuHead};
+pub use name::CacheName;
 pub use platform::Platform;
-pub use registry::{DestroyError, KmemCacheHandle, KmemCacheStatic, SlabAllocator, SlabOptions};
+pub use registry::{
+    CacheState, DestroyError, KmemCacheHandle, KmemCacheStatic, SlabAllocator, SlabOptions,
+};
 pub use report::{SlabErrorKind, SlabReport, Track, ValidateReport};
 pub use sheaf::{OutOfMemory, PrefilledSheaf, RefillError};
 pub use slabs::Slab;

@@ -161,7 +161,7 @@ fn exchange_model() {
         let cache: &'static KmemCache<LoomPlatform> = Box::leak(
             KmemCache::new(
                 platform,
-                "loom",
+                crate::CacheName::from_static("loom"),
                 4096,
                 &KmemCacheArgs::default(),
                 SlabFlags::empty(),

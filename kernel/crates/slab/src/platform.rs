@@ -72,6 +72,8 @@ pub struct SlabSysfs<'a> {
 /// * `call_rcu_head` and `queue_work_head` call `func(head)` exactly once, with that head;
 ///   `rcu_barrier` returns only when every function given to `call_rcu_head` before it has run
 ///   (the allocator frees a cache after it, so a callback running later would use freed memory).
+/// * `is_kernel_rodata(ptr, len)` is `true` only if those bytes stay mapped and unchanged for
+///   as long as the kernel runs (a cache borrows a name there instead of copying it).
 pub unsafe trait Platform: Clone + Send + Sync + 'static {
     /// Proof that the current context stays on its CPU (preemption and interrupts off).
     type Guard;
@@ -239,6 +241,15 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     /// constant; a kernel should return something unpredictable (RDRAND, boot time stamp...).
     fn random_seed(&self) -> u64 {
         0x9e37_79b9_7f4a_7c15
+    }
+
+    /// Whether the `len` bytes at `ptr` lie in the kernel image's read-only data, mapped and
+    /// unchanged for as long as the kernel runs (Linux's `is_kernel_rodata`): a cache name
+    /// there is borrowed, any other is copied ([`crate::CacheName`], `kstrdup_const`). The
+    /// default says no, so everything is copied (the host; a module's memory never counts).
+    fn is_kernel_rodata(&self, ptr: *const u8, len: usize) -> bool {
+        let _ = (ptr, len);
+        false
     }
 
     /// Called for every problem the debug checks find, after it is logged in the cache (a

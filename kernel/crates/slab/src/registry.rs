@@ -11,6 +11,7 @@ use crate::flags::{KmemCacheArgs, SlabFlags};
 use crate::layout::{
     KMALLOC_SIZES, SMALL_INDEX, SMALL_KMALLOC_MAX, WORD, align_up, calculate_alignment, check_args,
 };
+use crate::name::CacheName;
 use crate::platform::Platform;
 use crate::sync::Mutex;
 
@@ -41,8 +42,8 @@ pub enum DestroyError<'a, P: Platform> {
     /// one is listed; the cache is kept alive (deliberately leaked) so they stay valid and can
     /// still be freed, but it is removed from the list of caches.
     ObjectsRemaining {
-        /// Name of the cache.
-        name: &'static str,
+        /// Name of the cache (a [`CacheName`]: it outlives the cache).
+        name: CacheName,
         /// Addresses of the objects still allocated, then of the prefilled sheaves not
         /// returned (Linux refuses likewise: their objects remain). A drained oversize sheaf,
         /// pages of its own, is not listed, but keeps the cache all the same: the list may then
@@ -54,15 +55,15 @@ pub enum DestroyError<'a, P: Platform> {
     /// The kmalloc caches and built-in static caches (set up without an owner) live as long
     /// as the allocator.
     Permanent {
-        /// Name of the cache.
-        name: &'static str,
+        /// Name of the cache (a [`CacheName`]: it outlives the cache).
+        name: CacheName,
     },
     /// The cache is being destroyed already (its destruction waits for `kfree_rcu` objects
     /// in flight), or its name is gone while aliases keep it: a second destroy of the same
     /// name. Nothing changes (the aliases' references stay theirs).
     AlreadyDestroyed {
-        /// Name of the cache.
-        name: &'static str,
+        /// Name of the cache (a [`CacheName`]: it outlives the cache).
+        name: CacheName,
     },
     /// The handle names no cache of this allocator (a cache destroyed and freed already, or
     /// another allocator's).
@@ -128,11 +129,20 @@ enum HandleRef {
     AliasReference,
 }
 
+/// Where a cache of [`SlabAllocator::caches_of`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheState {
+    /// On the list of caches: not destroyed yet (or its name destroyed while aliases use it).
+    Listed,
+    /// Destroyed, its release waiting for objects in `kfree_rcu` flight.
+    DestroyPending,
+}
+
 struct CacheEntry<P: Platform> {
     cache: CachePtr<P>,
     /// The cache's own name while its handle lives (a kmalloc cache's for ever); `None` for a
     /// primary whose name was destroyed while aliases still use it, and for a hidden primary.
-    name: Option<&'static str>,
+    name: Option<CacheName>,
     kmalloc: bool,
 }
 
@@ -271,7 +281,7 @@ impl<P: Platform> SlabAllocator<P> {
             };
             let cache = KmemCache::new(
                 platform.clone(),
-                name,
+                CacheName::from_static(name),
                 size,
                 &args,
                 debug | hardened | SlabFlags::SLAB_KMALLOC,
@@ -279,7 +289,7 @@ impl<P: Platform> SlabAllocator<P> {
             )?;
             list.push(CacheEntry {
                 cache: CachePtr::new(cache),
-                name: Some(name),
+                name: Some(CacheName::from_static(name)),
                 kmalloc: true,
             });
         }
@@ -314,7 +324,7 @@ impl<P: Platform> SlabAllocator<P> {
             return;
         }
         for e in list.iter() {
-            self.show_in_sysfs(sys, e.cache, e.name);
+            self.show_in_sysfs(sys, e.cache, e.name.as_deref());
         }
     }
 
@@ -364,10 +374,14 @@ impl<P: Platform> SlabAllocator<P> {
     /// object slot is at least the (aligned) size, is a multiple of the alignment and wastes
     /// less than a word. The alias bumps the cache's refcount and widens its `object_size`.
     ///
+    /// With `args.owner` (a module's kobject) the cache pins its owner from creation until its
+    /// final release (after an asynchronous destroy too), is never merged, and is listed by
+    /// [`Self::caches_of`]; a released owner is refused.
+    ///
     /// With `SLAB_PANIC`, failure panics instead of returning an error.
     pub fn kmem_cache_create(
         &self,
-        name: &'static str,
+        name: &str,
         size: usize,
         args: KmemCacheArgs,
         flags: SlabFlags,
@@ -377,7 +391,22 @@ impl<P: Platform> SlabAllocator<P> {
         if let Err(e) = check_args(size, &args) {
             return Self::create_failed(name, flags, SlabError::Layout(e));
         }
+        // The cache's own name (`kstrdup_const`), made before the lock is taken.
+        let name = match self.kstrdup_const(name) {
+            Ok(name) => name,
+            Err(e) => return Self::create_failed(name, flags, e),
+        };
         let mut list = self.slab_mutex.lock();
+        // A module's cache pins its owner until its final release, and is never merged (see
+        // `KmemCacheArgs::owner`).
+        if let Err(e) = self.pin_owner(args.owner) {
+            return Self::create_failed(&name, flags, e);
+        }
+        let flags = if args.owner.is_some() {
+            flags | SlabFlags::SLAB_NO_MERGE
+        } else {
+            flags
+        };
         let mergeable = if self.merge {
             self.find_mergeable(&list, size, &args, flags)
         } else {
@@ -388,7 +417,14 @@ impl<P: Platform> SlabAllocator<P> {
             // operations going to the primary's storage.
             let primary = list[i].cache;
             let flags = flags | SlabFlags::SLAB_NO_MERGE;
-            return match KmemCache::new(self.platform.clone(), name, size, &args, flags, false) {
+            return match KmemCache::new(
+                self.platform.clone(),
+                name.clone(),
+                size,
+                &args,
+                flags,
+                false,
+            ) {
                 Ok(alias) => {
                     self.attach_alias(&alias, primary);
                     let alias = CachePtr::new(alias);
@@ -398,10 +434,17 @@ impl<P: Platform> SlabAllocator<P> {
                         held: HandleRef::Name,
                     })
                 }
-                Err(e) => Self::create_failed(name, flags, e),
+                Err(e) => Self::create_failed(&name, flags, e),
             };
         }
-        match KmemCache::new(self.platform.clone(), name, size, &args, flags, true) {
+        match KmemCache::new(
+            self.platform.clone(),
+            name.clone(),
+            size,
+            &args,
+            flags,
+            true,
+        ) {
             Ok(cache) => {
                 let cache = CachePtr::new(cache);
                 self.register(&mut list, cache, Some(name));
@@ -410,21 +453,19 @@ impl<P: Platform> SlabAllocator<P> {
                     held: HandleRef::Name,
                 })
             }
-            Err(e) => Self::create_failed(name, flags, e),
+            Err(e) => {
+                self.unpin_owner(args.owner);
+                Self::create_failed(&name, flags, e)
+            }
         }
     }
 
     /// Lists a new cache under its name (or, for a hidden primary made for a module's static
     /// cache, no name: nothing but its aliases' references keeps it) and shows it in sysfs
     /// (`slab_mutex` held: `list` is its list).
-    fn register(
-        &self,
-        list: &mut Vec<CacheEntry<P>>,
-        cache: CachePtr<P>,
-        name: Option<&'static str>,
-    ) {
+    fn register(&self, list: &mut Vec<CacheEntry<P>>, cache: CachePtr<P>, name: Option<CacheName>) {
         if let Some(sys) = self.sysfs() {
-            self.show_in_sysfs(sys, cache, name);
+            self.show_in_sysfs(sys, cache, name.as_deref());
         }
         list.push(CacheEntry {
             cache,
@@ -439,7 +480,7 @@ impl<P: Platform> SlabAllocator<P> {
         &self,
         sys: crate::sysfs::SlabSysfs<'_>,
         cache: CachePtr<P>,
-        name: Option<&'static str>,
+        name: Option<&str>,
     ) {
         let c = cache.get(self);
         match (linked_alias(c), name) {
@@ -517,13 +558,13 @@ impl<P: Platform> SlabAllocator<P> {
         let list = self.slab_mutex.lock();
         list.iter()
             .rev()
-            .find(|e| e.name == Some(name))
+            .find(|e| e.name.as_deref() == Some(name))
             .map(|e| e.cache.get(self))
     }
 
     /// Every primary cache on the list, oldest first, with the names of its aliases (for
     /// `slabinfo`-style listings: an alias has no storage of its own).
-    pub fn caches(&self) -> Vec<(&KmemCache<P>, Vec<&'static str>)> {
+    pub fn caches(&self) -> Vec<(&KmemCache<P>, Vec<CacheName>)> {
         let list = self.slab_mutex.lock();
         list.iter()
             .map(|e| e.cache.get(self))
@@ -537,19 +578,22 @@ impl<P: Platform> SlabAllocator<P> {
         &'l self,
         list: &'l [CacheEntry<P>],
         primary: &'l KmemCache<P>,
-    ) -> impl Iterator<Item = &'static str> + 'l {
+    ) -> impl Iterator<Item = CacheName> + 'l {
         list.iter().filter_map(move |e| {
             let of = e.cache.get(self).alias_of();
             of.is_some_and(|p| core::ptr::eq(p, primary))
-                .then_some(e.name)
+                .then(|| e.name.clone())
                 .flatten()
         })
     }
 
     /// Every name `cache` goes by: its own (until its handle is destroyed), then its aliases'.
-    pub fn cache_names(&self, cache: &KmemCache<P>) -> Vec<&'static str> {
+    pub fn cache_names(&self, cache: &KmemCache<P>) -> Vec<CacheName> {
         let list = self.slab_mutex.lock();
-        let own = list.iter().find(|e| e.cache.is(cache)).and_then(|e| e.name);
+        let own = list
+            .iter()
+            .find(|e| e.cache.is(cache))
+            .and_then(|e| e.name.clone());
         own.into_iter()
             .chain(self.alias_names(&list, cache))
             .collect()
@@ -608,11 +652,35 @@ impl<P: Platform> SlabAllocator<P> {
 
     /// The caches whose destruction is pending (waiting for `kfree_rcu` objects in flight),
     /// with the objects each still holds, oldest first (`slabinfo -d`).
-    pub fn destroy_pending(&self) -> Vec<(&'static str, usize)> {
+    pub fn destroy_pending(&self) -> Vec<(CacheName, usize)> {
         let mut pending = Vec::new();
         self.destroying
-            .for_each(|c| pending.push((c.name(), c.slabinfo().active_objs)));
+            .for_each(|c| pending.push((c.cache_name(), c.slabinfo().active_objs)));
         pending
+    }
+
+    /// The caches `owner` (a module's kobject, [`KmemCacheArgs::owner`]) still holds, each
+    /// pinning it until its final release, for the module loader's unload accounting: those
+    /// on the list of caches (created or set up with that owner), oldest first, then those
+    /// whose asynchronous destroy is pending (waiting for `kfree_rcu` objects). Not listed:
+    /// a cache whose destroy found objects still allocated (kept for ever, with its pin), and
+    /// one released by its destroy but still held by a sysfs reader; the owner's reference
+    /// count counts those.
+    pub fn caches_of(&self, owner: &kobject::KObject) -> Vec<(CacheName, CacheState)> {
+        let of = |c: &KmemCache<P>| c.owner.is_some_and(|o| core::ptr::eq(o, owner));
+        let list = self.slab_mutex.lock();
+        let mut held: Vec<_> = list
+            .iter()
+            .map(|e| e.cache.get(self))
+            .filter(|c| of(c))
+            .map(|c| (c.cache_name(), CacheState::Listed))
+            .collect();
+        self.destroying.for_each(|c| {
+            if of(c) {
+                held.push((c.cache_name(), CacheState::DestroyPending));
+            }
+        });
+        held
     }
 
     /// Number of caches whose destruction is pending. Allocates nothing (usable when memory is

@@ -11,14 +11,14 @@ use core::fmt;
 pub const REPORT_LOG_LEN: usize = 16;
 
 /// What was wrong with an object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SlabErrorKind {
     /// The object was already free.
     DoubleFree,
     /// The pointer is an object of another cache (named).
     WrongCache {
         /// Name of the cache the object really belongs to.
-        owner: &'static str,
+        owner: crate::CacheName,
     },
     /// The pointer is inside a slab of this cache but not at the start of an object.
     NotObjectBoundary,
@@ -91,10 +91,10 @@ pub enum SlabErrorKind {
 }
 
 /// A structured report of an object problem.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlabReport {
-    /// Name of the cache that detected the problem.
-    pub cache: &'static str,
+    /// Name of the cache that detected the problem (a shared copy: it outlives the cache).
+    pub cache: crate::CacheName,
     /// Address of the object (or of the bad pointer).
     pub object: usize,
     /// What was wrong.
@@ -104,7 +104,7 @@ pub struct SlabReport {
 impl fmt::Display for SlabReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: object {:#x}: ", self.cache, self.object)?;
-        match self.kind {
+        match &self.kind {
             SlabErrorKind::DoubleFree => write!(f, "double free"),
             SlabErrorKind::WrongCache { owner } => write!(f, "object belongs to cache {owner}"),
             SlabErrorKind::NotObjectBoundary => write!(f, "not at an object boundary"),
@@ -188,7 +188,7 @@ pub(crate) struct ReportLog {
 impl ReportLog {
     pub(crate) const fn new() -> Self {
         Self {
-            recent: [None; REPORT_LOG_LEN],
+            recent: [const { None }; REPORT_LOG_LEN],
             total: 0,
         }
     }
@@ -203,7 +203,7 @@ impl ReportLog {
     pub(crate) fn recent(&self) -> (alloc::vec::Vec<SlabReport>, usize) {
         let n = self.total.min(REPORT_LOG_LEN);
         let v = (self.total - n..self.total)
-            .filter_map(|i| self.recent[i % REPORT_LOG_LEN])
+            .filter_map(|i| self.recent[i % REPORT_LOG_LEN].clone())
             .collect();
         (v, self.total)
     }

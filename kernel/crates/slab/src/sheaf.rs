@@ -558,5 +558,5 @@ pub struct PrefilledSheaf {
     pub(crate) sheaf: SheafBox,
     /// The cache it belongs to: its serial number (an identity never reused, unlike an
     /// address, which a cache created after this one's destruction may get) and name.
-    pub(crate) cache: (u64, &'static str),
+    pub(crate) cache: (u64, crate::CacheName),
 }

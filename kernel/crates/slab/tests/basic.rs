@@ -48,8 +48,9 @@ fn zalloc_zeroes_and_ctor_runs_once_per_object() {
     // SAFETY: ours.
     unsafe { c.free(z).unwrap() };
 
-    fn ctor(p: *mut u8) {
-        // SAFETY: the allocator passes a whole object of 32 bytes.
+    /// A constructor as a C module gives it (`void (*ctor)(void *)`).
+    unsafe extern "C" fn ctor(p: *mut core::ffi::c_void) {
+        // SAFETY: the allocator passes a whole fresh object of 32 bytes (the `Ctor` contract).
         unsafe { p.cast::<u64>().write(0xC0FFEE) };
     }
     let args = KmemCacheArgs {

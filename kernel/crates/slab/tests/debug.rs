@@ -23,7 +23,7 @@ fn still_works(c: &KmemCache<HostPlatform>, bad: usize) {
 }
 
 fn last_kind(c: &KmemCache<HostPlatform>) -> SlabErrorKind {
-    c.reports().0.last().expect("a report").kind
+    c.reports().0.last().expect("a report").kind.clone()
 }
 
 #[test]
@@ -37,7 +37,7 @@ fn red_zone_right_overwrite() {
     unsafe { o.as_ptr().add(24).write(0) };
     // SAFETY: our object (with a corrupted red zone, which the debug cache detects).
     let r = unsafe { c.free(o) }.unwrap_err();
-    assert_eq!((r.cache, r.object), ("rz", o.as_ptr() as usize));
+    assert_eq!((r.cache.as_str(), r.object), ("rz", o.as_ptr() as usize));
     assert_eq!(r.kind, SlabErrorKind::RedzoneOverwritten { offset: 24 });
     assert_eq!(c.isolated_objects(), 1);
     still_works(&c, o.as_ptr() as usize);
@@ -158,7 +158,12 @@ fn free_to_the_wrong_cache() {
     let o = other.alloc(Gfp::KERNEL).unwrap();
     // SAFETY: deliberately the wrong cache: detected and the object left alone.
     let r = unsafe { c.free(o) }.unwrap_err();
-    assert_eq!(r.kind, SlabErrorKind::WrongCache { owner: "other" });
+    assert_eq!(
+        r.kind,
+        SlabErrorKind::WrongCache {
+            owner: "other".into()
+        }
+    );
     // SAFETY: the object is still valid in its own cache.
     unsafe { other.free(o).unwrap() };
     still_works(&c, 0);
@@ -337,7 +342,10 @@ fn kmalloc_red_zone_catches_writes_past_the_requested_size() {
     unsafe { p.as_ptr().add(14).write(0) };
     // SAFETY: ours; the overflow is reported, not followed.
     let r = unsafe { a.kfree(p.as_ptr()) }.unwrap_err();
-    assert_eq!((r.cache, r.object), ("kmalloc-16", p.as_ptr() as usize));
+    assert_eq!(
+        (r.cache.as_str(), r.object),
+        ("kmalloc-16", p.as_ptr() as usize)
+    );
     assert_eq!(
         r.kind,
         SlabErrorKind::KmallocRedzoneOverwritten {

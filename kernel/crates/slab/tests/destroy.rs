@@ -35,7 +35,7 @@ fn objects_in_kfree_rcu_flight_do_not_hold_up_destroy() {
         a.find_cache("dcache").is_none(),
         "gone from the list at once"
     );
-    assert_eq!(a.destroy_pending(), [("dcache", n)]);
+    assert_eq!(a.destroy_pending(), [("dcache".into(), n)]);
     assert!(!a.caches().iter().any(|(c, _)| c.name() == "dcache"));
     // The name can be used again at once, while the old instance waits.
     let again = a
@@ -124,7 +124,12 @@ fn destroying_a_cache_twice_is_reported() {
     unsafe { a.kmem_cache_destroy(c) }.expect("returns at once");
     // SAFETY: a second handle for a cache being destroyed: refused, nothing touched.
     let again = unsafe { a.kmem_cache_destroy(KmemCacheHandle::from_ref(stale)) };
-    assert_eq!(again, Err(DestroyError::AlreadyDestroyed { name: "twice" }));
+    assert_eq!(
+        again,
+        Err(DestroyError::AlreadyDestroyed {
+            name: "twice".into()
+        })
+    );
     p.run_work();
     // SAFETY: the cache is freed now: the handle is only compared with the lists.
     let gone = unsafe { a.kmem_cache_destroy(KmemCacheHandle::from_ref(stale)) };

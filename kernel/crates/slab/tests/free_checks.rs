@@ -121,12 +121,14 @@ fn free_rcu_of_another_cache_s_object_or_of_a_pointer_inside_one_is_dropped() {
         c.free_rcu(foreign);
     }
     assert_eq!(p.error_count(), errors + 2, "both reported");
-    let kinds: Vec<_> = c.reports().0.iter().map(|r| r.kind).collect();
+    let kinds: Vec<_> = c.reports().0.iter().map(|r| r.kind.clone()).collect();
     assert_eq!(
         kinds,
         [
             SlabErrorKind::NotObjectBoundary,
-            SlabErrorKind::WrongCache { owner: "rcu-other" }
+            SlabErrorKind::WrongCache {
+                owner: "rcu-other".into()
+            }
         ]
     );
     a.kvfree_rcu_barrier();
@@ -154,7 +156,7 @@ fn free_rcu_of_the_object_freed_last_is_dropped() {
         c.free_rcu(objs[0]);
     }
     assert_eq!(
-        c.reports().0.last().map(|r| r.kind),
+        c.reports().0.last().map(|r| r.kind.clone()),
         Some(SlabErrorKind::DoubleFree)
     );
     for &o in &objs[1..] {
@@ -189,7 +191,7 @@ fn free_rcu_of_an_object_twice_is_caught_when_it_reaches_its_slab() {
     // The partly filled sheaf goes back to the slabs, where the second `x` is caught.
     a.kvfree_rcu_barrier();
     assert_eq!(
-        c.reports().0.last().map(|r| (r.kind, r.object)),
+        c.reports().0.last().map(|r| (r.kind.clone(), r.object)),
         Some((SlabErrorKind::DoubleFree, x.as_ptr() as usize))
     );
     distinct_objects(&c, 300);
@@ -214,7 +216,7 @@ fn slab_nohardened_turns_the_checks_off() {
     // ...and is caught when it reaches its slab.
     c.shrink();
     assert_eq!(
-        c.reports().0.last().map(|r| r.kind),
+        c.reports().0.last().map(|r| r.kind.clone()),
         Some(SlabErrorKind::NotObjectBoundary)
     );
     // SAFETY: ours.

@@ -178,10 +178,13 @@ fn an_8_byte_kmalloc_object_is_refused_untouched() {
 
 #[test]
 fn a_cache_with_a_constructor_is_refused() {
+    unsafe extern "C" fn fill_0x11(p: *mut core::ffi::c_void) {
+        // SAFETY: a constructor gets a whole fresh 64-byte object (the `Ctor` contract).
+        unsafe { p.cast::<u8>().write_bytes(0x11, 64) };
+    }
     let (_p, _cpu, a) = setup(1, 1);
     let args = slab::KmemCacheArgs {
-        // SAFETY: a constructor gets a whole 64-byte object.
-        ctor: Some(|p| unsafe { p.write_bytes(0x11, 64) }),
+        ctor: Some(fill_0x11),
         ..args()
     };
     let c = a
@@ -284,7 +287,9 @@ fn a_wrong_cache_is_reported_at_free_up() {
         assert_eq!(r.freed, 0);
         assert_eq!(
             r.reports[0].kind,
-            SlabErrorKind::WrongCache { owner: "fq-a" },
+            SlabErrorKind::WrongCache {
+                owner: "fq-a".into()
+            },
             "{options:?}"
         );
         // SAFETY: still an allocated object of `c1`.

@@ -332,7 +332,12 @@ fn a_kmalloc_cache_is_permanent_whatever_its_aliases() {
     // Once: this returned Ok and removed the alias's name instead.
     // SAFETY: a second handle for kmalloc-64's own name; it is refused, nothing is freed.
     let r = unsafe { a.kmem_cache_destroy(slab::KmemCacheHandle::from_ref(k64)) };
-    assert_eq!(r, Err(slab::DestroyError::Permanent { name: "kmalloc-64" }));
+    assert_eq!(
+        r,
+        Err(slab::DestroyError::Permanent {
+            name: "kmalloc-64".into()
+        })
+    );
     assert_eq!(k64.refcount(), 2);
     assert!(a.find_cache("foo64").is_some(), "the alias keeps its name");
     assert!(a.find_cache("kmalloc-64").is_some());
@@ -365,11 +370,10 @@ fn a_prefilled_sheaf_is_refused_by_another_cache() {
     let mut sh = big.return_sheaf(sh).expect_err("not big1024's sheaf");
     let (reports, total) = big.reports();
     assert_eq!(total, 3, "each misuse is reported");
-    assert!(
-        reports
-            .iter()
-            .all(|r| r.kind == SlabErrorKind::WrongCache { owner: "small32" })
-    );
+    assert!(reports.iter().all(|r| r.kind
+        == SlabErrorKind::WrongCache {
+            owner: "small32".into()
+        }));
     assert_eq!(big.sheaf_size(&sh), held, "the sheaf is untouched");
     // Its own cache takes it as usual.
     let o = small
@@ -542,11 +546,16 @@ fn by_default_a_free_that_is_no_object_of_the_cache_is_dropped() {
     let bad: [(NonNull<u8>, SlabErrorKind); 4] = [
         // SAFETY: only the address is used.
         (unsafe { o.add(8) }, SlabErrorKind::NotObjectBoundary),
-        (foreign, SlabErrorKind::WrongCache { owner: "other" }),
+        (
+            foreign,
+            SlabErrorKind::WrongCache {
+                owner: "other".into(),
+            },
+        ),
         (NonNull::from(&*boxed).cast(), SlabErrorKind::NotSlabPage),
         (large, SlabErrorKind::NotSlabPage),
     ];
-    for (p, kind) in bad {
+    for (p, kind) in bad.clone() {
         // SAFETY: each is refused before anything is written.
         let r = unsafe { c.free(p) }.expect_err("dropped");
         assert_eq!(r.kind, kind, "{p:?}");

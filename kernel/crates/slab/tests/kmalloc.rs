@@ -155,7 +155,7 @@ fn merging_rules() {
     assert_eq!(a.cache_names(&c56), ["c56", "d56"]);
     assert_eq!(a.nr_caches(), n0 + 1);
     // Never merged.
-    fn ctor(_: *mut u8) {}
+    unsafe extern "C" fn ctor(_: *mut core::ffi::c_void) {}
     let never = [
         (KmemCacheArgs::default(), SlabFlags::SLAB_NO_MERGE),
         (KmemCacheArgs::default(), SlabFlags::SLAB_POISON),
@@ -231,7 +231,9 @@ fn merging_rules() {
         assert_eq!(k64.refcount(), 1);
         assert_eq!(
             a.kmem_cache_destroy(KmemCacheHandle::from_ref(k64)),
-            Err(DestroyError::Permanent { name: "kmalloc-64" })
+            Err(DestroyError::Permanent {
+                name: "kmalloc-64".into()
+            })
         );
     }
 }

@@ -87,7 +87,12 @@ fn a_name_destroyed_twice_is_refused_and_the_alias_keeps_the_cache() {
     let again = unsafe { KmemCacheHandle::from_ref(primary) };
     // SAFETY: as above.
     let r = unsafe { a.kmem_cache_destroy(again) };
-    assert_eq!(r, Err(DestroyError::AlreadyDestroyed { name: "first" }));
+    assert_eq!(
+        r,
+        Err(DestroyError::AlreadyDestroyed {
+            name: "first".into()
+        })
+    );
     assert_eq!(primary.refcount(), 1, "the alias's reference is untouched");
     let o = alias.alloc(Gfp::KERNEL).expect("the primary is alive");
     // SAFETY: ours.
@@ -138,7 +143,7 @@ fn a_hidden_primary_does_not_keep_the_module_s_name() {
     unsafe { p.sysfs().kobject_put(NonNull::from(owner)) }.unwrap();
     let module_memory = name.as_ptr() as usize..name.as_ptr() as usize + name.len();
     for (cache, aliases) in a.caches() {
-        for n in std::iter::once(cache.name()).chain(aliases) {
+        for n in std::iter::once(cache.cache_name()).chain(aliases) {
             assert!(
                 !module_memory.contains(&(n.as_ptr() as usize)),
                 "{n:?} is the unloaded module's string"
@@ -170,10 +175,12 @@ fn a_prefilled_sheaf_outliving_its_cache_is_refused_by_a_new_cache_at_its_addres
         "another cache's sheaf"
     );
     let (reports, _) = c.reports();
-    assert!(matches!(
-        reports.last().map(|r| r.kind),
-        Some(SlabErrorKind::WrongCache { owner: "again" })
-    ));
+    assert_eq!(
+        reports.last().map(|r| r.kind.clone()),
+        Some(SlabErrorKind::WrongCache {
+            owner: "again".into()
+        })
+    );
     // The old cache is gone: its sheaf cannot be given back to anyone (its memory stays with
     // the platform, as the old allocator's pages do).
     let _leaked = sheaf;

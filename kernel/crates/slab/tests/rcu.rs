@@ -90,7 +90,7 @@ fn kfree_rcu_on_a_debug_cache_goes_object_by_object_and_keeps_its_checks() {
     assert_eq!(c.slabinfo().active_objs, 0);
     let (reports, _) = c.reports();
     assert_eq!(
-        reports.last().map(|r| r.kind),
+        reports.last().map(|r| r.kind.clone()),
         Some(SlabErrorKind::DoubleFree)
     );
 }

@@ -14,7 +14,7 @@ const POISON_F: SlabFlags = SlabFlags::SLAB_POISON.union(SlabFlags::SLAB_CONSIST
 const REDZONE_F: SlabFlags = SlabFlags::SLAB_RED_ZONE.union(SlabFlags::SLAB_CONSISTENCY_CHECKS);
 
 fn kinds(c: &KmemCache<HostPlatform>) -> Vec<SlabErrorKind> {
-    c.reports().0.iter().map(|r| r.kind).collect()
+    c.reports().0.iter().map(|r| r.kind.clone()).collect()
 }
 
 /// Allocates objects until they fill `slabs` whole slabs; returns them grouped by slab.
@@ -282,7 +282,7 @@ fn validate_checks_free_lists() {
     unsafe { forge_free_pointer(&c, objs[3], 0) };
     let v = c.validate();
     assert_eq!(
-        v.reports.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        v.reports.iter().map(|r| r.kind.clone()).collect::<Vec<_>>(),
         [SlabErrorKind::WrongObjectCount {
             inuse: 2,
             free_listed: 1

@@ -6,15 +6,11 @@
 mod common;
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 
 use common::*;
-use kobject::{KObject, KobjType};
 use slab::host::HostPlatform;
-use slab::platform::Platform;
-use slab::{
-    DestroyError, Gfp, KmemCacheArgs, KmemCacheHandle, KmemCacheStatic, SlabError, SlabFlags,
-};
+use slab::{DestroyError, Gfp, KmemCacheHandle, KmemCacheStatic, SlabError, SlabFlags};
 
 /// Static storage for a test (leaked: statics cannot be made per test).
 fn storage() -> &'static KmemCacheStatic<HostPlatform> {
@@ -163,38 +159,13 @@ fn a_built_in_static_cache_cannot_be_destroyed() {
     let handle = unsafe { KmemCacheHandle::from_ref(c) };
     // SAFETY: destroy is refused: nothing is freed.
     let r = unsafe { a.kmem_cache_destroy(handle) };
-    assert_eq!(r, Err(DestroyError::Permanent { name: "forever" }));
+    assert_eq!(
+        r,
+        Err(DestroyError::Permanent {
+            name: "forever".into()
+        })
+    );
     assert!(a.find_cache("forever").is_some());
-}
-
-static OWNER_RELEASES: AtomicUsize = AtomicUsize::new(0);
-
-/// The owner's release: counts (the owner is leaked, as a module's memory would be freed by
-/// its loader after this).
-unsafe fn owner_release(_: NonNull<KObject>) {
-    OWNER_RELEASES.fetch_add(1, SeqCst);
-}
-
-static OWNER_TYPE: KobjType = KobjType {
-    release: Some(owner_release),
-    attrs: &[],
-};
-
-/// A plain kobject standing in for a module (RFC v3 03/10), added as `/NAME`, and the setup
-/// arguments that make it a static cache's owner.
-fn module_owner(p: &HostPlatform, name: &str) -> (&'static KObject, KmemCacheArgs) {
-    let owner: &'static KObject = Box::leak(Box::new(KObject::new()));
-    // SAFETY: leaked: never moves or goes away.
-    unsafe {
-        p.sysfs()
-            .kobject_init_and_add(NonNull::from(owner), &OWNER_TYPE, None, name)
-    }
-    .unwrap();
-    let args = KmemCacheArgs {
-        owner: Some(owner),
-        ..args()
-    };
-    (owner, args)
 }
 
 /// A released owner (a module already gone) is refused, and the refused setup leaves nothing
@@ -248,31 +219,11 @@ fn the_owner_is_released_only_after_the_cache() {
         !std::ptr::eq(same.primary(), c),
         "not merged into the module's cache"
     );
-    // The module drops its own reference (unload begins): the cache still pins it.
-    let before = OWNER_RELEASES.load(SeqCst);
-    // SAFETY: the owner is leaked; this is the module's reference.
-    unsafe { p.sysfs().kobject_put(NonNull::from(owner)) }.unwrap();
-    assert_eq!(OWNER_RELEASES.load(SeqCst), before);
-    // A reader holds the cache's kobject while the module destroys the cache.
-    let sys = p.sysfs();
-    let kset = p.slab_sysfs().expect("the host has sysfs").kset;
-    let held = sys
-        .kset_find_obj(kset, "module-x-cache")
-        .expect("the cache's directory");
-    // SAFETY: the only handle of its first name; nothing uses the cache afterwards.
-    unsafe { a.kmem_cache_destroy(KmemCacheHandle::from_ref(c)) }.unwrap();
-    assert_eq!(
-        OWNER_RELEASES.load(SeqCst),
-        before,
-        "the cache is not released yet"
-    );
-    // SAFETY: the reference taken above, the last one on the cache.
-    unsafe { sys.kobject_put(held) }.unwrap();
-    assert_eq!(
-        OWNER_RELEASES.load(SeqCst),
-        before + 1,
-        "then the owner goes"
-    );
+    // The module unloads while a reader holds the cache's directory across the destroy.
+    unload_with_a_reader(&p, owner, "module-x-cache", || {
+        // SAFETY: the only handle of its first name; nothing uses the cache afterwards.
+        unsafe { a.kmem_cache_destroy(KmemCacheHandle::from_ref(c)) }.unwrap();
+    });
 }
 
 #[test]

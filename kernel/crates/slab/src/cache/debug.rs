@@ -58,7 +58,7 @@ impl<P: Platform> KmemCache<P> {
     /// Builds a report about `object`.
     pub(crate) fn make_report(&self, object: usize, kind: SlabErrorKind) -> SlabReport {
         SlabReport {
-            cache: self.name(),
+            cache: self.cache_name(),
             object,
             kind,
         }
@@ -67,8 +67,8 @@ impl<P: Platform> KmemCache<P> {
     /// Records a report in the log and tells the platform.
     pub(crate) fn report(&self, object: usize, kind: SlabErrorKind) {
         let r = self.make_report(object, kind);
-        self.reports.lock().push(r);
         self.platform.slab_error(&r);
+        self.reports.lock().push(r);
     }
 
     /// The most recent reports of this cache (at most [`REPORT_LOG_LEN`](crate::report::REPORT_LOG_LEN)), oldest first, and
@@ -499,8 +499,8 @@ impl<P: Platform> KmemCache<P> {
     /// [`Self::validate`] of one slab (`validate_slab`), its node lock held; `free` has room
     /// for a slab's objects.
     fn validate_slab(&self, slab: &Slab, free: &mut [bool], out: &mut ValidateReport) {
-        let mut problem = |object: usize, kind| {
-            self.report(object, kind);
+        let mut problem = |object: usize, kind: SlabErrorKind| {
+            self.report(object, kind.clone());
             out.push(self.make_report(object, kind));
         };
         let fp = self.free_pointer();

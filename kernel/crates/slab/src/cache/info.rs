@@ -6,9 +6,15 @@ use core::sync::atomic::Ordering;
 use super::*;
 
 impl<P: Platform> KmemCache<P> {
-    /// The cache's name (the first name it was created with).
-    pub fn name(&self) -> &'static str {
-        self.name
+    /// The cache's name (the first name it was created with), as long as the cache lives.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cache's name, to keep past the cache (an error, a listing): a shared reference
+    /// on its copy, or the image's bytes; allocates nothing.
+    pub fn cache_name(&self) -> CacheName {
+        self.name.clone()
     }
     /// Bytes usable in each object (`object_size`), widened by merged aliases.
     pub fn object_size(&self) -> usize {

@@ -19,20 +19,20 @@ use crate::stats::Stat;
 
 impl<P: Platform> KmemCache<P> {
     /// This cache's identity in a [`PrefilledSheaf`]: its serial number, never reused.
-    fn sheaf_owner(&self) -> (u64, &'static str) {
-        (self.serial, self.name())
+    fn sheaf_owner(&self) -> (u64, crate::CacheName) {
+        (self.serial, self.cache_name())
     }
 
     /// Whether `sheaf` belongs to this cache; if not, the misuse is reported.
     fn own_sheaf(&self, sheaf: &PrefilledSheaf) -> bool {
-        if sheaf.cache.0 == self.sheaf_owner().0 {
+        if sheaf.cache.0 == self.serial {
             return true;
         }
         let at = core::ptr::from_ref(sheaf) as usize;
         self.report(
             at,
             SlabErrorKind::WrongCache {
-                owner: sheaf.cache.1,
+                owner: sheaf.cache.1.clone(),
             },
         );
         false

@@ -137,7 +137,7 @@ impl<P: Platform> KmemCache<P> {
     pub(crate) fn check_free_pointer(&self, obj: core::ptr::NonNull<u8>) -> Result<(), SlabReport> {
         let addr = obj.as_ptr() as usize;
         self.obj_to_slab(addr).map(|_| ()).map_err(|kind| {
-            self.report(addr, kind);
+            self.report(addr, kind.clone());
             self.make_report(addr, kind)
         })
     }

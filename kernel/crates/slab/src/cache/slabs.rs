@@ -85,7 +85,7 @@ impl<P: Platform> KmemCache<P> {
             // SAFETY: as above; caches sharing a platform have the same platform type `P`.
             let other = unsafe { Self::of_slab(slab) };
             return Err(SlabErrorKind::WrongCache {
-                owner: other.name(),
+                owner: other.cache_name(),
             });
         }
         Ok(slab)
@@ -144,7 +144,9 @@ impl<P: Platform> KmemCache<P> {
             let obj = unsafe { base.add(i * l.size + l.red_left_pad) };
             self.init_object_debug(obj, false);
             if let Some(ctor) = self.ctor {
-                ctor(obj);
+                // SAFETY: `obj` is a fresh object of this cache, in a slab nobody else sees
+                // yet: what a `Ctor` is promised.
+                unsafe { ctor(obj.cast()) };
             }
             // SAFETY: the object is free and ours.
             unsafe { self.free_pointer().set(obj, next) };
@@ -333,7 +335,7 @@ impl<P: Platform> KmemCache<P> {
             let slab = match self.obj_to_slab(obj as usize) {
                 Ok(s) => s,
                 Err(kind) => {
-                    self.report(obj as usize, kind);
+                    self.report(obj as usize, kind.clone());
                     result = Err(kind);
                     continue;
                 }
@@ -363,7 +365,7 @@ impl<P: Platform> KmemCache<P> {
             if self.debug
                 && let Err(kind) = self.free_debug_checks(s, obj, caller)
             {
-                self.report(obj as usize, kind);
+                self.report(obj as usize, kind.clone());
                 if kind != SlabErrorKind::DoubleFree {
                     self.isolate(obj as usize);
                 }

@@ -38,8 +38,9 @@ fn free_pointer_placement() {
     let a = KmemCacheArgs::default();
     let l = calculate_sizes(100, &a, SlabFlags::empty(), 1).unwrap();
     assert_eq!(l.offset, 48);
+    extern "C" fn nop(_: *mut core::ffi::c_void) {}
     let ctor = KmemCacheArgs {
-        ctor: Some(|_| {}),
+        ctor: Some(nop),
         ..a
     };
     let l = calculate_sizes(100, &ctor, SlabFlags::empty(), 1).unwrap();

@@ -22,10 +22,11 @@ use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 
 use super::{DestroyError, HandleRef, KmemCacheHandle, SlabAllocator, linked_alias};
-use crate::cache::KmemCache;
 use crate::cache::destroy::DestroyList;
+use crate::cache::{KmemCache, SlabError};
 use crate::flags::SlabFlags;
 use crate::head::{CallbackHead, container_of};
+use crate::name::CacheName;
 use crate::platform::Platform;
 use crate::sysfs::SlabSysfs;
 use kobject::KObject;
@@ -123,20 +124,21 @@ impl<P: Platform> CachePtr<P> {
     unsafe fn release(self) {
         // SAFETY: not released yet (caller contract).
         let c = unsafe { self.0.as_ref() };
-        if !c.flags().contains(SlabFlags::SLAB_PREALLOCATED) {
-            // SAFETY: leaked from a box in `new`; the caller promises it is no longer used.
-            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
-            return;
-        }
-        // A static cache: its storage stays; what it holds goes, then the owner's pin, so the
-        // owner's release comes after the cache's (RFC v3 03/10).
+        // What the cache holds goes, then the owner's pin (a module's cache, static or
+        // dynamic), so the owner's release comes after the cache's (RFC v3 03/10).
         let owner = c.owner;
         let platform = c.platform.clone();
-        // SAFETY: a live cache nobody uses any more (caller contract), dropped once; the
-        // storage is static and is not freed.
-        unsafe { core::ptr::drop_in_place(self.0.as_ptr()) };
+        if c.flags().contains(SlabFlags::SLAB_PREALLOCATED) {
+            // SAFETY: a live cache nobody uses any more (caller contract), dropped once; the
+            // storage is static and is not freed.
+            unsafe { core::ptr::drop_in_place(self.0.as_ptr()) };
+        } else {
+            // SAFETY: leaked from a box in `new`; the caller promises it is no longer used.
+            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        }
         if let Some(owner) = owner {
-            // SAFETY: setup took this reference; the owner is alive until it is dropped here.
+            // SAFETY: the creation or setup took this reference (`pin_owner`); the owner is
+            // alive until it is dropped here.
             unsafe { super::preallocated::put_owner(&platform, owner) };
         }
     }
@@ -284,20 +286,26 @@ impl<P: Platform> SlabAllocator<P> {
         let Some(i) = list.iter().position(|e| e.cache.is(cache)) else {
             drop(list);
             if self.destroying.contains(cache) {
-                return Err(DestroyError::AlreadyDestroyed { name: cache.name() });
+                return Err(DestroyError::AlreadyDestroyed {
+                    name: cache.cache_name(),
+                });
             }
             return Err(DestroyError::NotACache);
         };
         let builtin_static =
             cache.flags().contains(SlabFlags::SLAB_PREALLOCATED) && cache.owner.is_none();
         if (list[i].kmalloc || builtin_static) && held == HandleRef::Name {
-            return Err(DestroyError::Permanent { name: cache.name() });
+            return Err(DestroyError::Permanent {
+                name: cache.cache_name(),
+            });
         }
         if held == HandleRef::Name && list[i].name.is_none() {
             // The name was destroyed already (a second handle made with `from_ref`), or the
             // cache never had one (a hidden primary): only aliases hold it now, and their
             // references are theirs to drop.
-            return Err(DestroyError::AlreadyDestroyed { name: cache.name() });
+            return Err(DestroyError::AlreadyDestroyed {
+                name: cache.cache_name(),
+            });
         }
         if let Some(primary) = cache.alias_of() {
             // An alias (a merged dynamic cache, or a static cache set up over a primary): its
@@ -330,7 +338,7 @@ impl<P: Platform> SlabAllocator<P> {
             && cache.refcount.load(Ordering::Relaxed) > 1
         {
             // Aliases keep the cache: only this name's link goes.
-            crate::sysfs::unlink_name(sys, cache, gone);
+            crate::sysfs::unlink_name(sys, cache, &gone);
         }
         if cache.refcount.fetch_sub(1, Ordering::Relaxed) > 1 {
             return Ok(());
@@ -364,7 +372,7 @@ impl<P: Platform> SlabAllocator<P> {
                 Ok(())
             }
             Err(objects) => Err(DestroyError::ObjectsRemaining {
-                name: cache.name(),
+                name: cache.cache_name(),
                 objects,
                 cache,
             }),
@@ -479,7 +487,7 @@ impl<P: Platform> Drop for SlabAllocator<P> {
                 let cache = e.cache.get(self);
                 match linked_alias(cache) {
                     Some(p) => crate::sysfs::unlink_name(sys, p, cache.name()),
-                    None => crate::sysfs::remove_cache(sys, cache, e.name),
+                    None => crate::sysfs::remove_cache(sys, cache, e.name.as_deref()),
                 }
             }
             // SAFETY: `&mut self` proves no reference to a cache is still alive (a sysfs
@@ -487,5 +495,19 @@ impl<P: Platform> Drop for SlabAllocator<P> {
             // kmalloc array's copies are never released).
             unsafe { e.cache.final_release() };
         }
+    }
+}
+
+impl<P: Platform> SlabAllocator<P> {
+    /// A new cache's own name (Linux's `kstrdup_const`): borrowed if the platform says its
+    /// bytes are in the kernel image's read-only data, copied otherwise (a module's name, any
+    /// name on the host); [`SlabError::NoMemory`] if the copy cannot be allocated.
+    pub(crate) fn kstrdup_const(&self, name: &str) -> Result<CacheName, SlabError> {
+        if self.platform().is_kernel_rodata(name.as_ptr(), name.len()) {
+            // SAFETY: the `Platform` contract: such bytes stay mapped and unchanged for as
+            // long as the kernel runs.
+            return Ok(unsafe { CacheName::borrow_forever(name) });
+        }
+        CacheName::copy(name).ok_or(SlabError::NoMemory)
     }
 }

@@ -29,6 +29,7 @@ use super::owned::CachePtr;
 use crate::cache::{KmemCache, SlabError};
 use crate::flags::{KmemCacheArgs, SlabFlags};
 use crate::layout::check_args;
+use crate::name::CacheName;
 use crate::platform::Platform;
 
 /// The name of the hidden primary made for a module's static cache that has nothing to merge
@@ -119,7 +120,7 @@ impl<P: Platform> SlabAllocator<P> {
     pub fn kmem_cache_setup(
         &self,
         storage: &'static KmemCacheStatic<P>,
-        name: &'static str,
+        name: &str,
         size: usize,
         args: KmemCacheArgs,
         flags: SlabFlags,
@@ -128,28 +129,27 @@ impl<P: Platform> SlabAllocator<P> {
         if let Err(e) = check_args(size, &args) {
             return Self::create_failed(name, flags, SlabError::Layout(e));
         }
+        // The cache's own name (`kstrdup_const`): a module's is copied.
+        let name = match self.kstrdup_const(name) {
+            Ok(name) => name,
+            Err(e) => return Self::create_failed(name, flags, e),
+        };
         let ptr = storage.as_ptr();
         let mut list = self.slab_mutex.lock();
         // Only addresses are compared: the storage is not read.
         let taken = list.iter().any(|e| e.cache.addr() == ptr)
             || self.destroying.contains_addr(ptr.as_ptr() as usize);
         if taken {
-            return Self::create_failed(name, flags, SlabError::AlreadySetUp);
+            return Self::create_failed(&name, flags, SlabError::AlreadySetUp);
         }
         // The owner's pin comes first, so that a dead owner leaves nothing behind (no hidden
         // primary); a later failure drops it again.
-        if let Some(owner) = args.owner
-            && let Err(e) = owner.get()
-        {
-            // A released or misused owner: refuse rather than pin a dead module.
-            if let Some(sys) = self.platform.slab_sysfs() {
-                sys.sysfs.report(&e);
-            }
-            return Self::create_failed(name, flags, SlabError::NoMemory);
+        if let Err(e) = self.pin_owner(args.owner) {
+            return Self::create_failed(&name, flags, e);
         }
         let failed = |e: SlabError| {
             self.unpin_owner(args.owner);
-            Self::create_failed(name, flags, e)
+            Self::create_failed(&name, flags, e)
         };
         let module = args.owner.is_some();
         let mut primary = if self.merge_enabled() {
@@ -169,11 +169,17 @@ impl<P: Platform> SlabAllocator<P> {
         } else {
             flags
         };
-        let cache =
-            match KmemCache::build(self.platform.clone(), name, size, &args, own_flags, !alias) {
-                Ok(cache) => cache,
-                Err(e) => return failed(e),
-            };
+        let cache = match KmemCache::build(
+            self.platform.clone(),
+            name.clone(),
+            size,
+            &args,
+            own_flags,
+            !alias,
+        ) {
+            Ok(cache) => cache,
+            Err(e) => return failed(e),
+        };
         if hidden {
             // A hidden dynamic primary: no name on the list, so nobody destroys it but its last
             // alias; later caches may merge into it, and it may outlive the module. So it is
@@ -185,7 +191,7 @@ impl<P: Platform> SlabAllocator<P> {
             };
             match KmemCache::new(
                 self.platform.clone(),
-                HIDDEN_PRIMARY_NAME,
+                CacheName::from_static(HIDDEN_PRIMARY_NAME),
                 size,
                 &hidden_args,
                 hidden_flags,
@@ -216,17 +222,35 @@ impl<P: Platform> SlabAllocator<P> {
         Ok(unsafe { storage.get() })
     }
 
-    /// Drops the reference a failed setup took on its owner.
-    fn unpin_owner(&self, owner: Option<&'static kobject::KObject>) {
+    /// Takes the reference a module's cache holds on its `owner` until the cache's final
+    /// release ([`KmemCacheArgs::owner`]); a released or misused owner (a module already
+    /// gone) is refused (reported to sysfs) rather than pinned.
+    pub(super) fn pin_owner(
+        &self,
+        owner: Option<&'static kobject::KObject>,
+    ) -> Result<(), SlabError> {
+        if let Some(owner) = owner
+            && let Err(e) = owner.get()
+        {
+            if let Some(sys) = self.platform.slab_sysfs() {
+                sys.sysfs.report(&e);
+            }
+            return Err(SlabError::NoMemory);
+        }
+        Ok(())
+    }
+
+    /// Drops the reference a failed creation or setup took on its owner.
+    pub(super) fn unpin_owner(&self, owner: Option<&'static kobject::KObject>) {
         if let Some(owner) = owner {
-            // SAFETY: the setup took this reference a moment ago and has given the owner to
-            // nothing else; the caller's own reference keeps it alive.
+            // SAFETY: the creation took this reference a moment ago ([`Self::pin_owner`]) and
+            // has given the owner to nothing else; the caller's own reference keeps it alive.
             unsafe { put_owner(&self.platform, owner) };
         }
     }
 }
 
-/// Drops the reference a static cache's setup took on its `owner` (reported, not fatal, if
+/// Drops the reference a module cache's creation took on its `owner` (reported, not fatal, if
 /// the owner's count is already wrong).
 ///
 /// # Safety

@@ -24,7 +24,7 @@ fn link(name: &str, target: &str) -> Entry {
     }
 }
 
-fn ctor(_: *mut u8) {}
+extern "C" fn ctor(_: *mut core::ffi::c_void) {}
 
 #[test]
 fn kmalloc_caches_are_ids_with_links() {
@@ -125,7 +125,13 @@ fn an_unmergeable_cache_uses_its_own_name() {
     );
     assert_eq!(read(&slab, "task_struct/ctor").as_deref(), Ok(""));
     let shown = read(&slab, "inode_cache/ctor").unwrap();
-    assert_eq!(shown, format!("{:#x}\n", ctor as fn(*mut u8) as usize));
+    assert_eq!(
+        shown,
+        format!(
+            "{:#x}\n",
+            ctor as extern "C" fn(*mut core::ffi::c_void) as usize
+        )
+    );
     assert_eq!(read(&slab, "poisoned/poison").as_deref(), Ok("1\n"));
     assert_eq!(read(&slab, "poisoned/sheaf_capacity").as_deref(), Ok("0\n"));
 }
@@ -329,7 +335,7 @@ fn a_destroyed_cache_leaves_sysfs_at_once_and_its_name_is_free() {
     // SAFETY: nothing uses the cache afterwards.
     unsafe { slab.kmem_cache_destroy(c) }.unwrap();
     assert!(
-        slab.destroy_pending().iter().any(|&(n, _)| n == "leaving"),
+        slab.destroy_pending().iter().any(|(n, _)| n == "leaving"),
         "destroy is pending"
     );
     assert_eq!(resolve(&slab, "leaving"), Err(SysfsError::NotFound));
