@@ -91,6 +91,7 @@ mod rcu_heads;
 pub mod sheaves;
 mod shrink;
 mod slabs;
+mod sysfs_active;
 
 /// Why a cache could not be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +146,9 @@ pub struct KmemCache<P: Platform> {
     pub(crate) sheaf_cache: Option<Box<KmemCache<P>>>,
     /// Number of names (creator plus aliases) using the cache.
     pub(crate) refcount: AtomicUsize,
+    /// `show`/`store` calls of the cache's sysfs files running now, and whether the destroy
+    /// has drained them ([`Self::sysfs_drain`], `cache/sysfs_active.rs`).
+    pub(crate) sysfs_active: AtomicUsize,
     /// The cache's identity, never reused by another cache (a cache made later at the same
     /// address gets another one): what a [`crate::PrefilledSheaf`] names its cache by.
     pub(crate) serial: u64,
@@ -311,6 +315,7 @@ impl<P: Platform> KmemCache<P> {
             barns: (0..nr_nodes).map(|_| Barn::new()).collect(),
             sheaf_cache,
             refcount: AtomicUsize::new(1),
+            sysfs_active: AtomicUsize::new(0),
             name,
             reports: Mutex::new(ReportLog::new()),
             isolated: AtomicUsize::new(0),

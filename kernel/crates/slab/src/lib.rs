@@ -36,7 +36,7 @@
 //! | 4 | `platform.rs` | the [`Platform`] trait, and [`sysfs::SlabSysfs`], where a platform shows its caches |
 //! | 5 | `barn.rs` | the per-node store of full and empty sheaves |
 //! | 6 | `cache.rs` | [`KmemCache`]: the struct, its creation, the fast paths, accessors |
-//! | 7 | `cache/*.rs` | the rest of `impl KmemCache`, by concern: `slabs` (new slabs, refill from and free to slabs), `sheaves` (slow paths), `prefill`, `debug`, `rcu_free`, `rcu_heads` (sheaves and objects handed to RCU, their callbacks), `bulk`, `shrink`, `destroy` (the list of caches being destroyed) |
+//! | 7 | `cache/*.rs` | the rest of `impl KmemCache`, by concern: `slabs` (new slabs, refill from and free to slabs), `sheaves` (slow paths), `prefill`, `debug`, `rcu_free`, `rcu_heads` (sheaves and objects handed to RCU, their callbacks), `bulk`, `shrink`, `destroy` (the list of caches being destroyed), `sysfs_active` (the destroy's drain of sysfs users) |
 //! | 8 | `registry.rs` | [`SlabAllocator`]: the list of caches, merging, [`KmemCacheHandle`], destroy |
 //! | 9 | `kmalloc.rs`, then `sysfs.rs` | size classes and `kfree`; the `/sys/kernel/slab` view |
 //! | 10 | `free_q.rs` | the deferred free queue ([`KmemFreeQHead`], `kmem_free_q_add`, `kmem_free_up_q`) |
@@ -64,7 +64,9 @@
 //! 2. The platform's sysfs: the tree's lock, then a kobject's own lock (the `kobject` crate).
 //!    `kmem_cache_destroy` and `kmem_cache_create` take them with `slab_mutex` held; sysfs
 //!    `show`/`store` run with neither held, on a reference of the cache's kobject, so a read or
-//!    a `shrink` never waits for `slab_mutex` (`tests/lock_order.rs` races them).
+//!    a `shrink` never waits for `slab_mutex` (`tests/lock_order.rs` races them). The destroy,
+//!    after dropping `slab_mutex`, waits for the `show`/`store` calls still inside the cache
+//!    before it shuts it down (`cache/sysfs_active.rs`, Linux's kernfs drain).
 //! 3. A CPU's sheaves: no lock; the CPU is pinned ([`Platform::pin`], or the fast path's per-CPU
 //!    trylock, [`Platform::pin_fast`]).
 //! 4. A node's barn lock ([`barn`]), or a node's `list_lock` (`KmemCacheNode`, the partial and

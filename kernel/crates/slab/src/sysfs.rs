@@ -266,8 +266,17 @@ fn cache_of<P: Platform>(k: &KObject) -> &KmemCache<P> {
 
 /// `show` of every cache attribute.
 fn show<P: Platform>(k: &KObject, attr: &Attribute, out: &mut PageBuf) -> Result<(), Errno> {
-    // A static alias's directory shows its primary, whose storage it uses.
-    render(cache_of::<P>(k).primary(), attr.name, out).map_err(|_| Errno(errno::EIO))
+    let cache = cache_of::<P>(k);
+    // The destroy waits for this to end before it shuts the cache down, or refuses it once
+    // that began (`cache/sysfs_active.rs`).
+    if !cache.sysfs_enter() {
+        return Err(Errno(errno::ENOENT));
+    }
+    // A static alias's directory shows its primary, whose storage it uses (the alias's
+    // reference keeps the primary from being shut down).
+    let result = render(cache.primary(), attr.name, out).map_err(|_| Errno(errno::EIO));
+    cache.sysfs_exit();
+    result
 }
 
 /// `store` of the writable attributes (`shrink_store`, `validate_store`): `1` runs the action;
@@ -277,15 +286,19 @@ fn store<P: Platform>(k: &KObject, attr: &Attribute, data: &str) -> Result<usize
     if data.as_bytes().first() != Some(&b'1') {
         return Err(Errno(errno::EINVAL));
     }
-    match attr.name {
-        "shrink" => {
-            cache.shrink();
-        }
-        "validate" => {
-            cache.validate();
-        }
-        _ => return Err(Errno(errno::EACCES)),
+    if !matches!(attr.name, "shrink" | "validate") {
+        return Err(Errno(errno::EACCES));
     }
+    // As in `show`: a destroy waits for the action to end before its shutdown.
+    if !cache.sysfs_enter() {
+        return Err(Errno(errno::ENOENT));
+    }
+    if attr.name == "shrink" {
+        cache.shrink();
+    } else {
+        cache.validate();
+    }
+    cache.sysfs_exit();
     Ok(data.len())
 }
 

@@ -9,20 +9,29 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slab::host::{HostConfig, HostPlatform};
 use slab::{Gfp, KmemCacheArgs, SlabAllocator, SlabFlags, sysfs};
 
-/// Caches created and destroyed by the destroying thread, at least, and reads of a cache's
-/// file that must have succeeded meanwhile (so that the two really raced), at least.
+/// Caches created and destroyed by the destroying thread.
 const ROUNDS: usize = 300;
-const MIN_READS: usize = 200;
-/// The most rounds, in case the reader starves (then the test fails on its reads).
-const MAX_ROUNDS: usize = 200_000;
+/// Reads of a cache's file that must succeed while the caches come and go (so that the two
+/// threads really raced): each round waits, a little, for the reader to read the new cache.
+const MIN_READS: usize = ROUNDS / 2;
+/// How long a round waits for the reader before it destroys the cache anyway.
+const ROUND_WAIT: Duration = Duration::from_millis(20);
 /// How long the two threads may take together before the test calls it a deadlock (they take
-/// well under a second).
+/// about a second).
 const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// The names the destroyer cycles through.
+const NAMES: [&str; 4] = [
+    "lock-order-0",
+    "lock-order-1",
+    "lock-order-2",
+    "lock-order-3",
+];
 
 #[test]
 fn destroy_under_slab_mutex_and_sysfs_readers_do_not_deadlock() {
@@ -49,18 +58,20 @@ fn destroy_under_slab_mutex_and_sysfs_readers_do_not_deadlock() {
         );
         std::thread::spawn(move || {
             let _cpu = p.register_cpu_as(0);
-            let mut round = 0;
-            while round < MAX_ROUNDS
-                && (round < ROUNDS || reads.load(Ordering::Relaxed) < MIN_READS)
-            {
-                round += 1;
-                let name: &'static str = Box::leak(format!("lock-order-{}", round % 4).into());
+            for round in 0..ROUNDS {
+                let name = NAMES[round % NAMES.len()];
                 let cache = slab
                     .kmem_cache_create(name, 64, KmemCacheArgs::default(), SlabFlags::SLAB_NO_MERGE)
                     .expect("cache");
                 let o = cache.alloc(Gfp::KERNEL).expect("memory");
                 // SAFETY: just allocated, not used afterwards.
                 unsafe { cache.free(o) }.expect("free");
+                // Give the reader a chance to find this cache, then destroy it under its feet.
+                let seen = reads.load(Ordering::Relaxed);
+                let until = Instant::now() + ROUND_WAIT;
+                while reads.load(Ordering::Relaxed) == seen && Instant::now() < until {
+                    std::hint::spin_loop();
+                }
                 // SAFETY: no object is live, and the reader thread only goes through sysfs,
                 // which holds a kobject reference for each read and write.
                 unsafe { slab.kmem_cache_destroy(cache) }.expect("an empty cache");
@@ -73,14 +84,17 @@ fn destroy_under_slab_mutex_and_sysfs_readers_do_not_deadlock() {
         let (p, slab, done, reads) = (p.clone(), slab.clone(), done.clone(), reads.clone());
         std::thread::spawn(move || {
             let _cpu = p.register_cpu_as(1);
+            let mut pass = 0usize;
             while !done.load(Ordering::Acquire) {
-                for entry in sysfs::list(&slab) {
-                    let name = entry.name().to_string();
-                    if !name.starts_with("lock-order-") {
-                        continue;
-                    }
+                pass += 1;
+                if pass.is_multiple_of(16) {
+                    // The directory listing takes `slab_mutex`, then the tree's lock.
+                    let listed = sysfs::list(&slab);
+                    assert!(!listed.is_empty(), "the kmalloc caches are always there");
+                }
+                for name in NAMES {
                     // Each may find the cache gone (ENOENT): racing the destroy is the point.
-                    let _ = sysfs::resolve(&slab, &name);
+                    let _ = sysfs::resolve(&slab, name);
                     if sysfs::read(&slab, &format!("{name}/objects")).is_ok() {
                         reads.fetch_add(1, Ordering::Relaxed);
                     }

@@ -350,7 +350,9 @@ impl<P: Platform> SlabAllocator<P> {
             crate::sysfs::remove_cache(sys, cache, [cache.name()]);
         }
         drop(list);
-        // SAFETY: nobody else uses the cache (caller contract).
+        // Out of sysfs: no new reader finds it; wait for those inside a `show`/`store`.
+        cache.sysfs_drain();
+        // SAFETY: nobody else uses the cache (caller contract; sysfs users drained above).
         let exclusive = unsafe { cache.assume_exclusive() };
         if cache.rcu_used.load(Ordering::Relaxed) {
             // Objects may be in `kfree_rcu` flight (the RFC's asynchronous destroy): try
