@@ -85,6 +85,7 @@ mod bulk;
 pub mod debug;
 pub(crate) mod destroy;
 mod info;
+pub use info::SlabInfo;
 mod prefill;
 pub mod rcu_free;
 mod rcu_heads;
@@ -189,23 +190,6 @@ pub struct KmemCache<P: Platform> {
 unsafe impl<P: Platform> Sync for KmemCache<P> {}
 // SAFETY: as above; the raw pointers are owned by the cache.
 unsafe impl<P: Platform> Send for KmemCache<P> {}
-
-/// Counts of a cache's slabs and objects (the `/proc/slabinfo` columns).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SlabInfo {
-    /// Objects not on any slab free list (allocated, or cached in sheaves).
-    pub active_objs: usize,
-    /// Objects in all slabs.
-    pub num_objs: usize,
-    /// Slabs with at least one object in use.
-    pub active_slabs: usize,
-    /// All slabs.
-    pub num_slabs: usize,
-    /// Slabs on partial lists.
-    pub nr_partial: usize,
-    /// Objects in use on the partial slabs (`count_partial`).
-    pub partial_objs: usize,
-}
 
 fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -5,6 +5,23 @@ use core::sync::atomic::Ordering;
 
 use super::*;
 
+/// Counts of a cache's slabs and objects (the `/proc/slabinfo` columns).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlabInfo {
+    /// Objects not on any slab free list (allocated, or cached in sheaves).
+    pub active_objs: usize,
+    /// Objects in all slabs.
+    pub num_objs: usize,
+    /// Slabs with at least one object in use.
+    pub active_slabs: usize,
+    /// All slabs.
+    pub num_slabs: usize,
+    /// Slabs on partial lists.
+    pub nr_partial: usize,
+    /// Objects in use on the partial slabs (`count_partial`).
+    pub partial_objs: usize,
+}
+
 impl<P: Platform> KmemCache<P> {
     /// The cache's name (the first name it was created with), as long as the cache lives.
     pub fn name(&self) -> &str {
