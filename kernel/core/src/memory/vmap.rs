@@ -125,6 +125,9 @@ pub struct KernelMapping {
     first: usize,
     /// Mapped pages (the guard page after them is not counted).
     pages: usize,
+    /// Pages of the range taken: the mapped ones and the guard page (and, while `new` fails,
+    /// the ones it could not map).
+    reserved: usize,
     protection: Protection,
 }
 
@@ -148,14 +151,12 @@ impl KernelMapping {
         let mapping = Self {
             first,
             pages: mapped,
+            reserved: with_guard,
             protection: Protection::ReadWrite,
         };
         if mapped < pages {
-            // Drop unmaps and frees what was mapped, and gives the whole range back.
-            drop(Self {
-                pages: mapped,
-                ..mapping
-            });
+            // The drop unmaps and frees what was mapped, and gives the whole range back.
+            drop(mapping);
             return Err(MapError::OutOfMemory);
         }
         Ok(mapping)
@@ -225,7 +226,7 @@ impl Drop for KernelMapping {
         };
         // SAFETY: the pages are this mapping's own and nothing borrows them (`&mut self`).
         unsafe { paging::unmap_range(start, self.pages, free) };
-        give_range(self.first, self.pages + 1);
+        give_range(self.first, self.reserved);
     }
 }
 
@@ -233,6 +234,22 @@ impl Drop for KernelMapping {
 /// statistics).
 pub fn pages_in_use() -> usize {
     USED.lock().iter().map(|w| w.count_ones() as usize).sum()
+}
+
+/// Out of memory part-way (here at once: memory is exhausted), `new` fails and gives back the
+/// whole virtual range it took (guard page and unmapped tail included).
+#[crate::ktest]
+fn a_mapping_that_runs_out_of_memory_gives_its_range_back() {
+    // The page tables of the range's start exist after a first mapping.
+    drop(KernelMapping::new(4).expect("memory"));
+    crate::selftest::quiesce();
+    let range_before = pages_in_use();
+    let exhausted = crate::selftest::exhaust();
+    let result = KernelMapping::new(8);
+    let range_after = pages_in_use();
+    exhausted.give_back();
+    assert_eq!(result.unwrap_err(), MapError::OutOfMemory);
+    assert_eq!(range_after, range_before, "the range comes back whole");
 }
 
 #[crate::ktest]
