@@ -208,17 +208,10 @@ pub(crate) unsafe fn map_page(
 /// The caller owns the page (it mapped it with [`map_page`]) and nothing uses it any more.
 #[cfg(feature = "ktest")]
 pub(crate) unsafe fn unmap_page(virt: VirtAddr) -> Option<PhysFrame> {
-    let page = Page::<Size4KiB>::containing_address(virt);
-    let frame = {
-        let mut guard = MAPPER.lock();
-        let mapper = guard.as_mut().expect("paging::init has not run");
-        let (frame, flush) = mapper.unmap(page).ok()?;
-        // Flushed on every CPU below, this one included.
-        flush.ignore();
-        frame
-    };
-    crate::arch::ipi::flush_tlb_kernel_range(page.start_address(), 1);
-    Some(frame)
+    let mut frame = None;
+    // SAFETY: the caller's contract, for this one page.
+    unsafe { unmap_range(virt, 1, |f| frame = Some(f)) };
+    frame
 }
 
 /// Sets the flags of `pages` kernel pages from `start` to `flags` and shoots the old
