@@ -271,6 +271,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "modules: the loader's kernel side (memory, symbols, refcounts, /sys/module)",
+        &["module"],
+    ),
+    (
         "top: start-up, interrupt and exception entry, SMP bring-up, panics, the test harness",
         &[
             "",

@@ -7,6 +7,7 @@
 //!
 //! - `cmdline`: the kernel command line, as text (may be empty);
 //! - `etc/motd`: the greeting the shell prints ([`MOTD`]);
+//! - `lib/modules/*.ko`: the example modules ([`EXAMPLE_MODULES`]), for `insmod`;
 //! - whatever else the caller adds ([`Initramfs::add_file`], [`Initramfs::add_host_file`]).
 //!
 //! The archive is written with the kernel's own `cpio` crate, so host and kernel agree on the
@@ -20,6 +21,32 @@ use crate::Error;
 /// Contents of `etc/motd`, the message of the day the shell prints when it starts.
 pub const MOTD: &str = "Welcome to Sheaf\n";
 
+/// The example modules (`modules/`), packed into every initramfs under `lib/modules/`, where
+/// the shell's `insmod NAME.ko` finds them. They are the loader's test fixtures, built by
+/// `cargo modbuild fixtures` and checked in (a `modbuild` test fails when one is stale), so
+/// `cargo run` needs neither gcc nor a module build.
+pub const EXAMPLE_MODULES: [(&str, &[u8]); 6] = {
+    macro_rules! ko {
+        ($name:literal) => {
+            (
+                $name,
+                include_bytes!(concat!("../../kernel/crates/modload/tests/fixtures/", $name)),
+            )
+        };
+    }
+    [
+        ko!("hello.ko"),
+        ko!("hello_c.ko"),
+        ko!("exporter.ko"),
+        ko!("user.ko"),
+        ko!("nodev.ko"),
+        ko!("rust_user.ko"),
+    ]
+};
+
+/// Where [`EXAMPLE_MODULES`] go in the archive.
+pub const MODULE_DIR: &str = "lib/modules";
+
 /// An initramfs being assembled: a list of files, packed by [`Initramfs::to_cpio`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Initramfs {
@@ -28,14 +55,17 @@ pub struct Initramfs {
 }
 
 impl Initramfs {
-    /// Starts an initramfs holding the kernel command line `cmdline` and `etc/motd`.
+    /// Starts an initramfs holding the kernel command line `cmdline`, `etc/motd` and the
+    /// example modules.
     pub fn new(cmdline: &str) -> Self {
-        Self {
-            files: vec![
-                ("cmdline".to_owned(), cmdline.as_bytes().to_vec()),
-                ("etc/motd".to_owned(), MOTD.as_bytes().to_vec()),
-            ],
+        let mut files = vec![
+            ("cmdline".to_owned(), cmdline.as_bytes().to_vec()),
+            ("etc/motd".to_owned(), MOTD.as_bytes().to_vec()),
+        ];
+        for (name, bytes) in EXAMPLE_MODULES {
+            files.push((format!("{MODULE_DIR}/{name}"), bytes.to_vec()));
         }
+        Self { files }
     }
 
     /// The kernel command line stored in `cmdline`.
@@ -142,17 +172,29 @@ mod tests {
             .collect()
     }
 
+    /// The entries every initramfs starts with.
+    fn base_entries() -> Vec<(String, Vec<u8>)> {
+        let mut v = vec![
+            ("cmdline".to_owned(), vec![]),
+            ("etc/".to_owned(), vec![]),
+            ("etc/motd".to_owned(), b"Welcome to Sheaf\n".to_vec()),
+            ("lib/".to_owned(), vec![]),
+            ("lib/modules/".to_owned(), vec![]),
+        ];
+        for (name, bytes) in EXAMPLE_MODULES {
+            v.push((format!("lib/modules/{name}"), bytes.to_vec()));
+        }
+        v
+    }
+
     #[test]
-    fn always_has_cmdline_and_motd() {
+    fn always_has_cmdline_motd_and_the_example_modules() {
         let bytes = Initramfs::new("").to_cpio().unwrap();
-        assert_eq!(
-            entries(&bytes),
-            vec![
-                ("cmdline".to_owned(), vec![]),
-                ("etc/".to_owned(), vec![]),
-                ("etc/motd".to_owned(), b"Welcome to Sheaf\n".to_vec()),
-            ]
-        );
+        assert_eq!(entries(&bytes), base_entries());
+        // Real modules, not placeholders.
+        for (_, bytes) in EXAMPLE_MODULES {
+            assert_eq!(&bytes[..4], b"\x7fELF");
+        }
     }
 
     #[test]
@@ -179,12 +221,11 @@ mod tests {
             .into_iter()
             .map(|(name, _)| name)
             .collect();
+        let base: Vec<String> = base_entries().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names[..base.len()], base[..]);
         assert_eq!(
-            names,
+            names[base.len()..],
             [
-                "cmdline",
-                "etc/",
-                "etc/motd",
                 "ktest/",
                 "ktest/fixture.txt",
                 "ktest/deep/",

@@ -5,6 +5,8 @@
 //! modules will live ([`export`]), since exported functions call into both layers below.
 #![no_std]
 #![no_main]
+// `printk` is variadic, as in C.
+#![feature(c_variadic)]
 
 mod export;
 
@@ -20,6 +22,7 @@ entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 /// Brings the kernel up, then runs the tests the command line asks for, or the shell.
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     kernel::init(boot_info);
+    export::init();
     // The boot context becomes this CPU's idle thread; the real work runs in a thread of its own.
     kernel::start_main_thread();
     kcore::sched::idle_loop()

@@ -17,6 +17,7 @@ extern crate alloc;
 
 pub mod freeq;
 pub mod kmalloc;
+pub mod module;
 #[cfg(feature = "ktest")]
 mod soak;
 pub mod static_cache;

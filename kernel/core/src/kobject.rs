@@ -16,7 +16,7 @@
 //! (a parent's put from `del`, a reader's put) is logged here.
 
 pub use kobject::{
-    Attribute, DirEntry, EntryRef, Errno, KObject, KSet, KobjError, KobjType, LinkTarget, PageBuf,
+    Attribute, DirEntry, DynAttrs, EntryRef, Errno, KObject, KSet, KobjError, KobjType, LinkTarget, PageBuf,
     ReleaseFn, Sysfs, errno,
 };
 use spin::Once;

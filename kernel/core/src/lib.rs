@@ -52,6 +52,7 @@ pub mod cpu;
 pub mod kobject;
 pub mod ktest;
 pub mod memory;
+pub mod module;
 pub mod panic;
 pub mod rand;
 pub mod sched;

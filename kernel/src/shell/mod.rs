@@ -11,6 +11,7 @@ use crate::{print, println};
 mod args;
 mod commands;
 mod files;
+mod modules;
 mod slab;
 mod sysfs;
 #[cfg(feature = "ktest")]
@@ -18,6 +19,7 @@ mod tests;
 
 use commands::*;
 use files::{cat, echo, ls};
+use modules::{insmod, lsmod, modbench, modinfo, rmmod};
 use slab::{destroybench, freeqbench, kmalloc_test, slabbench, slabinfo, staticbench};
 
 /// The prompt printed before each command line.
@@ -137,6 +139,36 @@ const COMMANDS: &[Command] = &[
         usage: "[N]",
         help: "kmem_cache_destroy with N objects in kfree_rcu flight, async vs sync",
         run: destroybench,
+    },
+    Command {
+        name: "insmod",
+        usage: "FILE [name=value...]",
+        help: "load a module (from the initramfs; /lib/modules has the examples)",
+        run: insmod,
+    },
+    Command {
+        name: "rmmod",
+        usage: "[-f] NAME",
+        help: "unload a module (-f: even in use, tainting the kernel)",
+        run: rmmod,
+    },
+    Command {
+        name: "lsmod",
+        usage: "",
+        help: "loaded modules: size, users, used by",
+        run: lsmod,
+    },
+    Command {
+        name: "modinfo",
+        usage: "FILE",
+        help: "a module file's .modinfo and parameters",
+        run: modinfo,
+    },
+    Command {
+        name: "modbench",
+        usage: "[N]",
+        help: "insmod hello: cycles and instructions, next to a cache create",
+        run: modbench,
     },
     Command {
         name: "poweroff",

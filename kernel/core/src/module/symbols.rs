@@ -1,0 +1,84 @@
+//! The symbols modules link against: the kernel's export table (`kernel/entry/export.rs`,
+//! registered at boot with [`set_kernel_symbols`]) and the exports of live modules.
+
+use modload::{Exported, SymbolSource};
+use spin::Once;
+
+use super::{ModPtr, Module, State};
+
+/// A symbol's address in the kernel image, as the export table holds it: a function's or a
+/// static's, never dereferenced by the loader (only written into modules).
+#[derive(Clone, Copy, Debug)]
+pub struct SymbolAddress(pub *const ());
+
+// SAFETY: an address that the kernel only copies into relocations, never reads through.
+unsafe impl Sync for SymbolAddress {}
+// SAFETY: as above.
+unsafe impl Send for SymbolAddress {}
+
+/// One entry of the kernel's export table (Linux's `struct kernel_symbol`, which
+/// `EXPORT_SYMBOL` puts in `__ksymtab`).
+#[derive(Clone, Copy, Debug)]
+pub struct KernelSymbol {
+    /// The name modules use.
+    pub name: &'static str,
+    /// Its address in the kernel image.
+    pub address: SymbolAddress,
+    /// Exported GPL-only (`EXPORT_SYMBOL_GPL`): refused to modules that are not GPL-compatible.
+    pub gpl_only: bool,
+}
+
+static KERNEL_SYMBOLS: Once<&'static [KernelSymbol]> = Once::new();
+
+/// Registers the kernel's export table (once, at boot, by the entry point: the table lives
+/// in the binary, above this layer). Later calls are ignored.
+pub fn set_kernel_symbols(table: &'static [KernelSymbol]) {
+    KERNEL_SYMBOLS.call_once(|| table);
+}
+
+/// The kernel's export table (empty until [`set_kernel_symbols`]).
+pub fn kernel_symbols() -> &'static [KernelSymbol] {
+    KERNEL_SYMBOLS.get().copied().unwrap_or(&[])
+}
+
+/// What a loading module links against: the kernel's table, then the live modules' exports
+/// (a snapshot of the list, taken under its lock by the caller).
+pub(super) struct Symbols<'l> {
+    pub(super) modules: &'l [ModPtr],
+}
+
+impl SymbolSource for Symbols<'_> {
+    type Owner = ModPtr;
+
+    fn lookup(&self, name: &str) -> Option<Exported<ModPtr>> {
+        if let Some(k) = kernel_symbols().iter().find(|k| k.name == name) {
+            return Some(Exported {
+                address: k.address.0 as u64,
+                gpl_only: k.gpl_only,
+                owner: None,
+            });
+        }
+        self.modules.iter().find_map(|&p| {
+            // SAFETY: the caller holds the list's lock for this source's life.
+            let m: &Module = unsafe { p.get() };
+            if m.state() != State::Live {
+                return None;
+            }
+            m.exports.iter().find(|e| e.0 == name).map(|e| Exported {
+                address: e.1,
+                gpl_only: e.2,
+                owner: Some(p),
+            })
+        })
+    }
+}
+
+/// Whether `name` is exported by the kernel or a module on `modules` (coming modules
+/// included: a name can be exported once).
+pub(super) fn exported_anywhere(modules: &[ModPtr], name: &str) -> bool {
+    kernel_symbols().iter().any(|k| k.name == name)
+        || modules.iter().any(|&p| {
+            // SAFETY: the caller holds the list's lock.
+            unsafe { p.get() }.exports.iter().any(|e| e.0 == name)
+        })
+}
