@@ -45,6 +45,7 @@ static THING_ATTRS: [Attribute; 1] = [Attribute::ro("value", show_value)];
 static THING: KobjType = KobjType {
     release: Some(release_thing),
     attrs: &THING_ATTRS,
+    dynamic: None,
 };
 
 /// A new `Thing` with its kobject added as `/sys/kernel/NAME`.
@@ -117,6 +118,7 @@ fn kobject_put_too_many_is_reported_and_does_not_release_again() {
     static KT: KobjType = KobjType {
         release: Some(count),
         attrs: &[],
+        dynamic: None,
     };
     static OBJ: KObject = KObject::new();
     // SAFETY: a static never moves.

@@ -164,6 +164,7 @@ unsafe fn owner_released(_: NonNull<KObject>) {
 static OWNER_TYPE: KobjType = KobjType {
     release: Some(owner_released),
     attrs: &[],
+    dynamic: None,
 };
 static OWNER: KObject = KObject::new();
 

@@ -137,7 +137,56 @@ pub struct KobjType {
     pub release: Option<ReleaseFn>,
     /// The files of the directory (Linux's `default_groups`).
     pub attrs: &'static [Attribute],
+    /// Files whose names are known only at run time (a module's `sections/` and
+    /// `parameters/`), shown after asking the object; `None` for most types. A static
+    /// attribute, a subdirectory or a symlink of the same name hides a dynamic file.
+    pub dynamic: Option<&'static DynAttrs>,
 }
+
+/// Files of a kobject's directory whose names are known only at run time (Linux builds such
+/// attribute groups at run time, e.g. a module's `sections/` and `parameters/`).
+///
+/// The names come from [`list`](Self::list), asked each time the directory is listed or a
+/// path through it is resolved; reading and writing go to [`show`](Self::show) and
+/// [`store`](Self::store) with the name. A name is shown only if it is a valid file name
+/// (not empty, no `/`, not `.` or `..`, at most [`NAME_MAX`] bytes); if `list` gives a name
+/// twice, its first mode counts. A dynamic file is hidden by a static [`Attribute`], a
+/// subdirectory or a symlink of the same name.
+///
+/// # Locking
+/// `list` runs under the sysfs tree's lock (and no kobject's lock): it must not call back into
+/// the tree ([`Sysfs`](crate::Sysfs)) or it deadlocks; it may take the object's own locks
+/// (its name, a lock around its data) and should not allocate (listing a directory with
+/// [`Sysfs::for_each_entry`](crate::Sysfs::for_each_entry) allocates nothing and calls it once
+/// per file shown). `show` and `store` run with no tree lock held, on a live object (the read
+/// or write holds a reference on it, as for static attributes), like [`ShowFn`] and
+/// [`StoreFn`]. The set of names may change between the `list` that found a file and its
+/// `show`/`store`: they return `ENOENT` for a name they no longer know. Reading a dynamic file
+/// allocates nothing in sysfs (the name is borrowed from the path).
+pub struct DynAttrs {
+    /// Calls `f(name, mode)` for each file of `kobj`'s directory, in any order (`mode` as
+    /// [`Attribute::mode`]: `0o444` read-only, `0o644` read-write; leave out a file that is
+    /// not to be shown, as Linux does for a module parameter of mode 0).
+    pub list: DynListFn,
+    /// Reads file `name` of `kobj` (only called for names `list` gives with a readable mode,
+    /// any `0o444` bit): like [`ShowFn`].
+    pub show: DynShowFn,
+    /// Writes file `name` (only called for names `list` gives with a writable mode, any
+    /// `0o222` bit): like [`StoreFn`]; `None`: no file is writable (`EACCES`).
+    pub store: Option<DynStoreFn>,
+}
+
+/// [`DynAttrs::list`]: calls `f(name, mode)` for each dynamic file of the object's directory.
+pub type DynListFn = fn(&KObject, &mut dyn FnMut(&str, u16));
+
+/// [`DynAttrs::show`]: reads the dynamic file `name` (like [`ShowFn`]).
+pub type DynShowFn = fn(&KObject, &str, &mut PageBuf) -> Result<(), Errno>;
+
+/// [`DynAttrs::store`]: writes the dynamic file `name` (like [`StoreFn`]).
+pub type DynStoreFn = fn(&KObject, &str, &str) -> Result<usize, Errno>;
+
+/// The longest name of a dynamic file (Linux's `NAME_MAX`): longer ones are not shown.
+pub const NAME_MAX: usize = 255;
 
 impl KobjType {
     /// The attribute called `name`.

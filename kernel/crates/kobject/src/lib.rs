@@ -9,7 +9,8 @@
 //!   overflow) saturates the count, so the object leaks instead of being freed under a user.
 //! - [`KObject`]: embedded in a bigger structure (a slab cache, a module). Its
 //!   [`KobjType`] says what the last `put` runs ([`ReleaseFn`], which frees the structure
-//!   it is part of) and which [`Attribute`] files its directory has.
+//!   it is part of) and which [`Attribute`] files its directory has, with [`DynAttrs`] for
+//!   files whose names are known only at run time (a module's sections and parameters).
 //! - [`KSet`]: a kobject grouping others (`/sys/kernel/slab`); its members' default parent.
 //! - [`Sysfs`]: the tree, and the calls that move a kobject through its life:
 //!
@@ -54,7 +55,8 @@ mod sync;
 mod sysfs;
 
 pub use kobject::{
-    Attribute, Errno, KObject, KSet, KobjError, KobjType, ReleaseFn, ShowFn, StoreFn, errno,
+    Attribute, DynAttrs, DynListFn, DynShowFn, DynStoreFn, Errno, KObject, KSet, KobjError,
+    KobjType, NAME_MAX, ReleaseFn, ShowFn, StoreFn, errno,
 };
 pub use kref::{Kref, REFCOUNT_MAX, REFCOUNT_SATURATED, RefError};
 pub use pagebuf::{PAGE_SIZE, PageBuf};

@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::{Attribute, Errno, KObject, KobjType, PageBuf, Sysfs, errno};
+use crate::{Attribute, DynAttrs, Errno, KObject, KobjType, PageBuf, Sysfs, errno};
 
 #[repr(C)]
 struct Obj {
@@ -41,9 +41,15 @@ fn show(k: &KObject, _: &Attribute, out: &mut PageBuf) -> Result<(), Errno> {
 }
 
 static ATTRS: [Attribute; 1] = [Attribute::ro("x", show)];
+/// `x` static, `d` a dynamic file (read through the same `show`).
 static TYPE: KobjType = KobjType {
     release: Some(release),
     attrs: &ATTRS,
+    dynamic: Some(&DynAttrs {
+        list: |_, f| f("d", 0o444),
+        show: |k, _, out| show(k, &ATTRS[0], out),
+        store: None,
+    }),
 };
 
 /// An `Obj` on the heap, added as `/name` (or under `parent`).
@@ -86,24 +92,30 @@ fn loom_concurrent_puts_release_once() {
 
 #[test]
 fn loom_read_races_del_and_last_put() {
-    read_races_last_put(true);
+    read_races_last_put(true, "/o/x");
+}
+
+/// A dynamic file's `show` also runs on a live object (its `list` runs under the tree lock).
+#[test]
+fn loom_dynamic_read_races_del_and_last_put() {
+    read_races_last_put(true, "/o/d");
 }
 
 /// The last put deletes the directory itself (after the count reached zero): a reader that
 /// finds the directory in between must not revive the object.
 #[test]
 fn loom_read_races_last_put_without_del() {
-    read_races_last_put(false);
+    read_races_last_put(false, "/o/x");
 }
 
-fn read_races_last_put(del_first: bool) {
+fn read_races_last_put(del_first: bool, path: &'static str) {
     loom::model(move || {
         let sysfs = Arc::new(Sysfs::new());
         let o = new_obj(&sysfs, None, "o");
         let s2 = sysfs.clone();
         let reader = thread::spawn(move || {
             let mut out = PageBuf::new();
-            match s2.read("/o/x", &mut out) {
+            match s2.read(path, &mut out) {
                 Ok(()) => assert_eq!(out.as_str(), "1\n"),
                 Err(e) => assert_eq!(e, Errno(errno::ENOENT)),
             }

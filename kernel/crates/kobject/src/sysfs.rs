@@ -4,9 +4,12 @@
 //! # The tree
 //!
 //! A node is a directory (a kobject's, or the root) or a symlink to another directory. A
-//! directory's files are not nodes: they are its kobject's type's [`Attribute`]s, read and
-//! written through the kobject (Linux's kernfs keeps them as nodes too; here they cannot
-//! disagree with the type).
+//! directory's files are not nodes: they are its kobject's type's
+//! [`Attribute`](crate::Attribute)s and the files its [`DynAttrs`](crate::DynAttrs) list at
+//! run time, read and written through the kobject (Linux's kernfs keeps them as nodes too;
+//! here they cannot disagree with the type).
+//! A name names one thing: a subdirectory or symlink first, then a static attribute, then a
+//! dynamic file (`sysfs/files.rs`).
 //!
 //! # Life cycle, and why reading a file never touches a released object
 //!
@@ -34,12 +37,12 @@ use core::fmt::Write;
 use core::ptr::NonNull;
 
 use crate::kobject::{
-    ADDED, Attribute, Errno, INITIALIZED, KObject, KSet, KobjError, KobjPtr, KobjType, RELEASED,
-    errno, name_of,
+    ADDED, Errno, INITIALIZED, KObject, KSet, KobjError, KobjPtr, KobjType, RELEASED, errno,
+    name_of,
 };
-use crate::pagebuf::PageBuf;
 
 mod entries;
+mod files;
 use crate::sync::{Mutex, MutexGuard, Ordering};
 pub use entries::{EntryRef, LinkTarget};
 
@@ -237,11 +240,12 @@ impl Tree {
             match children.get(part) {
                 Some(&child) => cur = self.follow(child)?,
                 None => {
+                    // A static attribute or a dynamic file (its type's `list` runs here,
+                    // under the tree lock).
                     let is_attr = kobj.is_some_and(|k| {
                         // SAFETY: a directory node names a live kobject (tree invariant; the
                         // tree lock is held by the caller).
-                        let k = unsafe { k.get() };
-                        k.lock().ktype.is_some_and(|t| t.attr(part).is_some())
+                        files::find_file(unsafe { k.get() }, part).is_some()
                     });
                     if is_attr && parts.peek().is_none() {
                         return Ok(Target::File(cur, part));
@@ -406,6 +410,7 @@ impl Sysfs {
             // A kset is static in Sheaf: nothing to free.
             release: Some(release_nothing),
             attrs: &[],
+            dynamic: None,
         };
         // SAFETY: forwarded contract.
         unsafe { self.kobject_init_and_add(NonNull::from(&kset.kobj), &KSET_KTYPE, parent, name) }
@@ -564,7 +569,8 @@ impl Sysfs {
         (belongs && obj.kref.get_unless_zero() == Ok(true)).then_some(k.0)
     }
 
-    /// Lists a directory: subdirectories, symlinks and attribute files, sorted by name.
+    /// Lists a directory: subdirectories, symlinks and attribute files (static and dynamic),
+    /// sorted by name.
     pub fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, Errno> {
         let tree = self.lock();
         let Target::Dir(id) = tree.resolve(path)? else {
@@ -585,9 +591,25 @@ impl Sysfs {
             .collect();
         if let Some(k) = kobj {
             // SAFETY: a directory node names a live kobject (tree invariant, lock held).
-            let ktype = unsafe { k.get() }.lock().ktype;
-            for a in ktype.map_or(&[][..], |t| t.attrs) {
+            let obj = unsafe { k.get() };
+            let ktype = obj.lock().ktype;
+            let attrs = ktype.map_or(&[][..], |t| t.attrs);
+            for a in attrs {
                 out.push(DirEntry::File(String::from(a.name), a.mode));
+            }
+            if let Some(d) = ktype.and_then(|t| t.dynamic) {
+                // Without the object's lock (`list` may take it), under the tree lock.
+                let mut dynamic = Vec::new();
+                (d.list)(obj, &mut |n, mode| {
+                    let hidden = children.contains_key(n) || attrs.iter().any(|a| a.name == n);
+                    if files::shown_name(n) && !hidden {
+                        dynamic.push(DirEntry::File(String::from(n), mode));
+                    }
+                });
+                // A name listed twice is shown once, with its first mode (a stable sort).
+                dynamic.sort_by(|a, b| a.name().cmp(b.name()));
+                dynamic.dedup_by(|a, b| a.name() == b.name());
+                out.append(&mut dynamic);
             }
         }
         out.sort_by(|a, b| a.name().cmp(b.name()));
@@ -615,92 +637,6 @@ impl Sysfs {
     /// Is `path` a directory (through symlinks)?
     pub fn is_dir(&self, path: &str) -> bool {
         matches!(self.lock().resolve(path), Ok(Target::Dir(_)))
-    }
-
-    /// Is `path` an attribute file (through symlinks; trailing slashes are ignored, as
-    /// everywhere in the tree)?
-    pub fn is_file(&self, path: &str) -> bool {
-        matches!(self.lock().resolve(path), Ok(Target::File(..)))
-    }
-
-    /// Finds the attribute file at `path` (relative to `at`'s directory, or absolute) and takes
-    /// a reference on its kobject.
-    fn open(
-        &self,
-        at: Option<&KObject>,
-        path: &str,
-    ) -> Result<(KobjPtr, &'static Attribute), Errno> {
-        let tree = self.lock();
-        let start = match at {
-            Some(k) => k.lock().sd.ok_or(Errno(errno::ENOENT))?,
-            None => ROOT,
-        };
-        let Target::File(dir, name) = tree.resolve_from(start, path)? else {
-            return Err(Errno(errno::EISDIR));
-        };
-        let k = tree.kobj_of(dir).ok_or(Errno(errno::ENOENT))?;
-        // SAFETY: a directory node names a live kobject (tree invariant, lock held).
-        let obj = unsafe { k.get() };
-        let attr = obj
-            .lock()
-            .ktype
-            .and_then(|t| t.attr(name))
-            .ok_or(Errno(errno::ENOENT))?;
-        // A count at zero: the last put happened and the release is on its way (it removes
-        // the directory right after): the file is already gone.
-        match obj.kref.get_unless_zero() {
-            Ok(true) => Ok((k, attr)),
-            _ => Err(Errno(errno::ENOENT)),
-        }
-    }
-
-    /// Drops the reference [`open`](Self::open) took.
-    fn close(&self, k: KobjPtr) {
-        // SAFETY: `open` took a reference, which this drops: the object is alive.
-        if let Err(e) = unsafe { self.kobject_put(k.0) } {
-            (self.reporter)(&e);
-        }
-    }
-
-    /// Reads the attribute file at `path` into `out` (a page: at most [`PAGE_SIZE`] bytes, as
-    /// Linux's sysfs reads). Allocates nothing, so reading a slab cache's counters does not
-    /// move them.
-    pub fn read(&self, path: &str, out: &mut PageBuf) -> Result<(), Errno> {
-        self.read_at(None, path, out)
-    }
-
-    /// [`read`](Self::read) of a path relative to `dir`'s directory (`None`: the root).
-    pub fn read_at(
-        &self,
-        dir: Option<&KObject>,
-        path: &str,
-        out: &mut PageBuf,
-    ) -> Result<(), Errno> {
-        let (k, attr) = self.open(dir, path)?;
-        let result = match attr.show {
-            // SAFETY: `open` took a reference: alive until `close`.
-            Some(show) => show(unsafe { k.get() }, attr, out),
-            None => Err(Errno(errno::EACCES)),
-        };
-        self.close(k);
-        result
-    }
-
-    /// Writes `data` to the attribute file at `path`; returns what its `store` consumed.
-    pub fn write(&self, path: &str, data: &str) -> Result<usize, Errno> {
-        self.write_at(None, path, data)
-    }
-
-    /// [`write`](Self::write) of a path relative to `dir`'s directory (`None`: the root).
-    pub fn write_at(&self, dir: Option<&KObject>, path: &str, data: &str) -> Result<usize, Errno> {
-        let (k, attr) = self.open(dir, path)?;
-        let result = match attr.store {
-            // SAFETY: `open` took a reference: alive until `close`.
-            Some(store) => store(unsafe { k.get() }, attr, data),
-            None => Err(Errno(errno::EACCES)),
-        };
-        self.close(k);
-        result
     }
 
     /// Writes the whole tree below `path`, one entry per line (for debugging and tests).

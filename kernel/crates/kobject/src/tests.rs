@@ -51,11 +51,13 @@ static ATTRS: [Attribute; 2] = [
 static OBJ_TYPE: KobjType = KobjType {
     release: Some(count_release),
     attrs: &ATTRS,
+    dynamic: None,
 };
 
 static NO_RELEASE: KobjType = KobjType {
     release: None,
     attrs: &[],
+    dynamic: None,
 };
 
 fn obj() -> &'static Obj {
@@ -251,6 +253,7 @@ fn a_long_show_is_cut_at_a_page() {
     static LONG_TYPE: KobjType = KobjType {
         release: Some(count_release),
         attrs: &LONG,
+        dynamic: None,
     };
     let sysfs = Sysfs::new();
     let o = obj();
@@ -412,4 +415,268 @@ fn for_each_entry_lists_what_read_dir_does_in_the_same_order() {
         sysfs.for_each_entry("/top/value", |_| {}),
         Err(Errno(errno::ENOTDIR))
     );
+}
+
+/// A structure whose files are named at run time, as a module's `parameters/` are.
+#[repr(C)]
+struct DynObj {
+    kobj: KObject,
+    releases: AtomicUsize,
+    /// `show` calls in progress: a release while one runs is a use after free.
+    in_show: AtomicUsize,
+    /// The count the last dynamic `show` saw.
+    seen_refs: AtomicUsize,
+    /// The files: name, mode, contents.
+    files: StdMutex<Vec<(String, u16, String)>>,
+}
+
+fn dyn_obj(k: &KObject) -> &DynObj {
+    // SAFETY: every kobject of the dynamic types is the first field of a leaked `DynObj`
+    // (repr(C)).
+    unsafe { NonNull::from(k).cast::<DynObj>().as_ref() }
+}
+
+/// Counts the release, and checks that no `show` runs on the object meanwhile.
+unsafe fn dyn_release(k: NonNull<KObject>) {
+    // SAFETY: as in `dyn_obj`; leaked, so the memory stays.
+    let o = unsafe { k.cast::<DynObj>().as_ref() };
+    assert_eq!(o.in_show.load(SeqCst), 0, "released under a reader");
+    o.releases.fetch_add(1, SeqCst);
+}
+
+fn dyn_list(k: &KObject, f: &mut dyn FnMut(&str, u16)) {
+    for (name, mode, _) in dyn_obj(k).files.lock().unwrap().iter() {
+        f(name, *mode);
+    }
+}
+
+fn dyn_show(k: &KObject, name: &str, out: &mut PageBuf) -> Result<(), Errno> {
+    let o = dyn_obj(k);
+    o.in_show.fetch_add(1, SeqCst);
+    assert_eq!(o.releases.load(SeqCst), 0, "show on a released object");
+    o.seen_refs.store(k.refcount() as usize, SeqCst);
+    let result = match o.files.lock().unwrap().iter().find(|f| f.0 == name) {
+        Some((_, _, text)) => {
+            writeln!(out, "{text}").unwrap();
+            Ok(())
+        }
+        None => Err(Errno(errno::ENOENT)),
+    };
+    std::thread::yield_now();
+    o.in_show.fetch_sub(1, SeqCst);
+    result
+}
+
+fn dyn_store(k: &KObject, name: &str, s: &str) -> Result<usize, Errno> {
+    let mut files = dyn_obj(k).files.lock().unwrap();
+    let file = files.iter_mut().find(|f| f.0 == name);
+    file.ok_or(Errno(errno::ENOENT))?.2 = String::from(s.trim());
+    Ok(s.len())
+}
+
+static DYN: DynAttrs = DynAttrs {
+    list: dyn_list,
+    show: dyn_show,
+    store: Some(dyn_store),
+};
+
+static DYN_STATIC: [Attribute; 1] = [Attribute::ro("shadowed", |_, _, out| {
+    writeln!(out, "static").unwrap();
+    Ok(())
+})];
+
+static DYN_TYPE: KobjType = KobjType {
+    release: Some(dyn_release),
+    attrs: &DYN_STATIC,
+    dynamic: Some(&DYN),
+};
+
+/// Read-only dynamic files, as a module's `sections/`.
+static DYN_RO_TYPE: KobjType = KobjType {
+    release: Some(dyn_release),
+    attrs: &[],
+    dynamic: Some(&DynAttrs {
+        list: dyn_list,
+        show: dyn_show,
+        store: None,
+    }),
+};
+
+fn added_dyn(
+    sysfs: &Sysfs,
+    ktype: &'static KobjType,
+    name: &str,
+    files: &[(&str, u16, &str)],
+) -> &'static DynObj {
+    let o: &'static DynObj = Box::leak(Box::new(DynObj {
+        kobj: KObject::new(),
+        releases: AtomicUsize::new(0),
+        in_show: AtomicUsize::new(0),
+        seen_refs: AtomicUsize::new(0),
+        files: StdMutex::new(
+            files
+                .iter()
+                .map(|&(n, m, t)| (String::from(n), m, String::from(t)))
+                .collect(),
+        ),
+    }));
+    // SAFETY: leaked: never moves or goes away.
+    unsafe { sysfs.kobject_init_and_add(NonNull::from(&o.kobj), ktype, None, name) }.unwrap();
+    o
+}
+
+fn put_kobj(sysfs: &Sysfs, k: &KObject) -> Result<(), KobjError> {
+    // SAFETY: leaked objects stay in memory.
+    unsafe { sysfs.kobject_put(NonNull::from(k)) }
+}
+
+fn read_str(sysfs: &Sysfs, path: &str) -> Result<String, Errno> {
+    let mut s = PageBuf::new();
+    sysfs.read(path, &mut s)?;
+    Ok(String::from(s.as_str()))
+}
+
+/// The files of `DYN_TYPE` objects in the tests: one of each mode, one hidden by a static
+/// attribute, one by a child directory, names that cannot be file names, and a repeat.
+const PARAMS: [(&str, u16, &str); 10] = [
+    ("rw", 0o644, "1"),
+    ("ro", 0o444, "2"),
+    ("wo", 0o200, "3"),
+    ("shadowed", 0o644, "dynamic"),
+    ("c", 0o444, "hidden by the child"),
+    ("a", 0o444, "first"),
+    ("", 0o444, "empty"),
+    ("x/y", 0o444, "slash"),
+    ("..", 0o444, "dots"),
+    ("a", 0o644, "repeated"),
+];
+
+#[test]
+fn dynamic_files_are_listed_read_and_written() {
+    let sysfs = Sysfs::new();
+    let o = added_dyn(&sysfs, &DYN_TYPE, "m", &PARAMS);
+    let child = added(&sysfs, Some(&o.kobj), "c");
+    let file = |n: &str, m| DirEntry::File(String::from(n), m);
+    assert_eq!(
+        sysfs.read_dir("/m").unwrap(),
+        [
+            file("a", 0o444),
+            DirEntry::Dir(String::from("c")),
+            file("ro", 0o444),
+            file("rw", 0o644),
+            file("shadowed", 0o444),
+            file("wo", 0o200),
+        ]
+    );
+    assert_eq!(entries(&sysfs, "/m"), sysfs.read_dir("/m").unwrap());
+    assert_eq!(read_str(&sysfs, "/m/a").as_deref(), Ok("first\n"));
+    assert_eq!(read_str(&sysfs, "/m/ro").as_deref(), Ok("2\n"));
+    assert_eq!(read_str(&sysfs, "/m/rw").as_deref(), Ok("1\n"));
+    assert_eq!(sysfs.write("/m/rw", "55\n"), Ok(3));
+    assert_eq!(read_str(&sysfs, "/m/rw/").as_deref(), Ok("55\n"));
+    assert_eq!(sysfs.write("/m/ro", "9"), Err(Errno(errno::EACCES)));
+    assert_eq!(read_str(&sysfs, "/m/wo"), Err(Errno(errno::EACCES)));
+    assert_eq!(sysfs.write("/m/wo", "4"), Ok(1));
+    assert_eq!(o.files.lock().unwrap()[2].2, "4");
+    assert_eq!(read_str(&sysfs, "/m/none"), Err(Errno(errno::ENOENT)));
+    assert_eq!(sysfs.write("/m/none", "1"), Err(Errno(errno::ENOENT)));
+    for bad in ["/m/..", "/m/x/y"] {
+        assert_eq!(read_str(&sysfs, bad), Err(Errno(errno::ENOENT)), "{bad}");
+    }
+    // The static attribute and the child win over the dynamic files of their names.
+    assert_eq!(read_str(&sysfs, "/m/shadowed").as_deref(), Ok("static\n"));
+    assert_eq!(sysfs.write("/m/shadowed", "x"), Err(Errno(errno::EACCES)));
+    assert!(sysfs.is_dir("/m/c") && !sysfs.is_file("/m/c"));
+    assert_eq!(read_str(&sysfs, "/m/c/value").as_deref(), Ok("7\n"));
+    assert!(sysfs.is_file("/m/rw"));
+    assert_eq!(read_str(&sysfs, "/m/rw/x"), Err(Errno(errno::ENOTDIR)));
+    assert_eq!(sysfs.read_dir("/m/ro"), Err(Errno(errno::ENOTDIR)));
+    let mut relative = PageBuf::new();
+    sysfs.read_at(Some(&o.kobj), "ro", &mut relative).unwrap();
+    assert_eq!(relative.as_str(), "2\n");
+    assert_eq!(sysfs.write_at(Some(&o.kobj), "rw", "6"), Ok(1));
+    let mut dump = String::new();
+    sysfs.dump("/m", &mut dump).unwrap();
+    assert!(
+        dump.contains("/m/rw 644\n") && dump.contains("/m/wo 200\n"),
+        "{dump}"
+    );
+    assert_eq!(
+        o.kobj.refcount(),
+        2,
+        "reads and writes give back their reference (the child holds one)"
+    );
+    put(&sysfs, child).unwrap();
+    put_kobj(&sysfs, &o.kobj).unwrap();
+    assert_eq!(o.releases.load(SeqCst), 1);
+}
+
+#[test]
+fn dynamic_files_follow_what_list_gives_now() {
+    let sysfs = Sysfs::new();
+    let o = added_dyn(
+        &sysfs,
+        &DYN_RO_TYPE,
+        "sections",
+        &[(".text", 0o444, "0x1000")],
+    );
+    o.files.lock().unwrap().extend(
+        [(".bss", 0o444, "0x3000"), (".data", 0o644, "0x2000")]
+            .map(|(n, m, t)| (String::from(n), m, String::from(t))),
+    );
+    assert_eq!(names(&sysfs, "/sections"), [".bss", ".data", ".text"]);
+    assert_eq!(
+        read_str(&sysfs, "/sections/.data").as_deref(),
+        Ok("0x2000\n")
+    );
+    // A writable mode, but the type has no store.
+    assert_eq!(
+        sysfs.write("/sections/.data", "0"),
+        Err(Errno(errno::EACCES))
+    );
+    o.files.lock().unwrap().remove(0);
+    assert_eq!(
+        read_str(&sysfs, "/sections/.text"),
+        Err(Errno(errno::ENOENT))
+    );
+    assert!(!sysfs.is_file("/sections/.text"));
+    assert_eq!(
+        entries(&sysfs, "/sections"),
+        sysfs.read_dir("/sections").unwrap()
+    );
+    put_kobj(&sysfs, &o.kobj).unwrap();
+    assert_eq!(o.releases.load(SeqCst), 1);
+}
+
+#[test]
+fn a_dynamic_show_holds_a_reference() {
+    let sysfs = Sysfs::new();
+    let o = added_dyn(&sysfs, &DYN_TYPE, "m", &PARAMS);
+    read_str(&sysfs, "/m/ro").unwrap();
+    assert_eq!(o.seen_refs.load(SeqCst), 2, "the owner's and the reader's");
+    assert_eq!(o.kobj.refcount(), 1);
+    put_kobj(&sysfs, &o.kobj).unwrap();
+}
+
+#[test]
+fn a_dynamic_read_racing_del_and_the_last_put_runs_on_a_live_object() {
+    for _ in 0..200 {
+        let sysfs = std::sync::Arc::new(Sysfs::new());
+        let o = added_dyn(&sysfs, &DYN_TYPE, "m", &PARAMS);
+        let reader = {
+            let sysfs = sysfs.clone();
+            std::thread::spawn(move || match read_str(&sysfs, "/m/rw") {
+                Ok(s) => assert_eq!(s, "1\n"),
+                Err(e) => assert_eq!(e, Errno(errno::ENOENT)),
+            })
+        };
+        sysfs.kobject_del(&o.kobj);
+        put_kobj(&sysfs, &o.kobj).unwrap();
+        reader.join().unwrap();
+        assert_eq!(
+            o.releases.load(SeqCst),
+            1,
+            "released once, by whoever put last"
+        );
+    }
 }

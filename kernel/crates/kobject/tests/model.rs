@@ -30,6 +30,7 @@ static ATTRS: [Attribute; 1] = [Attribute::ro("value", |_, _, out| {
 static TYPE: KobjType = KobjType {
     release: Some(release),
     attrs: &ATTRS,
+    dynamic: None,
 };
 
 #[derive(Clone, Debug)]

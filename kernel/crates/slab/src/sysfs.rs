@@ -228,6 +228,7 @@ impl<P: Platform> SlabKtype<P> {
     const KTYPE: KobjType = KobjType {
         release: Some(crate::registry::release_cache_kobj::<P>),
         attrs: &Self::ATTRS,
+        dynamic: None,
     };
 }
 

@@ -107,6 +107,7 @@ unsafe fn owner_release(_: NonNull<KObject>) {}
 static OWNER_TYPE: KobjType = KobjType {
     release: Some(owner_release),
     attrs: &[],
+    dynamic: None,
 };
 
 #[test]

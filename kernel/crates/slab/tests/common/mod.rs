@@ -65,6 +65,7 @@ unsafe fn owner_release(_: NonNull<KObject>) {
 static OWNER_TYPE: KobjType = KobjType {
     release: Some(owner_release),
     attrs: &[],
+    dynamic: None,
 };
 
 /// A plain kobject standing in for a module (RFC v3 03/10), added as `/NAME`, and cache
