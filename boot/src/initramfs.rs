@@ -30,7 +30,10 @@ pub const EXAMPLE_MODULES: [(&str, &[u8]); 6] = {
         ($name:literal) => {
             (
                 $name,
-                include_bytes!(concat!("../../kernel/crates/modload/tests/fixtures/", $name)),
+                include_bytes!(concat!(
+                    "../../kernel/crates/modload/tests/fixtures/",
+                    $name
+                )),
             )
         };
     }

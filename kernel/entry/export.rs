@@ -93,17 +93,17 @@ impl printf::Args for VaArgs<'_, '_> {
     fn next_u32(&mut self) -> u32 {
         // SAFETY: the format (checked by gcc's `format(printf)` attribute in the header)
         // says the next argument is an int; reading it as one is what C's va_arg does.
-        unsafe { self.0.arg::<u32>() }
+        unsafe { self.0.next_arg::<u32>() }
     }
 
     fn next_u64(&mut self) -> u64 {
         // SAFETY: as above, a 64-bit argument.
-        unsafe { self.0.arg::<u64>() }
+        unsafe { self.0.next_arg::<u64>() }
     }
 
     fn next_ptr(&mut self) -> usize {
         // SAFETY: as above, a pointer.
-        unsafe { self.0.arg::<usize>() }
+        unsafe { self.0.next_arg::<usize>() }
     }
 
     fn with_str(&mut self, addr: usize, out: &mut dyn FnMut(&[u8])) {
@@ -208,22 +208,18 @@ pub unsafe extern "C" fn kmem_cache_create(
         ctor,
         ..Default::default()
     };
-    match slab().kmem_cache_create(name, size as usize, args, SlabFlags::from_bits_truncate(flags)) {
+    match slab().kmem_cache_create(
+        name,
+        size as usize,
+        args,
+        SlabFlags::from_bits_truncate(flags),
+    ) {
         Ok(handle) => core::ptr::from_ref(handle.leak()).cast_mut().cast(),
         Err(e) => {
-            log::error!("kmem_cache_create({name}): {e}");
+            log::error!("kmem_cache_create({name}): {e:?}");
             null_mut()
         }
     }
-}
-
-/// The cache at `s`, if it is one of the allocator's.
-fn cache_at(s: *const c_void) -> Option<&'static KmemCache<KernelPlatform>> {
-    slab()
-        .caches()
-        .into_iter()
-        .map(|(c, _)| c)
-        .find(|c| core::ptr::eq(*c as *const _ as *const c_void, s))
 }
 
 /// Allocates an object of cache `s` (Linux's `kmem_cache_alloc`): null when out of memory.
@@ -260,7 +256,10 @@ pub unsafe extern "C" fn kmem_cache_free(s: *mut c_void, objp: *mut c_void) {
     let cache = unsafe { &*s.cast::<KmemCache<KernelPlatform>>() };
     // SAFETY: caller contract; the cache checks that `obj` is one of its objects.
     if let Err(report) = unsafe { cache.free(obj) } {
-        log::error!("kmem_cache_free({}, {objp:p}) refused: {report}", cache.name());
+        log::error!(
+            "kmem_cache_free({}, {objp:p}) refused: {report}",
+            cache.name()
+        );
     }
 }
 
@@ -274,7 +273,7 @@ pub unsafe extern "C" fn kmem_cache_destroy(s: *mut c_void) {
     if s.is_null() {
         return;
     }
-    let Some(cache) = cache_at(s) else {
+    let Some(cache) = slab().cache_at(s) else {
         log::error!("kmem_cache_destroy({s:p}): not a cache");
         return;
     };

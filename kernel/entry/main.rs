@@ -5,8 +5,6 @@
 //! modules will live ([`export`]), since exported functions call into both layers below.
 #![no_std]
 #![no_main]
-// `printk` is variadic, as in C.
-#![feature(c_variadic)]
 
 mod export;
 

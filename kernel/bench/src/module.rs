@@ -43,7 +43,12 @@ fn create_destroy(f: impl FnOnce(&mut dyn FnMut())) {
     let mut cache = None;
     f(&mut || {
         cache = with_reserve(|| {
-            s.kmem_cache_create("modbench", 64, Default::default(), slab::SlabFlags::SLAB_NO_MERGE)
+            s.kmem_cache_create(
+                "modbench",
+                64,
+                Default::default(),
+                slab::SlabFlags::SLAB_NO_MERGE,
+            )
         })
         .ok();
     });

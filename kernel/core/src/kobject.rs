@@ -16,8 +16,8 @@
 //! (a parent's put from `del`, a reader's put) is logged here.
 
 pub use kobject::{
-    Attribute, DirEntry, DynAttrs, EntryRef, Errno, KObject, KSet, KobjError, KobjType, LinkTarget, PageBuf,
-    ReleaseFn, Sysfs, errno,
+    Attribute, DirEntry, DynAttrs, EntryRef, Errno, KObject, KSet, KobjError, KobjType, LinkTarget,
+    PageBuf, ReleaseFn, Sysfs, errno,
 };
 use spin::Once;
 

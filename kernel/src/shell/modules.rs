@@ -124,11 +124,7 @@ pub(super) fn modinfo(args: &[&str]) {
     for p in parsed.params() {
         let desc = parsed.info().parm_description(p.name).unwrap_or("");
         let sep = if desc.is_empty() { "" } else { " " };
-        parm_lines.push(alloc::format!(
-            "{}:{desc}{sep}({})",
-            p.name,
-            p.kind.name()
-        ));
+        parm_lines.push(alloc::format!("{}:{desc}{sep}({})", p.name, p.kind.name()));
     }
     for line in parm_lines {
         println!("{:<16}{}", "parm:", line);

@@ -34,7 +34,11 @@ const TABLE: &[(i32, &str, &str)] = &[
     (7, "E2BIG", "Argument list too long"),
     (ENOEXEC, "ENOEXEC", "Exec format error"),
     (9, "EBADF", "Bad file descriptor"),
-    (EWOULDBLOCK, "EWOULDBLOCK", "Resource temporarily unavailable"),
+    (
+        EWOULDBLOCK,
+        "EWOULDBLOCK",
+        "Resource temporarily unavailable",
+    ),
     (ENOMEM, "ENOMEM", "Cannot allocate memory"),
     (13, "EACCES", "Permission denied"),
     (EFAULT, "EFAULT", "Bad address"),
@@ -58,5 +62,8 @@ pub fn name(e: i32) -> &'static str {
 
 /// The text of errno `e` (`"No such device"`), or `"Unknown error"`.
 pub fn describe(e: i32) -> &'static str {
-    TABLE.iter().find(|t| t.0 == e).map_or("Unknown error", |t| t.2)
+    TABLE
+        .iter()
+        .find(|t| t.0 == e)
+        .map_or("Unknown error", |t| t.2)
 }

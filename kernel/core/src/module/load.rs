@@ -13,8 +13,7 @@ use modload::{ErrorKind, Image, Region, RegionMem};
 use super::errno::{EBUSY, EEXIST, EINVAL, ENOENT, ENOEXEC, ENOMEM};
 use super::symbols::{Symbols, exported_anywhere};
 use super::{
-    LIST, MODULE_MUTEX, ModPtr, Module, ParamInfo, REF_BASE, State, TAINT, TAINT_PROPRIETARY,
-    sysfs,
+    LIST, MODULE_MUTEX, ModPtr, Module, ParamInfo, REF_BASE, State, TAINT, TAINT_PROPRIETARY, sysfs,
 };
 use crate::kobject::KObject;
 use crate::memory::vmap::{KernelMapping, Protection};
@@ -32,7 +31,10 @@ impl<'a> ModuleFile<'a> {
     /// which the kernel trusts as it trusts its own code; `None` for any other bytes.
     pub fn trusted(bytes: &'a [u8]) -> Option<Self> {
         let ramdisk = crate::boot::ramdisk();
-        let (start, end) = (bytes.as_ptr() as usize, bytes.as_ptr() as usize + bytes.len());
+        let (start, end) = (
+            bytes.as_ptr() as usize,
+            bytes.as_ptr() as usize + bytes.len(),
+        );
         let rd = ramdisk.as_ptr() as usize;
         let in_ramdisk = !ramdisk.is_empty() && rd <= start && end <= rd + ramdisk.len();
         let in_image = crate::memory::kmalloc::in_kernel_rodata(bytes.as_ptr(), bytes.len());
@@ -114,7 +116,7 @@ impl core::fmt::Display for LoadError {
 pub struct Loaded {
     /// The module's name.
     pub name: String,
-    /// Its `struct module` (`THIS_MODULE`).
+    /// Its `struct module *` (`THIS_MODULE`), for `try_module_get`/`module_put`.
     pub handle: usize,
     /// Its memory after init, in bytes.
     pub core_size: usize,
@@ -133,9 +135,14 @@ pub fn load(file: ModuleFile<'_>, file_name: &str, args: &[&str]) -> Result<Load
     let serial = MODULE_MUTEX.lock();
     {
         let list = LIST.lock();
-        // SAFETY (closure): on the list, lock held.
-        if let Some(m) = list.iter().map(|&p| unsafe { p.get() }).find(|m| m.name == parsed.name()) {
-            let errno = if m.state() == State::Live { EEXIST } else { EBUSY };
+        if let Some(q) = super::find_by_name(&list, parsed.name()) {
+            // SAFETY: on the list, lock held.
+            let m = unsafe { q.get() };
+            let errno = if m.state() == State::Live {
+                EEXIST
+            } else {
+                EBUSY
+            };
             return Err(LoadError::new(
                 errno,
                 format!("a module named {} is already {}", m.name, m.state().name()),
@@ -188,7 +195,10 @@ pub fn load(file: ModuleFile<'_>, file_name: &str, args: &[&str]) -> Result<Load
     if ret != 0 {
         let errno = if ret < 0 { -ret } else { EINVAL };
         if ret > 0 {
-            log::warn!("{}: init_module returned {ret}, not 0 or a negative errno", m.name);
+            log::warn!(
+                "{}: init_module returned {ret}, not 0 or a negative errno",
+                m.name
+            );
         }
         m.set_state(State::Going);
         let _serial = MODULE_MUTEX.lock();
@@ -212,7 +222,7 @@ pub fn load(file: ModuleFile<'_>, file_name: &str, args: &[&str]) -> Result<Load
     m.set_state(State::Live);
     Ok(Loaded {
         name: m.name.clone(),
-        handle: p.addr(),
+        handle: m.handle,
         core_size: m.core_size,
         init_size: m.init_size,
         warnings,
@@ -234,6 +244,7 @@ fn new_module(parsed: &modload::Module<'_>) -> Result<NonNull<Module>, LoadError
         kobjs_alive: AtomicUsize::new(0),
         released: Completion::new(),
         name,
+        handle: 0,
         state: AtomicU8::new(State::Coming as u8),
         refcnt: AtomicUsize::new(REF_BASE),
         taints: "",
@@ -268,10 +279,7 @@ fn form(
         let size = layout.size(r) as usize;
         if size > 0 {
             let mapping = KernelMapping::new(size / crate::memory::PAGE_SIZE).map_err(|e| {
-                LoadError::new(
-                    ENOMEM,
-                    format!("{} region of {size} bytes: {e}", r.name()),
-                )
+                LoadError::new(ENOMEM, format!("{} region of {size} bytes: {e}", r.name()))
             })?;
             mem[r.index()] = Some(mapping);
         }
@@ -280,9 +288,11 @@ fn form(
         mem[r.index()].as_ref().map_or(0, |k| k.start().as_u64())
     };
     let addrs: Vec<u64> = Region::ALL.iter().map(|&r| addr_of(&mem, r)).collect();
+    // THIS_MODULE: the lowest address of the module's memory (see `Module::handle`).
+    m.handle = addrs.iter().copied().filter(|&a| a != 0).min().unwrap_or(0) as usize;
     let resolved = {
         let list = LIST.lock();
-        let resolved = parsed.resolve(&Symbols { modules: &list }, p.addr() as u64)?;
+        let resolved = parsed.resolve(&Symbols { modules: &list }, m.handle as u64)?;
         for e in parsed.exports() {
             if exported_anywhere(&list, e.name) {
                 return Err(LoadError::new(
@@ -299,7 +309,7 @@ fn form(
             let got = um.state() == State::Live
                 && um
                     .refcnt
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                    .try_update(Ordering::AcqRel, Ordering::Acquire, |c| {
                         (c != 0).then_some(c + 1)
                     })
                     .is_ok();
@@ -383,14 +393,20 @@ fn set_params(
         // Linux accepts `-` for `_` in parameter names.
         let name = name.replace('-', "_");
         if !parsed.params().iter().any(|p| p.name == name) {
-            warnings.push(format!("{}: unknown parameter '{name}' ignored", parsed.name()));
+            warnings.push(format!(
+                "{}: unknown parameter '{name}' ignored",
+                parsed.name()
+            ));
             continue;
         }
         if let ParamValue::Charp(s) = parsed.set_param(image, &name, value)? {
             let addr = keep_string(m, s)?;
             let prm = parsed.params().iter().find(|p| p.name == name);
             if let Some(prm) = prm {
-                image.write(parsed.param_address(image, prm), &(addr as u64).to_le_bytes())?;
+                image.write(
+                    parsed.param_address(image, prm),
+                    &(addr as u64).to_le_bytes(),
+                )?;
             }
         }
     }

@@ -118,6 +118,11 @@ pub(crate) struct Module {
     /// Completed by the last kobject release (Linux's `mkobj.kobj_completion`).
     pub(crate) released: Completion,
     pub(crate) name: String,
+    /// The module's `struct module *` as its code sees it (`THIS_MODULE`, `&__this_module`):
+    /// the first address of its memory. Code built with `-mcmodel=kernel` (C and Rust alike)
+    /// may reach `__this_module` with a sign-extended 32-bit absolute relocation, so it must
+    /// lie in the top 2 GiB, as Linux's does (in the module's own memory); the heap does not.
+    pub(crate) handle: usize,
     pub(crate) state: AtomicU8,
     /// [`REF_BASE`] plus the users: [`try_module_get`]s and modules that use this one.
     pub(crate) refcnt: AtomicUsize,
@@ -204,10 +209,6 @@ impl ModPtr {
         // SAFETY: caller contract.
         unsafe { self.0.as_ref() }
     }
-
-    pub(crate) fn addr(self) -> usize {
-        self.0.as_ptr() as usize
-    }
 }
 
 /// Loads and unloads, one at a time (Linux's `module_mutex`).
@@ -289,7 +290,14 @@ pub fn pages_in_use() -> usize {
     list.iter()
         // SAFETY: on the list, lock held.
         .map(|&p| unsafe { p.get() })
-        .map(|m| m.mem.lock().iter().flatten().map(KernelMapping::pages).sum::<usize>())
+        .map(|m| {
+            m.mem
+                .lock()
+                .iter()
+                .flatten()
+                .map(KernelMapping::pages)
+                .sum::<usize>()
+        })
         .sum()
 }
 
@@ -304,9 +312,23 @@ pub fn symbol_address(module: &str, name: &str) -> Option<u64> {
         .and_then(|m| m.exports.iter().find(|e| e.0 == name).map(|e| e.1))
 }
 
-/// The module whose `struct module` is at `addr`, if one is on the list.
+/// The module called `name` on `list` (whose lock the caller holds).
+fn find_by_name(list: &[ModPtr], name: &str) -> Option<ModPtr> {
+    list.iter().copied().find(|&p| {
+        // SAFETY: on the list, whose lock the caller holds.
+        let m = unsafe { p.get() };
+        m.name == name
+    })
+}
+
+/// The module whose handle (`THIS_MODULE`) is `addr`, if one is on the list (whose lock the
+/// caller holds).
 fn listed(list: &[ModPtr], addr: usize) -> Option<ModPtr> {
-    list.iter().copied().find(|p| p.addr() == addr)
+    list.iter().copied().find(|&p| {
+        // SAFETY: on the list, whose lock the caller holds.
+        let m = unsafe { p.get() };
+        m.handle == addr
+    })
 }
 
 /// Takes a reference on the module at `module` (a `struct module *`, Linux's
@@ -329,7 +351,7 @@ pub fn try_module_get(module: usize) -> bool {
     }
     // Never from 0 (an unload took the base away): Linux's atomic_inc_not_zero.
     m.refcnt
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+        .try_update(Ordering::AcqRel, Ordering::Acquire, |c| {
             (c != 0).then(|| c.checked_add(1)).flatten()
         })
         .is_ok()
@@ -354,7 +376,7 @@ pub fn module_put(module: usize) {
     let floor = if live { REF_BASE } else { 0 };
     let r = m
         .refcnt
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+        .try_update(Ordering::AcqRel, Ordering::Acquire, |c| {
             (c > floor).then(|| c - 1)
         });
     if r.is_err() {

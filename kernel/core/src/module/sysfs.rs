@@ -66,7 +66,11 @@ fn show_refcnt(k: &KObject, _: &Attribute, o: &mut PageBuf) -> Result<(), Errno>
 }
 
 fn show_initstate(k: &KObject, _: &Attribute, o: &mut PageBuf) -> Result<(), Errno> {
-    out(writeln!(o, "{}", module_of(k, WhichKobj::Module).state().name()))
+    out(writeln!(
+        o,
+        "{}",
+        module_of(k, WhichKobj::Module).state().name()
+    ))
 }
 
 fn show_taint(k: &KObject, _: &Attribute, o: &mut PageBuf) -> Result<(), Errno> {
@@ -147,7 +151,7 @@ fn show_param(k: &KObject, name: &str, o: &mut PageBuf) -> Result<(), Errno> {
         .find(|p| p.name == name && p.perm != 0)
         .ok_or(Errno(errno::ENOENT))?;
     let a = p.addr;
-    // SAFETY (each read): the variable lies in the module's data region (checked by the
+    // SAFETY: (each read) the variable lies in the module's data region (checked by the
     // loader: inside a writable section, with room for its width), which is mapped
     // read-write until the module is freed, and the module is in memory while sysfs holds
     // the reference for this show. The module may write it meanwhile: a volatile read of an
@@ -222,10 +226,7 @@ fn store_param(k: &KObject, name: &str, data: &str) -> Result<usize, Errno> {
     if p.perm & 0o222 == 0 {
         return Err(Errno(errno::EACCES));
     }
-    let value = p
-        .kind
-        .parse(Some(data))
-        .map_err(|_| Errno(errno::EINVAL))?;
+    let value = p.kind.parse(Some(data)).map_err(|_| Errno(errno::EINVAL))?;
     let a = p.addr;
     if let modload::params::ParamValue::Charp(s) = value {
         let s = s.strip_suffix('\n').unwrap_or(s);
@@ -242,8 +243,14 @@ fn store_param(k: &KObject, name: &str, data: &str) -> Result<usize, Errno> {
     unsafe {
         match bytes.len() {
             1 => core::ptr::write_volatile(a as *mut u8, bytes[0]),
-            4 => core::ptr::write_volatile(a as *mut [u8; 4], bytes[..4].try_into().unwrap_or([0; 4])),
-            _ => core::ptr::write_volatile(a as *mut [u8; 8], bytes[..8].try_into().unwrap_or([0; 8])),
+            4 => core::ptr::write_volatile(
+                a as *mut [u8; 4],
+                bytes[..4].try_into().unwrap_or([0; 4]),
+            ),
+            _ => core::ptr::write_volatile(
+                a as *mut [u8; 8],
+                bytes[..8].try_into().unwrap_or([0; 8]),
+            ),
         }
     }
     Ok(data.len())

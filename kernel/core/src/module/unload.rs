@@ -49,8 +49,7 @@ pub fn unload(name: &str, force: bool) -> Result<(), UnloadError> {
     let serial = MODULE_MUTEX.lock();
     let p = {
         let list = LIST.lock();
-        // SAFETY (closure): on the list, lock held.
-        let Some(p) = list.iter().copied().find(|&p| unsafe { p.get() }.name == name) else {
+        let Some(p) = super::find_by_name(&list, name) else {
             return refuse(ENOENT, format!("module {name} is not loaded"));
         };
         // SAFETY: on the list, lock held.

@@ -23,6 +23,7 @@
 
 mod kfree_rcu;
 mod kobject;
+mod module;
 mod names;
 mod oom;
 mod primary_cache;

@@ -562,6 +562,16 @@ impl<P: Platform> SlabAllocator<P> {
             .map(|e| e.cache.get(self))
     }
 
+    /// The cache (primary or alias) whose structure is at `addr`, if one is on the list: how a
+    /// C caller's `struct kmem_cache *` is checked before it is used. Only addresses are
+    /// compared; `addr` is never read.
+    pub fn cache_at(&self, addr: *const core::ffi::c_void) -> Option<&KmemCache<P>> {
+        let list = self.slab_mutex.lock();
+        list.iter()
+            .map(|e| e.cache.get(self))
+            .find(|c| core::ptr::eq(core::ptr::from_ref(*c).cast(), addr))
+    }
+
     /// Every primary cache on the list, oldest first, with the names of its aliases (for
     /// `slabinfo`-style listings: an alias has no storage of its own).
     pub fn caches(&self) -> Vec<(&KmemCache<P>, Vec<CacheName>)> {

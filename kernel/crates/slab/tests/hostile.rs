@@ -575,3 +575,39 @@ fn by_default_a_free_that_is_no_object_of_the_cache_is_dropped() {
         a.kfree(large.as_ptr()).expect("free");
     }
 }
+
+#[test]
+fn cache_at_tells_a_cache_primary_or_alias_from_any_other_address() {
+    let (_p, _cpu, slab) = setup(1, 1);
+    let primary = slab
+        .kmem_cache_create("at-primary", 64, args(), SlabFlags::empty())
+        .expect("create");
+    // Same size and flags: merged, an alias with a structure of its own.
+    let alias = slab
+        .kmem_cache_create("at-alias", 64, args(), SlabFlags::empty())
+        .expect("create");
+    for c in [&*primary, &*alias] {
+        let addr = std::ptr::from_ref(c).cast();
+        assert!(slab.cache_at(addr).is_some_and(|f| std::ptr::eq(f, c)));
+    }
+    let obj = primary.alloc(Gfp::KERNEL).expect("object");
+    for bogus in [
+        std::ptr::null(),
+        obj.as_ptr().cast_const().cast(),
+        std::ptr::from_ref(&slab).cast(),
+        0xdead_beef_usize as *const std::ffi::c_void,
+    ] {
+        assert!(slab.cache_at(bogus).is_none(), "{bogus:p}");
+    }
+    // SAFETY: allocated above, freed once.
+    unsafe { primary.free(obj) }.expect("free");
+    let alias_addr: *const std::ffi::c_void = std::ptr::from_ref(&*alias).cast();
+    // SAFETY: nothing borrowed from the alias is in use.
+    unsafe { slab.kmem_cache_destroy(alias) }.expect("destroy");
+    assert!(
+        slab.cache_at(alias_addr).is_none(),
+        "a destroyed alias is no cache"
+    );
+    // SAFETY: as above.
+    unsafe { slab.kmem_cache_destroy(primary) }.expect("destroy");
+}
