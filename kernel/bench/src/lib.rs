@@ -34,6 +34,8 @@ pub enum BenchError {
     OutOfMemory,
     /// Ctrl-C at the console ([`kcore::console::interrupted`]).
     Interrupted,
+    /// The module to measure was refused or would not unload (its errno).
+    ModuleRefused(i32),
 }
 
 impl core::fmt::Display for BenchError {
@@ -41,6 +43,13 @@ impl core::fmt::Display for BenchError {
         f.write_str(match self {
             BenchError::OutOfMemory => "out of memory",
             BenchError::Interrupted => "interrupted",
+            BenchError::ModuleRefused(e) => {
+                return write!(
+                    f,
+                    "the module was refused: -{}",
+                    kcore::module::errno::name(*e)
+                );
+            }
         })
     }
 }

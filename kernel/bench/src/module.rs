@@ -81,14 +81,17 @@ pub fn module_bench(
             return Err(BenchError::Interrupted);
         }
         let t0 = rdtsc();
-        let loaded = module::load(file, file_name, &[]).map_err(|_| BenchError::OutOfMemory)?;
+        let loaded = module::load(file, file_name, &[]).map_err(|e| match e.errno {
+            kcore::module::errno::ENOMEM => BenchError::OutOfMemory,
+            other => BenchError::ModuleRefused(other),
+        })?;
         let t1 = rdtsc();
         core_size = loaded.core_size;
         pages_taken = kcore::memory::vmap::pages_in_use() - before;
         let t2 = rdtsc();
         let unloaded = module::unload(&loaded.name, false);
         let t3 = rdtsc();
-        unloaded.map_err(|_| BenchError::OutOfMemory)?;
+        unloaded.map_err(|e| BenchError::ModuleRefused(e.errno))?;
         load.push(t1 - t0);
         unload.push(t3 - t2);
         create_destroy(|f| {

@@ -1,5 +1,5 @@
 //! The shell's file commands, `ls`, `cat` and `echo ... > FILE`, over the three trees it can
-//! see: the initramfs (read-only), `/proc` (one file, `slabinfo`) and `/sys` (`sysfs.rs`).
+//! see: the initramfs (read-only), `/proc` (`slabinfo` and `modules`) and `/sys` (`sysfs.rs`).
 //! They answer as a Linux shell does: a directory where a file is wanted is "Is a directory",
 //! a path through a file (`FILE/`, `FILE/x`) is "Not a directory", a missing one "No such file
 //! or directory"; `ls` lists each argument, files first, then each directory under a heading.
@@ -17,6 +17,8 @@ enum Node {
     File(&'static [u8]),
     /// `/proc/slabinfo`.
     Slabinfo,
+    /// `/proc/modules`.
+    Modules,
 }
 
 /// Which directory tree a [`Node::Dir`] is in, and where.
@@ -52,14 +54,17 @@ fn lookup(path: &str) -> Result<Node, Missing> {
         match trimmed {
             "proc" => Node::Dir(Tree::Proc),
             "proc/slabinfo" => Node::Slabinfo,
-            _ if trimmed.starts_with("proc/slabinfo/") => return Err(Missing::NotADirectory),
+            "proc/modules" => Node::Modules,
+            _ if trimmed.starts_with("proc/slabinfo/") || trimmed.starts_with("proc/modules/") => {
+                return Err(Missing::NotADirectory);
+            }
             _ => return Err(Missing::NoEntry),
         }
     } else {
         initramfs_lookup(trimmed.trim_start_matches("./"))?
     };
     match node {
-        Node::File(_) | Node::Slabinfo if wants_dir => Err(Missing::NotADirectory),
+        Node::File(_) | Node::Slabinfo | Node::Modules if wants_dir => Err(Missing::NotADirectory),
         node => Ok(node),
     }
 }
@@ -108,6 +113,7 @@ fn initramfs_lookup(name: &str) -> Result<Node, Missing> {
 fn list_dir(tree: Tree) {
     let prefix = match tree {
         Tree::Proc => {
+            println!("{:>10}  modules", 0);
             println!("{:>10}  slabinfo", 0);
             return;
         }
@@ -163,7 +169,7 @@ pub(super) fn ls(args: &[&str]) {
                 println!("{:>10}  {path}", data.len());
                 first = false;
             }
-            Ok(Node::Slabinfo) => {
+            Ok(Node::Slabinfo | Node::Modules) => {
                 println!("{:>10}  {path}", 0);
                 first = false;
             }
@@ -216,6 +222,9 @@ pub(super) fn cat(args: &[&str]) {
             Ok(Node::Slabinfo) => {
                 // Written line by line to the console: nothing to allocate.
                 let _ = crate::memory::kmalloc::slab().slabinfo_show(&mut Console);
+            }
+            Ok(Node::Modules) => {
+                let _ = kcore::module::proc_modules(&mut Console);
             }
             Ok(Node::Dir(_)) => println!("cat: {path}: Is a directory"),
             Err(e) => println!("cat: {path}: {}", e.text()),
@@ -307,5 +316,7 @@ fn paths_resolve_as_on_linux() {
     assert_eq!(lookup("/proc"), Ok(Node::Dir(Tree::Proc)));
     assert_eq!(lookup("/proc/slabinfo"), Ok(Node::Slabinfo));
     assert_eq!(lookup("/proc/slabinfo/"), Err(Missing::NotADirectory));
+    assert_eq!(lookup("/proc/modules"), Ok(Node::Modules));
+    assert_eq!(lookup("/proc/modules/x"), Err(Missing::NotADirectory));
     assert_eq!(lookup("/proc/meminfo"), Err(Missing::NoEntry));
 }

@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 
 use kcore::module::{self, ModuleFile};
 
+use crate::memory::kmalloc::with_reserve;
 use crate::println;
 
 /// The module file `arg` names in the initramfs: its bytes and its file name.
@@ -49,10 +50,13 @@ pub(super) fn insmod(args: &[&str]) {
     let Some((&path, params)) = args.split_first() else {
         return println!("usage: insmod FILE [name=value ...]");
     };
-    let Some((file, _, file_name)) = module_file("insmod", path) else {
+    let Some((file, _, file_name)) = with_reserve(|| module_file("insmod", path)) else {
         return;
     };
-    match module::load(file, &file_name, params) {
+    // The loader's bookkeeping (vectors of the file's sections and symbols) may come from the
+    // emergency reserve when memory is exhausted; the module's own memory cannot, and fails
+    // with -ENOMEM.
+    match with_reserve(|| module::load(file, &file_name, params)) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 println!("insmod: {w}");
@@ -74,8 +78,9 @@ pub(super) fn rmmod(args: &[&str]) {
     for name in names {
         // `rmmod hello.ko` and `rmmod /lib/modules/hello.ko` name the module, as kmod's do.
         let name = name.rsplit('/').next().unwrap_or(name);
-        let name = name.strip_suffix(".ko").unwrap_or(name).replace('-', "_");
-        if let Err(e) = module::unload(&name, force) {
+        let name = name.strip_suffix(".ko").unwrap_or(name);
+        let result = with_reserve(|| module::unload(&name.replace('-', "_"), force));
+        if let Err(e) = result {
             println!("rmmod: ERROR: could not remove module {name}: {e}");
         }
     }
@@ -84,14 +89,15 @@ pub(super) fn rmmod(args: &[&str]) {
 /// `lsmod`: the columns of Linux's (`Module`, `Size`, `Used by`).
 pub(super) fn lsmod(_: &[&str]) {
     println!("{:<19} {:>8}  Used by", "Module", "Size");
-    for m in module::list() {
+    for m in with_reserve(module::list) {
         let state = match m.state {
             module::State::Live => "",
             module::State::Coming => " [loading]",
             module::State::Going => " [unloading]",
         };
+        let sep = if m.used_by.is_empty() { "" } else { " " };
         println!(
-            "{:<19} {:>8}  {} {}{state}",
+            "{:<19} {:>8}  {}{sep}{}{state}",
             m.name,
             m.size,
             m.refcount,
@@ -101,14 +107,19 @@ pub(super) fn lsmod(_: &[&str]) {
 }
 
 /// `modinfo FILE`: every `.modinfo` key, then the parameters with their types, as Linux's.
+/// Its small allocations may come from the emergency reserve.
 pub(super) fn modinfo(args: &[&str]) {
     let [path] = args else {
         return println!("usage: modinfo FILE");
     };
-    let Some((_, bytes, file_name)) = module_file("modinfo", path) else {
+    with_reserve(|| modinfo_of(path));
+}
+
+fn modinfo_of(path: &str) {
+    let Some((_, bytes, file_name)) = with_reserve(|| module_file("modinfo", path)) else {
         return;
     };
-    let parsed = match modload::Module::parse(bytes, &file_name) {
+    let parsed = match with_reserve(|| modload::Module::parse(bytes, &file_name)) {
         Ok(m) => m,
         Err(e) => return println!("modinfo: ERROR: {path}: {e}"),
     };
@@ -143,15 +154,11 @@ pub(super) fn modbench(args: &[&str]) {
         },
         _ => return println!("usage: modbench [N]"),
     };
-    let Some((file, _, file_name)) = module_file("modbench", "hello.ko") else {
+    let Some((file, _, file_name)) = with_reserve(|| module_file("modbench", "hello.ko")) else {
         return;
     };
-    // hello's greetings would drown the figures.
-    kcore::console::capture_start();
-    let report = bench::module::module_bench(file, &file_name, n);
-    let mut discard = String::new();
-    kcore::console::capture_stop(&mut discard);
-    let r = match report {
+    // hello greets on every load and unload, as a module does.
+    let r = match bench::module::module_bench(file, &file_name, n) {
         Ok(r) => r,
         Err(e) => return println!("modbench: {e}"),
     };

@@ -120,6 +120,31 @@ const CASES: &[Case] = &[
         back: "static cache",
     },
     Case {
+        line: "insmod hello.ko times=2",
+        exhausted: Expect::OutOfMemory,
+        back: "hello: hello from Rust (2 of 2)",
+    },
+    Case {
+        line: "lsmod",
+        exhausted: Expect::Prints("Module                  Size  Used by"),
+        back: "hello                  12288  0",
+    },
+    Case {
+        line: "rmmod hello",
+        exhausted: Expect::Prints("module hello is not loaded"),
+        back: "hello: goodbye from Rust",
+    },
+    Case {
+        line: "modinfo /lib/modules/hello_c.ko",
+        exhausted: Expect::Prints("parm:           whom:who to greet (charp)"),
+        back: "license:        GPL",
+    },
+    Case {
+        line: "modbench 2",
+        exhausted: Expect::OutOfMemory,
+        back: "kmem_cache_create of a 64-byte cache",
+    },
+    Case {
         line: "destroybench 100",
         exhausted: Expect::OutOfMemory,
         back: "kmem_cache_destroy with 100 objects",
@@ -393,4 +418,53 @@ fn ctrl_c_stops_a_long_command_and_the_prompt_returns() {
         assert!(out.contains("^C"), "`{line}` printed:\n{out}");
         assert!(took < 20_000_000, "`{line}` took {took} us to stop");
     }
+}
+
+#[crate::ktest]
+fn modules_load_list_and_unload_from_the_shell() {
+    let out = output_of("insmod /lib/modules/exporter.ko");
+    assert!(out.contains("exporter: loaded"), "{out}");
+    // Found by its name at the root of the initramfs or under /lib/modules, `.ko` optional.
+    let out = output_of("insmod user");
+    assert!(out.contains("user: exporter_add(40, 2) = 42"), "{out}");
+    let out = output_of("lsmod");
+    assert!(
+        out.contains("exporter               12288  1 user"),
+        "{out}"
+    );
+    let out = output_of("cat /proc/modules");
+    assert!(out.contains("user 8192 0 - Live 0xffffffff"), "{out}");
+    assert!(
+        out.contains("exporter 12288 1 user, Live 0xffffffff"),
+        "{out}"
+    );
+    let out = output_of("ls /sys/module/exporter/holders");
+    assert!(out.contains("user -> /sys/module/user"), "{out}");
+    let out = output_of("rmmod exporter");
+    assert!(
+        out.contains("could not remove module exporter: -EWOULDBLOCK")
+            && out.contains("in use by: user"),
+        "{out}"
+    );
+    let out = output_of("rmmod user.ko exporter");
+    assert!(
+        out.contains("user: bye") && out.contains("exporter: unloaded after 1 calls"),
+        "{out}"
+    );
+    let out = output_of("insmod nodev.ko");
+    assert!(
+        out.contains("could not insert module nodev.ko: -ENODEV (No such device)"),
+        "{out}"
+    );
+    let out = output_of("insmod /etc/motd");
+    assert!(
+        out.contains("-ENOEXEC (Exec format error): truncated file"),
+        "{out}"
+    );
+    let out = output_of("insmod nosuch.ko");
+    assert!(out.contains("could not find module nosuch.ko"), "{out}");
+    let out = output_of("rmmod hello_c");
+    assert!(out.contains("-ENOENT"), "{out}");
+    let out = output_of("lsmod");
+    assert_eq!(out.lines().count(), 1, "{out}");
 }

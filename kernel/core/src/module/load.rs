@@ -155,7 +155,7 @@ pub fn load(file: ModuleFile<'_>, file_name: &str, args: &[&str]) -> Result<Load
     // SAFETY: just made, ours alone.
     let m = unsafe { &mut *p.0.as_ptr() };
     let mut warnings = Vec::new();
-    if let Err(e) = form(&parsed, m, p, args, &mut warnings) {
+    if let Err(e) = form(&parsed, m, args, &mut warnings) {
         // SAFETY: not listed, no kobject added: ours alone.
         unsafe { abandon(p) };
         return Err(e);
@@ -268,7 +268,6 @@ fn new_module(parsed: &modload::Module<'_>) -> Result<NonNull<Module>, LoadError
 fn form(
     parsed: &modload::Module<'_>,
     m: &mut Module,
-    p: ModPtr,
     args: &[&str],
     warnings: &mut Vec<String>,
 ) -> Result<(), LoadError> {

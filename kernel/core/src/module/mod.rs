@@ -274,6 +274,36 @@ pub fn list() -> Vec<ModuleInfo> {
     out
 }
 
+/// `/proc/modules`, as Linux writes it (what its `lsmod` reads): one line per module, newest
+/// first: `name size users used-by state address`, then `(taints)` if any; `used-by` is the
+/// users' names each followed by a comma, or `-`; state `Live`, `Loading` or `Unloading`.
+pub fn proc_modules(w: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    let list = LIST.lock();
+    for &p in list.iter().rev() {
+        // SAFETY: on the list, lock held.
+        let m = unsafe { p.get() };
+        write!(w, "{} {} {} ", m.name, m.core_size, m.users())?;
+        let holders = holders_of(&list, p);
+        if holders.is_empty() {
+            w.write_str("-")?;
+        }
+        for h in holders {
+            write!(w, "{h},")?;
+        }
+        let state = match m.state() {
+            State::Live => "Live",
+            State::Coming => "Loading",
+            State::Going => "Unloading",
+        };
+        write!(w, " {state} {:#x}", m.handle)?;
+        if !m.taints.is_empty() {
+            write!(w, " ({})", m.taints)?;
+        }
+        w.write_str("\n")?;
+    }
+    Ok(())
+}
+
 /// The names of the modules on `list` that use `p`.
 fn holders_of(list: &[ModPtr], p: ModPtr) -> Vec<String> {
     list.iter()
