@@ -13,7 +13,8 @@ use modload::{ErrorKind, Image, Region, RegionMem};
 use super::errno::{EBUSY, EEXIST, EINVAL, ENOENT, ENOEXEC, ENOMEM};
 use super::symbols::{Symbols, exported_anywhere};
 use super::{
-    LIST, MODULE_MUTEX, ModPtr, Module, ParamInfo, REF_BASE, State, TAINT, TAINT_PROPRIETARY, sysfs,
+    MODULE_MUTEX, ModPtr, Module, ParamInfo, REF_BASE, State, TAINT, TAINT_PROPRIETARY,
+    listed_modules, sysfs,
 };
 use crate::kobject::KObject;
 use crate::memory::vmap::{KernelMapping, Protection};
@@ -134,10 +135,8 @@ pub fn load(file: ModuleFile<'_>, file_name: &str, args: &[&str]) -> Result<Load
     let parsed = modload::Module::parse(file.bytes, file_name)?;
     let serial = MODULE_MUTEX.lock();
     {
-        let list = LIST.lock();
-        if let Some(q) = super::find_by_name(&list, parsed.name()) {
-            // SAFETY: on the list, lock held.
-            let m = unsafe { q.get() };
+        let list = listed_modules();
+        if let Some((_, m)) = list.by_name(parsed.name()) {
             let errno = if m.state() == State::Live {
                 EEXIST
             } else {
@@ -162,14 +161,14 @@ pub fn load(file: ModuleFile<'_>, file_name: &str, args: &[&str]) -> Result<Load
     }
     // COMING: on the list (its name taken), in sysfs; its exports not yet visible.
     {
-        let mut list = LIST.lock();
-        if list.try_reserve(1).is_err() {
+        let mut list = listed_modules();
+        if list.raw().try_reserve(1).is_err() {
             drop(list);
             // SAFETY: as above.
             unsafe { abandon(p) };
             return Err(LoadError::oom("the module list"));
         }
-        list.push(p);
+        list.raw().push(p);
     }
     if let Err(e) = sysfs::add(p) {
         unlist_and_free(p);
@@ -290,8 +289,8 @@ fn form(
     // THIS_MODULE: the lowest address of the module's memory (see `Module::handle`).
     m.handle = addrs.iter().copied().filter(|&a| a != 0).min().unwrap_or(0) as usize;
     let resolved = {
-        let list = LIST.lock();
-        let resolved = parsed.resolve(&Symbols { modules: &list }, m.handle as u64)?;
+        let list = listed_modules();
+        let resolved = parsed.resolve(&Symbols { list: &list }, m.handle as u64)?;
         for e in parsed.exports() {
             if exported_anywhere(&list, e.name) {
                 return Err(LoadError::new(
@@ -439,6 +438,6 @@ unsafe fn abandon(p: ModPtr) {
 /// Takes a module whose `init_module` failed (or whose sysfs directory could not be made) off
 /// the list and frees it once its kobjects are released. The module mutex is held.
 fn unlist_and_free(p: ModPtr) {
-    LIST.lock().retain(|&q| q != p);
+    listed_modules().raw().retain(|&q| q != p);
     super::unload::release_and_free(p);
 }

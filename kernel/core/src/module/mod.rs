@@ -215,6 +215,51 @@ impl ModPtr {
 static MODULE_MUTEX: Mutex<()> = Mutex::new(());
 /// The modules in memory, coming, live or going, oldest first (Linux's `modules` list).
 static LIST: SpinLock<Vec<ModPtr>> = SpinLock::new(Vec::new());
+/// The list, locked: while it lives, every module on it is in memory (unload takes a module
+/// off under this lock before it frees it).
+pub(crate) struct Listed<'g>(crate::sync::SpinLockGuard<'g, Vec<ModPtr>>);
+
+/// Locks the list of modules.
+pub(crate) fn listed_modules() -> Listed<'static> {
+    Listed(LIST.lock())
+}
+
+impl Listed<'_> {
+    /// The modules, oldest first, with their pointers.
+    pub(crate) fn modules(&self) -> impl DoubleEndedIterator<Item = (ModPtr, &Module)> {
+        self.0.iter().map(|&p| {
+            // SAFETY: on the list, whose lock this guard holds (see `Listed`).
+            let m = unsafe { p.get() };
+            (p, m)
+        })
+    }
+
+    /// The module called `name`.
+    pub(crate) fn by_name(&self, name: &str) -> Option<(ModPtr, &Module)> {
+        self.modules().find(|(_, m)| m.name == name)
+    }
+
+    /// The module whose handle (`THIS_MODULE`) is `handle`.
+    fn by_handle(&self, handle: usize) -> Option<&Module> {
+        self.modules()
+            .find(|(_, m)| m.handle == handle)
+            .map(|(_, m)| m)
+    }
+
+    /// The names of the modules that use `p`.
+    pub(crate) fn holders_of(&self, p: ModPtr) -> Vec<String> {
+        self.modules()
+            .filter(|(_, q)| q.uses.contains(&p))
+            .map(|(_, q)| q.name.clone())
+            .collect()
+    }
+
+    /// The raw list, to change it.
+    pub(crate) fn raw(&mut self) -> &mut Vec<ModPtr> {
+        &mut self.0
+    }
+}
+
 /// Kernel taint letters set by modules (`P` proprietary module loaded, `R` forced unload),
 /// as bits: see [`tainted`].
 static TAINT: AtomicUsize = AtomicUsize::new(0);
@@ -256,34 +301,29 @@ pub struct ModuleInfo {
 
 /// Every module in memory, newest first (the order of Linux's `lsmod`).
 pub fn list() -> Vec<ModuleInfo> {
-    let list = LIST.lock();
-    let mut out = Vec::with_capacity(list.len());
-    for &p in list.iter().rev() {
-        // SAFETY: on the list, lock held.
-        let m = unsafe { p.get() };
-        out.push(ModuleInfo {
+    let list = listed_modules();
+    list.modules()
+        .rev()
+        .map(|(p, m)| ModuleInfo {
             name: m.name.clone(),
             size: m.core_size,
             init_size: m.init_size,
             refcount: m.users(),
-            used_by: holders_of(&list, p),
+            used_by: list.holders_of(p),
             state: m.state(),
             taints: m.taints,
-        });
-    }
-    out
+        })
+        .collect()
 }
 
 /// `/proc/modules`, as Linux writes it (what its `lsmod` reads): one line per module, newest
 /// first: `name size users used-by state address`, then `(taints)` if any; `used-by` is the
 /// users' names each followed by a comma, or `-`; state `Live`, `Loading` or `Unloading`.
 pub fn proc_modules(w: &mut dyn core::fmt::Write) -> core::fmt::Result {
-    let list = LIST.lock();
-    for &p in list.iter().rev() {
-        // SAFETY: on the list, lock held.
-        let m = unsafe { p.get() };
+    let list = listed_modules();
+    for (p, m) in list.modules().rev() {
         write!(w, "{} {} {} ", m.name, m.core_size, m.users())?;
-        let holders = holders_of(&list, p);
+        let holders = list.holders_of(p);
         if holders.is_empty() {
             w.write_str("-")?;
         }
@@ -304,23 +344,11 @@ pub fn proc_modules(w: &mut dyn core::fmt::Write) -> core::fmt::Result {
     Ok(())
 }
 
-/// The names of the modules on `list` that use `p`.
-fn holders_of(list: &[ModPtr], p: ModPtr) -> Vec<String> {
-    list.iter()
-        // SAFETY: on the list, whose lock the caller holds.
-        .map(|&q| unsafe { q.get() })
-        .filter(|q| q.uses.contains(&p))
-        .map(|q| q.name.clone())
-        .collect()
-}
-
 /// Pages of the `MODULES` range that loaded modules hold, guard pages not counted.
 pub fn pages_in_use() -> usize {
-    let list = LIST.lock();
-    list.iter()
-        // SAFETY: on the list, lock held.
-        .map(|&p| unsafe { p.get() })
-        .map(|m| {
+    listed_modules()
+        .modules()
+        .map(|(_, m)| {
             m.mem
                 .lock()
                 .iter()
@@ -334,31 +362,9 @@ pub fn pages_in_use() -> usize {
 /// The address of symbol `name` of loaded module `module` (an export, `init_module`, ...),
 /// for tests and tools: `None` if either is unknown.
 pub fn symbol_address(module: &str, name: &str) -> Option<u64> {
-    let list = LIST.lock();
-    list.iter()
-        // SAFETY: on the list, lock held.
-        .map(|&p| unsafe { p.get() })
-        .find(|m| m.name == module)
-        .and_then(|m| m.exports.iter().find(|e| e.0 == name).map(|e| e.1))
-}
-
-/// The module called `name` on `list` (whose lock the caller holds).
-fn find_by_name(list: &[ModPtr], name: &str) -> Option<ModPtr> {
-    list.iter().copied().find(|&p| {
-        // SAFETY: on the list, whose lock the caller holds.
-        let m = unsafe { p.get() };
-        m.name == name
-    })
-}
-
-/// The module whose handle (`THIS_MODULE`) is `addr`, if one is on the list (whose lock the
-/// caller holds).
-fn listed(list: &[ModPtr], addr: usize) -> Option<ModPtr> {
-    list.iter().copied().find(|&p| {
-        // SAFETY: on the list, whose lock the caller holds.
-        let m = unsafe { p.get() };
-        m.handle == addr
-    })
+    let list = listed_modules();
+    let (_, m) = list.by_name(module)?;
+    m.exports.iter().find(|e| e.0 == name).map(|e| e.1)
 }
 
 /// Takes a reference on the module at `module` (a `struct module *`, Linux's
@@ -368,14 +374,12 @@ pub fn try_module_get(module: usize) -> bool {
     if module == 0 {
         return true;
     }
-    let list = LIST.lock();
-    let Some(p) = listed(&list, module) else {
+    let list = listed_modules();
+    let Some(m) = list.by_handle(module) else {
         drop(list);
         log::error!("try_module_get: {module:#x} is not a loaded module");
         return false;
     };
-    // SAFETY: on the list, lock held.
-    let m = unsafe { p.get() };
     if m.state() == State::Going {
         return false;
     }
@@ -394,14 +398,12 @@ pub fn module_put(module: usize) {
     if module == 0 {
         return;
     }
-    let list = LIST.lock();
-    let Some(p) = listed(&list, module) else {
+    let list = listed_modules();
+    let Some(m) = list.by_handle(module) else {
         drop(list);
         log::error!("module_put: {module:#x} is not a loaded module");
         return;
     };
-    // SAFETY: on the list, lock held.
-    let m = unsafe { p.get() };
     let live = m.state() != State::Going;
     let floor = if live { REF_BASE } else { 0 };
     let r = m

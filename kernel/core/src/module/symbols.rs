@@ -4,7 +4,7 @@
 use modload::{Exported, SymbolSource};
 use spin::Once;
 
-use super::{ModPtr, Module, State};
+use super::{Listed, ModPtr, State};
 
 /// A symbol's address in the kernel image, as the export table holds it: a function's or a
 /// static's, never dereferenced by the loader (only written into modules).
@@ -43,11 +43,11 @@ pub fn kernel_symbols() -> &'static [KernelSymbol] {
 
 /// What a loading module links against: the kernel's table, then the live modules' exports
 /// (a snapshot of the list, taken under its lock by the caller).
-pub(super) struct Symbols<'l> {
-    pub(super) modules: &'l [ModPtr],
+pub(super) struct Symbols<'l, 'g> {
+    pub(super) list: &'l Listed<'g>,
 }
 
-impl SymbolSource for Symbols<'_> {
+impl SymbolSource for Symbols<'_, '_> {
     type Owner = ModPtr;
 
     fn lookup(&self, name: &str) -> Option<Exported<ModPtr>> {
@@ -58,9 +58,7 @@ impl SymbolSource for Symbols<'_> {
                 owner: None,
             });
         }
-        self.modules.iter().find_map(|&p| {
-            // SAFETY: the caller holds the list's lock for this source's life.
-            let m: &Module = unsafe { p.get() };
+        self.list.modules().find_map(|(p, m)| {
             if m.state() != State::Live {
                 return None;
             }
@@ -75,10 +73,9 @@ impl SymbolSource for Symbols<'_> {
 
 /// Whether `name` is exported by the kernel or a module on `modules` (coming modules
 /// included: a name can be exported once).
-pub(super) fn exported_anywhere(modules: &[ModPtr], name: &str) -> bool {
+pub(super) fn exported_anywhere(list: &Listed<'_>, name: &str) -> bool {
     kernel_symbols().iter().any(|k| k.name == name)
-        || modules.iter().any(|&p| {
-            // SAFETY: the caller holds the list's lock.
-            unsafe { p.get() }.exports.iter().any(|e| e.0 == name)
-        })
+        || list
+            .modules()
+            .any(|(_, m)| m.exports.iter().any(|e| e.0 == name))
 }

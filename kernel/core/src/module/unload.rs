@@ -10,7 +10,7 @@ use core::sync::atomic::Ordering;
 
 use super::errno::{EBUSY, ENOENT, EWOULDBLOCK};
 use super::{
-    LIST, MODULE_MUTEX, ModPtr, REF_BASE, State, TAINT, TAINT_FORCED_RMMOD, holders_of, sysfs,
+    MODULE_MUTEX, ModPtr, REF_BASE, State, TAINT, TAINT_FORCED_RMMOD, listed_modules, sysfs,
 };
 use crate::kobject::{KObject, sysfs as the_sysfs};
 
@@ -48,13 +48,11 @@ fn refuse(errno: i32, message: String) -> Result<(), UnloadError> {
 pub fn unload(name: &str, force: bool) -> Result<(), UnloadError> {
     let serial = MODULE_MUTEX.lock();
     let p = {
-        let list = LIST.lock();
-        let Some(p) = super::find_by_name(&list, name) else {
+        let list = listed_modules();
+        let Some((p, m)) = list.by_name(name) else {
             return refuse(ENOENT, format!("module {name} is not loaded"));
         };
-        // SAFETY: on the list, lock held.
-        let m = unsafe { p.get() };
-        let holders = holders_of(&list, p);
+        let holders = list.holders_of(p);
         if !holders.is_empty() {
             return refuse(
                 EWOULDBLOCK,
@@ -110,7 +108,7 @@ pub fn unload(name: &str, force: bool) -> Result<(), UnloadError> {
     }
     let _serial = MODULE_MUTEX.lock();
     sysfs::remove(p);
-    LIST.lock().retain(|&q| q != p);
+    listed_modules().raw().retain(|&q| q != p);
     release_and_free(p);
     Ok(())
 }
