@@ -17,6 +17,7 @@
 use core::ffi::{CStr, VaList, c_char, c_int, c_uint, c_void};
 use core::fmt::Write;
 use core::ptr::{NonNull, null_mut};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use kcore::memory::kmalloc::{KernelPlatform, slab};
 use kcore::module::{KernelSymbol, SymbolAddress};
@@ -60,9 +61,29 @@ pub static SYMBOLS: [KernelSymbol; 10] = [
     export_symbol!(module_put),
 ];
 
-/// Registers [`SYMBOLS`] with the loader.
+/// Registers [`SYMBOLS`] with the loader, and sets the console log level from the command
+/// line as Linux does (`loglevel=N`, `debug` for 10, `quiet` for 4).
 pub fn init() {
     kcore::module::set_kernel_symbols(&SYMBOLS);
+    let level = match (
+        kernel::cmdline::get("loglevel"),
+        kernel::cmdline::get("debug"),
+        kernel::cmdline::get("quiet"),
+    ) {
+        (Some(n), _, _) => n.parse().ok(),
+        (None, Some(_), _) => Some(10),
+        (None, None, Some(_)) => Some(4),
+        _ => None,
+    };
+    match level {
+        Some(l) => {
+            kcore::console::set_loglevel(l);
+        }
+        None if kernel::cmdline::get("loglevel").is_some() => {
+            log::warn!("loglevel: not a number: ignored");
+        }
+        None => {}
+    }
 }
 
 // ---- printk ----
@@ -70,6 +91,29 @@ pub fn init() {
 /// The longest message one `printk` prints (Linux's `LOG_LINE_MAX` is 1024 less a header);
 /// the rest is cut, and the count returned is still the full length.
 const PRINTK_MAX: usize = 1024;
+
+/// Linux's `default_message_loglevel`: the level of a message without a `KERN_*` prefix.
+const DEFAULT_MESSAGE_LOGLEVEL: u8 = 4;
+
+/// The level of the last message, which a `KERN_CONT` message continues.
+static LAST_LEVEL: AtomicU8 = AtomicU8::new(DEFAULT_MESSAGE_LOGLEVEL);
+
+/// A message's level as a number (0 `KERN_EMERG` to 7 `KERN_DEBUG`).
+fn level_number(level: printf::Level) -> u8 {
+    use printf::Level as L;
+    match level {
+        L::Emerg => 0,
+        L::Alert => 1,
+        L::Crit => 2,
+        L::Err => 3,
+        L::Warning => 4,
+        L::Notice => 5,
+        L::Info => 6,
+        L::Debug => 7,
+        L::Default => DEFAULT_MESSAGE_LOGLEVEL,
+        L::Cont => LAST_LEVEL.load(Ordering::Relaxed),
+    }
+}
 
 /// A message being formatted, on the stack.
 struct Line {
@@ -123,7 +167,9 @@ impl printf::Args for VaArgs<'_, '_> {
 
 /// Prints a message to the console (Linux's `printk`): an optional `KERN_*` level prefix,
 /// then a format with `%s %c %d %i %u %ld %lu %lld %llu %x %lx %llx %p %zu %%`, widths and
-/// the `-` and `0` flags (the `printf` crate). Returns the message's length.
+/// the `-` and `0` flags (the `printf` crate). The message reaches the console if its level is
+/// below the console log level (`kcore::console::loglevel`: all but `KERN_DEBUG` by
+/// default). Returns the message's length.
 ///
 /// # Safety
 /// `fmt` is a NUL-terminated string (or null: nothing is printed), and the arguments are what
@@ -135,13 +181,17 @@ pub unsafe extern "C" fn printk(fmt: *const c_char, mut args: ...) -> c_int {
     }
     // SAFETY: NUL-terminated (caller contract).
     let fmt = unsafe { CStr::from_ptr(fmt) }.to_bytes();
-    let (_level, body) = printf::split_level(fmt);
+    let (level, body) = printf::split_level(fmt);
+    let level = level_number(level);
+    LAST_LEVEL.store(level, Ordering::Relaxed);
     let mut line = Line {
         buf: [0; PRINTK_MAX],
         len: 0,
     };
     let n = printf::format(body, &mut VaArgs(&mut args), &mut line);
-    kcore::console::write_bytes(&line.buf[..line.len]);
+    if level < kcore::console::loglevel() {
+        kcore::console::write_bytes(&line.buf[..line.len]);
+    }
     c_int::try_from(n).unwrap_or(c_int::MAX)
 }
 

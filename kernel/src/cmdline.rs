@@ -33,6 +33,9 @@ pub const PARAMETERS: &[&str] = &[
     "slab_nomerge",
     "slab_hardened",
     "slab_nohardened",
+    "loglevel",
+    "debug",
+    "quiet",
 ];
 
 /// The words of `text` whose key is not one of [`PARAMETERS`], in order.

@@ -5,7 +5,7 @@
 
 use crate::sync::{IrqSpinLock, WaitQueue};
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use drivers::serial::{COM1, SerialPort};
 
 static CONSOLE: IrqSpinLock<Option<SerialPort>> = IrqSpinLock::new(None);
@@ -51,6 +51,21 @@ pub fn write_bytes(bytes: &[u8]) {
         capture.bytes[at..at + n].copy_from_slice(&bytes[..n]);
         capture.len += n;
     }
+}
+
+/// Linux's `console_loglevel`: a `printk` message reaches the console if its level (0
+/// `KERN_EMERG` to 7 `KERN_DEBUG`) is below this. 7 by default, as Linux's: everything but
+/// debug messages; the command line's `loglevel=N`, `debug` (10) and `quiet` (4) change it.
+static LOGLEVEL: AtomicU8 = AtomicU8::new(7);
+
+/// The console log level ([`LOGLEVEL`]).
+pub fn loglevel() -> u8 {
+    LOGLEVEL.load(Ordering::Relaxed)
+}
+
+/// Sets the console log level; returns the old one (Linux's `dmesg -n`).
+pub fn set_loglevel(level: u8) -> u8 {
+    LOGLEVEL.swap(level, Ordering::Relaxed)
 }
 
 /// Bytes of console output a capture keeps; later output is not kept.

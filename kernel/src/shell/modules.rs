@@ -157,8 +157,12 @@ pub(super) fn modbench(args: &[&str]) {
     let Some((file, _, file_name)) = with_reserve(|| module_file("modbench", "hello.ko")) else {
         return;
     };
-    // hello greets on every load and unload, as a module does.
-    let r = match bench::module::module_bench(file, &file_name, n) {
+    // hello greets on every load and unload (KERN_INFO): quiet while measuring, as
+    // `dmesg -n 4` would make it.
+    let old = kcore::console::set_loglevel(4);
+    let report = bench::module::module_bench(file, &file_name, n);
+    kcore::console::set_loglevel(old);
+    let r = match report {
         Ok(r) => r,
         Err(e) => return println!("modbench: {e}"),
     };

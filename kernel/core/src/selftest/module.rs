@@ -60,14 +60,45 @@ fn footprint() -> Footprint {
     }
 }
 
-/// Objects allocated, all caches together: every cache is shrunk first, so objects cached in
-/// per-CPU sheaves and barns (which `active_objs` counts) are back on their slabs.
-fn slab_objects_in_use() -> usize {
+/// Objects allocated and not freed, per cache: allocations less frees, from the caches'
+/// per-CPU statistics (each allocation and free counts exactly once, fast path or slow). Not
+/// `active_objs`, which also counts objects cached in per-CPU sheaves and so moves whenever a
+/// CPU refills a sheaf in the background. Earlier tests' RCU callbacks and cache destroys
+/// are let finish first.
+fn slab_objects_in_use() -> SlabObjects {
+    use slab::Stat;
+    super::quiesce();
     let caches = crate::memory::kmalloc::slab().caches();
-    for (c, _) in &caches {
-        c.shrink();
+    // Kept without allocating, so that a count does not count the one before it.
+    let mut counts = SlabObjects([("", 0); 64]);
+    for (slot, (c, _)) in counts.0.iter_mut().zip(&caches) {
+        let allocs = c.stat(Stat::AllocFastpath) + c.stat(Stat::AllocSlowpath);
+        let frees = c.stat(Stat::FreeFastpath) + c.stat(Stat::FreeSlowpath);
+        *slot = (c.name(), allocs.wrapping_sub(frees) as i64);
     }
-    caches.iter().map(|(c, _)| c.slabinfo().active_objs).sum()
+    counts
+}
+
+/// Objects in use per cache, for the first 64 caches (compared by total; a mismatch shows
+/// each cache's count).
+struct SlabObjects([(&'static str, i64); 64]);
+
+impl PartialEq for SlabObjects {
+    fn eq(&self, other: &Self) -> bool {
+        let total = |s: &Self| s.0.iter().map(|c| c.1).sum::<i64>();
+        total(self) == total(other)
+    }
+}
+
+impl core::fmt::Debug for SlabObjects {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let total: i64 = self.0.iter().map(|c| c.1).sum();
+        write!(f, "{total} objects (")?;
+        for (name, n) in self.0.iter().filter(|c| !c.0.is_empty()) {
+            write!(f, "{name} {n}, ")?;
+        }
+        write!(f, ")")
+    }
 }
 
 #[crate::ktest]
@@ -551,4 +582,17 @@ fn loads_and_unloads_race_on_every_cpu_with_try_module_get() {
         t.join();
     }
     assert_eq!(footprint(), before);
+}
+
+#[crate::ktest]
+fn printk_honours_the_console_log_level() {
+    // hello_c prints with KERN_INFO (6): shown below level 7 (the default), not at 6.
+    let old = crate::console::set_loglevel(6);
+    let (r, out) = captured(|| module::load(file(HELLO_C), "hello_c", &[]));
+    crate::console::set_loglevel(old);
+    r.expect("load");
+    assert!(!out.contains("hello_c: hello"), "{out}");
+    let (r, out) = captured(|| module::unload("hello_c", false));
+    r.expect("unload");
+    assert!(out.contains("hello_c: goodbye, world"), "{out}");
 }
