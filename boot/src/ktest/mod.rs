@@ -80,6 +80,10 @@ pub const FIXTURE_PATH: &str = "ktest/fixture.txt";
 /// Contents of [`FIXTURE_PATH`].
 pub const FIXTURE: &str = "sheaf initramfs fixture\n";
 
+/// A module every test boot's initramfs has at its root, where `--initrd-add` puts a file:
+/// `hello_c.ko` under another file name (a test loads it with `insmod added-hello.ko`).
+pub const ADDED_MODULE: &str = "added-hello.ko";
+
 /// The shell's prompt, as host-driven trials wait for it.
 pub const PROMPT: &str = "sheaf>";
 

@@ -13,7 +13,7 @@ use super::boot_log::{
     BootEnd, BootLog, TestResult, interpret_batch, interpret_fault_test, run_batch,
 };
 use super::protocol::{KernelTest, Shape, parse_list};
-use super::{FIXTURE, FIXTURE_PATH, MARKER, PROMPT};
+use super::{ADDED_MODULE, FIXTURE, FIXTURE_PATH, MARKER, PROMPT};
 use crate::initramfs::Initramfs;
 use crate::qemu::{Host, KernelExit, Machine, Script, Watchdog};
 use crate::{Error, Firmware};
@@ -136,12 +136,20 @@ impl Runner {
         text
     }
 
-    /// The initramfs of a test boot: the command line plus [`FIXTURE`].
+    /// The initramfs of a test boot: the command line plus [`FIXTURE`], and a module at the
+    /// root as `cargo run -- --initrd-add` puts one ([`ADDED_MODULE`]).
     pub fn initramfs(cmdline: &str) -> Initramfs {
         let mut initramfs = Initramfs::new(cmdline);
         initramfs
             .add_file(FIXTURE_PATH, FIXTURE)
             .expect("the fixture path is valid and unique");
+        let (_, hello_c) = crate::initramfs::EXAMPLE_MODULES
+            .iter()
+            .find(|(name, _)| *name == "hello_c.ko")
+            .expect("hello_c is an example");
+        initramfs
+            .add_file(ADDED_MODULE, *hello_c)
+            .expect("the added module's path is valid and unique");
         initramfs
     }
 

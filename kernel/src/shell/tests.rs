@@ -461,6 +461,13 @@ fn modules_load_list_and_unload_from_the_shell() {
         out.contains("-ENOEXEC (Exec format error): truncated file"),
         "{out}"
     );
+    // A module at the root of the initramfs, where `cargo run -- --initrd-add` puts one (the
+    // test runner adds hello_c there as `added-hello.ko`): found by its file name, named by
+    // its `.modinfo`.
+    let out = output_of("insmod added-hello.ko whom=initrd");
+    assert!(out.contains("hello_c: hello, initrd (1 of 1)"), "{out}");
+    let out = output_of("rmmod hello_c");
+    assert!(out.contains("hello_c: goodbye, initrd"), "{out}");
     let out = output_of("insmod nosuch.ko");
     assert!(out.contains("could not find module nosuch.ko"), "{out}");
     let out = output_of("rmmod hello_c");

@@ -596,3 +596,68 @@ fn printk_honours_the_console_log_level() {
     r.expect("unload");
     assert!(out.contains("hello_c: goodbye, world"), "{out}");
 }
+
+#[crate::ktest]
+fn try_module_get_racing_rmmod_on_another_cpu_either_wins_cleanly() {
+    let before = footprint();
+    let cpus: Vec<usize> = crate::cpu::online().map(|c| c.id).collect();
+    let other = *cpus.last().expect("a CPU");
+    static STOP: AtomicBool = AtomicBool::new(false);
+    for _ in 0..20 {
+        let (r, _) = captured(|| module::load(file(HELLO_C), "hello_c", &[]));
+        let handle = r.expect("load").handle;
+        STOP.store(false, Ordering::Release);
+        // Another CPU takes and drops references as fast as it can; after the unload, no get
+        // may succeed.
+        let getter = crate::sched::spawn_on(other, "ktest-modget", move || {
+            let (mut got, mut after_gone) = (0usize, 0usize);
+            while !STOP.load(Ordering::Acquire) {
+                if module::try_module_get(handle) {
+                    got += 1;
+                    module::module_put(handle);
+                }
+            }
+            // Gone now: every get fails (and is refused without touching freed memory).
+            for _ in 0..100 {
+                if module::try_module_get(handle) {
+                    after_gone += 1;
+                }
+            }
+            (got, after_gone)
+        })
+        .expect("thread");
+        // The unload is refused while a reference is held, and succeeds between them.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (r, _) = captured(|| module::unload("hello_c", false));
+            match r {
+                Ok(()) => break,
+                Err(e) => assert_eq!(e.errno, errno::EBUSY, "{e}"),
+            }
+            assert!(tries < 100_000, "never unloaded");
+        }
+        STOP.store(true, Ordering::Release);
+        let (_got, after_gone) = getter.join();
+        assert_eq!(after_gone, 0, "a get succeeded on an unloaded module");
+    }
+    assert_eq!(footprint(), before);
+}
+
+#[crate::ktest]
+fn init_memory_is_freed_after_init_and_ro_after_init_sealed() {
+    let before = footprint();
+    let (r, _) = captured(|| module::load(file(HELLO_C), "hello_c", &[]));
+    let loaded = r.expect("load");
+    assert!(loaded.init_size > 0, "hello_c has an init region");
+    // After init only the core pages stay mapped.
+    assert_eq!(
+        module::pages_in_use() * crate::memory::PAGE_SIZE,
+        loaded.core_size
+    );
+    // The init text's address is still listed (as Linux's sections/), but unmapped.
+    assert!(read("/module/hello_c/sections/.init.text").is_ok());
+    let (r, _) = captured(|| module::unload("hello_c", false));
+    r.expect("unload");
+    assert_eq!(footprint(), before);
+}
