@@ -221,18 +221,28 @@ pub(crate) unsafe fn unmap_page(virt: VirtAddr) -> Option<PhysFrame> {
 /// The caller owns the pages, and no reference into them relies on the permissions taken away
 /// (no `&mut` into a page made read-only, no code running from a page made non-executable).
 pub(crate) unsafe fn update_flags(start: VirtAddr, pages: usize, flags: PageTableFlags) {
+    // SAFETY: the caller's contract; flushed on every CPU right after.
+    unsafe { update_flags_unflushed(start, pages, flags) };
     let first = Page::<Size4KiB>::containing_address(start);
-    {
-        let mut guard = MAPPER.lock();
-        let mapper = guard.as_mut().expect("paging::init has not run");
-        for page in Page::range(first, first + pages as u64) {
-            // SAFETY: the caller's contract; flushed on every CPU below.
-            if let Ok(flush) = unsafe { mapper.update_flags(page, flags) } {
-                flush.ignore();
-            }
+    crate::arch::ipi::flush_tlb_kernel_range(first.start_address(), pages as u64);
+}
+
+/// [`update_flags`] without the shoot-down, for a caller that changes several ranges and then
+/// flushes them all at once.
+///
+/// # Safety
+/// As for [`update_flags`], and the caller shoots the range down on every CPU
+/// (`flush_tlb_kernel_range`) before anything relies on the new permissions.
+pub(crate) unsafe fn update_flags_unflushed(start: VirtAddr, pages: usize, flags: PageTableFlags) {
+    let first = Page::<Size4KiB>::containing_address(start);
+    let mut guard = MAPPER.lock();
+    let mapper = guard.as_mut().expect("paging::init has not run");
+    for page in Page::range(first, first + pages as u64) {
+        // SAFETY: the caller's contract; the caller flushes on every CPU.
+        if let Ok(flush) = unsafe { mapper.update_flags(page, flags) } {
+            flush.ignore();
         }
     }
-    crate::arch::ipi::flush_tlb_kernel_range(first.start_address(), pages as u64);
 }
 
 /// Unmaps `pages` kernel pages from `start` and hands each page's frame to `free` once the

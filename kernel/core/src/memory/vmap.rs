@@ -216,6 +216,39 @@ impl KernelMapping {
     }
 }
 
+/// The most pages [`KernelMapping::seal_all`] flushes in one span (gaps between the mappings
+/// included); mappings further apart are flushed one by one.
+const SEAL_SPAN_PAGES: u64 = 256;
+
+impl KernelMapping {
+    /// [`seal`](Self::seal)s each mapping to its protection with one TLB shoot-down for all
+    /// (when they lie within [`SEAL_SPAN_PAGES`] of each other, as a module's regions do):
+    /// what a module load does for its regions, where a shoot-down per region cost more than
+    /// the rest of the load under QEMU.
+    pub fn seal_all(mappings: &mut [(&mut KernelMapping, Protection)]) {
+        let (mut lo, mut hi) = (u64::MAX, 0u64);
+        for (k, p) in mappings.iter_mut() {
+            // SAFETY: as in `seal`: the pages are this mapping's own and no reference into
+            // them exists (`&mut`); the shoot-down follows below, before this returns.
+            unsafe { paging::update_flags_unflushed(k.start(), k.pages, p.flags()) };
+            k.protection = *p;
+            lo = lo.min(k.start().as_u64());
+            hi = hi.max(k.start().as_u64() + k.len() as u64);
+        }
+        if lo >= hi {
+            return;
+        }
+        let span = (hi - lo) / PAGE_SIZE as u64;
+        if span <= SEAL_SPAN_PAGES {
+            crate::arch::ipi::flush_tlb_kernel_range(VirtAddr::new(lo), span);
+        } else {
+            for (k, _) in mappings.iter() {
+                crate::arch::ipi::flush_tlb_kernel_range(k.start(), k.pages as u64);
+            }
+        }
+    }
+}
+
 impl Drop for KernelMapping {
     fn drop(&mut self) {
         let start = self.start();

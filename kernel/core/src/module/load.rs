@@ -359,17 +359,25 @@ fn form(
             });
         }
     }
-    // W^X from here on: text executable and read-only, the rest not executable.
-    for r in Region::ALL {
-        if let Some(k) = &mut mem[r.index()] {
+    // W^X from here on: text executable and read-only, the rest not executable (one
+    // shoot-down for all regions).
+    let mut seals: Vec<(&mut KernelMapping, Protection)> = Vec::new();
+    seals
+        .try_reserve_exact(modload::layout::REGIONS)
+        .map_err(|_| LoadError::oom("sealing"))?;
+    for (r, k) in Region::ALL.into_iter().zip(mem.iter_mut()) {
+        if let Some(k) = k {
             let perms = r.perms_during_init();
-            k.seal(match (perms.write, perms.exec) {
+            let p = match (perms.write, perms.exec) {
                 (true, _) => Protection::ReadWrite,
                 (false, true) => Protection::ReadExec,
                 (false, false) => Protection::ReadOnly,
-            });
+            };
+            seals.push((k, p));
         }
     }
+    KernelMapping::seal_all(&mut seals);
+    drop(seals);
     *m.mem.lock() = mem;
     Ok(())
 }
