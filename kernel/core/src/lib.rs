@@ -33,7 +33,9 @@
 //!    ([`sync::rcu`], grace periods included: running a callback is what frees an object's
 //!    memory, so only trusted code may decide a grace period has passed), [`workqueue`], the
 //!    slab allocator's platform ([`memory::kmalloc`]), [`kobject`], [`console`];
-//! 5. top: start-up ([`init`], [`start_cpus`]), `arch::{interrupts, smp}` (every interrupt and
+//! 5. modules: [`module`], the loader's kernel side (module memory in owned mappings,
+//!    symbols, refcounts, `/sys/module`; `docs/modules.md`);
+//! 6. top: start-up ([`init`], [`start_cpus`]), `arch::{interrupts, smp}` (every interrupt and
 //!    exception handler, the tick, AP bring-up), [`panic`], [`ktest`], [`selftest`] (the core's
 //!    benchmarks, and with the `ktest` feature its self-tests that need raw memory).
 #![no_std]
