@@ -67,3 +67,12 @@ pub fn describe(e: i32) -> &'static str {
         .find(|t| t.0 == e)
         .map_or("Unknown error", |t| t.2)
 }
+
+/// Writes an error as the kmod tools print one: `-ENODEV (No such device): message`.
+pub(super) fn write_error(
+    f: &mut core::fmt::Formatter<'_>,
+    errno: i32,
+    message: &str,
+) -> core::fmt::Result {
+    write!(f, "-{} ({}): {message}", name(errno), describe(errno))
+}

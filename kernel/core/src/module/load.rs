@@ -102,13 +102,7 @@ impl From<modload::Error> for LoadError {
 
 impl core::fmt::Display for LoadError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "-{} ({}): {}",
-            super::errno::name(self.errno),
-            super::errno::describe(self.errno),
-            self.message
-        )
+        super::errno::write_error(f, self.errno, &self.message)
     }
 }
 

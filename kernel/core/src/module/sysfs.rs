@@ -13,7 +13,7 @@ use core::sync::atomic::Ordering;
 use modload::params::ParamType;
 
 use super::load::keep_string;
-use super::{ModPtr, Module, WhichKobj};
+use super::{ModPtr, Module, ParamInfo, WhichKobj};
 use crate::kobject::{
     Attribute, DynAttrs, Errno, KObject, KobjType, MODULE_KSET, PageBuf, errno, sysfs,
 };
@@ -143,13 +143,19 @@ fn list_params(k: &KObject, f: &mut dyn FnMut(&str, u16)) {
     }
 }
 
-fn show_param(k: &KObject, name: &str, o: &mut PageBuf) -> Result<(), Errno> {
+/// The module behind a `parameters/` kobject, and its parameter `name` if shown in sysfs.
+fn visible_param<'m>(k: &'m KObject, name: &str) -> Result<(&'m Module, &'m ParamInfo), Errno> {
     let m = module_of(k, WhichKobj::Params);
     let p = m
         .params
         .iter()
         .find(|p| p.name == name && p.perm != 0)
         .ok_or(Errno(errno::ENOENT))?;
+    Ok((m, p))
+}
+
+fn show_param(k: &KObject, name: &str, o: &mut PageBuf) -> Result<(), Errno> {
+    let (m, p) = visible_param(k, name)?;
     let a = p.addr;
     // SAFETY: (each read) the variable lies in the module's data region (checked by the
     // loader: inside a writable section, with room for its width), which is mapped
@@ -217,12 +223,7 @@ fn show_c_string(m: &Module, addr: usize, o: &mut PageBuf) -> core::fmt::Result 
 }
 
 fn store_param(k: &KObject, name: &str, data: &str) -> Result<usize, Errno> {
-    let m = module_of(k, WhichKobj::Params);
-    let p = m
-        .params
-        .iter()
-        .find(|p| p.name == name && p.perm != 0)
-        .ok_or(Errno(errno::ENOENT))?;
+    let (m, p) = visible_param(k, name)?;
     if p.perm & 0o222 == 0 {
         return Err(Errno(errno::EACCES));
     }
@@ -282,9 +283,11 @@ pub(super) fn add(p: ModPtr) -> Result<(), Errno> {
         (&m.params_kobj, &PARAMS_KTYPE, Some("parameters")),
     ];
     let kinds = &kinds[..if has_params { 4 } else { 3 }];
-    m.kobjs_alive.store(kinds.len(), Ordering::Release);
+    // Counted as each is initialized: the unload's puts release exactly those.
+    m.kobjs_alive.store(0, Ordering::Release);
     for (k, t, _) in kinds {
         k.init(t).map_err(|_| Errno(errno::EINVAL))?;
+        m.kobjs_alive.fetch_add(1, Ordering::AcqRel);
     }
     m.kobj.set_kset(&MODULE_KSET);
     let result = (|| {

@@ -26,13 +26,7 @@ pub struct UnloadError {
 
 impl core::fmt::Display for UnloadError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "-{} ({}): {}",
-            super::errno::name(self.errno),
-            super::errno::describe(self.errno),
-            self.message
-        )
+        super::errno::write_error(f, self.errno, &self.message)
     }
 }
 
