@@ -165,7 +165,9 @@ pub fn load(file: ModuleFile<'_>, file_name: &str, args: &[&str]) -> Result<Load
         list.raw().push(p);
     }
     if let Err(e) = sysfs::add(p) {
-        unlist_and_free(p);
+        listed_modules().raw().retain(|&q| q != p);
+        drop(serial);
+        super::unload::release_and_free(p);
         return Err(LoadError::new(e.0, "its /sys/module directory"));
     }
     if m.taints.contains('P') {
@@ -194,9 +196,12 @@ pub fn load(file: ModuleFile<'_>, file_name: &str, args: &[&str]) -> Result<Load
             );
         }
         m.set_state(State::Going);
-        let _serial = MODULE_MUTEX.lock();
-        sysfs::remove(p);
-        unlist_and_free(p);
+        {
+            let _serial = MODULE_MUTEX.lock();
+            sysfs::remove(p);
+            listed_modules().raw().retain(|&q| q != p);
+        }
+        super::unload::release_and_free(p);
         return Err(LoadError::new(
             errno,
             format!("init_module of {file_name} failed"),
@@ -434,12 +439,5 @@ pub(super) fn keep_string(m: &Module, s: &str) -> Result<usize, LoadError> {
 /// # Safety
 /// `p` must be a module made by `new_module` that no one else knows.
 unsafe fn abandon(p: ModPtr) {
-    super::unload::release_and_free(p);
-}
-
-/// Takes a module whose `init_module` failed (or whose sysfs directory could not be made) off
-/// the list and frees it once its kobjects are released. The module mutex is held.
-fn unlist_and_free(p: ModPtr) {
-    listed_modules().raw().retain(|&q| q != p);
     super::unload::release_and_free(p);
 }

@@ -100,9 +100,13 @@ pub fn unload(name: &str, force: bool) -> Result<(), UnloadError> {
             cleanup();
         }
     }
-    let _serial = MODULE_MUTEX.lock();
-    sysfs::remove(p);
-    listed_modules().raw().retain(|&q| q != p);
+    {
+        let _serial = MODULE_MUTEX.lock();
+        sysfs::remove(p);
+        listed_modules().raw().retain(|&q| q != p);
+    }
+    // Off the list and out of sysfs: other loads and unloads go on while this one waits for
+    // the last references (a module of the same name may even load again meanwhile).
     release_and_free(p);
     Ok(())
 }
