@@ -1,4 +1,4 @@
-//! The symbols modules link against: the kernel's export table (`kernel/entry/export.rs`,
+//! The symbols modules link against: the kernel's export table (`kernel/entry/export/`,
 //! registered at boot with [`set_kernel_symbols`]) and the exports of live modules.
 
 use modload::{Exported, SymbolSource};
@@ -28,17 +28,22 @@ pub struct KernelSymbol {
     pub gpl_only: bool,
 }
 
-static KERNEL_SYMBOLS: Once<&'static [KernelSymbol]> = Once::new();
+static KERNEL_SYMBOLS: Once<&'static [&'static [KernelSymbol]]> = Once::new();
 
-/// Registers the kernel's export table (once, at boot, by the entry point: the table lives
-/// in the binary, above this layer). Later calls are ignored.
-pub fn set_kernel_symbols(table: &'static [KernelSymbol]) {
-    KERNEL_SYMBOLS.call_once(|| table);
+/// Registers the kernel's export table, in parts (once, at boot, by the entry point: the
+/// table lives in the binary, above this layer, a part per file). Later calls are ignored.
+pub fn set_kernel_symbols(parts: &'static [&'static [KernelSymbol]]) {
+    KERNEL_SYMBOLS.call_once(|| parts);
 }
 
-/// The kernel's export table (empty until [`set_kernel_symbols`]).
-pub fn kernel_symbols() -> &'static [KernelSymbol] {
-    KERNEL_SYMBOLS.get().copied().unwrap_or(&[])
+/// The kernel's exports (none until [`set_kernel_symbols`]).
+pub fn kernel_symbols() -> impl Iterator<Item = &'static KernelSymbol> {
+    KERNEL_SYMBOLS
+        .get()
+        .copied()
+        .unwrap_or(&[])
+        .iter()
+        .flat_map(|part| part.iter())
 }
 
 /// What a loading module links against: the kernel's table, then the live modules' exports
@@ -51,7 +56,7 @@ impl SymbolSource for Symbols<'_, '_> {
     type Owner = ModPtr;
 
     fn lookup(&self, name: &str) -> Option<Exported<ModPtr>> {
-        if let Some(k) = kernel_symbols().iter().find(|k| k.name == name) {
+        if let Some(k) = kernel_symbols().find(|k| k.name == name) {
             return Some(Exported {
                 address: k.address.0 as u64,
                 gpl_only: k.gpl_only,
@@ -74,7 +79,7 @@ impl SymbolSource for Symbols<'_, '_> {
 /// Whether `name` is exported by the kernel or a module on `modules` (coming modules
 /// included: a name can be exported once).
 pub(super) fn exported_anywhere(list: &Listed<'_>, name: &str) -> bool {
-    kernel_symbols().iter().any(|k| k.name == name)
+    kernel_symbols().any(|k| k.name == name)
         || list
             .modules()
             .any(|(_, m)| m.exports.iter().any(|e| e.0 == name))
