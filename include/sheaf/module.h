@@ -99,6 +99,32 @@ extern struct module __this_module;
 bool try_module_get(struct module *module);
 void module_put(struct module *module);
 
+/* ---- Static caches: the module's own struct kmem_cache, in its .data ---- */
+/*
+ * A static cache (the RFC's kmem_cache_setup) lives in the module's memory:
+ *
+ *	static DEFINE_KMEM_CACHE_STATIC(my_cache);
+ *	struct kmem_cache *c = KMEM_CACHE_SETUP(&my_cache, "my_cache", 64, 0, 0, NULL);
+ *
+ * The cache pins the module (THIS_MODULE) from setup to its final release: the module's
+ * cleanup_module destroys it (kmem_cache_destroy), and rmmod frees the module's memory only
+ * after the destroy has finished, also when objects were still in kfree_rcu flight. Storage
+ * outside the module's data, or set up twice, is refused (NULL). A static cache of a module
+ * never merges other caches into it; it may itself use a compatible cache's slabs.
+ */
+#include "slab-static.h"
+
+struct kmem_cache *kmem_cache_setup(struct kmem_cache_opaque *cache, const char *name,
+				    unsigned int size, unsigned int align, slab_flags_t flags,
+				    void (*ctor)(void *), struct module *owner);
+struct kmem_cache *kmem_cache_setup_usercopy(struct kmem_cache_opaque *cache, const char *name,
+					     unsigned int size, unsigned int align,
+					     slab_flags_t flags, unsigned int useroffset,
+					     unsigned int usersize, void (*ctor)(void *),
+					     struct module *owner);
+#define KMEM_CACHE_SETUP(cache, name, size, align, flags, ctor) \
+	kmem_cache_setup((cache), (name), (size), (align), (flags), (ctor), THIS_MODULE)
+
 /* ---- Entry points ---- */
 #define __init __attribute__((section(".init.text")))
 #define __exit __attribute__((section(".exit.text")))

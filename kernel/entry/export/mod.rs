@@ -45,9 +45,15 @@ macro_rules! export_symbol_gpl {
 mod module;
 mod print;
 mod slab;
+mod static_cache;
 
 /// The kernel's export table, one part per file, registered with the loader at boot.
-pub static SYMBOLS: [&[KernelSymbol]; 3] = [&print::SYMBOLS, &slab::SYMBOLS, &module::SYMBOLS];
+pub static SYMBOLS: [&[KernelSymbol]; 4] = [
+    &print::SYMBOLS,
+    &slab::SYMBOLS,
+    &static_cache::SYMBOLS,
+    &module::SYMBOLS,
+];
 
 /// Registers [`SYMBOLS`] with the loader, and sets the console log level from the command
 /// line as Linux does (`loglevel=N`, `debug` for 10, `quiet` for 4).

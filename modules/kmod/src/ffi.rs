@@ -14,6 +14,38 @@ pub struct KmemCache {
     _opaque: [u8; 0],
 }
 
+/// `KMEM_CACHE_SIZE` (`include/generated/kmem_cache_size.h`): the kernel's `struct
+/// kmem_cache` size (a `modbuild` test checks the two agree).
+pub const KMEM_CACHE_SIZE: usize = 5504;
+/// `KMEM_CACHE_ALIGN`.
+pub const KMEM_CACHE_ALIGN: usize = 64;
+
+/// `struct kmem_cache_opaque`: storage for a static cache, the size and alignment of the
+/// kernel's `struct kmem_cache`.
+#[repr(C, align(64))]
+pub struct KmemCacheOpaque {
+    _opaque: core::cell::UnsafeCell<[u8; KMEM_CACHE_SIZE]>,
+}
+
+// SAFETY: the kernel owns the bytes once the cache is set up; the module only passes the
+// address.
+unsafe impl Sync for KmemCacheOpaque {}
+
+impl KmemCacheOpaque {
+    /// Storage not yet set up.
+    pub const fn new() -> Self {
+        Self {
+            _opaque: core::cell::UnsafeCell::new([0; KMEM_CACHE_SIZE]),
+        }
+    }
+}
+
+impl Default for KmemCacheOpaque {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// `gfp_t`.
 pub type GfpT = c_uint;
 /// `GFP_KERNEL`.
@@ -53,6 +85,30 @@ unsafe extern "C" {
     pub fn kmem_cache_free(s: *mut KmemCache, objp: *mut c_void);
     /// `void kmem_cache_destroy(struct kmem_cache *s)`.
     pub fn kmem_cache_destroy(s: *mut KmemCache);
+    /// `struct kmem_cache *kmem_cache_setup(cache, name, size, align, flags, ctor, owner)`:
+    /// a static cache in the module's own storage ([`KmemCacheOpaque`]), owned by `owner`.
+    pub fn kmem_cache_setup(
+        cache: *mut KmemCacheOpaque,
+        name: *const c_char,
+        size: c_uint,
+        align: c_uint,
+        flags: SlabFlagsT,
+        ctor: Option<unsafe extern "C" fn(*mut c_void)>,
+        owner: *const Module,
+    ) -> *mut KmemCache;
+    /// `kmem_cache_setup` with a usercopy region.
+    #[allow(clippy::too_many_arguments)]
+    pub fn kmem_cache_setup_usercopy(
+        cache: *mut KmemCacheOpaque,
+        name: *const c_char,
+        size: c_uint,
+        align: c_uint,
+        flags: SlabFlagsT,
+        useroffset: c_uint,
+        usersize: c_uint,
+        ctor: Option<unsafe extern "C" fn(*mut c_void)>,
+        owner: *const Module,
+    ) -> *mut KmemCache;
     /// `bool try_module_get(struct module *module)`.
     pub fn try_module_get(module: *const Module) -> bool;
     /// `void module_put(struct module *module)`.

@@ -135,6 +135,8 @@ fn the_c_header_and_kmod_declare_the_same_exports() {
         "kmem_cache_alloc",
         "kmem_cache_free",
         "kmem_cache_destroy",
+        "kmem_cache_setup",
+        "kmem_cache_setup_usercopy",
         "try_module_get",
         "module_put",
     ]
@@ -150,4 +152,31 @@ fn repo_root_holds_the_modules() {
     let root: PathBuf = repo_root();
     assert!(root.join("modules/Cargo.toml").is_file());
     assert!(root.join("include/sheaf/module.h").is_file());
+}
+
+#[test]
+fn kmod_s_static_cache_storage_matches_the_generated_header() {
+    let h =
+        std::fs::read_to_string(repo_root().join("include/generated/kmem_cache_size.h")).unwrap();
+    let value = |name: &str| -> String {
+        h.lines()
+            .find_map(|l| l.strip_prefix(&format!("#define {name} ")))
+            .unwrap_or_else(|| panic!("{name} in kmem_cache_size.h"))
+            .trim()
+            .to_string()
+    };
+    let ffi = std::fs::read_to_string(repo_root().join("modules/kmod/src/ffi.rs")).unwrap();
+    assert!(
+        ffi.contains(&format!(
+            "pub const KMEM_CACHE_SIZE: usize = {};",
+            value("KMEM_CACHE_SIZE")
+        )),
+        "modules/kmod/src/ffi.rs KMEM_CACHE_SIZE"
+    );
+    let align = value("KMEM_CACHE_ALIGN");
+    assert!(
+        ffi.contains(&format!("pub const KMEM_CACHE_ALIGN: usize = {align};"))
+            && ffi.contains(&format!("#[repr(C, align({align}))]")),
+        "modules/kmod/src/ffi.rs KMEM_CACHE_ALIGN"
+    );
 }

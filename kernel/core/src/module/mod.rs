@@ -367,6 +367,90 @@ pub fn symbol_address(module: &str, name: &str) -> Option<u64> {
     m.exports.iter().find(|e| e.0 == name).map(|e| e.1)
 }
 
+/// A reference on a loaded module's kobject (Linux's `kobject_get(&THIS_MODULE->mkobj.kobj)`),
+/// dropped with the value. While any reference on it lives, the module's memory stays mapped:
+/// the unload waits for the last one before it frees anything.
+pub struct ModulePin {
+    kobj: NonNull<KObject>,
+}
+
+impl ModulePin {
+    /// The module's kobject.
+    pub fn kobject(&self) -> &KObject {
+        // SAFETY: the reference this pin holds keeps the kobject, and the `Module` around it,
+        // in memory (the unload waits for every reference before freeing the module).
+        unsafe { self.kobj.as_ref() }
+    }
+}
+
+impl Drop for ModulePin {
+    fn drop(&mut self) {
+        // SAFETY: the reference `pin_module_data` took, dropped once.
+        if let Err(e) = unsafe { crate::kobject::sysfs().kobject_put(self.kobj) } {
+            log::error!("module pin: {e}");
+        }
+    }
+}
+
+/// Why [`pin_module_data`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinError {
+    /// The handle is not a loaded module's `THIS_MODULE`.
+    NotAModule,
+    /// The module is being unloaded (or its init failed).
+    Going,
+    /// The range is not inside the module's writable data, or not aligned.
+    NotModuleData,
+}
+
+impl core::fmt::Display for PinError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PinError::NotAModule => "not a loaded module",
+            PinError::Going => "the module is going away",
+            PinError::NotModuleData => "not inside the module's writable data, or misaligned",
+        })
+    }
+}
+
+/// Takes a reference on module `handle`'s kobject, for storage of the module's own (a static
+/// cache in its `.data`): refused unless `[addr, addr + size)` lies in the module's data region
+/// and `addr` is aligned to `align`. The caller hands the kobject on as the owner the storage
+/// pins (`KmemCacheArgs::owner`), so the module's memory outlives the storage's use.
+pub fn pin_module_data(
+    handle: usize,
+    addr: usize,
+    size: usize,
+    align: usize,
+) -> Result<ModulePin, PinError> {
+    let list = listed_modules();
+    let m = list.by_handle(handle).ok_or(PinError::NotAModule)?;
+    if m.state() == State::Going {
+        return Err(PinError::Going);
+    }
+    let inside = {
+        let mem = m.mem.lock();
+        mem[modload::Region::Data.index()]
+            .as_ref()
+            .is_some_and(|k| {
+                let start = k.start().as_u64() as usize;
+                addr >= start
+                    && addr
+                        .checked_add(size)
+                        .is_some_and(|end| end <= start + k.len())
+            })
+    };
+    if !inside || align == 0 || !addr.is_multiple_of(align) {
+        return Err(PinError::NotModuleData);
+    }
+    crate::kobject::sysfs()
+        .kobject_get(&m.kobj)
+        .map_err(|_| PinError::Going)?;
+    Ok(ModulePin {
+        kobj: NonNull::from(&m.kobj),
+    })
+}
+
 /// Takes a reference on the module at `module` (a `struct module *`, Linux's
 /// `try_module_get`): `true` for a null module (the kernel itself) and for a module that is
 /// not going away; `false` when it is going, or is not a loaded module (which is also logged).

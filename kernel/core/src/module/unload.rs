@@ -122,6 +122,32 @@ pub(super) fn release_and_free(p: ModPtr) {
     let m = unsafe { p.get() };
     let kobjs: [&KObject; 4] = [&m.holders_kobj, &m.sections_kobj, &m.params_kobj, &m.kobj];
     let initialized = kobjs.iter().filter(|k| k.is_initialized()).count();
+    // Caches the module set up in its own memory and did not destroy (a bug of the module's:
+    // Linux would wait for ever): their storage is the module's, so its memory is kept, with
+    // a message, and the rest of the unload goes on.
+    let kept: Vec<_> = if m.kobj.is_initialized() {
+        crate::memory::kmalloc::slab()
+            .caches_of(&m.kobj)
+            .into_iter()
+            .filter(|(_, state)| *state == slab::CacheState::Listed)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !kept.is_empty() {
+        for (name, _) in &kept {
+            log::error!(
+                "module {}: cache {} was not destroyed: the module's memory is kept",
+                m.name,
+                name
+            );
+        }
+        for &u in &m.uses {
+            // SAFETY: the reference this module held keeps `u` listed and in memory.
+            unsafe { u.get() }.refcnt.fetch_sub(1, Ordering::AcqRel);
+        }
+        return;
+    }
     if initialized > 0 {
         for k in kobjs.into_iter().filter(|k| k.is_initialized()) {
             // SAFETY: the kernel's own (creator's) reference on a kobject of the module, which
