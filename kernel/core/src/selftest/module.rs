@@ -12,6 +12,7 @@ use crate::kobject::{MODULE_KSET, PageBuf, sysfs};
 use crate::memory::vmap;
 use crate::module::{self, ModuleFile, errno};
 
+/// A fixture module's bytes (`kernel/crates/modload/tests/fixtures/NAME`).
 macro_rules! fixture {
     ($name:literal) => {
         include_bytes!(concat!("../../../crates/modload/tests/fixtures/", $name))
@@ -25,12 +26,15 @@ static USER: &[u8] = fixture!("user.ko");
 static NODEV: &[u8] = fixture!("nodev.ko");
 static RUST_USER: &[u8] = fixture!("rust_user.ko");
 
-fn file(bytes: &'static [u8]) -> ModuleFile<'static> {
+#[allow(unused_imports)]
+pub(super) use fixture;
+
+pub(super) fn file(bytes: &'static [u8]) -> ModuleFile<'static> {
     ModuleFile::trusted(bytes).expect("the fixtures are in the image's read-only data")
 }
 
 /// Runs `f` with the console captured; returns what it printed.
-fn captured<R>(f: impl FnOnce() -> R) -> (R, String) {
+pub(super) fn captured<R>(f: impl FnOnce() -> R) -> (R, String) {
     crate::console::capture_start();
     let r = f();
     let mut out = String::with_capacity(16 * 1024);
@@ -38,7 +42,7 @@ fn captured<R>(f: impl FnOnce() -> R) -> (R, String) {
     (r, out)
 }
 
-fn read(path: &str) -> Result<String, i32> {
+pub(super) fn read(path: &str) -> Result<String, i32> {
     let mut buf = PageBuf::new();
     sysfs().read(path, &mut buf).map_err(|e| e.0)?;
     Ok(String::from(buf.as_str()))
@@ -46,13 +50,13 @@ fn read(path: &str) -> Result<String, i32> {
 
 /// What must come back to its value after a module has come and gone.
 #[derive(Debug, PartialEq, Eq)]
-struct Footprint {
+pub(super) struct Footprint {
     modules: usize,
     module_pages: usize,
     sys_module: usize,
 }
 
-fn footprint() -> Footprint {
+pub(super) fn footprint() -> Footprint {
     Footprint {
         modules: module::list().len(),
         module_pages: vmap::pages_in_use(),
@@ -65,7 +69,7 @@ fn footprint() -> Footprint {
 /// `active_objs`, which also counts objects cached in per-CPU sheaves and so moves whenever a
 /// CPU refills a sheaf in the background. Earlier tests' RCU callbacks and cache destroys
 /// are let finish first.
-fn slab_objects_in_use() -> SlabObjects {
+pub(super) fn slab_objects_in_use() -> SlabObjects {
     use slab::Stat;
     super::quiesce();
     let caches = crate::memory::kmalloc::slab().caches();
@@ -81,7 +85,7 @@ fn slab_objects_in_use() -> SlabObjects {
 
 /// Objects in use per cache, for the first 64 caches (compared by total; a mismatch shows
 /// each cache's count).
-struct SlabObjects([(&'static str, i64); 64]);
+pub(super) struct SlabObjects([(&'static str, i64); 64]);
 
 impl PartialEq for SlabObjects {
     fn eq(&self, other: &Self) -> bool {
