@@ -23,7 +23,7 @@
 //! [`layout`] holds the pure geometry functions (`calculate_sizes`, `calculate_order`, ...).
 //!
 //! ## Reading order: the files in layers
-//! Each file uses only files listed before it (`crate::` paths), with the two exceptions said
+//! Each file uses only files listed before it (`crate::` paths), with the one exception said
 //! below the table:
 //!
 //! | layer | file | what |
@@ -37,23 +37,23 @@
 //! | 5 | `barn.rs` | the per-node store of full and empty sheaves |
 //! | 6 | `cache.rs` | [`KmemCache`]: the struct, its creation, the fast paths, accessors |
 //! | 7 | `cache/*.rs` | the rest of `impl KmemCache`, by concern: `slabs` (new slabs, refill from and free to slabs), `sheaves` (slow paths), `prefill`, `debug`, `rcu_free`, `rcu_heads` (sheaves and objects handed to RCU, their callbacks), `bulk`, `shrink`, `destroy` (the list of caches being destroyed), `sysfs_active` (the destroy's drain of sysfs users) |
-//! | 8 | `registry.rs` | [`SlabAllocator`]: the list of caches, merging, [`KmemCacheHandle`], destroy |
+//! | 7 | `attrs.rs` | a cache's `/sys/kernel/slab` files and directory: attributes, unique id, adding, linking and removing it |
+//! | 8 | `registry.rs` | [`SlabAllocator`]: the list of caches, merging, [`KmemCacheHandle`], destroy, the caches' `kobj_type` (the attributes with its release) |
 //! | 9 | `kmalloc.rs`, then `sysfs.rs` | size classes and `kfree`; the `/sys/kernel/slab` view |
 //! | 10 | `free_q.rs` | the deferred free queue ([`KmemFreeQHead`], `kmem_free_q_add`, `kmem_free_up_q`) |
 //! | – | `host.rs` | the host [`Platform`] for tests (uses layers 0-4 only) |
 //!
-//! Two dependencies point up:
+//! One dependency points up:
 //! - inside `cache`: `cache.rs`'s fast paths call the slow paths its children
 //!   (`cache/sheaves.rs`) define on the same type. They are one `impl KmemCache` split over
 //!   files (the children `use super::KmemCache`; the parent imports nothing from them), so the
-//!   cycle is between parts of one type, not between layers;
-//! - `registry.rs` ↔ `sysfs.rs`: the registry puts caches into `/sys` and takes them out
-//!   (`sysfs::add_cache`, `link_name`, `unlink_name`, `remove_cache`, with `slab_mutex` held,
-//!   as Linux's `sysfs_slab_add` and `sysfs_slab_unlink` run under it), and `sysfs.rs` both
-//!   defines the caches' `kobj_type` (whose release is the registry's) and reads the registry
-//!   for the `/sys/kernel/slab` view. Splitting `sysfs.rs` into the cache's attributes and
-//!   `kobj_type` (below the registry) and the view (above it) would end this cycle; it is not
-//!   done yet.
+//!   cycle is between parts of one type, not between layers.
+//!
+//! (`registry.rs` and `sysfs.rs` used to import each other: the registry put caches into
+//! `/sys` and `sysfs.rs` defined their `kobj_type`, whose release is the registry's, and read
+//! the registry for the directory view. The files and the directory of one cache are now
+//! `attrs.rs`, below the registry, the `kobj_type` the registry's, and `sysfs.rs` only the
+//! view, above it.)
 //!
 //! ## Lock order
 //! As `mm/slub.c` writes it, outermost first (a lock may be taken while holding those above
@@ -136,7 +136,7 @@
 //! * `free_q.rs`: the free queue's nodes, written into and read from queued objects, and the
 //!   `unsafe fn kmem_free_q_add` (the caller gives the object up);
 //! * `host.rs` (and the loom test platform): the host's pages, page records and CPU ids;
-//! * `sysfs.rs`: `container_of` from a cache's kobject to the cache, and adding the kobject
+//! * `attrs.rs`: `container_of` from a cache's kobject to the cache, and adding the kobject
 //!   to the tree with the pointer its release will free the cache through.
 //!
 //! Every `unsafe` block has a `// SAFETY:` comment. Freeing is `unsafe` by nature (the caller
@@ -263,6 +263,8 @@ extern crate std;
 
 // The layers, bottom to top, are listed in the crate docs ("Reading order"); rustfmt keeps
 // the declarations alphabetical.
+#[allow(unsafe_code)]
+mod attrs;
 pub mod barn;
 pub mod base;
 #[allow(unsafe_code)]
@@ -293,7 +295,6 @@ pub mod sheaf;
 pub mod slabs;
 pub mod stats;
 pub mod sync;
-#[allow(unsafe_code)]
 pub mod sysfs;
 
 pub use base::{Gfp, PAGE_SIZE};

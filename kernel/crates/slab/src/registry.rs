@@ -23,7 +23,6 @@ mod preallocated;
 pub use preallocated::{HIDDEN_PRIMARY_NAME, KmemCacheStatic};
 
 use owned::CachePtr;
-pub(crate) use owned::release_cache_kobj;
 
 /// Caches freed by their kobject's release on this thread (unit tests).
 #[cfg(test)]
@@ -329,7 +328,7 @@ impl<P: Platform> SlabAllocator<P> {
     }
 
     /// The platform's sysfs, if caches are shown in it (`slab_mutex` held by the caller).
-    pub(crate) fn sysfs(&self) -> Option<crate::sysfs::SlabSysfs<'_>> {
+    pub(crate) fn sysfs(&self) -> Option<crate::platform::SlabSysfs<'_>> {
         if self.sysfs_up.load(Ordering::Relaxed) {
             self.platform.slab_sysfs()
         } else {
@@ -478,13 +477,13 @@ impl<P: Platform> SlabAllocator<P> {
     /// directory (Linux's `sysfs_slab_alias`), any other as a directory of its own.
     fn show_in_sysfs(
         &self,
-        sys: crate::sysfs::SlabSysfs<'_>,
+        sys: crate::platform::SlabSysfs<'_>,
         cache: CachePtr<P>,
         name: Option<&str>,
     ) {
         let c = cache.get(self);
         match (linked_alias(c), name) {
-            (Some(primary), Some(name)) => crate::sysfs::link_name(sys, primary, name),
+            (Some(primary), Some(name)) => crate::attrs::link_name(sys, primary, name),
             (Some(_), None) => {}
             (None, _) => cache.add_to_sysfs(self, sys, name.as_slice()),
         }

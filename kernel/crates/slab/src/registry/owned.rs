@@ -28,7 +28,7 @@ use crate::flags::SlabFlags;
 use crate::head::{CallbackHead, container_of};
 use crate::name::CacheName;
 use crate::platform::Platform;
-use crate::sysfs::SlabSysfs;
+use crate::platform::SlabSysfs;
 use kobject::KObject;
 
 /// A cache owned by an allocator (see the module docs for the invariant).
@@ -154,13 +154,22 @@ impl<P: Platform> CachePtr<P> {
         }
     }
 
-    /// Gives the cache its sysfs directory and links ([`crate::sysfs::add_cache`]). The cache
+    /// Gives the cache its sysfs directory and links ([`crate::attrs::add_cache`]). The cache
     /// is one `slab` holds (the module invariant).
     pub(crate) fn add_to_sysfs(&self, slab: &SlabAllocator<P>, sys: SlabSysfs<'_>, names: &[&str]) {
         let cache = self.get(slab);
         // SAFETY: the pointer comes from the owning one (`kobj`), and the cache is freed only by
         // its kobject's release once it has a directory (`final_release`).
-        unsafe { crate::sysfs::add_cache(sys, cache, self.kobj(), slab.sysfs_by_id(cache), names) };
+        unsafe {
+            crate::attrs::add_cache(
+                sys,
+                cache,
+                self.kobj(),
+                &CacheKtype::<P>::KTYPE,
+                slab.sysfs_by_id(cache),
+                names,
+            )
+        };
     }
 
     /// Drops the registry's reference on a cache that is off every list: frees it now, or, if
@@ -204,6 +213,19 @@ pub(crate) unsafe fn release_cache_kobj<P: Platform>(k: NonNull<KObject>) {
     RELEASED.with(|n| n.set(n.get() + 1));
     // SAFETY: the last reference is gone and the cache is off every list (caller contract).
     unsafe { cache.release() };
+}
+
+/// The `kobj_type` of the caches of platform `P`: the attribute files (`attrs.rs`) and the
+/// release that frees the cache, which is the registry's.
+pub(crate) struct CacheKtype<P>(core::marker::PhantomData<P>);
+
+impl<P: Platform> CacheKtype<P> {
+    /// The caches' `kobj_type`.
+    pub(crate) const KTYPE: kobject::KobjType = kobject::KobjType {
+        release: Some(release_cache_kobj::<P>),
+        attrs: &crate::attrs::SlabAttrs::<P>::ATTRS,
+        dynamic: None,
+    };
 }
 
 #[cfg(test)]
@@ -316,8 +338,8 @@ impl<P: Platform> SlabAllocator<P> {
             let entry = list.remove(i);
             if let Some(sys) = self.sysfs() {
                 match linked_alias(cache) {
-                    Some(p) => crate::sysfs::unlink_name(sys, p, cache.name()),
-                    None => crate::sysfs::remove_cache(sys, cache, []),
+                    Some(p) => crate::attrs::unlink_name(sys, p, cache.name()),
+                    None => crate::attrs::remove_cache(sys, cache, []),
                 }
             }
             drop(list);
@@ -338,7 +360,7 @@ impl<P: Platform> SlabAllocator<P> {
             && cache.refcount.load(Ordering::Relaxed) > 1
         {
             // Aliases keep the cache: only this name's link goes.
-            crate::sysfs::unlink_name(sys, cache, &gone);
+            crate::attrs::unlink_name(sys, cache, &gone);
         }
         if cache.refcount.fetch_sub(1, Ordering::Relaxed) > 1 {
             return Ok(());
@@ -347,7 +369,7 @@ impl<P: Platform> SlabAllocator<P> {
         // this one lingers.
         let entry = list.remove(i);
         if let Some(sys) = self.sysfs() {
-            crate::sysfs::remove_cache(sys, cache, [cache.name()]);
+            crate::attrs::remove_cache(sys, cache, [cache.name()]);
         }
         drop(list);
         // Out of sysfs: no new reader finds it; wait for those inside a `show`/`store`.
@@ -488,8 +510,8 @@ impl<P: Platform> Drop for SlabAllocator<P> {
             if let Some(sys) = sys {
                 let cache = e.cache.get(self);
                 match linked_alias(cache) {
-                    Some(p) => crate::sysfs::unlink_name(sys, p, cache.name()),
-                    None => crate::sysfs::remove_cache(sys, cache, e.name.as_deref()),
+                    Some(p) => crate::attrs::unlink_name(sys, p, cache.name()),
+                    None => crate::attrs::remove_cache(sys, cache, e.name.as_deref()),
                 }
             }
             // SAFETY: `&mut self` proves no reference to a cache is still alive (a sysfs

@@ -1,7 +1,10 @@
 //! Unit tests of the `/sys/kernel/slab` view.
 
 use super::*;
+use crate::attrs::ATTRIBUTES;
 use crate::base::Gfp;
+use crate::flags::SlabFlags;
+use crate::stats::Stat;
 use crate::flags::KmemCacheArgs;
 use crate::host::{CpuRegistration, HostConfig, HostPlatform};
 use crate::registry::SlabOptions;
