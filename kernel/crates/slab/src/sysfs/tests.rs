@@ -3,11 +3,11 @@
 use super::*;
 use crate::attrs::ATTRIBUTES;
 use crate::base::Gfp;
-use crate::flags::SlabFlags;
-use crate::stats::Stat;
 use crate::flags::KmemCacheArgs;
+use crate::flags::SlabFlags;
 use crate::host::{CpuRegistration, HostConfig, HostPlatform};
 use crate::registry::SlabOptions;
+use crate::stats::Stat;
 
 fn setup(options: SlabOptions) -> (CpuRegistration, SlabAllocator<HostPlatform>) {
     let p = HostPlatform::new(HostConfig {
