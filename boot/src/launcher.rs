@@ -359,13 +359,27 @@ pub fn gdb_instructions(kernel: &Path, position_independent: bool) -> String {
     } else {
         String::new()
     };
+    let script = gdb_script();
+    let script = script.display();
     format!(
         "QEMU is waiting for GDB on localhost:1234. In another terminal run:\n\n    \
-         gdb -ex '{load}' -ex 'target remote :1234'\n\n\
+         gdb -ex '{load}' -x {script} -ex 'target remote :1234'\n\n\
          {why}\
          Then stop somewhere with a hardware breakpoint (the kernel is not mapped yet, so \
-         `break` can't patch it),\ne.g. `hbreak kernel::init`, and `continue`."
+         `break` can't patch it),\ne.g. `hbreak kernel::init`, and `continue`.\n\
+         Modules: once one is loaded (Ctrl-C; `hbreak kcore::module::debug::publish` stops at \
+         each insmod and rmmod, then `finish`),\n`sheaf-symbols [DIR...]` (from {script}) \
+         loads the symbols of every loaded module, e.g. then `break init_module`."
     )
+}
+
+/// The GDB script with Sheaf's commands (`sheaf-symbols`, `sheaf-modules`):
+/// `tools/gdb/sheaf.py` in this repository.
+pub fn gdb_script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("tools/gdb/sheaf.py")
 }
 
 /// Whether the ELF file at `path` is position-independent (`e_type` is `ET_DYN`).
@@ -521,15 +535,31 @@ mod tests {
 
     #[test]
     fn gdb_instructions_shift_a_pie_kernel() {
+        let script = gdb_script();
         let text = gdb_instructions(Path::new("/t/kernel"), true);
         assert!(
-            text.contains(
-                "gdb -ex 'symbol-file /t/kernel -o 0xffffffff80000000' -ex 'target remote :1234'"
-            ),
+            text.contains(&format!(
+                "gdb -ex 'symbol-file /t/kernel -o 0xffffffff80000000' -x {} -ex 'target remote :1234'",
+                script.display()
+            )),
             "{text}"
         );
         let text = gdb_instructions(Path::new("/t/kernel"), false);
-        assert!(text.contains("-ex 'symbol-file /t/kernel' -ex"), "{text}");
+        assert!(text.contains("-ex 'symbol-file /t/kernel' -x"), "{text}");
+    }
+
+    #[test]
+    fn gdb_instructions_name_the_module_script_and_command() {
+        let script = gdb_script();
+        assert!(script.is_file(), "{}", script.display());
+        let text = gdb_instructions(Path::new("/t/kernel"), false);
+        assert!(text.contains("sheaf-symbols"), "{text}");
+        assert!(text.contains(&*script.to_string_lossy()), "{text}");
+        let source = std::fs::read_to_string(&script).unwrap();
+        assert!(
+            source.contains("\"sheaf-symbols\""),
+            "the script defines the command"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Breakpoints (`int3`) are counted and return. Every other exception is fatal for now: the
 //! handler prints what happened (for a page fault: the faulting address, the error code and the
-//! instruction pointer) and hands over to [`fatal`], which lets a test that expects this very
+//! instruction pointer; for an address in a loaded module, its module, section and offset:
+//! `RIP: 0x... .text.init_module+0x1c [hello]`) and hands over to [`fatal`], which lets a test that expects this very
 //! fault pass, or panics. Device interrupts and IPIs arrive through the APICs on the vectors of
 //! [`super::vectors`]; the legacy PIC is masked so a stray IRQ cannot land on an exception
 //! vector.
@@ -81,6 +82,8 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
         code,
         frame.instruction_pointer.as_u64()
     );
+    report_module_address("RIP", frame.instruction_pointer.as_u64());
+    report_module_address("address", Cr2::read_raw());
     crate::ktest::fault_expected(Fault::PageFault);
     panic!("unhandled page fault");
 }
@@ -110,8 +113,18 @@ fn fatal(fault: Fault, frame: &InterruptStackFrame, code: Option<u64>) -> ! {
             frame.stack_pointer.as_u64()
         ),
     }
+    report_module_address("RIP", frame.instruction_pointer.as_u64());
     crate::ktest::fault_expected(fault);
     panic!("unhandled CPU exception: {}", fault.description());
+}
+
+/// Names the loaded module and section `addr` lies in, if any, Linux's way:
+/// `RIP: 0xffffffffc0001a1c .text.init_module+0x1c [hello]`. Prints nothing for an address
+/// outside the modules, or if the module list is locked (never waits, never allocates).
+fn report_module_address(what: &str, addr: u64) {
+    crate::module::address_owner(addr, |owner| {
+        crate::println!("{what}: {addr:#x} {owner}");
+    });
 }
 
 /// The timer tick, on every CPU: the top of the core, which calls into every layer below.

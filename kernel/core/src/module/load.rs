@@ -249,6 +249,8 @@ fn new_module(parsed: &modload::Module<'_>) -> Result<NonNull<Module>, LoadError
         core_size: layout.core_size() as usize,
         init_size: layout.init_size() as usize,
         sections: Vec::new(),
+        section_spans: Vec::new(),
+        gdb_sections: Vec::new(),
         params: Vec::new(),
         exports: Vec::new(),
         uses: Vec::new(),
@@ -346,9 +348,12 @@ fn form(
                 .ok_or_else(|| LoadError::new(ENOEXEC, format!("export `{}`", e.name)))?;
             m.exports.push((e.name.to_string(), addr, e.gpl_only));
         }
-        for (name, _, addr) in parsed.loaded_sections(&image) {
+        for (name, region, addr, size) in parsed.loaded_sections(&image) {
             m.sections.push((name.to_string(), addr));
+            m.section_spans.push((size, region.is_init()));
         }
+        // The strings' bytes stay where they are from here on: GDB's table may point at them.
+        m.gdb_sections = super::debug::gdb_sections(&m.sections);
         for prm in parsed.params() {
             m.params.push(ParamInfo {
                 name: prm.name.to_string(),

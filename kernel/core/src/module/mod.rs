@@ -33,6 +33,7 @@
 //! ramdisk (where `cargo run` and `--initrd-add` put modules) and the image's read-only part.
 //! Anything else takes [`ModuleFile::new_unchecked`], an `unsafe fn`.
 
+pub(crate) mod debug;
 pub mod errno;
 mod load;
 mod symbols;
@@ -48,6 +49,7 @@ use crate::kobject::KObject;
 use crate::memory::vmap::KernelMapping;
 use crate::sync::{Completion, Mutex, SpinLock};
 
+pub use debug::{AddressOwner, address_owner};
 pub use load::{LoadError, Loaded, ModuleFile, load};
 pub use symbols::{KernelSymbol, SymbolAddress, kernel_symbols, set_kernel_symbols};
 pub use unload::{UnloadError, unload};
@@ -132,6 +134,11 @@ pub(crate) struct Module {
     pub(crate) init_size: usize,
     /// The loaded sections and their addresses.
     pub(crate) sections: Vec<(String, u64)>,
+    /// Each section's size and whether it is in an init region (freed once the module is
+    /// live): what [`address_owner`] needs to place an address.
+    pub(crate) section_spans: Vec<(u64, bool)>,
+    /// [`Self::sections`] as `tools/gdb/sheaf.py` reads them ([`debug::GdbSection`]).
+    pub(crate) gdb_sections: Vec<debug::GdbSection>,
     pub(crate) params: Vec<ParamInfo>,
     /// The module's exports: name, address, GPL-only.
     pub(crate) exports: Vec<(String, u64, bool)>,
@@ -216,12 +223,27 @@ static MODULE_MUTEX: Mutex<()> = Mutex::new(());
 /// The modules in memory, coming, live or going, oldest first (Linux's `modules` list).
 static LIST: SpinLock<Vec<ModPtr>> = SpinLock::new(Vec::new());
 /// The list, locked: while it lives, every module on it is in memory (unload takes a module
-/// off under this lock before it frees it).
-pub(crate) struct Listed<'g>(crate::sync::SpinLockGuard<'g, Vec<ModPtr>>);
+/// off under this lock before it frees it). Whether [`Listed::raw`] was called: the guard
+/// then republishes GDB's table ([`SHEAF_MODULES`]) before it unlocks.
+pub(crate) struct Listed<'g>(crate::sync::SpinLockGuard<'g, Vec<ModPtr>>, bool);
 
 /// Locks the list of modules.
 pub(crate) fn listed_modules() -> Listed<'static> {
-    Listed(LIST.lock())
+    Listed(LIST.lock(), false)
+}
+
+/// The list, if no one holds its lock: for an oops, which must not wait (the CPU that
+/// faulted may hold it).
+fn try_listed_modules() -> Option<Listed<'static>> {
+    LIST.try_lock().map(|g| Listed(g, false))
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            debug::publish(self);
+        }
+    }
 }
 
 impl Listed<'_> {
@@ -254,8 +276,9 @@ impl Listed<'_> {
             .collect()
     }
 
-    /// The raw list, to change it.
+    /// The raw list, to change it (GDB's table follows when the guard drops).
     pub(crate) fn raw(&mut self) -> &mut Vec<ModPtr> {
+        self.1 = true;
         &mut self.0
     }
 }

@@ -18,12 +18,15 @@
 //!   services' and the benchmarks' tests use too;
 //! - `oom`: threads while memory is exhausted: sleeping on and waking from a wait queue
 //!   allocates nothing, and `spawn` fails with an error instead of panicking;
+//! - `module_debug`: what debugging needs of the loaded modules: the owner of an address
+//!   (the oops's module annotation) and GDB's table `SHEAF_MODULES`;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
 
 mod kfree_rcu;
 mod kobject;
 mod module;
+mod module_debug;
 mod names;
 mod oom;
 mod primary_cache;

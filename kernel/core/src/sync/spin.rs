@@ -94,6 +94,22 @@ impl<T: ?Sized> SpinLock<T> {
             guard: core::mem::ManuallyDrop::new(self.inner.lock()),
         }
     }
+
+    /// Takes the lock if it is free (with preemption disabled, as [`Self::lock`]); `None`
+    /// at once if some CPU holds it.
+    #[inline]
+    pub fn try_lock(&self) -> Option<SpinLockGuard<'_, T>> {
+        preempt_disable();
+        match self.inner.try_lock() {
+            Some(guard) => Some(SpinLockGuard {
+                guard: core::mem::ManuallyDrop::new(guard),
+            }),
+            None => {
+                preempt_enable();
+                None
+            }
+        }
+    }
 }
 
 impl<T: ?Sized> Deref for SpinLockGuard<'_, T> {

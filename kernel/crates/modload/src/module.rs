@@ -141,14 +141,14 @@ impl<'a> Module<'a> {
             .map(|p| image.addr(p.region) + p.offset)
     }
 
-    /// Every loaded section: name, region and run-time address (`/sys/module/*/sections`).
+    /// Every loaded section: name, region, run-time address (`/sys/module/*/sections`) and size.
     pub fn loaded_sections<'s>(
         &'s self,
         image: &'s Image<'_>,
-    ) -> impl Iterator<Item = (&'a str, Region, u64)> + 's {
+    ) -> impl Iterator<Item = (&'a str, Region, u64, u64)> + 's {
         self.file.sections.iter().filter_map(move |s| {
             let p = self.layout.placement(s.index)?;
-            Some((s.name, p.region, image.addr(p.region) + p.offset))
+            Some((s.name, p.region, image.addr(p.region) + p.offset, s.size))
         })
     }
 

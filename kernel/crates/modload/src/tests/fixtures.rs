@@ -363,7 +363,10 @@ fn nodev_has_init_but_no_cleanup() {
     assert!(m.cleanup_address(&img).is_none());
     let init = m.init_address(&img).unwrap();
     assert_eq!(init, img.addr(Region::InitText));
-    let secs: Vec<String> = m.loaded_sections(&img).map(|(n, _, _)| n.into()).collect();
+    let secs: Vec<String> = m
+        .loaded_sections(&img)
+        .map(|(n, _, _, _)| n.into())
+        .collect();
     assert!(secs.contains(&".init.text".into()), "{secs:?}");
 }
 
