@@ -68,9 +68,21 @@ typedef unsigned int gfp_t;
 #define __GFP_NOWARN ((gfp_t)0x08u)
 #define GFP_NOWAIT ((gfp_t)0x10u)
 
+/*
+ * A size nothing serves (more than 4 MiB), or an array size that overflows, gives NULL.
+ * Unknown gfp_t bits are ignored. kfree, krealloc and ksize of a pointer that is not the
+ * start of a kmalloc'ed object are refused and reported (ksize answers 0).
+ */
 void *kmalloc(size_t size, gfp_t flags);
 void *kzalloc(size_t size, gfp_t flags);
 void kfree(const void *objp);
+void *kcalloc(size_t n, size_t size, gfp_t flags);
+void *kmalloc_array(size_t n, size_t size, gfp_t flags);
+/* The grown part is zeroed only with __GFP_ZERO; NULL leaves objp untouched. */
+void *krealloc(const void *objp, size_t new_size, gfp_t flags);
+size_t ksize(const void *objp);
+/* Problems the slab allocator has reported since boot (Sheaf's own, for tests). */
+unsigned long slab_errors(void);
 
 struct kmem_cache;
 typedef unsigned int slab_flags_t;
@@ -82,12 +94,35 @@ typedef unsigned int slab_flags_t;
 #define SLAB_STORE_USER ((slab_flags_t)(1u << 5))
 #define SLAB_PANIC ((slab_flags_t)(1u << 6))
 #define SLAB_TYPESAFE_BY_RCU ((slab_flags_t)(1u << 7))
+/* Accepted; they only keep such a cache from merging with one without them. */
+#define SLAB_RECLAIM_ACCOUNT ((slab_flags_t)(1u << 8))
+#define SLAB_ACCOUNT ((slab_flags_t)(1u << 9))
+#define SLAB_CACHE_DMA ((slab_flags_t)(1u << 10))
 
+/*
+ * Any other flag bit refuses the creation (NULL, and a message). SLAB_RED_ZONE, SLAB_POISON,
+ * SLAB_STORE_USER and SLAB_CONSISTENCY_CHECKS make the cache check its objects (as under
+ * slub_debug); what they find is reported and counted by slab_errors(). A pointer that is not
+ * a cache (NULL included) is refused with a message by every function taking one: NULL, 0 or
+ * -EINVAL back (kmem_cache_destroy(NULL) and kmem_cache_free(s, NULL) do nothing quietly;
+ * kmem_cache_free_bulk(NULL, ...) kfrees each object, as Linux's kfree_bulk).
+ */
 struct kmem_cache *kmem_cache_create(const char *name, unsigned int size, unsigned int align,
 				     slab_flags_t flags, void (*ctor)(void *));
 void *kmem_cache_alloc(struct kmem_cache *s, gfp_t flags);
 void kmem_cache_free(struct kmem_cache *s, void *objp);
 void kmem_cache_destroy(struct kmem_cache *s);
+struct kmem_cache *kmem_cache_create_usercopy(const char *name, unsigned int size,
+					      unsigned int align, slab_flags_t flags,
+					      unsigned int useroffset, unsigned int usersize,
+					      void (*ctor)(void *));
+void *kmem_cache_zalloc(struct kmem_cache *s, gfp_t flags);
+/* 0 when no slab is left, 1 when objects keep some. */
+int kmem_cache_shrink(struct kmem_cache *s);
+/* size objects into p: returns size, or 0 (nothing allocated). */
+int kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags, size_t size, void **p);
+void kmem_cache_free_bulk(struct kmem_cache *s, size_t size, void **p);
+unsigned int kmem_cache_size(struct kmem_cache *s);
 
 /* ---- The module itself ---- */
 struct module;

@@ -11,9 +11,9 @@
 //! The functions are `unsafe extern "C"`: their callers are C (or Rust through `kmod`), and
 //! each states what it needs of its pointers. Bad pointers that can be told apart cheaply are
 //! refused with a message rather than trusted: `kfree` and `kmem_cache_free` of something that
-//! is not an object (the slab allocator checks the page owner), `kmem_cache_destroy` of
-//! something that is not a cache, `try_module_get`/`module_put` of something that is not a
-//! module.
+//! is not an object (the slab allocator checks the page owner), every `kmem_cache_*` function
+//! given something that is not a cache (looked up on the cache list; see `slab.rs`),
+//! `try_module_get`/`module_put` of something that is not a module.
 
 use kcore::module::KernelSymbol;
 

@@ -91,8 +91,10 @@ unsafe fn setup(
         log::error!("kmem_cache_setup: the name is not UTF-8");
         return null_mut();
     };
-    let Some(flags) = SlabFlags::from_bits(flags) else {
-        log::error!("kmem_cache_setup({name}): unknown flag bits {flags:#x}");
+    let Some(flags) =
+        SlabFlags::from_bits(flags).filter(|f| super::slab::MODULE_SLAB_FLAGS.contains(*f))
+    else {
+        log::error!("kmem_cache_setup({name}): unknown flags {flags:#x}");
         return null_mut();
     };
     // The module's kobject, pinned for the call; the storage checked to be its data.

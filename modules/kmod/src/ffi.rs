@@ -1,6 +1,6 @@
 //! The kernel's exports, declared exactly as `include/sheaf/module.h` declares them.
 
-use core::ffi::{c_char, c_int, c_uint, c_void};
+use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 
 /// `struct module`: opaque; a module names its own as [`__this_module`].
 #[repr(C)]
@@ -54,10 +54,24 @@ pub const GFP_KERNEL: GfpT = 0x01;
 pub const GFP_ATOMIC: GfpT = 0x02;
 /// `__GFP_ZERO`.
 pub const __GFP_ZERO: GfpT = 0x04;
+/// `__GFP_NOWARN`.
+pub const __GFP_NOWARN: GfpT = 0x08;
+/// `GFP_NOWAIT`.
+pub const GFP_NOWAIT: GfpT = 0x10;
 /// `slab_flags_t`.
 pub type SlabFlagsT = c_uint;
+/// `SLAB_CONSISTENCY_CHECKS`.
+pub const SLAB_CONSISTENCY_CHECKS: SlabFlagsT = 1 << 0;
+/// `SLAB_RED_ZONE`.
+pub const SLAB_RED_ZONE: SlabFlagsT = 1 << 1;
+/// `SLAB_POISON`.
+pub const SLAB_POISON: SlabFlagsT = 1 << 2;
 /// `SLAB_HWCACHE_ALIGN`.
 pub const SLAB_HWCACHE_ALIGN: SlabFlagsT = 1 << 3;
+/// `SLAB_STORE_USER`.
+pub const SLAB_STORE_USER: SlabFlagsT = 1 << 5;
+/// `SLAB_ACCOUNT`.
+pub const SLAB_ACCOUNT: SlabFlagsT = 1 << 9;
 
 unsafe extern "C" {
     /// This module's handle; the loader resolves it (C's `THIS_MODULE` is its address).
@@ -85,6 +99,42 @@ unsafe extern "C" {
     pub fn kmem_cache_free(s: *mut KmemCache, objp: *mut c_void);
     /// `void kmem_cache_destroy(struct kmem_cache *s)`.
     pub fn kmem_cache_destroy(s: *mut KmemCache);
+    /// `void *kcalloc(size_t n, size_t size, gfp_t flags)`.
+    pub fn kcalloc(n: usize, size: usize, flags: GfpT) -> *mut c_void;
+    /// `void *kmalloc_array(size_t n, size_t size, gfp_t flags)`.
+    pub fn kmalloc_array(n: usize, size: usize, flags: GfpT) -> *mut c_void;
+    /// `void *krealloc(const void *objp, size_t new_size, gfp_t flags)`.
+    pub fn krealloc(objp: *const c_void, new_size: usize, flags: GfpT) -> *mut c_void;
+    /// `size_t ksize(const void *objp)`.
+    pub fn ksize(objp: *const c_void) -> usize;
+    /// `struct kmem_cache *kmem_cache_create_usercopy(name, size, align, flags, useroffset,
+    /// usersize, ctor)`.
+    pub fn kmem_cache_create_usercopy(
+        name: *const c_char,
+        size: c_uint,
+        align: c_uint,
+        flags: SlabFlagsT,
+        useroffset: c_uint,
+        usersize: c_uint,
+        ctor: Option<unsafe extern "C" fn(*mut c_void)>,
+    ) -> *mut KmemCache;
+    /// `void *kmem_cache_zalloc(struct kmem_cache *s, gfp_t flags)`.
+    pub fn kmem_cache_zalloc(s: *mut KmemCache, flags: GfpT) -> *mut c_void;
+    /// `int kmem_cache_shrink(struct kmem_cache *s)`.
+    pub fn kmem_cache_shrink(s: *mut KmemCache) -> c_int;
+    /// `int kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags, size_t size, void **p)`.
+    pub fn kmem_cache_alloc_bulk(
+        s: *mut KmemCache,
+        flags: GfpT,
+        size: usize,
+        p: *mut *mut c_void,
+    ) -> c_int;
+    /// `void kmem_cache_free_bulk(struct kmem_cache *s, size_t size, void **p)`.
+    pub fn kmem_cache_free_bulk(s: *mut KmemCache, size: usize, p: *mut *mut c_void);
+    /// `unsigned int kmem_cache_size(struct kmem_cache *s)`.
+    pub fn kmem_cache_size(s: *mut KmemCache) -> c_uint;
+    /// `unsigned long slab_errors(void)`.
+    pub fn slab_errors() -> c_ulong;
     /// `struct kmem_cache *kmem_cache_setup(cache, name, size, align, flags, ctor, owner)`:
     /// a static cache in the module's own storage ([`KmemCacheOpaque`]), owned by `owner`.
     pub fn kmem_cache_setup(

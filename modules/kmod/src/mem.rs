@@ -19,6 +19,62 @@ impl KBuf {
         NonNull::new(p.cast()).map(|ptr| KBuf { ptr, len })
     }
 
+    /// `kcalloc(n, size, GFP_KERNEL)`: a zeroed array of `n` elements of `size` bytes, or
+    /// `None` when memory is short or `n * size` overflows.
+    pub fn zeroed_array(n: usize, size: usize) -> Option<Self> {
+        let len = n.checked_mul(size)?;
+        // SAFETY: kcalloc has no preconditions; it returns NULL or `n * size` zeroed bytes.
+        let p = unsafe { ffi::kcalloc(n, size, ffi::GFP_KERNEL) };
+        NonNull::new(p.cast()).map(|ptr| KBuf { ptr, len })
+    }
+
+    /// Resizes the buffer to `len` bytes with `krealloc(.., __GFP_ZERO)`: the contents up to
+    /// the smaller length are kept and any new bytes are zero. On failure (memory short) the
+    /// buffer is left as it was and `false` returned.
+    pub fn resize(&mut self, len: usize) -> bool {
+        if len == 0 {
+            // krealloc(p, 0) frees and returns ZERO_SIZE_PTR; keep the object instead, its
+            // bytes zeroed as krealloc would have.
+            self.as_mut_slice().fill(0);
+            self.len = 0;
+            return true;
+        }
+        // SAFETY: `ptr` is a live kzalloc'ed object this buffer owns; every allocation of it
+        // passed __GFP_ZERO, so the bytes past `len` are zero too. On success the old pointer
+        // is not used again (it is replaced here); on failure it is untouched.
+        let p = unsafe {
+            ffi::krealloc(
+                self.ptr.as_ptr().cast::<c_void>(),
+                len,
+                ffi::GFP_KERNEL | ffi::__GFP_ZERO,
+            )
+        };
+        match NonNull::new(p.cast()) {
+            Some(ptr) => {
+                self.ptr = ptr;
+                self.len = len;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Bytes the allocation really has (`ksize`), at least [`Self::len`].
+    pub fn capacity(&self) -> usize {
+        // SAFETY: `ptr` is a live kmalloc'ed object.
+        unsafe { ffi::ksize(self.ptr.as_ptr().cast::<c_void>()) }
+    }
+
+    /// The buffer's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The bytes.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: `ptr` points to `len` initialised (zeroed) bytes this buffer owns alone.
@@ -58,6 +114,26 @@ impl KmemCache {
         // SAFETY: `cache` is a live cache this handle owns.
         let p = unsafe { ffi::kmem_cache_alloc(self.cache.as_ptr(), ffi::GFP_KERNEL) };
         NonNull::new(p).map(|obj| CacheObj { cache: self, obj })
+    }
+
+    /// Allocates a zeroed object (`kmem_cache_zalloc`), freed when the [`CacheObj`] drops.
+    pub fn zalloc(&self) -> Option<CacheObj<'_>> {
+        // SAFETY: `cache` is a live cache this handle owns.
+        let p = unsafe { ffi::kmem_cache_zalloc(self.cache.as_ptr(), ffi::GFP_KERNEL) };
+        NonNull::new(p).map(|obj| CacheObj { cache: self, obj })
+    }
+
+    /// The object size (`kmem_cache_size`).
+    pub fn size(&self) -> u32 {
+        // SAFETY: `cache` is a live cache this handle owns.
+        unsafe { ffi::kmem_cache_size(self.cache.as_ptr()) }
+    }
+
+    /// Gives the cache's free memory back (`kmem_cache_shrink`): `true` when no slab is left.
+    /// It may sleep.
+    pub fn shrink(&self) -> bool {
+        // SAFETY: `cache` is a live cache this handle owns.
+        unsafe { ffi::kmem_cache_shrink(self.cache.as_ptr()) == 0 }
     }
 }
 

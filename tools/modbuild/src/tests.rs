@@ -52,7 +52,7 @@ fn c_examples_built_with_gcc_match_the_fixtures() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(built, 4, "hello_c, exporter, user, nodev");
+    assert_eq!(built, 5, "hello_c, exporter, user, nodev, slabtest");
 }
 
 #[test]
@@ -137,6 +137,17 @@ fn the_c_header_and_kmod_declare_the_same_exports() {
         "kmem_cache_destroy",
         "kmem_cache_setup",
         "kmem_cache_setup_usercopy",
+        "kcalloc",
+        "kmalloc_array",
+        "krealloc",
+        "ksize",
+        "kmem_cache_create_usercopy",
+        "kmem_cache_zalloc",
+        "kmem_cache_shrink",
+        "kmem_cache_alloc_bulk",
+        "kmem_cache_free_bulk",
+        "kmem_cache_size",
+        "slab_errors",
         "try_module_get",
         "module_put",
     ]

@@ -7,6 +7,8 @@
 //!   asynchronous destroy, and the slab allocator's RCU and destroy paths while memory is
 //!   exhausted (a full `rcu_free` sheaf, a destroy with objects in flight, `SLAB_TYPESAFE_BY_RCU`
 //!   slabs, a large block, `kfree_rcu` without a head or memory);
+//! - `module_slab`: the C module `slabtest` runs slub_kunit-style cases of every slab export
+//!   (bad arguments and deliberate corruption of debug caches included), and the kernel goes on;
 //! - `names`: cache names kept when in the image's read-only part, copied otherwise;
 //! - `kobject`: kobject releases from every CPU, misuse reports, `/sys` visibility;
 //! - `sysfs_slab`: `/sys/kernel/slab` and `/proc/slabinfo` against the allocator's numbers;
@@ -27,6 +29,7 @@ mod kfree_rcu;
 mod kobject;
 mod module;
 mod module_debug;
+mod module_slab;
 mod names;
 mod oom;
 mod primary_cache;

@@ -611,3 +611,25 @@ fn cache_at_tells_a_cache_primary_or_alias_from_any_other_address() {
     // SAFETY: as above.
     unsafe { slab.kmem_cache_destroy(primary) }.expect("destroy");
 }
+
+#[test]
+fn kmalloc_and_krealloc_of_a_huge_size_fail_without_panicking() {
+    // What a C module's `kmalloc(SIZE_MAX)` or `krealloc(p, SIZE_MAX)` reaches: `None`, the
+    // old object untouched.
+    let (_p, _cpu, slab) = setup(1, 1);
+    for size in [
+        usize::MAX,
+        usize::MAX - 4095,
+        usize::MAX / 2,
+        MAX_OBJECT_SIZE + 1,
+    ] {
+        assert!(slab.kmalloc(size, Gfp::KERNEL).is_none(), "size {size}");
+        assert!(slab.kzalloc(size, Gfp::KERNEL).is_none(), "size {size}");
+    }
+    assert!(slab.kcalloc(usize::MAX, 2, Gfp::KERNEL).is_none());
+    let p = slab.kmalloc(32, Gfp::KERNEL).expect("memory");
+    // SAFETY: a live kmalloc'ed object, untouched when krealloc fails.
+    assert!(unsafe { slab.krealloc(p.as_ptr(), usize::MAX, Gfp::KERNEL) }.is_none());
+    // SAFETY: still ours.
+    unsafe { slab.kfree(p.as_ptr()) }.expect("free");
+}
