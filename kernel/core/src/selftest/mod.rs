@@ -18,12 +18,16 @@
 //!   services' and the benchmarks' tests use too;
 //! - `oom`: threads while memory is exhausted: sleeping on and waking from a wait queue
 //!   allocates nothing, and `spawn` fails with an error instead of panicking;
+//! - `module_rcuwq`: the `rcuwq` example module, which calls every RCU, workqueue, free-queue,
+//!   time and CPU export, passes each of its cases, and loads and unloads 100 times with
+//!   nothing left;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
 
 mod kfree_rcu;
 mod kobject;
 mod module;
+mod module_rcuwq;
 mod names;
 mod oom;
 mod primary_cache;

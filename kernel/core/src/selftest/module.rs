@@ -30,7 +30,7 @@ fn file(bytes: &'static [u8]) -> ModuleFile<'static> {
 }
 
 /// Runs `f` with the console captured; returns what it printed.
-fn captured<R>(f: impl FnOnce() -> R) -> (R, String) {
+pub(super) fn captured<R>(f: impl FnOnce() -> R) -> (R, String) {
     crate::console::capture_start();
     let r = f();
     let mut out = String::with_capacity(16 * 1024);
@@ -46,13 +46,13 @@ fn read(path: &str) -> Result<String, i32> {
 
 /// What must come back to its value after a module has come and gone.
 #[derive(Debug, PartialEq, Eq)]
-struct Footprint {
+pub(super) struct Footprint {
     modules: usize,
     module_pages: usize,
     sys_module: usize,
 }
 
-fn footprint() -> Footprint {
+pub(super) fn footprint() -> Footprint {
     Footprint {
         modules: module::list().len(),
         module_pages: vmap::pages_in_use(),
@@ -65,7 +65,7 @@ fn footprint() -> Footprint {
 /// `active_objs`, which also counts objects cached in per-CPU sheaves and so moves whenever a
 /// CPU refills a sheaf in the background. Earlier tests' RCU callbacks and cache destroys
 /// are let finish first.
-fn slab_objects_in_use() -> SlabObjects {
+pub(super) fn slab_objects_in_use() -> SlabObjects {
     use slab::Stat;
     super::quiesce();
     let caches = crate::memory::kmalloc::slab().caches();
@@ -81,7 +81,7 @@ fn slab_objects_in_use() -> SlabObjects {
 
 /// Objects in use per cache, for the first 64 caches (compared by total; a mismatch shows
 /// each cache's count).
-struct SlabObjects([(&'static str, i64); 64]);
+pub(super) struct SlabObjects([(&'static str, i64); 64]);
 
 impl PartialEq for SlabObjects {
     fn eq(&self, other: &Self) -> bool {
@@ -146,6 +146,24 @@ fn the_header_declares_exactly_the_kernel_s_exports() {
         if !name.is_empty()
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             && head.contains(' ')
+        {
+            declared.push(name);
+        }
+    }
+    // Exported variables: `extern TYPE NAME;` (but `__this_module`, which the loader
+    // resolves to each module's own handle, is no export of the kernel).
+    for line in header.lines() {
+        let Some(decl) = line
+            .strip_prefix("extern ")
+            .and_then(|l| l.strip_suffix(';'))
+        else {
+            continue;
+        };
+        if decl.contains('(') {
+            continue;
+        }
+        if let Some(name) = decl.rsplit([' ', '*']).next()
+            && name != "__this_module"
         {
             declared.push(name);
         }
