@@ -124,6 +124,102 @@ int kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags, size_t size, void *
 void kmem_cache_free_bulk(struct kmem_cache *s, size_t size, void **p);
 unsigned int kmem_cache_size(struct kmem_cache *s);
 
+/* ---- RCU, workqueues, the deferred free queue, time and CPUs ---- */
+/*
+ * Structures a module embeds whose layout is the kernel's: opaque storage of the size and
+ * alignment the kernel build exports (include/generated/module_abi.h, checked by a host test).
+ */
+#include "../generated/module_abi.h"
+
+struct rcu_head {
+	_Alignas(SHEAF_RCU_HEAD_ALIGN) unsigned char __opaque[SHEAF_RCU_HEAD_SIZE];
+};
+_Static_assert(sizeof(struct rcu_head) == SHEAF_RCU_HEAD_SIZE, "module_abi.h");
+typedef void (*rcu_callback_t)(struct rcu_head *head);
+
+/* Runs func(head) in a kernel thread after a grace period; never allocates. */
+void call_rcu(struct rcu_head *head, rcu_callback_t func);
+/* Wait for a grace period / for every queued callback (sleep: not in a read-side section). */
+void synchronize_rcu(void);
+void rcu_barrier(void);
+/* A read-side section: preemption off, nests; no sleeping inside. */
+void rcu_read_lock(void);
+void rcu_read_unlock(void);
+/* Frees ptr (from kmalloc or a cache) after a grace period; head inside it, or NULL. */
+void kvfree_call_rcu(struct rcu_head *head, void *ptr);
+/* Waits until every object given to kvfree_call_rcu so far is freed. */
+void kvfree_rcu_barrier(void);
+#define kfree_rcu(ptr, rhf) kvfree_call_rcu(&(ptr)->rhf, (void *)(ptr))
+#define kfree_rcu_mightsleep(ptr) kvfree_call_rcu(NULL, (void *)(ptr))
+
+struct work_struct;
+typedef void (*work_func_t)(struct work_struct *work);
+/*
+ * The kernel keeps an object per work item while it is in use (queued, running, or until
+ * cancel_work_sync/flush_work): an item must be idle before its memory is freed or the
+ * module unloads, as on Linux; then nothing of it is left in the kernel.
+ */
+struct work_struct {
+	work_func_t func;
+	unsigned long __reserved;
+};
+struct delayed_work {
+	struct work_struct work;
+};
+_Static_assert(sizeof(struct work_struct) == SHEAF_WORK_STRUCT_SIZE, "module_abi.h");
+_Static_assert(_Alignof(struct work_struct) == SHEAF_WORK_STRUCT_ALIGN, "module_abi.h");
+_Static_assert(sizeof(struct delayed_work) == SHEAF_DELAYED_WORK_SIZE, "module_abi.h");
+_Static_assert(_Alignof(struct delayed_work) == SHEAF_DELAYED_WORK_ALIGN, "module_abi.h");
+#define __WORK_INITIALIZER(n, f) { .func = (f), .__reserved = 0 }
+#define DECLARE_WORK(n, f) struct work_struct n = __WORK_INITIALIZER(n, f)
+#define INIT_WORK(_work, _func)                   \
+	do {                                      \
+		(_work)->func = (_func);          \
+		(_work)->__reserved = 0;          \
+	} while (0)
+#define INIT_DELAYED_WORK(_dwork, _func) INIT_WORK(&(_dwork)->work, (_func))
+#define to_delayed_work(_work) ((struct delayed_work *)(_work))
+
+/* A workqueue: system_wq, system_unbound_wq, or one from alloc_workqueue. */
+struct workqueue_struct;
+extern struct workqueue_struct *system_wq;
+extern struct workqueue_struct *system_unbound_wq;
+#define WQ_UNBOUND (1u << 1)
+#define WQ_FREEZABLE (1u << 2)
+#define WQ_MEM_RECLAIM (1u << 3)
+#define WQ_HIGHPRI (1u << 4)
+/* Queueing returns false if the item was pending already (or on bad input, with a message). */
+bool schedule_work(struct work_struct *work);
+bool queue_work(struct workqueue_struct *wq, struct work_struct *work);
+bool queue_work_on(int cpu, struct workqueue_struct *wq, struct work_struct *work);
+bool queue_delayed_work(struct workqueue_struct *wq, struct delayed_work *dwork,
+			unsigned long delay);
+bool flush_work(struct work_struct *work);
+bool cancel_work_sync(struct work_struct *work);
+bool cancel_delayed_work_sync(struct delayed_work *dwork);
+/* A new workqueue named by fmt (printk's conversions); max_active 0: the default. */
+struct workqueue_struct *alloc_workqueue(const char *fmt, unsigned int flags, int max_active, ...) __attribute__((format(printf, 1, 4)));
+void destroy_workqueue(struct workqueue_struct *wq);
+
+/* The deferred free queue: queue objects under a lock, free them after the unlock. */
+struct kmem_free_q_head {
+	_Alignas(SHEAF_KMEM_FREE_Q_HEAD_ALIGN) unsigned char __opaque[SHEAF_KMEM_FREE_Q_HEAD_SIZE];
+};
+_Static_assert(sizeof(struct kmem_free_q_head) == SHEAF_KMEM_FREE_Q_HEAD_SIZE, "module_abi.h");
+/* An empty queue is all zero bytes. */
+#define DEFINE_KMEM_FREE_Q(name) struct kmem_free_q_head name = { { 0 } }
+void kmem_free_q_init(struct kmem_free_q_head *head);
+/* s: the object's cache, NULL for kmalloc. 0, or -EINVAL if refused (the object stays yours). */
+int kmem_free_q_add(struct kmem_free_q_head *head, struct kmem_cache *s, void *obj);
+void kmem_free_up_q(struct kmem_free_q_head *head);
+
+/* Time and CPUs. */
+#define HZ 100
+extern unsigned long volatile jiffies;
+void msleep(unsigned int msecs);
+unsigned int smp_processor_id(void);
+unsigned int num_online_cpus(void);
+
 /* ---- The module itself ---- */
 struct module;
 /* Resolved by the loader to this module's handle (Linux's __this_module). */

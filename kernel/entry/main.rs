@@ -6,6 +6,8 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod export;
 
 use bootloader_api::config::BootloaderConfig;

@@ -17,6 +17,10 @@ pub const HZ: u32 = 100;
 
 static JIFFIES: AtomicU64 = AtomicU64::new(0);
 
+/// Where `jiffies` lives, for the module export table (C's `extern unsigned long volatile
+/// jiffies`, read with plain aligned loads, which are atomic on x86-64). Only read through.
+pub const JIFFIES_ADDRESS: *const u64 = JIFFIES.as_ptr();
+
 /// Ticks since the timer started.
 pub fn jiffies() -> u64 {
     JIFFIES.load(Ordering::Acquire)

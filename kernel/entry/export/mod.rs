@@ -42,18 +42,46 @@ macro_rules! export_symbol_gpl {
     };
 }
 
+mod freeq;
+mod misc;
 mod module;
 mod print;
+mod rcu;
 mod slab;
 mod static_cache;
+mod workqueue;
 
 /// The kernel's export table, one part per file, registered with the loader at boot.
-pub static SYMBOLS: [&[KernelSymbol]; 4] = [
+pub static SYMBOLS: [&[KernelSymbol]; 8] = [
     &print::SYMBOLS,
     &slab::SYMBOLS,
     &static_cache::SYMBOLS,
     &module::SYMBOLS,
+    &rcu::SYMBOLS,
+    &workqueue::SYMBOLS,
+    &freeq::SYMBOLS,
+    &misc::SYMBOLS,
 ];
+
+/// The size and alignment of each structure a C module embeds, in the kernel ELF, where the
+/// host reads them to write `include/generated/module_abi.h` (`cargo run -- --gen-headers`;
+/// `boot/src/headers.rs`): `struct rcu_head`, `struct work_struct`, `struct delayed_work`,
+/// `struct kmem_free_q_head`, each `[size, align]`.
+#[unsafe(no_mangle)]
+#[used]
+pub static SHEAF_MODULE_ABI_LAYOUT: [u64; 8] = {
+    use core::mem::{align_of, size_of};
+    [
+        size_of::<rcu::CRcuHead>() as u64,
+        align_of::<rcu::CRcuHead>() as u64,
+        size_of::<workqueue::CWork>() as u64,
+        align_of::<workqueue::CWork>() as u64,
+        size_of::<workqueue::CDelayedWork>() as u64,
+        align_of::<workqueue::CDelayedWork>() as u64,
+        size_of::<freeq::CFreeQHead>() as u64,
+        align_of::<freeq::CFreeQHead>() as u64,
+    ]
+};
 
 /// Registers [`SYMBOLS`] with the loader, and sets the console log level from the command
 /// line as Linux does (`loglevel=N`, `debug` for 10, `quiet` for 4).

@@ -51,8 +51,9 @@ impl Write for Line {
     }
 }
 
-/// The arguments of a `printk`, read from its C `va_list` in the order the format asks.
-struct VaArgs<'a, 'f>(&'a mut VaList<'f>);
+/// The arguments of a `printk` (or `alloc_workqueue`), read from its C `va_list` in the order
+/// the format asks.
+pub(super) struct VaArgs<'a, 'f>(pub(super) &'a mut VaList<'f>);
 
 impl printf::Args for VaArgs<'_, '_> {
     fn next_u32(&mut self) -> u32 {

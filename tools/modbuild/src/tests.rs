@@ -52,7 +52,7 @@ fn c_examples_built_with_gcc_match_the_fixtures() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(built, 5, "hello_c, exporter, user, nodev, slabtest");
+    assert_eq!(built, 6, "hello_c, exporter, user, nodev, slabtest, rcuwq");
 }
 
 #[test]
@@ -150,6 +150,28 @@ fn the_c_header_and_kmod_declare_the_same_exports() {
         "slab_errors",
         "try_module_get",
         "module_put",
+        "call_rcu",
+        "synchronize_rcu",
+        "rcu_barrier",
+        "rcu_read_lock",
+        "rcu_read_unlock",
+        "kvfree_call_rcu",
+        "kvfree_rcu_barrier",
+        "schedule_work",
+        "queue_work",
+        "queue_work_on",
+        "queue_delayed_work",
+        "flush_work",
+        "cancel_work_sync",
+        "cancel_delayed_work_sync",
+        "alloc_workqueue",
+        "destroy_workqueue",
+        "kmem_free_q_init",
+        "kmem_free_q_add",
+        "kmem_free_up_q",
+        "msleep",
+        "smp_processor_id",
+        "num_online_cpus",
     ]
     .into_iter()
     .map(String::from)

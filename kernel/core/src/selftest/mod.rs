@@ -22,6 +22,9 @@
 //!   allocates nothing, and `spawn` fails with an error instead of panicking;
 //! - `module_debug`: what debugging needs of the loaded modules: the owner of an address
 //!   (the oops's module annotation) and GDB's table `SHEAF_MODULES`;
+//! - `module_rcuwq`: the `rcuwq` example module, which calls every RCU, workqueue, free-queue,
+//!   time and CPU export, passes each of its cases, and loads and unloads 100 times with
+//!   nothing left;
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
 
@@ -29,6 +32,7 @@ mod kfree_rcu;
 mod kobject;
 mod module;
 mod module_debug;
+mod module_rcuwq;
 mod module_slab;
 mod names;
 mod oom;

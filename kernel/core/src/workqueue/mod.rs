@@ -356,6 +356,21 @@ pub fn alloc_workqueue(
     Ok(wq)
 }
 
+/// Makes destroyed workqueue `old` a new one in place ([`alloc_workqueue`]'s arguments; Linux
+/// frees a destroyed queue, which the crate never does: see
+/// `sheaf_workqueue::Workqueues::reuse_workqueue`). For users that create and destroy queues
+/// repeatedly (the module exports): refused unless `old` is destroyed and idle, and for
+/// `WQ_MEM_RECLAIM`. `old` must not be used by anyone else any more.
+pub fn reuse_workqueue(
+    old: Workqueue,
+    name: &'static str,
+    flags: WqFlags,
+    max_active: usize,
+) -> Result<Workqueue, WqError> {
+    locked(|w| w.reuse_workqueue(old.id, name, flags, max_active)).map_err(WqError::Alloc)?;
+    Ok(old)
+}
+
 /// The system workqueue (`events`, per-CPU), the one [`schedule_work`] uses. Multi-CPU
 /// multi-threaded; use it when the item does not sleep long.
 pub fn system_wq() -> Workqueue {

@@ -86,6 +86,9 @@ pub enum AllocError {
     MaxActive,
     /// Too many workqueues (ids are 16 bits).
     TooMany,
+    /// [`Workqueues::reuse_workqueue`] of a queue that is not destroyed and idle, or with
+    /// `WQ_MEM_RECLAIM` (its rescuer is not restarted).
+    NotReusable,
 }
 
 /// All workqueues and worker pools of a system, behind one lock.
@@ -199,6 +202,47 @@ impl<W: WorkItem, L: WorkList<W>> Workqueues<W, L> {
             pwqs,
         });
         Ok(WqId((st.wqs.len() - 1) as u16))
+    }
+
+    /// Makes destroyed workqueue `wq` a new one (`name`, `flags`, `max_active` as for
+    /// [`alloc_workqueue`](Self::alloc_workqueue)) in place, so that a user that creates and
+    /// destroys queues again and again (a module loaded and unloaded) does not grow the table:
+    /// ids are never reused otherwise, and a destroyed queue keeps its slot. Refused
+    /// ([`AllocError::NotReusable`]) unless `wq` is destroyed with nothing in flight, and for
+    /// `WQ_MEM_RECLAIM` (old or new: the caller would have to restart the rescuer). The caller
+    /// must hold no other handle to the destroyed queue.
+    pub fn reuse_workqueue(
+        &self,
+        wq: WqId,
+        name: &'static str,
+        flags: WqFlags,
+        max_active: usize,
+    ) -> Result<(), AllocError> {
+        if max_active > WQ_MAX_ACTIVE {
+            return Err(AllocError::MaxActive);
+        }
+        let mut st = self.lock();
+        let Some(q) = st.wqs.get_mut(usize::from(wq.0)) else {
+            return Err(AllocError::NotReusable);
+        };
+        if !q.destroyed
+            || q.in_flight() != 0
+            || q.nr_drainers != 0
+            || q.rescuer_busy
+            || q.flags.contains(WqFlags::WQ_MEM_RECLAIM)
+            || flags.contains(WqFlags::WQ_MEM_RECLAIM)
+        {
+            return Err(AllocError::NotReusable);
+        }
+        q.name = name;
+        q.flags = flags;
+        q.max_active = if max_active == 0 {
+            WQ_DFL_ACTIVE
+        } else {
+            max_active
+        };
+        q.destroyed = false;
+        Ok(())
     }
 
     /// The pool `wq`'s items queued on `cpu` go to.
