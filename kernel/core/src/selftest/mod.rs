@@ -20,6 +20,8 @@
 //!   services' and the benchmarks' tests use too;
 //! - `oom`: threads while memory is exhausted: sleeping on and waking from a wait queue
 //!   allocates nothing, and `spawn` fails with an error instead of panicking;
+//! - `module_static`: a module's static cache (`KMEM_CACHE_SETUP`) destroyed with objects in
+//!   `kfree_rcu` flight: the module leaves at once, its memory goes only after the destroy;
 //! - `module_debug`: what debugging needs of the loaded modules: the owner of an address
 //!   (the oops's module annotation) and GDB's table `SHEAF_MODULES`;
 //! - `module_rcuwq`: the `rcuwq` example module, which calls every RCU, workqueue, free-queue,
@@ -34,6 +36,7 @@ mod module;
 mod module_debug;
 mod module_rcuwq;
 mod module_slab;
+mod module_static;
 mod names;
 mod oom;
 mod primary_cache;

@@ -1,0 +1,219 @@
+//! On-target tests of module static caches (the RFC's v3 03/10, end to end): the
+//! `static_cache` example sets up a cache in its own `.data` with `KMEM_CACHE_SETUP`, fills it,
+//! and on unload frees every object with `kfree_rcu` and destroys the cache at once; the
+//! module leaves `lsmod` and `/sys/module` while the destroy is still pending, and its memory
+//! (where the cache lives) is freed only after the destroy has finished and dropped the
+//! cache's reference on the module's kobject.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use super::module::{captured, file, fixture, footprint, slab_objects_in_use};
+use crate::kobject::{MODULE_KSET, sysfs};
+use crate::memory::kmalloc::slab;
+use crate::memory::vmap;
+use crate::module;
+
+static STATIC_CACHE: &[u8] = fixture!("static_cache.ko");
+const CACHE: &str = "static_cache_items";
+
+fn destroy_pending() -> bool {
+    slab()
+        .destroy_pending()
+        .iter()
+        .any(|(name, _)| name.as_str() == CACHE)
+}
+
+fn listed() -> bool {
+    module::list().iter().any(|m| m.name == "static_cache")
+}
+
+/// Unloads `static_cache` in a thread of its own; `DONE` tells when the unload returned.
+fn unload_in_background(done: &'static AtomicBool) -> crate::sched::JoinHandle<()> {
+    done.store(false, Ordering::Release);
+    crate::sched::spawn("ktest-rmmod-static", move || {
+        let (r, out) = captured(|| module::unload("static_cache", false));
+        r.expect("unload");
+        assert!(out.contains("destroyed with"), "{out}");
+        done.store(true, Ordering::Release);
+    })
+    .expect("thread")
+}
+
+#[crate::ktest]
+fn a_static_cache_in_kfree_rcu_flight_keeps_the_module_s_memory_until_its_destroy_ends() {
+    // A warm-up round fills what is kept for reuse (`kfree_rcu` sheaves, page tables).
+    let (r, _) = captured(|| module::load(file(STATIC_CACHE), "static_cache", &["objects=10"]));
+    r.expect("load");
+    let (r, _) = captured(|| module::unload("static_cache", false));
+    r.expect("unload");
+    let before = footprint();
+    let objects = slab_objects_in_use();
+    let (r, out) =
+        captured(|| module::load(file(STATIC_CACHE), "static_cache", &["objects=10000"]));
+    r.expect("load");
+    assert!(out.contains("static_cache: 10000 objects"), "{out}");
+    assert!(sysfs().is_dir(&alloc::format!("/kernel/slab/{CACHE}")));
+    let pages = vmap::pages_in_use();
+    static DONE: AtomicBool = AtomicBool::new(false);
+    let t = unload_in_background(&DONE);
+    // Seen at least once: the module gone from the list while its cache's destroy is pending
+    // and its memory still mapped.
+    let mut seen = false;
+    let (mut gone, mut pending) = (0, 0);
+    for _ in 0..1_000_000 {
+        if DONE.load(Ordering::Acquire) {
+            break;
+        }
+        let l = listed();
+        let d = destroy_pending();
+        gone += usize::from(!l);
+        pending += usize::from(d);
+        if !l && d {
+            assert_eq!(
+                vmap::pages_in_use(),
+                pages,
+                "memory freed before the destroy ended"
+            );
+            assert!(!sysfs().is_dir("/module/static_cache"));
+            seen = true;
+        }
+        crate::sched::yield_now();
+    }
+    t.join();
+    assert!(
+        seen,
+        "the module never left the list while its cache's destroy was pending ({gone} polls saw \
+         it gone, {pending} saw the destroy pending)"
+    );
+    assert!(
+        !destroy_pending(),
+        "unload returned before the destroy ended"
+    );
+    assert!(vmap::pages_in_use() < pages);
+    assert_eq!(footprint(), before);
+    assert_eq!(slab_objects_in_use(), objects);
+}
+
+#[crate::ktest]
+fn the_unload_also_waits_for_a_kobject_reference_held_elsewhere() {
+    let before = footprint();
+    let (r, _) = captured(|| module::load(file(STATIC_CACHE), "static_cache", &["objects=1000"]));
+    r.expect("load");
+    let pages = vmap::pages_in_use();
+    let k = sysfs()
+        .kset_find_obj(&MODULE_KSET, "static_cache")
+        .expect("/sys/module/static_cache");
+    static DONE: AtomicBool = AtomicBool::new(false);
+    let t = unload_in_background(&DONE);
+    // The destroy ends (a grace period or two); the unload still waits for the reference.
+    let mut waited = 0;
+    while (listed() || destroy_pending()) && waited < 1_000_000 {
+        crate::sched::yield_now();
+        waited += 1;
+    }
+    assert!(!destroy_pending(), "the destroy did not end");
+    for _ in 0..200 {
+        crate::sched::yield_now();
+    }
+    assert!(
+        !DONE.load(Ordering::Acquire),
+        "unload returned with a reference held"
+    );
+    assert_eq!(vmap::pages_in_use(), pages);
+    // Meanwhile the same module loads again (the old instance is off the list); its cache's
+    // name is free at once (the old cache was destroyed).
+    let (r, out) = captured(|| module::load(file(STATIC_CACHE), "static_cache", &["objects=10"]));
+    r.expect("a new instance loads while the old one waits");
+    assert!(out.contains("static_cache: 10 objects"), "{out}");
+    let (r, _) = captured(|| module::unload("static_cache", false));
+    r.expect("the new instance unloads");
+    // SAFETY: the reference `kset_find_obj` took, dropped once.
+    unsafe { sysfs().kobject_put(k) }.expect("put");
+    t.join();
+    assert!(DONE.load(Ordering::Acquire));
+    assert_eq!(footprint(), before);
+}
+
+#[crate::ktest]
+fn a_thousand_cycles_with_kfree_rcu_traffic_stay_at_baseline() {
+    // A warm-up round fills what is kept for reuse (`kfree_rcu` sheaves, page tables).
+    let (r, _) = captured(|| module::load(file(STATIC_CACHE), "static_cache", &["objects=100"]));
+    r.expect("load");
+    let (r, _) = captured(|| module::unload("static_cache", false));
+    r.expect("unload");
+    let before = footprint();
+    let objects = slab_objects_in_use();
+    for i in 0..1000 {
+        let (r, _) =
+            captured(|| module::load(file(STATIC_CACHE), "static_cache", &["objects=100"]));
+        r.unwrap_or_else(|e| panic!("load {i}: {e}"));
+        let (r, _) = captured(|| module::unload("static_cache", false));
+        r.unwrap_or_else(|e| panic!("unload {i}: {e}"));
+    }
+    assert_eq!(footprint(), before);
+    assert_eq!(slab_objects_in_use(), objects);
+}
+
+#[crate::ktest]
+fn a_static_cache_merged_into_a_dynamic_primary_leaves_it_intact_on_unload() {
+    let s = slab();
+    // A dynamic cache of an unusual size: the module's static cache of the same size uses its
+    // slabs (the primary-cache rule), the primary keeping its own users.
+    let primary = s
+        .kmem_cache_create(
+            "ktest-primary-200",
+            200,
+            Default::default(),
+            slab::SlabFlags::empty(),
+        )
+        .expect("primary");
+    let mine = primary.alloc(slab::Gfp::KERNEL).expect("object");
+    let (r, _) = captured(|| {
+        module::load(
+            file(STATIC_CACHE),
+            "static_cache",
+            &["objects=100", "size=200", "nomerge=0"],
+        )
+    });
+    r.expect("load");
+    let aliases = |s: &slab::SlabAllocator<_>| -> Vec<alloc::string::String> {
+        s.caches()
+            .iter()
+            .find(|(c, _)| core::ptr::eq(*c, &*primary))
+            .map(|(_, names)| {
+                names
+                    .iter()
+                    .map(|n| alloc::string::String::from(n.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let all: Vec<(alloc::string::String, Vec<alloc::string::String>)> = s
+        .caches()
+        .iter()
+        .map(|(c, names)| {
+            (
+                alloc::string::String::from(c.name()),
+                names
+                    .iter()
+                    .map(|n| alloc::string::String::from(n.as_str()))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert!(aliases(s).iter().any(|n| n == CACHE), "{all:?}");
+    let (r, _) = captured(|| module::unload("static_cache", false));
+    r.expect("unload");
+    assert!(!aliases(s).iter().any(|n| n == CACHE));
+    // The primary and its object are intact.
+    // SAFETY: allocated above from this cache, freed once.
+    unsafe { primary.free(mine) }.expect("free");
+    let again = primary
+        .alloc(slab::Gfp::KERNEL)
+        .expect("the primary still allocates");
+    // SAFETY: as above.
+    unsafe { primary.free(again) }.expect("free");
+    // SAFETY: every object is back; nothing else uses the cache.
+    unsafe { s.kmem_cache_destroy(primary) }.expect("destroy");
+}
