@@ -25,7 +25,7 @@ pub const MOTD: &str = "Welcome to Sheaf\n";
 /// the shell's `insmod NAME.ko` finds them. They are the loader's test fixtures, built by
 /// `cargo modbuild fixtures` and checked in (a `modbuild` test fails when one is stale), so
 /// `cargo run` needs neither gcc nor a module build.
-pub const EXAMPLE_MODULES: [(&str, &[u8]); 9] = {
+pub const EXAMPLE_MODULES: [(&str, &[u8]); 11] = {
     macro_rules! ko {
         ($name:literal) => {
             (
@@ -47,6 +47,8 @@ pub const EXAMPLE_MODULES: [(&str, &[u8]); 9] = {
         ko!("slabtest.ko"),
         ko!("rcuwq.ko"),
         ko!("static_cache.ko"),
+        ko!("static_cache_rs.ko"),
+        ko!("slabdemo.ko"),
     ]
 };
 

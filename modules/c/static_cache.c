@@ -29,6 +29,35 @@ MODULE_PARM_DESC(size, "object size in bytes (at least sizeof(struct item))");
 
 static struct item **items;
 
+/* A second static cache, with a usercopy region, and storage the kernel must refuse. */
+static DEFINE_KMEM_CACHE_STATIC(copy_storage);
+
+/* kmem_cache_setup_usercopy, and the refusals: each result checked (0 or -EINVAL). */
+static int check_setup_api(void)
+{
+	struct kmem_cache_opaque on_stack;
+	struct kmem_cache *c;
+
+	c = kmem_cache_setup_usercopy(&copy_storage, "static_cache_copy", 64, 0, 0, 8, 16, NULL,
+				      THIS_MODULE);
+	if (!c || kmem_cache_size(c) != 64) {
+		pr_err("static_cache: FAIL setup_usercopy\n");
+		return -EINVAL;
+	}
+	kmem_cache_destroy(c);
+	/* Storage that is not this module's data, the same storage twice: refused. */
+	if (KMEM_CACHE_SETUP(&on_stack, "static_cache_stack", 64, 0, 0, NULL)) {
+		pr_err("static_cache: FAIL storage on the stack accepted\n");
+		return -EINVAL;
+	}
+	if (KMEM_CACHE_SETUP(&item_cache_storage, "static_cache_twice", 64, 0, 0, NULL)) {
+		pr_err("static_cache: FAIL storage set up twice accepted\n");
+		return -EINVAL;
+	}
+	pr_info("static_cache: ok setup_api\n");
+	return 0;
+}
+
 static int __init static_cache_init(void)
 {
 	if (objects < 0 || objects > 1000000 || size < (int)sizeof(struct item) || size > 4096)
@@ -37,6 +66,10 @@ static int __init static_cache_init(void)
 				      nomerge ? SLAB_NO_MERGE : 0, NULL);
 	if (!item_cache)
 		return -ENOMEM;
+	if (check_setup_api()) {
+		kmem_cache_destroy(item_cache);
+		return -EINVAL;
+	}
 	items = kmalloc(sizeof(*items) * (objects ? objects : 1), GFP_KERNEL);
 	if (!items) {
 		kmem_cache_destroy(item_cache);

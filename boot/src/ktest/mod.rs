@@ -38,7 +38,8 @@
 //! A batch runs lazily: the first of its trials that `libtest-mimic` starts boots the VM, and
 //! the others just read the recorded results. Only the tests that `libtest-mimic` will run
 //! (after the name filter, `--exact` and `--skip`) go into a batch. A watchdog kills a VM that
-//! makes no progress (no new `@@ktest-` line) for `SHEAF_TEST_TIMEOUT` seconds (default 60).
+//! makes no progress (no new `@@ktest-` line) for `SHEAF_TEST_TIMEOUT` seconds (default 60);
+//! a long test prints `@@ktest-progress` lines (`kcore::ktest::progress`), which only feed it.
 //! The list of tests is cached per kernel binary, so rerunning with another filter costs no
 //! listing boot.
 //!

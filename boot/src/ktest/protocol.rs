@@ -56,6 +56,7 @@ pub fn parse_line(line: &str) -> Option<Event<'_>> {
             })
         }
         "done" => Some(Event::Done),
+        // `@@ktest-progress NAME N`: a long test is alive; only the watchdog counts it.
         _ => None,
     }
 }
@@ -211,6 +212,8 @@ mod tests {
             parse_line("@@ktest-pass a::b\r\n"),
             Some(Event::Pass("a::b"))
         );
+        // A long test's liveness line: no event (the watchdog counts the marker).
+        assert_eq!(parse_line("@@ktest-progress a::b 300"), None);
         assert_eq!(
             parse_line("@@ktest-fail a::b panicked: 1 != 2 at x.rs:3\r"),
             Some(Event::Fail {

@@ -176,6 +176,16 @@ fn current() -> Option<&'static KTest> {
     unsafe { CURRENT.load(Ordering::SeqCst).as_ref() }
 }
 
+/// Tells the runner a long test is still making progress (`@@ktest-progress NAME DONE`): the
+/// runner's watchdog kills a boot after `SHEAF_TEST_TIMEOUT` seconds (60 by default) without
+/// a `@@ktest-` line, which a test of a thousand load cycles, each waiting for RCU grace
+/// periods, can exceed on a loaded machine. The line is otherwise ignored.
+pub fn progress(done: usize) {
+    if let Some(test) = current() {
+        crate::println!("@@ktest-progress {}::{} {done}", test.module, test.name);
+    }
+}
+
 /// Serves a `ktest=...` request from the command line (`only` is the value of `ktest.only`,
 /// the comma-separated names to run). Never returns: exits QEMU.
 pub fn run_request(request: &str, only: &str) -> ! {

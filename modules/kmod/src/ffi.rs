@@ -68,6 +68,8 @@ pub const SLAB_RED_ZONE: SlabFlagsT = 1 << 1;
 pub const SLAB_POISON: SlabFlagsT = 1 << 2;
 /// `SLAB_HWCACHE_ALIGN`.
 pub const SLAB_HWCACHE_ALIGN: SlabFlagsT = 1 << 3;
+/// `SLAB_NO_MERGE`.
+pub const SLAB_NO_MERGE: SlabFlagsT = 1 << 4;
 /// `SLAB_STORE_USER`.
 pub const SLAB_STORE_USER: SlabFlagsT = 1 << 5;
 /// `SLAB_ACCOUNT`.

@@ -19,6 +19,7 @@ pub mod ffi;
 mod macros;
 pub mod mem;
 pub mod print;
+pub mod static_cache;
 pub mod sync;
 
 pub use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64};

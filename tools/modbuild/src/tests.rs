@@ -53,8 +53,8 @@ fn c_examples_built_with_gcc_match_the_fixtures() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
-        built, 7,
-        "hello_c, exporter, user, nodev, slabtest, rcuwq, static_cache"
+        built, 8,
+        "hello_c, exporter, user, nodev, slabtest, rcuwq, static_cache, slabdemo"
     );
 }
 

@@ -501,6 +501,9 @@ fn a_thousand_load_unload_cycles_leave_pages_slab_and_kobjects_at_baseline() {
     let objects = slab_objects_in_use();
     let frames = crate::memory::page_alloc::stats().used;
     for i in 0..1000 {
+        if i % 100 == 0 {
+            crate::ktest::progress(i);
+        }
         let (r, _) = captured(|| module::load(file(HELLO), "hello", &["times=1"]));
         r.unwrap_or_else(|e| panic!("load {i}: {e}"));
         let (r, _) = captured(|| module::unload("hello", false));

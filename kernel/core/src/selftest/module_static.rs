@@ -15,6 +15,8 @@ use crate::memory::vmap;
 use crate::module;
 
 static STATIC_CACHE: &[u8] = fixture!("static_cache.ko");
+static STATIC_CACHE_RS: &[u8] = fixture!("static_cache_rs.ko");
+static SLABDEMO: &[u8] = fixture!("slabdemo.ko");
 const CACHE: &str = "static_cache_items";
 
 fn destroy_pending() -> bool {
@@ -40,42 +42,55 @@ fn unload_in_background(done: &'static AtomicBool) -> crate::sched::JoinHandle<(
     .expect("thread")
 }
 
-#[crate::ktest]
-fn a_static_cache_in_kfree_rcu_flight_keeps_the_module_s_memory_until_its_destroy_ends() {
+/// The seed's path for module `name` (its static cache `cache`), loaded with `args`: it
+/// unloads while its cache's destroy waits for objects in `kfree_rcu` flight; the module
+/// leaves the list at once, its memory goes only after the destroy; counts at baseline.
+fn seed_path(bytes: &'static [u8], name: &'static str, cache: &'static str, args: &[&str]) {
+    let pending = || {
+        slab()
+            .destroy_pending()
+            .iter()
+            .any(|(n, _)| n.as_str() == cache)
+    };
+    let listed = || module::list().iter().any(|m| m.name == name);
     // A warm-up round fills what is kept for reuse (`kfree_rcu` sheaves, page tables).
-    let (r, _) = captured(|| module::load(file(STATIC_CACHE), "static_cache", &["objects=10"]));
+    let (r, _) = captured(|| module::load(file(bytes), name, &["objects=10"]));
     r.expect("load");
-    let (r, _) = captured(|| module::unload("static_cache", false));
+    let (r, _) = captured(|| module::unload(name, false));
     r.expect("unload");
     let before = footprint();
     let objects = slab_objects_in_use();
-    let (r, out) =
-        captured(|| module::load(file(STATIC_CACHE), "static_cache", &["objects=10000"]));
+    let (r, out) = captured(|| module::load(file(bytes), name, args));
     r.expect("load");
-    assert!(out.contains("static_cache: 10000 objects"), "{out}");
-    assert!(sysfs().is_dir(&alloc::format!("/kernel/slab/{CACHE}")));
+    assert!(out.contains("objects of"), "{out}");
+    assert!(sysfs().is_dir(&alloc::format!("/kernel/slab/{cache}")));
     let pages = vmap::pages_in_use();
     static DONE: AtomicBool = AtomicBool::new(false);
-    let t = unload_in_background(&DONE);
+    DONE.store(false, Ordering::Release);
+    let t = crate::sched::spawn("ktest-rmmod-static", move || {
+        let (r, out) = captured(|| module::unload(name, false));
+        r.expect("unload");
+        assert!(out.contains("destroyed with"), "{out}");
+        DONE.store(true, Ordering::Release);
+    })
+    .expect("thread");
     // Seen at least once: the module gone from the list while its cache's destroy is pending
     // and its memory still mapped.
-    let mut seen = false;
-    let (mut gone, mut pending) = (0, 0);
+    let (mut seen, mut gone, mut waiting) = (false, 0, 0);
     for _ in 0..1_000_000 {
         if DONE.load(Ordering::Acquire) {
             break;
         }
-        let l = listed();
-        let d = destroy_pending();
+        let (l, d) = (listed(), pending());
         gone += usize::from(!l);
-        pending += usize::from(d);
+        waiting += usize::from(d);
         if !l && d {
             assert_eq!(
                 vmap::pages_in_use(),
                 pages,
                 "memory freed before the destroy ended"
             );
-            assert!(!sysfs().is_dir("/module/static_cache"));
+            assert!(!sysfs().is_dir(&alloc::format!("/module/{name}")));
             seen = true;
         }
         crate::sched::yield_now();
@@ -83,16 +98,54 @@ fn a_static_cache_in_kfree_rcu_flight_keeps_the_module_s_memory_until_its_destro
     t.join();
     assert!(
         seen,
-        "the module never left the list while its cache's destroy was pending ({gone} polls saw \
-         it gone, {pending} saw the destroy pending)"
+        "{name} never left the list while its cache's destroy was pending ({gone} polls saw \
+         it gone, {waiting} saw the destroy pending)"
     );
-    assert!(
-        !destroy_pending(),
-        "unload returned before the destroy ended"
-    );
+    assert!(!pending(), "unload returned before the destroy ended");
     assert!(vmap::pages_in_use() < pages);
     assert_eq!(footprint(), before);
     assert_eq!(slab_objects_in_use(), objects);
+}
+
+#[crate::ktest]
+fn a_static_cache_in_kfree_rcu_flight_keeps_the_module_s_memory_until_its_destroy_ends() {
+    seed_path(STATIC_CACHE, "static_cache", CACHE, &["objects=10000"]);
+}
+
+#[crate::ktest]
+fn the_same_with_a_rust_module_s_static_cache() {
+    seed_path(
+        STATIC_CACHE_RS,
+        "static_cache_rs",
+        "static_cache_rs_items",
+        &["objects=10000"],
+    );
+}
+
+#[crate::ktest]
+fn slabdemo_walks_through_every_step() {
+    let before = footprint();
+    let (r, out) = captured(|| module::load(file(SLABDEMO), "slabdemo", &["burst=2000"]));
+    r.unwrap_or_else(|e| panic!("slabdemo: {e}\n{out}"));
+    for step in [
+        "red zones and poisoning",
+        "bulk: 32 objects",
+        "krealloc 16 -> 4000 bytes",
+        "kfree_rcu burst of 2000 objects",
+        "a work item ran on CPU",
+        "8 objects queued inside an RCU read-side section",
+    ] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
+    assert!(!out.contains("failed"), "{out}");
+    assert_eq!(
+        super::module::read("/kernel/slab/slabdemo_objs/red_zone").as_deref(),
+        Ok("1\n")
+    );
+    let (r, out) = captured(|| module::unload("slabdemo", false));
+    r.expect("unload");
+    assert!(out.contains("slabdemo: cache destroyed"), "{out}");
+    assert_eq!(footprint(), before);
 }
 
 #[crate::ktest]
@@ -145,6 +198,9 @@ fn a_thousand_cycles_with_kfree_rcu_traffic_stay_at_baseline() {
     let before = footprint();
     let objects = slab_objects_in_use();
     for i in 0..1000 {
+        if i % 100 == 0 {
+            crate::ktest::progress(i);
+        }
         let (r, _) =
             captured(|| module::load(file(STATIC_CACHE), "static_cache", &["objects=100"]));
         r.unwrap_or_else(|e| panic!("load {i}: {e}"));
