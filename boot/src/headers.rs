@@ -167,6 +167,32 @@ pub fn check(kernel: &Path, root: &Path) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// Compiles `src` to `obj` with `cc` as modules are built (the repository's `include/`,
+    /// `-mcmodel=kernel`, warnings as errors, and `extra`), failing with the compiler's output.
+    fn compile_c(src: &std::path::Path, obj: &std::path::Path, extra: &[&str]) {
+        let out = std::process::Command::new("cc")
+            .args([
+                "-std=gnu11",
+                "-Wall",
+                "-Werror",
+                "-fno-pic",
+                "-mcmodel=kernel",
+            ])
+            .args(extra)
+            .args(["-c", "-I"])
+            .arg(repo_root().join("include"))
+            .arg(src)
+            .arg("-o")
+            .arg(obj)
+            .output()
+            .expect("a C compiler (cc)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `slab-static.h` compiles with the checked-in numbers (gcc, as modules will be built),
     /// gives `struct kmem_cache_opaque` that size and alignment, and puts a static cache in
     /// `.data`, as its comment promises.
@@ -184,27 +210,7 @@ mod tests {
              struct kmem_cache *foo(void) { return to_kmem_cache(&foo_cache); }\n",
         )
         .unwrap();
-        let out = std::process::Command::new("cc")
-            .args([
-                "-std=gnu11",
-                "-Wall",
-                "-Werror",
-                "-fno-pic",
-                "-mcmodel=kernel",
-                "-c",
-                "-I",
-            ])
-            .arg(repo_root().join("include"))
-            .arg(&src)
-            .arg("-o")
-            .arg(&obj)
-            .output()
-            .expect("a C compiler (cc)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        compile_c(&src, &obj, &[]);
         let data = std::fs::read(&obj).unwrap();
         let elf = object::File::parse(&*data).unwrap();
         let sym = elf.symbols().find(|s| s.name() == Ok("foo_cache")).unwrap();
@@ -241,28 +247,7 @@ mod tests {
              }\n",
         )
         .unwrap();
-        let out = std::process::Command::new("cc")
-            .args([
-                "-std=gnu11",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-fno-pic",
-                "-mcmodel=kernel",
-                "-c",
-                "-I",
-            ])
-            .arg(repo_root().join("include"))
-            .arg(&src)
-            .arg("-o")
-            .arg(&obj)
-            .output()
-            .expect("a C compiler (cc)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        compile_c(&src, &obj, &["-Wextra"]);
     }
 
     #[test]

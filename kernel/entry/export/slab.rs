@@ -52,6 +52,36 @@ fn gfp(flags: c_uint) -> Gfp {
     Gfp::from_bits_truncate(flags)
 }
 
+/// A cache's C name and flags, checked as `kmem_cache_create` and `kmem_cache_setup` check
+/// them: a null name, one that is not UTF-8, or `SLAB_*` bits a module may not give are
+/// refused with a message naming `api`.
+///
+/// # Safety
+/// `name` is null or a NUL-terminated string that outlives the returned borrow.
+pub(super) unsafe fn name_and_flags<'a>(
+    api: &str,
+    name: *const c_char,
+    flags: c_uint,
+) -> Option<(&'a str, SlabFlags)> {
+    if name.is_null() {
+        log::error!("{api}: no name");
+        return None;
+    }
+    // SAFETY: NUL-terminated (caller contract).
+    let Ok(name) = unsafe { CStr::from_ptr(name) }.to_str() else {
+        log::error!("{api}: the name is not UTF-8");
+        return None;
+    };
+    let Some(flags) = SlabFlags::from_bits(flags).filter(|f| MODULE_SLAB_FLAGS.contains(*f)) else {
+        log::error!(
+            "{api}({name}): unknown flags {:#x}",
+            flags & !MODULE_SLAB_FLAGS.bits()
+        );
+        return None;
+    };
+    Some((name, flags))
+}
+
 /// The cache at `s`, if `s` is one (null and anything else refused with a message naming
 /// `api`). A walk of the cache list under its lock.
 fn cache(api: &str, s: *const c_void) -> Option<&'static KmemCache<KernelPlatform>> {
@@ -196,20 +226,8 @@ pub unsafe extern "C" fn kmem_cache_create_usercopy(
     usersize: c_uint,
     ctor: Option<slab::Ctor>,
 ) -> *mut c_void {
-    if name.is_null() {
-        log::error!("kmem_cache_create: no name");
-        return null_mut();
-    }
-    // SAFETY: NUL-terminated (caller contract).
-    let Ok(name) = unsafe { CStr::from_ptr(name) }.to_str() else {
-        log::error!("kmem_cache_create: the name is not UTF-8");
-        return null_mut();
-    };
-    let Some(flags) = SlabFlags::from_bits(flags).filter(|f| MODULE_SLAB_FLAGS.contains(*f)) else {
-        log::error!(
-            "kmem_cache_create({name}): unknown flags {:#x}",
-            flags & !MODULE_SLAB_FLAGS.bits()
-        );
+    // SAFETY: forwarded contract (`name` null or NUL-terminated).
+    let Some((name, flags)) = (unsafe { name_and_flags("kmem_cache_create", name, flags) }) else {
         return null_mut();
     };
     let args = KmemCacheArgs {

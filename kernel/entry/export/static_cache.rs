@@ -5,12 +5,12 @@
 //! cache even when the module's `cleanup_module` destroys it with objects still in `kfree_rcu`
 //! flight (the destroy then finishes asynchronously, after the module has left `lsmod`).
 
-use core::ffi::{CStr, c_char, c_uint, c_void};
+use core::ffi::{c_char, c_uint, c_void};
 use core::ptr::null_mut;
 
 use kcore::memory::kmalloc::{KMEM_CACHE_ALIGN, KMEM_CACHE_SIZE, KernelPlatform, slab};
 use kcore::module::{KernelSymbol, pin_module_data};
-use slab::{Ctor, KmemCacheArgs, KmemCacheStatic, SlabFlags};
+use slab::{Ctor, KmemCacheArgs, KmemCacheStatic};
 
 /// This file's exports.
 pub(super) static SYMBOLS: [KernelSymbol; 2] = [
@@ -82,19 +82,10 @@ unsafe fn setup(
     ctor: Option<Ctor>,
     owner: *const c_void,
 ) -> *mut c_void {
-    if name.is_null() {
-        log::error!("kmem_cache_setup: no name");
-        return null_mut();
-    }
-    // SAFETY: NUL-terminated (caller contract).
-    let Ok(name) = unsafe { CStr::from_ptr(name) }.to_str() else {
-        log::error!("kmem_cache_setup: the name is not UTF-8");
-        return null_mut();
-    };
-    let Some(flags) =
-        SlabFlags::from_bits(flags).filter(|f| super::slab::MODULE_SLAB_FLAGS.contains(*f))
+    // SAFETY: forwarded contract (`name` null or NUL-terminated).
+    let Some((name, flags)) =
+        (unsafe { super::slab::name_and_flags("kmem_cache_setup", name, flags) })
     else {
-        log::error!("kmem_cache_setup({name}): unknown flags {flags:#x}");
         return null_mut();
     };
     // The module's kobject, pinned for the call; the storage checked to be its data.
