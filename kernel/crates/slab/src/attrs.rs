@@ -159,8 +159,8 @@ fn show<P: Platform>(k: &KObject, attr: &Attribute, out: &mut PageBuf) -> Result
     if !cache.sysfs_enter() {
         return Err(Errno(errno::ENOENT));
     }
-    // A static alias's directory shows its primary, whose storage it uses (the alias's
-    // reference keeps the primary from being shut down).
+    // Only primaries have directories (an alias is a link to its primary's); `primary()` is
+    // the cache itself then.
     let result = render(cache.primary(), attr.name, out).map_err(|_| Errno(errno::EIO));
     cache.sysfs_exit();
     result
