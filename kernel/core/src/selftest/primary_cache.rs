@@ -124,9 +124,12 @@ fn a_static_cache_set_up_after_a_dynamic_one_uses_it_as_primary() {
         "the dynamic cache is the primary"
     );
     assert!(st.flags().contains(SlabFlags::SLAB_PREALLOCATED));
-    assert!(
-        sysfs().is_dir("/kernel/slab/ktest-alias-b"),
-        "a static alias is self-named"
+    let dir = sysfs().read_link("/kernel/slab/ktest-primary-b");
+    assert!(dir.is_ok(), "a mergeable dynamic cache's name is a link");
+    assert_eq!(
+        sysfs().read_link("/kernel/slab/ktest-alias-b"),
+        dir,
+        "a static alias is a link to its primary's directory, like a merged name"
     );
     let base = in_use(&dynamic);
     cross_free(st, &dynamic, 40);

@@ -168,3 +168,52 @@ fn proc_slabinfo_lists_every_cache_with_its_numbers() {
     // SAFETY: nothing uses the cache any more.
     unsafe { slab().kmem_cache_destroy(c) }.expect("destroy");
 }
+
+/// As `tools/mm/slabinfo` reads the tree: every directory is one cache, one row of
+/// `/proc/slabinfo` (no slab counted twice: a static alias such as `task_struct` is a link),
+/// and Linux's statistics files are there.
+#[crate::ktest]
+fn every_directory_is_one_row_of_proc_slabinfo() {
+    let count = || {
+        let dirs = slab::sysfs::list(slab())
+            .iter()
+            .filter(|e| matches!(e, slab::sysfs::Entry::Dir(_)))
+            .count();
+        let mut text = String::new();
+        slab().slabinfo_show(&mut text).expect("slabinfo");
+        (dirs, text.lines().count() - 2)
+    };
+    // Another CPU may create or destroy a cache between the two readings: try again.
+    let (dirs, rows) = (0..5)
+        .map(|_| count())
+        .find(|(d, r)| d == r)
+        .unwrap_or_else(count);
+    assert_eq!(dirs, rows, "one directory per cache");
+    for (cache, _) in slab().caches() {
+        for name in slab().cache_names(cache) {
+            let c = slab().find_cache(&name).expect("listed");
+            if c.flags().contains(SlabFlags::SLAB_PREALLOCATED) && !core::ptr::eq(c.primary(), c) {
+                assert!(
+                    sysfs().read_link(&format!("/kernel/slab/{name}")).is_ok(),
+                    "{name}: a static alias is a link"
+                );
+            }
+        }
+    }
+    for stat in [
+        "free_add_partial",
+        "free_remove_partial",
+        "alloc_node_mismatch",
+        "order_fallback",
+        "cmpxchg_double_fail",
+        "sheaf_prefill_fast",
+        "sheaf_prefill_slow",
+        "sheaf_prefill_oversize",
+        "sheaf_return_fast",
+        "sheaf_return_slow",
+    ] {
+        total(&format!("kmalloc-64/{stat}"));
+    }
+    assert_eq!(total("kmalloc-64/cmpxchg_double_fail"), 0);
+    assert_eq!(total("kmalloc-64/usersize"), 64, "kmalloc: usercopy-whole");
+}

@@ -159,8 +159,8 @@ fn show<P: Platform>(k: &KObject, attr: &Attribute, out: &mut PageBuf) -> Result
     if !cache.sysfs_enter() {
         return Err(Errno(errno::ENOENT));
     }
-    // A static alias's directory shows its primary, whose storage it uses (the alias's
-    // reference keeps the primary from being shut down).
+    // Only primaries have directories (an alias is a link to its primary's); `primary()` is
+    // the cache itself then.
     let result = render(cache.primary(), attr.name, out).map_err(|_| Errno(errno::EIO));
     cache.sysfs_exit();
     result
@@ -230,8 +230,20 @@ fn render<P: Platform>(s: &KmemCache<P>, name: &str, out: &mut PageBuf) -> fmt::
             });
             r
         }
-        // The objects cached in sheaves, in slabs' worth (see `cpu_slabs`).
-        "cpu_slabs" => writeln!(out, "{}", cpu_slabs(s)),
+        // The objects parked in the per-CPU layer, in slabs' worth, per node (see
+        // `cpu_slabs`).
+        "cpu_slabs" => {
+            let per_node = |n| cpu_slabs(s, n);
+            let total: u64 = (0..s.nodes.len()).map(per_node).sum();
+            write!(out, "{total}")?;
+            for n in 0..s.nodes.len() {
+                let x = per_node(n);
+                if x != 0 {
+                    write!(out, " N{n}={x}")?;
+                }
+            }
+            writeln!(out)
+        }
         // Sheaf has no allocation tracing (`slub_debug=T`): always off.
         "trace" => writeln!(out, "0"),
         // Names sharing the cache besides the first (`s->refcount - 1`).
@@ -278,18 +290,19 @@ fn render<P: Platform>(s: &KmemCache<P>, name: &str, out: &mut PageBuf) -> fmt::
     }
 }
 
-/// The objects cached in sheaves (per-CPU, barns, prefilled, `rcu_free`), where Linux counts
-/// its CPU slabs: the objects the slabs count as in use, less those callers hold (allocations
-/// minus frees, which count every path once). Shown in slabs' worth, rounded up and at most
-/// the full slabs, because `tools/mm/slabinfo` subtracts `cpu_slabs` from the slab counts.
-/// A snapshot, like Linux's.
-fn cpu_slabs<P: Platform>(s: &KmemCache<P>) -> u64 {
-    let held = [Stat::AllocFastpath, Stat::AllocSlowpath]
-        .iter()
-        .map(|&st| s.stat(st))
-        .sum::<u64>()
-        .saturating_sub(s.stat(Stat::FreeFastpath) + s.stat(Stat::FreeSlowpath));
-    let info = s.slabinfo();
+/// `cpu_slabs` of `node`: the objects of the node's slabs parked in the per-CPU layer (the
+/// CPUs' main, spare and `rcu_free` sheaves, the barn, prefilled sheaves, `kfree_rcu` objects
+/// waiting for their grace period), which is where Linux's CPU slabs kept the memory a cache
+/// holds off its node lists: the objects the slabs count as in use (`objects`), less those
+/// callers hold (allocations minus frees at the node's CPUs, which count every path once,
+/// corrected by the cross-node ones: [`KmemCache::held_on_node`]).
+///
+/// Shown in slabs' worth (rounded up), at most the node's full slabs: Linux's unit, and what
+/// `tools/mm/slabinfo` assumes when it shows `slabs - cpu_slabs / partial / cpu_slabs`. 0 for
+/// a cache without sheaves (a debug cache), and after a shrink. A snapshot, like Linux's.
+fn cpu_slabs<P: Platform>(s: &KmemCache<P>, node: usize) -> u64 {
+    let info = s.node_slabinfo(node);
+    let held = s.held_on_node(node).max(0) as u64;
     let cached = (info.active_objs as u64).saturating_sub(held);
     let per_slab = s.objs_per_slab().max(1) as u64;
     let full = info.num_slabs.saturating_sub(info.nr_partial) as u64;

@@ -683,10 +683,12 @@ impl<P: Platform> KmemCache<P> {
         if node == local || node >= self.nodes.len() {
             return self.alloc(gfp);
         }
+        self.stat_add(Stat::AllocNodeMismatch, 1);
         let mut one = [None];
         self.alloc_from_slabs(node, gfp, &mut one, 0);
         let obj = one[0].take()?;
         self.stat_add(Stat::AllocSlowpath, 1);
+        self.cross_node(local, node, 1);
         Some(self.hand_out(obj, gfp))
     }
 

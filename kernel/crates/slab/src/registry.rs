@@ -211,12 +211,12 @@ pub struct SlabAllocator<P: Platform> {
     sysfs_up: core::sync::atomic::AtomicBool,
 }
 
-/// The primary of a merged dynamic cache, which sysfs shows as a link to the primary's
-/// directory (a static alias, self-named, has a directory of its own).
+/// The primary of an alias, which sysfs shows as a link to the primary's directory (Linux's
+/// `sysfs_slab_alias`): a merged dynamic cache and a static cache set up over a primary
+/// alike, so that every directory is one cache (`tools/mm/slabinfo` counts each directory's
+/// slabs) and the alias is counted in its primary's `aliases`.
 fn linked_alias<P: Platform>(cache: &KmemCache<P>) -> Option<&KmemCache<P>> {
-    cache
-        .alias_of()
-        .filter(|_| !cache.flags().contains(SlabFlags::SLAB_PREALLOCATED))
+    cache.alias_of()
 }
 
 const KMALLOC_NAMES: [&str; KMALLOC_SIZES.len()] = [
@@ -473,8 +473,8 @@ impl<P: Platform> SlabAllocator<P> {
         });
     }
 
-    /// Shows a listed cache in sysfs: a merged dynamic cache as a link to its primary's
-    /// directory (Linux's `sysfs_slab_alias`), any other as a directory of its own.
+    /// Shows a listed cache in sysfs: an alias (merged dynamic or static) as a link to its
+    /// primary's directory (Linux's `sysfs_slab_alias`), any other as a directory of its own.
     fn show_in_sysfs(
         &self,
         sys: crate::platform::SlabSysfs<'_>,

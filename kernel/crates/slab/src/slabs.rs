@@ -220,11 +220,18 @@ unsafe impl Send for NodeLists {}
 /// Per-node state of a cache (Linux's `struct kmem_cache_node`).
 pub struct KmemCacheNode {
     pub(crate) list_lock: Mutex<NodeLists>,
+    /// Objects of this node that callers hold, counted at CPUs of other nodes, less objects
+    /// of other nodes counted at this node's CPUs (net): the cross-node allocations and frees
+    /// that bypass the sheaves (`alloc_node` of another node, a remote free, an allocation
+    /// from a prefilled sheaf of another node). With it, the per-CPU allocation and free
+    /// counts of a node's CPUs give the objects of that node callers hold (`cpu_slabs`).
+    pub(crate) held_moved: core::sync::atomic::AtomicI64,
 }
 
 impl KmemCacheNode {
     pub(crate) fn new() -> Self {
         Self {
+            held_moved: core::sync::atomic::AtomicI64::new(0),
             list_lock: Mutex::new(NodeLists {
                 partial: SlabList::new(),
                 full: SlabList::new(),

@@ -41,10 +41,13 @@
 //! ## Where this differs from Linux
 //! * Of the writable files only `shrink` and `validate` are there ([`write`]); `min_partial`,
 //!   `sheaf_capacity` and the debug flags cannot be changed at run time. `cpu_slabs` counts
-//!   the objects cached in sheaves (Sheaf has no CPU slabs), in slabs' worth, as one total,
-//!   because `tools/mm/slabinfo` subtracts it from the slab counts; `trace` is always 0
-//!   (no tracing). SLUB-only statistics (`deactivate_*`, `cmpxchg_*`, `cpu_partial_*`) are not
-//!   there: `tools/mm/slabinfo` reads missing files as 0. The callers of `SLAB_STORE_USER`
+//!   the objects parked in sheaves and barns (Sheaf has no CPU slabs), in slabs' worth, per
+//!   node (`3 N0=3`), because `tools/mm/slabinfo` subtracts it from the slab counts; `trace`
+//!   is always 0 (no tracing). The statistics are Linux's set for SLUB with sheaves
+//!   (`cmpxchg_double_fail` always 0: no lockless slab updates) plus Sheaf's
+//!   `free_remote_node`; the older CPU-slab ones (`deactivate_*`, `cpu_partial_*`) are not
+//!   there: `tools/mm/slabinfo` reads missing files as 0. A kmalloc cache's `usersize` is its
+//!   object size, as in Linux. The callers of `SLAB_STORE_USER`
 //!   caches are in `alloc_traces`/`free_traces` (Linux: debugfs) and `alloc_calls`/
 //!   `free_calls` (Linux's older names); a caller is 0 unless the allocation was made with
 //!   `alloc_caller`/`free_caller` (Rust's allocator interface gives no return address).

@@ -1,5 +1,6 @@
 //! Static caches (`kmem_cache_setup`, the RFC "static kmem_cache instances for core caches"):
-//! set up in place, self-named in sysfs, never aliases but merge targets when built in,
+//! set up in place, self-named in sysfs when primaries (a link to the primary when aliases),
+//! merge targets when built in,
 //! refused twice, never destroyed when built in, and pinning a module owner until their final
 //! release.
 
@@ -57,6 +58,36 @@ fn two_static_caches_of_one_geometry_get_two_directories() {
         "the second merged into the first"
     );
     assert_eq!(slab::sysfs::resolve(&a, "one").as_deref(), Ok("one"));
+    // The second is an alias: a link to the first's directory, like a merged name, and
+    // counted in its `aliases` (not a second directory repeating its slabs).
+    assert_eq!(slab::sysfs::resolve(&a, "two").as_deref(), Ok("one"));
+    assert!(slab::sysfs::list(&a).contains(&slab::sysfs::Entry::Link {
+        name: "two".into(),
+        target: "one".into()
+    }));
+    assert_eq!(slab::sysfs::read(&a, "two/aliases").as_deref(), Ok("1\n"));
+}
+
+/// Two static caches of one geometry with merging off: two directories.
+#[test]
+fn two_unmerged_static_caches_get_two_directories() {
+    let p = HostPlatform::new(slab::host::HostConfig {
+        cpus: 1,
+        nodes: 1,
+        pages_per_node: 4096,
+    });
+    let _cpu = p.register_cpu();
+    let options = slab::SlabOptions {
+        nomerge: true,
+        ..Default::default()
+    };
+    let a = slab::SlabAllocator::with_options(p, options).unwrap();
+    let one = a.kmem_cache_setup(storage(), "one", 200, args(), SlabFlags::empty());
+    let two = a.kmem_cache_setup(storage(), "two", 200, args(), SlabFlags::empty());
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert!(std::ptr::eq(two.primary(), two), "not merged");
+    assert!(std::ptr::eq(one.primary(), one));
+    assert_eq!(slab::sysfs::resolve(&a, "one").as_deref(), Ok("one"));
     assert_eq!(slab::sysfs::resolve(&a, "two").as_deref(), Ok("two"));
 }
 
@@ -93,7 +124,7 @@ fn a_dynamic_cache_merges_into_a_built_in_static_one() {
 }
 
 /// Dynamic, then static (primary caches): the static cache becomes an alias with its own
-/// structure, name and directory, using the dynamic cache's storage; objects allocated through
+/// structure and name, a link to the primary's directory in sysfs, using the dynamic cache's storage; objects allocated through
 /// either are freed through the other, and everything goes back to the slabs.
 #[test]
 fn a_static_cache_set_up_after_a_compatible_one_is_its_alias() {
@@ -113,7 +144,15 @@ fn a_static_cache_set_up_after_a_compatible_one_is_its_alias() {
     assert_eq!(st.name(), "static");
     assert_eq!(dynamic.refcount(), 2);
     assert!(std::ptr::eq(a.find_cache("static").unwrap(), st));
-    assert_eq!(slab::sysfs::resolve(&a, "static").as_deref(), Ok("static"));
+    assert_eq!(
+        slab::sysfs::resolve(&a, "static"),
+        slab::sysfs::resolve(&a, "dynamic"),
+        "a link to the primary's directory"
+    );
+    assert_eq!(
+        slab::sysfs::read(&a, "static/aliases").as_deref(),
+        Ok("1\n")
+    );
     let through_static: Vec<_> = (0..50).map(|_| st.alloc(Gfp::KERNEL).unwrap()).collect();
     let through_dynamic: Vec<_> = (0..50)
         .map(|_| dynamic.alloc(Gfp::KERNEL).unwrap())
@@ -201,13 +240,14 @@ fn a_dead_owner_is_refused_and_leaves_nothing_listed() {
 fn the_owner_is_released_only_after_the_cache() {
     let (p, _cpu, a) = setup(1, 1);
     let (owner, module_args) = module_owner(&p, "module-x");
+    // Unmergeable, so a directory of its own that a reader can hold (an alias is a link).
     let c = a
         .kmem_cache_setup(
             storage(),
             "module-x-cache",
             64,
             module_args,
-            SlabFlags::empty(),
+            SlabFlags::SLAB_NO_MERGE,
         )
         .unwrap();
     assert_eq!(owner.refcount(), 2, "the cache pins its owner");

@@ -99,8 +99,16 @@ impl<P: Platform> KmemCache<P> {
     pub fn random(&self) -> usize {
         self.random
     }
-    /// The usercopy region (`useroffset`, `usersize`).
+    /// The usercopy region (`useroffset`, `usersize`). A kmalloc cache's is the whole object,
+    /// as Linux's `create_kmalloc_cache` gives it (`0, size`): a kmalloc buffer may be copied
+    /// to and from user space whole. (Only this view: the kmalloc caches keep `usersize` 0
+    /// inside, so that they stay merge targets and keep their free pointer in the object,
+    /// as Sheaf's layout and merging expect; Linux with `CONFIG_HARDENED_USERCOPY` makes them
+    /// unmergeable instead.)
     pub fn usercopy_region(&self) -> (usize, usize) {
+        if self.flags().contains(SlabFlags::SLAB_KMALLOC) {
+            return (0, self.object_size());
+        }
         (self.useroffset, self.usersize)
     }
     /// Whether the cache has debug flags (and therefore no sheaves).
@@ -130,6 +138,39 @@ impl<P: Platform> KmemCache<P> {
         };
         self.cpu_stats[cpu].get(stat) + fast
     }
+    /// Records that a caller on a CPU of `cpu_node` took (`delta` 1) or gave back (`delta` -1)
+    /// an object of `obj_node` without passing through the sheaves (see
+    /// `KmemCacheNode::held_moved`). Nothing when the nodes are the same.
+    pub(crate) fn cross_node(&self, cpu_node: usize, obj_node: usize, delta: i64) {
+        if cpu_node == obj_node || obj_node >= self.nodes.len() || cpu_node >= self.nodes.len() {
+            return;
+        }
+        self.nodes[obj_node]
+            .held_moved
+            .fetch_add(delta, Ordering::Relaxed);
+        self.nodes[cpu_node]
+            .held_moved
+            .fetch_sub(delta, Ordering::Relaxed);
+    }
+
+    /// Objects of `node` that callers hold: allocations minus frees counted at the node's
+    /// CPUs (every path counts once), corrected by the cross-node ones. A snapshot: signed,
+    /// since the counters are read one after another while CPUs work.
+    pub(crate) fn held_on_node(&self, node: usize) -> i64 {
+        let mut held = self.nodes[node].held_moved.load(Ordering::Relaxed);
+        for cpu in 0..self.cpu_stats.len() {
+            if self.cpu_sheaves[cpu + 1].node != node {
+                continue;
+            }
+            let allocs =
+                self.stat_cpu(Stat::AllocFastpath, cpu) + self.stat_cpu(Stat::AllocSlowpath, cpu);
+            let frees =
+                self.stat_cpu(Stat::FreeFastpath, cpu) + self.stat_cpu(Stat::FreeSlowpath, cpu);
+            held = held.wrapping_add(allocs.wrapping_sub(frees) as i64);
+        }
+        held
+    }
+
     /// (full, empty) sheaves in the barn of `node`.
     pub fn barn_counts(&self, node: usize) -> (usize, usize) {
         // Barn locks are taken pinned (see `crate::sync`).

@@ -52,19 +52,31 @@ impl<P: Platform> KmemCache<P> {
         }
         let pin = Pinned::new(&self.platform);
         let node = self.platform.cpu_to_node(pin.cpu());
-        self.stat_add(Stat::SheafPrefill, 1);
         let sheaf = if count > self.sheaf_capacity || self.sheaf_capacity == 0 {
+            self.stat_add(Stat::SheafPrefillOversize, 1);
             self.alloc_oversize_sheaf(count.max(1), node, gfp)?
         } else {
             let spare = pin
                 .on_cpu()
                 .and_then(|on| self.pcs(on).spare.take_if(|spare| spare.len() >= count));
             match spare {
-                Some(spare) => spare,
-                None => match self.barns[node].get_full_sheaf() {
-                    Some(full) => full,
-                    None => self.alloc_empty_sheaf(node, gfp)?,
-                },
+                Some(spare) => {
+                    self.stat_add(Stat::SheafPrefillFast, 1);
+                    spare
+                }
+                None => {
+                    self.stat_add(Stat::SheafPrefillSlow, 1);
+                    match self.barns[node].get_full_sheaf() {
+                        Some(full) => {
+                            self.stat_add(Stat::BarnGet, 1);
+                            full
+                        }
+                        None => {
+                            self.stat_add(Stat::BarnGetFail, 1);
+                            self.alloc_empty_sheaf(node, gfp)?
+                        }
+                    }
+                }
             }
         };
         let mut p = PrefilledSheaf {
@@ -136,7 +148,14 @@ impl<P: Platform> KmemCache<P> {
         }
         let obj = sheaf.sheaf.pop()?;
         // Served from a sheaf: a fast-path allocation (every allocation counts once).
-        self.stat_add(Stat::AllocFastpath, 1);
+        let (guard, cpu) = self.platform.pin();
+        self.cpu_stats[cpu].add(Stat::AllocFastpath, 1);
+        if self.multi_node {
+            // The sheaf may have been filled on another node's CPU.
+            let cpu_node = self.cpu_sheaves[cpu + 1].node;
+            self.cross_node(cpu_node, self.platform.page_node(obj.as_ptr() as usize), 1);
+        }
+        drop(guard);
         Some(self.hand_out(obj, gfp))
     }
 
@@ -161,7 +180,6 @@ impl<P: Platform> KmemCache<P> {
         }
         let mut s = sheaf.sheaf;
         self.prefilled.fetch_sub(1, Ordering::Relaxed);
-        self.stat_add(Stat::SheafReturn, 1);
         if s.oversize_order().is_none() {
             let pin = Pinned::new(&self.platform);
             let node = match pin.on_cpu() {
@@ -169,18 +187,26 @@ impl<P: Platform> KmemCache<P> {
                     let pcs = self.pcs(on);
                     if pcs.spare.is_none() {
                         *pcs.spare = Some(s);
+                        self.cpu_stats[on.cpu()].add(Stat::SheafReturnFast, 1);
                         return Ok(());
                     }
                     pcs.node
                 }
                 None => self.platform.cpu_to_node(pin.cpu()),
             };
+            self.stat_add(Stat::SheafReturnSlow, 1);
             let cap = s.capacity();
             self.refill_from_slabs(&mut s, cap, node, Gfp::ATOMIC);
             if s.len() == cap {
                 match self.barns[node].put_full_sheaf(s) {
-                    Ok(()) => return Ok(()),
-                    Err(back) => s = back,
+                    Ok(()) => {
+                        self.stat_add(Stat::BarnPut, 1);
+                        return Ok(());
+                    }
+                    Err(back) => {
+                        self.stat_add(Stat::BarnPutFail, 1);
+                        s = back;
+                    }
                 }
             }
         }

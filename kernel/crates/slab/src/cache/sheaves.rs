@@ -202,6 +202,7 @@ impl<P: Platform> KmemCache<P> {
         if remote || pcs.main.get().is_none() {
             if remote {
                 stats.add(Stat::FreeRemoteNode, 1);
+                self.cross_node(node, self.platform.page_node(obj.as_ptr() as usize), -1);
             }
             return self.free_one_to_slabs(obj, caller);
         }

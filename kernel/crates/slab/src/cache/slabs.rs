@@ -112,11 +112,14 @@ impl<P: Platform> KmemCache<P> {
         let l = &self.layout;
         let (pages, order, objects) = match self.platform.alloc_pages(l.order, node, gfp) {
             Some(p) => (p, l.order, l.objects),
-            None if l.min_order < l.order => (
-                self.platform.alloc_pages(l.min_order, node, gfp)?,
-                l.min_order,
-                l.min_objects,
-            ),
+            None if l.min_order < l.order => {
+                self.stat_add(Stat::OrderFallback, 1);
+                (
+                    self.platform.alloc_pages(l.min_order, node, gfp)?,
+                    l.min_order,
+                    l.min_objects,
+                )
+            }
             None => return None,
         };
         let desc = self.platform.slab_meta(pages).as_ptr();
@@ -330,6 +333,8 @@ impl<P: Platform> KmemCache<P> {
         let mut result = Ok(());
         let mut discard: *mut Slab = ptr::null_mut();
         let mut locked: Option<(usize, MutexGuard<'_, NodeLists>)> = None;
+        // Slabs moved onto / taken off a partial list, counted once the lock is dropped.
+        let (mut added, mut removed) = (0u64, 0u64);
         for free_obj in objs {
             let obj = free_obj.as_ptr();
             let slab = match self.obj_to_slab(obj as usize) {
@@ -380,9 +385,11 @@ impl<P: Platform> KmemCache<P> {
                 if was_full {
                     n.full.remove(slab);
                     n.partial.push_back(slab, SlabListId::Partial);
+                    added += 1;
                 }
                 if s.inuse == 0 && n.partial.nr > self.min_partial {
                     n.partial.remove(slab);
+                    removed += 1;
                     n.nr_slabs -= 1;
                     n.total_objects -= s.objects as usize;
                     s.next = discard;
@@ -391,6 +398,12 @@ impl<P: Platform> KmemCache<P> {
             }
         }
         drop(locked);
+        if added != 0 {
+            self.stat_add(Stat::FreeAddPartial, added);
+        }
+        if removed != 0 {
+            self.stat_add(Stat::FreeRemovePartial, removed);
+        }
         // SAFETY: the chain holds empty slabs taken off their lists above.
         unsafe { self.discard_chain(discard) };
         result

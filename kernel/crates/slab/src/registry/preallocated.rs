@@ -11,8 +11,9 @@
 //!   instance may be an alias of a compatible primary cache, whose storage it uses (the
 //!   maintainer's primary caches, see [`SlabAllocator::kmem_cache_setup`]); a later
 //!   `kmem_cache_create` may merge into a built-in static cache that is a primary;
-//! - in sysfs it goes by its own name, never a unique id (two static caches of the same
-//!   geometry get distinct directories); names merged into it link to that name;
+//! - in sysfs a static primary goes by its own name, never a unique id (two static caches of
+//!   the same geometry get distinct directories); names merged into it link to that name; a
+//!   static alias is a link to its primary's directory, like a merged name;
 //! - it is never freed: its final release drops the kernel objects it holds and the reference
 //!   on its `owner` taken at setup, and leaves the storage alone;
 //! - with an owner (a module's kobject) it is never a primary (nothing may depend on it), and
