@@ -2,6 +2,10 @@
 //!
 //! All output goes through one lock so lines from different places do not interleave mid-line.
 //! Log records are prefixed Linux-style with the time since boot: `[    0.012345] INFO message`.
+//!
+//! Every log record and every module `printk` is also kept in the kernel log ([`LOG`], a
+//! static ring of the `logring` crate, which the shell's `dmesg` reads), as Linux's printk
+//! ring keeps them: whatever the console log level, with no allocation, from any context.
 
 use crate::sync::{IrqSpinLock, WaitQueue};
 use core::fmt::{self, Write};
@@ -253,6 +257,79 @@ pub fn read_byte() -> u8 {
     INPUT_WAITERS.wait_until(try_read)
 }
 
+/// Bytes of the kernel log ring (Linux's `log_buf_len`; 64 KiB holds about a thousand lines).
+pub const LOG_BYTES: usize = 64 * 1024;
+
+/// The longest record text kept (Linux's `LOG_LINE_MAX`, about 1 KiB); the rest is cut.
+pub const LOG_LINE_MAX: usize = 1024;
+
+pub use logring::{Cursor as LogCursor, Entry as LogEntry};
+
+/// The kernel log: every record since boot (or since [`log_clear`]), the oldest dropped first
+/// when it is full. Taken alone or before [`CONSOLE`], never inside it.
+static LOG: IrqSpinLock<logring::LogRing<LOG_BYTES>> = IrqSpinLock::new(logring::LogRing::new());
+
+/// Adds a record to the kernel log at Linux level `level` (0 `KERN_EMERG` to 7 `KERN_DEBUG`),
+/// stamped with the time since boot; one trailing newline is dropped, the text is cut to
+/// [`LOG_LINE_MAX`] bytes. Does not print it: modules' `printk` prints to the console itself
+/// when the level is below [`loglevel`], and keeps every message here. Allocates nothing and
+/// may be called from interrupt handlers. Returns the record's sequence number.
+pub fn printk_record(level: u8, text: &[u8]) -> u64 {
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    let text = &text[..text.len().min(LOG_LINE_MAX)];
+    let now = crate::time::uptime_us();
+    LOG.lock().push(level.min(7), now, text)
+}
+
+/// Reads the kernel log record at `cursor` (start with [`LogCursor::START`]; a record dropped
+/// since moves it to the oldest one kept), copying its text into `buf` as far as it goes.
+/// Returns the record and where the next one is, or `None` after the newest. The log's lock is
+/// held only while the one record is copied, so a reader may print between calls.
+pub fn log_read(cursor: LogCursor, buf: &mut [u8]) -> Option<(LogEntry, LogCursor)> {
+    LOG.lock().read(cursor, buf)
+}
+
+/// A cursor after the newest record of the kernel log: reads only what is logged from now on.
+pub fn log_end() -> LogCursor {
+    LOG.lock().end()
+}
+
+/// The kernel log's first kept and next sequence numbers (`dmesg` and tests).
+pub fn log_seqs() -> (u64, u64) {
+    let log = LOG.lock();
+    (log.first_seq(), log.next_seq())
+}
+
+/// Forgets every record of the kernel log (`dmesg -C`); sequence numbers go on.
+pub fn log_clear() {
+    LOG.lock().clear();
+}
+
+/// The Linux level of a `log` record: error 3, warn 4, info 6, debug and trace 7.
+fn linux_level(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    }
+}
+
+/// A log record's text being formatted on the stack for the kernel log.
+struct LogLine {
+    buf: [u8; LOG_LINE_MAX],
+    len: usize,
+}
+
+impl fmt::Write for LogLine {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(LOG_LINE_MAX - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
 /// Breaks the console lock so a panic can still print, even if it struck while printing.
 ///
 /// # Safety
@@ -265,6 +342,11 @@ pub(crate) unsafe fn force_unlock() {
     if CAPTURE.is_locked() {
         // SAFETY: as above: its holder was printing and will not touch the buffer again.
         unsafe { CAPTURE.force_unlock() };
+    }
+    if LOG.is_locked() {
+        // SAFETY: as above: its holder was logging and will not touch the ring again (a record it
+        // was writing may come back cut or garbled: `logring` never reads out of its array).
+        unsafe { LOG.force_unlock() };
     }
 }
 
@@ -292,7 +374,16 @@ impl log::Log for Logger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
+            let mut line = LogLine {
+                buf: [0; LOG_LINE_MAX],
+                len: 0,
+            };
+            // A full line drops the rest (`LogLine::write_str` never fails).
+            let _ = line.write_fmt(*record.args());
             let us = crate::time::uptime_us();
+            // The ring's lock is let go before the console's is taken ([`LOG`]).
+            LOG.lock()
+                .push(linux_level(record.level()), us, &line.buf[..line.len]);
             crate::println!(
                 "[{:5}.{:06}] {:5} {}",
                 us / 1_000_000,

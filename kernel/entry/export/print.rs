@@ -91,7 +91,7 @@ impl printf::Args for VaArgs<'_, '_> {
 /// then a format with `%s %c %d %i %u %ld %lu %lld %llu %x %lx %llx %p %zu %%`, widths and
 /// the `-` and `0` flags (the `printf` crate). The message reaches the console if its level is
 /// below the console log level (`kcore::console::loglevel`: all but `KERN_DEBUG` by
-/// default). Returns the message's length.
+/// default); the kernel log (`dmesg`) keeps it whatever its level. Returns the message's length.
 ///
 /// # Safety
 /// `fmt` is a NUL-terminated string (or null: nothing is printed), and the arguments are what
@@ -111,6 +111,9 @@ pub unsafe extern "C" fn printk(fmt: *const c_char, mut args: ...) -> c_int {
         len: 0,
     };
     let n = printf::format(body, &mut VaArgs(&mut args), &mut line);
+    // The kernel log keeps every message, whatever the console shows (`dmesg`). A `KERN_CONT`
+    // message is a record of its own there, at the level of the one it continues.
+    kcore::console::printk_record(level, &line.buf[..line.len]);
     if level < kcore::console::loglevel() {
         kcore::console::write_bytes(&line.buf[..line.len]);
     }

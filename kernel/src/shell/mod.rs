@@ -10,6 +10,7 @@ use crate::{print, println};
 
 mod args;
 mod commands;
+mod dmesg;
 mod files;
 mod modules;
 mod slab;
@@ -18,6 +19,7 @@ mod sysfs;
 mod tests;
 
 use commands::*;
+use dmesg::dmesg;
 use files::{cat, echo, ls};
 use modules::{insmod, lsmod, modbench, modinfo, rmmod};
 use slab::{destroybench, freeqbench, kmalloc_test, slabbench, slabinfo, staticbench};
@@ -73,6 +75,12 @@ const COMMANDS: &[Command] = &[
         usage: "",
         help: "time since boot",
         run: uptime,
+    },
+    Command {
+        name: "dmesg",
+        usage: "[-r] [-c|-C] [-l LVL]",
+        help: "the kernel log since boot (-l err,warn: those levels; -r: raw; -c: clear)",
+        run: dmesg,
     },
     Command {
         name: "cpus",

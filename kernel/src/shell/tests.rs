@@ -70,6 +70,11 @@ const CASES: &[Case] = &[
         back: "ticks at",
     },
     Case {
+        line: "dmesg -r",
+        exhausted: Expect::Prints(">["),
+        back: ">[",
+    },
+    Case {
         line: "cpus",
         exhausted: Expect::Prints("APIC id"),
         back: "APIC id",
@@ -474,4 +479,58 @@ fn modules_load_list_and_unload_from_the_shell() {
     assert!(out.contains("-ENOENT"), "{out}");
     let out = output_of("lsmod");
     assert_eq!(out.lines().count(), 1, "{out}");
+}
+
+#[crate::ktest]
+fn dmesg_prints_the_boot_log_filters_levels_and_clears() {
+    let (first, _) = kcore::console::log_seqs();
+    let out = output_of("dmesg");
+    // The boot's lines, unless the tests before this one logged more than the ring holds.
+    if first == 0 {
+        assert!(out.contains("CPU(s) online"), "{out}");
+    }
+    // Linux's format: `[    1.234567] text`.
+    let first_line = out.lines().next().expect("the log is not empty");
+    assert!(
+        first_line.starts_with('[') && first_line.as_bytes().get(13) == Some(&b']'),
+        "{first_line}"
+    );
+
+    log::error!("dmesg-test: an error");
+    log::warn!("dmesg-test: a warning");
+    log::info!("dmesg-test: some news");
+    let out = output_of("dmesg -l err,warn");
+    assert!(out.contains("] dmesg-test: an error\n"), "{out}");
+    assert!(out.contains("] dmesg-test: a warning\n"), "{out}");
+    assert!(!out.contains("dmesg-test: some news"), "{out}");
+    assert!(!out.contains("CPU(s) online"), "{out}");
+    let out = output_of("dmesg -r -l info");
+    assert!(out.contains("dmesg-test: some news"), "{out}");
+    assert!(out.lines().all(|l| l.starts_with("<6>[")), "{out}");
+    let out = output_of("dmesg -r -l err");
+    assert!(out.contains("<3>["), "{out}");
+
+    for (line, says) in [
+        ("dmesg -l bogus", "dmesg: unknown level 'bogus'"),
+        ("dmesg -l", "requires an argument"),
+        ("dmesg -x", "dmesg: invalid option '-x'"),
+    ] {
+        let out = output_of(line);
+        assert!(out.contains(says), "`{line}` printed:\n{out}");
+    }
+
+    // `-c` prints, then clears.
+    let out = output_of("dmesg -c -l err");
+    assert!(out.contains("dmesg-test: an error"), "{out}");
+    let out = output_of("dmesg");
+    assert!(!out.contains("dmesg-test"), "{out}");
+    log::info!("dmesg-test: after the clear");
+    let out = output_of("dmesg");
+    assert!(out.contains("dmesg-test: after the clear"), "{out}");
+    // `-C` clears without printing.
+    let out = output_of("dmesg -C");
+    assert!(out.is_empty(), "{out}");
+    assert!(!output_of("dmesg").contains("dmesg-test"));
+    // The log is not left empty for the tests after this one.
+    log::info!("dmesg-test: done");
 }

@@ -30,6 +30,7 @@
 //! - `slab`: on-target tests of the slab allocator on real CPUs and pages: debug detections,
 //!   leak reports, out of memory, shrink, allocation in interrupt handlers, `kfree_rcu`.
 
+mod dmesg;
 mod kfree_rcu;
 mod kobject;
 mod module;
