@@ -295,13 +295,6 @@ pub(crate) fn init() {
         }
     });
     sched::spawn("kworker-mgr", manager_thread).expect("memory for the workqueue manager");
-    // One worker per pool from boot, as Linux's `workqueue_init` creates (`kworker/0:0`,
-    // `kworker/0:0H`, `kworker/u8:0`, ...): the first item queued finds a worker waiting
-    // instead of waiting for one to be created. Idle workers beyond `MIN_IDLE` retire, so
-    // these stay. One that cannot be created now is retried, as on demand.
-    for pool in 0..2 * nr_cpus + 2 {
-        workers::create_worker(PoolId(pool as u16));
-    }
     let slab_wq = alloc_workqueue("slab_destroy", WqFlags::WQ_MEM_RECLAIM, 0)
         .expect("memory for the slab allocator's reclaim workqueue");
     SLAB_WQ.call_once(|| slab_wq);
