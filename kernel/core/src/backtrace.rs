@@ -17,7 +17,7 @@
 //! ([`walk`]) reads a frame only if it lies, 8-aligned and whole, in a stack known to be mapped
 //! (a kernel stack slot, the boot CPU's stack or its double-fault stack), and each frame must lie
 //! above the one before on the same stack (an exception's frames may lead once or twice onto
-//! another stack). It stops after [`MAX_DEPTH`] frames, at a zero return address, or at the
+//! another stack). It stops after [`MAX_DEPTH`] frames, or at the
 //! first frame that fails a check: a corrupt chain gives a short trace, never a fault. Code built
 //! without frame pointers (a `RUSTFLAGS` build, assembly) only shortens the trace.
 //!
@@ -194,9 +194,8 @@ pub(crate) fn walk(mut fp: u64, mut f: impl FnMut(Frame)) {
                 core::ptr::read_volatile((fp + 8) as *const u64),
             )
         };
-        if ret == 0 {
-            return;
-        }
+        // A zero return address is passed on (an exception handler's frame holds the error
+        // code there, often 0); the printers skip it, and the chain ends at its own end.
         f(Frame { fp, ret });
         prev = Some((fp, stack));
         fp = next;
@@ -225,7 +224,9 @@ fn print_chain(fp: u64, mut skip_until: Option<&mut dyn FnMut(Frame) -> bool>) {
             }
             return;
         }
-        let _ = format_frame(&mut out, frame.ret, true);
+        if frame.ret != 0 {
+            let _ = format_frame(&mut out, frame.ret, true);
+        }
     });
 }
 
@@ -248,7 +249,9 @@ pub(crate) fn exception_trace(out: &mut dyn fmt::Write, rip: u64, frame: u64) {
         let mut past_handler = false;
         move |f: Frame| {
             if past_handler {
-                let _ = format_frame(out, f.ret, true);
+                if f.ret != 0 {
+                    let _ = format_frame(out, f.ret, true);
+                }
             } else if f.fp < frame && frame - f.fp <= 16 {
                 past_handler = true;
             }
