@@ -157,6 +157,9 @@ pub struct Frame {
     pub fp: u64,
     /// The return address stored above it.
     pub ret: u64,
+    /// The three words above that (0 past the stack's top): in an exception handler's frame,
+    /// the error code and the saved `rip` lie there (after a word of padding).
+    pub above: [u64; 3],
 }
 
 /// Walks the frame-pointer chain from `fp` (see the module's documentation for the checks),
@@ -194,9 +197,16 @@ pub(crate) fn walk(mut fp: u64, mut f: impl FnMut(Frame)) {
                 core::ptr::read_volatile((fp + 8) as *const u64),
             )
         };
-        // A zero return address is passed on (an exception handler's frame holds the error
-        // code there, often 0); the printers skip it, and the chain ends at its own end.
-        f(Frame { fp, ret });
+        let above = core::array::from_fn(|i| {
+            let at = fp + 16 + 8 * i as u64;
+            if at + 8 <= stack.1 {
+                // SAFETY: as above, `at..at + 8` lies, aligned, in the same mapped stack.
+                unsafe { core::ptr::read_volatile(at as *const u64) }
+            } else {
+                0
+            }
+        });
+        f(Frame { fp, ret, above });
         prev = Some((fp, stack));
         fp = next;
     }
@@ -239,9 +249,10 @@ pub fn dump_stack() {
 }
 
 /// The trace of a CPU exception: the faulting instruction `rip` named first, then the frames
-/// of the interrupted code. `frame` is the address of the exception's interrupt frame (the
-/// saved `rip` the CPU pushed): the handler's own frame pointer lies just below it, so the
-/// frames up to and including the handler's are skipped.
+/// of the interrupted code. The frames up to and including the handler's are skipped: the
+/// handler's frame is the one just below `frame` (the address of the exception's interrupt
+/// frame) or, as `frame` may be a copy, the one that holds `rip` where a return address (or
+/// the error code, and then `rip`) would be.
 pub(crate) fn exception_trace(out: &mut dyn fmt::Write, rip: u64, frame: u64) {
     let _ = out.write_str("Call Trace:\n");
     let _ = format_frame(out, rip, false);
@@ -252,7 +263,8 @@ pub(crate) fn exception_trace(out: &mut dyn fmt::Write, rip: u64, frame: u64) {
                 if f.ret != 0 {
                     let _ = format_frame(out, f.ret, true);
                 }
-            } else if f.fp < frame && frame - f.fp <= 16 {
+            } else if (f.fp < frame && frame - f.fp <= 16) || f.ret == rip || f.above.contains(&rip)
+            {
                 past_handler = true;
             }
         }
