@@ -250,10 +250,9 @@ pub fn dump_stack() {
 
 /// The trace of a CPU exception: the faulting instruction `rip` named first, then the frames
 /// of the interrupted code. The frames up to and including the handler's are skipped: the
-/// handler's frame is the one just below `frame` (the address of the exception's interrupt
-/// frame) or, as `frame` may be a copy, the one that holds `rip` where a return address (or
-/// the error code, and then `rip`) would be.
-pub(crate) fn exception_trace(out: &mut dyn fmt::Write, rip: u64, frame: u64) {
+/// handler's frame is the one that holds `rip` where a return address would be, or a word or
+/// two above (after padding and the error code).
+pub(crate) fn exception_trace(out: &mut dyn fmt::Write, rip: u64) {
     let _ = out.write_str("Call Trace:\n");
     let _ = format_frame(out, rip, false);
     walk(frame_pointer(), {
@@ -263,8 +262,7 @@ pub(crate) fn exception_trace(out: &mut dyn fmt::Write, rip: u64, frame: u64) {
                 if f.ret != 0 {
                     let _ = format_frame(out, f.ret, true);
                 }
-            } else if (f.fp < frame && frame - f.fp <= 16) || f.ret == rip || f.above.contains(&rip)
-            {
+            } else if f.ret == rip || f.above.contains(&rip) {
                 past_handler = true;
             }
         }
@@ -376,8 +374,8 @@ mod ktests {
         // fault would end the test before its output could be checked).
         let rip = faulting_function_stand_in as *const () as u64 + 2;
         let mut out = String::new();
-        // No interrupt frame on this stack: no handler frame is found, the RIP line stays alone.
-        exception_trace(&mut out, rip, 0);
+        // No exception on this stack: no handler frame is found, the RIP line stays alone.
+        exception_trace(&mut out, rip);
         assert!(out.starts_with("Call Trace:\n"), "{out}");
         let line = out.lines().nth(1).unwrap_or("");
         assert!(
@@ -389,6 +387,32 @@ mod ktests {
         let mut raw = String::new();
         format_frame(&mut raw, 0x1234, false).expect("formatted");
         assert_eq!(raw, " 0x1234\n");
+    }
+
+    #[inline(never)]
+    fn warning_test_helper(n: u32) -> bool {
+        let warned = crate::warn_on!(n > 1, "n is {n}");
+        core::hint::black_box(warned)
+    }
+
+    #[crate::ktest]
+    fn warn_on_logs_the_message_and_a_backtrace() {
+        let out = captured(|| assert!(!warning_test_helper(1)));
+        assert!(
+            !out.contains("WARNING"),
+            "no warning when the condition is false: {out}"
+        );
+        let out = captured(|| assert!(warning_test_helper(2)));
+        assert!(
+            out.contains("WARNING: at kernel/core/src/backtrace.rs:"),
+            "{out}"
+        );
+        assert!(out.contains(": n is 2"), "{out}");
+        let trace = out.split_once("Call Trace:\n").expect("a trace").1;
+        assert!(
+            trace.contains(" kcore::backtrace::ktests::warning_test_helper+0x"),
+            "{out}"
+        );
     }
 
     #[crate::ktest]

@@ -121,15 +121,10 @@ fn fatal(fault: Fault, frame: &InterruptStackFrame, code: Option<u64>) -> ! {
 }
 
 /// Prints the exception's backtrace: the faulting instruction, then the interrupted code's
-/// callers (`kcore::backtrace`). `frame` is the interrupt frame on the stack, where the CPU
-/// pushed it.
+/// callers (`kcore::backtrace`).
 #[inline(never)]
 fn trace(frame: &InterruptStackFrame) {
-    crate::backtrace::exception_trace(
-        &mut ConsoleOut,
-        frame.instruction_pointer.as_u64(),
-        core::ptr::from_ref(frame) as u64,
-    );
+    crate::backtrace::exception_trace(&mut ConsoleOut, frame.instruction_pointer.as_u64());
     crate::backtrace::mark_exception_traced();
 }
 
