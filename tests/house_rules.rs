@@ -247,8 +247,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "tasks and the slab allocator: threads, sleeping locks, RCU, workqueues, kmalloc, \
-         kobjects, the console (its input sleeps)",
+         kobjects, the console (its input sleeps), backtraces (printed on the console; a \
+         module's symbols through a hook the start-up sets)",
         &[
+            "backtrace",
             "console",
             "sched",
             "sched::policy",

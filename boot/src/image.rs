@@ -119,6 +119,8 @@ pub struct Images {
     dir: PathBuf,
     /// The kernel copy to put on disks, once prepared.
     disk_kernel: Mutex<Option<DiskKernel>>,
+    /// The kernel's symbol table ([`crate::kallsyms`]), once made.
+    kallsyms: Mutex<Option<std::sync::Arc<Vec<u8>>>>,
     /// Whether the bootloader logs its stages on the serial port (for boot timing only).
     bootloader_log: bool,
 }
@@ -135,6 +137,7 @@ impl Images {
             kernel: kernel.to_path_buf(),
             dir: dir.to_path_buf(),
             disk_kernel: Mutex::new(None),
+            kallsyms: Mutex::new(None),
             bootloader_log: false,
         }
     }
@@ -258,7 +261,7 @@ impl Images {
         firmware: Firmware,
         initramfs: &Initramfs,
     ) -> Result<PathBuf, Error> {
-        let ramdisk = initramfs.to_cpio()?;
+        let ramdisk = self.with_kallsyms(initramfs)?.to_cpio()?;
         let kernel = self.disk_kernel()?;
         let key = {
             let mut hasher = DefaultHasher::new();
@@ -304,6 +307,28 @@ impl Images {
             .map_err(|e| Error::io(format!("cannot write `{}`", cached.display()), e.error))?;
         prune(&images, CACHED_IMAGES);
         Ok(cached)
+    }
+
+    /// `initramfs` with the kernel's symbol table added as [`crate::kallsyms::PATH`] (made
+    /// once per `Images`), unless it has one already.
+    pub fn with_kallsyms(&self, initramfs: &Initramfs) -> Result<Initramfs, Error> {
+        let mut initramfs = initramfs.clone();
+        if initramfs.file(crate::kallsyms::PATH).is_some() {
+            return Ok(initramfs);
+        }
+        let table = {
+            let mut cached = self.kallsyms.lock().unwrap_or_else(|e| e.into_inner());
+            match &*cached {
+                Some(table) => std::sync::Arc::clone(table),
+                None => {
+                    let table = std::sync::Arc::new(crate::kallsyms::from_elf(&self.kernel)?);
+                    *cached = Some(std::sync::Arc::clone(&table));
+                    table
+                }
+            }
+        };
+        initramfs.add_file(crate::kallsyms::PATH, table.to_vec())?;
+        Ok(initramfs)
     }
 
     /// A private disk image for one VM: a copy of the cached image, deleted on drop.

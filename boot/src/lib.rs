@@ -24,6 +24,7 @@
 pub mod headers;
 pub mod image;
 pub mod initramfs;
+pub mod kallsyms;
 pub mod ktest;
 pub mod launcher;
 pub mod qemu;

@@ -52,6 +52,14 @@ use bootloader_api::BootInfo;
 pub fn init(boot_info: &'static mut BootInfo) {
     kcore::init(boot_info);
     initramfs::init();
+    if let Some(table) = initramfs::file("boot/kallsyms") {
+        match kcore::backtrace::set_kernel_symbols(table) {
+            Some(count) => log::info!("kallsyms: {count} kernel symbols for backtraces"),
+            None => {
+                log::warn!("kallsyms: boot/kallsyms is not a symbol table; traces show addresses")
+            }
+        }
+    }
     cmdline::init();
     kmalloc::init();
     sched_policy::init();

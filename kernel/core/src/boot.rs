@@ -27,11 +27,26 @@ pub const fn bootloader_config(position_independent: bool) -> BootloaderConfig {
     };
     config.mappings.dynamic_range_start = Some(BOOTLOADER_DYNAMIC.start);
     config.mappings.dynamic_range_end = Some(BOOTLOADER_DYNAMIC.end - 1);
-    config.kernel_stack_size = 256 * 1024;
+    config.kernel_stack_size = BOOT_STACK_SIZE;
     config
 }
 
+/// The boot CPU's stack, which the bootloader maps (whole) and the kernel starts on.
+const BOOT_STACK_SIZE: u64 = 256 * 1024;
+
 static BOOT_INFO: Once<&'static BootInfo> = Once::new();
+
+/// The top of the boot CPU's stack (0 until [`init`]).
+static BOOT_STACK_TOP: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The boot CPU's stack, `[bottom, top)`, as far as a backtrace may walk it (`None` before
+/// [`init`]). The bootloader maps `kernel_stack_size` bytes from a page boundary and starts the
+/// kernel at their top, so the top is the first page boundary above any address of the first
+/// page of frames; one page less than the whole is given, in case [`init`] ran deeper.
+pub(crate) fn boot_stack() -> Option<(u64, u64)> {
+    let top = BOOT_STACK_TOP.load(core::sync::atomic::Ordering::Acquire);
+    (top != 0).then(|| (top - BOOT_STACK_SIZE + 4096, top))
+}
 
 /// Keeps the boot information for the rest of the kernel's life, after checking that the
 /// kernel runs where the address map says ([`KERNEL_IMAGE`]): a kernel linked elsewhere
@@ -47,6 +62,15 @@ pub(crate) fn init(boot_info: &'static BootInfo) {
         KERNEL_IMAGE.end
     );
     BOOT_INFO.call_once(|| boot_info);
+    // A few frames below the boot stack's top (`_start`, the kernel's main, `kcore::init`).
+    let here = 0u8;
+    let top = (core::ptr::from_ref(&here) as u64).next_multiple_of(4096);
+    let _ = BOOT_STACK_TOP.compare_exchange(
+        0,
+        top,
+        core::sync::atomic::Ordering::AcqRel,
+        core::sync::atomic::Ordering::Acquire,
+    );
 }
 
 /// The boot information. Panics if called before [`init`].

@@ -48,6 +48,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod backtrace;
 pub mod boot;
 pub mod console;
 pub mod cpu;
@@ -84,6 +85,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     log::info!("Sheaf {} booting", env!("CARGO_PKG_VERSION"));
     arch::init();
     boot::init(boot_info);
+    backtrace::MODULE_LOOKUP.set(module::symbolize);
     memory::init(boot::info());
     time::init();
     sched::init_cpu();

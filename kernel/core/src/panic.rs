@@ -13,6 +13,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     // very code path, interrupted by the panic) will never write again.
     unsafe { crate::console::force_unlock() };
     crate::println!("\nKERNEL PANIC: {info}");
+    crate::backtrace::panic_trace();
     crate::ktest::report_panic(info);
     exit(ExitCode::Failure)
 }

@@ -38,6 +38,11 @@ pub(super) fn meminfo(_: &[&str]) {
     println!();
 }
 
+/// Prints the backtrace of this command (Linux's `dump_stack`), to show what one looks like.
+pub(super) fn bt(_: &[&str]) {
+    kcore::backtrace::dump_stack();
+}
+
 pub(super) fn uptime(_: &[&str]) {
     let us = crate::time::uptime_us();
     let ticks = crate::time::jiffies();

@@ -71,6 +71,12 @@ const COMMANDS: &[Command] = &[
         run: meminfo,
     },
     Command {
+        name: "bt",
+        usage: "",
+        help: "print the shell's backtrace (docs/debugging.md)",
+        run: bt,
+    },
+    Command {
         name: "uptime",
         usage: "",
         help: "time since boot",

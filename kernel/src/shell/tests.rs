@@ -65,6 +65,11 @@ const CASES: &[Case] = &[
         back: "frames:",
     },
     Case {
+        line: "bt",
+        exhausted: Expect::Prints("Call Trace:"),
+        back: "kernel::shell::execute+0x",
+    },
+    Case {
         line: "uptime",
         exhausted: Expect::Prints("ticks at"),
         back: "ticks at",

@@ -24,6 +24,12 @@ struct IstStack([u8; BOOT_IST_STACK_SIZE]);
 
 static mut BOOT_DOUBLE_FAULT_STACK: IstStack = IstStack([0; BOOT_IST_STACK_SIZE]);
 
+/// The boot CPU's double-fault stack, `[bottom, top)`: a stack a backtrace may walk.
+pub(crate) fn boot_ist_stack() -> (u64, u64) {
+    let bottom = (&raw const BOOT_DOUBLE_FAULT_STACK) as u64;
+    (bottom, bottom + BOOT_IST_STACK_SIZE as u64)
+}
+
 /// One CPU's descriptor tables.
 struct CpuTables {
     gdt: GlobalDescriptorTable,

@@ -84,6 +84,7 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
     );
     report_module_address("RIP", frame.instruction_pointer.as_u64());
     report_module_address("address", Cr2::read_raw());
+    trace(&frame);
     crate::ktest::fault_expected(Fault::PageFault);
     panic!("unhandled page fault");
 }
@@ -114,8 +115,27 @@ fn fatal(fault: Fault, frame: &InterruptStackFrame, code: Option<u64>) -> ! {
         ),
     }
     report_module_address("RIP", frame.instruction_pointer.as_u64());
+    trace(frame);
     crate::ktest::fault_expected(fault);
     panic!("unhandled CPU exception: {}", fault.description());
+}
+
+/// Prints the exception's backtrace: the faulting instruction, then the interrupted code's
+/// callers (`kcore::backtrace`).
+#[inline(never)]
+fn trace(frame: &InterruptStackFrame) {
+    crate::backtrace::exception_trace(&mut ConsoleOut, frame.instruction_pointer.as_u64());
+    crate::backtrace::mark_exception_traced();
+}
+
+/// The console as a `fmt::Write`, for [`trace`].
+struct ConsoleOut;
+
+impl core::fmt::Write for ConsoleOut {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        crate::print!("{s}");
+        Ok(())
+    }
 }
 
 /// Names the loaded module and section `addr` lies in, if any, Linux's way:

@@ -289,6 +289,7 @@ unsafe impl slab::Platform for KernelPlatform {
     fn slab_error(&self, report: &slab::SlabReport) {
         SLAB_ERRORS.fetch_add(1, Ordering::Relaxed);
         log::error!("slab: {report}");
+        crate::backtrace::dump_stack();
     }
 
     fn is_kernel_rodata(&self, ptr: *const u8, len: usize) -> bool {

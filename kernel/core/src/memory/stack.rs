@@ -33,6 +33,27 @@ struct Slots {
     partial: Option<u64>,
 }
 
+/// How many slots, from the first, are fully mapped: a copy of `Slots::next` (less a slot left
+/// `partial`) that a backtrace reads without the lock ([`mapped_stack`]). Slots are never
+/// unmapped, so a slot below it stays readable for ever.
+static FULLY_MAPPED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The mapped stack `[bottom, top)` of the slot `addr` lies in, if that slot is fully mapped
+/// (a thread's, live or cached, or a CPU's boot or double-fault stack). Takes no lock: a
+/// backtrace may run with [`SLOTS`] held.
+pub(crate) fn mapped_stack(addr: u64) -> Option<(u64, u64)> {
+    if !(STACKS_START..STACKS_START + MAX_STACKS * SLOT_SIZE).contains(&addr) {
+        return None;
+    }
+    let slot = (addr - STACKS_START) / SLOT_SIZE;
+    if slot >= FULLY_MAPPED.load(core::sync::atomic::Ordering::Acquire) {
+        return None;
+    }
+    let bottom = slot_bottom(slot).as_u64();
+    let top = STACKS_START + (slot + 1) * SLOT_SIZE;
+    (bottom..top).contains(&addr).then_some((bottom, top))
+}
+
 static SLOTS: SpinLock<Slots> = SpinLock::new(Slots {
     next: 0,
     free: Vec::new(),
@@ -82,6 +103,8 @@ impl KernelStack {
             // Map what the failed attempt left unmapped.
             super::paging::map_fresh_missing(slot_bottom(slot), pages).ok()?;
             slots.partial = None;
+            // The partial slot is always the last one handed out (`next - 1`).
+            FULLY_MAPPED.store(slots.next, core::sync::atomic::Ordering::Release);
             return Some(Self { slot });
         }
         if slots.next >= MAX_STACKS {
@@ -98,6 +121,7 @@ impl KernelStack {
             slots.partial = Some(slot);
             return None;
         }
+        FULLY_MAPPED.store(slots.next, core::sync::atomic::Ordering::Release);
         Some(Self { slot })
     }
 

@@ -157,6 +157,44 @@ pub fn address_owner<R>(addr: u64, f: impl FnOnce(AddressOwner<'_>) -> R) -> Opt
     None
 }
 
+/// Names `addr` for a backtrace ([`crate::backtrace::symbolize`]): the module function that
+/// holds it, or failing that the module section (its size as the length). Never waits and
+/// never allocates, as [`address_owner`].
+pub(crate) fn symbolize(addr: u64, f: &mut dyn FnMut(crate::backtrace::Symbolized<'_>)) {
+    let Some(list) = super::try_listed_modules() else {
+        return;
+    };
+    for (_, m) in list.modules() {
+        let live = m.state() == super::State::Live;
+        for ((name, start), &(size, init)) in m.sections.iter().zip(&m.section_spans) {
+            if (init && live) || addr < *start || addr - start >= size {
+                continue;
+            }
+            let func = m
+                .functions
+                .iter()
+                .rev()
+                .find(|(_, a, s)| *a <= addr && addr - a < (*s).max(1));
+            let named = match func {
+                Some((fname, a, s)) => crate::backtrace::Symbolized {
+                    name: fname,
+                    offset: addr - a,
+                    size: *s,
+                    module: Some(&m.name),
+                },
+                None => crate::backtrace::Symbolized {
+                    name,
+                    offset: addr - start,
+                    size,
+                    module: Some(&m.name),
+                },
+            };
+            f(named);
+            return;
+        }
+    }
+}
+
 /// GDB's table read back the way `tools/gdb/sheaf.py` reads it (from the raw addresses):
 /// each module's name and its sections' names and addresses, oldest module first. For the
 /// on-target tests.

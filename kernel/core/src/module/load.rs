@@ -252,6 +252,7 @@ fn new_module(parsed: &modload::Module<'_>) -> Result<NonNull<Module>, LoadError
         section_spans: Vec::new(),
         gdb_sections: Vec::new(),
         params: Vec::new(),
+        functions: Vec::new(),
         exports: Vec::new(),
         uses: Vec::new(),
         entry_init: None,
@@ -352,6 +353,15 @@ fn form(
             m.sections.push((name.to_string(), addr));
             m.section_spans.push((size, region.is_init()));
         }
+        for (name, addr, size) in parsed.functions(&image) {
+            let mut demangled = String::new();
+            let _ = core::fmt::Write::write_fmt(
+                &mut demangled,
+                format_args!("{:#}", rustc_demangle::demangle(name)),
+            );
+            m.functions.push((demangled, addr, size));
+        }
+        m.functions.sort_unstable_by_key(|&(_, addr, _)| addr);
         // The strings' bytes stay where they are from here on: GDB's table may point at them.
         m.gdb_sections = super::debug::gdb_sections(&m.sections);
         for prm in parsed.params() {

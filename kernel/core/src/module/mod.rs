@@ -49,6 +49,7 @@ use crate::kobject::KObject;
 use crate::memory::vmap::KernelMapping;
 use crate::sync::{Completion, Mutex, SpinLock};
 
+pub(crate) use debug::symbolize;
 pub use debug::{AddressOwner, address_owner};
 pub use load::{LoadError, Loaded, ModuleFile, load};
 pub use symbols::{KernelSymbol, SymbolAddress, kernel_symbols, set_kernel_symbols};
@@ -140,6 +141,9 @@ pub(crate) struct Module {
     /// [`Self::sections`] as `tools/gdb/sheaf.py` reads them ([`debug::GdbSection`]).
     pub(crate) gdb_sections: Vec<debug::GdbSection>,
     pub(crate) params: Vec<ParamInfo>,
+    /// The module's functions, demangled, sorted by address: name, address, size (what a
+    /// backtrace names its frames with).
+    pub(crate) functions: Vec<(String, u64, u64)>,
     /// The module's exports: name, address, GPL-only.
     pub(crate) exports: Vec<(String, u64, bool)>,
     /// The modules this one uses (it holds a reference on each).

@@ -99,3 +99,27 @@ fn gdb_table_follows_loads_and_unloads() {
     assert!(!after.iter().any(|(n, _)| n == "hello_c"), "{after:?}");
     assert_eq!(after.len(), before.len());
 }
+
+#[crate::ktest]
+fn a_backtrace_names_a_module_function_and_its_module() {
+    load_hello_c();
+    let exit = section(".exit.text");
+    let named = crate::backtrace::symbolize(exit + 4, |s| {
+        s.map(|s| (String::from(s.name), s.offset, alloc::format!("{s}")))
+    });
+    let (name, offset, line) = named.expect("an address in the module is named");
+    assert!(
+        !name.starts_with('.'),
+        "a function, not the section: {line}"
+    );
+    assert_eq!(offset, 4, "{line}");
+    assert!(line.ends_with(" [hello_c]"), "{line}");
+    let mut out = String::new();
+    crate::backtrace::format_frame(&mut out, exit + 4, false).expect("formatted");
+    assert_eq!(out, alloc::format!(" {line}\n"));
+    module::unload("hello_c", false).expect("hello_c unloads");
+    assert!(
+        !crate::backtrace::symbolize(exit + 4, |s| s.is_some()),
+        "an unloaded module names nothing"
+    );
+}

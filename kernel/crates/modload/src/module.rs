@@ -152,6 +152,20 @@ impl<'a> Module<'a> {
         })
     }
 
+    /// Every named function symbol defined in a loaded section: name, run-time address and
+    /// size (what a backtrace names a module's frames with, Linux's module kallsyms).
+    pub fn functions<'s>(
+        &'s self,
+        image: &'s Image<'_>,
+    ) -> impl Iterator<Item = (&'a str, u64, u64)> + 's {
+        self.syms.symbols.iter().filter_map(move |s| match s.place {
+            Place::Section(si) if s.kind == elf::STT_FUNC && !s.name.is_empty() => self
+                .section_address(image, si)
+                .map(|a| (s.name, a + s.value, s.size)),
+            _ => None,
+        })
+    }
+
     fn defined_address(&self, image: &Image<'_>, sym: usize) -> Option<u64> {
         let s = self.syms.get(sym);
         match s.place {

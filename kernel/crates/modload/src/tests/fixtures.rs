@@ -394,3 +394,20 @@ fn rust_user_links_against_the_c_exporter_and_this_module() {
         "{e}"
     );
 }
+
+#[test]
+fn functions_are_named_at_their_run_time_addresses() {
+    let k = Kernel::new();
+    let (m, mut mem, _) = load(NODEV, "nodev.ko", &k, MBASE).unwrap();
+    let l = m.layout().clone();
+    let img = mem.image(&l);
+    let init = m.init_address(&img).unwrap();
+    let funcs: Vec<(&str, u64, u64)> = m.functions(&img).collect();
+    let (_, addr, size) = funcs
+        .iter()
+        .find(|(name, _, _)| *name == "init_module")
+        .copied()
+        .unwrap_or_else(|| panic!("init_module among {funcs:?}"));
+    assert_eq!(addr, init);
+    assert!(size > 0);
+}
