@@ -19,6 +19,24 @@ static STATIC_CACHE_RS: &[u8] = fixture!("static_cache_rs.ko");
 static SLABDEMO: &[u8] = fixture!("slabdemo.ko");
 const CACHE: &str = "static_cache_items";
 
+/// A load and an unload of module `name` on each CPU in turn, so that what is kept for reuse
+/// per CPU (each CPU's `kfree_rcu` sheaf, made on its first `kfree_rcu`) exists before a test
+/// counts objects: the test's own thread may move between CPUs, and the first unload on a CPU
+/// would otherwise look like a leak.
+fn warm_up_on_every_cpu(bytes: &'static [u8], name: &'static str) {
+    let cpus: Vec<usize> = crate::cpu::online().map(|c| c.id).collect();
+    for cpu in cpus {
+        crate::sched::spawn_on(cpu, "ktest-warm-up", move || {
+            let (r, _) = captured(|| module::load(file(bytes), name, &["objects=100"]));
+            r.expect("load");
+            let (r, _) = captured(|| module::unload(name, false));
+            r.expect("unload");
+        })
+        .expect("thread")
+        .join();
+    }
+}
+
 fn destroy_pending() -> bool {
     slab()
         .destroy_pending()
@@ -53,11 +71,7 @@ fn seed_path(bytes: &'static [u8], name: &'static str, cache: &'static str, args
             .any(|(n, _)| n.as_str() == cache)
     };
     let listed = || module::list().iter().any(|m| m.name == name);
-    // A warm-up round fills what is kept for reuse (`kfree_rcu` sheaves, page tables).
-    let (r, _) = captured(|| module::load(file(bytes), name, &["objects=10"]));
-    r.expect("load");
-    let (r, _) = captured(|| module::unload(name, false));
-    r.expect("unload");
+    warm_up_on_every_cpu(bytes, name);
     let before = footprint();
     let objects = slab_objects_in_use();
     let (r, out) = captured(|| module::load(file(bytes), name, args));
@@ -190,11 +204,7 @@ fn the_unload_also_waits_for_a_kobject_reference_held_elsewhere() {
 
 #[crate::ktest]
 fn a_thousand_cycles_with_kfree_rcu_traffic_stay_at_baseline() {
-    // A warm-up round fills what is kept for reuse (`kfree_rcu` sheaves, page tables).
-    let (r, _) = captured(|| module::load(file(STATIC_CACHE), "static_cache", &["objects=100"]));
-    r.expect("load");
-    let (r, _) = captured(|| module::unload("static_cache", false));
-    r.expect("unload");
+    warm_up_on_every_cpu(STATIC_CACHE, "static_cache");
     let before = footprint();
     let objects = slab_objects_in_use();
     for i in 0..1000 {
