@@ -83,14 +83,14 @@ fn a_hundred_rcuwq_load_unload_cycles_leave_pages_slab_and_modules_at_baseline()
     // ticks): give the last cycles' timers time to fire.
     let mut after_objects = slab_objects_in_use();
     for _ in 0..50 {
-        if after_objects == objects {
+        if after_objects.none_left_since(&objects) {
             break;
         }
         crate::time::delay_us(20_000);
         crate::sched::yield_now();
         after_objects = slab_objects_in_use();
     }
-    assert_eq!(after_objects, objects, "slab objects in use");
+    after_objects.assert_none_left_since(&objects, "slab objects in use");
     // Frames: not exact, as the pools create workers (a thread and its stack each) when the
     // module's items need them, and retire idle ones only after `IDLE_WORKER_TIMEOUT` (5 s);
     // a leak of a frame per cycle would still show.

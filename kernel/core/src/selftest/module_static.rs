@@ -118,7 +118,7 @@ fn seed_path(bytes: &'static [u8], name: &'static str, cache: &'static str, args
     assert!(!pending(), "unload returned before the destroy ended");
     assert!(vmap::pages_in_use() < pages);
     assert_eq!(footprint(), before);
-    assert_eq!(slab_objects_in_use(), objects);
+    slab_objects_in_use().assert_none_left_since(&objects, "slab objects in use");
 }
 
 #[crate::ktest]
@@ -218,7 +218,7 @@ fn a_thousand_cycles_with_kfree_rcu_traffic_stay_at_baseline() {
         r.unwrap_or_else(|e| panic!("unload {i}: {e}"));
     }
     assert_eq!(footprint(), before);
-    assert_eq!(slab_objects_in_use(), objects);
+    slab_objects_in_use().assert_none_left_since(&objects, "slab objects in use");
 }
 
 #[crate::ktest]
