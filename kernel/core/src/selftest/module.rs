@@ -88,6 +88,23 @@ pub(super) fn slab_objects_in_use() -> SlabObjects {
 pub(super) struct SlabObjects([(&'static str, i64); 64]);
 
 impl SlabObjects {
+    /// Asserts that no cache holds more than `slack` objects more than in `before`: for tests
+    /// of many cycles, where a leak per cycle shows as at least the number of cycles, and a
+    /// few objects may be in flight in the background when the count is taken (seen: 2 in
+    /// `kmalloc-16` after 1,000 cycles, in one full run out of several).
+    #[track_caller]
+    pub(super) fn assert_at_most_more_than(&self, before: &SlabObjects, slack: i64, what: &str) {
+        for (now, then) in self.0.iter().zip(&before.0) {
+            assert!(
+                now.0 != then.0 || now.1 <= then.1 + slack,
+                "{what}: {} holds {} objects, {} before\nnow:    {self:?}\nbefore: {before:?}",
+                now.0,
+                now.1,
+                then.1
+            );
+        }
+    }
+
     /// Whether no cache holds more objects than in `before`.
     pub(super) fn none_left_since(&self, before: &SlabObjects) -> bool {
         self.0
@@ -527,7 +544,7 @@ fn a_thousand_load_unload_cycles_leave_pages_slab_and_kobjects_at_baseline() {
     assert_eq!(footprint(), before);
     let after_objects = slab_objects_in_use();
     let after_frames = crate::memory::page_alloc::stats().used;
-    after_objects.assert_none_left_since(&objects, "slab objects in use");
+    after_objects.assert_at_most_more_than(&objects, 16, "slab objects in use after 1,000 cycles");
     assert!(
         after_frames <= frames + 16,
         "frames {frames} -> {after_frames}"
