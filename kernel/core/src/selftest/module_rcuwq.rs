@@ -90,7 +90,10 @@ fn a_hundred_rcuwq_load_unload_cycles_leave_pages_slab_and_modules_at_baseline()
         crate::sched::yield_now();
         after_objects = slab_objects_in_use();
     }
-    after_objects.assert_none_left_since(&objects, "slab objects in use");
+    // A leak per cycle shows as 100; the slack covers what grows once in the background
+    // meanwhile (seen in CI: a `kmalloc-8` object became a `kmalloc-16` one and a `kmalloc-192`
+    // one a `kmalloc-256` one, the total unchanged: vectors growing, not a leak).
+    after_objects.assert_at_most_more_than(&objects, 16, "slab objects in use after 100 cycles");
     // Frames: not exact, as the pools create workers (a thread and its stack each) when the
     // module's items need them, and retire idle ones only after `IDLE_WORKER_TIMEOUT` (5 s);
     // a leak of a frame per cycle would still show.
