@@ -269,6 +269,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "memory::free_q",
             "memory::cache_alloc",
             "memory::static_cache",
+            "memory::track",
             "kobject",
         ],
     ),

@@ -318,6 +318,18 @@ impl Runner {
         lines: &[&str],
         check: impl FnOnce(&str) -> Result<(), String>,
     ) -> TestResult {
+        self.shell_with(label, firmware, "", lines, check)
+    }
+
+    /// [`Self::shell`] with the kernel command line `cmdline`.
+    pub fn shell_with(
+        &self,
+        label: &str,
+        firmware: Firmware,
+        cmdline: &str,
+        lines: &[&str],
+        check: impl FnOnce(&str) -> Result<(), String>,
+    ) -> TestResult {
         let script = Script {
             prompt: PROMPT.to_owned(),
             lines: lines.iter().map(|line| (*line).to_owned()).collect(),
@@ -330,7 +342,7 @@ impl Runner {
                     ..Shape::default()
                 }
                 .machine(),
-                "",
+                cmdline,
                 Some(&script),
             )
             .map_err(|e| format!("cannot boot the kernel: {e}"))?;
@@ -478,6 +490,37 @@ pub(super) fn host_trials(runner: &Arc<Runner>) -> Vec<Trial> {
         move || {
             let kernel = r.host.images().kernel();
             crate::headers::check(kernel, &crate::headers::repo_root()).map_err(Into::into)
+        },
+    ));
+    let r = Arc::clone(runner);
+    trials.push(Trial::test(
+        "shell::slub_debug_u_names_the_callers_of_kmalloc",
+        move || {
+            // Every kmalloc cache tracks callers: the threads made at boot allocate their
+            // names in kmalloc-32 from `sched::thread::create`, through `String`.
+            let calls = "cat /sys/kernel/slab/kmalloc-32/alloc_calls";
+            r.shell_with(
+                "shell-slub-debug-u",
+                Firmware::Bios,
+                "slub_debug=U",
+                &[calls, "poweroff"],
+                |out| {
+                    let said = command_output(out, calls).unwrap_or_default();
+                    let named = said.lines().any(|l| {
+                        l.contains(" kcore::sched::thread::create")
+                            && l.contains(" age=")
+                            && l.contains(" pid=")
+                    });
+                    if !named || said.contains("<not-available>") {
+                        return Err(format!(
+                            "`{calls}` should name `kcore::sched::thread::create` with age= and \
+                             pid=, and no <not-available>:\n{said}"
+                        ));
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(Into::into)
         },
     ));
     let r = Arc::clone(runner);

@@ -132,16 +132,6 @@ pub fn format_frame(out: &mut dyn fmt::Write, addr: u64, return_address: bool) -
     })
 }
 
-/// The serial console as a [`fmt::Write`].
-struct Console;
-
-impl fmt::Write for Console {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        crate::console::write_fmt(format_args!("{s}"));
-        Ok(())
-    }
-}
-
 /// The stack `[bottom, top)` `addr` lies in, if it is one known to be mapped whole.
 fn known_stack(addr: u64) -> Option<(u64, u64)> {
     let in_range = |(lo, hi): (u64, u64)| (lo..hi).contains(&addr).then_some((lo, hi));
@@ -214,7 +204,7 @@ pub(crate) fn walk(mut fp: u64, mut f: impl FnMut(Frame)) {
 
 /// The caller's frame pointer.
 #[inline(always)]
-fn frame_pointer() -> u64 {
+pub(crate) fn frame_pointer() -> u64 {
     let fp: u64;
     // SAFETY: reads a register.
     unsafe {
@@ -226,7 +216,7 @@ fn frame_pointer() -> u64 {
 /// Prints `Call Trace:` and a line per frame of the chain from frame pointer `fp`, skipping
 /// frames until the one `skip_until` accepts (that frame is skipped too).
 fn print_chain(fp: u64, mut skip_until: Option<&mut dyn FnMut(Frame) -> bool>) {
-    let mut out = Console;
+    let mut out = crate::console::Writer;
     walk(fp, |frame| {
         if let Some(skip) = skip_until.as_mut() {
             if skip(frame) {
@@ -244,7 +234,7 @@ fn print_chain(fp: u64, mut skip_until: Option<&mut dyn FnMut(Frame) -> bool>) {
 /// frame, the caller's own first.
 #[inline(never)]
 pub fn dump_stack() {
-    let _ = fmt::Write::write_str(&mut Console, "Call Trace:\n");
+    let _ = fmt::Write::write_str(&mut crate::console::Writer, "Call Trace:\n");
     print_chain(frame_pointer(), None);
 }
 
@@ -289,7 +279,7 @@ pub(crate) fn panic_trace() {
 pub fn warn(args: fmt::Arguments<'_>) {
     let at = core::panic::Location::caller();
     log::warn!("WARNING: at {}:{}: {args}", at.file(), at.line());
-    let _ = fmt::Write::write_str(&mut Console, "Call Trace:\n");
+    let _ = fmt::Write::write_str(&mut crate::console::Writer, "Call Trace:\n");
     print_chain(frame_pointer(), None);
 }
 

@@ -39,6 +39,17 @@ pub fn write_fmt(args: fmt::Arguments<'_>) {
     }
 }
 
+/// The console as a [`fmt::Write`]: [`write_fmt`] for each piece (backtraces and slab
+/// reports print their lines with it).
+pub struct Writer;
+
+impl fmt::Write for Writer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_fmt(format_args!("{s}"));
+        Ok(())
+    }
+}
+
 /// Writes raw bytes to the console (the shell echoes typed bytes with it, UTF-8 or not), and
 /// into the capture buffer while a test captures.
 pub fn write_bytes(bytes: &[u8]) {

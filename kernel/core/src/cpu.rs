@@ -50,6 +50,10 @@ pub struct Cpu {
     /// Allocations made through the global allocator (`kmalloc`) on this CPU, counted with one
     /// `gs`-relative increment (see [`allocations`]).
     allocations: AtomicU64,
+    /// The id of the thread running on this CPU, kept by the scheduler at each switch, so
+    /// that code that must not lock (the slab allocator's caller tracking) can name it: see
+    /// [`current_tid`].
+    current_tid: AtomicU64,
 }
 
 impl Cpu {
@@ -66,6 +70,7 @@ impl Cpu {
             ticks: AtomicU64::new(0),
             context_switches: AtomicU64::new(0),
             allocations: AtomicU64::new(0),
+            current_tid: AtomicU64::new(0),
         }
     }
 
@@ -326,6 +331,19 @@ pub(crate) fn count_allocation() {
 #[inline]
 pub fn allocations() -> u64 {
     this_cpu().allocations.load(Ordering::Relaxed)
+}
+
+/// The id of the thread running on the calling CPU (Linux's `current->pid`; in an interrupt
+/// handler, the interrupted thread's), read without a lock. 0 before the scheduler starts
+/// on this CPU (the boot CPU's idle thread is 0 too).
+#[inline]
+pub fn current_tid() -> u64 {
+    this_cpu().current_tid.load(Ordering::Relaxed)
+}
+
+/// Records that thread `tid` now runs on the calling CPU (the scheduler, at each switch).
+pub(crate) fn set_current_tid(tid: u64) {
+    this_cpu().current_tid.store(tid, Ordering::Relaxed);
 }
 
 /// Keeps preemption disabled while alive: the CPU the holder runs on cannot change.

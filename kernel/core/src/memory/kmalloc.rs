@@ -289,7 +289,29 @@ unsafe impl slab::Platform for KernelPlatform {
     fn slab_error(&self, report: &slab::SlabReport) {
         SLAB_ERRORS.fetch_add(1, Ordering::Relaxed);
         log::error!("slab: {report}");
+        if let Some([alloc, free]) = &report.tracks {
+            let now = crate::time::jiffies();
+            let mut out = crate::console::Writer;
+            let _ = super::track::print(&mut out, "Allocated", alloc, now);
+            let _ = super::track::print(&mut out, "Freed", free, now);
+        }
         crate::backtrace::dump_stack();
+    }
+
+    fn fill_track(&self, track: &mut slab::Track) {
+        super::track::fill(track);
+    }
+
+    fn jiffies(&self) -> u64 {
+        crate::time::jiffies()
+    }
+
+    fn stack_frames(&self, handle: u32, f: &mut dyn FnMut(usize)) {
+        super::track::stack_frames(handle, f);
+    }
+
+    fn write_symbol(&self, out: &mut dyn core::fmt::Write, addr: usize) -> core::fmt::Result {
+        super::track::write_symbol(out, addr)
     }
 
     fn is_kernel_rodata(&self, ptr: *const u8, len: usize) -> bool {

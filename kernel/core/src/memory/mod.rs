@@ -13,6 +13,7 @@ pub mod page_alloc;
 pub mod paging;
 pub mod stack;
 pub mod static_cache;
+pub mod track;
 pub mod vmap;
 
 use bootloader_api::BootInfo;

@@ -85,6 +85,7 @@ pub(crate) fn init_cpu() {
     let cpu = this_cpu();
     let idle = thread::adopt_idle(cpu.id);
     let mut rq = cpu_sched(cpu).rq.lock();
+    crate::cpu::set_current_tid(idle.id);
     rq.current = Some(idle.clone());
     rq.idle = Some(idle);
 }
@@ -224,6 +225,7 @@ pub fn schedule() {
     let save = prev.rsp.get();
     // SAFETY: `next` is not running anywhere (on_cpu was false), so its saved rsp is stable.
     let load = unsafe { *next.rsp.get() };
+    crate::cpu::set_current_tid(next.id);
     rq.current = Some(next);
     rq.prev = Some(prev);
     cpu.context_switches.fetch_add(1, Ordering::Relaxed);

@@ -45,5 +45,6 @@ mod rcu;
 mod slab;
 mod static_setup;
 mod sysfs_slab;
+mod track;
 
 pub use rcu::{Exhausted, exhaust, exhaust_all_cpus, quiesce};

@@ -35,6 +35,26 @@ impl PageBuf {
         self.truncated
     }
 
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets what was written after the first `len` bytes (nothing if `len` is past the
+    /// end), and that a write did not fit: for a `show` that lists entries and prefers to end
+    /// the page at the last whole one. `len` must be a length [`len`](Self::len) returned.
+    pub fn cut_to(&mut self, len: usize) {
+        if len <= self.len && self.as_str().is_char_boundary(len) {
+            self.len = len;
+            self.truncated = false;
+        }
+    }
+
     /// Empties the page.
     pub fn clear(&mut self) {
         self.len = 0;

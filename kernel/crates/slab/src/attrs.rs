@@ -221,14 +221,23 @@ fn render<P: Platform>(s: &KmemCache<P>, name: &str, out: &mut PageBuf) -> fmt::
         // `alloc_calls`/`free_calls`: the same, under the names of Linux's older sysfs files,
         // which `tools/mm/slabinfo -t` still reads.
         "alloc_traces" | "free_traces" | "alloc_calls" | "free_calls" => {
-            let mut r = Ok(());
             let free = name.starts_with("free");
-            s.for_each_trace(free, |addr, n, cpus| {
-                if r.is_ok() {
-                    r = write_trace(out, addr, n, cpus);
+            let stacks = name.ends_with("traces");
+            let many = (s.platform.nr_cpus() > 1, s.nodes.len() > 1);
+            let mut full = false;
+            s.for_each_trace(free, |l| {
+                if full {
+                    return;
+                }
+                let start = out.len();
+                let r = write_location(out, &s.platform, l, stacks, many);
+                if r.is_err() || out.truncated() {
+                    // End the page at the last whole location (the busiest come first).
+                    out.cut_to(start);
+                    full = true;
                 }
             });
-            r
+            Ok(())
         }
         // The objects parked in the per-CPU layer, in slabs' worth, per node (see
         // `cpu_slabs`).
@@ -309,37 +318,84 @@ fn cpu_slabs<P: Platform>(s: &KmemCache<P>, node: usize) -> u64 {
     cached.div_ceil(per_slab).min(full)
 }
 
-/// One line of `alloc_traces`: `   count 0xcaller cpus=0-1,3` (`<not-available>` for
-/// caller 0: none recorded, or callers beyond what is told apart).
-fn write_trace(out: &mut PageBuf, addr: usize, n: usize, cpus: u64) -> fmt::Result {
-    if addr == 0 {
-        // No caller recorded (as Linux prints a zero address).
-        write!(out, "{n:7} <not-available> cpus=")?;
+/// One location of `alloc_traces` / `alloc_calls`, as Linux prints it:
+/// `  count function+0xoff/0xlen age=min/avg/max pid=min-max cpus=list nodes=list` (an age,
+/// a pid when all are equal; `cpus=` on a machine of several CPUs, `nodes=` of several nodes;
+/// `<not-available>` for caller 0: none recorded, or locations beyond those told apart),
+/// then for the `*_traces` files the stack, a frame per line, and an empty line.
+fn write_location<P: Platform>(
+    out: &mut PageBuf,
+    platform: &P,
+    l: &crate::cache::debug::TraceLocation,
+    stacks: bool,
+    (many_cpus, many_nodes): (bool, bool),
+) -> fmt::Result {
+    write!(out, "{:7} ", l.count)?;
+    if l.addr == 0 {
+        out.write_str("<not-available>")?;
     } else {
-        write!(out, "{n:7} {addr:#x} cpus=")?;
+        platform.write_symbol(out, l.addr)?;
     }
-    let mut cpu = 0;
+    if l.min_age == l.max_age {
+        write!(out, " age={}", l.min_age)?;
+    } else {
+        let avg = l.sum_age / l.count.max(1) as u64;
+        write!(out, " age={}/{avg}/{}", l.min_age, l.max_age)?;
+    }
+    if l.min_pid == l.max_pid {
+        write!(out, " pid={}", l.min_pid)?;
+    } else {
+        write!(out, " pid={}-{}", l.min_pid, l.max_pid)?;
+    }
+    if many_cpus && l.cpus != 0 {
+        out.write_str(" cpus=")?;
+        write_bit_list(out, l.cpus)?;
+    }
+    if many_nodes && l.nodes != 0 {
+        out.write_str(" nodes=")?;
+        write_bit_list(out, l.nodes)?;
+    }
+    writeln!(out)?;
+    if stacks {
+        let mut r = Ok(());
+        platform.stack_frames(l.handle, &mut |frame| {
+            if r.is_ok() {
+                r = out
+                    .write_str("        ")
+                    .and_then(|()| platform.write_symbol(out, frame))
+                    .and_then(|()| writeln!(out));
+            }
+        });
+        r?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Writes the set bits of `bits` as a list of ranges (Linux's `%*pbl`: `0-1,3`).
+fn write_bit_list(out: &mut PageBuf, bits: u64) -> fmt::Result {
+    let mut bit = 0;
     let mut first = true;
-    while cpu < 64 {
-        if cpus >> cpu & 1 == 0 {
-            cpu += 1;
+    while bit < 64 {
+        if bits >> bit & 1 == 0 {
+            bit += 1;
             continue;
         }
-        let start = cpu;
-        while cpu < 64 && cpus >> cpu & 1 != 0 {
-            cpu += 1;
+        let start = bit;
+        while bit < 64 && bits >> bit & 1 != 0 {
+            bit += 1;
         }
         if !first {
             out.write_char(',')?;
         }
         first = false;
-        if cpu - start > 1 {
-            write!(out, "{start}-{}", cpu - 1)?;
+        if bit - start > 1 {
+            write!(out, "{start}-{}", bit - 1)?;
         } else {
             write!(out, "{start}")?;
         }
     }
-    writeln!(out)
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

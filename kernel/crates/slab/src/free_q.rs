@@ -95,6 +95,7 @@ fn report(api: impl Into<CacheName>, addr: usize, kind: SlabErrorKind) -> SlabRe
         cache: api.into(),
         object: addr,
         kind,
+        tracks: None,
     }
 }
 

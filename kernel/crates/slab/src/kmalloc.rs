@@ -51,6 +51,7 @@ fn report(api: &'static str, ptr: *mut u8, kind: SlabErrorKind) -> SlabReport {
         cache: api.into(),
         object: ptr as usize,
         kind,
+        tracks: None,
     }
 }
 

@@ -16,8 +16,9 @@ pub const MAX_OBJS_PER_PAGE: usize = 32767;
 pub const CACHE_LINE: usize = 64;
 /// Size of a sheaf header; see [`crate::sheaf::Sheaf`].
 pub const SHEAF_HEADER: usize = 32;
-/// Bytes of one caller-tracking record (`struct track`: caller address and CPU).
-pub const TRACK_SIZE: usize = 2 * WORD;
+/// Bytes of one caller-tracking record ([`crate::Track`], Linux's `struct track`: caller,
+/// stack handle, CPU, thread and time).
+pub const TRACK_SIZE: usize = 4 * WORD;
 
 /// Rounds `x` up to a multiple of the power of two `a`.
 pub const fn align_up(x: usize, a: usize) -> usize {

@@ -32,7 +32,7 @@ use kobject::{KSet, Sysfs};
 
 use crate::base::Gfp;
 use crate::head::{CallbackFunc, CallbackHead, RcuFunc, RcuHead, container_of};
-use crate::report::SlabReport;
+use crate::report::{SlabReport, Track};
 use crate::slabs::Slab;
 
 /// Where a platform shows its caches: its sysfs tree and the slab kset in it (Linux's
@@ -256,6 +256,35 @@ pub unsafe trait Platform: Clone + Send + Sync + 'static {
     /// kernel prints it, like Linux's `slab_err`). The default does nothing.
     fn slab_error(&self, report: &SlabReport) {
         let _ = report;
+    }
+
+    /// Completes a caller-tracking record of a `SLAB_STORE_USER` cache as an allocation or a
+    /// free records it (Linux's `set_track`): `track.addr` holds the caller the allocator was
+    /// given (0 for none), `track.cpu` the CPU. A kernel walks the stack to the first frame
+    /// outside the allocator (the caller of `kmalloc`, also through `Box` and `Vec`), keeps
+    /// the stack from there in a stack depot (`handle`), and stamps `pid` and `when`. Called
+    /// pinned, on every debug allocation and free: it must not allocate or take a lock the
+    /// allocator may hold. The default leaves the record as it is.
+    fn fill_track(&self, track: &mut Track) {
+        let _ = track;
+    }
+
+    /// The clock of [`Track::when`] (Linux's `jiffies`): `age=` in reports and traces is the
+    /// difference. The default is always 0.
+    fn jiffies(&self) -> u64 {
+        0
+    }
+
+    /// Calls `f` with each frame, innermost first, of the stack that `handle` (a
+    /// [`Track::handle`]) names. The default knows no stacks.
+    fn stack_frames(&self, handle: u32, f: &mut dyn FnMut(usize)) {
+        let _ = (handle, f);
+    }
+
+    /// Writes `addr` as a report or a trace names a code address (Linux's `%pS`:
+    /// `function+0xoff/0xlen`). The default writes it in hexadecimal.
+    fn write_symbol(&self, out: &mut dyn core::fmt::Write, addr: usize) -> core::fmt::Result {
+        write!(out, "{addr:#x}")
     }
 }
 

@@ -99,6 +99,9 @@ pub struct SlabReport {
     pub object: usize,
     /// What was wrong.
     pub kind: SlabErrorKind,
+    /// The object's last allocation and last free, when its cache tracks callers
+    /// (`SLAB_STORE_USER`) and `object` is an object of it (Linux's `print_tracking`).
+    pub tracks: Option<[Track; 2]>,
 }
 
 impl fmt::Display for SlabReport {
@@ -209,11 +212,31 @@ impl ReportLog {
     }
 }
 
-/// A caller-tracking record (`struct track`).
+/// A caller-tracking record (Linux's `struct track`), two per object of a `SLAB_STORE_USER`
+/// cache: its last allocation and its last free.
+///
+/// The allocator fills `cpu` and passes the caller it was given as `addr` (0 when none: the
+/// allocator interface of `Box` and `Vec` carries no caller); the platform fills in the rest
+/// ([`Platform::fill_track`](crate::Platform::fill_track)): the kernel finds the first frame
+/// outside the allocator, stores the stack in its stack depot and stamps the thread and the
+/// time.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Track {
-    /// Caller address passed to the allocation or free (`_RET_IP_` in Linux).
+    /// The call site (`_RET_IP_` in Linux): an address in the function that allocated or
+    /// freed. 0 if none was found.
     pub addr: usize,
+    /// The platform's handle of the call stack from `addr` outwards (its stack depot); 0 for
+    /// none.
+    pub handle: u32,
     /// CPU that did it.
-    pub cpu: usize,
+    pub cpu: u32,
+    /// Thread that did it (Linux's `pid`).
+    pub pid: u32,
+    /// When, in the platform's ticks ([`Platform::jiffies`](crate::Platform::jiffies)): a
+    /// report shows `age=` now minus this.
+    pub when: u64,
 }
+
+// The layout reserves `TRACK_SIZE` bytes per record.
+const _: () = assert!(core::mem::size_of::<Track>() == crate::layout::TRACK_SIZE);

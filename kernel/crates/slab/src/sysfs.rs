@@ -239,3 +239,6 @@ pub fn write<P: Platform>(
 #[allow(unsafe_code)]
 #[cfg(test)]
 mod tests;
+#[allow(unsafe_code)]
+#[cfg(test)]
+mod trace_tests;

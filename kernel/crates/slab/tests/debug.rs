@@ -208,11 +208,15 @@ fn store_user_records_callers() {
     let o = c.alloc_caller(Gfp::KERNEL, 0x1234).unwrap();
     // SAFETY: `o` is an object of `c`.
     let (alloc, _) = unsafe { c.object_track(o.as_ptr()) }.unwrap();
+    // The host platform's `fill_track` adds pid 1000 + CPU, its clock (0) and a stack.
     assert_eq!(
         alloc,
         Track {
             addr: 0x1234,
-            cpu: 0
+            handle: 1,
+            cpu: 0,
+            pid: 1000,
+            when: 0,
         }
     );
     // SAFETY: ours.

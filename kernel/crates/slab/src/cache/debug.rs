@@ -39,8 +39,53 @@ use crate::layout::TRACK_SIZE;
 use crate::platform::Platform;
 use crate::report::{REPORT_LOG_LEN, SlabErrorKind, SlabReport, Track, ValidateReport};
 
-/// How many distinct callers [`KmemCache::for_each_trace`] tells apart.
+/// How many distinct locations [`KmemCache::for_each_trace`] tells apart.
 pub const MAX_TRACES: usize = 64;
+
+/// The objects of a `SLAB_STORE_USER` cache allocated (or last freed) at one call site with
+/// one stack: a line of Linux's `alloc_traces` (`struct location`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TraceLocation {
+    /// The call site ([`Track::addr`]); 0 when none was recorded.
+    pub addr: usize,
+    /// The stack ([`Track::handle`]); 0 for none.
+    pub handle: u32,
+    /// Objects.
+    pub count: usize,
+    /// Smallest, total and largest age of their records, in the platform's ticks.
+    pub min_age: u64,
+    /// See `min_age`.
+    pub sum_age: u64,
+    /// See `min_age`.
+    pub max_age: u64,
+    /// Smallest and largest thread id.
+    pub min_pid: u32,
+    /// See `min_pid`.
+    pub max_pid: u32,
+    /// The CPUs (bit N for CPU N, the first 64).
+    pub cpus: u64,
+    /// The nodes of the objects' slabs (bit N for node N, the first 64).
+    pub nodes: u64,
+}
+
+impl TraceLocation {
+    /// Counts one more object recorded by `t`, `age` ticks ago, in a slab of `node`.
+    fn add(&mut self, t: &Track, age: u64, node: u16) {
+        if self.count == 0 {
+            (self.addr, self.handle) = (t.addr, t.handle);
+            (self.min_age, self.max_age) = (age, age);
+            (self.min_pid, self.max_pid) = (t.pid, t.pid);
+        }
+        self.count += 1;
+        self.sum_age = self.sum_age.saturating_add(age);
+        self.min_age = self.min_age.min(age);
+        self.max_age = self.max_age.max(age);
+        self.min_pid = self.min_pid.min(t.pid);
+        self.max_pid = self.max_pid.max(t.pid);
+        self.cpus |= 1u64.checked_shl(t.cpu).unwrap_or(0);
+        self.nodes |= 1u64.checked_shl(u32::from(node)).unwrap_or(0);
+    }
+}
 use crate::slabs::{FreeObject, Slab};
 
 /// Red zone byte of a free object.
@@ -60,8 +105,34 @@ impl<P: Platform> KmemCache<P> {
         SlabReport {
             cache: self.cache_name(),
             object,
+            tracks: self.reported_tracks(object, &kind),
             kind,
         }
+    }
+
+    /// The tracking records of `object` for a report of `kind`: for problems of an object of
+    /// this cache (a double free, a red zone or poison overwritten, a bad free pointer, an
+    /// object left at destroy) in a `SLAB_STORE_USER` cache, after checking that `object` is
+    /// an object boundary of one of this cache's slabs.
+    fn reported_tracks(&self, object: usize, kind: &SlabErrorKind) -> Option<[Track; 2]> {
+        self.layout.track_offset?;
+        let of_object = matches!(
+            kind,
+            SlabErrorKind::DoubleFree
+                | SlabErrorKind::RedzoneOverwritten { .. }
+                | SlabErrorKind::KmallocRedzoneOverwritten { .. }
+                | SlabErrorKind::PoisonOverwritten { .. }
+                | SlabErrorKind::FreelistCorrupted
+                | SlabErrorKind::ObjectRemaining
+                | SlabErrorKind::KfreeRcuNoMemory
+        );
+        if !of_object || self.obj_to_slab(object).is_err() {
+            return None;
+        }
+        // SAFETY: `object` is an object slot of one of this cache's slabs (just checked), and
+        // the reporter holds it (it is being freed, checked or destroyed).
+        let (alloc, free) = unsafe { self.object_track(object as *const u8) }?;
+        Some([alloc, free])
     }
 
     /// Records a report in the log and tells the platform.
@@ -239,12 +310,18 @@ impl<P: Platform> KmemCache<P> {
     fn set_track(&self, obj: *mut u8, free: bool, caller: usize) {
         if let Some(t) = self.layout.track_offset {
             let (_guard, cpu) = self.platform.pin();
+            let mut track = Track {
+                addr: caller,
+                cpu: cpu as u32,
+                ..Track::default()
+            };
+            self.platform.fill_track(&mut track);
             // SAFETY: the tracking records lie in the object's slot (layout), owned by us.
             unsafe {
                 let at = obj
                     .add(t + if free { TRACK_SIZE } else { 0 })
                     .cast::<Track>();
-                at.write_unaligned(Track { addr: caller, cpu });
+                at.write_unaligned(track);
             }
         }
     }
@@ -430,20 +507,21 @@ impl<P: Platform> KmemCache<P> {
         out
     }
 
-    /// For the objects in use of a `SLAB_STORE_USER` cache, the callers that allocated them
-    /// (`free == false`) or last freed them (`free == true`, before they were allocated
-    /// again; 0 if never), with how many objects each and the CPUs they ran on (Linux's
-    /// `alloc_traces`/`free_traces` under debugfs, whose totals are both the objects in
-    /// use), for every slab on the node lists. `f` gets `(caller, objects, cpu mask)`, most objects
-    /// first. Allocates nothing: at most [`MAX_TRACES`] callers are told apart (the rest are
-    /// counted under caller 0), and the free objects of a slab are marked in a bitmap on the
-    /// stack (slabs of more than 4096 objects are skipped). Objects in sheaves count as
-    /// allocated, as for `validate`.
-    pub fn for_each_trace(&self, free: bool, mut f: impl FnMut(usize, usize, u64)) {
+    /// For the objects in use of a `SLAB_STORE_USER` cache, where they were allocated
+    /// (`free == false`) or last freed (`free == true`, before they were allocated again; a
+    /// location of caller 0 if never): Linux's `alloc_traces`/`free_traces` under debugfs,
+    /// whose totals are both the objects in use. Objects are grouped by call site and stack
+    /// (Linux's `add_location`), over every slab on the node lists; `f` gets each
+    /// [`TraceLocation`], most objects first. Allocates nothing: at most [`MAX_TRACES`]
+    /// locations are told apart (the rest are counted in the last, as caller 0), and the free
+    /// objects of a slab are marked in a bitmap on the stack (slabs of more than 4096 objects
+    /// are skipped). Objects in sheaves count as allocated, as for `validate`.
+    pub fn for_each_trace(&self, free: bool, mut f: impl FnMut(&TraceLocation)) {
         if self.layout.track_offset.is_none() {
             return;
         }
-        let mut callers = [(0usize, 0usize, 0u64); MAX_TRACES];
+        let now = self.platform.jiffies();
+        let mut locations = [TraceLocation::default(); MAX_TRACES];
         let mut used = 0;
         let fp = self.free_pointer();
         self.for_each_slab(|slab| {
@@ -472,27 +550,29 @@ impl<P: Platform> KmemCache<P> {
                     return;
                 };
                 let t = if free { freed } else { alloc };
-                let slot = match callers[..used].iter().position(|c| c.0 == t.addr) {
+                let found = locations[..used]
+                    .iter()
+                    .position(|l| l.addr == t.addr && l.handle == t.handle);
+                let slot = match found {
                     Some(j) => j,
                     None if used < MAX_TRACES => {
-                        callers[used] = (t.addr, 0, 0);
                         used += 1;
                         used - 1
                     }
                     // Out of room: counted as an unknown caller in the last entry.
                     None => {
-                        callers[MAX_TRACES - 1].0 = 0;
+                        let last = &mut locations[MAX_TRACES - 1];
+                        (last.addr, last.handle) = (0, 0);
                         MAX_TRACES - 1
                     }
                 };
-                callers[slot].1 += 1;
-                callers[slot].2 |= 1u64.checked_shl(t.cpu as u32).unwrap_or(0);
+                locations[slot].add(&t, now.wrapping_sub(t.when), slab.node);
             }
         });
-        let callers = &mut callers[..used];
-        callers.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        for &(addr, n, cpus) in callers.iter() {
-            f(addr, n, cpus);
+        let locations = &mut locations[..used];
+        locations.sort_unstable_by(|a, b| b.count.cmp(&a.count).then(a.addr.cmp(&b.addr)));
+        for l in locations.iter() {
+            f(l);
         }
     }
 

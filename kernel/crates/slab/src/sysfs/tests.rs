@@ -388,59 +388,6 @@ fn a_reference_to_the_cache_kobject_defers_its_release() {
     assert_eq!(owned_released(), before + 1, "the last put freed it");
 }
 
-/// `alloc_traces` and `free_traces` of a `SLAB_STORE_USER` cache list the callers of the objects
-/// in use and of the free ones, with counts and CPUs.
-#[test]
-fn traces_list_the_callers_of_objects_in_use_and_free() {
-    let (_cpu, slab) = setup(SlabOptions::default());
-    let c = slab
-        .kmem_cache_create(
-            "traced",
-            100,
-            KmemCacheArgs::default(),
-            SlabFlags::SLAB_STORE_USER,
-        )
-        .unwrap();
-    let a: Vec<_> = (0..5)
-        .map(|_| c.alloc_caller(Gfp::KERNEL, 0x1111).unwrap())
-        .collect();
-    let b: Vec<_> = (0..3)
-        .map(|_| c.alloc_caller(Gfp::KERNEL, 0x2222).unwrap())
-        .collect();
-    for o in &b[..2] {
-        // SAFETY: ours, not used afterwards.
-        unsafe { c.free_caller(*o, 0x3333).unwrap() };
-    }
-    let traces = read(&slab, "traced/alloc_traces").unwrap();
-    let lines: Vec<&str> = traces.lines().collect();
-    assert_eq!(
-        lines,
-        ["      5 0x1111 cpus=0", "      1 0x2222 cpus=0"],
-        "{traces}"
-    );
-    // The last free of each object in use: none yet for these six.
-    let freed = read(&slab, "traced/free_traces").unwrap();
-    let lines: Vec<&str> = freed.lines().collect();
-    assert_eq!(lines, ["      6 <not-available> cpus=0"], "{freed}");
-    // Allocated again, an object shows its last free.
-    let again = c.alloc_caller(Gfp::KERNEL, 0x4444).unwrap();
-    let freed = read(&slab, "traced/free_traces").unwrap();
-    assert!(
-        freed.lines().any(|l| l == "      1 0x3333 cpus=0"),
-        "{freed}"
-    );
-    assert_eq!(read(&slab, "kmalloc-64/alloc_traces").as_deref(), Ok(""));
-    assert_eq!(
-        read(&slab, "traced/alloc_calls"),
-        read(&slab, "traced/alloc_traces"),
-        "the older name"
-    );
-    for o in a.into_iter().chain(b.into_iter().skip(2)).chain([again]) {
-        // SAFETY: ours.
-        unsafe { c.free(o).unwrap() };
-    }
-}
-
 /// `cpu_slabs` counts the objects cached in sheaves, in slabs' worth (as `tools/mm/slabinfo`
 /// subtracts it from the slab counts): the cached objects' slabs (never more than the full
 /// slabs), none after a shrink.
