@@ -230,7 +230,9 @@ pub fn interpret_fault_test(name: &str, fault: &str, boot: &BootLog) -> TestResu
         }
     }
     match (passed, boot.end) {
-        (true, BootEnd::Exited(KernelExit::Success)) => Ok(()),
+        (true, BootEnd::Exited(KernelExit::Success)) => {
+            exception_trace_names(&boot.output, name, fault).map_err(|e| boot.failure(&e, None))
+        }
         (true, end) => Err(boot.failure(
             &format!(
                 "the test reported a pass, but then {end} (a fault test must exit with status 33)"
@@ -244,10 +246,87 @@ pub fn interpret_fault_test(name: &str, fault: &str, boot: &BootLog) -> TestResu
     }
 }
 
+/// Checks the backtrace the kernel printed for a fault test's exception (or, for
+/// `fault = "panic"`, its panic): after the `EXCEPTION:` (`KERNEL PANIC:`) line, a
+/// `Call Trace:` with a frame in the test function (the faulting instruction, or a caller of
+/// it: the test's name is the last part of the function's path, or a function nested in it),
+/// and none of the exception handler's own frames.
+fn exception_trace_names(output: &str, name: &str, fault: &str) -> Result<(), String> {
+    let test_fn = name.rsplit("::").next().unwrap_or(name);
+    let start = if fault == "panic" {
+        "KERNEL PANIC:"
+    } else {
+        "EXCEPTION:"
+    };
+    // Lines, not `\n`: the serial console ends them with `\r\n`.
+    let mut lines = output
+        .lines()
+        .skip_while(|l| !l.starts_with(start))
+        .skip_while(|l| l.trim_end() != "Call Trace:");
+    if lines.next().is_none() {
+        return Err(format!("no `Call Trace:` after the `{start}` line"));
+    }
+    let frames: Vec<&str> = lines.take_while(|l| l.starts_with(' ')).collect();
+    let trace = frames.join("\n");
+    if !frames
+        .iter()
+        .any(|f| f.contains(&format!("::{test_fn}+0x")) || f.contains(&format!("::{test_fn}::")))
+    {
+        return Err(format!(
+            "the exception's backtrace does not name the test function `{test_fn}`:\n{trace}"
+        ));
+    }
+    if let Some(f) = frames
+        .iter()
+        .find(|f| f.contains("arch::interrupts::fatal+") || f.contains("::exception_trace+"))
+    {
+        return Err(format!(
+            "the exception's backtrace shows the handler's own frame `{}`:\n{trace}",
+            f.trim()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ktest::DEFAULT_TIMEOUT;
+
+    #[test]
+    fn a_fault_test_s_trace_must_name_the_test_and_not_the_handler() {
+        let good = "EXCEPTION: page fault at address 0x0\nCall Trace:\n kcore::arch::interrupts::pf_test+0x12/0x3e\n kcore::ktest::run_request+0x5/0xa\n@@ktest-pass x\n";
+        assert_eq!(
+            exception_trace_names(good, "arch::interrupts::pf_test", "page_fault"),
+            Ok(())
+        );
+        let nested = good.replace("pf_test+0x12", "pf_test::recurse+0x12");
+        assert_eq!(
+            exception_trace_names(&nested, "arch::interrupts::pf_test", "page_fault"),
+            Ok(())
+        );
+        assert!(exception_trace_names(good, "arch::interrupts::other_test", "page_fault").is_err());
+        let handler = good.replace(
+            "Call Trace:\n",
+            "Call Trace:\n kcore::arch::interrupts::fatal+0x13f/0x17d\n",
+        );
+        assert!(
+            exception_trace_names(&handler, "arch::interrupts::pf_test", "page_fault").is_err()
+        );
+        assert!(
+            exception_trace_names("EXCEPTION: x\n", "a::b", "page_fault").is_err(),
+            "no trace"
+        );
+        let panic =
+            "\nKERNEL PANIC: panicked at x.rs:1:1:\nboom\nCall Trace:\n kcore::a::p_test+0x5/0x9\n";
+        assert_eq!(exception_trace_names(panic, "a::p_test", "panic"), Ok(()));
+        assert!(exception_trace_names(panic, "a::p_test", "page_fault").is_err());
+        let serial = good.replace('\n', "\r\n");
+        assert_eq!(
+            exception_trace_names(&serial, "arch::interrupts::pf_test", "page_fault"),
+            Ok(())
+        );
+    }
     use std::os::unix::process::ExitStatusExt;
 
     fn names(list: &[&str]) -> Vec<String> {
@@ -364,11 +443,16 @@ mod tests {
 
     #[test]
     fn fault_tests_need_pass_and_success() {
-        let pass = "@@ktest-start f\nktest: caught the expected page fault\n@@ktest-pass f\n";
+        let pass = "@@ktest-start f\nEXCEPTION: page fault\nCall Trace:\n kcore::t::f+0x1/0x2\n\
+                    ktest: caught the expected page fault\n@@ktest-pass f\n";
         assert_eq!(
             interpret_fault_test("f", "page_fault", &log(pass, exited(33))),
             Ok(())
         );
+        let untraced = "@@ktest-start f\nktest: caught the expected page fault\n@@ktest-pass f\n";
+        let message =
+            interpret_fault_test("f", "page_fault", &log(untraced, exited(33))).unwrap_err();
+        assert!(message.contains("no `Call Trace:`"), "{message}");
         assert!(interpret_fault_test("f", "page_fault", &log(pass, exited(35))).is_err());
         let silent = "@@ktest-start f\n";
         let message = interpret_fault_test("f", "page_fault", &log(silent, exited(0))).unwrap_err();

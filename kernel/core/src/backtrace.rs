@@ -202,6 +202,18 @@ pub(crate) fn walk(mut fp: u64, mut f: impl FnMut(Frame)) {
     }
 }
 
+/// The word at `addr`, if it lies, 8-aligned, in a stack known to be mapped (as the walk
+/// reads frames).
+fn read_stack_word(addr: u64) -> Option<u64> {
+    let stack = known_stack(addr)?;
+    if !addr.is_multiple_of(8) || addr.checked_add(8)? > stack.1 {
+        return None;
+    }
+    // SAFETY: `addr..addr + 8` lies, aligned, in a stack that is mapped whole and stays
+    // mapped (`known_stack`); a stale word is harmless, reading it cannot fault.
+    Some(unsafe { core::ptr::read_volatile(addr as *const u64) })
+}
+
 /// The caller's frame pointer.
 #[inline(always)]
 pub(crate) fn frame_pointer() -> u64 {
@@ -239,12 +251,33 @@ pub fn dump_stack() {
 }
 
 /// The trace of a CPU exception: the faulting instruction `rip` named first, then the frames
-/// of the interrupted code. The frames up to and including the handler's are skipped: the
-/// handler's frame is the one that holds `rip` where a return address would be, or a word or
-/// two above (after padding and the error code).
-pub(crate) fn exception_trace(out: &mut dyn fmt::Write, rip: u64) {
+/// of the interrupted code. `cpu_frame` is the address of the frame the CPU pushed (where
+/// `rip` is saved: the handler's `&InterruptStackFrame`). The frames up to and including the
+/// handler's are skipped: the handler's frame is the one just below `cpu_frame` (its saved
+/// `rbp`, then an error code or a word of padding, then the CPU's frame: 8 to 32 bytes
+/// lower). Found by address, not by looking for `rip`'s value, which the handler's callers
+/// may also hold in their locals (they print it).
+///
+/// A fault on a function's first instruction, or at an address no function covers (a call to
+/// unmapped or unloaded code), comes before the callee made its frame: the caller's return
+/// address is then the word at the stack pointer `rsp`, printed as Linux prints a frame it
+/// found by scanning, ` ? caller+0xoff/0xlen`, if it names a function.
+pub(crate) fn exception_trace(out: &mut dyn fmt::Write, rip: u64, cpu_frame: u64, rsp: u64) {
     let _ = out.write_str("Call Trace:\n");
     let _ = format_frame(out, rip, false);
+    if symbolize(rip, |s| s.is_none_or(|s| s.offset == 0)) {
+        if let Some(ret) = read_stack_word(rsp) {
+            symbolize(ret.wrapping_sub(1), |s| {
+                if let Some(s) = s {
+                    let s = Symbolized {
+                        offset: s.offset + 1,
+                        ..s
+                    };
+                    let _ = writeln!(out, " ? {s}");
+                }
+            });
+        }
+    }
     walk(frame_pointer(), {
         let mut past_handler = false;
         move |f: Frame| {
@@ -252,7 +285,10 @@ pub(crate) fn exception_trace(out: &mut dyn fmt::Write, rip: u64) {
                 if f.ret != 0 {
                     let _ = format_frame(out, f.ret, true);
                 }
-            } else if f.ret == rip || f.above.contains(&rip) {
+            } else if cpu_frame
+                .checked_sub(f.fp)
+                .is_some_and(|below| (8..=32).contains(&below))
+            {
                 past_handler = true;
             }
         }
@@ -354,6 +390,21 @@ mod ktests {
     }
 
     #[inline(never)]
+    fn panicking_helper(n: u32) -> u32 {
+        if core::hint::black_box(n) > 0 {
+            panic!("a panic on purpose, for its backtrace");
+        }
+        n
+    }
+
+    /// The runner checks the panic's trace: a frame in this function (`boot/src/ktest/
+    /// boot_log.rs`, `exception_trace_names`).
+    #[crate::ktest(fault = "panic")]
+    fn a_panic_prints_a_backtrace_naming_the_test() {
+        core::hint::black_box(panicking_helper(1));
+    }
+
+    #[inline(never)]
     fn faulting_function_stand_in() -> u64 {
         core::hint::black_box(7)
     }
@@ -365,7 +416,7 @@ mod ktests {
         let rip = faulting_function_stand_in as *const () as u64 + 2;
         let mut out = String::new();
         // No exception on this stack: no handler frame is found, the RIP line stays alone.
-        exception_trace(&mut out, rip);
+        exception_trace(&mut out, rip, 0, 0);
         assert!(out.starts_with("Call Trace:\n"), "{out}");
         let line = out.lines().nth(1).unwrap_or("");
         assert!(

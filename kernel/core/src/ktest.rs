@@ -266,8 +266,17 @@ pub fn fault_expected(fault: Fault) {
     }
 }
 
-/// Called by the panic handler: reports the running test, if any, as failed.
+/// Called by the panic handler: reports the running test, if any, as failed, or as passed
+/// if it expects a panic (`#[ktest(fault = "panic")]`, which the runner checks for the
+/// panic's backtrace).
 pub fn report_panic(info: &PanicInfo<'_>) {
+    if let Some(test) = current()
+        && test.fault == Some("panic")
+    {
+        crate::println!("ktest: caught the expected panic");
+        crate::println!("@@ktest-pass {}", test.full_name());
+        exit(ExitCode::Success);
+    }
     if let Some(test) = current() {
         crate::println!(
             "@@ktest-fail {} panicked: {}",

@@ -124,7 +124,15 @@ fn fatal(fault: Fault, frame: &InterruptStackFrame, code: Option<u64>) -> ! {
 /// callers (`kcore::backtrace`).
 #[inline(never)]
 fn trace(frame: &InterruptStackFrame) {
-    crate::backtrace::exception_trace(&mut ConsoleOut, frame.instruction_pointer.as_u64());
+    // The x86-interrupt ABI passes the frame the CPU pushed by reference: its address is
+    // where the handler's own frame ends.
+    let cpu_frame = core::ptr::from_ref(frame) as u64;
+    crate::backtrace::exception_trace(
+        &mut ConsoleOut,
+        frame.instruction_pointer.as_u64(),
+        cpu_frame,
+        frame.stack_pointer.as_u64(),
+    );
     crate::backtrace::mark_exception_traced();
 }
 
