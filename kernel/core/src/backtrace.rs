@@ -265,18 +265,18 @@ pub fn dump_stack() {
 pub(crate) fn exception_trace(out: &mut dyn fmt::Write, rip: u64, cpu_frame: u64, rsp: u64) {
     let _ = out.write_str("Call Trace:\n");
     let _ = format_frame(out, rip, false);
-    if symbolize(rip, |s| s.is_none_or(|s| s.offset == 0)) {
-        if let Some(ret) = read_stack_word(rsp) {
-            symbolize(ret.wrapping_sub(1), |s| {
-                if let Some(s) = s {
-                    let s = Symbolized {
-                        offset: s.offset + 1,
-                        ..s
-                    };
-                    let _ = writeln!(out, " ? {s}");
-                }
-            });
-        }
+    if symbolize(rip, |s| s.is_none_or(|s| s.offset == 0))
+        && let Some(ret) = read_stack_word(rsp)
+    {
+        symbolize(ret.wrapping_sub(1), |s| {
+            if let Some(s) = s {
+                let s = Symbolized {
+                    offset: s.offset + 1,
+                    ..s
+                };
+                let _ = writeln!(out, " ? {s}");
+            }
+        });
     }
     walk(frame_pointer(), {
         let mut past_handler = false;
