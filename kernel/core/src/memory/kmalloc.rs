@@ -183,12 +183,15 @@ unsafe impl slab::Platform for KernelPlatform {
 
     unsafe fn free_pages(&self, ptr: NonNull<u8>, order: u32) {
         let Some(phys) = crate::memory::virt_to_phys(VirtAddr::from_ptr(ptr.as_ptr())) else {
-            log::error!("slab: free_pages({:p}) outside the physical map", ptr);
+            crate::backtrace::warn(format_args!(
+                "slab: free_pages({:p}) outside the physical map",
+                ptr
+            ));
             return;
         };
         // SAFETY: the slab allocator gives back a block it got from `alloc_pages`.
         if let Err(err) = unsafe { crate::memory::page_alloc::free_pages(phys, order as usize) } {
-            log::error!("slab: free_pages({:p}, {order}): {err}", ptr);
+            crate::backtrace::warn(format_args!("slab: free_pages({:p}, {order}): {err}", ptr));
         }
     }
 

@@ -480,7 +480,8 @@ pub fn pin_module_data(
 
 /// Takes a reference on the module at `module` (a `struct module *`, Linux's
 /// `try_module_get`): `true` for a null module (the kernel itself) and for a module that is
-/// not going away; `false` when it is going, or is not a loaded module (which is also logged).
+/// not going away; `false` when it is going, or is not a loaded module (which is also a
+/// warning, with the caller's backtrace: Linux's `WARN`).
 pub fn try_module_get(module: usize) -> bool {
     if module == 0 {
         return true;
@@ -488,7 +489,9 @@ pub fn try_module_get(module: usize) -> bool {
     let list = listed_modules();
     let Some(m) = list.by_handle(module) else {
         drop(list);
-        log::error!("try_module_get: {module:#x} is not a loaded module");
+        crate::backtrace::warn(format_args!(
+            "try_module_get: {module:#x} is not a loaded module"
+        ));
         return false;
     };
     if m.state() == State::Going {
@@ -504,7 +507,8 @@ pub fn try_module_get(module: usize) -> bool {
 
 /// Drops a reference [`try_module_get`] took (Linux's `module_put`). A put without a
 /// reference (which would let the module be unloaded under another user) or on something
-/// that is not a loaded module is refused and logged; the count is left as it was.
+/// that is not a loaded module is refused with a warning and the caller's backtrace (Linux's
+/// `WARN_ON`); the count is left as it was.
 pub fn module_put(module: usize) {
     if module == 0 {
         return;
@@ -512,7 +516,9 @@ pub fn module_put(module: usize) {
     let list = listed_modules();
     let Some(m) = list.by_handle(module) else {
         drop(list);
-        log::error!("module_put: {module:#x} is not a loaded module");
+        crate::backtrace::warn(format_args!(
+            "module_put: {module:#x} is not a loaded module"
+        ));
         return;
     };
     let live = m.state() != State::Going;
@@ -523,6 +529,9 @@ pub fn module_put(module: usize) {
             (c > floor).then(|| c - 1)
         });
     if r.is_err() {
-        log::error!("module_put: {} has no reference to drop", m.name);
+        crate::backtrace::warn(format_args!(
+            "module_put: {} has no reference to drop",
+            m.name
+        ));
     }
 }

@@ -374,8 +374,18 @@ fn a_module_in_use_is_not_unloaded_but_by_force_which_taints() {
     let e = module::unload("hello_c", false).expect_err("in use");
     assert_eq!(e.errno, errno::EBUSY, "{e}");
     module::module_put(handle);
-    // One put too many is refused: the count stays at its base.
-    module::module_put(handle);
+    // One put too many is refused, with a warning and the caller's backtrace (Linux's
+    // `WARN_ON`): the count stays at its base.
+    let ((), out) = captured(|| module::module_put(handle));
+    assert!(
+        out.contains("WARNING: at ") && out.contains("module_put: hello_c has no reference"),
+        "{out}"
+    );
+    let trace = out.split_once("Call Trace:").map_or("", |t| t.1);
+    assert!(
+        trace.contains("kcore::selftest::module::a_module_in_use_is_not_unloaded_but_by_force"),
+        "the caller in the trace: {out}"
+    );
     assert_eq!(read("/module/hello_c/refcnt").as_deref(), Ok("0\n"));
     assert!(module::try_module_get(handle));
     assert!(!module::tainted().contains('R'));
@@ -383,8 +393,11 @@ fn a_module_in_use_is_not_unloaded_but_by_force_which_taints() {
     r.expect("forced");
     assert!(module::tainted().contains('R'));
     // The module is gone: its handle is refused, not followed.
-    assert!(!module::try_module_get(handle));
-    module::module_put(handle);
+    let (got, out) = captured(|| module::try_module_get(handle));
+    assert!(!got);
+    assert!(out.contains("is not a loaded module") && out.contains("Call Trace:"), "{out}");
+    let ((), out) = captured(|| module::module_put(handle));
+    assert!(out.contains("WARNING: at ") && out.contains("is not a loaded module"), "{out}");
     assert_eq!(footprint(), before);
     let e = module::unload("hello_c", false).expect_err("gone");
     assert_eq!(e.errno, errno::ENOENT);
