@@ -487,7 +487,10 @@ mod tests {
     fn partial_lines_are_shown_at_once_unless_they_may_be_frames() {
         let mut lines = LineDecoder::new(Vec::new(), None);
         lines.push(b"boot\nshe").unwrap();
-        assert_eq!(lines.out, b"boot\nshe", "a prompt is shown before its line ends");
+        assert_eq!(
+            lines.out, b"boot\nshe",
+            "a prompt is shown before its line ends"
+        );
         lines.push(b"af> ").unwrap();
         lines.push(b" x").unwrap();
         assert_eq!(lines.out, b"boot\nsheaf>  x", "typed input after it too");
@@ -533,7 +536,7 @@ mod tests {
         let line = format!(" {name}+0x0/{len:#x}");
         let mut state = TraceState::default();
         // Not a return address (as an exception's first frame): the function's first line.
-        state.exception = true;
+        state.next_line("EXCEPTION: a test");
         state.next_line("Call Trace:");
         let decoded = decode_line(Some(&decoder), &mut state, &line);
         // The locations, innermost first, end with the function's own (its first lines; an
@@ -544,8 +547,7 @@ mod tests {
             .unwrap_or_else(|| panic!("no locations: {decoded}"));
         let own = places.rsplit(' ').next().unwrap_or_default();
         assert!(
-            (MARKER_LINE..MARKER_LINE + 3)
-                .any(|n| own == format!("boot/src/decode.rs:{n}")),
+            (MARKER_LINE..MARKER_LINE + 3).any(|n| own == format!("boot/src/decode.rs:{n}")),
             "{decoded}"
         );
         // Another length is another function: nothing to say.

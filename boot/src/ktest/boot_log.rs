@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::protocol::{Event, parse_line};
 use super::{MARKER, TIMEOUT_VAR};
 use crate::Error;
+use crate::decode::{Decoder, TraceState, decode_line};
 use crate::qemu::KernelExit;
 
 /// How many lines of serial output a failure message shows.
@@ -48,6 +49,9 @@ pub struct BootLog {
     pub end: BootEnd,
     /// Where the full log was saved, if it was.
     pub log_file: Option<PathBuf>,
+    /// The kernel ELF, to show the backtraces of failure messages with `file:line`
+    /// ([`crate::decode`]); `None` shows them as the kernel printed them.
+    pub kernel: Option<PathBuf>,
 }
 
 impl BootLog {
@@ -83,8 +87,10 @@ impl BootLog {
             shown.len(),
             lines.len()
         ));
+        let decoder = self.kernel.as_deref().map(Decoder::shared);
+        let mut trace = TraceState::default();
         for line in shown {
-            message.push_str(line);
+            message.push_str(&decode_line(decoder.as_deref(), &mut trace, line));
             message.push('\n');
         }
         if !self.stderr.trim().is_empty() {
@@ -266,6 +272,7 @@ mod tests {
             stderr: String::new(),
             end,
             log_file: None,
+            kernel: None,
         }
     }
     #[test]
