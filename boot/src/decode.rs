@@ -172,8 +172,7 @@ impl Decoder {
             if let Some(loc) = f.location
                 && let Some(file) = loc.file
             {
-                let file = Path::new(file);
-                let shown = file.strip_prefix(&self.root).unwrap_or(file).display();
+                let shown = shorten(file, &self.root);
                 places.push(match loc.line {
                     Some(line) => format!("{shown}:{line}"),
                     None => format!("{shown}"),
@@ -182,6 +181,28 @@ impl Decoder {
         }
         (!places.is_empty()).then(|| format!("({})", places.join(" ")))
     }
+}
+
+/// How a source path is shown: relative to `root` (the repository) if under it; the Rust
+/// library's sources from `library/` (wherever the toolchain keeps them: `rustup`'s `rust-src`
+/// or the `/rustc/<commit>/` of the prebuilt library); else whole.
+pub fn shorten(file: &str, root: &Path) -> String {
+    if let Ok(relative) = Path::new(file).strip_prefix(root) {
+        return relative.display().to_string();
+    }
+    for marker in ["/lib/rustlib/src/rust/", "/rustc/"] {
+        if let Some((_, rest)) = file.split_once(marker) {
+            let rest = match marker {
+                // `/rustc/<commit>/library/...`
+                "/rustc/" => rest.split_once('/').map_or(rest, |(_, r)| r),
+                _ => rest,
+            };
+            if rest.starts_with("library/") {
+                return rest.to_owned();
+            }
+        }
+    }
+    file.to_owned()
 }
 
 /// Reads the symbols and DWARF of the ELF at `path`. Its bytes are kept to the end of the
@@ -418,7 +439,7 @@ pub fn relay(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -458,6 +479,28 @@ mod tests {
         ] {
             assert_eq!(parse_frame(line), None, "{line:?}");
         }
+    }
+
+    #[test]
+    fn paths_are_shown_short() {
+        let root = Path::new("/work/sheaf");
+        assert_eq!(
+            shorten("/work/sheaf/kernel/src/shell/mod.rs", root),
+            "kernel/src/shell/mod.rs"
+        );
+        assert_eq!(
+            shorten(
+                "/root/.rustup/toolchains/nightly-x/lib/rustlib/src/rust/library/core/src/ops/function.rs",
+                root
+            ),
+            "library/core/src/ops/function.rs"
+        );
+        assert_eq!(
+            shorten("/rustc/7df8138/library/alloc/src/boxed.rs", root),
+            "library/alloc/src/boxed.rs"
+        );
+        assert_eq!(shorten("/elsewhere/x.rs", root), "/elsewhere/x.rs");
+        assert_eq!(shorten("/work/sheafx/y.rs", root), "/work/sheafx/y.rs");
     }
 
     #[test]
@@ -525,15 +568,24 @@ mod tests {
             .expect("the symbol")
     }
 
+    /// A frame line naming the start of a function of this test binary, and the line it
+    /// starts on (give or take two).
+    pub(crate) fn marker_frame() -> (String, u32) {
+        assert_eq!(std::hint::black_box(marker_function(2)), 6);
+        let exe = std::env::current_exe().expect("test binary");
+        let name = "sheaf_boot::decode::tests::marker_function";
+        let (_, len) = symbol(&exe, name);
+        (format!(" {name}+0x0/{len:#x}"), MARKER_LINE)
+    }
+
     #[test]
     fn decodes_a_function_of_this_test_binary_to_its_file_and_line() {
-        assert_eq!(std::hint::black_box(marker_function(2)), 6);
         let exe = std::env::current_exe().expect("test binary");
         let root = crate::headers::repo_root();
         let decoder = Decoder::new(&exe, &root);
+        let (line, _) = marker_frame();
         let name = "sheaf_boot::decode::tests::marker_function";
         let (_, len) = symbol(&exe, name);
-        let line = format!(" {name}+0x0/{len:#x}");
         let mut state = TraceState::default();
         // Not a return address (as an exception's first frame): the function's first line.
         state.next_line("EXCEPTION: a test");

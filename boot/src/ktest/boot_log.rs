@@ -396,4 +396,21 @@ mod tests {
         assert!(!message.contains("line 39\n"));
         assert!(!message.contains('\r'));
     }
+
+    #[test]
+    fn failure_messages_show_backtraces_with_file_and_line() {
+        // A frame of this test binary, as the first of an exception's trace.
+        let (frame, _) = crate::decode::tests::marker_frame();
+        let output = format!("EXCEPTION: page fault\r\nCall Trace:\r\n{frame}\r\n");
+        let mut boot = log(&output, exited(35));
+        let plain = boot.failure("boom", None);
+        assert!(plain.contains(&format!("{frame}\n")), "{plain}");
+        boot.kernel = Some(std::env::current_exe().expect("test binary"));
+        let decoded = boot.failure("boom", None);
+        assert!(
+            decoded.contains(&format!("{frame} (")) && decoded.contains(" boot/src/decode.rs:"),
+            "{decoded}"
+        );
+        assert_eq!(boot.output, output, "the log itself stays as it was");
+    }
 }
