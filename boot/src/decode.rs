@@ -175,7 +175,7 @@ impl Decoder {
                 let shown = shorten(file, &self.root);
                 places.push(match loc.line {
                     Some(line) => format!("{shown}:{line}"),
-                    None => format!("{shown}"),
+                    None => shown,
                 });
             }
         }
