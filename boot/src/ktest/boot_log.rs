@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::protocol::{Event, parse_line};
 use super::{MARKER, TIMEOUT_VAR};
 use crate::Error;
+use crate::decode::{Decoder, TraceState, decode_line};
 use crate::qemu::KernelExit;
 
 /// How many lines of serial output a failure message shows.
@@ -48,6 +49,9 @@ pub struct BootLog {
     pub end: BootEnd,
     /// Where the full log was saved, if it was.
     pub log_file: Option<PathBuf>,
+    /// The kernel ELF, to show the backtraces of failure messages with `file:line`
+    /// ([`crate::decode`]); `None` shows them as the kernel printed them.
+    pub kernel: Option<PathBuf>,
 }
 
 impl BootLog {
@@ -83,8 +87,10 @@ impl BootLog {
             shown.len(),
             lines.len()
         ));
+        let decoder = self.kernel.as_deref().map(Decoder::shared);
+        let mut trace = TraceState::default();
         for line in shown {
-            message.push_str(line);
+            message.push_str(&decode_line(decoder.as_deref(), &mut trace, line));
             message.push('\n');
         }
         if !self.stderr.trim().is_empty() {
@@ -345,6 +351,7 @@ mod tests {
             stderr: String::new(),
             end,
             log_file: None,
+            kernel: None,
         }
     }
     #[test]
@@ -472,5 +479,22 @@ mod tests {
         assert!(message.contains("line 40\n"));
         assert!(!message.contains("line 39\n"));
         assert!(!message.contains('\r'));
+    }
+
+    #[test]
+    fn failure_messages_show_backtraces_with_file_and_line() {
+        // A frame of this test binary, as the first of an exception's trace.
+        let (frame, _) = crate::decode::tests::marker_frame();
+        let output = format!("EXCEPTION: page fault\r\nCall Trace:\r\n{frame}\r\n");
+        let mut boot = log(&output, exited(35));
+        let plain = boot.failure("boom", None);
+        assert!(plain.contains(&format!("{frame}\n")), "{plain}");
+        boot.kernel = Some(std::env::current_exe().expect("test binary"));
+        let decoded = boot.failure("boom", None);
+        assert!(
+            decoded.contains(&format!("{frame} (")) && decoded.contains(" boot/src/decode.rs:"),
+            "{decoded}"
+        );
+        assert_eq!(boot.output, output, "the log itself stays as it was");
     }
 }

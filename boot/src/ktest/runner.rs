@@ -190,6 +190,7 @@ impl Runner {
             stderr: captured.stderr,
             end,
             log_file,
+            kernel: Some(self.host.images().kernel().to_owned()),
         })
     }
 

@@ -14,6 +14,7 @@ use tempfile::NamedTempFile;
 
 use super::times::{BootTimes, Follower};
 use super::{KernelExit, Machine, Ovmf, QEMU, escape_commas, find_ovmf, find_qemu, qemu_args};
+use crate::decode::{self, Decoder};
 use crate::image::{DiskImage, Images, private_copy};
 use crate::initramfs::Initramfs;
 use crate::{Error, Firmware};
@@ -129,6 +130,7 @@ impl Host {
             _image: image,
             _vars: vars,
             times: None,
+            decoder: Decoder::shared(self.images.kernel()),
         })
     }
 
@@ -172,6 +174,8 @@ pub struct Vm {
     _image: DiskImage,
     _vars: Option<NamedTempFile>,
     times: Option<Timing>,
+    /// Adds `file:line` to the backtraces shown on the terminal ([`crate::decode`]).
+    decoder: Arc<Decoder>,
 }
 
 impl Vm {
@@ -180,14 +184,32 @@ impl Vm {
         &mut self.command
     }
 
-    /// Runs the VM on the terminal (standard input, output and error inherited) and waits.
+    /// Runs the VM on the terminal and waits. Standard input and error are inherited (QEMU
+    /// puts the terminal in raw mode); the output is relayed to ours with the backtraces
+    /// decoded ([`crate::decode`]), each byte shown as soon as it comes but for a line that
+    /// may be a backtrace's.
     pub fn run_interactive(mut self) -> Result<ExitStatus, Error> {
-        self.command
-            .status()
-            .map_err(|e| Error::io(format!("cannot start {QEMU}"), e))
+        let mut child = self
+            .command
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io(format!("cannot start {QEMU}"), e))?;
+        let source = child.stdout.take();
+        let decoder = Arc::clone(&self.decoder);
+        let relay = thread::spawn(move || {
+            if let Some(source) = source {
+                decode::relay(source, std::io::stdout(), Some(decoder), |_| {});
+            }
+        });
+        let status = child
+            .wait()
+            .map_err(|e| Error::io(format!("cannot wait for {QEMU}"), e));
+        let _ = relay.join();
+        status
     }
 
-    /// Runs the VM with its output relayed to our standard output, and `input` typed into the
+    /// Runs the VM with its output relayed to our standard output (backtraces decoded, as
+    /// [`Vm::run_interactive`]), and `input` typed into the
     /// serial console one line per `prompt`, as a person would.
     ///
     /// This is for input that is not a terminal (`printf 'help\npoweroff\n' | cargo run`).
@@ -220,26 +242,26 @@ impl Vm {
         let relay = {
             let state = Arc::clone(&state);
             let pattern = prompt.as_bytes().to_vec();
-            let mut source = child.stdout.take();
+            let source = child.stdout.take();
             let times = times.clone();
+            let decoder = Arc::clone(&self.decoder);
             thread::spawn(move || {
-                let Some(source) = source.as_mut() else {
+                let Some(source) = source else {
                     return;
                 };
-                let mut out = std::io::stdout();
                 // The last `pattern.len() - 1` bytes seen: a prompt may straddle two reads.
                 let mut window: Vec<u8> = Vec::new();
-                let mut chunk = [0u8; 4096];
                 // The end of the output so far, for milestones split across reads.
                 let mut tail: Vec<u8> = Vec::new();
-                while let Ok(n @ 1..) = source.read(&mut chunk) {
-                    let _ = out.write_all(&chunk[..n]).and_then(|()| out.flush());
+                // Shown with the backtraces decoded; the prompts and milestones are looked
+                // for in the raw bytes.
+                decode::relay(source, std::io::stdout(), Some(decoder), |chunk| {
                     if let Some(times) = &times {
-                        tail.extend_from_slice(&chunk[..n]);
+                        tail.extend_from_slice(chunk);
                         times.scan(&String::from_utf8_lossy(&tail), Instant::now());
                         tail.drain(..tail.len().saturating_sub(64));
                     }
-                    window.extend_from_slice(&chunk[..n]);
+                    window.extend_from_slice(chunk);
                     let found = Counter::new_bytes(&pattern).update(&window);
                     let keep = pattern.len().saturating_sub(1).min(window.len());
                     window.drain(..window.len() - keep);
@@ -248,7 +270,7 @@ impl Vm {
                         lock.lock().unwrap_or_else(|e| e.into_inner()).0 += found;
                         ready.notify_all();
                     }
-                }
+                });
             })
         };
 
