@@ -22,7 +22,7 @@ use commands::*;
 use dmesg::dmesg;
 use files::{cat, echo, ls};
 use modules::{insmod, lsmod, modbench, modinfo, rmmod};
-use slab::{destroybench, freeqbench, kmalloc_test, slabbench, slabinfo, staticbench};
+use slab::{destroybench, freeqbench, kmalloc_test, sheaves, slabbench, slabinfo, staticbench};
 
 /// The prompt printed before each command line.
 pub const PROMPT: &str = "sheaf> ";
@@ -123,6 +123,12 @@ const COMMANDS: &[Command] = &[
         usage: "[-s] [-d]",
         help: "slab caches (-s: statistics too; -d: destruction pending)",
         run: slabinfo,
+    },
+    Command {
+        name: "sheaves",
+        usage: "CACHE",
+        help: "a cache's per-CPU sheaves (main, spare, rcu_free) and barns",
+        run: sheaves,
     },
     Command {
         name: "kmalloc-test",

@@ -1,5 +1,5 @@
-//! The shell's slab allocator commands: `slabinfo`, `kmalloc-test`, `slabbench`, `freeqbench`,
-//! `destroybench`.
+//! The shell's slab allocator commands: `slabinfo`, `sheaves`, `kmalloc-test`, `slabbench`,
+//! `freeqbench`, `destroybench`.
 
 use slab::Stat;
 
@@ -109,6 +109,60 @@ pub(super) fn slabinfo(args: &[&str]) {
             println!();
         }
     }
+}
+
+/// `sheaves CACHE`: what the per-CPU layer of a cache holds: each CPU's main, spare and
+/// `rcu_free` sheaves, each node's barn, and the objects parked there in all.
+pub(super) fn sheaves(args: &[&str]) {
+    let [name] = args else {
+        return println!("usage: sheaves CACHE (a name from slabinfo)");
+    };
+    let Some(cache) = slab().find_cache(name) else {
+        return println!("sheaves: no cache named `{name}`");
+    };
+    let primary = cache.primary();
+    if primary.name() != cache.name() {
+        println!(
+            "{name} is an alias of {0}: its objects live in {0}'s sheaves",
+            primary.name()
+        );
+    }
+    let (cache, name) = (primary, primary.name());
+    let capacity = cache.sheaf_capacity();
+    if capacity == 0 {
+        return println!("{name}: no sheaves (a debug cache: every operation goes to the slabs)");
+    }
+    println!("{name}: sheaves of {capacity} objects");
+    println!(
+        "{:>4} {:>6} {:>6} {:>9}",
+        "CPU", "main", "spare", "rcu_free"
+    );
+    let dash =
+        |v: Option<usize>| v.map_or(alloc::string::String::from("-"), |n| alloc::format!("{n}"));
+    let mut in_cpus = 0;
+    cache.cpu_sheaves(|cpu, s| {
+        in_cpus += s.main + s.spare.unwrap_or(0) + s.rcu_free.unwrap_or(0);
+        println!(
+            "{cpu:>4} {:>6} {:>6} {:>9}",
+            s.main,
+            dash(s.spare),
+            dash(s.rcu_free)
+        );
+    });
+    println!("{:>4} {:>11} {:>11}", "node", "barn full", "barn empty");
+    let mut in_barns = 0;
+    for node in 0..cache.nr_nodes() {
+        let (full, empty) = cache.barn_counts(node);
+        in_barns += full * capacity;
+        println!("{node:>4} {full:>11} {empty:>11}");
+    }
+    let info = cache.slabinfo();
+    println!(
+        "parked: {} objects ({in_cpus} in CPU sheaves, {in_barns} in full barn sheaves) of {} \
+         active in slabs; callers hold the rest",
+        in_cpus + in_barns,
+        info.active_objs
+    );
 }
 
 /// `kmalloc-test [ROUNDS]`: a checked alloc/free storm on every CPU.

@@ -16,12 +16,13 @@
 //! A report about a tracked object then reads as Linux's:
 //!
 //! ```text
-//! ERROR slab: ktest-track: object 0xffff8000012c4f00: double free
-//! INFO: Allocated in kcore::selftest::slab::allocate_it+0x2f/0x60 age=3 cpu=0 pid=7
-//!  kcore::selftest::slab::allocate_it+0x2f/0x60
-//!  kcore::selftest::slab::a_double_free_names_both_callers+0x41/0x2c0
+//! ERROR slab: ktest-track: object 0xffff818000554000: double free
+//! INFO: Allocated in kcore::selftest::track::allocate_it+0x6b/0xab age=0 cpu=0 pid=10
+//!  kcore::selftest::track::allocate_it+0x6b/0xab
+//!  kcore::selftest::track::a_double_free_names_the_function_that_allocated_and_the_one_that_freed+0x4a/0x85a
+//!  kcore::ktest::run_request+0x575/0xaf5
 //!  ...
-//! INFO: Freed in kcore::selftest::slab::free_it+0x1d/0x50 age=1 cpu=0 pid=7
+//! INFO: Freed in kcore::selftest::track::free_it+0xd1/0x12b age=0 cpu=0 pid=10
 //!  ...
 //! ```
 //!

@@ -395,9 +395,15 @@ fn a_module_in_use_is_not_unloaded_but_by_force_which_taints() {
     // The module is gone: its handle is refused, not followed.
     let (got, out) = captured(|| module::try_module_get(handle));
     assert!(!got);
-    assert!(out.contains("is not a loaded module") && out.contains("Call Trace:"), "{out}");
+    assert!(
+        out.contains("is not a loaded module") && out.contains("Call Trace:"),
+        "{out}"
+    );
     let ((), out) = captured(|| module::module_put(handle));
-    assert!(out.contains("WARNING: at ") && out.contains("is not a loaded module"), "{out}");
+    assert!(
+        out.contains("WARNING: at ") && out.contains("is not a loaded module"),
+        "{out}"
+    );
     assert_eq!(footprint(), before);
     let e = module::unload("hello_c", false).expect_err("gone");
     assert_eq!(e.errno, errno::ENOENT);

@@ -85,7 +85,7 @@ mod bulk;
 pub mod debug;
 pub(crate) mod destroy;
 mod info;
-pub use info::SlabInfo;
+pub use info::{CpuSheaves, SlabInfo};
 mod prefill;
 pub mod rcu_free;
 mod rcu_heads;

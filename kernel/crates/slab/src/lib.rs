@@ -298,7 +298,7 @@ pub mod sync;
 pub mod sysfs;
 
 pub use base::{Gfp, PAGE_SIZE};
-pub use cache::{KmemCache, SlabError, SlabInfo};
+pub use cache::{CpuSheaves, KmemCache, SlabError, SlabInfo};
 pub use flags::{Ctor, KmemCacheArgs, SlabFlags};
 pub use free_q::{FREE_Q_NODE_SIZE, FreeUpResult, KmemFreeQHead};
 pub use head::{CallbackFunc, CallbackHead, HeadQueue, RcuFunc, RcuHead};

@@ -1,7 +1,8 @@
 //! What a cache tells about itself: its name and geometry, flags, statistics, reports, and
 //! whether it is an alias of a primary (the accessors of `KmemCache`).
 
-use core::sync::atomic::Ordering;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 
@@ -22,7 +23,68 @@ pub struct SlabInfo {
     pub partial_objs: usize,
 }
 
+/// What one CPU's sheaves of a cache hold (the shell's `sheaves` command): objects in each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuSheaves {
+    /// Objects in the main sheaf (0 also when the CPU has no main sheaf).
+    pub main: usize,
+    /// Objects in the spare sheaf, if the CPU has one.
+    pub spare: Option<usize>,
+    /// Objects in the `rcu_free` sheaf (waiting for `kfree_rcu`'s sheaf to fill), if any.
+    pub rcu_free: Option<usize>,
+}
+
 impl<P: Platform> KmemCache<P> {
+    /// Calls `f` with each CPU's [`CpuSheaves`], read on that CPU while it is pinned
+    /// ([`Platform::on_each_cpu`], which may sleep: process context only), in CPU order. A
+    /// platform that cannot run code on other CPUs (the host) reports the calling CPU only.
+    /// `None` for a cache without sheaves (a debug cache); an alias reports its primary's.
+    pub fn cpu_sheaves(&self, mut f: impl FnMut(usize, CpuSheaves)) -> Option<()> {
+        if let Some(p) = self.alias_of() {
+            return p.cpu_sheaves(f);
+        }
+        if self.sheaf_capacity() == 0 {
+            return None;
+        }
+        let cpus = self.platform.nr_cpus();
+        // One word per CPU and field, written by that CPU; `usize::MAX` for "none".
+        let slots: Vec<[AtomicUsize; 4]> = (0..cpus)
+            .map(|_| core::array::from_fn(|_| AtomicUsize::new(usize::MAX)))
+            .collect();
+        let read = || {
+            let pin = Pinned::new(&self.platform);
+            let Some(on) = pin.on_cpu() else { return };
+            let cpu = on.cpu();
+            let pcs = self.pcs(on);
+            let main = pcs.main.get().map_or(0, |s| s.len());
+            let spare = pcs.spare.as_ref().map_or(usize::MAX, |s| s.len());
+            let rcu = pcs.rcu_free.as_ref().map_or(usize::MAX, |s| s.len());
+            if let Some(slot) = slots.get(cpu) {
+                for (word, value) in slot.iter().zip([1, main, spare, rcu]) {
+                    word.store(value, Ordering::Relaxed);
+                }
+            }
+        };
+        if !self.platform.on_each_cpu(&read) {
+            read();
+        }
+        let some = |v: usize| (v != usize::MAX).then_some(v);
+        for (cpu, slot) in slots.iter().enumerate() {
+            let [seen, main, spare, rcu] = slot.each_ref().map(|w| w.load(Ordering::Relaxed));
+            if seen == 1 {
+                f(
+                    cpu,
+                    CpuSheaves {
+                        main,
+                        spare: some(spare),
+                        rcu_free: some(rcu),
+                    },
+                );
+            }
+        }
+        Some(())
+    }
+
     /// The cache's name (the first name it was created with), as long as the cache lives.
     pub fn name(&self) -> &str {
         &self.name
@@ -169,6 +231,11 @@ impl<P: Platform> KmemCache<P> {
             held = held.wrapping_add(allocs.wrapping_sub(frees) as i64);
         }
         held
+    }
+
+    /// Memory nodes the cache keeps lists and a barn for.
+    pub fn nr_nodes(&self) -> usize {
+        self.nodes.len()
     }
 
     /// (full, empty) sheaves in the barn of `node`.
