@@ -22,7 +22,10 @@ use commands::*;
 use dmesg::dmesg;
 use files::{cat, echo, ls};
 use modules::{insmod, lsmod, modbench, modinfo, rmmod};
-use slab::{destroybench, freeqbench, kmalloc_test, sheaves, slabbench, slabinfo, staticbench};
+use slab::{
+    destroybench, freeqbench, kmalloc_overflow, kmalloc_test, sheaves, slabbench, slabinfo,
+    staticbench,
+};
 
 /// The prompt printed before each command line.
 pub const PROMPT: &str = "sheaf> ";
@@ -129,6 +132,12 @@ const COMMANDS: &[Command] = &[
         usage: "CACHE",
         help: "a cache's per-CPU sheaves (main, spare, rcu_free) and barns",
         run: sheaves,
+    },
+    Command {
+        name: "kmalloc-overflow",
+        usage: "[SIZE [OFFSET]]",
+        help: "kmalloc(SIZE), write byte OFFSET (default: just past SIZE), kfree: caught under slub_debug=ZU",
+        run: kmalloc_overflow,
     },
     Command {
         name: "kmalloc-test",

@@ -137,18 +137,25 @@ pub(super) fn sheaves(args: &[&str]) {
         "{:>4} {:>6} {:>6} {:>9}",
         "CPU", "main", "spare", "rcu_free"
     );
-    let dash =
-        |v: Option<usize>| v.map_or(alloc::string::String::from("-"), |n| alloc::format!("{n}"));
-    let mut in_cpus = 0;
+    let (mut in_cpus, mut rows) = (0, 0);
     cache.cpu_sheaves(|cpu, s| {
         in_cpus += s.main + s.spare.unwrap_or(0) + s.rcu_free.unwrap_or(0);
-        println!(
-            "{cpu:>4} {:>6} {:>6} {:>9}",
-            s.main,
-            dash(s.spare),
-            dash(s.rcu_free)
-        );
+        rows += 1;
+        print!("{cpu:>4} {:>6}", s.main);
+        for (v, width) in [(s.spare, 7), (s.rcu_free, 10)] {
+            match v {
+                Some(n) => print!("{n:>width$}"),
+                None => print!("{:>width$}", "-"),
+            }
+        }
+        println!();
     });
+    let cpus = kcore::cpu::online().count();
+    if rows < cpus {
+        println!(
+            "(only {rows} of {cpus} CPUs: no thread could be started on the others: out of memory?)"
+        );
+    }
     println!("{:>4} {:>11} {:>11}", "node", "barn full", "barn empty");
     let mut in_barns = 0;
     for node in 0..cache.nr_nodes() {
@@ -163,6 +170,70 @@ pub(super) fn sheaves(args: &[&str]) {
         in_cpus + in_barns,
         info.active_objs
     );
+}
+
+/// `kmalloc-overflow [SIZE [OFFSET]]`'s SIZE.
+const OVERFLOW_SIZE: Number = Number {
+    name: "SIZE",
+    min: 1,
+    max: 8192,
+    default: 13,
+};
+
+/// `kmalloc-overflow [SIZE [OFFSET]]`: the classic bug of lab 01, on purpose and contained:
+/// `kmalloc(SIZE)`, one byte written at OFFSET (default: the first byte past SIZE, still
+/// inside the object of its size class, so that no other object is touched), then `kfree`,
+/// which reports the write when the kmalloc caches red-zone what was not asked for
+/// (`slub_debug=ZU`) and sees nothing otherwise.
+pub(super) fn kmalloc_overflow(args: &[&str]) {
+    let usage = "usage: kmalloc-overflow [SIZE [OFFSET]]";
+    if args.len() > 2 {
+        return println!("{usage}");
+    }
+    let Some(size) = OVERFLOW_SIZE.only_arg("kmalloc-overflow", &args[..args.len().min(1)]) else {
+        return;
+    };
+    let size = size as usize;
+    let Some(class) = slab().kmalloc_cache(size) else {
+        return println!("kmalloc-overflow: no kmalloc cache for {size} bytes");
+    };
+    let object = class.object_size();
+    let offset = Number {
+        name: "OFFSET",
+        min: 0,
+        max: object as u64 - 1,
+        default: size.min(object - 1) as u64,
+    };
+    let Some(offset) = offset.only_arg("kmalloc-overflow", &args[args.len().min(1)..]) else {
+        return println!(
+            "(past byte {} the write would reach the next object)",
+            object - 1
+        );
+    };
+    let offset = offset as usize;
+    println!(
+        "kmalloc({size}): an object of {} ({object} bytes); writing byte {offset} ({})",
+        class.name(),
+        if offset >= size {
+            "past the size asked for"
+        } else {
+            "inside the size asked for"
+        }
+    );
+    let errors = crate::memory::kmalloc::slab_errors();
+    let Some(r) = crate::memory::kmalloc::write_byte_and_free(size, offset) else {
+        return println!("kmalloc-overflow: out of memory");
+    };
+    if r.is_err() || crate::memory::kmalloc::slab_errors() != errors {
+        println!("kfree: the write was reported (above), the object isolated");
+    } else if offset >= size {
+        println!(
+            "kfree: nothing detected: boot with slub_debug=ZU (cargo run -- --append \
+             slub_debug=ZU) to red-zone the bytes past the size asked for"
+        );
+    } else {
+        println!("kfree: nothing to detect: the byte was the caller's to write");
+    }
 }
 
 /// `kmalloc-test [ROUNDS]`: a checked alloc/free storm on every CPU.

@@ -115,6 +115,16 @@ const CASES: &[Case] = &[
         back: "cache(s) waiting to be destroyed",
     },
     Case {
+        line: "sheaves kmalloc-64",
+        exhausted: Expect::Prints("kmalloc-64: sheaves of"),
+        back: "barn full",
+    },
+    Case {
+        line: "kmalloc-overflow",
+        exhausted: Expect::OutOfMemory,
+        back: "nothing detected: boot with slub_debug=ZU",
+    },
+    Case {
         line: "kmalloc-test 5",
         exhausted: Expect::OutOfMemory,
         back: "every one intact",

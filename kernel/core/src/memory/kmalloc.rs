@@ -588,6 +588,25 @@ pub fn with_reserve<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 
+/// Lab 01's overflow, contained: `kmalloc(size)`, one byte written at `offset`, then `kfree`,
+/// whose result it returns (`None` when out of memory or `offset` is not inside the object of
+/// `size`'s kmalloc class). A byte past `size` but inside the object is the kmalloc red zone
+/// of a debug cache (`slub_debug=ZU`): the free reports it; other caches see nothing. The
+/// byte never leaves the object, so no other object is touched.
+pub fn write_byte_and_free(size: usize, offset: usize) -> Option<Result<(), slab::SlabReport>> {
+    let class = slab().kmalloc_cache(size)?;
+    if offset >= class.object_size() {
+        return None;
+    }
+    let p = slab().kmalloc(size, slab::Gfp::KERNEL)?;
+    // SAFETY: `offset` is below the object size of the cache `p` comes from (checked), so the
+    // byte lies in the object kmalloc gave out, which nothing else uses; past `size` it is a
+    // debug cache's kmalloc red zone, which is only ever checked.
+    unsafe { p.as_ptr().add(offset).write_volatile(0x42) };
+    // SAFETY: `p` came from kmalloc above and is not used afterwards.
+    Some(unsafe { slab().kfree(p.as_ptr()) })
+}
+
 /// Whether the caller runs inside [`with_reserve`] (its thread, not an interrupt handler).
 fn may_use_reserve() -> bool {
     let user = RESERVE_USER.load(Ordering::Acquire);

@@ -136,7 +136,8 @@ pub fn print(out: &mut dyn fmt::Write, what: &str, t: &Track, now: u64) -> fmt::
 /// Whether the return address `ret` lies in the allocator or in the code that only forwards
 /// to it, so that the caller to record is further out: the slab crate, the kernel's kmalloc,
 /// heap, cache and free-queue glue, Rust's `alloc` crate (`Box`, `Vec`, `RawVec`, the
-/// global-allocator shims), any `Allocator` or `GlobalAlloc` impl, drop glue, the C exports of the allocator (`kmalloc`,
+/// global-allocator shims), any `Allocator` or `GlobalAlloc` impl, drop glue, `spin` (its
+/// `Once` runs initialisers that allocate), the C exports of the allocator (`kmalloc`,
 /// `kfree`, `kmem_cache_*`, ...) and the Rust module kit's wrappers (`kmod::`). Names are
 /// demangled; a trait impl's `<T as Trait>::f` counts by its type's path.
 fn is_allocator_frame(ret: u64) -> bool {
@@ -162,6 +163,10 @@ pub fn is_allocator_function(name: &str) -> bool {
         "kernel::export::freeq",
         "kmod::",
         "core::ptr::drop_in_place<",
+        // Lazy initialisation (`Once::call_once`) runs its closure inside `spin`'s frames: the
+        // caller of interest is further out (a static cache's first allocation, a
+        // `static X: Once<Vec<..>>`).
+        "spin::",
         "__rustc::",
         "__rust_",
         "__rg_",

@@ -189,6 +189,7 @@ fn the_allocator_s_own_functions_are_told_from_their_callers() {
         "<kcore::memory::heap::KernelHeap as core::alloc::global::GlobalAlloc>::alloc",
         "<kcore::selftest::track::Tracked as core::alloc::Allocator>::allocate",
         "core::ptr::drop_in_place<alloc::boxed::Box<u64>>",
+        "<spin::once::Once<core::option::Option<core::alloc::layout::Layout>>>::try_call_once_slow::<x>",
         "kmalloc",
         "kmem_cache_alloc",
         "kfree",

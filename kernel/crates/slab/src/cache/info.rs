@@ -1,7 +1,6 @@
 //! What a cache tells about itself: its name and geometry, flags, statistics, reports, and
 //! whether it is an alias of a primary (the accessors of `KmemCache`).
 
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
@@ -37,7 +36,8 @@ pub struct CpuSheaves {
 impl<P: Platform> KmemCache<P> {
     /// Calls `f` with each CPU's [`CpuSheaves`], read on that CPU while it is pinned
     /// ([`Platform::on_each_cpu`], which may sleep: process context only), in CPU order. A
-    /// platform that cannot run code on other CPUs (the host) reports the calling CPU only.
+    /// platform that cannot run code on other CPUs (the host), or not now (the kernel out of
+    /// memory for its threads), reports the calling CPU only. Allocates nothing itself.
     /// `None` for a cache without sheaves (a debug cache); an alias reports its primary's.
     pub fn cpu_sheaves(&self, mut f: impl FnMut(usize, CpuSheaves)) -> Option<()> {
         if let Some(p) = self.alias_of() {
@@ -46,11 +46,10 @@ impl<P: Platform> KmemCache<P> {
         if self.sheaf_capacity() == 0 {
             return None;
         }
-        let cpus = self.platform.nr_cpus();
-        // One word per CPU and field, written by that CPU; `usize::MAX` for "none".
-        let slots: Vec<[AtomicUsize; 4]> = (0..cpus)
-            .map(|_| core::array::from_fn(|_| AtomicUsize::new(usize::MAX)))
-            .collect();
+        // One word per CPU and field, written by that CPU; `usize::MAX` for "none". On the
+        // stack, so that it works while memory is exhausted (the shell's `sheaves`).
+        let slots: [[AtomicUsize; 4]; consts::MAX_CPUS] =
+            core::array::from_fn(|_| core::array::from_fn(|_| AtomicUsize::new(usize::MAX)));
         let read = || {
             let pin = Pinned::new(&self.platform);
             let Some(on) = pin.on_cpu() else { return };
