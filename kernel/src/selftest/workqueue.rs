@@ -631,6 +631,13 @@ fn a_reclaim_queue_runs_its_items_while_memory_is_exhausted_and_the_pool_recover
     )
     .expect("alloc");
     kcore::selftest::quiesce();
+    // The pool's workers now (none until its first item; any an earlier run left idle; a
+    // worker from boot once pools get one, docs/workqueue.md). Everything below is relative
+    // to it.
+    let baseline = {
+        let s = workqueue::pool_stats()[pool];
+        s.idle + s.busy
+    };
     let gate = Gate::new();
     let occupied = occupy_pool(pool, cpu, hi, &gate);
     // Made before memory runs out: queueing them allocates nothing.
@@ -662,10 +669,19 @@ fn a_reclaim_queue_runs_its_items_while_memory_is_exhausted_and_the_pool_recover
     let recovered = wait_for(300, || plain_runs.load(Ordering::SeqCst) == 1);
     gate.release();
     flush_workqueue(hi);
+    let after = {
+        let s = workqueue::pool_stats()[pool];
+        s.idle + s.busy
+    };
     destroy_workqueue(hi);
     destroy_workqueue(reclaim);
     assert!(occupied, "the pool's workers did not all take a blocker");
     assert!(queued && plain_queued);
+    assert!(
+        (baseline..=baseline + 1).contains(&after),
+        "the pool had {baseline} workers and has {after}: the failed creations must leave \
+         none behind, and the one created once memory was back is the only new one"
+    );
     assert!(
         ran,
         "the reclaim queue's item did not run while memory was exhausted \

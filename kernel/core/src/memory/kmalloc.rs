@@ -560,6 +560,53 @@ fn kmalloc_layout(slab: &SlabAllocator<KernelPlatform>, layout: Layout) -> Optio
     slab.kmalloc(size, Gfp::KERNEL)
 }
 
+/// Set while a memory-pressure reclaim runs ([`reclaim_for_pressure`]): one at a time.
+static RECLAIMING: AtomicBool = AtomicBool::new(false);
+/// Memory-pressure reclaims run since boot, and the slabs they freed ([`pressure_stats`]).
+static PRESSURE_RECLAIMS: AtomicUsize = AtomicUsize::new(0);
+static PRESSURE_SLABS: AtomicUsize = AtomicUsize::new(0);
+
+/// The memory-pressure path (Linux's slab shrinker, `kmem_cache_shrink` without the per-CPU
+/// flush): called by the page allocator when it cannot satisfy a request, before it fails.
+/// Empties the barns of every cache and frees every empty slab ([`SlabAllocator::reclaim`]);
+/// returns the number of slabs freed (0: nothing to retry for).
+///
+/// The failing allocation may come from anywhere: an interrupt handler, a thread with
+/// interrupts off, or the slab allocator itself, pinned, with its CPU's sheaves in hand, on
+/// its way to a new slab. So this path never sleeps, never allocates, and never takes a lock
+/// this CPU may already hold: the CPUs' sheaves are left alone (this CPU's may be the very
+/// ones being refilled, and another CPU's can only be reached by running code there, which
+/// sleeps: `echo 1 > /sys/kernel/slab/<cache>/shrink` does that, from process context); the
+/// slab crate checks the barn and node-list locks it needs with interrupts off and skips a
+/// cache whose locks are held ([`slab::KmemCache::reclaim`]); `slab_mutex` is only
+/// try-locked (the kmalloc caches are reached without it). One reclaim runs at a time: a
+/// nested or concurrent call returns 0 at once (the page allocator then fails as before; the
+/// reclaim in progress frees what there is).
+pub fn reclaim_for_pressure() -> usize {
+    let Some(slab) = SLAB.get() else {
+        return 0;
+    };
+    if RECLAIMING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return 0;
+    }
+    let freed = slab.reclaim();
+    RECLAIMING.store(false, Ordering::Release);
+    PRESSURE_RECLAIMS.fetch_add(1, Ordering::Relaxed);
+    PRESSURE_SLABS.fetch_add(freed, Ordering::Relaxed);
+    freed
+}
+
+/// Memory-pressure reclaims run since boot and the slabs they freed ([`reclaim_for_pressure`]).
+pub fn pressure_stats() -> (usize, usize) {
+    (
+        PRESSURE_RECLAIMS.load(Ordering::Relaxed),
+        PRESSURE_SLABS.load(Ordering::Relaxed),
+    )
+}
+
 /// The thread (its stack slot plus one; 0: none) that may fall back on the bootstrap heap when
 /// kmalloc fails ([`with_reserve`]).
 static RESERVE_USER: AtomicU64 = AtomicU64::new(0);

@@ -215,8 +215,24 @@ fn add_by_node(
 
 /// Allocates 2^`order` contiguous, naturally aligned frames, from `node` if it has them (the
 /// calling CPU's node when `None`), else from another node.
+///
+/// When no node has them, the memory the slab allocator parks (its barns' sheaves, its empty
+/// slabs) is given back ([`super::kmalloc::reclaim_for_pressure`], safe from any context,
+/// this function's callers inside the slab allocator included) and, if that freed anything,
+/// the allocation is tried once more before it fails.
 pub fn alloc_pages(order: usize, node: Option<usize>) -> Result<PhysAddr, AllocError> {
     let node = node.unwrap_or_else(|| super::numa::cpu_to_node(crate::cpu::current_id()));
+    match alloc_pages_once(order, node) {
+        // `PAGES` is not held here: the reclaim frees slab pages through `free_pages`.
+        Err(AllocError::OutOfMemory) if super::kmalloc::reclaim_for_pressure() > 0 => {
+            alloc_pages_once(order, node)
+        }
+        result => result,
+    }
+}
+
+/// One try of [`alloc_pages`], without the reclaim.
+fn alloc_pages_once(order: usize, node: usize) -> Result<PhysAddr, AllocError> {
     let mut guard = PAGES.lock();
     let pages = guard.as_mut().ok_or(AllocError::OutOfMemory)?;
     match &mut pages.allocator {

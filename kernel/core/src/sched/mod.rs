@@ -264,9 +264,12 @@ fn this_sched() -> &'static CpuSched {
 /// Makes a blocked thread runnable again, on its CPU. Does nothing if it is not blocked.
 pub fn wake(thread: &ThreadRef) {
     if thread.transition(State::Blocked, State::Runnable) {
-        enqueue(thread, thread.cpu());
-        // Linux's `wq_worker_running`, on the waker's side.
+        // Linux's `wq_worker_running`, on the waker's side, and before the thread can run:
+        // once enqueued it may run on its CPU, finish this item, start the next one and block
+        // in it (`on_block`) before a late `on_wake` here would count it running again, and
+        // its pool, believing a worker runs, would start none for the items behind it.
         crate::workqueue::on_wake(thread);
+        enqueue(thread, thread.cpu());
     }
 }
 

@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use slab::Gfp;
 
 use crate::memory::kmalloc::slab;
+use crate::memory::page_alloc;
 
 /// kmalloc of every size class up to a page, on every CPU at once, hands out distinct objects
 /// that keep what was written to them (what the `kmalloc-test` storm checks, in small).
@@ -286,6 +287,117 @@ fn shrink_flushes_the_sheaves_of_every_cpu() {
         "shrink emptied the sheaves of all {} CPUs and freed every slab ({freed} freed)",
         cpus.len()
     );
+    // SAFETY: no object of the cache is live and nobody else uses it.
+    unsafe { slab().kmem_cache_destroy(cache) }.expect("empty cache");
+}
+
+/// Full sheaves parked in the barns of `cache`, summed over nodes.
+fn barn_full_sheaves(cache: &slab::KmemCache<crate::memory::kmalloc::KernelPlatform>) -> usize {
+    (0..crate::memory::numa::node_count())
+        .map(|node| cache.barn_counts(node).0)
+        .sum()
+}
+
+/// Fills the barn of `cache`'s node with full sheaves: allocates and frees enough objects on
+/// one CPU that its main and spare sheaves fill and the frees trade full sheaves at the barn.
+fn park_in_the_barn(cache: &'static slab::KmemCache<crate::memory::kmalloc::KernelPlatform>) {
+    let n = cache.sheaf_capacity() * (slab::barn::MAX_FULL_SHEAVES + 4);
+    crate::sched::spawn_on(0, "ktest-park", move || {
+        let objs: Vec<_> = (0..n)
+            .map(|_| cache.alloc(Gfp::KERNEL).expect("memory"))
+            .collect();
+        for o in objs {
+            // SAFETY: just allocated from `cache`, not used afterwards.
+            unsafe { cache.free(o) }.expect("free");
+        }
+    })
+    .expect("thread")
+    .join();
+}
+
+/// The memory-pressure path (`kmalloc::reclaim_for_pressure`, docs/slab.md): called directly,
+/// it empties the barns and gives their slabs' pages back; provoked by a page allocation that
+/// fails (memory exhausted), it does the same before the allocation fails, so that the pages
+/// the barn parked are handed out rather than kept.
+#[crate::ktest]
+fn memory_pressure_empties_the_barns_and_gives_their_pages_back() {
+    use crate::memory::kmalloc::{pressure_stats, reclaim_for_pressure};
+    use slab::{KmemCacheArgs, SlabFlags};
+    let cache = slab()
+        .kmem_cache_create(
+            "ktest-pressure",
+            2048,
+            KmemCacheArgs::default(),
+            SlabFlags::SLAB_NO_MERGE,
+        )
+        .expect("cache");
+    // SAFETY: every thread using this reference is joined before the cache is destroyed.
+    let shared = unsafe { cache.as_ref_unchecked() };
+    let cap = cache.sheaf_capacity();
+    assert!(cap > 0, "the cache has sheaves");
+
+    // Called directly.
+    park_in_the_barn(shared);
+    let parked = barn_full_sheaves(&cache);
+    assert!(parked >= 2, "full sheaves wait in the barn: {parked}");
+    let slabs = cache.slabinfo().num_slabs;
+    let used = page_alloc::stats().used;
+    let freed = reclaim_for_pressure();
+    assert_eq!(barn_full_sheaves(&cache), 0, "the barn was emptied");
+    let after = cache.slabinfo();
+    assert!(
+        after.active_objs <= 2 * cap,
+        "only CPU 0's main and spare sheaves keep objects: {after:?}"
+    );
+    // Each full sheaf held `cap` objects: at least that many objects' worth of slabs went.
+    let per_slab = after.num_objs.max(1) / after.num_slabs.max(1);
+    let min_slabs = (parked * cap) / per_slab.max(1) / 2;
+    assert!(
+        freed >= slabs - after.num_slabs && slabs - after.num_slabs >= min_slabs,
+        "{freed} slabs freed ({slabs} -> {}), at least {min_slabs} expected",
+        after.num_slabs
+    );
+    let back = used.saturating_sub(page_alloc::stats().used);
+    log::info!(
+        "pressure reclaim: {parked} full sheaves of {cap} in the barn, {slabs} -> {} slabs \
+         ({freed} slabs freed by all caches), {back} pages back",
+        after.num_slabs
+    );
+    assert!(
+        back as usize >= min_slabs,
+        "{back} pages came back to the page allocator"
+    );
+
+    // Provoked: exhausting memory makes the page allocator call it before it fails.
+    park_in_the_barn(shared);
+    let parked = barn_full_sheaves(&cache);
+    assert!(parked >= 2, "full sheaves wait in the barn again: {parked}");
+    let slabs = cache.slabinfo().num_slabs;
+    let min_slabs = (parked * cap) / per_slab.max(1) / 2;
+    let (reclaims, _) = pressure_stats();
+    super::quiesce();
+    let exhausted = super::exhaust();
+    let barn_after = barn_full_sheaves(&cache);
+    let slabs_after = cache.slabinfo().num_slabs;
+    exhausted.give_back();
+    log::info!(
+        "pressure reclaim on exhaustion: {parked} full sheaves in the barn, {slabs} -> \
+         {slabs_after} slabs, barn after: {barn_after}"
+    );
+    assert_eq!(
+        barn_after, 0,
+        "the pressure path emptied the barn before the page allocator failed"
+    );
+    assert!(
+        pressure_stats().0 > reclaims,
+        "the failing page allocation reclaimed"
+    );
+    assert!(
+        slabs - slabs_after >= min_slabs,
+        "the barn's slabs went ({slabs} -> {slabs_after}), at least {min_slabs} expected"
+    );
+
+    cache.shrink();
     // SAFETY: no object of the cache is live and nobody else uses it.
     unsafe { slab().kmem_cache_destroy(cache) }.expect("empty cache");
 }

@@ -60,6 +60,15 @@ mod loom_impl {
         pub fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock().unwrap()
         }
+        /// Locks the mutex if it is free, else `None` at once.
+        pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            self.0.try_lock().ok()
+        }
+        /// Whether the mutex is held right now (as `spin::Mutex::is_locked`: a hint that may
+        /// be stale as soon as it is returned).
+        pub fn is_locked(&self) -> bool {
+            self.0.try_lock().is_err()
+        }
     }
 
     /// `loom::sync::atomic::AtomicU64` whose every access is a read-modify-write.

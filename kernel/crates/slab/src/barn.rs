@@ -59,6 +59,12 @@ impl Barn {
         }
     }
 
+    /// Whether the barn's lock is held right now (see [`crate::KmemCache::reclaim`], which
+    /// leaves a barn alone when it is).
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_locked()
+    }
+
     /// Number of (full, empty) sheaves held.
     pub fn counts(&self) -> (usize, usize) {
         let b = self.lock.lock();

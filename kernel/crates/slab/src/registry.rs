@@ -698,6 +698,32 @@ impl<P: Platform> SlabAllocator<P> {
         self.destroying.len()
     }
 
+    /// The memory-pressure path's part of the slab allocator: [`KmemCache::reclaim`] on every
+    /// cache, from any context (never sleeps, never allocates, never waits for a lock this
+    /// CPU may hold). The kmalloc caches, which live as long as the allocator, are reached
+    /// without `slab_mutex`; the others only if `slab_mutex` is free at once (it may be held
+    /// by the very caller whose allocation failed, `kmem_cache_create` for one): otherwise
+    /// they are skipped this time. Returns the number of slabs freed.
+    pub fn reclaim(&self) -> usize {
+        let mut freed = 0;
+        for c in &self.kmalloc_caches {
+            freed += c.get(self).reclaim().unwrap_or(0);
+        }
+        if let Some(list) = self.slab_mutex.try_lock() {
+            for e in list.iter() {
+                let c = e.cache.get(self);
+                if !self
+                    .kmalloc_caches
+                    .iter()
+                    .any(|k| core::ptr::eq(k.get(self), c))
+                {
+                    freed += c.reclaim().unwrap_or(0);
+                }
+            }
+        }
+        freed
+    }
+
     /// Number of caches on the list (aliases not counted).
     pub fn nr_caches(&self) -> usize {
         let list = self.slab_mutex.lock();

@@ -53,6 +53,57 @@ impl<P: Platform> KmemCache<P> {
         freed
     }
 
+    /// Gives back what can be given back from any context (the memory-pressure path, Linux's
+    /// shrinker idea without sleeping): flushes every barn's sheaves to the slabs, frees the
+    /// barns' sheaves, and frees every empty slab (of the cache and of its private sheaf
+    /// cache). The CPUs' own sheaves stay: another CPU's can only be reached by running code
+    /// there (which sleeps), and this CPU's may be the very ones the caller is refilling.
+    ///
+    /// Never sleeps and never allocates; safe with interrupts off, in an interrupt handler and
+    /// from inside the slab allocator's own slow paths (a page allocation that fails there):
+    /// it runs pinned (interrupts off in the kernel), so no lock this CPU holds can be
+    /// released meanwhile, and it first looks at every lock it would take (the barns' and the
+    /// node lists', its own and its sheaf cache's). If one is held, it may be held by this
+    /// very CPU (an allocation made under it), and taking it would never return: the cache is
+    /// left alone and `None` returned. A lock held by another CPU is skipped too (it would be
+    /// released, but a skip costs nothing: the next pressure tries again). Debug caches are
+    /// left alone (their checks, run on every slab freed, report through a lock that
+    /// allocates), as are aliases (their primary is reached on its own).
+    ///
+    /// Returns the number of the cache's slabs freed (its sheaf cache's not counted), `None`
+    /// when the cache was skipped.
+    pub fn reclaim(&self) -> Option<usize> {
+        if self.alias_of().is_some() || self.is_debug() {
+            return None;
+        }
+        // The node-list and barn locks spin: checked and taken pinned (see `crate::sync`).
+        let _pin = Pinned::new(&self.platform);
+        let sc_nodes = self.sheaf_cache.iter().flat_map(|sc| sc.nodes.iter());
+        let busy = self.barns.iter().any(|b| b.is_locked())
+            || self
+                .nodes
+                .iter()
+                .chain(sc_nodes)
+                .any(|n| n.list_lock.is_locked());
+        if busy {
+            return None;
+        }
+        // Counted from the lists: flushing the barns already frees the slabs that empty
+        // beyond `min_partial` (the free path's rule), before the discard frees the rest.
+        let before = self.nr_slabs();
+        self.barns_shrink();
+        self.discard_empty_slabs();
+        if let Some(sc) = &self.sheaf_cache {
+            sc.discard_empty_slabs();
+        }
+        Some(before.saturating_sub(self.nr_slabs()))
+    }
+
+    /// Slabs on every node's lists (taken pinned by the caller).
+    fn nr_slabs(&self) -> usize {
+        self.nodes.iter().map(|n| n.list_lock.lock().nr_slabs).sum()
+    }
+
     /// Hands every CPU's partly filled `rcu_free` sheaf to RCU, as a full one is (the cache's
     /// part of `kvfree_rcu_barrier`, Linux's `flush_all_rcu_sheaves`): after the next grace
     /// period every object freed with `kfree_rcu` before this call is back in the cache. Does
