@@ -466,6 +466,8 @@ pub fn init(options: SlabOptions) {
     let allocator = SlabAllocator::with_options(KernelPlatform::new(), options)
         .expect("memory for the kmalloc caches");
     SLAB.call_once(|| allocator);
+    // The page allocator gives back what the barns park before it fails.
+    super::page_alloc::RECLAIM_HOOK.set(reclaim_for_pressure);
     // `/sys` needs kmalloc, which works from here on: show the caches there (Linux's
     // `slab_sysfs_init`).
     SYSFS_READY.store(true, Ordering::Release);

@@ -213,18 +213,24 @@ fn add_by_node(
     }
 }
 
+/// What the page allocator calls when it is out of memory, before it fails: gives back memory
+/// parked in a higher layer and returns how much (pages or slabs; 0 for nothing). Set by the
+/// slab allocator's start-up to `kmalloc::reclaim_for_pressure` (a hook, so that this layer
+/// does not import the slab layer above it). Must be callable from any context.
+pub static RECLAIM_HOOK: crate::hook::Hook<fn() -> usize> = crate::hook::Hook::new();
+
 /// Allocates 2^`order` contiguous, naturally aligned frames, from `node` if it has them (the
 /// calling CPU's node when `None`), else from another node.
 ///
 /// When no node has them, the memory the slab allocator parks (its barns' sheaves, its empty
-/// slabs) is given back ([`super::kmalloc::reclaim_for_pressure`], safe from any context,
+/// slabs) is given back ([`RECLAIM_HOOK`]: `kmalloc::reclaim_for_pressure`, safe from any context,
 /// this function's callers inside the slab allocator included) and, if that freed anything,
 /// the allocation is tried once more before it fails.
 pub fn alloc_pages(order: usize, node: Option<usize>) -> Result<PhysAddr, AllocError> {
     let node = node.unwrap_or_else(|| super::numa::cpu_to_node(crate::cpu::current_id()));
     match alloc_pages_once(order, node) {
         // `PAGES` is not held here: the reclaim frees slab pages through `free_pages`.
-        Err(AllocError::OutOfMemory) if super::kmalloc::reclaim_for_pressure() > 0 => {
+        Err(AllocError::OutOfMemory) if RECLAIM_HOOK.get().is_some_and(|reclaim| reclaim() > 0) => {
             alloc_pages_once(order, node)
         }
         result => result,
