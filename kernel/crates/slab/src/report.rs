@@ -182,10 +182,20 @@ impl ValidateReport {
     }
 }
 
-/// Ring of the last reports of a cache.
+/// Ring of the last reports of a cache. It keeps a report without its tracking records
+/// (`tracks`), which the platform printed when the report was made: with them, every cache
+/// (its structure is in `.data` for a static cache) would grow by 1 KiB for the log alone.
 pub(crate) struct ReportLog {
-    recent: [Option<SlabReport>; REPORT_LOG_LEN],
+    recent: [Option<LoggedReport>; REPORT_LOG_LEN],
     total: usize,
+}
+
+/// A [`SlabReport`] as the log keeps it.
+#[derive(Clone)]
+struct LoggedReport {
+    cache: crate::CacheName,
+    object: usize,
+    kind: SlabErrorKind,
 }
 
 impl ReportLog {
@@ -196,17 +206,29 @@ impl ReportLog {
         }
     }
 
-    /// Remembers `r`, forgetting the oldest report once [`REPORT_LOG_LEN`] are kept.
+    /// Remembers `r` (without its tracks), forgetting the oldest report once
+    /// [`REPORT_LOG_LEN`] are kept.
     pub(crate) fn push(&mut self, r: SlabReport) {
-        self.recent[self.total % REPORT_LOG_LEN] = Some(r);
+        self.recent[self.total % REPORT_LOG_LEN] = Some(LoggedReport {
+            cache: r.cache,
+            object: r.object,
+            kind: r.kind,
+        });
         self.total += 1;
     }
 
-    /// The reports kept, oldest first, and the total number ever pushed.
+    /// The reports kept, oldest first (their `tracks` are `None`), and the total number ever
+    /// pushed.
     pub(crate) fn recent(&self) -> (alloc::vec::Vec<SlabReport>, usize) {
         let n = self.total.min(REPORT_LOG_LEN);
         let v = (self.total - n..self.total)
             .filter_map(|i| self.recent[i % REPORT_LOG_LEN].clone())
+            .map(|r| SlabReport {
+                cache: r.cache,
+                object: r.object,
+                kind: r.kind,
+                tracks: None,
+            })
             .collect();
         (v, self.total)
     }
