@@ -248,8 +248,8 @@ pub fn tracked_files(root: &Path) -> Result<Vec<String>, String> {
 }
 
 /// Writes the student tree of `lab` to `dir` (which must not exist, or be empty): every
-/// tracked file of `root` that exists, with the lab's regions stubbed. Returns the files
-/// that were stubbed.
+/// tracked file of `root` that exists, with the lab's regions stubbed, as the first commit of
+/// a new git repository. Returns the files that were stubbed.
 pub fn new_tree(root: &Path, lab: &Lab, dir: &Path) -> Result<Vec<String>, String> {
     if dir.exists()
         && std::fs::read_dir(dir)
@@ -287,6 +287,38 @@ pub fn new_tree(root: &Path, lab: &Lab, dir: &Path) -> Result<Vec<String>, Strin
             .map_err(|e| format!("{file}: {e}"))?
             .permissions();
         std::fs::set_permissions(&dst, mode).map_err(|e| format!("{}: {e}", dst.display()))?;
+    }
+    // A repository of its own, with the starting point committed: the student can diff their
+    // work, and `cargo lab check` and the tool's tests (which list files with git) work there.
+    let message = format!("lab {}: starting point", lab.name);
+    for args in [
+        &["init", "-q"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.name=cargo lab",
+            "-c",
+            "user.email=lab@sheaf.invalid",
+            "commit",
+            "-q",
+            "--no-verify",
+            "-m",
+            &message,
+        ],
+    ] {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("git {}: {e}", args.join(" ")))?;
+        if !out.status.success() {
+            return Err(format!(
+                "git {} in {}: {}",
+                args.join(" "),
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
     }
     Ok(stubbed)
 }

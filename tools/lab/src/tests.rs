@@ -267,3 +267,54 @@ proptest! {
         prop_assert!(stub(&broken.join("\n"), "01").is_err());
     }
 }
+
+#[test]
+fn a_student_tree_has_the_stubs_and_everything_else_unchanged() {
+    let root = repo_root();
+    let dir = std::env::temp_dir().join(format!("sheaf-lab-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for lab in LABS {
+        let stubbed = new_tree(&root, lab, &dir).unwrap();
+        for f in lab.student_files {
+            assert!(
+                stubbed.iter().any(|s| s == f),
+                "lab {}: {f} not stubbed",
+                lab.name
+            );
+        }
+        for file in tracked_files(&root).unwrap() {
+            let (Ok(ours), Ok(theirs)) = (
+                std::fs::read(root.join(&file)),
+                std::fs::read(dir.join(&file)),
+            ) else {
+                panic!("lab {}: {file} missing from the student tree", lab.name);
+            };
+            let text = String::from_utf8_lossy(&ours);
+            if stubbed.contains(&file) {
+                let theirs = String::from_utf8(theirs).unwrap();
+                assert_eq!(theirs, stub(&text, lab.name).unwrap());
+                assert_eq!(stub(&theirs, lab.name).unwrap(), theirs, "idempotent");
+                assert_ne!(theirs, text);
+            } else {
+                assert_eq!(ours, theirs, "lab {}: {file} changed", lab.name);
+            }
+        }
+        // The student tree is a repository of its own, with the same labs and regions.
+        assert_eq!(
+            tracked_files(&dir).unwrap().len(),
+            tracked_files(&root)
+                .unwrap()
+                .iter()
+                .filter(|f| root.join(f).is_file())
+                .count()
+        );
+        if let Err(problems) = check(&dir) {
+            panic!("check in the student tree:\n{}", problems.join("\n"));
+        }
+        assert!(
+            new_tree(&root, lab, &dir).is_err(),
+            "refuses a non-empty directory"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
