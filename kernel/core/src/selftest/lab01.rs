@@ -27,12 +27,14 @@ fn check(name: &str, predicted: Option<usize>, measured: usize, what: &str, hint
     let file = "kernel/core/src/selftest/lab01/predictions.rs";
     match predicted {
         None => panic!(
-            "no prediction yet: set {name} in {file} to Some(N), N being {what}. Hint: {hint}"
+            "no prediction yet: set {name} in {file} to Some(N), N being the number of {what}. Hint: {hint}"
         ),
+        // The measured number itself is not shown: the student can see it at the `sheaf>`
+        // prompt, after working out why the prediction was off.
         Some(p) => assert!(
             p == measured,
-            "your prediction {name} = {p} is wrong: the kernel measured {measured} ({what}). \
-             Hint: {hint}"
+            "your prediction {name} = {p} is too {}: {name} is the number of {what}. Hint: {hint}",
+            if p < measured { "low" } else { "high" }
         ),
     }
 }
