@@ -9,6 +9,8 @@
 //!   slabs, a large block, `kfree_rcu` without a head or memory);
 //! - `module_slab`: the C module `slabtest` runs slub_kunit-style cases of every slab export
 //!   (bad arguments and deliberate corruption of debug caches included), and the kernel goes on;
+//! - `lab01`: Lab 01's graded tests, which measure what the student predicted in
+//!   `lab01/predictions.rs` (`cargo lab grade 01`, docs/labs/);
 //! - `names`: cache names kept when in the image's read-only part, copied otherwise;
 //! - `kobject`: kobject releases from every CPU, misuse reports, `/sys` visibility;
 //! - `sysfs_slab`: `/sys/kernel/slab` and `/proc/slabinfo` against the allocator's numbers;
@@ -33,6 +35,7 @@
 mod dmesg;
 mod kfree_rcu;
 mod kobject;
+mod lab01;
 mod module;
 mod module_debug;
 mod module_rcuwq;

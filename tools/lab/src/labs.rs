@@ -1,0 +1,96 @@
+//! The labs: one row each. Adding a lab is adding a row here, marking its solution regions
+//! (`// LAB(name) BEGIN` ... `// LAB(name) END`) and writing its handout in `docs/labs/`.
+
+/// A graded test of a lab: an on-target test (`#[ktest]`) and what it is worth.
+#[derive(Debug, Clone, Copy)]
+pub struct Graded {
+    /// The test's full name, as `cargo test --test kernel -- --list` shows it.
+    pub name: &'static str,
+    /// Points for passing it.
+    pub points: u32,
+}
+
+/// One lab.
+#[derive(Debug, Clone, Copy)]
+pub struct Lab {
+    /// The name used on the command line and in the region markers: `LAB(01)`.
+    pub name: &'static str,
+    /// A one-line title.
+    pub title: &'static str,
+    /// What the lab covers, for `cargo lab list`.
+    pub covers: &'static str,
+    /// The handout, relative to the repository root.
+    pub handout: &'static str,
+    /// The files the student edits (the solution regions are in these).
+    pub student_files: &'static [&'static str],
+    /// The files holding the graded tests: the grader puts its pristine copies of these in
+    /// the graded tree, so a student's edits to them change nothing.
+    pub test_files: &'static [&'static str],
+    /// The substring of the test names that selects the lab's tests
+    /// (`cargo test --test kernel -- FILTER`).
+    pub filter: &'static str,
+    /// The graded tests.
+    pub tests: &'static [Graded],
+    /// Time limit per test, in seconds: the on-target runner's watchdog
+    /// (`SHEAF_TEST_TIMEOUT`), and the whole run's limit is this times (tests + 2).
+    pub time_limit_secs: u64,
+}
+
+impl Lab {
+    /// The lab's full score.
+    pub fn max_points(&self) -> u32 {
+        self.tests.iter().map(|t| t.points).sum()
+    }
+}
+
+/// The files of the on-target test runner: restored from the grader's tree before every
+/// grading, as the labs' test files are, so a tree cannot change how its tests are judged.
+pub const RUNNER_FILES: &[&str] = &[
+    "tests/kernel.rs",
+    "boot/src/ktest/mod.rs",
+    "boot/src/ktest/boot_log.rs",
+    "boot/src/ktest/protocol.rs",
+    "boot/src/ktest/runner.rs",
+    "kernel/core/src/ktest.rs",
+    "kernel/crates/ktest-macros/src/lib.rs",
+];
+
+/// Every lab, in course order.
+pub const LABS: &[Lab] = &[Lab {
+    name: "01",
+    title: "watching the slab allocator",
+    covers: "slabs, objects per slab, sheaves and the barn, min_partial, statistics; \
+             graded through the student's predictions of numbers the kernel then measures",
+    handout: "docs/labs/01-watching-the-slab-allocator.md",
+    student_files: &["kernel/core/src/selftest/lab01/predictions.rs"],
+    test_files: &["kernel/core/src/selftest/lab01.rs"],
+    filter: "selftest::lab01::",
+    tests: &[
+        Graded {
+            name: "selftest::lab01::objects_per_slab",
+            points: 2,
+        },
+        Graded {
+            name: "selftest::lab01::slabs_for_1000_objects",
+            points: 2,
+        },
+        Graded {
+            name: "selftest::lab01::sheaf_capacity_of_a_300_byte_cache",
+            points: 2,
+        },
+        Graded {
+            name: "selftest::lab01::objects_cached_after_freeing_all",
+            points: 2,
+        },
+        Graded {
+            name: "selftest::lab01::empty_slabs_kept_after_freeing_all",
+            points: 2,
+        },
+    ],
+    time_limit_secs: 60,
+}];
+
+/// The lab called `name`.
+pub fn find(name: &str) -> Option<&'static Lab> {
+    LABS.iter().find(|lab| lab.name == name)
+}
