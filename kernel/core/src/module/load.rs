@@ -253,6 +253,7 @@ fn new_module(parsed: &modload::Module<'_>) -> Result<NonNull<Module>, LoadError
         gdb_sections: Vec::new(),
         params: Vec::new(),
         functions: Vec::new(),
+        objects: Vec::new(),
         exports: Vec::new(),
         uses: Vec::new(),
         entry_init: None,
@@ -362,6 +363,8 @@ fn form(
             m.functions.push((demangled, addr, size));
         }
         m.functions.sort_unstable_by_key(|&(_, addr, _)| addr);
+        m.objects.extend(parsed.objects(&image));
+        m.objects.sort_unstable();
         // The strings' bytes stay where they are from here on: GDB's table may point at them.
         m.gdb_sections = super::debug::gdb_sections(&m.sections);
         for prm in parsed.params() {

@@ -144,6 +144,9 @@ pub(crate) struct Module {
     /// The module's functions, demangled, sorted by address: name, address, size (what a
     /// backtrace names its frames with).
     pub(crate) functions: Vec<(String, u64, u64)>,
+    /// The module's data objects with a size (`STT_OBJECT` symbols): address, size, sorted.
+    /// [`pin_module_data`] wants a pinned range inside one.
+    pub(crate) objects: Vec<(u64, u64)>,
     /// The module's exports: name, address, GPL-only.
     pub(crate) exports: Vec<(String, u64, bool)>,
     /// The modules this one uses (it holds a reference on each).
@@ -428,6 +431,10 @@ pub enum PinError {
     Going,
     /// The range is not inside the module's writable data, or not aligned.
     NotModuleData,
+    /// The range is not inside one sized data object of the module (its ELF symbol): the
+    /// storage is smaller than the kernel's structure (a module built against another
+    /// kernel's headers) or not a variable of its own.
+    NotAnObject,
 }
 
 impl core::fmt::Display for PinError {
@@ -436,13 +443,19 @@ impl core::fmt::Display for PinError {
             PinError::NotAModule => "not a loaded module",
             PinError::Going => "the module is going away",
             PinError::NotModuleData => "not inside the module's writable data, or misaligned",
+            PinError::NotAnObject => {
+                "not inside one of the module's variables as large as the kernel's structure \
+                 (a module built against another kernel's headers?)"
+            }
         })
     }
 }
 
 /// Takes a reference on module `handle`'s kobject, for storage of the module's own (a static
-/// cache in its `.data`): refused unless `[addr, addr + size)` lies in the module's data region
-/// and `addr` is aligned to `align`. The caller hands the kobject on as the owner the storage
+/// cache in its `.data`): refused unless `[addr, addr + size)` lies in the module's data region,
+/// inside one of its sized variables (an `STT_OBJECT` symbol: storage declared smaller than
+/// `size`, as by a module built against a stale header, is refused), and `addr` is aligned to
+/// `align`. The caller hands the kobject on as the owner the storage
 /// pins (`KmemCacheArgs::owner`), so the module's memory outlives the storage's use.
 pub fn pin_module_data(
     handle: usize,
@@ -469,6 +482,16 @@ pub fn pin_module_data(
     };
     if !inside || align == 0 || !addr.is_multiple_of(align) {
         return Err(PinError::NotModuleData);
+    }
+    // The whole range in one variable of the module: storage declared smaller than the
+    // kernel's structure (a stale header) would otherwise overlap its neighbours.
+    let (addr64, size64) = (addr as u64, size as u64);
+    let in_object = m
+        .objects
+        .iter()
+        .any(|&(start, len)| start <= addr64 && addr64 + size64 <= start + len);
+    if !in_object {
+        return Err(PinError::NotAnObject);
     }
     crate::kobject::sysfs()
         .kobject_get(&m.kobj)

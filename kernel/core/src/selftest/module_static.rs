@@ -287,3 +287,39 @@ fn a_static_cache_merged_into_a_dynamic_primary_leaves_it_intact_on_unload() {
     // SAFETY: every object is back; nothing else uses the cache.
     unsafe { s.kmem_cache_destroy(primary) }.expect("destroy");
 }
+
+/// `kmem_cache_setup`'s storage check: the range must lie inside one of the module's sized
+/// variables. A module built against a stale `kmem_cache_size.h` declares storage smaller than
+/// the kernel's `KmemCache`; without the check the cache overwrote the variables after it
+/// (seen when the structure grew: a page fault in a later `cleanup_module`).
+#[crate::ktest]
+fn storage_smaller_than_the_kernel_s_cache_is_refused() {
+    use crate::memory::kmalloc::{KMEM_CACHE_ALIGN, KMEM_CACHE_SIZE};
+    use crate::module::{PinError, pin_module_data};
+    let (r, _) = captured(|| module::load(file(STATIC_CACHE), "static_cache", &["objects=10"]));
+    let handle = r.expect("load").handle;
+    let objects = crate::module::listed_modules()
+        .by_name("static_cache")
+        .map(|(_, m)| m.objects.clone())
+        .expect("listed");
+    let &(addr, _) = objects
+        .iter()
+        .find(|&&(_, len)| len as usize == KMEM_CACHE_SIZE)
+        .expect("a `struct kmem_cache_opaque` variable in the module");
+    let addr = addr as usize;
+    let pin =
+        |addr: usize, size: usize| pin_module_data(handle, addr, size, KMEM_CACHE_ALIGN).map(drop);
+    assert_eq!(pin(addr, KMEM_CACHE_SIZE), Ok(()), "the whole variable");
+    assert_eq!(
+        pin(addr, KMEM_CACHE_SIZE + KMEM_CACHE_ALIGN),
+        Err(PinError::NotAnObject),
+        "a structure larger than the variable (a stale header)"
+    );
+    assert_eq!(
+        pin(addr + KMEM_CACHE_ALIGN, KMEM_CACHE_SIZE),
+        Err(PinError::NotAnObject),
+        "past the variable's end"
+    );
+    let (r, _) = captured(|| module::unload("static_cache", false));
+    r.expect("unload");
+}

@@ -166,6 +166,20 @@ impl<'a> Module<'a> {
         })
     }
 
+    /// Every data object symbol (`STT_OBJECT`) with a size, defined in a loaded section:
+    /// run-time address and size. What the kernel checks a module's static storage against
+    /// (a `struct kmem_cache` given to `kmem_cache_setup` must be one object, or inside one,
+    /// as large as the kernel's: a module built against another kernel's header is refused
+    /// instead of having its neighbours overwritten).
+    pub fn objects<'s>(&'s self, image: &'s Image<'_>) -> impl Iterator<Item = (u64, u64)> + 's {
+        self.syms.symbols.iter().filter_map(move |s| match s.place {
+            Place::Section(si) if s.kind == elf::STT_OBJECT && s.size > 0 => self
+                .section_address(image, si)
+                .map(|a| (a + s.value, s.size)),
+            _ => None,
+        })
+    }
+
     fn defined_address(&self, image: &Image<'_>, sym: usize) -> Option<u64> {
         let s = self.syms.get(sym);
         match s.place {

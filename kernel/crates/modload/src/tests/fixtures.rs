@@ -411,3 +411,22 @@ fn functions_are_named_at_their_run_time_addresses() {
     assert_eq!(addr, init);
     assert!(size > 0);
 }
+
+#[test]
+fn data_objects_are_listed_at_their_run_time_addresses_with_their_sizes() {
+    let k = Kernel::new();
+    let (m, mut mem, _) = load(HELLO_C, "hello_c.ko", &k, MBASE).unwrap();
+    let l = m.layout().clone();
+    let img = mem.image(&l);
+    let objects: Vec<(u64, u64)> = m.objects(&img).collect();
+    // `times` (an int) and `whom` (a pointer), 8 bytes apart in `.data`, among the module's
+    // sized variables (the parameter descriptors and `.modinfo` strings are some too).
+    let sizes: Vec<u64> = objects.iter().map(|o| o.1).collect();
+    assert!(sizes.contains(&4) && sizes.contains(&8), "{objects:?}");
+    let times = objects.iter().find(|o| o.1 == 4).unwrap().0;
+    assert!(
+        objects.contains(&(times + 8, 8)),
+        "`whom` 8 bytes after `times`: {objects:?}"
+    );
+    assert!(objects.iter().all(|o| o.1 > 0 && o.0 >= MBASE), "{objects:?}");
+}
