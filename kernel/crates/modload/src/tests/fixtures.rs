@@ -428,5 +428,8 @@ fn data_objects_are_listed_at_their_run_time_addresses_with_their_sizes() {
         objects.contains(&(times + 8, 8)),
         "`whom` 8 bytes after `times`: {objects:?}"
     );
-    assert!(objects.iter().all(|o| o.1 > 0 && o.0 >= MBASE), "{objects:?}");
+    assert!(
+        objects.iter().all(|o| o.1 > 0 && o.0 >= MBASE),
+        "{objects:?}"
+    );
 }
