@@ -4,12 +4,12 @@
 //! 0x10]`.
 
 use super::*;
-use crate::SlabErrorKind;
 use crate::base::Gfp;
 use crate::flags::KmemCacheArgs;
 use crate::flags::SlabFlags;
 use crate::host::{CpuRegistration, HostConfig, HostPlatform};
 use crate::registry::SlabOptions;
+use crate::{KmemCache, SlabErrorKind};
 
 fn setup(cpus: usize, nodes: usize) -> (CpuRegistration, SlabAllocator<HostPlatform>) {
     let p = HostPlatform::new(HostConfig {
@@ -22,6 +22,17 @@ fn setup(cpus: usize, nodes: usize) -> (CpuRegistration, SlabAllocator<HostPlatf
     (cpu, slab)
 }
 
+/// A `SLAB_STORE_USER` cache named `traced` of `size`-byte objects.
+fn tracked(slab: &SlabAllocator<HostPlatform>, size: usize) -> &KmemCache<HostPlatform> {
+    slab.kmem_cache_create(
+        "traced",
+        size,
+        KmemCacheArgs::default(),
+        SlabFlags::SLAB_STORE_USER,
+    )
+    .unwrap()
+}
+
 /// `alloc_traces` and `free_traces` of a `SLAB_STORE_USER` cache group the objects in use by
 /// where they were allocated / last freed, with Linux's fields: count, caller, age range,
 /// pids, and the stack under each line; `alloc_calls`/`free_calls` are the same lines
@@ -29,14 +40,7 @@ fn setup(cpus: usize, nodes: usize) -> (CpuRegistration, SlabAllocator<HostPlatf
 #[test]
 fn traces_group_the_objects_in_use_by_caller_with_age_pid_and_stack() {
     let (_cpu, slab) = setup(1, 1);
-    let c = slab
-        .kmem_cache_create(
-            "traced",
-            100,
-            KmemCacheArgs::default(),
-            SlabFlags::SLAB_STORE_USER,
-        )
-        .unwrap();
+    let c = tracked(&slab, 100);
     let a: Vec<_> = (0..5)
         .map(|_| c.alloc_caller(Gfp::KERNEL, 0x1111).unwrap())
         .collect();
@@ -100,14 +104,7 @@ fn traces_group_the_objects_in_use_by_caller_with_age_pid_and_stack() {
 #[test]
 fn traces_list_cpus_and_nodes_on_a_bigger_machine() {
     let (_cpu0, slab) = setup(4, 2);
-    let c = slab
-        .kmem_cache_create(
-            "traced",
-            64,
-            KmemCacheArgs::default(),
-            SlabFlags::SLAB_STORE_USER,
-        )
-        .unwrap();
+    let c = tracked(&slab, 64);
     let first = c.alloc_caller(Gfp::KERNEL, 0x5000).unwrap();
     // Raw pointers are not `Send`: the other "CPU" hands its object back as an address.
     let second = std::thread::scope(|s| {
@@ -136,14 +133,7 @@ fn traces_list_cpus_and_nodes_on_a_bigger_machine() {
 #[test]
 fn traces_end_at_the_last_whole_location_that_fits_in_the_page() {
     let (_cpu, slab) = setup(1, 1);
-    let c = slab
-        .kmem_cache_create(
-            "traced",
-            32,
-            KmemCacheArgs::default(),
-            SlabFlags::SLAB_STORE_USER,
-        )
-        .unwrap();
+    let c = tracked(&slab, 32);
     let objs: Vec<_> = (0..crate::cache::debug::MAX_TRACES)
         .map(|i| c.alloc_caller(Gfp::KERNEL, 0x10_0000 + i * 0x100).unwrap())
         .collect();
@@ -167,14 +157,7 @@ fn traces_end_at_the_last_whole_location_that_fits_in_the_page() {
 #[test]
 fn a_double_free_report_carries_the_allocation_and_the_first_free() {
     let (_cpu, slab) = setup(1, 1);
-    let c = slab
-        .kmem_cache_create(
-            "traced",
-            48,
-            KmemCacheArgs::default(),
-            SlabFlags::SLAB_STORE_USER,
-        )
-        .unwrap();
+    let c = tracked(&slab, 48);
     let o = c.alloc_caller(Gfp::KERNEL, 0xa110c).unwrap();
     slab.platform().advance_jiffies(7);
     // SAFETY: ours; the second free is the bug under test, which the debug cache catches.
