@@ -9,7 +9,7 @@ use crate::flags::KmemCacheArgs;
 use crate::flags::SlabFlags;
 use crate::host::{CpuRegistration, HostConfig, HostPlatform};
 use crate::registry::SlabOptions;
-use crate::{KmemCache, SlabErrorKind};
+use crate::{KmemCacheHandle, SlabErrorKind};
 
 fn setup(cpus: usize, nodes: usize) -> (CpuRegistration, SlabAllocator<HostPlatform>) {
     let p = HostPlatform::new(HostConfig {
@@ -23,7 +23,7 @@ fn setup(cpus: usize, nodes: usize) -> (CpuRegistration, SlabAllocator<HostPlatf
 }
 
 /// A `SLAB_STORE_USER` cache named `traced` of `size`-byte objects.
-fn tracked(slab: &SlabAllocator<HostPlatform>, size: usize) -> &KmemCache<HostPlatform> {
+fn tracked(slab: &SlabAllocator<HostPlatform>, size: usize) -> KmemCacheHandle<'_, HostPlatform> {
     slab.kmem_cache_create(
         "traced",
         size,
