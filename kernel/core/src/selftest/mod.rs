@@ -36,6 +36,7 @@ mod dmesg;
 mod kfree_rcu;
 mod kobject;
 mod lab01;
+mod lab_sheaves;
 mod module;
 mod module_debug;
 mod module_rcuwq;
