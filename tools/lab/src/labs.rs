@@ -31,6 +31,11 @@ pub struct Lab {
     pub filter: &'static str,
     /// The graded tests.
     pub tests: &'static [Graded],
+    /// The on-target tests, outside the lab's own, that a fresh student tree is expected to
+    /// fail (the stubs refuse what they depend on: every module load, for the module loader's
+    /// lab): substrings of their names, each passed to `cargo test --test kernel` as a
+    /// `--skip` when the student tree's other tests are run (`tests/grade.rs`).
+    pub breaks: &'static [&'static str],
     /// Time limit per test, in seconds: the on-target runner's watchdog
     /// (`SHEAF_TEST_TIMEOUT`), and the whole run's limit is this times (tests + 2).
     pub time_limit_secs: u64,
@@ -56,39 +61,91 @@ pub const RUNNER_FILES: &[&str] = &[
 ];
 
 /// Every lab, in course order.
-pub const LABS: &[Lab] = &[Lab {
-    name: "01",
-    title: "watching the slab allocator",
-    covers: "slabs, objects per slab, sheaves and the barn, min_partial, statistics; \
+pub const LABS: &[Lab] = &[
+    Lab {
+        name: "01",
+        title: "watching the slab allocator",
+        covers: "slabs, objects per slab, sheaves and the barn, min_partial, statistics; \
              graded through the student's predictions of numbers the kernel then measures",
-    handout: "docs/labs/01-watching-the-slab-allocator.md",
-    student_files: &["kernel/core/src/selftest/lab01/predictions.rs"],
-    test_files: &["kernel/core/src/selftest/lab01.rs"],
-    filter: "selftest::lab01::",
-    tests: &[
-        Graded {
-            name: "selftest::lab01::objects_per_slab",
-            points: 2,
-        },
-        Graded {
-            name: "selftest::lab01::slabs_for_1000_objects",
-            points: 2,
-        },
-        Graded {
-            name: "selftest::lab01::sheaf_capacity_of_a_300_byte_cache",
-            points: 2,
-        },
-        Graded {
-            name: "selftest::lab01::objects_cached_after_freeing_all",
-            points: 2,
-        },
-        Graded {
-            name: "selftest::lab01::empty_slabs_kept_after_freeing_all",
-            points: 2,
-        },
-    ],
-    time_limit_secs: 60,
-}];
+        handout: "docs/labs/01-watching-the-slab-allocator.md",
+        student_files: &["kernel/core/src/selftest/lab01/predictions.rs"],
+        test_files: &["kernel/core/src/selftest/lab01.rs"],
+        filter: "selftest::lab01::",
+        tests: &[
+            Graded {
+                name: "selftest::lab01::objects_per_slab",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab01::slabs_for_1000_objects",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab01::sheaf_capacity_of_a_300_byte_cache",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab01::objects_cached_after_freeing_all",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab01::empty_slabs_kept_after_freeing_all",
+                points: 2,
+            },
+        ],
+        breaks: &[],
+        time_limit_secs: 60,
+    },
+    Lab {
+        name: "modules",
+        title: "a module loader",
+        covers: "ELF relocatable objects, symbol resolution against the kernel's and other \
+             modules' exports (GPL-only, weak, unknown), the x86_64 relocations S + A, \
+             S + A - P and the GOT with their overflow checks; graded by loading the example \
+             modules and refusing malformed ones",
+        handout: "docs/labs/04-module-loader.md",
+        student_files: &[
+            "kernel/crates/modload/src/relocate.rs",
+            "kernel/crates/modload/src/resolve.rs",
+        ],
+        test_files: &["kernel/core/src/selftest/lab_modules.rs"],
+        filter: "selftest::lab_modules::",
+        tests: &[
+            Graded {
+                name: "selftest::lab_modules::compute_gives_each_relocation_its_value_or_refuses_it",
+                points: 3,
+            },
+            Graded {
+                name: "selftest::lab_modules::hello_c_loads_prints_and_unloads",
+                points: 3,
+            },
+            Graded {
+                name: "selftest::lab_modules::the_rust_hello_loads_prints_and_unloads",
+                points: 3,
+            },
+            Graded {
+                name: "selftest::lab_modules::user_links_against_the_exporter_s_symbols",
+                points: 3,
+            },
+            Graded {
+                name: "selftest::lab_modules::unknown_and_gpl_only_symbols_are_refused",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab_modules::overflowing_relocations_are_refused_leaving_nothing",
+                points: 2,
+            },
+        ],
+        // Every test that loads a module: the stubs refuse them all.
+        breaks: &[
+            "selftest::module",
+            "selftest::dmesg::dmesg_keeps_log_records_and_module_printk",
+            "shell::tests::every_command_answers_while_memory_is_exhausted",
+            "shell::tests::modules_load_list_and_unload_from_the_shell",
+        ],
+        time_limit_secs: 60,
+    },
+];
 
 /// The lab called `name`.
 pub fn find(name: &str) -> Option<&'static Lab> {

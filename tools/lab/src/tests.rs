@@ -179,6 +179,12 @@ fn the_table_is_consistent() {
         assert!(lab.max_points() > 0 && lab.time_limit_secs > 0);
         assert!(lab.tests.iter().all(|t| t.name.contains(lab.filter)));
         assert!(!lab.student_files.is_empty() && !lab.test_files.is_empty());
+        // A lab's graded tests are never among the tests it is known to break.
+        assert!(
+            lab.tests
+                .iter()
+                .all(|t| lab.breaks.iter().all(|b| !t.name.contains(b)))
+        );
         // The student's files are never overwritten by the grader.
         assert!(
             lab.student_files

@@ -11,6 +11,9 @@
 //!   (bad arguments and deliberate corruption of debug caches included), and the kernel goes on;
 //! - `lab01`: Lab 01's graded tests, which measure what the student predicted in
 //!   `lab01/predictions.rs` (`cargo lab grade 01`, docs/labs/);
+//! - `lab_modules`: the module loader lab's graded tests, which load the example modules and
+//!   malformed copies of them through the student's relocate.rs and resolve.rs
+//!   (`cargo lab grade modules`);
 //! - `names`: cache names kept when in the image's read-only part, copied otherwise;
 //! - `kobject`: kobject releases from every CPU, misuse reports, `/sys` visibility;
 //! - `sysfs_slab`: `/sys/kernel/slab` and `/proc/slabinfo` against the allocator's numbers;
@@ -36,6 +39,7 @@ mod dmesg;
 mod kfree_rcu;
 mod kobject;
 mod lab01;
+mod lab_modules;
 mod lab_sheaves;
 mod module;
 mod module_debug;

@@ -126,6 +126,11 @@ impl<'b> Image<'b> {
     }
 }
 
+/// How a lab's stub (docs/labs/04-module-loader.md) starts its refusal of what it does not
+/// implement yet: [`write_image`] refuses such a relocation as [`ErrorKind::UnknownRelocation`]
+/// rather than as an overflow.
+pub const NOT_IMPLEMENTED: &str = "LAB: not implemented:";
+
 /// The value a relocation writes (8 little-endian bytes, of which the first
 /// [`RelocType::width`] are written), checked to fit its field, or why it does not.
 ///
@@ -141,6 +146,20 @@ pub fn compute(
     p: u64,
     got_entry: u64,
 ) -> core::result::Result<[u8; 8], String> {
+    // LAB(modules) BEGIN
+    // LAB-HINT: one arm per type: the value (S + A, S + A - P, GOT + A - P) and whether it
+    // LAB-HINT: fits the field (see the doc comment above), `None` when it does not. The
+    // LAB-HINT: types and their formulas are in rela.rs (`RelocType`); docs/labs/04-module-loader.md.
+    // LAB-STUB: let _ = (s, a, p, got_entry);
+    // LAB-STUB: let value: Option<u64> = match rtype {
+    // LAB-STUB:     RelocType::None => Some(0),
+    // LAB-STUB:     _ => {
+    // LAB-STUB:         let what = rtype.name();
+    // LAB-STUB:         return Err(format!(
+    // LAB-STUB:             "{NOT_IMPLEMENTED} relocation {what} in relocate.rs"
+    // LAB-STUB:         ));
+    // LAB-STUB:     }
+    // LAB-STUB: };
     let a64 = a as u64;
     let exact = |v: i128| -> Option<u64> {
         (i128::from(i64::MIN)..=i128::from(u64::MAX))
@@ -159,6 +178,7 @@ pub fn compute(
             signed32(got_entry.wrapping_add(a64).wrapping_sub(p))
         }
     };
+    // LAB(modules) END
     value.map(u64::to_le_bytes).ok_or_else(|| {
         let how = match rtype {
             RelocType::Abs32 => "32 bits zero-extended",
@@ -233,7 +253,7 @@ pub fn write_image(
             let Some(s) = sym_addr(image, r.sym) else {
                 return fail(
                     ErrorKind::SymbolNotLoaded,
-                    format!("symbol {} is not loaded", r.sym),
+                    format!("symbol {} `{}` is not loaded", r.sym, syms.get(r.sym).name),
                 );
             };
             let p = image.addr(tp.region) + tp.offset + r.offset;
@@ -242,10 +262,12 @@ pub fn write_image(
                 Ok(b) => b,
                 Err(m) => {
                     let name = syms.get(r.sym).name;
-                    return fail(
-                        ErrorKind::RelocationOverflow,
-                        format!("{m}, symbol `{name}`"),
-                    );
+                    let kind = if m.starts_with(NOT_IMPLEMENTED) {
+                        ErrorKind::UnknownRelocation
+                    } else {
+                        ErrorKind::RelocationOverflow
+                    };
+                    return fail(kind, format!("{m}, symbol `{name}`"));
                 }
             };
             let w = r.rtype.width() as usize;

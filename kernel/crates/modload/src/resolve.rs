@@ -87,6 +87,22 @@ pub fn resolve<S: SymbolSource>(
             addresses[i] = this_module;
             continue;
         }
+        // LAB(modules) BEGIN
+        // LAB-HINT: ask `source` for the export called `s.name`; refuse a GPL-only one to a
+        // LAB-HINT: module that is not GPL-compatible (ErrorKind::GplOnlySymbol, naming the symbol),
+        // LAB-HINT: record its address in `addresses[i]` and its owner (once) in `uses`; a weak
+        // LAB-HINT: symbol nobody exports is 0, any other unknown one goes to `missing`.
+        // LAB-STUB: let _ = (source, gpl_compatible, elf::STB_WEAK);
+        // LAB-STUB: let _ = license.map(String::from);
+        // LAB-STUB: let _ = (&mut addresses, &mut uses, &mut missing);
+        // LAB-STUB: return Err(Error::new(
+        // LAB-STUB:     ErrorKind::UndefinedSymbol,
+        // LAB-STUB:     Location::Symbol {
+        // LAB-STUB:         index: i,
+        // LAB-STUB:         name: s.name.into(),
+        // LAB-STUB:     },
+        // LAB-STUB:     format!("LAB: not implemented: resolving `{}` in resolve.rs", s.name),
+        // LAB-STUB: ));
         match source.lookup(s.name) {
             Some(x) => {
                 if x.gpl_only && !gpl_compatible {
@@ -113,6 +129,7 @@ pub fn resolve<S: SymbolSource>(
             None if s.bind == elf::STB_WEAK => addresses[i] = 0,
             None => missing.push((i, s.name)),
         }
+        // LAB(modules) END
     }
     if let Some(&(index, first)) = missing.first() {
         let names: Vec<&str> = missing.iter().map(|&(_, n)| n).collect();
