@@ -97,6 +97,49 @@ pub const LABS: &[Lab] = &[
         time_limit_secs: 60,
     },
     Lab {
+        name: "sheaves",
+        title: "sheaves, the per-CPU layer",
+        covers: "SLUB with sheaves: what a CPU does when its main sheaf is empty or full: swap \
+             with the spare, trade at the node's barn, refill and flush whole sheaves; graded \
+             by what `sheaves CACHE` and the statistics show after each move",
+        handout: "docs/labs/02-sheaves.md",
+        student_files: &["kernel/crates/slab/src/cache/sheaves.rs"],
+        test_files: &["kernel/core/src/selftest/lab_sheaves.rs"],
+        filter: "selftest::lab_sheaves::",
+        tests: &[
+            Graded {
+                name: "selftest::lab_sheaves::the_first_allocation_fills_main_and_the_next_ones_pop_it",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab_sheaves::a_full_main_becomes_the_spare",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab_sheaves::an_empty_main_swaps_with_a_non_empty_spare",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab_sheaves::full_main_and_spare_trade_main_at_the_barn",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab_sheaves::empty_main_and_spare_take_a_full_sheaf_from_the_barn",
+                points: 2,
+            },
+        ],
+        // Without the exchanges no sheaf refills, no spare or barn sheaf exists: lab 01's
+        // measurements of them and the pressure test's full barn (seen in a student tree's
+        // full run: these 4 tests failed, the other 157 passed).
+        breaks: &[
+            "selftest::lab01::slabs_for_1000_objects",
+            "selftest::lab01::objects_cached_after_freeing_all",
+            "selftest::lab01::sheaf_capacity_of_a_300_byte_cache",
+            "selftest::slab::memory_pressure_empties_the_barns_and_gives_their_pages_back",
+        ],
+        time_limit_secs: 60,
+    },
+    Lab {
         name: "modules",
         title: "a module loader",
         covers: "ELF relocatable objects, symbol resolution against the kernel's and other \

@@ -89,6 +89,19 @@ impl<P: Platform> KmemCache<P> {
             self.alloc_from_slabs(node, gfp, &mut one, caller);
             return one[0].take();
         };
+        // LAB(sheaves) BEGIN
+        // LAB-HINT: main is empty. In this order: swap with a non-empty spare; else trade the
+        // LAB-HINT: empty main at the barn for a full sheaf (`Barn::replace_empty_sheaf`,
+        // LAB-HINT: count `BarnGet`; an extra empty sheaf it hands back becomes the spare if
+        // LAB-HINT: there is none, else is freed); else (count `BarnGetFail`) refill main from
+        // LAB-HINT: the slabs (`refill_from_slabs`, a whole sheaf: `capacity()` objects) and put
+        // LAB-HINT: it back. Then pop main (`None` if the refill got nothing: out of memory).
+        // LAB-HINT: `pcs.main.take()` / `pcs.main.put(..)` move a real sheaf out and in.
+        // LAB-STUB: // Until then: one object straight from the slabs, main stays empty.
+        // LAB-STUB: let _ = (main, stats);
+        // LAB-STUB: let mut one = [None];
+        // LAB-STUB: self.alloc_from_slabs(node, gfp, &mut one, caller);
+        // LAB-STUB: one[0].take()
         match pcs.spare.as_mut() {
             Some(spare) if !spare.is_empty() => core::mem::swap(main, spare),
             _ => {
@@ -118,6 +131,7 @@ impl<P: Platform> KmemCache<P> {
             }
         }
         pcs.main.get().and_then(SheafBox::pop)
+        // LAB(sheaves) END
     }
 
     /// The free checks on by default (`SLAB_HARDENED_FREE`, off under `slab_nohardened`):
@@ -206,6 +220,15 @@ impl<P: Platform> KmemCache<P> {
             }
             return self.free_one_to_slabs(obj, caller);
         }
+        // LAB(sheaves) BEGIN
+        // LAB-HINT: main is full (the object is local, main real). No spare: get an empty
+        // LAB-HINT: sheaf (`Barn::get_empty_sheaf`, count `BarnGet`; else count `BarnGetFail`
+        // LAB-HINT: and `alloc_empty_sheaf(node, Gfp::ATOMIC)`; none at all: free the object to
+        // LAB-HINT: the slabs), make main the spare and the empty one main. A spare that is not
+        // LAB-HINT: full: swap them. Both full: `free_both_full`. Then push the object on main.
+        // LAB-STUB: // Until then: every free with main full goes to the slabs.
+        // LAB-STUB: let _ = (&mut pcs, Self::free_both_full);
+        // LAB-STUB: self.free_one_to_slabs(obj, caller)
         match pcs.spare.as_mut() {
             None => {
                 let empty = match self.barns[node].get_empty_sheaf() {
@@ -234,11 +257,20 @@ impl<P: Platform> KmemCache<P> {
             // Not reached: main was just made an empty or non-full sheaf.
             Err(obj) => self.free_one_to_slabs(obj, caller),
         }
+        // LAB(sheaves) END
     }
 
     /// Free with main and spare full: trade main at the barn for an empty sheaf (allocating
     /// one when the barn has none); if the barn refuses, flush the spare and swap it in.
     fn free_both_full(&self, pcs: &mut PerCpuSheaves<'_>, cpu: usize) {
+        // LAB(sheaves) BEGIN
+        // LAB-HINT: `Barn::replace_full_sheaf(full main)`: `Ok(empty)` → main; `Refused(full)`
+        // LAB-HINT: (the barn is full) → main back; `NoEmpty(full)` → a new empty sheaf
+        // LAB-HINT: (`alloc_empty_sheaf(node, Gfp::ATOMIC)`) for main while the full one goes
+        // LAB-HINT: in with `put_full_sheaf`. Count `BarnPut` or `BarnPutFail`. When main could
+        // LAB-HINT: not be traded, flush the spare to the slabs (`sheaf_flush`) and swap it in.
+        // LAB-STUB: let _ = (pcs, cpu, ReplaceFull::Refused);
+        // LAB-STUB: todo!("lab sheaves: free_both_full")
         let stats = &self.cpu_stats[cpu];
         let barn = &self.barns[pcs.node];
         let full = pcs.main.take().expect("a real main sheaf");
@@ -285,6 +317,7 @@ impl<P: Platform> KmemCache<P> {
             self.sheaf_flush(spare);
             core::mem::swap(pcs.main.get().expect("a real main sheaf"), spare);
         }
+        // LAB(sheaves) END
     }
 
     /// Flushes one CPU's main and spare sheaves to the slabs and frees the spare
