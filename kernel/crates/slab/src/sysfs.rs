@@ -241,4 +241,7 @@ pub fn write<P: Platform>(
 mod tests;
 #[allow(unsafe_code)]
 #[cfg(test)]
+mod tool_tests;
+#[allow(unsafe_code)]
+#[cfg(test)]
 mod trace_tests;
