@@ -111,10 +111,18 @@ pub fn symbolize<R>(addr: u64, f: impl FnOnce(Option<Symbolized<'_>>) -> R) -> R
 }
 
 /// Writes one line of a trace for `addr`: ` name+0xoff/0xlen` (` [module]`), or the raw
-/// address if nothing names it. A return address (`return_address`) is named by the call
-/// before it, `addr - 1` (as Linux's `%pB`): a call that never returns may be the last
-/// instruction of its function.
+/// address if nothing names it (see [`write_address`]).
 pub fn format_frame(out: &mut dyn fmt::Write, addr: u64, return_address: bool) -> fmt::Result {
+    out.write_char(' ')?;
+    write_address(out, addr, return_address)?;
+    out.write_char('\n')
+}
+
+/// Writes `addr` as a trace names it, `name+0xoff/0xlen` (` [module]`), or raw (`0x...`) if
+/// nothing names it. A return address (`return_address`) is named by the call before it,
+/// `addr - 1` (as Linux's `%pB`): a call that never returns may be the last instruction of its
+/// function.
+pub fn write_address(out: &mut dyn fmt::Write, addr: u64, return_address: bool) -> fmt::Result {
     let lookup = if return_address {
         addr.wrapping_sub(1)
     } else {
@@ -126,9 +134,9 @@ pub fn format_frame(out: &mut dyn fmt::Write, addr: u64, return_address: bool) -
                 offset: s.offset + (addr - lookup),
                 ..s
             };
-            writeln!(out, " {s}")
+            write!(out, "{s}")
         }
-        None => writeln!(out, " {addr:#x}"),
+        None => write!(out, "{addr:#x}"),
     })
 }
 
@@ -267,16 +275,11 @@ pub(crate) fn exception_trace(out: &mut dyn fmt::Write, rip: u64, cpu_frame: u64
     let _ = format_frame(out, rip, false);
     if symbolize(rip, |s| s.is_none_or(|s| s.offset == 0))
         && let Some(ret) = read_stack_word(rsp)
+        && symbolize(ret.wrapping_sub(1), |s| s.is_some())
     {
-        symbolize(ret.wrapping_sub(1), |s| {
-            if let Some(s) = s {
-                let s = Symbolized {
-                    offset: s.offset + 1,
-                    ..s
-                };
-                let _ = writeln!(out, " ? {s}");
-            }
-        });
+        let _ = out.write_str(" ? ");
+        let _ = write_address(out, ret, true);
+        let _ = out.write_char('\n');
     }
     walk(frame_pointer(), {
         let mut past_handler = false;

@@ -87,25 +87,10 @@ pub fn stack_frames(handle: u32, f: &mut dyn FnMut(usize)) {
     stack.as_slice().iter().for_each(|&a| f(a));
 }
 
-/// Stacks stored so far (for `slabinfo`-style diagnostics and tests).
-pub fn depot_stacks() -> usize {
-    DEPOT.len()
-}
-
 /// Writes the return address `addr` as `function+0xoff/0xlen` (` [module]`), without the
-/// leading space and newline of a trace line.
+/// leading space and newline of a trace line ([`backtrace::write_address`]).
 pub fn write_symbol(out: &mut dyn fmt::Write, addr: usize) -> fmt::Result {
-    let addr = addr as u64;
-    backtrace::symbolize(addr.wrapping_sub(1), |s| match s {
-        Some(s) => {
-            let s = backtrace::Symbolized {
-                offset: s.offset + 1,
-                ..s
-            };
-            write!(out, "{s}")
-        }
-        None => write!(out, "{addr:#x}"),
-    })
+    backtrace::write_address(out, addr as u64, true)
 }
 
 /// Prints one record of a slab report (Linux's `print_track`): `INFO: Allocated in CALLER
