@@ -282,12 +282,7 @@ fn unknown_and_gpl_only_symbols_are_refused() {
 
     load_ok(EXPORTER, "exporter", &[], "the kernel's exports");
     // exporter_add is GPL-only: user under the MIT license must be refused.
-    let mut b = USER.to_vec();
-    let at = b
-        .windows(12)
-        .position(|w| w == b"license=GPL\0")
-        .expect("user's license");
-    b[at + 8..at + 11].copy_from_slice(b"MIT");
+    let b = super::module::user_ko_licensed_mit();
     // SAFETY: a copy of user.ko with another license string: it is refused before any of its
     // code runs, or, with a loader that accepts it, it runs as user.ko does (unloaded below).
     let r = module::load(unsafe { ModuleFile::new_unchecked(&b) }, "user", &[]);

@@ -42,6 +42,18 @@ pub(super) fn captured<R>(f: impl FnOnce() -> R) -> (R, String) {
     (r, out)
 }
 
+/// A copy of `user.ko` whose license is `MIT` instead of `GPL`: a module that is not
+/// GPL-compatible, whose imports of GPL-only symbols (`exporter_add`) must be refused.
+pub(super) fn user_ko_licensed_mit() -> alloc::vec::Vec<u8> {
+    let mut b = USER.to_vec();
+    let at = b
+        .windows(12)
+        .position(|w| w == b"license=GPL\0")
+        .expect("user.ko's license");
+    b[at + 8..at + 11].copy_from_slice(b"MIT");
+    b
+}
+
 pub(super) fn read(path: &str) -> Result<String, i32> {
     let mut buf = PageBuf::new();
     sysfs().read(path, &mut buf).map_err(|e| e.0)?;
@@ -499,12 +511,7 @@ fn malformed_modules_are_refused_each_with_its_own_error() {
     // GPL-only; user with its license changed to one that is not GPL-compatible.
     let (r, _) = captured(|| module::load(file(EXPORTER), "exporter", &[]));
     r.expect("exporter");
-    let mut b = USER.to_vec();
-    let at = b
-        .windows(12)
-        .position(|w| w == b"license=GPL\0")
-        .expect("license");
-    b[at + 8..at + 11].copy_from_slice(b"MIT");
+    let b = user_ko_licensed_mit();
     // SAFETY: refused before running (checked).
     let e = module::load(unsafe { ModuleFile::new_unchecked(&b) }, "user", &[]).expect_err("gpl");
     assert_eq!(e.kind, Some(K::GplOnlySymbol), "{e}");
