@@ -1,13 +1,52 @@
 //! The labs: one row each. Adding a lab is adding a row here, marking its solution regions
 //! (`// LAB(name) BEGIN` ... `// LAB(name) END`) and writing its handout in `docs/labs/`.
 
-/// A graded test of a lab: an on-target test (`#[ktest]`) and what it is worth.
+/// A graded item of a lab, what it is worth and how it is judged.
 #[derive(Debug, Clone, Copy)]
 pub struct Graded {
-    /// The test's full name, as `cargo test --test kernel -- --list` shows it.
+    /// For an on-target test ([`Judge::Kernel`]), its full name as
+    /// `cargo test --test kernel -- --list` shows it; for the others, the name the report
+    /// prints.
     pub name: &'static str,
     /// Points for passing it.
     pub points: u32,
+    /// How it is judged.
+    pub judge: Judge,
+}
+
+/// How a [`Graded`] item is judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Judge {
+    /// An on-target test (`#[ktest]`), run in QEMU with the lab's other on-target tests
+    /// (`cargo test --test kernel -- FILTER`); its outcome is what libtest prints for it.
+    Kernel,
+    /// Host tests: passes if `cargo ARGS` succeeds in the tree (built first with `--no-run`,
+    /// then given [`Lab::time_limit_secs`] to run).
+    Host {
+        /// The arguments after `cargo`, e.g. `["test", "-p", "sheaf-rcu", "--test", "model"]`.
+        args: &'static [&'static str],
+        /// A loom model check: built with `RUSTFLAGS="--cfg loom"` in a target directory of
+        /// its own (`loom/` inside the tree's), as `.ci/run` does.
+        loom: bool,
+    },
+    /// The slab fast path's cost, counted with callgrind by
+    /// `kernel/crates/slab/examples/count_fastpath.sh MODE` (needs valgrind): passes if one
+    /// allocation and free take at most `at_most` instructions.
+    Instructions {
+        /// The script's mode (`cache`: a `kmem_cache_alloc` + `kmem_cache_free` pair).
+        mode: &'static str,
+        /// The bound, in instructions per alloc+free pair.
+        at_most: f64,
+    },
+}
+
+/// An on-target test worth `points` ([`Judge::Kernel`]): keeps the table short.
+const fn on_target(name: &'static str, points: u32) -> Graded {
+    Graded {
+        name,
+        points,
+        judge: Judge::Kernel,
+    }
 }
 
 /// One lab.
@@ -72,26 +111,11 @@ pub const LABS: &[Lab] = &[
         test_files: &["kernel/core/src/selftest/lab01.rs"],
         filter: "selftest::lab01::",
         tests: &[
-            Graded {
-                name: "selftest::lab01::objects_per_slab",
-                points: 2,
-            },
-            Graded {
-                name: "selftest::lab01::slabs_for_1000_objects",
-                points: 2,
-            },
-            Graded {
-                name: "selftest::lab01::sheaf_capacity_of_a_300_byte_cache",
-                points: 2,
-            },
-            Graded {
-                name: "selftest::lab01::objects_cached_after_freeing_all",
-                points: 2,
-            },
-            Graded {
-                name: "selftest::lab01::empty_slabs_kept_after_freeing_all",
-                points: 2,
-            },
+            on_target("selftest::lab01::objects_per_slab", 2),
+            on_target("selftest::lab01::slabs_for_1000_objects", 2),
+            on_target("selftest::lab01::sheaf_capacity_of_a_300_byte_cache", 2),
+            on_target("selftest::lab01::objects_cached_after_freeing_all", 2),
+            on_target("selftest::lab01::empty_slabs_kept_after_freeing_all", 2),
         ],
         breaks: &[],
         time_limit_secs: 60,
@@ -101,31 +125,76 @@ pub const LABS: &[Lab] = &[
         title: "sheaves, the per-CPU layer",
         covers: "SLUB with sheaves: what a CPU does when its main sheaf is empty or full: swap \
              with the spare, trade at the node's barn, refill and flush whole sheaves; graded \
-             by what `sheaves CACHE` and the statistics show after each move",
+             by what `sheaves CACHE` and the statistics show after each move, the slab \
+             crate's host tests and loom model, and the fast path's instruction count",
         handout: "docs/labs/02-sheaves.md",
         student_files: &["kernel/crates/slab/src/cache/sheaves.rs"],
-        test_files: &["kernel/core/src/selftest/lab_sheaves.rs"],
+        test_files: &[
+            "kernel/core/src/selftest/lab_sheaves.rs",
+            "kernel/crates/slab/tests/basic.rs",
+            "kernel/crates/slab/tests/threads.rs",
+            "kernel/crates/slab/tests/common/mod.rs",
+            "kernel/crates/slab/src/loom_tests.rs",
+            "kernel/crates/slab/examples/count_fastpath.rs",
+            "kernel/crates/slab/examples/count_fastpath.sh",
+        ],
         filter: "selftest::lab_sheaves::",
         tests: &[
+            on_target(
+                "selftest::lab_sheaves::the_first_allocation_fills_main_and_the_next_ones_pop_it",
+                2,
+            ),
+            on_target("selftest::lab_sheaves::a_full_main_becomes_the_spare", 2),
+            on_target(
+                "selftest::lab_sheaves::an_empty_main_swaps_with_a_non_empty_spare",
+                2,
+            ),
+            on_target(
+                "selftest::lab_sheaves::full_main_and_spare_trade_main_at_the_barn",
+                2,
+            ),
+            on_target(
+                "selftest::lab_sheaves::empty_main_and_spare_take_a_full_sheaf_from_the_barn",
+                2,
+            ),
             Graded {
-                name: "selftest::lab_sheaves::the_first_allocation_fills_main_and_the_next_ones_pop_it",
+                name: "host: the exchanges and the barn's bound (kernel/crates/slab/tests/basic.rs)",
                 points: 2,
+                judge: Judge::Host {
+                    args: &["test", "-p", "sheaf-slab", "--test", "basic"],
+                    loom: false,
+                },
             },
             Graded {
-                name: "selftest::lab_sheaves::a_full_main_becomes_the_spare",
+                name: "host: four threads as CPUs, objects freed across them (tests/threads.rs)",
                 points: 2,
+                judge: Judge::Host {
+                    args: &["test", "-p", "sheaf-slab", "--test", "threads"],
+                    loom: false,
+                },
             },
             Graded {
-                name: "selftest::lab_sheaves::an_empty_main_swaps_with_a_non_empty_spare",
+                name: "loom: every interleaving of two CPUs trading sheaves at the barn",
                 points: 2,
+                judge: Judge::Host {
+                    args: &[
+                        "test",
+                        "-p",
+                        "sheaf-slab",
+                        "--release",
+                        "--lib",
+                        "loom_cache_sheaf_barn_exchange",
+                    ],
+                    loom: true,
+                },
             },
             Graded {
-                name: "selftest::lab_sheaves::full_main_and_spare_trade_main_at_the_barn",
+                name: "fast path: at most 80 instructions per allocation and free, in rounds of 200",
                 points: 2,
-            },
-            Graded {
-                name: "selftest::lab_sheaves::empty_main_and_spare_take_a_full_sheaf_from_the_barn",
-                points: 2,
+                judge: Judge::Instructions {
+                    mode: "cache-batch",
+                    at_most: 80.0,
+                },
             },
         ],
         // Without the exchanges no sheaf refills, no spare or barn sheaf exists: lab 01's
@@ -154,30 +223,27 @@ pub const LABS: &[Lab] = &[
         test_files: &["kernel/core/src/selftest/lab_modules.rs"],
         filter: "selftest::lab_modules::",
         tests: &[
-            Graded {
-                name: "selftest::lab_modules::compute_gives_each_relocation_its_value_or_refuses_it",
-                points: 3,
-            },
-            Graded {
-                name: "selftest::lab_modules::hello_c_loads_prints_and_unloads",
-                points: 3,
-            },
-            Graded {
-                name: "selftest::lab_modules::the_rust_hello_loads_prints_and_unloads",
-                points: 3,
-            },
-            Graded {
-                name: "selftest::lab_modules::user_links_against_the_exporter_s_symbols",
-                points: 3,
-            },
-            Graded {
-                name: "selftest::lab_modules::unknown_and_gpl_only_symbols_are_refused",
-                points: 2,
-            },
-            Graded {
-                name: "selftest::lab_modules::overflowing_relocations_are_refused_leaving_nothing",
-                points: 2,
-            },
+            on_target(
+                "selftest::lab_modules::compute_gives_each_relocation_its_value_or_refuses_it",
+                3,
+            ),
+            on_target("selftest::lab_modules::hello_c_loads_prints_and_unloads", 3),
+            on_target(
+                "selftest::lab_modules::the_rust_hello_loads_prints_and_unloads",
+                3,
+            ),
+            on_target(
+                "selftest::lab_modules::user_links_against_the_exporter_s_symbols",
+                3,
+            ),
+            on_target(
+                "selftest::lab_modules::unknown_and_gpl_only_symbols_are_refused",
+                2,
+            ),
+            on_target(
+                "selftest::lab_modules::overflowing_relocations_are_refused_leaving_nothing",
+                2,
+            ),
         ],
         // Every test that loads a module: the stubs refuse them all.
         breaks: &[

@@ -14,8 +14,9 @@
 //! region, and replaces the rest of it by the region's stub: the text after `// LAB-STUB: ` of
 //! each stub line, at that line's indentation, or `todo!("lab NAME: your code here");` for a
 //! region without one. Stubbing is idempotent and leaves everything outside the lab's regions
-//! unchanged. [`grade`] runs a lab's on-target tests against a tree with the grader's pristine
-//! test files; [`check`] finds malformed regions, unknown labs and handouts naming missing files.
+//! unchanged. [`grade`] runs a lab's graded items (on-target tests, host tests and loom models,
+//! the fast path's instruction count: [`Judge`]) against a tree with the grader's pristine test
+//! files; [`check`] finds malformed regions, unknown labs and handouts naming missing files.
 //! The labs themselves are the rows of [`labs::LABS`].
 
 pub mod labs;
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use labs::{Graded, LABS, Lab};
+pub use labs::{Graded, Judge, LABS, Lab};
 
 /// The start of every directive line inside a region (hints, stubs).
 pub const DIRECTIVE: &str = "// LAB-";
@@ -376,7 +377,7 @@ pub fn check(root: &Path) -> Result<(), Vec<String>> {
             .iter()
             .filter_map(|f| std::fs::read_to_string(root.join(f)).ok())
             .collect();
-        for t in lab.tests {
+        for t in lab.tests.iter().filter(|t| t.judge == Judge::Kernel) {
             if let Some(b) = lab.breaks.iter().find(|b| t.name.contains(*b)) {
                 problems.push(format!(
                     "lab {}: graded test {} is skipped as broken ({b:?} in breaks)",
@@ -497,11 +498,12 @@ impl fmt::Display for Report {
 /// Runs `cmd` with its output captured, killing it after `limit`. Returns whether it
 /// succeeded and its stdout followed by its stderr.
 fn run_limited(mut cmd: Command, limit: Duration) -> Result<(bool, String), String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cargo: {e}"))?;
+        .map_err(|e| format!("{program}: {e}"))?;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let out = std::thread::spawn(move || {
@@ -534,10 +536,11 @@ fn run_limited(mut cmd: Command, limit: Duration) -> Result<(bool, String), Stri
     Ok((status.is_some_and(|s| s.success()), text))
 }
 
-/// Grades `lab` in the tree `dir`: restores the pristine test files from `root`, builds the
-/// test kernel (`cargo test --test kernel --no-run`, in `target_dir` if given), then runs the
-/// lab's tests with its time limit. `log` receives progress lines. A tree that does not build
-/// scores 0 (the build's output goes to `log`).
+/// Grades `lab` in the tree `dir`: restores the pristine test files from `root`, then judges
+/// each graded item ([`Judge`]): the on-target tests together (the test kernel built with
+/// `cargo test --test kernel --no-run`, then run with the lab's per-test time limit), host
+/// tests and the instruction count one by one. Builds use `target_dir` if given. `log`
+/// receives progress lines. What does not build scores 0 (the build's output goes to `log`).
 pub fn grade(
     root: &Path,
     lab: &'static Lab,
@@ -550,41 +553,210 @@ pub fn grade(
             "restored the grader's copy of {f} (edits to it are not graded)"
         ));
     }
-    let cargo = |args: &[&str]| {
+    let grader = Grader {
+        lab,
+        dir,
+        target_dir,
+    };
+    let mut outcomes = vec![None; lab.tests.len()];
+    let kernel: Vec<Graded> = lab
+        .tests
+        .iter()
+        .filter(|t| t.judge == Judge::Kernel)
+        .copied()
+        .collect();
+    if !kernel.is_empty() {
+        let mut judged = grader.kernel_tests(&kernel, log)?.into_iter();
+        for (t, o) in lab.tests.iter().zip(&mut outcomes) {
+            if t.judge == Judge::Kernel {
+                *o = judged.next();
+            }
+        }
+    }
+    for (t, o) in lab.tests.iter().zip(&mut outcomes) {
+        match t.judge {
+            Judge::Kernel => {}
+            Judge::Host { args, loom } => *o = Some(grader.host(t, args, loom, log)?),
+            Judge::Instructions { mode, at_most } => {
+                *o = Some(grader.instructions(mode, at_most, log)?)
+            }
+        }
+    }
+    let outcomes = outcomes
+        .into_iter()
+        .map(|o| o.expect("every item judged"))
+        .collect();
+    Ok(Report { lab, outcomes })
+}
+
+/// The tree being graded, and how to run cargo in it.
+struct Grader<'a> {
+    lab: &'static Lab,
+    dir: &'a Path,
+    target_dir: Option<&'a Path>,
+}
+
+impl Grader<'_> {
+    /// `cargo ARGS` in the tree, in the grading target directory.
+    fn cargo(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cmd.args(args).current_dir(dir);
-        if let Some(t) = target_dir {
+        cmd.args(args).current_dir(self.dir);
+        if let Some(t) = self.target_dir {
             cmd.env("CARGO_TARGET_DIR", t);
         }
         cmd
-    };
-    log(&format!("building the test kernel of {}", dir.display()));
-    let (built, output) = run_limited(
-        cargo(&["test", "--test", "kernel", "--no-run"]),
-        Duration::from_secs(3600),
-    )?;
-    if !built {
-        log(&output);
-        let outcomes = lab
-            .tests
+    }
+
+    /// The target directory the tree's builds use.
+    fn target(&self) -> PathBuf {
+        self.target_dir
+            .map_or_else(|| self.dir.join("target"), Path::to_path_buf)
+    }
+
+    /// The on-target tests `tests`, run together: one outcome each, in order.
+    fn kernel_tests(
+        &self,
+        tests: &[Graded],
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Vec<Outcome>, String> {
+        log(&format!(
+            "building the test kernel of {}",
+            self.dir.display()
+        ));
+        let (built, output) = run_limited(
+            self.cargo(&["test", "--test", "kernel", "--no-run"]),
+            Duration::from_secs(3600),
+        )?;
+        if !built {
+            log(&output);
+            let why = "the tree does not build (see the output above)";
+            return Ok(tests.iter().map(|_| Outcome::Failed(why.into())).collect());
+        }
+        log(&format!(
+            "running the on-target tests of lab {}",
+            self.lab.name
+        ));
+        let mut run = self.cargo(&["test", "--test", "kernel", "--", self.lab.filter]);
+        run.env("SHEAF_TEST_TIMEOUT", self.lab.time_limit_secs.to_string());
+        let limit = Duration::from_secs(self.lab.time_limit_secs * (tests.len() as u64 + 2));
+        let (_, output) = run_limited(run, limit)?;
+        let outcomes = parse_results(&output, tests);
+        if outcomes
             .iter()
-            .map(|_| Outcome::Failed("the tree does not build (see the output above)".into()))
-            .collect();
-        return Ok(Report { lab, outcomes });
+            .any(|o| matches!(o, Outcome::Failed(m) if m.starts_with("did not run")))
+        {
+            log(&output);
+        }
+        Ok(outcomes)
     }
-    log(&format!("running the tests of lab {}", lab.name));
-    let mut run = cargo(&["test", "--test", "kernel", "--", lab.filter]);
-    run.env("SHEAF_TEST_TIMEOUT", lab.time_limit_secs.to_string());
-    let limit = Duration::from_secs(lab.time_limit_secs * (lab.tests.len() as u64 + 2));
-    let (_, output) = run_limited(run, limit)?;
-    let outcomes = parse_results(&output, lab.tests);
-    if outcomes
-        .iter()
-        .any(|o| matches!(o, Outcome::Failed(m) if m.starts_with("did not run")))
-    {
+
+    /// A [`Judge::Host`] item: `cargo ARGS --no-run`, then `cargo ARGS` within the lab's time
+    /// limit.
+    fn host(
+        &self,
+        item: &Graded,
+        args: &[&str],
+        loom: bool,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Outcome, String> {
+        let command = |extra: &[&str]| {
+            let mut cmd = self.cargo(&[args, extra].concat());
+            if loom {
+                cmd.env("RUSTFLAGS", "--cfg loom")
+                    .env("CARGO_TARGET_DIR", self.target().join("loom"));
+            }
+            cmd
+        };
+        let shown = format!(
+            "{}cargo {}",
+            if loom {
+                "RUSTFLAGS=\"--cfg loom\" "
+            } else {
+                ""
+            },
+            args.join(" ")
+        );
+        log(&format!("building {} ({shown})", item.name));
+        let (built, output) = run_limited(command(&["--no-run"]), Duration::from_secs(3600))?;
+        if !built {
+            log(&output);
+            return Ok(Outcome::Failed(format!(
+                "`{shown}` does not build (see the output above)"
+            )));
+        }
+        log(&format!("running {shown}"));
+        let limit = Duration::from_secs(self.lab.time_limit_secs);
+        let (passed, output) = run_limited(command(&[]), limit)?;
+        if passed {
+            return Ok(Outcome::Passed);
+        }
         log(&output);
+        Ok(Outcome::Failed(host_failure(&output, &shown)))
     }
-    Ok(Report { lab, outcomes })
+
+    /// A [`Judge::Instructions`] item: runs the callgrind script and compares its figure.
+    fn instructions(
+        &self,
+        mode: &str,
+        at_most: f64,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Outcome, String> {
+        const SCRIPT: &str = "kernel/crates/slab/examples/count_fastpath.sh";
+        log(&format!("counting instructions: sh {SCRIPT} {mode}"));
+        let mut cmd = Command::new("sh");
+        cmd.args([SCRIPT, mode]).current_dir(self.dir);
+        if let Some(t) = self.target_dir {
+            cmd.env("CARGO_TARGET_DIR", t);
+        }
+        let (ran, output) = run_limited(cmd, Duration::from_secs(1800))?;
+        let figure = output
+            .lines()
+            .find_map(|l| l.strip_prefix("instructions per alloc+free pair: "))
+            .and_then(|n| n.trim().parse::<f64>().ok());
+        let Some(figure) = figure.filter(|_| ran) else {
+            log(&output);
+            return Ok(Outcome::Failed(format!(
+                "`sh {SCRIPT} {mode}` printed no count (is valgrind installed? see the output above)"
+            )));
+        };
+        log(&format!(
+            "fast path ({mode}): {figure:.2} instructions per alloc+free pair (bound {at_most})"
+        ));
+        if figure <= at_most {
+            Ok(Outcome::Passed)
+        } else {
+            Ok(Outcome::Failed(format!(
+                "an allocation and a free took {figure:.2} instructions (callgrind), more than \
+                 the bound of {at_most}: most of them do not stay on the main sheaf \
+                 (`sheaves CACHE` and the `alloc_fastpath`/`free_fastpath` statistics show how many do)"
+            )))
+        }
+    }
+}
+
+/// The first failure of a host test run, in a line: the first failing test's panic message
+/// (`---- NAME stdout ----` then `thread '..' panicked at FILE:LINE:` then the message), or
+/// why the run ended.
+pub fn host_failure(output: &str, shown: &str) -> String {
+    let mut lines = output.lines().map(str::trim);
+    while let Some(l) = lines.next() {
+        if let Some(name) = l
+            .strip_prefix("---- ")
+            .and_then(|r| r.strip_suffix(" stdout ----"))
+        {
+            let mut message = lines
+                .by_ref()
+                .skip_while(|l| !l.contains("panicked at"))
+                .skip(1)
+                .filter(|l| !l.is_empty());
+            let message = message.next().unwrap_or("failed (no message)");
+            return format!("{name}: {message}");
+        }
+    }
+    if output.contains("(killed after ") {
+        return format!("`{shown}` did not finish in time (a test hangs?)");
+    }
+    format!("`{shown}` failed (see the output above)")
 }
 
 #[cfg(test)]

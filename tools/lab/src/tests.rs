@@ -131,14 +131,17 @@ fn results_are_parsed_with_their_messages() {
         Graded {
             name: "a::one",
             points: 2,
+            judge: Judge::Kernel,
         },
         Graded {
             name: "a::two",
             points: 3,
+            judge: Judge::Kernel,
         },
         Graded {
             name: "a::three",
             points: 1,
+            judge: Judge::Kernel,
         },
     ];
     let output = "\
@@ -166,6 +169,35 @@ more
     let report = Report { lab, outcomes };
     assert_eq!(report.score(), 2);
     assert!(report.to_string().ends_with("Score: 2/6"), "{report}");
+}
+
+#[test]
+fn a_host_failure_is_named_by_its_first_failing_test_and_message() {
+    let output = "\
+running 3 tests
+test gp::tests::one ... ok
+test gp::tests::two ... FAILED
+
+failures:
+
+---- gp::tests::two stdout ----
+
+thread 'gp::tests::two' panicked at kernel/crates/rcu/src/gp/tests.rs:40:5:
+the grace period ended while CPU 1 still owed a quiescent state
+note: run with `RUST_BACKTRACE=1`
+";
+    assert_eq!(
+        host_failure(output, "cargo test -p sheaf-rcu"),
+        "gp::tests::two: the grace period ended while CPU 1 still owed a quiescent state"
+    );
+    assert_eq!(
+        host_failure("running 1 test\n\n(killed after 60 s)\n", "cargo test -p x"),
+        "`cargo test -p x` did not finish in time (a test hangs?)"
+    );
+    assert_eq!(
+        host_failure("error[E0308]: mismatched types", "cargo test -p x"),
+        "`cargo test -p x` failed (see the output above)"
+    );
 }
 
 #[test]

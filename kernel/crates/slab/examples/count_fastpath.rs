@@ -3,13 +3,15 @@
 //! the instruction counts by the difference of the `N`s, so that setup and exit cancel out).
 //!
 //! ```text
-//! count_fastpath N [cache|cache-inline|cache-nohardened|kmalloc|kmalloc-nohardened|kmalloc-const|static|dynamic|alias|system|mimalloc]
+//! count_fastpath N [cache|cache-inline|cache-batch|cache-nohardened|kmalloc|kmalloc-nohardened|kmalloc-const|static|dynamic|alias|system|mimalloc]
 //! ```
 //! `cache` (the default): `alloc`/`free` of a `kmem_cache_create`d 64-byte cache, the same
 //! `alloc_free_pair` as `fastpath.rs`, called `N` times (so each pair also pays the call, the
 //! function's frame and the loop: about 10 instructions). `cache-inline`: the same alloc and
 //! free inlined into one loop (the count is then the allocator's instructions plus the loop's
-//! decrement and branch). `cache-nohardened`: `cache` with `SlabOptions::nohardened` (the default
+//! decrement and branch). `cache-batch`: rounds of 200 allocations then their 200 frees, so
+//! that main empties and fills again every 60 objects: the count (per allocation and free)
+//! includes the sheaf exchanges amortised over each sheaf. `cache-nohardened`: `cache` with `SlabOptions::nohardened` (the default
 //! free checks off: no page-owner lookup, no boundary test). `kmalloc`: `kmalloc(size)`/`kfree`
 //! with the size (64) known only at run time; `kmalloc-const`: `kmalloc(64)`/`kfree` with a
 //! constant size, whose class the compiler picks. For scale, with the
@@ -116,6 +118,29 @@ pub fn alloc_free_loop(c: &KmemCache<HostPlatform>, n: u64) {
     }
 }
 
+/// The allocations in a row of the `cache-batch` mode: more than three sheaves (a 64-byte
+/// cache's hold 60 objects), fewer than the barn's bound of 10.
+const BATCH: usize = 200;
+
+/// `n` allocations and `n` frees in rounds of [`BATCH`] allocations followed by their frees,
+/// oldest first (`n` a multiple of `BATCH`; `objs`, empty with room for a round, holds them):
+/// every round empties and refills main several times, so the count includes the sheaf
+/// exchanges of `alloc_refill`/`free_flush` amortised over each sheaf's objects.
+#[inline(never)]
+pub fn batch_loop(c: &KmemCache<HostPlatform>, objs: &mut Vec<std::ptr::NonNull<u8>>, n: u64) {
+    for _ in 0..n / BATCH as u64 {
+        for _ in 0..BATCH {
+            if let Some(o) = c.alloc(Gfp::KERNEL) {
+                objs.push(o);
+            }
+        }
+        for o in objs.drain(..) {
+            // SAFETY: allocated from `c` in this round, freed once, not used afterwards.
+            let _ = unsafe { c.free(o) };
+        }
+    }
+}
+
 /// Runs `n` calls of `pair` after one of warm-up.
 fn run<T: ?Sized>(n: u64, x: &T, pair: fn(&T)) {
     pair(x);
@@ -127,16 +152,16 @@ fn run<T: ?Sized>(n: u64, x: &T, pair: fn(&T)) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().and_then(|a| a.parse().ok()).expect(
-        "usage: count_fastpath N [cache|cache-inline|cache-nohardened|kmalloc|kmalloc-nohardened|kmalloc-const|static|dynamic|alias|system|mimalloc]",
+        "usage: count_fastpath N [cache|cache-inline|cache-batch|cache-nohardened|kmalloc|kmalloc-nohardened|kmalloc-const|static|dynamic|alias|system|mimalloc]",
     );
     let mode = args.next().unwrap_or_else(|| "cache".into());
     match mode.as_str() {
         "system" => return run(n, &System, global_pair),
         "mimalloc" => return run(n, &MiMalloc, global_pair),
-        "cache" | "cache-inline" | "cache-nohardened" | "kmalloc" | "kmalloc-nohardened"
-        | "kmalloc-const" | "static" | "dynamic" | "alias" => {}
+        "cache" | "cache-inline" | "cache-batch" | "cache-nohardened" | "kmalloc"
+        | "kmalloc-nohardened" | "kmalloc-const" | "static" | "dynamic" | "alias" => {}
         other => panic!(
-            "unknown mode {other:?}: cache, cache-inline, cache-nohardened, kmalloc, kmalloc-nohardened, kmalloc-const, static, dynamic, alias, system, mimalloc"
+            "unknown mode {other:?}: cache, cache-inline, cache-batch, cache-nohardened, kmalloc, kmalloc-nohardened, kmalloc-const, static, dynamic, alias, system, mimalloc"
         ),
     }
     let p = HostPlatform::new(HostConfig {
@@ -201,6 +226,14 @@ fn main() {
     } else if mode == "cache-inline" {
         alloc_free_loop(c, 1);
         alloc_free_loop(c, black_box(n));
+    } else if mode == "cache-batch" {
+        assert!(
+            n % BATCH as u64 == 0,
+            "cache-batch: N must be a multiple of {BATCH}"
+        );
+        let mut objs = Vec::with_capacity(BATCH);
+        batch_loop(c, &mut objs, BATCH as u64);
+        batch_loop(c, &mut objs, black_box(n));
     } else {
         run(n, c, alloc_free_pair);
     }
