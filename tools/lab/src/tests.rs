@@ -209,14 +209,27 @@ fn the_table_is_consistent() {
             lab.name
         );
         assert!(lab.max_points() > 0 && lab.time_limit_secs > 0);
-        assert!(lab.tests.iter().all(|t| t.name.contains(lab.filter)));
+        let on_target = || lab.tests.iter().filter(|t| t.judge == Judge::Kernel);
+        assert!(on_target().all(|t| t.name.contains(lab.filter)));
         assert!(!lab.student_files.is_empty() && !lab.test_files.is_empty());
         // A lab's graded tests are never among the tests it is known to break.
-        assert!(
-            lab.tests
-                .iter()
-                .all(|t| lab.breaks.iter().all(|b| !t.name.contains(b)))
-        );
+        assert!(on_target().all(|t| lab.breaks.iter().all(|b| !t.name.contains(b))));
+        // The names the report prints are distinct.
+        for (j, t) in lab.tests.iter().enumerate() {
+            assert!(
+                lab.tests[..j].iter().all(|u| u.name != t.name),
+                "{}",
+                t.name
+            );
+        }
+        // A host item runs a cargo command; an instruction count has a positive bound.
+        for t in lab.tests {
+            match t.judge {
+                Judge::Kernel => {}
+                Judge::Host { args, .. } => assert!(args.first() == Some(&"test"), "{}", t.name),
+                Judge::Instructions { at_most, .. } => assert!(at_most > 0.0, "{}", t.name),
+            }
+        }
         // The student's files are never overwritten by the grader.
         assert!(
             lab.student_files

@@ -228,7 +228,7 @@ fn main() {
         alloc_free_loop(c, black_box(n));
     } else if mode == "cache-batch" {
         assert!(
-            n % BATCH as u64 == 0,
+            n.is_multiple_of(BATCH as u64),
             "cache-batch: N must be a multiple of {BATCH}"
         );
         let mut objs = Vec::with_capacity(BATCH);
