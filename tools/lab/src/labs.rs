@@ -254,6 +254,59 @@ pub const LABS: &[Lab] = &[
         ],
         time_limit_secs: 60,
     },
+    Lab {
+        name: "freeq",
+        title: "the deferred free queue (optional)",
+        covers: "kmem_free_q_add and kmem_free_up_q: an intrusive queue through the objects \
+             themselves, built under a lock and freed after it, in order; a second add of a \
+             queued object refused as a double free, a corrupted list reported, not followed; \
+             graded by queueing a private cache's objects, the kernel's DeferFrees guard and \
+             the slab crate's host tests",
+        handout: "docs/labs/05-free-queue.md",
+        student_files: &["kernel/crates/slab/src/free_q.rs"],
+        test_files: &[
+            "kernel/core/src/selftest/lab_free_q.rs",
+            "kernel/crates/slab/tests/free_q.rs",
+            "kernel/crates/slab/tests/common/mod.rs",
+        ],
+        filter: "selftest::lab_free_q::",
+        tests: &[
+            on_target(
+                "selftest::lab_free_q::queued_objects_stay_allocated_until_freed_up",
+                3,
+            ),
+            on_target(
+                "selftest::lab_free_q::objects_are_freed_in_the_order_queued",
+                2,
+            ),
+            on_target(
+                "selftest::lab_free_q::queueing_an_object_twice_is_a_double_free_and_frees_it_once",
+                2,
+            ),
+            on_target(
+                "selftest::lab_free_q::kmalloc_objects_go_back_through_kfree",
+                2,
+            ),
+            on_target(
+                "selftest::lab_free_q::a_list_cut_short_is_reported_not_followed",
+                2,
+            ),
+            on_target(
+                "selftest::lab_free_q::boxes_dropped_under_a_guard_wait_for_its_drop",
+                2,
+            ),
+            Graded {
+                name: "host: the free queue's tests (kernel/crates/slab/tests/free_q.rs)",
+                points: 2,
+                judge: Judge::Host {
+                    args: &["test", "-p", "sheaf-slab", "--test", "free_q"],
+                    loom: false,
+                },
+            },
+        ],
+        breaks: &[],
+        time_limit_secs: 60,
+    },
 ];
 
 /// The lab called `name`.

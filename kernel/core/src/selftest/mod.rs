@@ -11,6 +11,9 @@
 //!   (bad arguments and deliberate corruption of debug caches included), and the kernel goes on;
 //! - `lab01`: Lab 01's graded tests, which measure what the student predicted in
 //!   `lab01/predictions.rs` (`cargo lab grade 01`, docs/labs/);
+//! - `lab_free_q`: the deferred free queue lab's graded tests, which queue, free up and corrupt
+//!   queues of a private cache's objects through the student's `free_q.rs`
+//!   (`cargo lab grade freeq`);
 //! - `lab_modules`: the module loader lab's graded tests, which load the example modules and
 //!   malformed copies of them through the student's relocate.rs and resolve.rs
 //!   (`cargo lab grade modules`);
@@ -39,6 +42,7 @@ mod dmesg;
 mod kfree_rcu;
 mod kobject;
 mod lab01;
+mod lab_free_q;
 mod lab_modules;
 mod lab_sheaves;
 mod module;

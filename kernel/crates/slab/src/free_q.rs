@@ -220,6 +220,26 @@ impl<P: Platform> SlabAllocator<P> {
                 return Err(report(name(), addr, SlabErrorKind::FreeQConstructed));
             }
         }
+        // LAB(freeq) BEGIN
+        // LAB-HINT: `owner` passed the checks: queue the object without freeing it. First refuse
+        // LAB-HINT: an object already queued: its second word equals `tag(owner)` or
+        // LAB-HINT: `tag::<P>(None)` (report `SlabErrorKind::DoubleFree` as a free would:
+        // LAB-HINT: `c.report(addr, kind)` for a cache, `self.platform.slab_error(&r)` for
+        // LAB-HINT: kmalloc, and return the report). A debug cache's object counts as asked for
+        // LAB-HINT: in full from now on (`set_orig_size`). Then write a `Node { next: null, tag:
+        // LAB-HINT: tag(cache) }` at the object's start and link it after `head.last` (or as
+        // LAB-HINT: `head.first`), and count it in `head.len`. See the module docs' picture.
+        // LAB-STUB: // Until then nothing is deferred: the object is freed at once, under the
+        // LAB-STUB: // caller's lock (what the queue exists to avoid), and nothing is queued.
+        // LAB-STUB: let _ = (head, name, tag::<P>, size_of::<Node>());
+        // LAB-STUB: // SAFETY: the object is an allocated object of `cache` (or kmalloc's) that
+        // LAB-STUB: // the caller gives up (the contract of this function).
+        // LAB-STUB: unsafe {
+        // LAB-STUB:     match cache {
+        // LAB-STUB:         Some(c) => c.free(obj),
+        // LAB-STUB:         None => self.kfree(p),
+        // LAB-STUB:     }
+        // LAB-STUB: }
         let node = p.cast::<Node>();
         // SAFETY: the object is allocated and the caller's (contract), at least
         // `FREE_Q_NODE_SIZE` bytes (checked) and word aligned (every object is).
@@ -253,6 +273,7 @@ impl<P: Platform> SlabAllocator<P> {
         head.last = node;
         head.len += 1;
         Ok(())
+        // LAB(freeq) END
     }
 
     /// Frees every object queued on `head`, in the order queued, and leaves it empty
@@ -263,6 +284,17 @@ impl<P: Platform> SlabAllocator<P> {
     /// object's `next` before freeing it and stops after the `len` objects queued.
     pub fn kmem_free_up_q<'a>(&'a self, head: &mut KmemFreeQHead<'a, P>) -> FreeUpResult {
         let head = core::mem::take(head);
+        // LAB(freeq) BEGIN
+        // LAB-HINT: Walk from `head.first`, at most `head.len` nodes: read the node (its `next`
+        // LAB-HINT: before the free, which may overwrite it), clear its tag (a freed object
+        // LAB-HINT: must not look queued when it is reused), and free the object through the
+        // LAB-HINT: cache its tag names (`tag ^ TAG_MIX`: a `KmemCache` address, or 0 for
+        // LAB-HINT: `kfree`). Count each free in `freed` or push its report. A list that ends
+        // LAB-HINT: before `len` nodes or goes on after them is `SlabErrorKind::FreeQCorrupted`
+        // LAB-HINT: (report it with `self.platform.slab_error` and in `reports`).
+        // LAB-STUB: // Until then nothing is freed: whatever was queued stays allocated (leaked).
+        // LAB-STUB: let _ = (head.first, head.last, FREE_UP);
+        // LAB-STUB: FreeUpResult::default()
         let mut result = FreeUpResult::default();
         let mut node = head.first;
         let mut reached = 0;
@@ -302,5 +334,6 @@ impl<P: Platform> SlabAllocator<P> {
             result.reports.push(r);
         }
         result
+        // LAB(freeq) END
     }
 }
