@@ -36,6 +36,16 @@ pub enum BenchError {
     Interrupted,
     /// The module to measure was refused or would not unload (its errno).
     ModuleRefused(i32),
+    /// `kmem_free_up_q` did not free every object queued (the free queue lab's student tree
+    /// before its work, or a broken queue): how many were queued, freed and reported.
+    FreeQueue {
+        /// Objects given to `kmem_free_q_add`.
+        queued: usize,
+        /// Objects `kmem_free_up_q` freed.
+        freed: usize,
+        /// Reports `kmem_free_up_q` returned.
+        reports: usize,
+    },
 }
 
 impl core::fmt::Display for BenchError {
@@ -43,6 +53,17 @@ impl core::fmt::Display for BenchError {
         f.write_str(match self {
             BenchError::OutOfMemory => "out of memory",
             BenchError::Interrupted => "interrupted",
+            BenchError::FreeQueue {
+                queued,
+                freed,
+                reports,
+            } => {
+                return write!(
+                    f,
+                    "kmem_free_up_q freed {freed} of the {queued} objects queued, with \
+                     {reports} reports: the free queue is broken"
+                );
+            }
             BenchError::ModuleRefused(e) => {
                 return write!(
                     f,

@@ -304,7 +304,13 @@ pub const LABS: &[Lab] = &[
                 },
             },
         ],
-        breaks: &[],
+        // With the stubs nothing is ever queued: the kernel's own tests of the queue (the
+        // benchmark crate's and the DeferFrees guard's) fail, as the graded ones do (seen in a
+        // student tree's full run: these 2 and the 6 graded failed, the other 170 passed).
+        breaks: &[
+            "freeq::objects_queued_under_a_lock_on_every_cpu_are_all_freed_after_it",
+            "memory::free_q::frees_under_a_guard_wait_for_its_drop",
+        ],
         time_limit_secs: 60,
     },
 ];
