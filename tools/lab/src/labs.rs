@@ -140,6 +140,54 @@ pub const LABS: &[Lab] = &[
         time_limit_secs: 60,
     },
     Lab {
+        name: "rcu",
+        title: "RCU and the asynchronous destroy",
+        covers: "grace-period detection from quiescent states (the QS bookkeeping, starting and \
+             ending grace periods, gp_seq) and the slab allocator's destroy work item that \
+             waits for kfree_rcu objects and retries; graded by a private RCU driven by hand, \
+             synchronize_rcu against a reader on another CPU, call_rcu on every CPU and \
+             destroys with objects in flight",
+        handout: "docs/labs/03-rcu.md",
+        student_files: &[
+            "kernel/crates/rcu/src/gp.rs",
+            "kernel/crates/slab/src/registry/owned.rs",
+        ],
+        test_files: &["kernel/core/src/selftest/lab_rcu.rs"],
+        filter: "selftest::lab_rcu::",
+        tests: &[
+            Graded {
+                name: "selftest::lab_rcu::call_rcu_starts_a_grace_period_that_every_online_cpu_owes_a_qs_to",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab_rcu::a_grace_period_ends_only_when_every_online_cpu_has_reported",
+                points: 3,
+            },
+            Graded {
+                name: "selftest::lab_rcu::a_callback_queued_during_a_grace_period_waits_for_the_next_one",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab_rcu::synchronize_rcu_waits_for_a_reader_on_another_cpu",
+                points: 3,
+            },
+            Graded {
+                name: "selftest::lab_rcu::call_rcu_callbacks_run_after_their_grace_period_on_every_cpu",
+                points: 2,
+            },
+            Graded {
+                name: "selftest::lab_rcu::a_cache_destroyed_with_kfree_rcu_objects_in_flight_goes_at_once_and_is_freed_later",
+                points: 3,
+            },
+            Graded {
+                name: "selftest::lab_rcu::the_destroy_work_keeps_a_cache_whose_objects_are_still_allocated",
+                points: 2,
+            },
+        ],
+        breaks: &[],
+        time_limit_secs: 60,
+    },
+    Lab {
         name: "modules",
         title: "a module loader",
         covers: "ELF relocatable objects, symbol resolution against the kernel's and other \

@@ -11,6 +11,9 @@
 //!   (bad arguments and deliberate corruption of debug caches included), and the kernel goes on;
 //! - `lab01`: Lab 01's graded tests, which measure what the student predicted in
 //!   `lab01/predictions.rs` (`cargo lab grade 01`, docs/labs/);
+//! - `lab_rcu`: the RCU lab's graded tests: grace periods of a private `rcu::Rcu` driven by
+//!   hand, `synchronize_rcu` against a reader on another CPU, `call_rcu` on every CPU, and the
+//!   slab allocator's asynchronous destroy (`cargo lab grade rcu`);
 //! - `lab_modules`: the module loader lab's graded tests, which load the example modules and
 //!   malformed copies of them through the student's relocate.rs and resolve.rs
 //!   (`cargo lab grade modules`);
@@ -40,6 +43,7 @@ mod kfree_rcu;
 mod kobject;
 mod lab01;
 mod lab_modules;
+mod lab_rcu;
 mod lab_sheaves;
 mod module;
 mod module_debug;
