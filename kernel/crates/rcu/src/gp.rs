@@ -270,7 +270,7 @@ impl<L: CbList> Rcu<L> {
         // LAB-HINT: (`end_gp`, which calls `rcu_seq_end`); then look again: callbacks may
         // LAB-HINT: need one more.
         // LAB-STUB: // Until then no GP ever starts: callbacks wait for ever (nothing is freed).
-        // LAB-STUB: let _ = state;
+        // LAB-STUB: let _ = (state.qsmask, rcu_seq_start, rcu_seq_done, Self::end_gp);
         loop {
             if rcu_seq_state(state.gp_seq) || rcu_seq_done(state.gp_seq, state.gp_seq_needed) {
                 return;
