@@ -185,7 +185,7 @@ impl<L: CbList> Rcu<L> {
             return false;
         }
         // LAB(rcu) BEGIN
-        // LAB-HINT: Linux's `rcu_report_qs_rdp` and `rcu_report_qs_rnp` (kernel/rcu/tree.c).
+        // LAB-HINT: Linux's `rcu_report_qs_rdp` and `rcu_report_qs_rnp` (tree.c).
         // LAB-HINT: `cpu` owes a QS: under `self.state`, if its bit of `qsmask` is still set,
         // LAB-HINT: clear its `qs_needed` flag and the bit; the report that empties `qsmask`
         // LAB-HINT: ends the GP (`end_gp`) and starts the next one if callbacks need it
@@ -261,7 +261,7 @@ impl<L: CbList> Rcu<L> {
     /// ends at once (nobody can be reading), hence the loop.
     fn start_gp_if_needed(&self, state: &mut GpState) {
         // LAB(rcu) BEGIN
-        // LAB-HINT: Linux's `rcu_gp_init` and `rcu_start_this_gp` (kernel/rcu/tree.c). Nothing
+        // LAB-HINT: Linux's `rcu_gp_init` and `rcu_start_this_gp` (tree.c). Nothing
         // LAB-HINT: to do while a GP is in progress or when `gp_seq_needed` is already done
         // LAB-HINT: (`rcu_seq_state`, `rcu_seq_done` in seq.rs). Else start one: advance the
         // LAB-HINT: locked `gp_seq` (`rcu_seq_start`), publish it in the atomic mirror
