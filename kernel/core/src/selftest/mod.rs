@@ -14,6 +14,9 @@
 //! - `lab_free_q`: the deferred free queue lab's graded tests, which queue, free up and corrupt
 //!   queues of a private cache's objects through the student's `free_q.rs`
 //!   (`cargo lab grade freeq`);
+//! - `lab_rcu`: the RCU lab's graded tests: grace periods of a private `rcu::Rcu` driven by
+//!   hand, `synchronize_rcu` against a reader on another CPU, `call_rcu` on every CPU, and the
+//!   slab allocator's asynchronous destroy (`cargo lab grade rcu`);
 //! - `lab_modules`: the module loader lab's graded tests, which load the example modules and
 //!   malformed copies of them through the student's relocate.rs and resolve.rs
 //!   (`cargo lab grade modules`);
@@ -44,6 +47,7 @@ mod kobject;
 mod lab01;
 mod lab_free_q;
 mod lab_modules;
+mod lab_rcu;
 mod lab_sheaves;
 mod module;
 mod module_debug;

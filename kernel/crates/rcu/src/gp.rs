@@ -184,6 +184,16 @@ impl<L: CbList> Rcu<L> {
         if !pcpu.qs_needed.load(Ordering::Relaxed) {
             return false;
         }
+        // LAB(rcu) BEGIN
+        // LAB-HINT: Linux's `rcu_report_qs_rdp` and `rcu_report_qs_rnp` (tree.c).
+        // LAB-HINT: `cpu` owes a QS: under `self.state`, if its bit of `qsmask` is still set,
+        // LAB-HINT: clear its `qs_needed` flag and the bit; the report that empties `qsmask`
+        // LAB-HINT: ends the GP (`end_gp`) and starts the next one if callbacks need it
+        // LAB-HINT: (`start_gp_if_needed`). Return whether this report counted. Read the
+        // LAB-HINT: module's "Locking" and "Memory ordering" notes first; docs/rcu.md.
+        // LAB-STUB: // Until then no report counts: a GP in progress never ends.
+        // LAB-STUB: let _ = (pcpu, self.bit(cpu));
+        // LAB-STUB: false
         let bit = self.bit(cpu);
         let mut state = self.state.lock();
         if state.qsmask & bit == 0 {
@@ -199,6 +209,7 @@ impl<L: CbList> Rcu<L> {
             self.start_gp_if_needed(&mut state);
         }
         true
+        // LAB(rcu) END
     }
 
     /// Does `cpu` owe a QS to the GP in progress? (Read without the lock: may lag behind a GP
@@ -249,6 +260,17 @@ impl<L: CbList> Rcu<L> {
     /// Starts GPs while callbacks need one and none is in progress. A GP with no CPU online
     /// ends at once (nobody can be reading), hence the loop.
     fn start_gp_if_needed(&self, state: &mut GpState) {
+        // LAB(rcu) BEGIN
+        // LAB-HINT: Linux's `rcu_gp_init` and `rcu_start_this_gp` (tree.c). Nothing
+        // LAB-HINT: to do while a GP is in progress or when `gp_seq_needed` is already done
+        // LAB-HINT: (`rcu_seq_state`, `rcu_seq_done` in seq.rs). Else start one: advance the
+        // LAB-HINT: locked `gp_seq` (`rcu_seq_start`), publish it in the atomic mirror
+        // LAB-HINT: `self.gp_seq` (Release), make every online CPU owe a QS (`qsmask` and each
+        // LAB-HINT: one's `qs_needed` flag). A GP no CPU is online for ends at once
+        // LAB-HINT: (`end_gp`, which calls `rcu_seq_end`); then look again: callbacks may
+        // LAB-HINT: need one more.
+        // LAB-STUB: // Until then no GP ever starts: callbacks wait for ever (nothing is freed).
+        // LAB-STUB: let _ = (state.qsmask, rcu_seq_start, rcu_seq_done, Self::end_gp);
         loop {
             if rcu_seq_state(state.gp_seq) || rcu_seq_done(state.gp_seq, state.gp_seq_needed) {
                 return;
@@ -269,6 +291,7 @@ impl<L: CbList> Rcu<L> {
             }
             self.end_gp(state);
         }
+        // LAB(rcu) END
     }
 
     /// Ends the GP in progress (every CPU it waited for has reported).

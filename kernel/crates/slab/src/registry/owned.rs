@@ -481,6 +481,18 @@ unsafe fn async_destroy_workfn<P: Platform>(work: NonNull<CallbackHead>) {
     // SAFETY: the cache is off the list of caches and only this work item uses it: destroy's
     // caller promised that nothing else does any more; it is released below, last.
     let c = unsafe { cache.get_unbounded() };
+    // LAB(rcu) BEGIN
+    // LAB-HINT: The RFC's `kmem_cache_kfree_rcu_destroy_workfn` (Linux's mm/slab_common.c,
+    // LAB-HINT: "slab: asynchronously destroy caches with outstanding objects"); docs/slab.md,
+    // LAB-HINT: "Destroying a cache". In order: wait until every RCU callback queued so far has
+    // LAB-HINT: run (`c.platform.rcu_barrier()`: the cache's `kfree_rcu` sheaves come back);
+    // LAB-HINT: then the cache is yours alone (`assume_exclusive`): shut it down
+    // LAB-HINT: (`KmemCache::shutdown`, which reports any object still allocated), take it off
+    // LAB-HINT: the pending list (`DestroyList::leave`), and release it
+    // LAB-HINT: (`release_after_shutdown`) only if the shutdown succeeded; else keep it, leaked.
+    // LAB-STUB: // Until then the cache stays on the pending list for ever (`slabinfo -d`),
+    // LAB-STUB: // leaked with its slabs: its objects stay valid, nothing is freed early.
+    // LAB-STUB: let _ = (cache, c, DestroyList::<P>::leave);
     c.platform.rcu_barrier();
     // SAFETY: as above, and the RCU callbacks of the cache have all run (barrier above).
     let exclusive = unsafe { c.assume_exclusive() };
@@ -492,6 +504,7 @@ unsafe fn async_destroy_workfn<P: Platform>(work: NonNull<CallbackHead>) {
         unsafe { release_after_shutdown(cache) };
     }
     // Otherwise the cache stays, leaked on purpose: its objects remain valid.
+    // LAB(rcu) END
 }
 
 impl<P: Platform> Drop for SlabAllocator<P> {
