@@ -269,7 +269,7 @@ pub const LABS: &[Lab] = &[
                 },
             },
             Graded {
-                name: "host: the RCU model, random schedules against a reference (tests/model.rs)",
+                name: "host: the RCU model, random read sections, calls and reports (tests/model.rs)",
                 points: 2,
                 judge: Judge::Host {
                     args: &["test", "-p", "sheaf-rcu", "--test", "model"],
