@@ -479,15 +479,26 @@ mod ktests {
             walk(bad, |_| frames += 1);
             assert_eq!(frames, 0, "from {bad:#x}");
         }
-        // A chain that loops onto itself stops (frames must move up the stack).
-        let fake = [0u64; 4];
-        let at = fake.as_ptr() as u64;
-        let looped = [at, 0x1234, 0, 0];
-        let at = looped.as_ptr() as u64;
-        let mut frames = 0;
-        walk(at, |_| frames += 1);
-        assert!(frames <= 1, "{frames}");
-        core::hint::black_box((&fake, &looped));
+        // A chain that loops onto itself, or points down the stack, stops after its first
+        // frame (frames must move up the stack). Both fake frames are in one array on this
+        // stack, so which lies above the other does not depend on how the compiler lays out
+        // locals (two separate arrays made this test pass or fail with the build).
+        let mut chain = [0u64; 8];
+        let low = chain.as_ptr() as u64;
+        let high = low + 32;
+        // The frame at `low` names itself; the one at `high` names `low`, below it.
+        chain[0] = low;
+        chain[1] = 0x1234;
+        chain[4] = low;
+        chain[5] = 0x5678;
+        // The array escapes here: its words are in memory, where the walk reads them.
+        core::hint::black_box(&mut chain);
+        for start in [low, high] {
+            let mut frames = 0;
+            walk(start, |_| frames += 1);
+            assert_eq!(frames, 1, "from {start:#x}");
+        }
+        core::hint::black_box(&chain);
     }
 
     #[crate::ktest]
