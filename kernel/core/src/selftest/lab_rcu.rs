@@ -20,6 +20,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use rcu::Rcu;
 use slab::{Gfp, KmemCacheArgs, SlabFlags};
 
+use super::kfree_rcu::{in_slabs_of, kfree_rcu_on_every_cpu};
 use crate::memory::kmalloc::slab;
 use crate::sync::rcu::{call_rcu, counters, read_lock, synchronize_rcu};
 
@@ -309,43 +310,6 @@ fn call_rcu_callbacks_run_after_their_grace_period_on_every_cpu() {
     }
 }
 
-/// Frees `per_cpu` objects of `cache` with `kfree_rcu` on every online CPU, each on its CPU;
-/// returns their addresses.
-fn kfree_rcu_on_every_cpu(
-    cache: &'static slab::KmemCache<crate::memory::kmalloc::KernelPlatform>,
-    per_cpu: usize,
-) -> Vec<usize> {
-    let threads: Vec<_> = crate::cpu::online()
-        .map(|c| {
-            crate::sched::spawn_on(c.id, "lab-rcu-kfree", move || {
-                (0..per_cpu)
-                    .map(|_| {
-                        let o = cache.alloc(Gfp::KERNEL).expect("memory");
-                        // SAFETY: just allocated, not used afterwards.
-                        unsafe { cache.free_rcu(o) };
-                        o.as_ptr() as usize
-                    })
-                    .collect::<Vec<usize>>()
-            })
-            .expect("a thread for the test")
-        })
-        .collect();
-    threads.into_iter().flat_map(|t| t.join()).collect()
-}
-
-/// How many of the addresses `objs` lie in a slab of the cache at address `cache` (compared
-/// by address only: the cache may be gone). The page-owner lookup accepts any address.
-fn still_in_slabs_of(cache: usize, objs: &[usize]) -> usize {
-    objs.iter()
-        .filter_map(|&a| core::ptr::NonNull::new(a as *mut u8))
-        .filter(|&a| {
-            slab()
-                .cache_of(a)
-                .is_some_and(|c| core::ptr::from_ref(c) as usize == cache)
-        })
-        .count()
-}
-
 /// Whether a cache called `name` waits on the pending-destroy list (`slabinfo -d`).
 fn pending(name: &str) -> bool {
     slab()
@@ -366,7 +330,7 @@ fn a_cache_destroyed_with_kfree_rcu_objects_in_flight_goes_at_once_and_is_freed_
     // Its address only, from now on: the cache may be freed at any time.
     let old = core::ptr::from_ref(cache) as usize;
     assert_eq!(
-        still_in_slabs_of(old, &objs),
+        in_slabs_of(old, &objs),
         objs.len(),
         "the objects in kfree_rcu flight are in the cache's slabs"
     );
@@ -398,7 +362,7 @@ fn a_cache_destroyed_with_kfree_rcu_objects_in_flight_goes_at_once_and_is_freed_
     }
     // Whether its pages went back to the page allocator (or on to another cache) is what the
     // page owners say, not a count of pages in use: the rest of the kernel allocates meanwhile.
-    let kept = still_in_slabs_of(old, &objs);
+    let kept = in_slabs_of(old, &objs);
     assert_eq!(
         kept,
         0,
