@@ -224,7 +224,7 @@ pub const LABS: &[Lab] = &[
         ],
         test_files: &[
             "kernel/core/src/selftest/lab_rcu.rs",
-            // Its helpers that free objects with kfree_rcu and ask the page owners.
+            // Its helper that frees objects with kfree_rcu on every CPU.
             "kernel/core/src/selftest/kfree_rcu.rs",
             "kernel/crates/rcu/src/gp/tests.rs",
             "kernel/crates/rcu/tests/model.rs",

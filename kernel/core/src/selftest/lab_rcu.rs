@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use rcu::Rcu;
 use slab::{Gfp, KmemCacheArgs, SlabFlags};
 
-use super::kfree_rcu::{in_slabs_of, kfree_rcu_on_every_cpu};
+use super::kfree_rcu::kfree_rcu_on_every_cpu;
 use crate::memory::kmalloc::slab;
 use crate::sync::rcu::{call_rcu, counters, read_lock, synchronize_rcu};
 
@@ -308,6 +308,19 @@ fn call_rcu_callbacks_run_after_their_grace_period_on_every_cpu() {
     if let Err(why) = within_patience(crate::sync::rcu::rcu_barrier) {
         panic!("rcu_barrier() never returned: {why}; look at {GP}");
     }
+}
+
+/// How many of `objs` lie in a slab of the cache at address `cache` (compared by address:
+/// the cache may be gone; the page-owner lookup accepts any address).
+fn in_slabs_of(cache: usize, objs: &[usize]) -> usize {
+    objs.iter()
+        .filter_map(|&a| core::ptr::NonNull::new(a as *mut u8))
+        .filter(|&a| {
+            slab()
+                .cache_of(a)
+                .is_some_and(|c| core::ptr::from_ref(c) as usize == cache)
+        })
+        .count()
 }
 
 /// Whether a cache called `name` waits on the pending-destroy list (`slabinfo -d`).
