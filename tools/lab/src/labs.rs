@@ -427,12 +427,15 @@ pub const LABS: &[Lab] = &[
         ],
         // With the stubs nothing is ever queued: the kernel's own tests of the queue (the
         // benchmark crate's and the DeferFrees guard's) fail, as the graded ones do, and the
-        // shell's `freeqbench` refuses, which the shell's test of every command sees (in a
-        // student tree's full run: these 3 and the 6 graded failed, the other 169 passed).
+        // shell's `freeqbench` refuses, which the shell's test of every command sees, and the
+        // Ctrl-C test too when the refusal comes before its Ctrl-C (in a student tree's full
+        // run: the first 3 and the 6 graded failed, the other 169 passed; the Ctrl-C test
+        // failed in a later CI run, passed in an earlier one).
         breaks: &[
             "freeq::objects_queued_under_a_lock_on_every_cpu_are_all_freed_after_it",
             "memory::free_q::frees_under_a_guard_wait_for_its_drop",
             "shell::tests::every_command_answers_while_memory_is_exhausted",
+            "shell::tests::ctrl_c_stops_a_long_command_and_the_prompt_returns",
         ],
         time_limit_secs: 60,
     },
